@@ -1,0 +1,113 @@
+"""Runtime configuration: one Settings object read from HERALD_* environment variables."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from functools import lru_cache
+
+from pydantic import Field, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Env(StrEnum):
+    DEV = "dev"
+    PROD = "prod"
+
+
+class Provider(StrEnum):
+    SIMULATED = "simulated"
+    CLOUD_API = "cloud_api"
+
+
+class ConfigError(Exception):
+    """Raised with one human-readable line naming the offending variable."""
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="HERALD_", env_file=".env", extra="ignore")
+
+    env: Env = Env.DEV
+    # Unset URLs mean "start embedded services" under `herald dev`; other commands require them.
+    database_url: str | None = None
+    redis_url: str | None = None
+    data_dir: str = ".herald"
+    host: str = "127.0.0.1"
+    port: int = Field(default=8000, ge=1, le=65535)
+
+    db_pool_size: int = Field(default=10, ge=1)
+    db_max_overflow: int = Field(default=10, ge=0)
+
+    graphiql: bool | None = None  # None: on in dev, off in prod
+    # Adds `extensions.sqlStatements` to every GraphQL response (tests, bench, debugging).
+    expose_sql_count: bool = False
+
+    page_size_default: int = Field(default=20, ge=1)
+    page_size_max: int = Field(default=100, ge=1)
+    import_max_rows: int = Field(default=10_000, ge=1)
+
+    cache_ttl_default: int = Field(default=60, ge=1)
+    cache_ttl_stats: int = Field(default=60, ge=1)
+    cache_ttl_categories: int = Field(default=120, ge=1)
+    cache_ttl_contacts_count: int = Field(default=60, ge=1)
+    cache_ttl_contacts_list: int = Field(default=30, ge=1)
+    cache_ttl_campaigns_list: int = Field(default=15, ge=1)
+    cache_ttl_campaign_stats: int = Field(default=60, ge=1)
+
+    whatsapp_provider: Provider = Provider.SIMULATED
+    whatsapp_api_base_url: str = "https://graph.facebook.com/v21.0"
+    whatsapp_phone_number_id: str = ""
+    whatsapp_access_token: str = ""
+    whatsapp_app_secret: str = ""
+    whatsapp_verify_token: str = ""
+    whatsapp_daily_quota: int = Field(default=100_000, ge=1)
+    whatsapp_rate_per_second: int = Field(default=80, ge=1)
+
+    worker_processes: int = Field(default=2, ge=1)
+    worker_threads: int = Field(default=4, ge=1)
+
+    @field_validator("database_url")
+    @classmethod
+    def _postgres_only(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        if not value.startswith(("postgresql://", "postgresql+asyncpg://", "postgres://")):
+            raise ValueError("must be a postgresql:// URL")
+        return value
+
+    @field_validator("redis_url")
+    @classmethod
+    def _redis_only(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        if not value.startswith(("redis://", "rediss://", "unix://")):
+            raise ValueError("must be a redis://, rediss:// or unix:// URL")
+        return value
+
+    @property
+    def graphiql_enabled(self) -> bool:
+        return self.env is Env.DEV if self.graphiql is None else self.graphiql
+
+    @property
+    def async_database_url(self) -> str:
+        """The URL in the form SQLAlchemy's asyncpg dialect expects."""
+        if self.database_url is None:
+            raise ConfigError("HERALD_DATABASE_URL: not set")
+        url = self.database_url
+        for prefix in ("postgresql+asyncpg://", "postgresql://", "postgres://"):
+            if url.startswith(prefix):
+                return "postgresql+asyncpg://" + url[len(prefix) :]
+        return url
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Build Settings, turning pydantic's report into one line per bad variable."""
+    try:
+        return Settings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        lines = [f"HERALD_{str(err['loc'][0]).upper()}: {err['msg']}" for err in exc.errors()]
+        raise ConfigError("; ".join(lines)) from None
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return load_settings()

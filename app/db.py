@@ -1,0 +1,71 @@
+"""Database engine, sessions, and the SQL statement counter that keeps N+1 visible."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import event
+from sqlalchemy.ext.asyncio import (
+    AsyncEngine,
+    AsyncSession,
+    async_sessionmaker,
+    create_async_engine,
+)
+
+from app.config import Settings
+
+
+@dataclass
+class StatementCount:
+    """Statements sent to PostgreSQL by the code running in one context (a request, a task)."""
+
+    value: int = 0
+
+
+_current_count: ContextVar[StatementCount | None] = ContextVar("herald_sql_count", default=None)
+_total = StatementCount()
+
+
+@contextmanager
+def count_statements() -> Iterator[StatementCount]:
+    """Count every statement executed by this task and the tasks it spawns until exit."""
+    counter = StatementCount()
+    token = _current_count.set(counter)
+    try:
+        yield counter
+    finally:
+        _current_count.reset(token)
+
+
+def total_statements() -> int:
+    """Statements sent by this process since start (for /metrics)."""
+    return _total.value
+
+
+def _on_execute(*_: Any) -> None:
+    _total.value += 1
+    counter = _current_count.get()
+    if counter is not None:
+        counter.value += 1
+
+
+def create_engine(settings: Settings) -> AsyncEngine:
+    engine = create_async_engine(
+        settings.async_database_url,
+        pool_size=settings.db_pool_size,
+        max_overflow=settings.db_max_overflow,
+        pool_pre_ping=True,
+        connect_args={"server_settings": {"application_name": "herald"}},
+    )
+    # before_cursor_execute fires once per round trip the driver makes for a statement,
+    # including executemany batches, so this is the number the audit cares about.
+    event.listen(engine.sync_engine, "before_cursor_execute", _on_execute)
+    return engine
+
+
+def create_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
+    return async_sessionmaker(engine, expire_on_commit=False, autoflush=False)

@@ -1,0 +1,33 @@
+"""SQLAlchemy models, one module per table; importing this package registers them all."""
+
+from app.models.api_key import ApiKey
+from app.models.base import Base
+from app.models.campaign import Campaign, campaign_categories
+from app.models.category import Category, category_contacts
+from app.models.contact import Contact
+from app.models.enums import (
+    ApiKeyRole,
+    CampaignStatus,
+    InteractionKind,
+    MessageStatus,
+    WhatsAppStatus,
+)
+from app.models.interaction import Interaction
+from app.models.message import Message
+
+__all__ = [
+    "ApiKey",
+    "ApiKeyRole",
+    "Base",
+    "Campaign",
+    "CampaignStatus",
+    "Category",
+    "Contact",
+    "Interaction",
+    "InteractionKind",
+    "Message",
+    "MessageStatus",
+    "WhatsAppStatus",
+    "campaign_categories",
+    "category_contacts",
+]

@@ -1,0 +1,53 @@
+"""campaigns: one WhatsApp template sent to the contacts of target categories."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import TYPE_CHECKING
+
+from sqlalchemy import BigInteger, Column, DateTime, ForeignKey, Index, String, Table, Text
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from app.models.base import Base, IdMixin, TimestampMixin, checked_enum
+from app.models.enums import CampaignStatus
+
+if TYPE_CHECKING:
+    from app.models.category import Category
+
+campaign_categories = Table(
+    "campaign_categories",
+    Base.metadata,
+    Column(
+        "campaign_id",
+        BigInteger,
+        ForeignKey("campaigns.id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    Column(
+        "category_id",
+        BigInteger,
+        ForeignKey("categories.id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    Index(None, "category_id"),
+)
+
+
+class Campaign(IdMixin, TimestampMixin, Base):
+    __tablename__ = "campaigns"
+
+    name: Mapped[str] = mapped_column(String(200), nullable=False)
+    template_name: Mapped[str] = mapped_column(String(512), nullable=False)
+    template_language: Mapped[str] = mapped_column(String(16), nullable=False, default="en")
+    template_body: Mapped[str] = mapped_column(Text, nullable=False, default="")
+    status: Mapped[CampaignStatus] = mapped_column(
+        checked_enum(CampaignStatus, "campaign_status"),
+        nullable=False,
+        server_default=CampaignStatus.DRAFT.value,
+        index=True,
+    )
+    scheduled_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    completed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+    targets: Mapped[list[Category]] = relationship(secondary=campaign_categories, lazy="raise")

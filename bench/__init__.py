@@ -1,0 +1,1 @@
+"""Benchmarks: seed data at scale, drive the real server, print tables."""

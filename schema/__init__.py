@@ -1,0 +1,1 @@
+"""Strawberry GraphQL schema: types, queries and mutations per domain."""

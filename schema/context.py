@@ -1,0 +1,37 @@
+"""The typed per-request context every resolver receives as `info.context`."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import TypeAlias
+
+import strawberry
+from redis.asyncio import Redis
+from sqlalchemy.ext.asyncio import AsyncSession
+from starlette.requests import Request
+from starlette.responses import Response
+
+from app.config import Settings
+from loaders import Loaders
+
+AfterCommit: TypeAlias = Callable[[], Awaitable[None]]
+
+
+@dataclass
+class Context:
+    request: Request
+    response: Response
+    settings: Settings
+    session: AsyncSession
+    redis: Redis
+    loaders: Loaders
+    # Work that must only happen once the request's transaction is durable
+    # (cache invalidation, enqueuing jobs); dropped on rollback.
+    after_commit: list[AfterCommit] = field(default_factory=list)
+
+    def on_commit(self, callback: AfterCommit) -> None:
+        self.after_commit.append(callback)
+
+
+Info: TypeAlias = strawberry.Info[Context, None]

@@ -1,0 +1,50 @@
+"""Schema extensions: the request's transaction boundary and its SQL statement count."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+
+from strawberry.extensions import SchemaExtension
+
+from app.db import count_statements
+from schema.context import Context
+
+logger = logging.getLogger(__name__)
+
+
+class TransactionBoundary(SchemaExtension):
+    """Commit once per request when it raised no error; then run after-commit work.
+
+    Typed (union) errors roll back their own savepoint in the mutation; an unexpected
+    error anywhere rolls back the whole request, so nothing is ever half-written.
+    """
+
+    statements: int = 0
+
+    async def on_operation(self) -> AsyncIterator[None]:
+        context: Context = self.execution_context.context
+        committed = False
+        with count_statements() as counter:
+            try:
+                yield
+                result = self.execution_context.result
+                if result is not None and not result.errors and context.session.in_transaction():
+                    await context.session.commit()
+                    committed = True
+            finally:
+                await context.session.close()  # rolls back whatever was not committed
+            self.statements = counter.value
+        if committed:
+            for callback in context.after_commit:
+                try:
+                    await callback()
+                except Exception:
+                    # The data is durable; a failed follow-up must not turn into an error.
+                    logger.exception("after-commit callback failed")
+
+    def get_results(self) -> dict[str, object]:
+        context: Context = self.execution_context.context
+        if context.settings.expose_sql_count:
+            return {"sqlStatements": self.statements}
+        return {}

@@ -1,0 +1,207 @@
+"""Test harness: a fresh database per run, real Redis, and the real app served over HTTP."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+import threading
+import time
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import httpx
+import pytest
+import pytest_asyncio
+import redis
+import uvicorn
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker, create_async_engine
+from sqlalchemy.pool import NullPool
+
+from app import migrate
+from app.config import Settings, load_settings
+from app.main import create_app
+
+
+def _reachable(host: str, port: int) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=0.5):
+            return True
+    except OSError:
+        return False
+
+
+@dataclass(frozen=True)
+class Services:
+    admin_database_url: str  # a database we may CREATE/DROP other databases from
+    redis_url: str
+
+
+@pytest.fixture(scope="session")
+def services(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Services]:
+    """Env URLs first, then the machine's PostgreSQL/Redis, then embedded ones."""
+    env_db = os.environ.get("HERALD_TEST_DATABASE_URL")
+    env_redis = os.environ.get("HERALD_TEST_REDIS_URL")
+    # A database index per run so concurrent runs on one Redis do not flush each other.
+    redis_db = 1 + os.getpid() % 15
+    have_pg = env_db is not None or _reachable("127.0.0.1", 5432)
+    have_redis = env_redis is not None or _reachable("127.0.0.1", 6379)
+    embedded = None
+    if not (have_pg and have_redis):
+        from app.embedded import start_embedded
+
+        embedded = start_embedded(tmp_path_factory.mktemp("embedded"), database="postgres")
+    database = env_db or (
+        "postgresql://postgres@127.0.0.1:5432/postgres" if have_pg else embedded.database_url  # type: ignore[union-attr]
+    )
+    redis_url = env_redis or (
+        f"redis://127.0.0.1:6379/{redis_db}" if have_redis else embedded.redis_url  # type: ignore[union-attr]
+    )
+    yield Services(database, redis_url)
+    if embedded is not None:
+        embedded.stop()
+
+
+def _with_database(url: str, name: str) -> str:
+    head, sep, query = url.partition("?")
+    return f"{head.rsplit('/', 1)[0]}/{name}{sep}{query}"
+
+
+@pytest.fixture(scope="session")
+def database_url(services: Services) -> Iterator[str]:
+    """A database of this run's own, built by `alembic upgrade head`, dropped afterwards."""
+    name = f"herald_test_{uuid.uuid4().hex[:10]}"
+    admin = load_settings(database_url=services.admin_database_url).async_database_url
+
+    async def admin_sql(sql: str) -> None:
+        conn = await asyncpg.connect(admin.replace("+asyncpg", ""))
+        try:
+            await conn.execute(sql)
+        finally:
+            await conn.close()
+
+    asyncio.run(admin_sql(f'CREATE DATABASE "{name}"'))
+    url = _with_database(services.admin_database_url, name)
+    migrate.upgrade(load_settings(database_url=url).async_database_url)
+    yield url
+    asyncio.run(admin_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+@pytest.fixture(scope="session")
+def settings(database_url: str, services: Services) -> Settings:
+    return load_settings(
+        database_url=database_url,
+        redis_url=services.redis_url,
+        expose_sql_count=True,
+        env="dev",
+    )
+
+
+TABLES = (
+    "interactions, messages, campaign_categories, campaigns, category_contacts, "
+    "categories, contacts, api_keys"
+)
+
+
+@pytest.fixture(autouse=True)
+def clean_state(settings: Settings) -> None:
+    """Each test starts from empty tables and an empty Redis database."""
+
+    async def truncate() -> None:
+        conn = await asyncpg.connect(settings.async_database_url.replace("+asyncpg", ""))
+        try:
+            await conn.execute(f"TRUNCATE {TABLES} RESTART IDENTITY CASCADE")
+        finally:
+            await conn.close()
+
+    asyncio.run(truncate())
+    redis.Redis.from_url(settings.redis_url).flushdb()  # type: ignore[arg-type]
+
+
+@dataclass(frozen=True)
+class Server:
+    url: str
+    app: Any
+
+
+@pytest.fixture(scope="session")
+def server(settings: Settings) -> Iterator[Server]:
+    """The real ASGI app under uvicorn on a free loopback port, in a background thread."""
+    app = create_app(settings)
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
+    uv = uvicorn.Server(config)
+    thread = threading.Thread(target=uv.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 20
+    while not uv.started:
+        if time.monotonic() > deadline or not thread.is_alive():
+            raise RuntimeError("test server did not start")
+        time.sleep(0.02)
+    yield Server(f"http://127.0.0.1:{port}", app)
+    uv.should_exit = True
+    thread.join(timeout=10)
+
+
+@dataclass(frozen=True)
+class GqlResult:
+    data: Any
+    errors: list[dict[str, Any]] | None
+    sql: int
+    status: int
+
+
+class GqlClient:
+    """Posts GraphQL documents to the running server over real HTTP."""
+
+    def __init__(self, http: httpx.AsyncClient) -> None:
+        self.http = http
+
+    async def __call__(
+        self, query: str, variables: dict[str, Any] | None = None, **headers: str
+    ) -> GqlResult:
+        response = await self.http.post(
+            "/graphql", json={"query": query, "variables": variables or {}}, headers=headers
+        )
+        body = response.json()
+        return GqlResult(
+            data=body.get("data"),
+            errors=body.get("errors"),
+            sql=body.get("extensions", {}).get("sqlStatements", -1),
+            status=response.status_code,
+        )
+
+    async def ok(self, query: str, variables: dict[str, Any] | None = None) -> Any:
+        """Run a document that must succeed; return its data."""
+        result = await self(query, variables)
+        assert result.errors is None, result.errors
+        return result.data
+
+
+@pytest_asyncio.fixture
+async def http(server: Server) -> AsyncIterator[httpx.AsyncClient]:
+    async with httpx.AsyncClient(base_url=server.url, timeout=30) as client:
+        yield client
+
+
+@pytest_asyncio.fixture
+async def gql(http: httpx.AsyncClient) -> GqlClient:
+    return GqlClient(http)
+
+
+@pytest_asyncio.fixture
+async def session(settings: Settings) -> AsyncIterator[AsyncSession]:
+    """A session on the test database for arranging data and checking what was written."""
+    engine = create_async_engine(settings.async_database_url, poolclass=NullPool)
+    async with async_sessionmaker(engine, expire_on_commit=False)() as db:
+        yield db
+    await engine.dispose()
+
+
+ROOT = Path(__file__).resolve().parent.parent
