@@ -1,0 +1,1 @@
+"""Campaign dispatch: the Dramatiq broker, actors, WhatsApp providers, quota and locks."""
