@@ -1,0 +1,64 @@
+"""Typed GraphQL errors shared by mutations, each built from its domain error."""
+
+from __future__ import annotations
+
+import strawberry
+
+from app import errors
+
+
+@strawberry.interface(description="An expected failure; nothing the mutation did was written.")
+class Error:
+    message: str
+
+
+@strawberry.type
+class NotFoundError(Error):
+    entity: str
+    id: strawberry.ID
+
+    @classmethod
+    def of(cls, exc: errors.NotFound) -> NotFoundError:
+        return cls(message=exc.message, entity=exc.entity, id=strawberry.ID(exc.id))
+
+
+@strawberry.type
+class InvalidInputError(Error):
+    field: str
+
+    @classmethod
+    def of(cls, exc: errors.InvalidInput) -> InvalidInputError:
+        return cls(message=exc.message, field=exc.field)
+
+
+@strawberry.type
+class InvalidPhoneError(Error):
+    phone: str
+
+    @classmethod
+    def of(cls, exc: errors.InvalidPhone) -> InvalidPhoneError:
+        return cls(message=exc.message, phone=exc.phone)
+
+
+@strawberry.type
+class DuplicateError(Error):
+    entity: str
+    field: str
+    value: str
+
+    @classmethod
+    def of(cls, exc: errors.Duplicate) -> DuplicateError:
+        return cls(message=exc.message, entity=exc.entity, field=exc.field, value=exc.value)
+
+
+@strawberry.type
+class InvalidStateError(Error):
+    entity: str
+    id: strawberry.ID
+    state: str
+
+    @classmethod
+    def of(cls, exc: errors.InvalidState) -> InvalidStateError:
+        return cls(
+            message=exc.message, entity=exc.entity, id=strawberry.ID(exc.id), state=exc.state
+        )
