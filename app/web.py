@@ -9,7 +9,7 @@ from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
 
 from app.runtime import Runtime
-from loaders import Loaders
+from loaders.registry import Loaders
 from schema.context import Context
 
 
@@ -33,5 +33,5 @@ class HeraldGraphQL(GraphQL[Context, None]):
             settings=runtime.settings,
             session=session,
             redis=runtime.redis,
-            loaders=Loaders.build(session),
+            loaders=Loaders(session),
         )

@@ -1,16 +1,1 @@
-"""Per-request DataLoaders; `Loaders` is built fresh for each GraphQL request."""
-
-from __future__ import annotations
-
-from dataclasses import dataclass
-
-from sqlalchemy.ext.asyncio import AsyncSession
-
-
-@dataclass
-class Loaders:
-    session: AsyncSession
-
-    @classmethod
-    def build(cls, session: AsyncSession) -> Loaders:
-        return cls(session=session)
+"""Per-request DataLoaders, one module per domain, named `<Result>By<Key>Loader`."""

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import TypeAlias
+from typing import TYPE_CHECKING, TypeAlias
 
 import strawberry
 from redis.asyncio import Redis
@@ -13,7 +13,9 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from app.config import Settings
-from loaders import Loaders
+
+if TYPE_CHECKING:
+    from loaders.registry import Loaders
 
 AfterCommit: TypeAlias = Callable[[], Awaitable[None]]
 

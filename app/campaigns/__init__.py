@@ -1,0 +1,1 @@
+"""The campaigns domain: repository (all SQL) and service."""

@@ -1,0 +1,1 @@
+"""The categories domain: repository (all SQL) and service."""

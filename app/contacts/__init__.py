@@ -1,0 +1,1 @@
+"""The contacts domain: repository (all SQL) and service."""

@@ -1,0 +1,1 @@
+"""The dashboard domain: one consolidated read of the headline figures."""

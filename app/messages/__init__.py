@@ -1,0 +1,1 @@
+"""The messages domain: repository (all SQL) and service."""

@@ -1,0 +1,30 @@
+"""Loader building blocks: a session-bound DataLoader and per-owner grouping."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Callable, Hashable, Iterable
+from typing import Any, Generic, TypeVar
+
+from aiodataloader import DataLoader
+from sqlalchemy.ext.asyncio import AsyncSession
+
+K = TypeVar("K", bound=Hashable)
+V = TypeVar("V")
+T = TypeVar("T")
+
+
+class SessionLoader(DataLoader[K, V], Generic[K, V]):
+    """A DataLoader whose batch function reads through the request's session."""
+
+    def __init__(self, session: AsyncSession) -> None:
+        super().__init__()
+        self.session = session
+
+
+def group_by_owner(rows: Iterable[Any], build: Callable[[Any], T]) -> dict[int, list[T]]:
+    """Rows carrying `owner_id` → {owner_id: [built, ...]}, keeping row order."""
+    grouped: dict[int, list[T]] = defaultdict(list)
+    for row in rows:
+        grouped[row.owner_id].append(build(row))
+    return grouped

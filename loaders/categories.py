@@ -1,0 +1,36 @@
+"""Loaders of the categories domain."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from app.categories.repository import CategoryRepository
+from loaders.base import SessionLoader, group_by_owner
+from schema.categories.types import CategoryType
+
+
+class CategoryByIdLoader(SessionLoader[int, CategoryType | None]):
+    async def batch_load_fn(self, keys: Sequence[int]) -> list[CategoryType | None]:
+        rows = await CategoryRepository(self.session).by_ids(keys)
+        found = {row.id: CategoryType.from_row(row) for row in rows}
+        return [found.get(key) for key in keys]
+
+
+class CategoriesByContactIdLoader(SessionLoader[int, list[CategoryType]]):
+    async def batch_load_fn(self, keys: Sequence[int]) -> list[list[CategoryType]]:
+        rows = await CategoryRepository(self.session).by_contact_ids(keys)
+        found = group_by_owner(rows, CategoryType.from_row)
+        return [found.get(key, []) for key in keys]
+
+
+class CategoriesByCampaignIdLoader(SessionLoader[int, list[CategoryType]]):
+    async def batch_load_fn(self, keys: Sequence[int]) -> list[list[CategoryType]]:
+        rows = await CategoryRepository(self.session).by_campaign_ids(keys)
+        found = group_by_owner(rows, CategoryType.from_row)
+        return [found.get(key, []) for key in keys]
+
+
+class ContactCountByCategoryIdLoader(SessionLoader[int, int]):
+    async def batch_load_fn(self, keys: Sequence[int]) -> list[int]:
+        found = await CategoryRepository(self.session).contact_counts(keys)
+        return [found.get(key, 0) for key in keys]

@@ -1,0 +1,21 @@
+"""Composite loader keys; kept apart so GraphQL types can build them without import cycles."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from app.models import MessageStatus
+from app.pagination import Page
+
+
+@dataclass(frozen=True)
+class MessagePageKey:
+    owner_id: int
+    page: Page
+    status: MessageStatus | None = None
+    with_contact: bool = False
+    with_interactions: bool = False
+
+    def shape(self) -> tuple[Page, MessageStatus | None, bool, bool]:
+        """Keys of the same shape are served by one statement."""
+        return (self.page, self.status, self.with_contact, self.with_interactions)

@@ -1,0 +1,83 @@
+"""The per-request set of DataLoaders, built fresh for each GraphQL request.
+
+Each loader is created on first use, so a request pays only for the ones it needs.
+"""
+
+from __future__ import annotations
+
+from functools import cached_property
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from loaders.campaigns import CampaignByIdLoader, StatsByCampaignIdLoader
+from loaders.categories import (
+    CategoriesByCampaignIdLoader,
+    CategoriesByContactIdLoader,
+    CategoryByIdLoader,
+    ContactCountByCategoryIdLoader,
+)
+from loaders.contacts import ContactByIdLoader, ContactPageByCategoryIdLoader
+from loaders.messages import (
+    InteractionsByContactIdLoader,
+    MessageCountByCampaignIdLoader,
+    MessageCountByContactIdLoader,
+    MessagePageByCampaignIdLoader,
+    MessagePageByContactIdLoader,
+)
+
+
+class Loaders:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    @cached_property
+    def campaign_by_id(self) -> CampaignByIdLoader:
+        return CampaignByIdLoader(self.session)
+
+    @cached_property
+    def stats_by_campaign_id(self) -> StatsByCampaignIdLoader:
+        return StatsByCampaignIdLoader(self.session)
+
+    @cached_property
+    def category_by_id(self) -> CategoryByIdLoader:
+        return CategoryByIdLoader(self.session)
+
+    @cached_property
+    def categories_by_contact_id(self) -> CategoriesByContactIdLoader:
+        return CategoriesByContactIdLoader(self.session)
+
+    @cached_property
+    def categories_by_campaign_id(self) -> CategoriesByCampaignIdLoader:
+        return CategoriesByCampaignIdLoader(self.session)
+
+    @cached_property
+    def contact_count_by_category_id(self) -> ContactCountByCategoryIdLoader:
+        return ContactCountByCategoryIdLoader(self.session)
+
+    @cached_property
+    def contact_by_id(self) -> ContactByIdLoader:
+        return ContactByIdLoader(self.session)
+
+    @cached_property
+    def contact_page_by_category_id(self) -> ContactPageByCategoryIdLoader:
+        return ContactPageByCategoryIdLoader(self.session)
+
+    @cached_property
+    def message_page_by_campaign_id(self) -> MessagePageByCampaignIdLoader:
+        return MessagePageByCampaignIdLoader(self.session)
+
+    @cached_property
+    def message_page_by_contact_id(self) -> MessagePageByContactIdLoader:
+        return MessagePageByContactIdLoader(self.session)
+
+    @cached_property
+    def message_count_by_campaign_id(self) -> MessageCountByCampaignIdLoader:
+        return MessageCountByCampaignIdLoader(self.session)
+
+    @cached_property
+    def message_count_by_contact_id(self) -> MessageCountByContactIdLoader:
+        return MessageCountByContactIdLoader(self.session)
+
+    @cached_property
+    def interactions_by_contact_id(self) -> InteractionsByContactIdLoader:
+        return InteractionsByContactIdLoader(self.session)

@@ -1,0 +1,33 @@
+"""Campaign queries."""
+
+from __future__ import annotations
+
+import strawberry
+
+from app.campaigns.repository import CampaignRepository
+from schema.campaigns.types import CampaignType
+from schema.common.enums import CampaignStatus
+from schema.common.pagination import Connection, page_args, parse_id
+from schema.context import Info
+
+
+@strawberry.type
+class CampaignQuery:
+    @strawberry.field(description="Campaigns, newest first.")
+    async def campaigns(
+        self,
+        info: Info,
+        first: int | None = None,
+        after: str | None = None,
+        status: CampaignStatus | None = None,
+    ) -> Connection[CampaignType]:
+        page = page_args(info.context.settings, first, after)
+        repository = CampaignRepository(info.context.session)
+        rows = await repository.page(status, page)
+        return Connection.of(
+            [CampaignType.from_row(r) for r in rows], page, lambda: repository.count(status)
+        )
+
+    @strawberry.field
+    async def campaign(self, info: Info, id: strawberry.ID) -> CampaignType | None:
+        return await info.context.loaders.campaign_by_id.load(parse_id(id, "id"))

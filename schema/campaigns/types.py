@@ -1,0 +1,127 @@
+"""GraphQL types of the campaigns domain."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import TYPE_CHECKING, Annotated, Any
+
+import strawberry
+
+from loaders.keys import MessagePageKey
+from schema.common.enums import CampaignStatus, MessageStatus
+from schema.common.pagination import Connection, page_args
+from schema.common.selection import selects
+from schema.context import Info
+
+if TYPE_CHECKING:
+    from schema.categories.types import CategoryType
+    from schema.messages.types import MessageType
+
+
+@strawberry.type
+class Template:
+    name: str = strawberry.field(description="The approved WhatsApp template's name.")
+    language: str
+    body: str = strawberry.field(description="Text with {{1}}-style variables.")
+
+
+@strawberry.type
+class MessageStats:
+    """Counts per status; a message is counted once, in its current status."""
+
+    total: int
+    pending: int
+    sending: int
+    sent: int
+    delivered: int
+    read: int
+    failed: int
+    interaction_count: int
+
+    @strawberry.field(description="(delivered + read) / (sent + delivered + read); 0 when none.")
+    def delivery_rate(self) -> float:
+        out = self.sent + self.delivered + self.read
+        return round((self.delivered + self.read) / out, 4) if out else 0.0
+
+    @strawberry.field(
+        description="read / (delivered + read); a lower bound, read receipts can be off."
+    )
+    def read_rate(self) -> float:
+        reached = self.delivered + self.read
+        return round(self.read / reached, 4) if reached else 0.0
+
+    @classmethod
+    def of(cls, counts: dict[str, int]) -> MessageStats:
+        statuses = {s.value: counts.get(s.value, 0) for s in MessageStatus}
+        return cls(
+            total=sum(statuses.values()),
+            interaction_count=counts.get("interactions", 0),
+            **statuses,
+        )
+
+
+@strawberry.type(name="Campaign")
+class CampaignType:
+    id: strawberry.ID
+    name: str
+    status: CampaignStatus
+    template: Template
+    scheduled_at: datetime | None
+    started_at: datetime | None
+    completed_at: datetime | None
+    created_at: datetime
+    updated_at: datetime
+
+    @classmethod
+    def from_row(cls, row: Any) -> CampaignType:
+        get = row._mapping.__getitem__ if hasattr(row, "_mapping") else row.__getattribute__
+        return cls(
+            id=strawberry.ID(str(get("id"))),
+            name=get("name"),
+            status=get("status"),
+            template=Template(
+                name=get("template_name"),
+                language=get("template_language"),
+                body=get("template_body"),
+            ),
+            scheduled_at=get("scheduled_at"),
+            started_at=get("started_at"),
+            completed_at=get("completed_at"),
+            created_at=get("created_at"),
+            updated_at=get("updated_at"),
+        )
+
+    @strawberry.field(description="The categories whose contacts this campaign reaches.")
+    async def targets(
+        self, info: Info
+    ) -> list[Annotated[CategoryType, strawberry.lazy("schema.categories.types")]]:
+        return await info.context.loaders.categories_by_campaign_id.load(int(self.id))
+
+    @strawberry.field
+    async def messages(
+        self,
+        info: Info,
+        first: int | None = None,
+        after: str | None = None,
+        status: MessageStatus | None = None,
+    ) -> Connection[Annotated[MessageType, strawberry.lazy("schema.messages.types")]]:
+        page = page_args(info.context.settings, first, after)
+        owner = int(self.id)
+        nodes = await info.context.loaders.message_page_by_campaign_id.load(
+            MessagePageKey(
+                owner,
+                page,
+                status,
+                with_contact=selects(info, "contact"),
+                with_interactions=selects(info, "interactions"),
+            )
+        )
+        return Connection.of(
+            nodes,
+            page,
+            lambda: info.context.loaders.message_count_by_campaign_id.load((owner, status)),
+        )
+
+    @strawberry.field
+    async def stats(self, info: Info) -> MessageStats:
+        return await info.context.loaders.stats_by_campaign_id.load(int(self.id))

@@ -1,0 +1,26 @@
+"""Category queries."""
+
+from __future__ import annotations
+
+import strawberry
+
+from app.categories.repository import CategoryRepository
+from schema.categories.types import CategoryType
+from schema.common.pagination import Connection, page_args, parse_id
+from schema.context import Info
+
+
+@strawberry.type
+class CategoryQuery:
+    @strawberry.field(description="Categories (contact segments), newest first.")
+    async def categories(
+        self, info: Info, first: int | None = None, after: str | None = None
+    ) -> Connection[CategoryType]:
+        page = page_args(info.context.settings, first, after)
+        repository = CategoryRepository(info.context.session)
+        rows = await repository.page(page)
+        return Connection.of([CategoryType.from_row(r) for r in rows], page, repository.count)
+
+    @strawberry.field
+    async def category(self, info: Info, id: strawberry.ID) -> CategoryType | None:
+        return await info.context.loaders.category_by_id.load(parse_id(id, "id"))

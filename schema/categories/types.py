@@ -1,0 +1,49 @@
+"""GraphQL types of the categories domain."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import TYPE_CHECKING, Annotated, Any
+
+import strawberry
+
+from schema.common.pagination import Connection, page_args
+from schema.context import Info
+
+if TYPE_CHECKING:
+    from schema.contacts.types import ContactType
+
+
+@strawberry.type(name="Category")
+class CategoryType:
+    id: strawberry.ID
+    name: str
+    description: str | None
+    created_at: datetime
+    updated_at: datetime
+
+    @classmethod
+    def from_row(cls, row: Any) -> CategoryType:
+        get = row._mapping.__getitem__ if hasattr(row, "_mapping") else row.__getattribute__
+        return cls(
+            id=strawberry.ID(str(get("id"))),
+            name=get("name"),
+            description=get("description"),
+            created_at=get("created_at"),
+            updated_at=get("updated_at"),
+        )
+
+    @strawberry.field(description="Members of this category (one grouped query per page).")
+    async def contact_count(self, info: Info) -> int:
+        return await info.context.loaders.contact_count_by_category_id.load(int(self.id))
+
+    @strawberry.field
+    async def contacts(
+        self, info: Info, first: int | None = None, after: str | None = None
+    ) -> Connection[Annotated[ContactType, strawberry.lazy("schema.contacts.types")]]:
+        page = page_args(info.context.settings, first, after)
+        owner = int(self.id)
+        nodes = await info.context.loaders.contact_page_by_category_id.load((owner, page))
+        return Connection.of(
+            nodes, page, lambda: info.context.loaders.contact_count_by_category_id.load(owner)
+        )

@@ -1,0 +1,19 @@
+"""The domain enumerations, registered as GraphQL enums: import them from here in schema/."""
+
+from __future__ import annotations
+
+import strawberry
+
+from app.models.enums import (
+    ApiKeyRole,
+    CampaignStatus,
+    InteractionKind,
+    MessageStatus,
+    WhatsAppStatus,
+)
+
+# strawberry.enum annotates the class in place, so the domain enums are the GraphQL ones.
+for _enum in (ApiKeyRole, CampaignStatus, InteractionKind, MessageStatus, WhatsAppStatus):
+    strawberry.enum(_enum)
+
+__all__ = ["ApiKeyRole", "CampaignStatus", "InteractionKind", "MessageStatus", "WhatsAppStatus"]

@@ -1,0 +1,107 @@
+"""Relay-style connections with opaque keyset cursors (newest first, by id)."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Generic, TypeVar
+
+import strawberry
+from graphql import GraphQLError
+
+from app.config import Settings
+from app.pagination import Page
+
+NodeT = TypeVar("NodeT")
+
+
+class BadInputError(GraphQLError):
+    """A client mistake in a query's arguments; reported with code BAD_USER_INPUT."""
+
+    def __init__(self, message: str, argument: str) -> None:
+        super().__init__(message, extensions={"code": "BAD_USER_INPUT", "argument": argument})
+
+
+def encode_cursor(id: int | str) -> str:
+    return base64.urlsafe_b64encode(f"id:{id}".encode()).decode()
+
+
+def decode_cursor(cursor: str) -> int:
+    try:
+        kind, _, value = base64.urlsafe_b64decode(cursor.encode()).decode().partition(":")
+        if kind == "id" and value.isdigit():
+            return int(value)
+    except (binascii.Error, UnicodeDecodeError, ValueError):
+        pass
+    raise BadInputError(f"malformed cursor {cursor!r}", "after")
+
+
+def parse_id(value: strawberry.ID | str, argument: str) -> int:
+    """Ids are decimal strings of database keys; anything else is a client error."""
+    text = str(value)
+    if text.isdigit() and len(text) < 19:
+        return int(text)
+    raise BadInputError(f"{argument} must be a numeric id, got {text!r}", argument)
+
+
+def page_args(settings: Settings, first: int | None, after: str | None) -> Page:
+    """Validate `first`/`after` into a keyset page (default 20, at most the configured max)."""
+    size = settings.page_size_default if first is None else first
+    if not 0 <= size <= settings.page_size_max:
+        raise BadInputError(
+            f"first must be between 0 and {settings.page_size_max}, got {size}", "first"
+        )
+    return Page(limit=size, before_id=None if after is None else decode_cursor(after))
+
+
+@strawberry.type
+class PageInfo:
+    has_next_page: bool
+    has_previous_page: bool
+    start_cursor: str | None
+    end_cursor: str | None
+
+
+@strawberry.type
+class Edge(Generic[NodeT]):
+    cursor: str
+    node: NodeT
+
+
+@strawberry.type
+class Connection(Generic[NodeT]):
+    """A page of nodes; `totalCount` costs one extra statement and only runs when asked for."""
+
+    nodes: list[NodeT]
+    page_info: PageInfo
+    _count: strawberry.Private[Callable[[], Awaitable[int]]]
+
+    @strawberry.field
+    def edges(self) -> list[Edge[NodeT]]:
+        return [Edge(cursor=encode_cursor(node.id), node=node) for node in self.nodes]  # type: ignore[attr-defined]
+
+    @strawberry.field
+    async def total_count(self) -> int:
+        return await self._count()
+
+    @classmethod
+    def of(
+        cls,
+        rows: Sequence[NodeT],
+        page: Page,
+        count: Callable[[], Awaitable[int]],
+    ) -> Connection[NodeT]:
+        """Build from `limit + 1` fetched nodes: the extra one only signals a next page."""
+        nodes = list(rows[: page.limit])
+        ids = [node.id for node in nodes]  # type: ignore[attr-defined]
+        return cls(
+            nodes=nodes,
+            page_info=PageInfo(
+                has_next_page=len(rows) > page.limit,
+                has_previous_page=page.before_id is not None,
+                start_cursor=encode_cursor(ids[0]) if ids else None,
+                end_cursor=encode_cursor(ids[-1]) if ids else None,
+            ),
+            _count=count,
+        )

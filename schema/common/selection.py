@@ -1,0 +1,36 @@
+"""Look-ahead into a connection's selection, so a loader can prefetch what nodes will need."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from typing import Any
+
+from strawberry.types.nodes import FragmentSpread, InlineFragment, SelectedField, Selection
+
+
+def _fields(selections: Iterable[Selection]) -> Iterator[SelectedField]:
+    """Fields of a selection set with fragments flattened in."""
+    for selection in selections:
+        if isinstance(selection, FragmentSpread | InlineFragment):
+            yield from _fields(selection.selections)
+        else:
+            yield selection
+
+
+def _node_fields(connection: SelectedField) -> Iterator[SelectedField]:
+    for field in _fields(connection.selections):
+        if field.name == "nodes":
+            yield from _fields(field.selections)
+        elif field.name == "edges":
+            for edge_field in _fields(field.selections):
+                if edge_field.name == "node":
+                    yield from _fields(edge_field.selections)
+
+
+def selects(info: Any, name: str) -> bool:
+    """Whether the connection being resolved asks for `name` on its nodes."""
+    return any(
+        field.name == name
+        for connection in info.selected_fields
+        for field in _node_fields(connection)
+    )

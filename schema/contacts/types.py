@@ -1,0 +1,89 @@
+"""GraphQL types of the contacts domain."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import TYPE_CHECKING, Annotated, Any
+
+import strawberry
+from strawberry.scalars import JSON
+
+from loaders.keys import MessagePageKey
+from schema.common.enums import MessageStatus, WhatsAppStatus
+from schema.common.pagination import Connection, page_args
+from schema.common.selection import selects
+from schema.context import Info
+
+if TYPE_CHECKING:
+    from schema.categories.types import CategoryType
+    from schema.messages.types import InteractionType, MessageType
+
+CONTACT_FIELDS = (
+    "phone",
+    "name",
+    "attributes",
+    "whatsapp_status",
+    "whatsapp_checked_at",
+    "opted_out_at",
+    "created_at",
+    "updated_at",
+)
+
+
+@strawberry.type(name="Contact")
+class ContactType:
+    id: strawberry.ID
+    phone: str = strawberry.field(description="E.164, e.g. +33612345678.")
+    name: str | None
+    attributes: JSON = strawberry.field(description="Template variables, e.g. first_name.")
+    whatsapp_status: WhatsAppStatus
+    whatsapp_checked_at: datetime | None
+    opted_out_at: datetime | None
+    created_at: datetime
+    updated_at: datetime
+
+    @classmethod
+    def from_row(cls, row: Any, prefix: str = "") -> ContactType:
+        """Build from an ORM object or a Core row (optionally with prefixed column names)."""
+        get = row._mapping.__getitem__ if hasattr(row, "_mapping") else row.__getattribute__
+        return cls(
+            id=strawberry.ID(str(get(prefix + "id"))),
+            **{name: get(prefix + name) for name in CONTACT_FIELDS},
+        )
+
+    @strawberry.field
+    async def categories(
+        self, info: Info
+    ) -> list[Annotated[CategoryType, strawberry.lazy("schema.categories.types")]]:
+        return await info.context.loaders.categories_by_contact_id.load(int(self.id))
+
+    @strawberry.field
+    async def messages(
+        self,
+        info: Info,
+        first: int | None = None,
+        after: str | None = None,
+        status: MessageStatus | None = None,
+    ) -> Connection[Annotated[MessageType, strawberry.lazy("schema.messages.types")]]:
+        page = page_args(info.context.settings, first, after)
+        owner = int(self.id)
+        nodes = await info.context.loaders.message_page_by_contact_id.load(
+            MessagePageKey(
+                owner,
+                page,
+                status,
+                with_contact=selects(info, "contact"),
+                with_interactions=selects(info, "interactions"),
+            )
+        )
+        return Connection.of(
+            nodes,
+            page,
+            lambda: info.context.loaders.message_count_by_contact_id.load((owner, status)),
+        )
+
+    @strawberry.field
+    async def interactions(
+        self, info: Info
+    ) -> list[Annotated[InteractionType, strawberry.lazy("schema.messages.types")]]:
+        return await info.context.loaders.interactions_by_contact_id.load(int(self.id))

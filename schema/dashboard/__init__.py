@@ -1,0 +1,1 @@
+"""GraphQL API of the dashboard: headline figures in one object."""

@@ -1,0 +1,41 @@
+"""Message queries, including the global statistics."""
+
+from __future__ import annotations
+
+import strawberry
+
+from app.messages.repository import MessageRepository
+from loaders.messages import build_messages
+from schema.campaigns.types import MessageStats
+from schema.common.enums import MessageStatus
+from schema.common.pagination import Connection, page_args, parse_id
+from schema.common.selection import selects
+from schema.context import Info
+from schema.messages.types import MessageType
+
+
+@strawberry.type
+class MessageQuery:
+    @strawberry.field(description="Messages, newest first, optionally of one campaign.")
+    async def messages(
+        self,
+        info: Info,
+        first: int | None = None,
+        after: str | None = None,
+        campaign_id: strawberry.ID | None = None,
+        status: MessageStatus | None = None,
+    ) -> Connection[MessageType]:
+        page = page_args(info.context.settings, first, after)
+        campaign = None if campaign_id is None else parse_id(campaign_id, "campaignId")
+        with_contact = selects(info, "contact")
+        repository = MessageRepository(info.context.session)
+        rows = await repository.page(campaign, status, page, with_contact)
+        nodes = await build_messages(
+            info.context.session, rows, with_contact, selects(info, "interactions")
+        )
+        return Connection.of(nodes, page, lambda: repository.count(campaign, status))
+
+    @strawberry.field(description="Counts of all messages per status.")
+    async def message_stats(self, info: Info) -> MessageStats:
+        rows = await MessageRepository(info.context.session).status_counts()
+        return MessageStats.of({row.status: row.n for row in rows})
