@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import DateTime, String, Text, text
+from sqlalchemy import DateTime, Index, String, Text, text
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
@@ -18,6 +18,11 @@ if TYPE_CHECKING:
 
 class Contact(IdMixin, TimestampMixin, Base):
     __tablename__ = "contacts"
+    __table_args__ = (
+        # `contacts(search:)` is a substring match on name or phone: trigram indexes.
+        Index(None, "name", postgresql_using="gin", postgresql_ops={"name": "gin_trgm_ops"}),
+        Index(None, "phone", postgresql_using="gin", postgresql_ops={"phone": "gin_trgm_ops"}),
+    )
 
     phone: Mapped[str] = mapped_column(String(20), unique=True, nullable=False)
     name: Mapped[str | None] = mapped_column(Text)

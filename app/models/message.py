@@ -24,6 +24,8 @@ class Message(IdMixin, TimestampMixin, Base):
         # Audit 3.3: per-campaign status counts and status-filtered pages.
         Index(None, "campaign_id", "status"),
         Index(None, "contact_id"),
+        # Newest-first pages of one campaign's messages (the nested connection) walk this.
+        Index(None, "campaign_id", "id"),
     )
 
     campaign_id: Mapped[int] = mapped_column(
