@@ -25,7 +25,7 @@ async def build_messages(
 ) -> list[MessageType]:
     messages = [
         MessageType.from_row(
-            row, ContactType.from_row(row, CONTACT_PREFIX) if with_contact else None
+            row, ContactType.from_prefixed_row(row, CONTACT_PREFIX) if with_contact else None
         )
         for row in rows
     ]
@@ -39,7 +39,7 @@ async def build_messages(
             InteractionType.from_row,
         )
         for message in messages:
-            message.prefetched_interactions = found.get(int(message.id), [])
+            message.interactions = found.get(int(message.id), [])
     return messages
 
 

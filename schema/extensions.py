@@ -1,13 +1,18 @@
-"""Schema extensions: the request's transaction boundary and its SQL statement count."""
+"""Schema extensions: the request's transaction boundary, its SQL count and timing."""
 
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import AsyncIterator
 
+import strawberry
+from graphql import GraphQLError
 from strawberry.extensions import SchemaExtension
+from strawberry.types import ExecutionContext
 
 from app.db import count_statements
+from schema.common.pagination import BadInputError
 from schema.context import Context
 
 logger = logging.getLogger(__name__)
@@ -25,6 +30,7 @@ class TransactionBoundary(SchemaExtension):
     async def on_operation(self) -> AsyncIterator[None]:
         context: Context = self.execution_context.context
         committed = False
+        started = time.perf_counter()
         with count_statements() as counter:
             try:
                 yield
@@ -35,6 +41,9 @@ class TransactionBoundary(SchemaExtension):
             finally:
                 await context.session.close()  # rolls back whatever was not committed
             self.statements = counter.value
+        # Browsers' dev tools and the bench read the server's own share of a request here.
+        elapsed_ms = (time.perf_counter() - started) * 1000
+        context.response.headers["Server-Timing"] = f"graphql;dur={elapsed_ms:.2f}"
         if committed:
             for callback in context.after_commit:
                 try:
@@ -48,3 +57,14 @@ class TransactionBoundary(SchemaExtension):
         if context.settings.expose_sql_count:
             return {"sqlStatements": self.statements}
         return {}
+
+
+class HeraldSchema(strawberry.Schema):
+    """Logs unexpected errors with their stack; a client's bad input is not a server event."""
+
+    def process_errors(
+        self, errors: list[GraphQLError], execution_context: ExecutionContext | None = None
+    ) -> None:
+        unexpected = [e for e in errors if not isinstance(e.original_error, BadInputError)]
+        if unexpected:
+            super().process_errors(unexpected, execution_context)

@@ -74,21 +74,20 @@ class CampaignType:
 
     @classmethod
     def from_row(cls, row: Any) -> CampaignType:
-        get = row._mapping.__getitem__ if hasattr(row, "_mapping") else row.__getattribute__
         return cls(
-            id=strawberry.ID(str(get("id"))),
-            name=get("name"),
-            status=get("status"),
+            id=strawberry.ID(str(row.id)),
+            name=row.name,
+            status=row.status,
             template=Template(
-                name=get("template_name"),
-                language=get("template_language"),
-                body=get("template_body"),
+                name=row.template_name,
+                language=row.template_language,
+                body=row.template_body,
             ),
-            scheduled_at=get("scheduled_at"),
-            started_at=get("started_at"),
-            completed_at=get("completed_at"),
-            created_at=get("created_at"),
-            updated_at=get("updated_at"),
+            scheduled_at=row.scheduled_at,
+            started_at=row.started_at,
+            completed_at=row.completed_at,
+            created_at=row.created_at,
+            updated_at=row.updated_at,
         )
 
     @strawberry.field(description="The categories whose contacts this campaign reaches.")

@@ -24,13 +24,12 @@ class CategoryType:
 
     @classmethod
     def from_row(cls, row: Any) -> CategoryType:
-        get = row._mapping.__getitem__ if hasattr(row, "_mapping") else row.__getattribute__
         return cls(
-            id=strawberry.ID(str(get("id"))),
-            name=get("name"),
-            description=get("description"),
-            created_at=get("created_at"),
-            updated_at=get("updated_at"),
+            id=strawberry.ID(str(row.id)),
+            name=row.name,
+            description=row.description,
+            created_at=row.created_at,
+            updated_at=row.updated_at,
         )
 
     @strawberry.field(description="Members of this category (one grouped query per page).")

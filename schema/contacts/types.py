@@ -18,17 +18,6 @@ if TYPE_CHECKING:
     from schema.categories.types import CategoryType
     from schema.messages.types import InteractionType, MessageType
 
-CONTACT_FIELDS = (
-    "phone",
-    "name",
-    "attributes",
-    "whatsapp_status",
-    "whatsapp_checked_at",
-    "opted_out_at",
-    "created_at",
-    "updated_at",
-)
-
 
 @strawberry.type(name="Contact")
 class ContactType:
@@ -43,12 +32,34 @@ class ContactType:
     updated_at: datetime
 
     @classmethod
-    def from_row(cls, row: Any, prefix: str = "") -> ContactType:
-        """Build from an ORM object or a Core row (optionally with prefixed column names)."""
-        get = row._mapping.__getitem__ if hasattr(row, "_mapping") else row.__getattribute__
+    def from_row(cls, row: Any) -> ContactType:
+        """Build from an ORM object or a Core row."""
         return cls(
-            id=strawberry.ID(str(get(prefix + "id"))),
-            **{name: get(prefix + name) for name in CONTACT_FIELDS},
+            id=strawberry.ID(str(row.id)),
+            phone=row.phone,
+            name=row.name,
+            attributes=row.attributes,
+            whatsapp_status=row.whatsapp_status,
+            whatsapp_checked_at=row.whatsapp_checked_at,
+            opted_out_at=row.opted_out_at,
+            created_at=row.created_at,
+            updated_at=row.updated_at,
+        )
+
+    @classmethod
+    def from_prefixed_row(cls, row: Any, prefix: str) -> ContactType:
+        """Build from a row where the contact's columns travel as `<prefix><name>`."""
+        values = row._mapping
+        return cls(
+            id=strawberry.ID(str(values[prefix + "id"])),
+            phone=values[prefix + "phone"],
+            name=values[prefix + "name"],
+            attributes=values[prefix + "attributes"],
+            whatsapp_status=values[prefix + "whatsapp_status"],
+            whatsapp_checked_at=values[prefix + "whatsapp_checked_at"],
+            opted_out_at=values[prefix + "opted_out_at"],
+            created_at=values[prefix + "created_at"],
+            updated_at=values[prefix + "updated_at"],
         )
 
     @strawberry.field

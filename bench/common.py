@@ -1,0 +1,141 @@
+"""Benchmark plumbing: a seeded database of its own and the real server in a subprocess."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+import asyncpg
+import httpx
+
+from app import migrate
+from app.config import load_settings
+from app.db import create_engine
+from app.seed import seed
+
+ADMIN_URL = os.environ.get(
+    "HERALD_BENCH_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
+)
+REDIS_URL = os.environ.get("HERALD_BENCH_REDIS_URL", "redis://127.0.0.1:6379/13")
+
+
+@dataclass(frozen=True)
+class Scale:
+    contacts: int
+    campaigns: int
+    messages_per_campaign: int
+
+    @property
+    def database(self) -> str:
+        return f"herald_bench_{self.contacts}_{self.campaigns}_{self.messages_per_campaign}"
+
+
+def database_url(scale: Scale) -> str:
+    return ADMIN_URL.rsplit("/", 1)[0] + "/" + scale.database
+
+
+async def _prepare(scale: Scale) -> None:
+    admin = await asyncpg.connect(ADMIN_URL)
+    try:
+        exists = await admin.fetchval(
+            "SELECT 1 FROM pg_database WHERE datname = $1", scale.database
+        )
+        if not exists:
+            await admin.execute(f'CREATE DATABASE "{scale.database}"')
+    finally:
+        await admin.close()
+    if exists:
+        return
+    settings = load_settings(database_url=database_url(scale), redis_url=REDIS_URL)
+    await asyncio.to_thread(migrate.upgrade, settings.async_database_url)
+    engine = create_engine(settings)
+    try:
+        report = await seed(engine, scale.contacts, scale.campaigns, scale.messages_per_campaign)
+        print(f"seeded {report.messages:,} messages in {report.seconds:.1f} s", file=sys.stderr)
+    finally:
+        await engine.dispose()
+
+
+def prepare(scale: Scale) -> str:
+    """A database seeded at this scale (created and seeded once, then reused)."""
+    asyncio.run(_prepare(scale))
+    return database_url(scale)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@contextmanager
+def running_server(database: str, workers: int = 1, **env: str) -> Iterator[str]:
+    """`uvicorn app.main:create_app` as operators run it; yields its base URL."""
+    port = free_port()
+    environment = {
+        **os.environ,
+        "HERALD_DATABASE_URL": database,
+        "HERALD_REDIS_URL": REDIS_URL,
+        "HERALD_ENV": "prod",
+        "HERALD_EXPOSE_SQL_COUNT": "true",
+        **env,
+    }
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            "app.main:create_app",
+            "--factory",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--workers",
+            str(workers),
+            "--log-level",
+            "warning",
+            "--no-access-log",
+        ],
+        env=environment,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                if httpx.get(url + "/readyz").status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            if time.monotonic() > deadline or process.poll() is not None:
+                raise RuntimeError("server did not become ready")
+            time.sleep(0.1)
+        yield url
+    finally:
+        process.terminate()
+        process.wait(timeout=15)
+
+
+def percentile(samples: Sequence[float], q: float) -> float:
+    ordered = sorted(samples)
+    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
+
+
+def median(samples: Sequence[float]) -> float:
+    return statistics.median(samples)
+
+
+def table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
+    """A Markdown table."""
+    lines = ["| " + " | ".join(headers) + " |", "|" + "|".join("---" for _ in headers) + "|"]
+    lines += ["| " + " | ".join(str(cell) for cell in row) + " |" for row in rows]
+    return "\n".join(lines)
