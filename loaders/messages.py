@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from sqlalchemy import Row
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.contacts.repository import ContactRepository
 from app.messages.repository import CONTACT_PREFIX, MessageRepository
 from app.models import MessageStatus
 from loaders.base import SessionLoader, group_by_owner
@@ -21,8 +22,19 @@ from schema.messages.types import InteractionType, MessageType
 
 
 async def build_messages(
-    session: AsyncSession, rows: Sequence[Row], with_contact: bool, with_interactions: bool
+    session: AsyncSession,
+    rows: Sequence[Row],
+    with_contact: bool,
+    with_interactions: bool,
+    naive: bool = False,
 ) -> list[MessageType]:
+    """Messages from page rows (joined with contacts when `with_contact`), plus interactions.
+
+    `naive` instead looks up each message's contact and interactions one statement at
+    a time, as the audited REST API did; it exists so benchmarks can show the ratio.
+    """
+    if naive:
+        return await _build_messages_naively(session, rows, with_contact, with_interactions)
     messages = [
         MessageType.from_row(
             row, ContactType.from_prefixed_row(row, CONTACT_PREFIX) if with_contact else None
@@ -43,6 +55,20 @@ async def build_messages(
     return messages
 
 
+async def _build_messages_naively(
+    session: AsyncSession, rows: Sequence[Row], with_contact: bool, with_interactions: bool
+) -> list[MessageType]:
+    messages = [MessageType.from_row(row) for row in rows]
+    for message in messages:
+        if with_contact:
+            [contact] = await ContactRepository(session).by_ids([message.contact_id])
+            message.contact = ContactType.from_row(contact)
+        if with_interactions:
+            found = await MessageRepository(session).interactions_by_message_ids([int(message.id)])
+            message.interactions = [InteractionType.from_row(row) for row in found]
+    return messages
+
+
 class _MessagePageLoader(SessionLoader[MessagePageKey, list[MessageType]]):
     async def fetch(self, owners: list[int], key: MessagePageKey) -> Sequence[Row]:
         raise NotImplementedError
@@ -53,7 +79,7 @@ class _MessagePageLoader(SessionLoader[MessagePageKey, list[MessageType]]):
             group = [key for key in keys if key.shape() == shape]
             rows = await self.fetch([key.owner_id for key in group], group[0])
             messages = await build_messages(
-                self.session, rows, group[0].with_contact, group[0].with_interactions
+                self.session, rows, group[0].with_contact, group[0].with_interactions, self.naive
             )
             by_owner: dict[int, list[MessageType]] = {}
             for row, message in zip(rows, messages, strict=True):
@@ -65,14 +91,14 @@ class _MessagePageLoader(SessionLoader[MessagePageKey, list[MessageType]]):
 class MessagePageByCampaignIdLoader(_MessagePageLoader):
     async def fetch(self, owners: list[int], key: MessagePageKey) -> Sequence[Row]:
         return await MessageRepository(self.session).page_per_campaign(
-            owners, key.status, key.page, key.with_contact
+            owners, key.status, key.page, key.with_contact and not self.naive
         )
 
 
 class MessagePageByContactIdLoader(_MessagePageLoader):
     async def fetch(self, owners: list[int], key: MessagePageKey) -> Sequence[Row]:
         return await MessageRepository(self.session).page_per_contact(
-            owners, key.status, key.page, key.with_contact
+            owners, key.status, key.page, key.with_contact and not self.naive
         )
 
 

@@ -27,57 +27,58 @@ from loaders.messages import (
 
 
 class Loaders:
-    def __init__(self, session: AsyncSession) -> None:
+    def __init__(self, session: AsyncSession, naive: bool = False) -> None:
         self.session = session
+        self.naive = naive
 
     @cached_property
     def campaign_by_id(self) -> CampaignByIdLoader:
-        return CampaignByIdLoader(self.session)
+        return CampaignByIdLoader(self.session, self.naive)
 
     @cached_property
     def stats_by_campaign_id(self) -> StatsByCampaignIdLoader:
-        return StatsByCampaignIdLoader(self.session)
+        return StatsByCampaignIdLoader(self.session, self.naive)
 
     @cached_property
     def category_by_id(self) -> CategoryByIdLoader:
-        return CategoryByIdLoader(self.session)
+        return CategoryByIdLoader(self.session, self.naive)
 
     @cached_property
     def categories_by_contact_id(self) -> CategoriesByContactIdLoader:
-        return CategoriesByContactIdLoader(self.session)
+        return CategoriesByContactIdLoader(self.session, self.naive)
 
     @cached_property
     def categories_by_campaign_id(self) -> CategoriesByCampaignIdLoader:
-        return CategoriesByCampaignIdLoader(self.session)
+        return CategoriesByCampaignIdLoader(self.session, self.naive)
 
     @cached_property
     def contact_count_by_category_id(self) -> ContactCountByCategoryIdLoader:
-        return ContactCountByCategoryIdLoader(self.session)
+        return ContactCountByCategoryIdLoader(self.session, self.naive)
 
     @cached_property
     def contact_by_id(self) -> ContactByIdLoader:
-        return ContactByIdLoader(self.session)
+        return ContactByIdLoader(self.session, self.naive)
 
     @cached_property
     def contact_page_by_category_id(self) -> ContactPageByCategoryIdLoader:
-        return ContactPageByCategoryIdLoader(self.session)
+        return ContactPageByCategoryIdLoader(self.session, self.naive)
 
     @cached_property
     def message_page_by_campaign_id(self) -> MessagePageByCampaignIdLoader:
-        return MessagePageByCampaignIdLoader(self.session)
+        return MessagePageByCampaignIdLoader(self.session, self.naive)
 
     @cached_property
     def message_page_by_contact_id(self) -> MessagePageByContactIdLoader:
-        return MessagePageByContactIdLoader(self.session)
+        return MessagePageByContactIdLoader(self.session, self.naive)
 
     @cached_property
     def message_count_by_campaign_id(self) -> MessageCountByCampaignIdLoader:
-        return MessageCountByCampaignIdLoader(self.session)
+        return MessageCountByCampaignIdLoader(self.session, self.naive)
 
     @cached_property
     def message_count_by_contact_id(self) -> MessageCountByContactIdLoader:
-        return MessageCountByContactIdLoader(self.session)
+        return MessageCountByContactIdLoader(self.session, self.naive)
 
     @cached_property
     def interactions_by_contact_id(self) -> InteractionsByContactIdLoader:
-        return InteractionsByContactIdLoader(self.session)
+        return InteractionsByContactIdLoader(self.session, self.naive)

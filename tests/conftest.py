@@ -9,6 +9,7 @@ import threading
 import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -91,6 +92,24 @@ def database_url(services: Services) -> Iterator[str]:
     asyncio.run(admin_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
 
 
+@pytest.fixture
+def fresh_database(services: Services) -> Iterator[str]:
+    """An empty database (no migrations applied) for tests that build or tear down schemas."""
+    name = f"herald_fresh_{uuid.uuid4().hex[:10]}"
+    admin = load_settings(database_url=services.admin_database_url).async_database_url
+
+    async def admin_sql(sql: str) -> None:
+        conn = await asyncpg.connect(admin.replace("+asyncpg", ""))
+        try:
+            await conn.execute(sql)
+        finally:
+            await conn.close()
+
+    asyncio.run(admin_sql(f'CREATE DATABASE "{name}"'))
+    yield _with_database(services.admin_database_url, name)
+    asyncio.run(admin_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
 @pytest.fixture(scope="session")
 def settings(database_url: str, services: Services) -> Settings:
     return load_settings(
@@ -128,8 +147,8 @@ class Server:
     app: Any
 
 
-@pytest.fixture(scope="session")
-def server(settings: Settings) -> Iterator[Server]:
+@contextmanager
+def serve(settings: Settings) -> Iterator[Server]:
     """The real ASGI app under uvicorn on a free loopback port, in a background thread."""
     app = create_app(settings)
     with socket.socket() as sock:
@@ -144,9 +163,17 @@ def server(settings: Settings) -> Iterator[Server]:
         if time.monotonic() > deadline or not thread.is_alive():
             raise RuntimeError("test server did not start")
         time.sleep(0.02)
-    yield Server(f"http://127.0.0.1:{port}", app)
-    uv.should_exit = True
-    thread.join(timeout=10)
+    try:
+        yield Server(f"http://127.0.0.1:{port}", app)
+    finally:
+        uv.should_exit = True
+        thread.join(timeout=10)
+
+
+@pytest.fixture(scope="session")
+def server(settings: Settings) -> Iterator[Server]:
+    with serve(settings) as running:
+        yield running
 
 
 @dataclass(frozen=True)

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import httpx
 import pytest
 import pytest_asyncio
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.config import Settings
 from app.models import MessageStatus
 from tests import factories
-from tests.conftest import GqlClient
+from tests.conftest import GqlClient, serve
 
 pytestmark = pytest.mark.asyncio
 
@@ -132,3 +134,21 @@ async def test_big_page_returns_every_leaf(gql: GqlClient, wide_data: dict[str, 
     leaves = [e["node"]["contact"]["phone"] for c in campaigns for e in c["messages"]["edges"]]
     assert len(leaves) == 12 * 100  # 12 campaigns have 120 messages each
     assert result.data["campaigns"]["totalCount"] == 105
+
+
+async def test_counter_sees_the_audits_n_plus_one(
+    settings: Settings, wide_data: dict[str, int]
+) -> None:
+    """The same query with batching off costs one statement per item: the counter is real."""
+    naive = settings.model_copy(update={"naive_resolvers": True})
+    with serve(naive) as server:
+        async with httpx.AsyncClient(base_url=server.url) as http:
+            gql = GqlClient(http)
+            small = await gql(CAMPAIGNS_MESSAGES_CONTACTS, {"n": 2})
+            large = await gql(CAMPAIGNS_MESSAGES_CONTACTS, {"n": 10})
+    # campaigns page + count, then per campaign: messages page + count, and per message
+    # fetched (a page fetches one more than asked, to know about a next page): its
+    # contact and its interactions.
+    assert small.errors is None
+    assert small.sql == 2 + 2 * (2 + 3 * 2)
+    assert large.sql == 2 + 10 * (2 + 11 * 2)

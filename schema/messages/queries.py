@@ -6,6 +6,7 @@ import strawberry
 
 from app.messages.repository import MessageRepository
 from loaders.messages import build_messages
+from schema.cache import Cached
 from schema.campaigns.types import MessageStats
 from schema.common.enums import MessageStatus
 from schema.common.pagination import Connection, page_args, parse_id
@@ -29,13 +30,20 @@ class MessageQuery:
         campaign = None if campaign_id is None else parse_id(campaign_id, "campaignId")
         with_contact = selects(info, "contact")
         repository = MessageRepository(info.context.session)
-        rows = await repository.page(campaign, status, page, with_contact)
+        join = with_contact and not info.context.settings.naive_resolvers
+        rows = await repository.page(campaign, status, page, join)
         nodes = await build_messages(
-            info.context.session, rows, with_contact, selects(info, "interactions")
+            info.context.session,
+            rows,
+            with_contact,
+            selects(info, "interactions"),
+            naive=info.context.settings.naive_resolvers,
         )
         return Connection.of(nodes, page, lambda: repository.count(campaign, status))
 
-    @strawberry.field(description="Counts of all messages per status.")
+    @strawberry.field(
+        description="Counts of all messages per status.", extensions=[Cached("stats")]
+    )
     async def message_stats(self, info: Info) -> MessageStats:
         rows = await MessageRepository(info.context.session).status_counts()
         return MessageStats.of({row.status: row.n for row in rows})

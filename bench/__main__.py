@@ -1,0 +1,304 @@
+"""`python -m bench`: a frontend-like query mix against `herald serve`, one table out.
+
+Seeds a realistic data set once (default 20,000 contacts, 50 campaigns x 2,000
+messages; --scale multiplies it), starts the server as operators do, drives each
+query of the mix over HTTP at several concurrency levels with a bounded number of
+requests, and writes the table as Markdown and JSON (plus a latency plot when
+matplotlib is installed) under bench/results/. `--baseline` runs the same mix with
+batching and caching turned off: the audit's N+1 state, for the ratio.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import functools
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import httpx
+
+from bench.common import REDIS_URL, Scale, free_port, percentile, prepare, table
+
+RESULTS = Path(__file__).with_name("results")
+
+CAMPAIGN_DETAIL = """
+query CampaignDetail($id: ID!) {
+  campaign(id: $id) {
+    id name status stats { total sent delivered read failed deliveryRate readRate }
+    messages(first: 100) { nodes { id status contact { id phone name } } }
+  }
+}
+"""
+
+MIX: dict[str, str] = {
+    "dashboard": """
+query Dashboard {
+  dashboard {
+    contactCount categoryCount campaignCount campaignsByStatus { status count }
+    messageStats { total sent delivered read failed deliveryRate readRate }
+    recentCampaigns { id name status }
+  }
+}""",
+    "campaigns list": """
+query Campaigns {
+  campaigns(first: 20) {
+    totalCount nodes { id name status createdAt stats { total deliveryRate } }
+  }
+}""",
+    "campaign detail (100 messages x contact)": CAMPAIGN_DETAIL,
+    "contacts search page": """
+query Contacts($search: String) {
+  contacts(first: 20, search: $search) { totalCount nodes { id phone name whatsappStatus } }
+}""",
+    "categories with counts": """
+query Categories { categories(first: 50) { nodes { id name contactCount } } }""",
+    "createContact (mutation)": """
+mutation CreateContact($phone: String!) {
+  createContact(input: {phone: $phone, name: "Bench"}) { __typename }
+}""",
+    "startCampaign (mutation)": """
+mutation StartCampaign($id: ID!) { startCampaign(id: $id) { __typename } }""",
+}
+
+
+@dataclass
+class Row:
+    query: str
+    concurrency: int
+    requests: int
+    p50_ms: float
+    p95_ms: float
+    p99_ms: float
+    requests_per_s: float
+    sql_per_request: float
+    errors: int
+
+
+class Variables:
+    """Per-request variables: mutations need fresh phones and fresh draft campaigns."""
+
+    def __init__(self, campaign_ids: list[int], draft_ids: list[int]) -> None:
+        self.campaign_ids = campaign_ids
+        self.draft_ids = draft_ids
+        self.counter = 0
+
+    def __call__(self, name: str) -> dict[str, Any]:
+        self.counter += 1
+        n = self.counter
+        if name.startswith("campaign detail"):
+            return {"id": str(self.campaign_ids[n % len(self.campaign_ids)])}
+        if name.startswith("contacts search"):
+            return {"search": f"{n % 90 + 10}"}
+        if name.startswith("createContact"):
+            return {"phone": f"+4477009{os.getpid() % 100:02d}{n:04d}"}
+        if name.startswith("startCampaign"):
+            return {"id": str(self.draft_ids.pop())}
+        return {}
+
+
+async def drive(
+    url: str,
+    headers: dict[str, str],
+    query: str,
+    variables: Callable[[], dict[str, Any]],
+    concurrency: int,
+    requests: int,
+) -> tuple[list[float], list[int], int, float]:
+    """Send `requests` requests with `concurrency` in flight; latencies, SQL counts, errors."""
+    latencies: list[float] = []
+    statements: list[int] = []
+    errors = 0
+    remaining = requests
+
+    async def worker(client: httpx.AsyncClient) -> None:
+        nonlocal remaining, errors
+        while remaining > 0:
+            remaining -= 1
+            body = {"query": query, "variables": variables()}
+            started = time.perf_counter()
+            response = await client.post("/graphql", json=body)
+            latencies.append((time.perf_counter() - started) * 1000)
+            payload = response.json()
+            if response.status_code != 200 or payload.get("errors"):
+                errors += 1
+            statements.append(payload.get("extensions", {}).get("sqlStatements", 0))
+
+    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+    async with httpx.AsyncClient(
+        base_url=url, headers=headers, limits=limits, timeout=60
+    ) as client:
+        started = time.perf_counter()
+        await asyncio.gather(*(worker(client) for _ in range(concurrency)))
+        elapsed = time.perf_counter() - started
+    return latencies, statements, errors, elapsed
+
+
+@contextmanager
+def herald_serve(database: str, workers: int, baseline: bool) -> Iterator[str]:
+    port = free_port()
+    env = {
+        **os.environ,
+        "HERALD_DATABASE_URL": database,
+        "HERALD_REDIS_URL": REDIS_URL,
+        "HERALD_ENV": "prod",
+        "HERALD_EXPOSE_SQL_COUNT": "true",
+        "HERALD_NAIVE_RESOLVERS": "true" if baseline else "false",
+    }
+    herald = Path(sys.executable).with_name("herald")
+    process = subprocess.Popen(
+        [str(herald), "serve", "--workers", str(workers), "--port", str(port)], env=env
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                if httpx.get(url + "/readyz").status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            if time.monotonic() > deadline or process.poll() is not None:
+                raise RuntimeError("herald serve did not become ready")
+            time.sleep(0.2)
+        yield url
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+
+
+async def fixtures(database: str, drafts: int) -> tuple[list[int], list[int]]:
+    """Campaign ids to read, and fresh draft campaigns for startCampaign to start."""
+    conn = await asyncpg.connect(database)
+    try:
+        readable = [
+            r["campaign_id"]
+            for r in await conn.fetch(
+                "SELECT campaign_id FROM messages GROUP BY campaign_id HAVING count(*) >= 100"
+            )
+        ]
+        target = await conn.fetchval("SELECT id FROM categories ORDER BY id LIMIT 1")
+        draft_ids = [
+            r["id"]
+            for r in await conn.fetch(
+                "INSERT INTO campaigns (name, template_name, template_language, template_body)"
+                " SELECT 'bench ' || g, 'bench', 'en', 'Hello {{1}}' FROM generate_series(1, $1) g"
+                " RETURNING id",
+                drafts,
+            )
+        ]
+        await conn.executemany(
+            "INSERT INTO campaign_categories (campaign_id, category_id) VALUES ($1, $2)",
+            [(d, target) for d in draft_ids],
+        )
+        return readable, draft_ids
+    finally:
+        await conn.close()
+
+
+def plot(rows: list[Row], path: Path) -> bool:
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return False
+    figure, axis = plt.subplots(figsize=(8, 5))
+    for name in dict.fromkeys(r.query for r in rows):
+        points = [(r.concurrency, r.p99_ms) for r in rows if r.query == name]
+        axis.plot(*zip(*points, strict=True), marker="o", label=name)
+    axis.set_xlabel("concurrent requests")
+    axis.set_ylabel("p99 latency (ms)")
+    axis.set_xscale("log", base=2)
+    axis.set_title("Herald: p99 latency vs concurrency")
+    axis.grid(True, alpha=0.3)
+    axis.legend(fontsize=8)
+    figure.tight_layout()
+    figure.savefig(path, dpi=110)
+    return True
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--scale", type=float, default=1.0, help="multiplies the data set")
+    parser.add_argument("--requests", type=int, default=200, help="per query and concurrency")
+    parser.add_argument("--concurrency", default="1,8,32")
+    parser.add_argument("--workers", type=int, default=2, help="herald serve --workers")
+    parser.add_argument("--baseline", action="store_true", help="no batching, no caching")
+    parser.add_argument("--auth-header", default=os.environ.get("HERALD_BENCH_AUTHORIZATION", ""))
+    args = parser.parse_args()
+    scale = Scale(round(20_000 * args.scale), round(50 * args.scale), 2_000)
+    levels = [int(c) for c in args.concurrency.split(",")]
+    database = prepare(scale)
+    readable, drafts = asyncio.run(fixtures(database, args.requests * len(levels) + 10))
+    variables = Variables(readable, drafts)
+    headers = {"Authorization": args.auth_header} if args.auth_header else {}
+    rows: list[Row] = []
+    with herald_serve(database, args.workers, args.baseline) as url:
+        for name, query in MIX.items():
+            next_variables = functools.partial(variables, name)
+            for level in levels:
+                asyncio.run(drive(url, headers, query, next_variables, level, 10))  # warm up
+                latencies, statements, errors, elapsed = asyncio.run(
+                    drive(url, headers, query, next_variables, level, args.requests)
+                )
+                rows.append(
+                    Row(
+                        query=name,
+                        concurrency=level,
+                        requests=len(latencies),
+                        p50_ms=round(percentile(latencies, 0.50), 1),
+                        p95_ms=round(percentile(latencies, 0.95), 1),
+                        p99_ms=round(percentile(latencies, 0.99), 1),
+                        requests_per_s=round(len(latencies) / elapsed, 1),
+                        sql_per_request=round(sum(statements) / len(statements), 1),
+                        errors=errors,
+                    )
+                )
+                print(rows[-1], file=sys.stderr)
+    RESULTS.mkdir(exist_ok=True)
+    stem = "baseline" if args.baseline else "herald"
+    machine = f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"
+    markdown = table(
+        ("query", "concurrency", "p50 ms", "p95 ms", "p99 ms", "req/s", "SQL/request", "errors"),
+        [
+            (
+                r.query,
+                r.concurrency,
+                r.p50_ms,
+                r.p95_ms,
+                r.p99_ms,
+                r.requests_per_s,
+                r.sql_per_request,
+                r.errors,
+            )
+            for r in rows
+        ],
+    )
+    header = (
+        f"{stem}: {scale.contacts:,} contacts, {scale.campaigns} campaigns x "
+        f"{scale.messages_per_campaign:,} messages; herald serve --workers {args.workers}; "
+        f"{args.requests} requests per cell; client and server on one machine ({machine})."
+    )
+    (RESULTS / f"{stem}.md").write_text(header + "\n\n" + markdown + "\n")
+    (RESULTS / f"{stem}.json").write_text(
+        json.dumps({"setup": header, "rows": [asdict(r) for r in rows]}, indent=2)
+    )
+    if plot(rows, RESULTS / f"{stem}.png"):
+        print(f"plot: {RESULTS / (stem + '.png')}", file=sys.stderr)
+    print(header + "\n\n" + markdown)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,235 @@
+"""The `herald` command run as a real subprocess: configuration errors, migrate, seed."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import phonenumbers
+import pytest
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.models import CampaignStatus, InteractionKind, MessageStatus
+
+pytestmark = pytest.mark.asyncio
+
+HERALD = str(Path(sys.executable).with_name("herald"))
+
+
+@dataclass(frozen=True)
+class Run:
+    code: int
+    stdout: str
+    stderr: str
+
+
+async def herald(*args: str, cwd: Path, **env: str) -> Run:
+    """Run `herald` with only the HERALD_* variables given here."""
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("HERALD_")}
+    process = await asyncio.create_subprocess_exec(
+        HERALD,
+        *args,
+        cwd=cwd,
+        env={**clean, **env},
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    stdout, stderr = await asyncio.wait_for(process.communicate(), timeout=60)
+    assert process.returncode is not None
+    return Run(process.returncode, stdout.decode(), stderr.decode())
+
+
+@pytest.mark.parametrize(
+    ("env", "expected"),
+    [
+        (
+            {"HERALD_DATABASE_URL": "postgresql://postgres@127.0.0.1:1/x"},
+            "herald: cannot reach PostgreSQL at 127.0.0.1:1: connection refused",
+        ),
+        (
+            {"HERALD_DATABASE_URL": "postgresql://postgres@127.0.0.1:notaport/x"},
+            "herald: configuration error: HERALD_DATABASE_URL: malformed URL",
+        ),
+        (
+            {"HERALD_DATABASE_URL": "mysql://root@127.0.0.1/x"},
+            "herald: configuration error: HERALD_DATABASE_URL:",
+        ),
+        (
+            {"HERALD_DATABASE_URL": "postgresql://postgres@127.0.0.1/x", "HERALD_PORT": "abc"},
+            "herald: configuration error: HERALD_PORT:",
+        ),
+        ({}, "herald: configuration error: HERALD_DATABASE_URL: not set"),
+    ],
+    ids=["unreachable", "malformed", "not-postgres", "invalid-port", "unset"],
+)
+async def test_bad_configuration_is_one_line(
+    env: dict[str, str], expected: str, tmp_path: Path
+) -> None:
+    # when
+    run = await herald("migrate", cwd=tmp_path, **env)
+
+    # then
+    assert run.code != 0
+    assert run.stdout == ""
+    assert len(run.stderr.splitlines()) == 1, run.stderr
+    assert run.stderr.startswith(expected), run.stderr
+    assert "Traceback" not in run.stderr
+
+
+async def test_worker_reports_unreachable_redis(database_url: str, tmp_path: Path) -> None:
+    # when
+    run = await herald(
+        "worker",
+        cwd=tmp_path,
+        HERALD_DATABASE_URL=database_url,
+        HERALD_REDIS_URL="redis://127.0.0.1:1/0",
+    )
+
+    # then
+    assert run.code != 0
+    assert len(run.stderr.splitlines()) == 1, run.stderr
+    assert run.stderr.startswith("herald: cannot reach Redis at redis://127.0.0.1:1/0")
+
+
+async def test_migrate_round_trip(fresh_database: str, tmp_path: Path) -> None:
+    # when
+    up = await herald("migrate", cwd=tmp_path, HERALD_DATABASE_URL=fresh_database)
+    down = await herald(
+        "migrate", "--downgrade", "base", cwd=tmp_path, HERALD_DATABASE_URL=fresh_database
+    )
+    assert (up.code, down.code) == (0, 0), (up, down)
+    assert up.stdout == "herald: database upgraded to head\n"
+    assert down.stdout == "herald: database downgraded to base\n"
+
+
+async def test_migrate_unknown_revision_is_one_line(database_url: str, tmp_path: Path) -> None:
+    run = await herald("migrate", "nosuchrev", cwd=tmp_path, HERALD_DATABASE_URL=database_url)
+
+    assert run.code != 0
+    assert len(run.stderr.splitlines()) == 1, run.stderr
+    assert "nosuchrev" in run.stderr
+
+
+SEED_ARGS = ("--contacts", "600", "--campaigns", "12", "--messages-per-campaign", "400")
+
+
+async def _scalar(session: AsyncSession, sql: str) -> Any:
+    return (await session.execute(text(sql))).scalar_one()
+
+
+async def _values(session: AsyncSession, sql: str) -> set[str]:
+    return {row[0] for row in await session.execute(text(sql))}
+
+
+async def test_seed_generates_every_status(
+    database_url: str, session: AsyncSession, tmp_path: Path
+) -> None:
+    # when
+    run = await herald("seed", *SEED_ARGS, cwd=tmp_path, HERALD_DATABASE_URL=database_url)
+
+    # then
+    assert run.code == 0, run.stderr
+    assert run.stdout.startswith("herald: seeded 600 contacts")
+    assert await _scalar(session, "SELECT count(*) FROM contacts") == 600
+    assert await _scalar(session, "SELECT count(*) FROM campaigns") == 12
+    # Drafts and scheduled campaigns have not sent anything yet: 12 - 2 started ones.
+    started = await _scalar(
+        session, "SELECT count(*) FROM campaigns WHERE status NOT IN ('draft', 'scheduled')"
+    )
+    assert started == 10
+    assert await _scalar(session, "SELECT count(*) FROM messages") == 10 * 400
+    assert await _values(session, "SELECT status FROM campaigns") == set(CampaignStatus)
+    assert await _values(session, "SELECT status FROM messages") == set(MessageStatus)
+    assert await _values(session, "SELECT kind FROM interactions") == set(InteractionKind)
+    assert await _scalar(session, "SELECT count(*) FROM category_contacts") > 600
+
+
+async def test_seed_data_is_consistent(
+    database_url: str, session: AsyncSession, tmp_path: Path
+) -> None:
+    # given
+    run = await herald("seed", *SEED_ARGS, cwd=tmp_path, HERALD_DATABASE_URL=database_url)
+    assert run.code == 0, run.stderr
+
+    # then: phones are valid E.164 numbers from several countries
+    phones = await _values(session, "SELECT phone FROM contacts")
+    parsed = [phonenumbers.parse(phone) for phone in phones]
+    assert all(phonenumbers.is_valid_number(number) for number in parsed)
+    assert {number.country_code for number in parsed} == {1, 33, 44, 49, 91, 234}
+    # timestamps only move forward and never lie in the future
+    inconsistent = await _scalar(
+        session,
+        """
+        SELECT count(*) FROM messages
+        WHERE delivered_at < sent_at OR read_at < delivered_at
+           OR greatest(sent_at, delivered_at, read_at, failed_at) > now()
+           OR (status IN ('pending', 'sending') AND (sent_at IS NOT NULL OR failed_at IS NOT NULL))
+           OR (status = 'read' AND read_at IS NULL)
+           OR (status = 'failed' AND (failed_at IS NULL OR error IS NULL))
+           OR (status <> 'failed' AND error IS NOT NULL)
+        """,
+    )
+    assert inconsistent == 0
+    unfinished_in_completed = await _scalar(
+        session,
+        """
+        SELECT count(*) FROM messages m JOIN campaigns c ON c.id = m.campaign_id
+        WHERE c.status = 'completed' AND m.status IN ('pending', 'sending')
+        """,
+    )
+    assert unfinished_in_completed == 0
+    opted_out = await _scalar(
+        session, "SELECT count(*) FROM contacts WHERE opted_out_at IS NOT NULL"
+    )
+    opt_out_contacts = await _scalar(
+        session,
+        """
+        SELECT count(DISTINCT m.contact_id) FROM interactions i
+        JOIN messages m ON m.id = i.message_id WHERE i.kind = 'opt_out'
+        """,
+    )
+    assert opted_out == opt_out_contacts
+
+
+async def test_seed_refuses_existing_data_without_reset(
+    database_url: str, session: AsyncSession, tmp_path: Path
+) -> None:
+    # given
+    small = ("--contacts", "50", "--campaigns", "7", "--messages-per-campaign", "10")
+    first = await herald("seed", *small, cwd=tmp_path, HERALD_DATABASE_URL=database_url)
+    assert first.code == 0, first.stderr
+
+    # when
+    again = await herald("seed", *small, cwd=tmp_path, HERALD_DATABASE_URL=database_url)
+    reset = await herald("seed", *small, "--reset", cwd=tmp_path, HERALD_DATABASE_URL=database_url)
+
+    # then
+    assert again.code != 0
+    assert (
+        again.stderr
+        == "herald: seed: the database already has 50 contacts; pass --reset to replace them\n"
+    )
+    assert reset.code == 0, reset.stderr
+    assert await _scalar(session, "SELECT count(*) FROM contacts") == 50
+
+
+async def test_seed_rejects_more_messages_than_contacts(
+    database_url: str, session: AsyncSession, tmp_path: Path
+) -> None:
+    # when
+    run = await herald(
+        "seed",
+        *("--contacts", "10", "--messages-per-campaign", "11"),
+        cwd=tmp_path,
+        HERALD_DATABASE_URL=database_url,
+    )
+
+    # then
+    assert run.code == 2
+    assert "--messages-per-campaign cannot exceed --contacts" in run.stderr
+    assert await _scalar(session, "SELECT count(*) FROM contacts") == 0
