@@ -78,29 +78,49 @@ class SerializedSession(AsyncSession):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._statement_lock = asyncio.Lock()
+        self._finished = False
+
+    async def finish(self) -> None:
+        """Close for good: a straggling loader task must not check out a new connection.
+
+        When one resolver fails, GraphQL stops waiting for its siblings, but a DataLoader
+        batch already scheduled still runs; after this it fails instead of leaking.
+        """
+        async with self._statement_lock:
+            self._finished = True
+            await super().close()
+
+    def _check_open(self) -> None:
+        if self._finished:
+            raise RuntimeError("the request's session is finished")
 
     async def execute(self, *args: Any, **kwargs: Any) -> Any:
         async with self._statement_lock:
+            self._check_open()
             return await super().execute(*args, **kwargs)
 
     async def scalar(self, *args: Any, **kwargs: Any) -> Any:
         async with self._statement_lock:
+            self._check_open()
             return await super().scalar(*args, **kwargs)
 
     async def scalars(self, *args: Any, **kwargs: Any) -> Any:
         async with self._statement_lock:
+            self._check_open()
             return await super().scalars(*args, **kwargs)
 
     async def get(self, *args: Any, **kwargs: Any) -> Any:
         async with self._statement_lock:
+            self._check_open()
             return await super().get(*args, **kwargs)
 
     async def flush(self, *args: Any, **kwargs: Any) -> None:
         async with self._statement_lock:
+            self._check_open()
             await super().flush(*args, **kwargs)
 
 
-def create_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
+def create_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[SerializedSession]:
     return async_sessionmaker(
         engine, class_=SerializedSession, expire_on_commit=False, autoflush=False
     )

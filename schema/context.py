@@ -8,13 +8,14 @@ from typing import TYPE_CHECKING, TypeAlias
 
 import strawberry
 from redis.asyncio import Redis
-from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.requests import Request
 from starlette.responses import Response
 
 from app.config import Settings
+from app.db import SerializedSession
 
 if TYPE_CHECKING:
+    from app.cache import RequestCache
     from loaders.registry import Loaders
 
 AfterCommit: TypeAlias = Callable[[], Awaitable[None]]
@@ -25,9 +26,10 @@ class Context:
     request: Request
     response: Response
     settings: Settings
-    session: AsyncSession
+    session: SerializedSession
     redis: Redis
     loaders: Loaders
+    cache: RequestCache  # field-level Redis cache (schema/cache.py), batched per request
     # Work that must only happen once the request's transaction is durable
     # (cache invalidation, enqueuing jobs); dropped on rollback.
     after_commit: list[AfterCommit] = field(default_factory=list)

@@ -39,7 +39,7 @@ class TransactionBoundary(SchemaExtension):
                     await context.session.commit()
                     committed = True
             finally:
-                await context.session.close()  # rolls back whatever was not committed
+                await context.session.finish()  # rolls back whatever was not committed
             self.statements = counter.value
         # Browsers' dev tools and the bench read the server's own share of a request here.
         elapsed_ms = (time.perf_counter() - started) * 1000

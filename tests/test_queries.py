@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime
 
 import pytest
@@ -10,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.models import CampaignStatus, Contact, InteractionKind, MessageStatus, WhatsAppStatus
 from tests import factories
-from tests.conftest import GqlClient
+from tests.conftest import GqlClient, Server
 
 pytestmark = pytest.mark.asyncio
 
@@ -297,3 +298,22 @@ async def test_nested_page_over_the_max_is_an_error(session: AsyncSession, gql: 
     await session.commit()
     result = await gql("{ campaigns { nodes { messages(first: 1000) { totalCount } } } }")
     assert _error_codes(result.errors) == ["BAD_USER_INPUT"]
+
+
+async def test_failed_query_leaves_no_connection_checked_out(
+    session: AsyncSession, gql: GqlClient, server: Server
+) -> None:
+    """A resolver error stops the response while loader batches are still scheduled."""
+    # given
+    ids = await factories.contacts(session, 5)
+    await factories.category(session, "VIP", ids)
+    await factories.campaign(session)
+    await session.commit()
+    document = "{ contacts { nodes { categories { name } messages(first: 1000) { totalCount } } } }"
+    # when
+    result = await gql(document)
+    await asyncio.sleep(0.3)
+    # then
+    assert _error_codes(result.errors) == ["BAD_USER_INPUT"]
+    assert server.app.state.runtime.engine.pool.checkedout() == 0
+    assert (await gql.ok("{ contacts { totalCount } }"))["contacts"]["totalCount"] == 5
