@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from app.messages.repository import ALL_COLUMNS, MessageColumns
 from app.models import MessageStatus
 from app.pagination import Page
 
@@ -13,9 +14,9 @@ class MessagePageKey:
     owner_id: int
     page: Page
     status: MessageStatus | None = None
-    with_contact: bool = False
+    columns: MessageColumns = ALL_COLUMNS
     with_interactions: bool = False
 
-    def shape(self) -> tuple[Page, MessageStatus | None, bool, bool]:
+    def shape(self) -> tuple[Page, MessageStatus | None, MessageColumns, bool]:
         """Keys of the same shape are served by one statement."""
-        return (self.page, self.status, self.with_contact, self.with_interactions)
+        return (self.page, self.status, self.columns, self.with_interactions)

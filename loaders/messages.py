@@ -13,7 +13,7 @@ from sqlalchemy import Row
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.contacts.repository import ContactRepository
-from app.messages.repository import CONTACT_PREFIX, MessageRepository
+from app.messages.repository import CONTACT_PREFIX, MessageColumns, MessageRepository
 from app.models import MessageStatus
 from loaders.base import SessionLoader, group_by_owner
 from loaders.keys import MessagePageKey
@@ -28,7 +28,8 @@ async def build_messages(
     with_interactions: bool,
     naive: bool = False,
 ) -> list[MessageType]:
-    """Messages from page rows (joined with contacts when `with_contact`), plus interactions.
+    """Messages from page rows (joined with their contacts when `with_contact`), plus
+    their interactions when `with_interactions`.
 
     `naive` instead looks up each message's contact and interactions one statement at
     a time, as the audited REST API did; it exists so benchmarks can show the ratio.
@@ -69,6 +70,11 @@ async def _build_messages_naively(
     return messages
 
 
+def fetch_columns(columns: MessageColumns, naive: bool) -> MessageColumns:
+    """The naive baseline fetches each contact on its own, never in the page's join."""
+    return MessageColumns(columns.message, None) if naive else columns
+
+
 class _MessagePageLoader(SessionLoader[MessagePageKey, list[MessageType]]):
     async def fetch(self, owners: list[int], key: MessagePageKey) -> Sequence[Row]:
         raise NotImplementedError
@@ -78,8 +84,13 @@ class _MessagePageLoader(SessionLoader[MessagePageKey, list[MessageType]]):
         for shape in {key.shape() for key in keys}:
             group = [key for key in keys if key.shape() == shape]
             rows = await self.fetch([key.owner_id for key in group], group[0])
+            key = group[0]
             messages = await build_messages(
-                self.session, rows, group[0].with_contact, group[0].with_interactions, self.naive
+                self.session,
+                rows,
+                key.columns.contact is not None,
+                key.with_interactions,
+                self.naive,
             )
             by_owner: dict[int, list[MessageType]] = {}
             for row, message in zip(rows, messages, strict=True):
@@ -91,14 +102,14 @@ class _MessagePageLoader(SessionLoader[MessagePageKey, list[MessageType]]):
 class MessagePageByCampaignIdLoader(_MessagePageLoader):
     async def fetch(self, owners: list[int], key: MessagePageKey) -> Sequence[Row]:
         return await MessageRepository(self.session).page_per_campaign(
-            owners, key.status, key.page, key.with_contact and not self.naive
+            owners, key.status, key.page, fetch_columns(key.columns, self.naive)
         )
 
 
 class MessagePageByContactIdLoader(_MessagePageLoader):
     async def fetch(self, owners: list[int], key: MessagePageKey) -> Sequence[Row]:
         return await MessageRepository(self.session).page_per_contact(
-            owners, key.status, key.page, key.with_contact and not self.naive
+            owners, key.status, key.page, fetch_columns(key.columns, self.naive)
         )
 
 

@@ -1,16 +1,20 @@
-"""All SQL about campaigns (read side)."""
+"""All SQL about campaigns: reads, and the draft-side writes (dispatch has its own file)."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any, cast
 
-from sqlalchemy import Row, func, select
+from sqlalchemy import Row, Table, delete, func, insert, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.models import Campaign, CampaignStatus
+from app.models import Campaign, CampaignStatus, campaign_categories
 from app.pagination import Page, apply_page
 
 campaigns = Campaign.__table__
+# Core's insert/update/delete take a Table; `__table__` is typed as the wider FromClause.
+_table = cast(Table, campaigns)
 
 
 class CampaignRepository:
@@ -36,3 +40,52 @@ class CampaignRepository:
     async def recent(self, limit: int) -> Sequence[Row]:
         stmt = select(campaigns).order_by(campaigns.c.id.desc()).limit(limit)
         return (await self.session.execute(stmt)).all()
+
+    # -- writes ---------------------------------------------------------------------------
+
+    async def insert(self, values: Mapping[str, Any]) -> Row:
+        stmt = insert(_table).values(**values).returning(campaigns)
+        return (await self.session.execute(stmt)).one()
+
+    async def get_locked(self, campaign_id: int) -> Row | None:
+        """The campaign, its row locked so its status cannot change until the transaction ends."""
+        stmt = select(campaigns).where(campaigns.c.id == campaign_id).with_for_update()
+        return (await self.session.execute(stmt)).first()
+
+    async def update_if(
+        self, campaign_id: int, allowed: Sequence[CampaignStatus], values: Mapping[str, Any]
+    ) -> Row | None:
+        """Update only while the status is `allowed`, atomically; None otherwise.
+
+        The WHERE clause settles a race with a concurrent start: one of them matches.
+        """
+        stmt = (
+            update(_table)
+            .where(campaigns.c.id == campaign_id, campaigns.c.status.in_(allowed))
+            .values(**values, updated_at=func.now())
+            .returning(campaigns)
+        )
+        return (await self.session.execute(stmt)).first()
+
+    async def delete_if(self, campaign_id: int, allowed: Sequence[CampaignStatus]) -> bool:
+        stmt = (
+            delete(_table)
+            .where(campaigns.c.id == campaign_id, campaigns.c.status.in_(allowed))
+            .returning(campaigns.c.id)
+        )
+        return (await self.session.execute(stmt)).first() is not None
+
+    async def replace_targets(self, campaign_id: int, category_ids: Sequence[int]) -> None:
+        """Make the targets exactly `category_ids`; pairs already present are left alone."""
+        await self.session.execute(
+            delete(campaign_categories).where(
+                campaign_categories.c.campaign_id == campaign_id,
+                campaign_categories.c.category_id.not_in(category_ids),
+            )
+        )
+        if category_ids:
+            await self.session.execute(
+                pg_insert(campaign_categories)
+                .values([{"campaign_id": campaign_id, "category_id": c} for c in category_ids])
+                .on_conflict_do_nothing()
+            )

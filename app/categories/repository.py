@@ -2,15 +2,22 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, cast
 
-from sqlalchemy import Row, func, select
+from sqlalchemy import ARRAY, BigInteger, Row, Table, bindparam, delete, func, select, text, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.errors import Duplicate
 from app.models import Category, campaign_categories, category_contacts
 from app.pagination import Page, apply_page
 
 categories = Category.__table__
+# Core's insert/update/delete take a Table; `__table__` is typed as the wider FromClause.
+_table = cast(Table, categories)
 
 
 class CategoryRepository:
@@ -57,3 +64,100 @@ class CategoryRepository:
             .group_by(category_contacts.c.category_id)
         )
         return {cid: n for cid, n in (await self.session.execute(stmt)).all()}
+
+    # -- writes ---------------------------------------------------------------------------
+
+    async def insert(self, name: str, description: str | None) -> Row | None:
+        """The new category, or None when the name is taken (also under a concurrent insert)."""
+        stmt = (
+            pg_insert(_table)
+            .values(name=name, description=description)
+            .on_conflict_do_nothing(index_elements=[categories.c.name])
+            .returning(categories)
+        )
+        return (await self.session.execute(stmt)).first()
+
+    async def update(self, category_id: int, values: Mapping[str, Any]) -> Row | None:
+        """Apply column values; None if the category does not exist. A taken name → Duplicate."""
+        stmt = (
+            update(_table)
+            .where(categories.c.id == category_id)
+            .values(**values, updated_at=func.now())
+            .returning(categories)
+        )
+        try:
+            return (await self.session.execute(stmt)).first()
+        except IntegrityError as exc:
+            # The unique index decides, so two concurrent renames cannot both win.
+            cause = getattr(exc.orig, "__cause__", None)
+            if getattr(cause, "constraint_name", None) == NAME_UNIQUE:
+                raise Duplicate("Category", "name", values["name"]) from None
+            raise
+
+    async def delete(self, category_id: int) -> bool:
+        """Memberships and campaign targets go with it (ON DELETE CASCADE)."""
+        stmt = delete(_table).where(categories.c.id == category_id).returning(categories.c.id)
+        return (await self.session.execute(stmt)).first() is not None
+
+    async def get_shared(self, category_id: int) -> Row | None:
+        """The category, locked against deletion until the transaction ends."""
+        stmt = (
+            select(categories).where(categories.c.id == category_id).with_for_update(key_share=True)
+        )
+        return (await self.session.execute(stmt)).first()
+
+    async def existing_ids(self, ids: Sequence[int]) -> set[int]:
+        """Which of `ids` exist, locked against deletion so a membership cannot lose its FK."""
+        stmt = (
+            select(categories.c.id).where(categories.c.id.in_(ids)).with_for_update(key_share=True)
+        )
+        return set((await self.session.execute(stmt)).scalars())
+
+    async def add_members(
+        self, category_ids: Sequence[int], contact_ids: Sequence[int]
+    ) -> Membership:
+        """Every contact joins every category, in one statement; existing pairs are kept.
+
+        Reports which categories exist, so the caller can refuse unknown ones (its
+        savepoint then undoes this and whatever came before). Contacts must exist.
+        """
+        if not category_ids:
+            return Membership(found=set(), added=0)
+        params = {"categories": list(category_ids), "contacts": list(contact_ids)}
+        row = (await self.session.execute(_ADD_MEMBERS, params)).one()
+        return Membership(found=set(row.found or ()), added=row.added)
+
+    async def remove_members(self, category_id: int, contact_ids: Sequence[int]) -> int:
+        stmt = delete(category_contacts).where(
+            category_contacts.c.category_id == category_id,
+            category_contacts.c.contact_id.in_(contact_ids),
+        )
+        return int((await self.session.execute(stmt)).rowcount)  # type: ignore[attr-defined]
+
+
+NAME_UNIQUE = "uq_categories_name"
+
+
+@dataclass(frozen=True)
+class Membership:
+    found: set[int]  # the requested categories that exist
+    added: int  # new (category, contact) pairs
+
+
+# FOR KEY SHARE keeps the found categories from being deleted before the transaction ends.
+_ADD_MEMBERS = text(
+    """
+    WITH cat AS (
+        SELECT id FROM categories WHERE id = ANY(:categories) FOR KEY SHARE
+    ), added AS (
+        INSERT INTO category_contacts (category_id, contact_id)
+        SELECT cat.id, con.id FROM cat CROSS JOIN unnest(:contacts) AS con(id)
+        ON CONFLICT DO NOTHING
+        RETURNING 1
+    )
+    SELECT (SELECT array_agg(id) FROM cat) AS found, (SELECT count(*) FROM added) AS added
+    """
+).bindparams(
+    bindparam("categories", type_=ARRAY(BigInteger)),
+    bindparam("contacts", type_=ARRAY(BigInteger)),
+)

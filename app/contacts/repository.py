@@ -2,16 +2,37 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any, cast
 
-from sqlalchemy import ColumnElement, Row, and_, func, or_, select
+import orjson
+from sqlalchemy import (
+    ARRAY,
+    ColumnElement,
+    Row,
+    Table,
+    Text,
+    and_,
+    bindparam,
+    delete,
+    func,
+    or_,
+    select,
+    text,
+    update,
+)
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.errors import Duplicate
 from app.models import Contact, WhatsAppStatus, category_contacts
 from app.pagination import Page, apply_page, page_per_parent
 
 contacts = Contact.__table__
+# Core's insert/update/delete take a Table; `__table__` is typed as the wider FromClause.
+_table = cast(Table, contacts)
 
 
 @dataclass(frozen=True)
@@ -73,3 +94,99 @@ class ContactRepository:
             category_ids, child, category_contacts.c.category_id, contacts.c.id, page
         )
         return (await self.session.execute(stmt)).all()
+
+    # -- writes ---------------------------------------------------------------------------
+
+    async def insert(self, phone: str, name: str | None, attributes: dict[str, Any]) -> Row | None:
+        """The new contact, or None when the phone is taken.
+
+        ON CONFLICT also settles a race: a concurrent insert of the same phone makes this
+        one wait, then do nothing, instead of failing.
+        """
+        stmt = (
+            pg_insert(_table)
+            .values(phone=phone, name=name, attributes=attributes)
+            .on_conflict_do_nothing(index_elements=[contacts.c.phone])
+            .returning(contacts)
+        )
+        return (await self.session.execute(stmt)).first()
+
+    async def update(self, contact_id: int, values: Mapping[str, Any]) -> Row | None:
+        """Apply column values; None if the contact does not exist. A taken phone → Duplicate."""
+        stmt = (
+            update(_table)
+            .where(contacts.c.id == contact_id)
+            .values(**values, updated_at=func.now())
+            .returning(contacts)
+        )
+        try:
+            return (await self.session.execute(stmt)).first()
+        except IntegrityError as exc:
+            # The unique index is the arbiter (a check-then-write would race); the caller's
+            # savepoint rolls the failed statement back.
+            if _violated(exc) == PHONE_UNIQUE:
+                raise Duplicate("Contact", "phone", values["phone"]) from None
+            raise
+
+    async def delete(self, contact_id: int) -> bool:
+        stmt = delete(_table).where(contacts.c.id == contact_id).returning(contacts.c.id)
+        return (await self.session.execute(stmt)).first() is not None
+
+    async def existing_ids(self, ids: Sequence[int]) -> set[int]:
+        """Which of `ids` exist, locked against deletion until the transaction ends."""
+        stmt = select(contacts.c.id).where(contacts.c.id.in_(ids)).with_for_update(key_share=True)
+        return set((await self.session.execute(stmt)).scalars())
+
+    async def import_rows(self, rows: Sequence[ImportRow], update_existing: bool) -> Sequence[Row]:
+        """Insert (or upsert) many contacts in ONE statement, whatever their number.
+
+        Rows arrive as three parallel arrays unnested server-side, so the statement and its
+        parameter count stay constant. Returned rows carry `inserted` (false: updated); with
+        `update_existing` off, phones already present are absent from the result.
+        """
+        params = {
+            "phones": [r.phone for r in rows],
+            "names": [r.name for r in rows],
+            "attributes": [orjson.dumps(r.attributes).decode() for r in rows],
+        }
+        stmt = _UPSERT if update_existing else _INSERT_NEW
+        return (await self.session.execute(stmt, params)).all()
+
+
+PHONE_UNIQUE = "uq_contacts_phone"
+
+
+@dataclass(frozen=True)
+class ImportRow:
+    phone: str  # E.164, unique within one import
+    name: str | None
+    attributes: dict[str, Any]
+
+
+def _violated(exc: IntegrityError) -> str | None:
+    """The name of the constraint a failed statement violated (asyncpg reports it)."""
+    return getattr(getattr(exc.orig, "__cause__", None), "constraint_name", None)
+
+
+_IMPORT = """
+    INSERT INTO contacts (phone, name, attributes)
+    SELECT r.phone, r.name, r.attributes::jsonb
+    FROM unnest(:phones, :names, :attributes) AS r(phone, name, attributes)
+    ON CONFLICT (phone) DO {conflict}
+    RETURNING contacts.*, (xmax = 0) AS inserted
+"""
+_IMPORT_PARAMS = (
+    bindparam("phones", type_=ARRAY(Text)),
+    bindparam("names", type_=ARRAY(Text)),
+    bindparam("attributes", type_=ARRAY(Text)),
+)
+_INSERT_NEW = text(_IMPORT.format(conflict="NOTHING")).bindparams(*_IMPORT_PARAMS)
+# An import row without a name keeps the stored one; its attributes merge over the stored ones.
+_UPSERT = text(
+    _IMPORT.format(
+        conflict="""UPDATE SET
+            name = COALESCE(EXCLUDED.name, contacts.name),
+            attributes = contacts.attributes || EXCLUDED.attributes,
+            updated_at = now()"""
+    )
+).bindparams(*_IMPORT_PARAMS)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 from sqlalchemy import Row, Select, String, func, literal, select, type_coerce, union_all
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -17,18 +18,38 @@ interactions = Interaction.__table__
 # Contact columns travel with messages as `contact__<name>` so a page of messages and
 # their contacts arrive in one statement.
 CONTACT_PREFIX = "contact__"
+MESSAGE_KEYS = frozenset({"id", "campaign_id", "contact_id"})
 
 
-def _messages(status: MessageStatus | None, with_contact: bool) -> Select:
-    if with_contact:
-        stmt = select(messages, *(c.label(CONTACT_PREFIX + c.name) for c in contacts.c)).join(
-            contacts, contacts.c.id == messages.c.contact_id
+@dataclass(frozen=True)
+class MessageColumns:
+    """The columns a page of messages needs: what the query selects, plus the keys.
+
+    Decoding columns nobody asked for (jsonb attributes, timestamps) was most of the
+    cost of a 1,000-message page. `message=None` means every column; `contact=None`
+    means no join with contacts at all.
+    """
+
+    message: frozenset[str] | None = None
+    contact: frozenset[str] | None = None
+
+    def select(self, status: MessageStatus | None) -> Select:
+        wanted = (
+            messages.c
+            if self.message is None
+            else [c for c in messages.c if c.name in self.message | MESSAGE_KEYS]
         )
-    else:
-        stmt = select(messages)
-    if status is not None:
-        stmt = stmt.where(messages.c.status == status)
-    return stmt
+        if self.contact is None:
+            stmt = select(*wanted)
+        else:
+            joined = [c for c in contacts.c if c.name in self.contact | {"id"}]
+            stmt = select(*wanted, *(c.label(CONTACT_PREFIX + c.name) for c in joined)).join(
+                contacts, contacts.c.id == messages.c.contact_id
+            )
+        return stmt if status is None else stmt.where(messages.c.status == status)
+
+
+ALL_COLUMNS = MessageColumns()
 
 
 class MessageRepository:
@@ -40,9 +61,9 @@ class MessageRepository:
         campaign_id: int | None,
         status: MessageStatus | None,
         page: Page,
-        with_contact: bool,
+        columns: MessageColumns,
     ) -> Sequence[Row]:
-        stmt = _messages(status, with_contact)
+        stmt = columns.select(status)
         if campaign_id is not None:
             stmt = stmt.where(messages.c.campaign_id == campaign_id)
         return (await self.session.execute(apply_page(stmt, messages.c.id, page))).all()
@@ -60,11 +81,11 @@ class MessageRepository:
         campaign_ids: Sequence[int],
         status: MessageStatus | None,
         page: Page,
-        with_contact: bool,
+        columns: MessageColumns,
     ) -> Sequence[Row]:
         stmt = page_per_parent(
             campaign_ids,
-            _messages(status, with_contact),
+            columns.select(status),
             messages.c.campaign_id,
             messages.c.id,
             page,
@@ -76,10 +97,10 @@ class MessageRepository:
         contact_ids: Sequence[int],
         status: MessageStatus | None,
         page: Page,
-        with_contact: bool,
+        columns: MessageColumns,
     ) -> Sequence[Row]:
         stmt = page_per_parent(
-            contact_ids, _messages(status, with_contact), messages.c.contact_id, messages.c.id, page
+            contact_ids, columns.select(status), messages.c.contact_id, messages.c.id, page
         )
         return (await self.session.execute(stmt)).all()
 

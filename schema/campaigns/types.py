@@ -8,14 +8,19 @@ from typing import TYPE_CHECKING, Annotated, Any
 import strawberry
 
 from loaders.keys import MessagePageKey
+from schema.cache import Cached
 from schema.common.enums import CampaignStatus, MessageStatus
 from schema.common.pagination import Connection, page_args
 from schema.common.selection import selects
 from schema.context import Info
+from schema.messages.columns import message_columns
 
 if TYPE_CHECKING:
     from schema.categories.types import CategoryType
     from schema.messages.types import MessageType
+
+
+FINISHED = frozenset({CampaignStatus.COMPLETED, CampaignStatus.CANCELLED})
 
 
 @strawberry.type
@@ -111,7 +116,7 @@ class CampaignType:
                 owner,
                 page,
                 status,
-                with_contact=selects(info, "contact"),
+                columns=message_columns(info),
                 with_interactions=selects(info, "interactions"),
             )
         )
@@ -121,6 +126,16 @@ class CampaignType:
             lambda: info.context.loaders.message_count_by_campaign_id.load((owner, status)),
         )
 
-    @strawberry.field
+    @strawberry.field(
+        extensions=[
+            Cached(
+                "campaigns",
+                ttl=lambda s: s.cache_ttl_campaign_stats,
+                scope=lambda campaign: campaign.id,
+                # Live while sending: cached only once the numbers can no longer move much.
+                when=lambda campaign: campaign.status in FINISHED,
+            )
+        ]
+    )
     async def stats(self, info: Info) -> MessageStats:
         return await info.context.loaders.stats_by_campaign_id.load(int(self.id))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Iterator
 from typing import Any
 
@@ -34,3 +35,32 @@ def selects(info: Any, name: str) -> bool:
         for connection in info.selected_fields
         for field in _node_fields(connection)
     )
+
+
+def _snake(name: str) -> str:
+    return _CAMEL.sub("_", name).lower()
+
+
+_CAMEL = re.compile(r"(?<!^)(?=[A-Z])")
+
+
+def node_columns(info: Any) -> frozenset[str]:
+    """Snake-case names of the fields the connection's nodes select (candidate columns)."""
+    return frozenset(
+        _snake(field.name)
+        for connection in info.selected_fields
+        for field in _node_fields(connection)
+    )
+
+
+def node_child_columns(info: Any, name: str) -> frozenset[str] | None:
+    """Snake-case names selected under `nodes { <name> { … } }`; None when `name` is not."""
+    children = [
+        field
+        for connection in info.selected_fields
+        for field in _node_fields(connection)
+        if field.name == name
+    ]
+    if not children:
+        return None
+    return frozenset(_snake(sub.name) for child in children for sub in _fields(child.selections))

@@ -13,6 +13,7 @@ from schema.common.enums import MessageStatus, WhatsAppStatus
 from schema.common.pagination import Connection, page_args
 from schema.common.selection import selects
 from schema.context import Info
+from schema.messages.columns import message_columns
 
 if TYPE_CHECKING:
     from schema.categories.types import CategoryType
@@ -48,18 +49,18 @@ class ContactType:
 
     @classmethod
     def from_prefixed_row(cls, row: Any, prefix: str) -> ContactType:
-        """Build from a row where the contact's columns travel as `<prefix><name>`."""
+        """Build from a row carrying the contact's selected columns as `<prefix><name>`."""
         values = row._mapping
         return cls(
             id=strawberry.ID(str(values[prefix + "id"])),
-            phone=values[prefix + "phone"],
-            name=values[prefix + "name"],
-            attributes=values[prefix + "attributes"],
-            whatsapp_status=values[prefix + "whatsapp_status"],
-            whatsapp_checked_at=values[prefix + "whatsapp_checked_at"],
-            opted_out_at=values[prefix + "opted_out_at"],
-            created_at=values[prefix + "created_at"],
-            updated_at=values[prefix + "updated_at"],
+            phone=values.get(prefix + "phone"),
+            name=values.get(prefix + "name"),
+            attributes=values.get(prefix + "attributes"),
+            whatsapp_status=values.get(prefix + "whatsapp_status"),
+            whatsapp_checked_at=values.get(prefix + "whatsapp_checked_at"),
+            opted_out_at=values.get(prefix + "opted_out_at"),
+            created_at=values.get(prefix + "created_at"),
+            updated_at=values.get(prefix + "updated_at"),
         )
 
     @strawberry.field
@@ -83,7 +84,7 @@ class ContactType:
                 owner,
                 page,
                 status,
-                with_contact=selects(info, "contact"),
+                columns=message_columns(info),
                 with_interactions=selects(info, "interactions"),
             )
         )

@@ -5,13 +5,14 @@ from __future__ import annotations
 import strawberry
 
 from app.messages.repository import MessageRepository
-from loaders.messages import build_messages
+from loaders.messages import build_messages, fetch_columns
 from schema.cache import Cached
 from schema.campaigns.types import MessageStats
 from schema.common.enums import MessageStatus
 from schema.common.pagination import Connection, page_args, parse_id
 from schema.common.selection import selects
 from schema.context import Info
+from schema.messages.columns import message_columns
 from schema.messages.types import MessageType
 
 
@@ -28,16 +29,16 @@ class MessageQuery:
     ) -> Connection[MessageType]:
         page = page_args(info.context.settings, first, after)
         campaign = None if campaign_id is None else parse_id(campaign_id, "campaignId")
-        with_contact = selects(info, "contact")
+        columns = message_columns(info)
+        naive = info.context.settings.naive_resolvers
         repository = MessageRepository(info.context.session)
-        join = with_contact and not info.context.settings.naive_resolvers
-        rows = await repository.page(campaign, status, page, join)
+        rows = await repository.page(campaign, status, page, fetch_columns(columns, naive))
         nodes = await build_messages(
             info.context.session,
             rows,
-            with_contact,
+            columns.contact is not None,
             selects(info, "interactions"),
-            naive=info.context.settings.naive_resolvers,
+            naive=naive,
         )
         return Connection.of(nodes, page, lambda: repository.count(campaign, status))
 

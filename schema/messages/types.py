@@ -62,18 +62,20 @@ class MessageType:
 
     @classmethod
     def from_row(cls, row: Any, contact: ContactType | None = None) -> MessageType:
+        """Build from a Core row; columns the query did not select are left empty."""
+        values = row._mapping
         return cls(
-            id=strawberry.ID(str(row.id)),
-            status=row.status,
-            provider_message_id=row.provider_message_id,
-            error=row.error,
-            sent_at=row.sent_at,
-            delivered_at=row.delivered_at,
-            read_at=row.read_at,
-            failed_at=row.failed_at,
-            created_at=row.created_at,
-            campaign_id=row.campaign_id,
-            contact_id=row.contact_id,
+            id=strawberry.ID(str(values["id"])),
+            status=values.get("status"),
+            provider_message_id=values.get("provider_message_id"),
+            error=values.get("error"),
+            sent_at=values.get("sent_at"),
+            delivered_at=values.get("delivered_at"),
+            read_at=values.get("read_at"),
+            failed_at=values.get("failed_at"),
+            created_at=values.get("created_at"),
+            campaign_id=values["campaign_id"],
+            contact_id=values["contact_id"],
             contact=contact,
         )
 

@@ -1,0 +1,125 @@
+"""Campaign editing rules: what a draft may change, and which states allow retargeting.
+
+Lifecycle transitions (start, pause, ...) live in dispatch_service.py.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Row
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.campaigns.repository import CampaignRepository
+from app.categories.repository import CategoryRepository
+from app.errors import InvalidInput, InvalidState, NotFound
+from app.models import CampaignStatus
+
+S = CampaignStatus
+EDITABLE = (S.DRAFT,)  # update, delete: once scheduled or sent, the campaign is a record
+RETARGETABLE = (S.DRAFT, S.SCHEDULED)  # targets are resolved into messages at start
+NAME_MAX = 200  # campaigns.name is VARCHAR(200)
+TEMPLATE_NAME_MAX = 512
+MAX_TARGETS = 1_000
+# WhatsApp template language codes: "en", "fr", "en_US", "pt_BR", "zh_Hant" ...
+LANGUAGE = re.compile(r"^[a-z]{2,3}(_[A-Za-z]{2,4})?$")
+
+
+@dataclass(frozen=True)
+class TemplateValues:
+    name: str
+    language: str
+    body: str
+
+
+def _check_text(field: str, value: str | None, limit: int) -> str:
+    text = (value or "").strip()
+    if not text:
+        raise InvalidInput(field, f"{field} cannot be empty")
+    if len(text) > limit:
+        raise InvalidInput(field, f"{field} must be at most {limit} characters")
+    return text
+
+
+def template_columns(template: TemplateValues) -> dict[str, str]:
+    """Checked template fields, as the campaign's template_* columns."""
+    if not LANGUAGE.match(template.language):
+        raise InvalidInput(
+            "template.language", f"{template.language!r} is not a language code like 'en_US'"
+        )
+    return {
+        "template_name": _check_text("template.name", template.name, TEMPLATE_NAME_MAX),
+        "template_language": template.language,
+        "template_body": template.body,
+    }
+
+
+class CampaignService:
+    def __init__(self, session: AsyncSession) -> None:
+        self.campaigns = CampaignRepository(session)
+        self.categories = CategoryRepository(session)
+
+    async def create(self, name: str, template: TemplateValues, target_ids: Sequence[int]) -> Row:
+        values = {"name": _check_text("name", name, NAME_MAX), **template_columns(template)}
+        targets = self._check_targets(target_ids)
+        row = await self.campaigns.insert(values)
+        await self._retarget(row.id, targets)
+        return row
+
+    async def update(
+        self, campaign_id: int, name: str | None, template: TemplateValues | None
+    ) -> Row:
+        """Rename and/or replace the template of a draft (None: leave as is)."""
+        values: dict[str, Any] = {}
+        if name is not None:
+            values["name"] = _check_text("name", name, NAME_MAX)
+        if template is not None:
+            values.update(template_columns(template))
+        row = await self.campaigns.update_if(campaign_id, EDITABLE, values)
+        if row is None:
+            raise await self._refusal(campaign_id, "edit")
+        return row
+
+    async def delete(self, campaign_id: int) -> None:
+        if not await self.campaigns.delete_if(campaign_id, EDITABLE):
+            raise await self._refusal(campaign_id, "delete")
+
+    async def set_targets(self, campaign_id: int, target_ids: Sequence[int]) -> Row:
+        """Replace the targets of a draft or scheduled campaign (locked against a start)."""
+        targets = self._check_targets(target_ids)
+        row = await self.campaigns.get_locked(campaign_id)
+        if row is None:
+            raise NotFound("Campaign", campaign_id)
+        if row.status not in RETARGETABLE:
+            raise InvalidState(
+                "Campaign", campaign_id, row.status, f"cannot retarget a {row.status} campaign"
+            )
+        await self._retarget(campaign_id, targets)
+        return row
+
+    def _check_targets(self, target_ids: Sequence[int]) -> list[int]:
+        if len(target_ids) > MAX_TARGETS:
+            raise InvalidInput("targetCategoryIds", f"at most {MAX_TARGETS} target categories")
+        return list(dict.fromkeys(target_ids))
+
+    async def _retarget(self, campaign_id: int, targets: list[int]) -> None:
+        """Unknown categories are refused after the campaign row was written: the savepoint
+        undoes that row too."""
+        found = await self.categories.existing_ids(targets) if targets else set()
+        for category_id in targets:
+            if category_id not in found:
+                raise NotFound("Category", category_id)
+        await self.campaigns.replace_targets(campaign_id, targets)
+
+    async def _refusal(self, campaign_id: int, verb: str) -> NotFound | InvalidState:
+        """Why a conditional write matched nothing: the campaign is missing, or not a draft."""
+        rows = await self.campaigns.by_ids([campaign_id])
+        if not rows:
+            return NotFound("Campaign", campaign_id)
+        status = rows[0].status
+        return InvalidState(
+            "Campaign", campaign_id, status, f"cannot {verb} a {status} campaign: only drafts"
+        )

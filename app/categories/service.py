@@ -1,0 +1,55 @@
+"""Category rules: names are required, at most 200 characters and unique."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import Row
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.categories.repository import CategoryRepository
+from app.errors import Duplicate, InvalidInput, NotFound
+
+NAME_MAX = 200  # categories.name is VARCHAR(200)
+
+
+def check_name(name: str | None) -> str:
+    """Trimmed, non-empty and short enough for the column."""
+    text = (name or "").strip()
+    if not text:
+        raise InvalidInput("name", "name cannot be empty")
+    if len(text) > NAME_MAX:
+        raise InvalidInput("name", f"name must be at most {NAME_MAX} characters")
+    return text
+
+
+class CategoryService:
+    def __init__(self, session: AsyncSession) -> None:
+        self.categories = CategoryRepository(session)
+
+    async def create(self, name: str, description: str | None) -> Row:
+        name = check_name(name)
+        row = await self.categories.insert(name, description)
+        if row is None:
+            raise Duplicate("Category", "name", name)
+        return row
+
+    async def update(self, category_id: int, changes: dict[str, Any]) -> Row:
+        """Apply `changes` (name, description: only the keys given)."""
+        values = dict(changes)
+        if "name" in values:
+            values["name"] = check_name(values["name"])
+        if not values:
+            rows = await self.categories.by_ids([category_id])
+            if not rows:
+                raise NotFound("Category", category_id)
+            return rows[0]
+        row = await self.categories.update(category_id, values)
+        if row is None:
+            raise NotFound("Category", category_id)
+        return row
+
+    async def delete(self, category_id: int) -> None:
+        """Contacts stay; the category leaves their memberships and campaigns' targets."""
+        if not await self.categories.delete(category_id):
+            raise NotFound("Category", category_id)

@@ -1,0 +1,257 @@
+"""Contact rules: E.164 phone normalization, duplicate detection, bulk import, memberships.
+
+Services raise DomainError subclasses and never commit; the caller wraps each mutation in a
+savepoint, so an error raised half-way leaves nothing written.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+import phonenumbers
+from sqlalchemy import Row
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.categories.repository import CategoryRepository
+from app.contacts.repository import ContactRepository, ImportRow
+from app.errors import Duplicate, InvalidInput, InvalidPhone, NotFound
+
+
+def check_region(region: str | None) -> str | None:
+    """An ISO 3166 region phonenumbers knows (e.g. "FR"), upper-cased; None stays None."""
+    if region is None:
+        return None
+    code = region.strip().upper()
+    if code not in phonenumbers.SUPPORTED_REGIONS:
+        raise InvalidInput("defaultRegion", f"{region!r} is not a known region code, e.g. 'FR'")
+    return code
+
+
+def normalize_phone(raw: str, region: str | None) -> str:
+    """E.164 (+33612345678) from any notation; national ones need `region` (checked)."""
+    try:
+        number = phonenumbers.parse(raw, region)
+    except phonenumbers.NumberParseException:
+        raise InvalidPhone(raw) from None
+    if not phonenumbers.is_valid_number(number):
+        raise InvalidPhone(raw)
+    return str(phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164))
+
+
+def check_attributes(value: Any) -> dict[str, Any]:
+    """Template variables are a JSON object (or nothing, stored as {})."""
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise InvalidInput("attributes", "attributes must be a JSON object")
+    return value
+
+
+def _check_ids(ids: Sequence[int], field: str, limit: int) -> list[int]:
+    if len(ids) > limit:
+        raise InvalidInput(field, f"at most {limit} ids per call, got {len(ids)}")
+    return list(dict.fromkeys(ids))
+
+
+class ImportRowErrorReason(StrEnum):
+    INVALID_PHONE = "invalid_phone"
+    INVALID_ATTRIBUTES = "invalid_attributes"
+    DUPLICATE_IN_BATCH = "duplicate_in_batch"
+    ALREADY_EXISTS = "already_exists"
+
+
+@dataclass(frozen=True)
+class ImportInputRow:
+    phone: str
+    name: str | None = None
+    attributes: Any = None
+
+
+@dataclass(frozen=True)
+class ImportRowError:
+    index: int  # position in the submitted rows, from 0
+    phone: str  # as submitted
+    reason: ImportRowErrorReason
+    message: str
+
+
+@dataclass
+class ImportResult:
+    contacts: list[Row] = field(default_factory=list)  # created or updated, input order
+    created: int = 0
+    updated: int = 0
+    errors: list[ImportRowError] = field(default_factory=list)  # by index
+
+
+@dataclass(frozen=True)
+class MembershipChange:
+    category: Row
+    changed: int  # memberships added or removed
+
+
+class ContactService:
+    def __init__(self, session: AsyncSession, max_ids: int) -> None:
+        self.contacts = ContactRepository(session)
+        self.categories = CategoryRepository(session)
+        self.max_ids = max_ids  # Settings.import_max_rows: rows or ids one call may carry
+
+    async def create(
+        self,
+        phone: str,
+        name: str | None,
+        attributes: Any,
+        region: str | None,
+        category_ids: Sequence[int] = (),
+    ) -> Row:
+        normalized = normalize_phone(phone, check_region(region))
+        values = check_attributes(attributes)
+        category_ids = _check_ids(category_ids, "categoryIds", self.max_ids)
+        row = await self.contacts.insert(normalized, name, values)
+        if row is None:
+            raise Duplicate("Contact", "phone", normalized)
+        await self._join(category_ids, [row.id])
+        return row
+
+    async def update(
+        self, contact_id: int, changes: dict[str, Any], region: str | None = None
+    ) -> Row:
+        """Apply `changes` (phone, name, attributes: only the keys given)."""
+        values = dict(changes)
+        if "phone" in values:
+            if values["phone"] is None:
+                raise InvalidInput("phone", "phone cannot be null")
+            values["phone"] = normalize_phone(values["phone"], check_region(region))
+        if "attributes" in values:
+            values["attributes"] = check_attributes(values["attributes"])
+        if not values:
+            row = await self.contacts.by_ids([contact_id])
+            if not row:
+                raise NotFound("Contact", contact_id)
+            return row[0]
+        updated = await self.contacts.update(contact_id, values)
+        if updated is None:
+            raise NotFound("Contact", contact_id)
+        return updated
+
+    async def delete(self, contact_id: int) -> None:
+        """Its memberships, messages and their interactions go with it (ON DELETE CASCADE)."""
+        if not await self.contacts.delete(contact_id):
+            raise NotFound("Contact", contact_id)
+
+    async def import_rows(
+        self,
+        rows: Sequence[ImportInputRow],
+        region: str | None,
+        category_ids: Sequence[int] = (),
+        update_existing: bool = False,
+    ) -> ImportResult:
+        """Validate every row, then write the valid ones with one set-based statement.
+
+        Bad rows are reported by index and skipped; the valid rows are kept. The first
+        occurrence of a phone wins over later ones in the same batch.
+        """
+        if len(rows) > self.max_ids:
+            raise InvalidInput("rows", f"at most {self.max_ids} rows per import, got {len(rows)}")
+        region = check_region(region)
+        category_ids = _check_ids(category_ids, "categoryIds", self.max_ids)
+        result = ImportResult()
+        valid: dict[str, tuple[int, ImportRow]] = {}  # E.164 → (index, row)
+        for index, row in enumerate(rows):
+            try:
+                phone = normalize_phone(row.phone, region)
+                attributes = check_attributes(row.attributes)
+            except InvalidPhone as exc:
+                result.errors.append(
+                    ImportRowError(
+                        index, row.phone, ImportRowErrorReason.INVALID_PHONE, exc.message
+                    )
+                )
+                continue
+            except InvalidInput as exc:
+                result.errors.append(
+                    ImportRowError(
+                        index, row.phone, ImportRowErrorReason.INVALID_ATTRIBUTES, exc.message
+                    )
+                )
+                continue
+            if phone in valid:
+                first = valid[phone][0]
+                result.errors.append(
+                    ImportRowError(
+                        index,
+                        row.phone,
+                        ImportRowErrorReason.DUPLICATE_IN_BATCH,
+                        f"{phone} already appears in row {first}",
+                    )
+                )
+                continue
+            valid[phone] = (index, ImportRow(phone, row.name, attributes))
+
+        written = (
+            await self.contacts.import_rows([r for _, r in valid.values()], update_existing)
+            if valid
+            else []
+        )
+        by_phone = {r.phone: r for r in written}
+        for phone, (index, _) in valid.items():
+            found = by_phone.get(phone)
+            if found is None:
+                result.errors.append(
+                    ImportRowError(
+                        index,
+                        rows[index].phone,
+                        ImportRowErrorReason.ALREADY_EXISTS,
+                        f"a contact with phone {phone} already exists",
+                    )
+                )
+                continue
+            result.contacts.append(found)
+            if found.inserted:
+                result.created += 1
+            else:
+                result.updated += 1
+        result.errors.sort(key=lambda e: e.index)
+        await self._join(category_ids, [r.id for r in result.contacts])
+        return result
+
+    async def add_to_category(
+        self, category_id: int, contact_ids: Sequence[int]
+    ) -> MembershipChange:
+        contact_ids = _check_ids(contact_ids, "contactIds", self.max_ids)
+        category = await self._category(category_id)
+        await self._require_contacts(contact_ids)
+        membership = await self.categories.add_members([category_id], contact_ids)
+        return MembershipChange(category, membership.added)
+
+    async def remove_from_category(
+        self, category_id: int, contact_ids: Sequence[int]
+    ) -> MembershipChange:
+        contact_ids = _check_ids(contact_ids, "contactIds", self.max_ids)
+        category = await self._category(category_id)
+        await self._require_contacts(contact_ids)
+        removed = await self.categories.remove_members(category_id, contact_ids)
+        return MembershipChange(category, removed)
+
+    async def _join(self, category_ids: Sequence[int], contact_ids: Sequence[int]) -> None:
+        """Put contacts just written into categories; an unknown category undoes it all."""
+        if not category_ids:
+            return
+        membership = await self.categories.add_members(category_ids, contact_ids)
+        for category_id in category_ids:
+            if category_id not in membership.found:
+                raise NotFound("Category", category_id)
+
+    async def _category(self, category_id: int) -> Row:
+        row = await self.categories.get_shared(category_id)
+        if row is None:
+            raise NotFound("Category", category_id)
+        return row
+
+    async def _require_contacts(self, contact_ids: Sequence[int]) -> None:
+        found = await self.contacts.existing_ids(contact_ids) if contact_ids else set()
+        for contact_id in contact_ids:
+            if contact_id not in found:
+                raise NotFound("Contact", contact_id)

@@ -1,0 +1,60 @@
+"""createCampaign: a draft with its template and target categories."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import strawberry
+
+from app.campaigns.service import CampaignService, TemplateValues
+from app.errors import InvalidInput, NotFound
+from schema.cache import campaign_changed
+from schema.campaigns.types import CampaignType
+from schema.common.errors import InvalidInputError, NotFoundError
+from schema.common.pagination import parse_id
+from schema.context import Info
+
+
+@strawberry.input
+class TemplateInput:
+    name: str = strawberry.field(description="The approved WhatsApp template's name.")
+    language: str = strawberry.field(description='Template language code, e.g. "en_US".')
+    body: str = strawberry.field(default="", description="Text with {{1}}-style variables.")
+
+    def values(self) -> TemplateValues:
+        return TemplateValues(self.name, self.language, self.body)
+
+
+@strawberry.input
+class CreateCampaignInput:
+    name: str
+    template: TemplateInput
+    target_category_ids: list[strawberry.ID] = strawberry.field(default_factory=list)
+
+
+@strawberry.type
+class CreateCampaignSuccess:
+    campaign: CampaignType
+
+
+CreateCampaignResult = Annotated[
+    CreateCampaignSuccess | InvalidInputError | NotFoundError,
+    strawberry.union("CreateCampaignResult"),
+]
+
+
+@strawberry.type
+class CreateCampaignMutation:
+    @strawberry.mutation(description="Create a draft campaign; an unknown target writes nothing.")
+    async def create_campaign(self, info: Info, input: CreateCampaignInput) -> CreateCampaignResult:
+        targets = [parse_id(i, "targetCategoryIds") for i in input.target_category_ids]
+        service = CampaignService(info.context.session)
+        try:
+            async with info.context.session.begin_nested():
+                row = await service.create(input.name, input.template.values(), targets)
+        except InvalidInput as exc:
+            return InvalidInputError.of(exc)
+        except NotFound as exc:
+            return NotFoundError.of(exc)
+        campaign_changed(info.context)
+        return CreateCampaignSuccess(campaign=CampaignType.from_row(row))

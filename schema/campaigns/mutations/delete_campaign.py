@@ -1,0 +1,44 @@
+"""deleteCampaign: drafts only; a scheduled or sent campaign is cancelled, not deleted."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import strawberry
+
+from app.campaigns.service import CampaignService
+from app.errors import InvalidState, NotFound
+from schema.cache import campaign_changed
+from schema.common.errors import InvalidStateError, NotFoundError
+from schema.common.pagination import parse_id
+from schema.context import Info
+
+
+@strawberry.type
+class DeleteCampaignSuccess:
+    deleted_id: strawberry.ID
+
+
+DeleteCampaignResult = Annotated[
+    DeleteCampaignSuccess | NotFoundError | InvalidStateError,
+    strawberry.union("DeleteCampaignResult"),
+]
+
+
+@strawberry.type
+class DeleteCampaignMutation:
+    @strawberry.mutation(
+        description="Delete a draft campaign; any other status: InvalidStateError."
+    )
+    async def delete_campaign(self, info: Info, id: strawberry.ID) -> DeleteCampaignResult:
+        campaign_id = parse_id(id, "id")
+        service = CampaignService(info.context.session)
+        try:
+            async with info.context.session.begin_nested():
+                await service.delete(campaign_id)
+        except NotFound as exc:
+            return NotFoundError.of(exc)
+        except InvalidState as exc:
+            return InvalidStateError.of(exc)
+        campaign_changed(info.context)
+        return DeleteCampaignSuccess(deleted_id=id)

@@ -1,0 +1,51 @@
+"""setCampaignTargets: replace the categories a draft or scheduled campaign will reach."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import strawberry
+
+from app.campaigns.service import CampaignService
+from app.errors import InvalidInput, InvalidState, NotFound
+from schema.cache import campaign_changed
+from schema.campaigns.types import CampaignType
+from schema.common.errors import InvalidInputError, InvalidStateError, NotFoundError
+from schema.common.pagination import parse_id
+from schema.context import Info
+
+
+@strawberry.type
+class SetCampaignTargetsSuccess:
+    campaign: CampaignType
+
+
+SetCampaignTargetsResult = Annotated[
+    SetCampaignTargetsSuccess | NotFoundError | InvalidStateError | InvalidInputError,
+    strawberry.union("SetCampaignTargetsResult"),
+]
+
+
+@strawberry.type
+class SetCampaignTargetsMutation:
+    @strawberry.mutation(
+        description="Targets become exactly these categories (draft or scheduled campaigns); "
+        "an unknown category changes nothing."
+    )
+    async def set_campaign_targets(
+        self, info: Info, id: strawberry.ID, category_ids: list[strawberry.ID]
+    ) -> SetCampaignTargetsResult:
+        campaign_id = parse_id(id, "id")
+        targets = [parse_id(i, "categoryIds") for i in category_ids]
+        service = CampaignService(info.context.session)
+        try:
+            async with info.context.session.begin_nested():
+                row = await service.set_targets(campaign_id, targets)
+        except NotFound as exc:
+            return NotFoundError.of(exc)
+        except InvalidState as exc:
+            return InvalidStateError.of(exc)
+        except InvalidInput as exc:
+            return InvalidInputError.of(exc)
+        campaign_changed(info.context)
+        return SetCampaignTargetsSuccess(campaign=CampaignType.from_row(row))

@@ -1,0 +1,47 @@
+"""createCategory: a new contact segment; names are unique."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import strawberry
+
+from app.categories.service import CategoryService
+from app.errors import Duplicate, InvalidInput
+from schema.cache import categories_changed
+from schema.categories.types import CategoryType
+from schema.common.errors import DuplicateError, InvalidInputError
+from schema.context import Info
+
+
+@strawberry.input
+class CreateCategoryInput:
+    name: str = strawberry.field(description="Unique, at most 200 characters.")
+    description: str | None = None
+
+
+@strawberry.type
+class CreateCategorySuccess:
+    category: CategoryType
+
+
+CreateCategoryResult = Annotated[
+    CreateCategorySuccess | DuplicateError | InvalidInputError,
+    strawberry.union("CreateCategoryResult"),
+]
+
+
+@strawberry.type
+class CreateCategoryMutation:
+    @strawberry.mutation(description="Add a category; a name already used is a DuplicateError.")
+    async def create_category(self, info: Info, input: CreateCategoryInput) -> CreateCategoryResult:
+        service = CategoryService(info.context.session)
+        try:
+            async with info.context.session.begin_nested():
+                row = await service.create(input.name, input.description)
+        except Duplicate as exc:
+            return DuplicateError.of(exc)
+        except InvalidInput as exc:
+            return InvalidInputError.of(exc)
+        categories_changed(info.context)
+        return CreateCategorySuccess(category=CategoryType.from_row(row))

@@ -1,0 +1,40 @@
+"""deleteCategory: remove a segment; its contacts stay, campaigns stop targeting it."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import strawberry
+
+from app.categories.service import CategoryService
+from app.errors import NotFound
+from schema.cache import campaign_changed, categories_changed
+from schema.common.errors import NotFoundError
+from schema.common.pagination import parse_id
+from schema.context import Info
+
+
+@strawberry.type
+class DeleteCategorySuccess:
+    deleted_id: strawberry.ID
+
+
+DeleteCategoryResult = Annotated[
+    DeleteCategorySuccess | NotFoundError, strawberry.union("DeleteCategoryResult")
+]
+
+
+@strawberry.type
+class DeleteCategoryMutation:
+    @strawberry.mutation(description="Delete a category; its contacts are kept.")
+    async def delete_category(self, info: Info, id: strawberry.ID) -> DeleteCategoryResult:
+        category_id = parse_id(id, "id")
+        service = CategoryService(info.context.session)
+        try:
+            async with info.context.session.begin_nested():
+                await service.delete(category_id)
+        except NotFound as exc:
+            return NotFoundError.of(exc)
+        categories_changed(info.context, membership=True)
+        campaign_changed(info.context)  # campaigns' targets lost it
+        return DeleteCategorySuccess(deleted_id=id)

@@ -1,0 +1,57 @@
+"""updateCategory: rename or redescribe a category (only the fields given)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+import strawberry
+
+from app.categories.service import CategoryService
+from app.errors import Duplicate, InvalidInput, NotFound
+from schema.cache import categories_changed
+from schema.categories.types import CategoryType
+from schema.common.errors import DuplicateError, InvalidInputError, NotFoundError
+from schema.common.pagination import parse_id
+from schema.context import Info
+
+
+@strawberry.input(description="Omitted fields stay as they are; `description: null` clears it.")
+class UpdateCategoryInput:
+    name: str | None = strawberry.UNSET
+    description: str | None = strawberry.UNSET
+
+    def changes(self) -> dict[str, Any]:
+        given = {"name": self.name, "description": self.description}
+        return {k: v for k, v in given.items() if v is not strawberry.UNSET}
+
+
+@strawberry.type
+class UpdateCategorySuccess:
+    category: CategoryType
+
+
+UpdateCategoryResult = Annotated[
+    UpdateCategorySuccess | NotFoundError | DuplicateError | InvalidInputError,
+    strawberry.union("UpdateCategoryResult"),
+]
+
+
+@strawberry.type
+class UpdateCategoryMutation:
+    @strawberry.mutation(description="Edit a category; another one's name is a DuplicateError.")
+    async def update_category(
+        self, info: Info, id: strawberry.ID, input: UpdateCategoryInput
+    ) -> UpdateCategoryResult:
+        category_id = parse_id(id, "id")
+        service = CategoryService(info.context.session)
+        try:
+            async with info.context.session.begin_nested():
+                row = await service.update(category_id, input.changes())
+        except NotFound as exc:
+            return NotFoundError.of(exc)
+        except Duplicate as exc:
+            return DuplicateError.of(exc)
+        except InvalidInput as exc:
+            return InvalidInputError.of(exc)
+        categories_changed(info.context)
+        return UpdateCategorySuccess(category=CategoryType.from_row(row))

@@ -1,0 +1,67 @@
+"""createContact: one contact, its phone normalized to E.164, optionally put into categories."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import strawberry
+from strawberry.scalars import JSON
+
+from app.contacts.service import ContactService
+from app.errors import Duplicate, InvalidInput, InvalidPhone, NotFound
+from schema.cache import categories_changed, contacts_changed
+from schema.common.errors import DuplicateError, InvalidInputError, InvalidPhoneError, NotFoundError
+from schema.common.pagination import parse_id
+from schema.contacts.types import ContactType
+from schema.context import Info
+
+
+@strawberry.input
+class CreateContactInput:
+    phone: str = strawberry.field(
+        description='Any notation; national ones ("06 12 34 56 78") need defaultRegion.'
+    )
+    name: str | None = None
+    attributes: JSON | None = strawberry.field(
+        default=None, description="Template variables: a JSON object."
+    )
+    default_region: str | None = strawberry.field(
+        default=None, description='ISO 3166 region for national numbers, e.g. "FR".'
+    )
+    category_ids: list[strawberry.ID] = strawberry.field(default_factory=list)
+
+
+@strawberry.type
+class CreateContactSuccess:
+    contact: ContactType
+
+
+CreateContactResult = Annotated[
+    CreateContactSuccess | InvalidPhoneError | DuplicateError | InvalidInputError | NotFoundError,
+    strawberry.union("CreateContactResult"),
+]
+
+
+@strawberry.type
+class CreateContactMutation:
+    @strawberry.mutation(description="Add a contact; a phone already known is a DuplicateError.")
+    async def create_contact(self, info: Info, input: CreateContactInput) -> CreateContactResult:
+        category_ids = [parse_id(i, "categoryIds") for i in input.category_ids]
+        service = ContactService(info.context.session, info.context.settings.import_max_rows)
+        try:
+            async with info.context.session.begin_nested():
+                row = await service.create(
+                    input.phone, input.name, input.attributes, input.default_region, category_ids
+                )
+        except InvalidPhone as exc:
+            return InvalidPhoneError.of(exc)
+        except Duplicate as exc:
+            return DuplicateError.of(exc)
+        except InvalidInput as exc:
+            return InvalidInputError.of(exc)
+        except NotFound as exc:
+            return NotFoundError.of(exc)
+        contacts_changed(info.context)
+        if category_ids:
+            categories_changed(info.context, membership=True)
+        return CreateContactSuccess(contact=ContactType.from_row(row))

@@ -1,0 +1,40 @@
+"""deleteContact: remove a contact with its memberships, messages and interactions."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import strawberry
+
+from app.contacts.service import ContactService
+from app.errors import NotFound
+from schema.cache import categories_changed, contacts_changed
+from schema.common.errors import NotFoundError
+from schema.common.pagination import parse_id
+from schema.context import Info
+
+
+@strawberry.type
+class DeleteContactSuccess:
+    deleted_id: strawberry.ID
+
+
+DeleteContactResult = Annotated[
+    DeleteContactSuccess | NotFoundError, strawberry.union("DeleteContactResult")
+]
+
+
+@strawberry.type
+class DeleteContactMutation:
+    @strawberry.mutation(description="Delete a contact and everything recorded about it.")
+    async def delete_contact(self, info: Info, id: strawberry.ID) -> DeleteContactResult:
+        contact_id = parse_id(id, "id")
+        service = ContactService(info.context.session, info.context.settings.import_max_rows)
+        try:
+            async with info.context.session.begin_nested():
+                await service.delete(contact_id)
+        except NotFound as exc:
+            return NotFoundError.of(exc)
+        contacts_changed(info.context, deleted=True)  # its messages leave campaigns' stats
+        categories_changed(info.context, membership=True)
+        return DeleteContactSuccess(deleted_id=id)
