@@ -5,15 +5,20 @@ from __future__ import annotations
 import strawberry
 
 from app.campaigns.repository import CampaignRepository
+from schema.cache import Cached
 from schema.campaigns.types import CampaignType
 from schema.common.enums import CampaignStatus
 from schema.common.pagination import Connection, page_args, parse_id
 from schema.context import Info
+from schema.permissions import viewer
 
 
 @strawberry.type
 class CampaignQuery:
-    @strawberry.field(description="Campaigns, newest first.")
+    @strawberry.field(
+        description="Campaigns, newest first.",
+        extensions=[Cached("campaigns", ttl=lambda s: s.cache_ttl_campaigns_list), *viewer()],
+    )
     async def campaigns(
         self,
         info: Info,
@@ -28,6 +33,6 @@ class CampaignQuery:
             [CampaignType.from_row(r) for r in rows], page, lambda: repository.count(status)
         )
 
-    @strawberry.field
+    @strawberry.field(extensions=viewer())
     async def campaign(self, info: Info, id: strawberry.ID) -> CampaignType | None:
         return await info.context.loaders.campaign_by_id.load(parse_id(id, "id"))

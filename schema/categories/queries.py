@@ -5,14 +5,19 @@ from __future__ import annotations
 import strawberry
 
 from app.categories.repository import CategoryRepository
+from schema.cache import Cached
 from schema.categories.types import CategoryType
 from schema.common.pagination import Connection, page_args, parse_id
 from schema.context import Info
+from schema.permissions import viewer
 
 
 @strawberry.type
 class CategoryQuery:
-    @strawberry.field(description="Categories (contact segments), newest first.")
+    @strawberry.field(
+        description="Categories (contact segments), newest first.",
+        extensions=[Cached("categories"), *viewer()],
+    )
     async def categories(
         self, info: Info, first: int | None = None, after: str | None = None
     ) -> Connection[CategoryType]:
@@ -21,6 +26,6 @@ class CategoryQuery:
         rows = await repository.page(page)
         return Connection.of([CategoryType.from_row(r) for r in rows], page, repository.count)
 
-    @strawberry.field
+    @strawberry.field(extensions=[Cached("categories"), *viewer()])
     async def category(self, info: Info, id: strawberry.ID) -> CategoryType | None:
         return await info.context.loaders.category_by_id.load(parse_id(id, "id"))

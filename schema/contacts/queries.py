@@ -7,15 +7,20 @@ from typing import Annotated
 import strawberry
 
 from app.contacts.repository import ContactFilter, ContactRepository
+from schema.cache import Cached
 from schema.common.enums import WhatsAppStatus
 from schema.common.pagination import Connection, page_args, parse_id
 from schema.contacts.types import ContactType
 from schema.context import Info
+from schema.permissions import viewer
 
 
 @strawberry.type
 class ContactQuery:
-    @strawberry.field(description="Contacts, newest first.")
+    @strawberry.field(
+        description="Contacts, newest first.",
+        extensions=[Cached("contacts", ttl=lambda s: s.cache_ttl_contacts_list), *viewer()],
+    )
     async def contacts(
         self,
         info: Info,
@@ -41,6 +46,6 @@ class ContactQuery:
             [ContactType.from_row(r) for r in rows], page, lambda: repository.count(where)
         )
 
-    @strawberry.field
+    @strawberry.field(extensions=viewer())
     async def contact(self, info: Info, id: strawberry.ID) -> ContactType | None:
         return await info.context.loaders.contact_by_id.load(parse_id(id, "id"))

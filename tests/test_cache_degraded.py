@@ -1,0 +1,152 @@
+"""Degraded mode: a redis-server of the test's own is killed, slowed and restarted."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import shutil
+import socket
+import subprocess
+import time
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import pytest
+import pytest_asyncio
+import redis as sync_redis
+from redis.asyncio import Redis
+
+from app.cache import CacheService, open_redis
+from app.config import Settings
+from tests.test_cache import CALLS, DB, FakeContext, data  # noqa: F401  (autouse fixture)
+from tests.test_cache import SCHEMA as CACHED_SCHEMA
+
+pytestmark = pytest.mark.asyncio
+
+QUERY = "{ totals { total } }"
+RETRY_AFTER = 0.2
+
+
+class SpareRedis:
+    """A throwaway redis-server on a free loopback port, stoppable and restartable."""
+
+    def __init__(self, directory: Path) -> None:
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            self.port = sock.getsockname()[1]
+        self.directory = directory
+        self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self) -> None:
+        binary = shutil.which("redis-server")
+        assert binary is not None, "redis-server is not on PATH"
+        version = subprocess.run([binary, "--version"], capture_output=True, text=True).stdout
+        # DEBUG (used to stall the server) is opt-in from Redis 7; older ones reject the flag.
+        debug = [] if " v=6." in version else ["--enable-debug-command", "yes"]
+        self.process = subprocess.Popen(
+            [binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
+             "--appendonly", "no", "--dir", str(self.directory), *debug],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )  # fmt: skip
+        client = sync_redis.Redis(host="127.0.0.1", port=self.port, socket_timeout=0.2)
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                client.ping()
+                break
+            except sync_redis.ConnectionError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.02)
+        client.close()
+
+    def stop(self) -> None:
+        if self.process is not None:
+            self.process.kill()
+            self.process.wait(timeout=10)
+            self.process = None
+
+
+@pytest.fixture
+def spare(tmp_path: Path) -> Iterator[SpareRedis]:
+    server = SpareRedis(tmp_path)
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest_asyncio.fixture
+async def client(spare: SpareRedis) -> AsyncIterator[Redis]:
+    redis = open_redis(spare.url)
+    yield redis
+    await redis.aclose()
+
+
+async def ask(service: CacheService) -> object:
+    result = await CACHED_SCHEMA.execute(QUERY, context_value=FakeContext(service.request()))
+    assert result.errors is None, result.errors
+    return result.data
+
+
+async def test_killed_redis_degrades_then_recovers(
+    spare: SpareRedis, client: Redis, settings: Settings, caplog: pytest.LogCaptureFixture
+) -> None:
+    service = CacheService(client, settings, retry_after=RETRY_AFTER)
+    # given: a warm value
+    assert await ask(service) == {"totals": {"total": 7}}
+    assert await ask(service) == {"totals": {"total": 7}}
+    assert (CALLS["totals"], service.metrics["stats"].hits) == (1, 1)
+    # when: Redis dies and the data changes
+    spare.stop()
+    DB["total"] = 8
+    with caplog.at_level(logging.INFO, logger="app.cache"):
+        answers = [await ask(service), await ask(service)]  # the 2nd skips Redis entirely
+        await asyncio.sleep(RETRY_AFTER * 1.5)
+        answers += [await ask(service), await ask(service)]  # one failed probe, then skip
+        invalidated = await service.invalidate("stats")
+        # then: correct answers from the source, one warning, one error per probe
+        assert answers == [{"totals": {"total": 8}}] * 4
+        assert CALLS["totals"] == 5
+        assert invalidated is False
+        metrics = service.metrics["stats"]
+        assert (metrics.hits, metrics.misses, metrics.errors) == (1, 5, 2)
+        assert service.available is False
+        warnings = [r for r in caplog.records if r.levelno == logging.WARNING]
+        assert [r.getMessage().split(" (")[0] for r in warnings] == ["Redis cache unavailable"]
+
+        # when: Redis is back on the same port
+        spare.start()
+        await asyncio.sleep(RETRY_AFTER * 1.5)
+        DB["total"] = 9
+        recovered = [await ask(service), await ask(service), await ask(service)]
+    # then: the first fills, the next ones hit; the missed invalidation was replayed
+    assert recovered == [{"totals": {"total": 9}}] * 3
+    assert CALLS["totals"] == 6
+    assert (service.metrics["stats"].hits, service.available) == (3, True)
+    assert await client.get("cache:gen:stats") == b"1"
+    messages = [r.getMessage() for r in caplog.records if r.name == "app.cache"]
+    assert messages[-1] == "Redis cache available again"
+    assert len(messages) == 2
+
+
+async def test_slow_redis_answers_within_the_socket_timeout(
+    spare: SpareRedis, client: Redis, settings: Settings
+) -> None:
+    service = CacheService(client, settings, retry_after=RETRY_AFTER)
+    await client.ping()  # connection open; the stall below hits a read, not a connect
+    blocker = sync_redis.Redis(host="127.0.0.1", port=spare.port)
+    stall = asyncio.create_task(asyncio.to_thread(blocker.execute_command, "DEBUG", "SLEEP", "0.5"))
+    await asyncio.sleep(0.05)  # the server is now blocked
+    started = time.perf_counter()
+    answer = await ask(service)
+    elapsed = time.perf_counter() - started
+    await stall
+    blocker.close()
+    assert answer == {"totals": {"total": 7}}
+    assert elapsed < 0.25  # 50 ms timeout + compute, not the 500 ms stall nor retries
+    assert service.metrics["stats"].errors == 1
