@@ -1,0 +1,51 @@
+"""GraphiQL served entirely by Herald: a local page and vendored assets, no CDN.
+
+The assets under app/static/graphiql/assets are built by app/static/graphiql/build.sh from
+the npm registry and committed, so the IDE works on a machine with no internet access.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from string import Template
+
+import orjson
+from starlette.routing import BaseRoute, Mount
+from starlette.staticfiles import StaticFiles
+
+from app.config import Settings
+
+STATIC_DIR = Path(__file__).resolve().parent / "static" / "graphiql"
+ASSETS_DIR = STATIC_DIR / "assets"
+ASSETS_PATH = "/graphiql-assets"
+
+DEFAULT_QUERY = """\
+# Herald GraphiQL. Run with Ctrl-Enter (or the play button).
+{
+  version
+  dashboard {
+    contactCount
+    campaignCount
+  }
+}
+"""
+
+_PAGE = Template((STATIC_DIR / "page.html").read_text(encoding="utf-8"))
+
+
+def render_graphiql(*, root_path: str = "", default_headers: dict[str, str] | None = None) -> str:
+    """The IDE page; `default_headers` go on every request the IDE sends (e.g. dev auth).
+
+    The config is embedded as JSON in a non-executable script tag; `<` is escaped so no
+    value can close the tag early.
+    """
+    config = {"defaultHeaders": default_headers or {}, "defaultQuery": DEFAULT_QUERY}
+    payload = orjson.dumps(config).decode().replace("<", "\\u003c")
+    return _PAGE.substitute(assets=f"{root_path}{ASSETS_PATH}", config=payload)
+
+
+def graphiql_routes(settings: Settings) -> list[BaseRoute]:
+    """The assets mount, only when the IDE is on (production serves neither)."""
+    if not settings.graphiql_enabled:
+        return []
+    return [Mount(ASSETS_PATH, StaticFiles(directory=ASSETS_DIR), name="graphiql-assets")]

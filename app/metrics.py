@@ -1,0 +1,203 @@
+"""Prometheus series for the API and the dispatch: what /metrics adds to the cache's counters.
+
+Processes. `herald serve --workers N` answers a scrape from whichever worker accepts the
+connection, so process-local counters would jump between workers. prometheus_client's
+multiprocess mode fixes that: when PROMETHEUS_MULTIPROC_DIR is set (before the process
+starts; one empty directory shared by every worker of the host) each worker writes its
+series to files there and any worker's /metrics sums them all. Without the variable the
+series live in this process, which is exact for one process (`herald dev`, one worker, tests).
+
+Dispatch counters are written by Dramatiq workers, possibly on other machines, so they are
+kept in Redis (one hash, `metrics:dispatch`) and read at scrape time: every API process
+reports the same cluster-wide totals.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from prometheus_client import CollectorRegistry, Gauge, Histogram, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.multiprocess import MultiProcessCollector
+from prometheus_client.registry import Collector
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
+
+if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncEngine
+
+MULTIPROCESS = bool(os.environ.get("PROMETHEUS_MULTIPROC_DIR"))
+# In multiprocess mode series are written to files and collected from there, never from a
+# registry of this process; otherwise they live in this registry (not the global default,
+# so importing Herald never adds series to someone else's exporter).
+REGISTRY = CollectorRegistry()
+_registry = None if MULTIPROCESS else REGISTRY
+
+REQUEST_SECONDS = Histogram(
+    "herald_request_duration_seconds",
+    "HTTP request latency; GraphQL requests are labelled by operation name.",
+    ["route", "operation"],
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0),
+    registry=_registry,
+)
+SQL_PER_REQUEST = Histogram(
+    "herald_sql_statements_per_request",
+    "SQL statements (round trips) one GraphQL operation sent to PostgreSQL.",
+    ["operation"],
+    buckets=(0, 1, 2, 3, 4, 6, 8, 12, 16, 32, 64, 128),
+    registry=_registry,
+)
+# livesum: the pools of the workers alive right now, added up.
+_pool = {
+    state: Gauge(
+        f"herald_db_pool_{state}",
+        help_,
+        registry=_registry,
+        multiprocess_mode="livesum",
+    )
+    for state, help_ in (
+        ("size", "Connections the SQLAlchemy pool keeps (pool_size)."),
+        ("checked_out", "Connections in use by a request or task."),
+        ("checked_in", "Idle connections in the pool."),
+        ("overflow", "Connections opened beyond pool_size (up to max_overflow)."),
+    )
+}
+
+
+def prepare_multiprocess_dir(path: str | os.PathLike[str]) -> str:
+    """Empty `path` and export it as PROMETHEUS_MULTIPROC_DIR for the workers to come.
+
+    Call in the parent before uvicorn starts its workers (`herald serve --workers N`): files
+    left by a previous run would otherwise be summed into this one.
+    """
+    directory = Path(path).resolve()
+    directory.mkdir(parents=True, exist_ok=True)
+    for stale in directory.glob("*.db"):
+        stale.unlink()
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(directory)
+    return str(directory)
+
+
+# -- Labels ----------------------------------------------------------------------------------
+
+ANONYMOUS = "anonymous"
+OTHER = "other"
+# Operation names come from clients; a bounded set keeps a misbehaving one from growing the
+# series without end (each distinct name is a new histogram).
+MAX_OPERATIONS = 200
+_NAME = re.compile(r"[_A-Za-z][_0-9A-Za-z]{0,99}")
+_operations: set[str] = set()
+
+
+def operation_label(name: str | None) -> str:
+    if not name:
+        return ANONYMOUS
+    if name in _operations:
+        return name
+    if not _NAME.fullmatch(name) or len(_operations) >= MAX_OPERATIONS:
+        return OTHER
+    _operations.add(name)
+    return name
+
+
+def observe_request(route: str, operation: str | None, seconds: float) -> None:
+    """One finished HTTP request; `operation` is None for non-GraphQL routes."""
+    label = "" if operation is None else operation_label(operation)
+    REQUEST_SECONDS.labels(route, label).observe(seconds)
+
+
+def observe_sql(operation: str | None, statements: int) -> None:
+    SQL_PER_REQUEST.labels(operation_label(operation)).observe(statements)
+
+
+def observe_pool(engine: AsyncEngine) -> None:
+    """Copy the pool's state into the gauges (at each request end and at each scrape)."""
+    pool = engine.pool
+    size = getattr(pool, "size", None)
+    if size is None:  # NullPool and friends keep nothing to report
+        return
+    _pool["size"].set(size())
+    _pool["checked_out"].set(pool.checkedout())  # type: ignore[attr-defined]
+    _pool["checked_in"].set(pool.checkedin())  # type: ignore[attr-defined]
+    # QueuePool counts overflow from -pool_size: negative means "not all opened yet".
+    _pool["overflow"].set(max(0, pool.overflow()))  # type: ignore[attr-defined]
+
+
+# -- Dispatch counters (Redis-backed, cluster-wide) -------------------------------------------
+
+DISPATCH_KEY = "metrics:dispatch"
+OUTCOMES = ("sent", "failed", "rate_limited")
+
+
+async def record_dispatch(
+    redis: Redis, campaign_id: int, *, sent: int = 0, failed: int = 0, rate_limited: int = 0
+) -> None:
+    """Count dispatch outcomes of one campaign; one round trip, call once per batch.
+
+    sent: accepted by the provider; failed: refused or undeliverable; rate_limited: messages
+    held back for a later window by the rate limiter or the daily quota.
+    """
+    counts = {"sent": sent, "failed": failed, "rate_limited": rate_limited}
+    if any(value < 0 for value in counts.values()):
+        raise ValueError(f"dispatch counts must not be negative: {counts}")
+    pipe = redis.pipeline(transaction=False)
+    for outcome, value in counts.items():
+        if value:
+            pipe.hincrby(DISPATCH_KEY, f"{campaign_id}:{outcome}", value)
+    if pipe:
+        await pipe.execute()
+
+
+async def dispatch_counts(redis: Redis) -> dict[tuple[str, str], int]:
+    """(campaign id, outcome) → count, for every campaign that dispatched anything."""
+    raw = await redis.hgetall(DISPATCH_KEY)
+    counts: dict[tuple[str, str], int] = {}
+    for field, value in raw.items():
+        campaign, _, outcome = (field.decode() if isinstance(field, bytes) else field).partition(
+            ":"
+        )
+        counts[(campaign, outcome)] = int(value)
+    return counts
+
+
+class _Snapshot(Collector):
+    """Metrics read before the scrape (collectors are synchronous, Redis is not)."""
+
+    def __init__(self, metrics: list[Metric]) -> None:
+        self.metrics = metrics
+
+    def collect(self) -> list[Metric]:
+        return self.metrics
+
+
+def _dispatch_families(counts: dict[tuple[str, str], int] | None) -> list[Metric]:
+    family = CounterMetricFamily(
+        "herald_dispatch_messages",
+        "Messages per campaign and outcome (sent, failed, rate_limited), all workers.",
+        labels=["campaign", "outcome"],
+    )
+    for (campaign, outcome), value in sorted((counts or {}).items()):
+        family.add_metric([campaign, outcome], value)
+    up = GaugeMetricFamily("herald_dispatch_metrics_up", "1 if Redis answered for the counters.")
+    up.add_metric([], 0 if counts is None else 1)
+    return [family, up]
+
+
+async def exposition(engine: AsyncEngine, redis: Redis) -> bytes:
+    """This module's series in Prometheus text format (appended to the cache's in /metrics)."""
+    observe_pool(engine)
+    if MULTIPROCESS:
+        source = CollectorRegistry()
+        MultiProcessCollector(source)
+    else:
+        source = REGISTRY
+    try:
+        counts: dict[tuple[str, str], int] | None = await dispatch_counts(redis)
+    except (RedisError, OSError, TimeoutError):
+        counts = None  # Redis down: say so, keep the rest of the scrape
+    dispatch = CollectorRegistry()
+    dispatch.register(_Snapshot(_dispatch_families(counts)))
+    return generate_latest(source) + generate_latest(dispatch)

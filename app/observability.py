@@ -1,0 +1,293 @@
+"""Request ids, structured logs, per-request metrics and the optional OpenTelemetry switch.
+
+One pure-ASGI middleware gives every HTTP request an id (the caller's X-Request-ID when it
+is sane, else a new one), echoes it in the response, and on the way out records the
+request's latency (by route, and by GraphQL operation name) and writes one access line.
+Every log record made while the request runs carries `request_id` and `operation`,
+whichever handler formats it, because they are added by the record factory.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import sys
+import time
+import uuid
+from collections.abc import AsyncIterator
+from contextvars import ContextVar
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+import orjson
+from starlette.datastructures import MutableHeaders
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from strawberry.extensions import SchemaExtension
+
+from app import metrics
+from app.config import ConfigError, LogFormat, Settings
+
+if TYPE_CHECKING:
+    from strawberry import Schema
+
+REQUEST_ID_HEADER = "X-Request-ID"
+# Accept what load balancers and tracing proxies send (uuids, hex, base64-ish), nothing
+# that could forge log lines or headers.
+_SANE_ID = re.compile(r"[A-Za-z0-9._:/+=-]{1,128}")
+
+access_log = logging.getLogger("herald.access")
+
+
+@dataclass
+class RequestInfo:
+    """What one request has learned about itself so far (filled in while it runs)."""
+
+    request_id: str
+    operation: str | None = None
+    graphql: bool = False
+    statements: int | None = None
+
+
+_current: ContextVar[RequestInfo | None] = ContextVar("herald_request", default=None)
+
+
+def current_request() -> RequestInfo | None:
+    return _current.get()
+
+
+def request_id_from(headers: list[tuple[bytes, bytes]]) -> str:
+    for name, value in headers:
+        if name == b"x-request-id":
+            candidate = value.decode("latin-1")
+            if _SANE_ID.fullmatch(candidate):
+                return candidate
+            break
+    return uuid.uuid4().hex
+
+
+def _route_of(scope: Scope) -> str:
+    """The matched route's template (bounded label set); unmatched paths share one label."""
+    route = scope.get("route")
+    path = getattr(route, "path", None)
+    return path if isinstance(path, str) else "unmatched"
+
+
+class RequestObservability:
+    """ASGI middleware: request id, latency histogram, pool gauges, access log line."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        info = RequestInfo(request_id_from(scope["headers"]))
+        token = _current.set(info)
+        status = 500  # unless the app gets as far as starting a response
+        started = time.perf_counter()
+        done = False
+
+        def finish() -> None:
+            nonlocal done
+            done = True
+            self._record(scope, info, status, time.perf_counter() - started)
+
+        async def send_with_id(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                MutableHeaders(scope=message)[REQUEST_ID_HEADER] = info.request_id
+            elif message["type"] == "http.response.body" and not message.get("more_body"):
+                # Recorded before the last byte leaves: once a client has its answer, the
+                # metrics and the access line already include the request.
+                finish()
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_with_id)
+        finally:
+            if not done:
+                finish()
+            _current.reset(token)
+
+    @staticmethod
+    def _record(scope: Scope, info: RequestInfo, status: int, elapsed: float) -> None:
+        route = _route_of(scope)
+        metrics.observe_request(route, (info.operation or "") if info.graphql else None, elapsed)
+        if info.statements is not None:
+            metrics.observe_sql(info.operation, info.statements)
+        state = getattr(scope.get("app"), "state", None)
+        runtime = getattr(state, "runtime", None)
+        if runtime is not None:
+            metrics.observe_pool(runtime.engine)
+        access_log.info(
+            "%s %s %d %.1fms",
+            scope["method"],
+            scope["path"],
+            status,
+            elapsed * 1000,
+            extra={
+                "method": scope["method"],
+                "path": scope["path"],
+                "route": route,
+                "status": status,
+                "duration_ms": round(elapsed * 1000, 3),
+            },
+        )
+
+
+class OperationLabel(SchemaExtension):
+    """Names the request after its GraphQL operation, for metrics and log lines.
+
+    Runs once the document is parsed (on_execute), so an anonymous document's single
+    named operation is found even when the client sent no operationName.
+    """
+
+    async def on_operation(self) -> AsyncIterator[None]:
+        info = _current.get()
+        if info is not None:
+            info.graphql = True
+        yield
+
+    async def on_execute(self) -> AsyncIterator[None]:
+        info = _current.get()
+        if info is not None:
+            info.operation = self.execution_context.operation_name
+        yield
+
+
+def record_statements(statements: int) -> None:
+    """Called by the transaction boundary with the operation's SQL statement count."""
+    info = _current.get()
+    if info is not None:
+        info.statements = statements
+
+
+# -- Logging ----------------------------------------------------------------------------------
+
+# Record attributes that are not extras; uvicorn's ANSI-coloured duplicate is dropped too.
+_STANDARD = set(vars(logging.makeLogRecord({}))) | {"message", "asctime", "color_message"}
+_factory_installed = False
+
+
+def _install_record_factory() -> None:
+    """Every record gets request_id/operation from the running request (or None)."""
+    global _factory_installed
+    if _factory_installed:
+        return
+    previous = logging.getLogRecordFactory()
+
+    def factory(*args: Any, **kwargs: Any) -> logging.LogRecord:
+        record = previous(*args, **kwargs)
+        info = _current.get()
+        record.request_id = info.request_id if info is not None else None
+        record.operation = info.operation if info is not None else None
+        return record
+
+    logging.setLogRecordFactory(factory)
+    _factory_installed = True
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per line: time, level, logger, message, request_id, operation, extras."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        entry: dict[str, Any] = {
+            "time": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
+            "level": record.levelname,
+            "logger": record.name,
+            "message": record.getMessage(),
+            "request_id": getattr(record, "request_id", None),
+            "operation": getattr(record, "operation", None),
+        }
+        for key, value in vars(record).items():
+            if key not in _STANDARD and key not in entry:
+                entry[key] = value
+        if record.exc_info:
+            entry["exc_info"] = self.formatException(record.exc_info)
+        if record.stack_info:
+            entry["stack_info"] = self.formatStack(record.stack_info)
+        return orjson.dumps(entry, default=str).decode()
+
+
+class TextFormatter(logging.Formatter):
+    def __init__(self) -> None:
+        super().__init__("%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s")
+
+    def format(self, record: logging.LogRecord) -> str:
+        if getattr(record, "request_id", None) is None:
+            record.request_id = "-"
+        return super().format(record)
+
+
+class _HeraldHandler(logging.StreamHandler):
+    """Marks the console handler Herald owns, so configuring twice replaces it."""
+
+
+def configure_logging(settings: Settings) -> None:
+    """Console logging for the process, from HERALD_LOG_LEVEL and HERALD_LOG_FORMAT.
+
+    The app owns the console: a plain stderr/stdout handler left by `basicConfig` is
+    replaced (else every line would print twice); other handlers (files, test capture)
+    are kept. In JSON mode uvicorn's own loggers go through the same handler, and its
+    access log gives way to Herald's, which carries the request id.
+    """
+    _install_record_factory()
+    root = logging.getLogger()
+    for handler in list(root.handlers):
+        console = type(handler) is logging.StreamHandler and handler.stream in (
+            sys.stderr,
+            sys.stdout,
+        )
+        if isinstance(handler, _HeraldHandler) or console:
+            root.removeHandler(handler)
+    handler = _HeraldHandler(sys.stderr)
+    json_mode = settings.log_format_effective is LogFormat.JSON
+    handler.setFormatter(JsonFormatter() if json_mode else TextFormatter())
+    root.addHandler(handler)
+    root.setLevel(settings.log_level.value)
+    if json_mode:
+        for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):
+            uvicorn_logger = logging.getLogger(name)
+            uvicorn_logger.handlers.clear()
+            uvicorn_logger.propagate = True
+        logging.getLogger("uvicorn.access").setLevel(logging.WARNING)
+
+
+# -- Tracing ----------------------------------------------------------------------------------
+
+
+def enable_tracing(settings: Settings, schema: Schema) -> bool:
+    """With HERALD_OTEL_ENABLED, add Strawberry's OpenTelemetry extension and an OTLP exporter.
+
+    Nothing from OpenTelemetry is imported otherwise. The exporter reads the standard
+    OTEL_EXPORTER_OTLP_* variables (endpoint, headers), the resource OTEL_SERVICE_NAME.
+    """
+    if not settings.otel_enabled:
+        return False
+    try:
+        from opentelemetry import trace
+        from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+        from opentelemetry.sdk.resources import Resource
+        from opentelemetry.sdk.trace import TracerProvider
+        from opentelemetry.sdk.trace.export import BatchSpanProcessor
+        from strawberry.extensions.tracing import OpenTelemetryExtension
+    except ImportError as exc:
+        raise ConfigError(
+            f"HERALD_OTEL_ENABLED: needs the otel extra (pip install 'herald[otel]'): {exc}"
+        ) from None
+    if OpenTelemetryExtension in schema.extensions:
+        return True  # a second app in the same process (tests): already on
+    if not isinstance(trace.get_tracer_provider(), TracerProvider):
+        named = "OTEL_SERVICE_NAME" in os.environ or "service.name=" in os.environ.get(
+            "OTEL_RESOURCE_ATTRIBUTES", ""
+        )
+        resource = Resource.create({} if named else {"service.name": "herald"})
+        provider = TracerProvider(resource=resource)
+        provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
+        trace.set_tracer_provider(provider)
+    schema.extensions = (*schema.extensions, OpenTelemetryExtension)
+    return True

@@ -1,0 +1,175 @@
+"""GraphiQL works offline: headless Chromium loads it from Herald alone and runs a query."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import httpx
+import pytest
+
+from app import __version__
+from app.graphiql import ASSETS_DIR, render_graphiql
+from tests.conftest import Server
+
+selenium = pytest.importorskip("selenium", reason="selenium is in the [dev] extra")
+
+from selenium import webdriver  # noqa: E402
+from selenium.webdriver.chrome.service import Service  # noqa: E402
+from selenium.webdriver.common.by import By  # noqa: E402
+from selenium.webdriver.common.keys import Keys  # noqa: E402
+from selenium.webdriver.support import expected_conditions as ec  # noqa: E402
+from selenium.webdriver.support.wait import WebDriverWait  # noqa: E402
+
+CHROMIUM = ("chromium", "/usr/bin/chromium")
+CHROMEDRIVER = ("chromedriver", "/usr/bin/chromedriver")
+QUERY = "{ version }"
+
+
+def _which(candidates: tuple[str, ...]) -> str | None:
+    for name in candidates:
+        found = shutil.which(name)
+        if found:
+            return found
+    return None
+
+
+def _install_chromium() -> tuple[str, str]:
+    """Debian's chromium + chromium-driver, installed with apt-get when missing."""
+    browser, driver = _which(CHROMIUM), _which(CHROMEDRIVER)
+    if browser and driver:
+        return browser, driver
+    apt = shutil.which("apt-get")
+    if apt is None or os.geteuid() != 0:
+        pytest.skip("chromium/chromedriver missing and apt-get is not usable (needs root)")
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    install = [apt, "install", "-y", "--no-install-recommends", "chromium", "chromium-driver"]
+    result = subprocess.run(install, env=env, capture_output=True, text=True, timeout=600)
+    if result.returncode != 0:  # stale package lists: refresh once and retry
+        subprocess.run([apt, "update"], env=env, capture_output=True, timeout=300)
+        result = subprocess.run(install, env=env, capture_output=True, text=True, timeout=600)
+    browser, driver = _which(CHROMIUM), _which(CHROMEDRIVER)
+    if result.returncode != 0 or not (browser and driver):
+        pytest.skip(f"could not install chromium: {result.stderr.strip()[-300:]}")
+    return browser, driver
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[webdriver.Chrome]:
+    binary, driver_path = _install_chromium()
+    profile = tempfile.mkdtemp(prefix="herald-chromium-")
+    options = webdriver.ChromeOptions()
+    options.binary_location = binary
+    for flag in (
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--disable-dev-shm-usage",
+        "--window-size=1400,900",
+        f"--user-data-dir={profile}",
+    ):
+        options.add_argument(flag)
+    # Every network request the page makes is read back from the performance log.
+    options.set_capability("goog:loggingPrefs", {"performance": "ALL", "browser": "ALL"})
+    driver = webdriver.Chrome(options=options, service=Service(executable_path=driver_path))
+    driver.set_page_load_timeout(20)
+    try:
+        yield driver
+    finally:
+        driver.quit()
+        shutil.rmtree(profile, ignore_errors=True)
+
+
+def _requested_urls(driver: webdriver.Chrome) -> list[str]:
+    urls = []
+    for entry in driver.get_log("performance"):
+        message = json.loads(entry["message"])["message"]
+        if message["method"] == "Network.requestWillBeSent":
+            urls.append(message["params"]["request"]["url"])
+    return urls
+
+
+def test_graphiql_runs_a_query_offline(server: Server, browser: webdriver.Chrome) -> None:
+    # given: the IDE page
+    started = time.monotonic()
+    browser.get(f"{server.url}/graphql")
+    wait = WebDriverWait(browser, 15)
+    editor = wait.until(
+        ec.presence_of_element_located((By.CSS_SELECTOR, ".graphiql-query-editor .CodeMirror"))
+    )
+
+    # when: a query is typed into the editor (replacing the example) and run
+    editor.click()
+    keys = editor.find_element(By.CSS_SELECTOR, "textarea")
+    keys.send_keys(Keys.CONTROL, "a")
+    keys.send_keys(Keys.DELETE)
+    keys.send_keys(QUERY)
+    typed = browser.execute_script("return arguments[0].CodeMirror.getValue();", editor)
+    assert typed == QUERY
+    browser.find_element(By.CSS_SELECTOR, "button.graphiql-execute-button").click()
+
+    # then: the result pane shows the data
+    def result_text(driver: webdriver.Chrome) -> str | bool:
+        text: str = driver.execute_script(
+            "var cm = document.querySelector('.result-window .CodeMirror');"
+            "return cm ? cm.CodeMirror.getValue() : '';"
+        )
+        return text if '"version"' in text else False
+
+    result = json.loads(str(wait.until(result_text)))
+    assert result["data"] == {"version": __version__}
+    assert "errors" not in result
+
+    # and: nothing was fetched from anywhere but Herald
+    urls = _requested_urls(browser)
+    network = [u for u in urls if urlsplit(u).scheme in ("http", "https", "ws", "wss")]
+    assert network, urls
+    assert [u for u in network if urlsplit(u).hostname != "127.0.0.1"] == []
+    assert any(u.endswith("/graphiql-assets/graphiql.min.js") for u in network)
+    assert any(urlsplit(u).path == "/graphql" for u in network[1:])  # the query itself
+    severe = [e for e in browser.get_log("browser") if e["level"] == "SEVERE"]
+    assert severe == []
+    assert time.monotonic() - started < 30
+
+
+def test_page_references_only_local_assets(server: Server) -> None:
+    # when
+    response = httpx.get(f"{server.url}/graphql", headers={"Accept": "text/html"})
+
+    # then
+    assert response.status_code == 200
+    assert response.headers["cache-control"] == "no-store"
+    assert "unpkg.com" not in response.text
+    assert "https://" not in response.text
+    for asset in ("graphiql.min.js", "graphiql.min.css", "react.production.min.js"):
+        assert f'"/graphiql-assets/{asset}"' in response.text
+        assert httpx.get(f"{server.url}/graphiql-assets/{asset}").status_code == 200
+
+
+def test_default_headers_are_embedded_safely() -> None:
+    # when
+    page = render_graphiql(default_headers={"Authorization": "Bearer </script><x>"})
+
+    # then: the value survives as JSON and cannot close the config tag
+    assert "</script><x>" not in page
+    start = page.index('type="application/json">') + len('type="application/json">')
+    config = json.loads(page[start : page.index("</script>", start)])
+    assert config["defaultHeaders"] == {"Authorization": "Bearer </script><x>"}
+
+
+def test_assets_are_vendored_and_small() -> None:
+    sizes = {path.name: path.stat().st_size for path in Path(ASSETS_DIR).iterdir()}
+    assert {"graphiql.min.js", "graphiql.min.css", "herald-graphiql.js"} <= set(sizes)
+    assert sum(sizes.values()) < 4 * 1024 * 1024
