@@ -185,6 +185,7 @@ def _cmd_dev(args: argparse.Namespace) -> int:
         report = asyncio.run(_seed_demo_if_empty(settings))
         if report is not None:
             print(f"herald: loaded demo data: {report.summary()}", flush=True)
+        settings = _with_dev_key(settings)
         broker, worker = _start_worker(settings)
         config = uvicorn.Config(
             create_app(settings), host=settings.host, port=settings.port, lifespan="on"
@@ -237,6 +238,11 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     settings = load_settings()
     _require_urls(settings, "serve")
     check_database(settings)
+    if args.workers > 1 and "PROMETHEUS_MULTIPROC_DIR" not in os.environ:
+        from app.metrics import prepare_multiprocess_dir
+
+        # One /metrics answer must add up every worker process's series.
+        prepare_multiprocess_dir(Path(settings.data_dir) / "prometheus")
     uvicorn.run(
         "app.main:create_app",
         factory=True,
@@ -316,6 +322,27 @@ def _cmd_seed(args: argparse.Namespace) -> int:
     return 0
 
 
+# --- herald apikey ---
+
+
+def _with_dev_key(settings: Settings) -> Settings:
+    """Print the dev admin key (stable across runs) and pre-fill it in GraphiQL."""
+    from app.api_keys.cli import ensure_dev_key
+
+    key = ensure_dev_key(settings)
+    print(f"herald: dev admin key: {key} (pre-filled in GraphiQL's headers)", flush=True)
+    return settings.model_copy(update={"graphiql_api_key": key})
+
+
+def _cmd_apikey(args: argparse.Namespace) -> int:
+    from app.api_keys.cli import run
+
+    settings = load_settings()
+    _require_urls(settings, "apikey", redis=False)
+    check_database(settings)
+    return run(args, settings)
+
+
 # --- argument parsing ---
 
 
@@ -377,6 +404,10 @@ def build_parser() -> argparse.ArgumentParser:
         help="messages of each started campaign (at most --contacts)",
     )
     seed.add_argument("--reset", action="store_true", help="delete existing data first")
+
+    from app.api_keys.cli import add_arguments as apikey_arguments
+
+    apikey_arguments(command("apikey", _cmd_apikey, "Create, list or revoke API keys."))
     return parser
 
 

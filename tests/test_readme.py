@@ -33,3 +33,16 @@ def test_every_setting_is_documented() -> None:
     documented = set(re.findall(r"^\| `(HERALD_[A-Z0-9_]+)` \|", README, re.MULTILINE))
 
     assert documented == {f"HERALD_{name.upper()}" for name in Settings.model_fields}
+
+
+def test_readme_graphql_examples_are_valid() -> None:
+    """Every example document in the README validates against the current schema."""
+    from graphql import parse, validate
+
+    from schema.schema import schema
+
+    blocks = re.findall(r"```graphql\n(.*?)```", README, flags=re.DOTALL)
+    assert len(blocks) >= 4
+    for block in blocks:
+        errors = validate(schema._schema, parse(block))
+        assert errors == [], (block, errors)
