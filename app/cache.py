@@ -269,6 +269,14 @@ class NotCacheable(Exception):
         self.value = value
 
 
+async def bump_generations(redis: Redis, *targets: str | Scope) -> None:
+    """Invalidate from outside a request (dispatch workers, webhooks): one pipelined INCR each."""
+    pipe = redis.pipeline(transaction=False)
+    for target in targets:
+        pipe.incr(guard(gen_key(target)))
+    await pipe.execute()
+
+
 class CacheService:
     """One per process: the Redis client, the circuit breaker, in-flight fills, metrics."""
 

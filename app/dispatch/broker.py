@@ -1,6 +1,9 @@
-"""The Dramatiq broker, configured once per process from Settings."""
+"""The Dramatiq broker, configured once per process from Settings, and the `actor()` helper."""
 
 from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any, ParamSpec
 
 import dramatiq
 from dramatiq.brokers.redis import RedisBroker
@@ -8,6 +11,7 @@ from dramatiq.middleware import (
     AgeLimit,
     AsyncIO,
     Callbacks,
+    Middleware,
     Retries,
     ShutdownNotifications,
     TimeLimit,
@@ -16,23 +20,54 @@ from dramatiq.middleware import (
 from app.config import Settings
 
 NAMESPACE = "dramatiq"
+QUEUE = "default"
+# Used only when no URL is configured, so importing the actors never fails; a worker
+# started by `herald worker` always has HERALD_REDIS_URL.
+FALLBACK_REDIS_URL = "redis://127.0.0.1:6379/0"
+
+P = ParamSpec("P")
 
 
-def setup_broker(settings: Settings) -> dramatiq.Broker:
-    """Create the Redis broker with an explicit middleware list and make it the global one."""
-    if settings.redis_url is None:
-        raise ValueError("HERALD_REDIS_URL: not set")
-    broker = RedisBroker(
-        url=settings.redis_url,
+def build_broker(settings: Settings, extra: list[Middleware] | None = None) -> RedisBroker:
+    """A Redis broker with the explicit middleware list every Herald process uses."""
+    return RedisBroker(
+        url=settings.redis_url or FALLBACK_REDIS_URL,
         namespace=NAMESPACE,
         middleware=[
             AgeLimit(),  # drop messages older than their max_age instead of acting on stale intent
-            TimeLimit(),  # kill actors that overrun their time_limit
+            TimeLimit(time_limit=settings.worker_time_limit_ms),  # kill actors that overrun
             ShutdownNotifications(),  # let long actors notice a worker shutdown
             Callbacks(),
-            Retries(max_retries=5, min_backoff=1_000, max_backoff=60_000),
+            # Exponential backoff; actors are idempotent so a retry never double-sends.
+            Retries(
+                max_retries=settings.worker_max_retries,
+                min_backoff=settings.worker_min_backoff_ms,
+                max_backoff=settings.worker_max_backoff_ms,
+            ),
             AsyncIO(),  # run `async def` actors on one event loop per worker process
+            *(extra or []),
         ],
     )
+
+
+def setup_broker(settings: Settings, extra: list[Middleware] | None = None) -> RedisBroker:
+    """Create the broker and make it the global one (the worker's)."""
+    broker = build_broker(settings, extra)
     dramatiq.set_broker(broker)
     return broker
+
+
+def actor(
+    broker: dramatiq.Broker, name: str, **options: Any
+) -> Callable[[Callable[P, Awaitable[None]]], dramatiq.Actor[P, None]]:
+    """Declare an async actor under a dotted name (`campaign.send_batch`) on `broker`.
+
+    Arguments must be ids (JSON scalars): the database is the source of truth when the
+    message runs, never a snapshot taken when it was enqueued.
+    """
+
+    def decorate(fn: Callable[P, Awaitable[None]]) -> dramatiq.Actor[P, None]:
+        declare = dramatiq.actor(actor_name=name, queue_name=QUEUE, broker=broker, **options)
+        return declare(fn)
+
+    return decorate

@@ -1,0 +1,59 @@
+"""Enqueue dispatch work by actor name, so API processes never import the worker module."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import dramatiq
+
+from app.config import Settings
+from app.dispatch.broker import QUEUE, build_broker
+
+MATERIALIZE = "campaign.materialize"
+SEND_BATCH = "campaign.send_batch"
+SWEEP = "campaign.sweep"
+START_SCHEDULED = "campaign.start_scheduled"
+RECOVER = "campaign.recover"
+VERIFY_CONTACTS = "contacts.verify"
+
+
+class Jobs:
+    """The dispatch messages Herald sends; every argument is an id or a token."""
+
+    def __init__(self, broker: dramatiq.Broker) -> None:
+        self.broker = broker
+
+    def _send(self, actor_name: str, *args: object, delay_ms: int | None = None) -> None:
+        message: dramatiq.Message[Any] = dramatiq.Message(
+            queue_name=QUEUE, actor_name=actor_name, args=args, kwargs={}, options={}
+        )
+        self.broker.enqueue(message, delay=delay_ms or None)
+
+    def materialize(self, campaign_id: int, *, delay_ms: int | None = None) -> None:
+        self._send(MATERIALIZE, campaign_id, delay_ms=delay_ms)
+
+    def send_batch(self, campaign_id: int, *, delay_ms: int | None = None) -> None:
+        self._send(SEND_BATCH, campaign_id, delay_ms=delay_ms)
+
+    def sweep(self, campaign_id: int, token: str, *, delay_ms: int | None = None) -> None:
+        self._send(SWEEP, campaign_id, token, delay_ms=delay_ms)
+
+    def start_scheduled(self, campaign_id: int, *, delay_ms: int | None = None) -> None:
+        self._send(START_SCHEDULED, campaign_id, delay_ms=delay_ms)
+
+    def recover(self) -> None:
+        self._send(RECOVER)
+
+    def verify_contacts(self, contact_ids: list[int]) -> None:
+        self._send(VERIFY_CONTACTS, contact_ids)
+
+
+_brokers: dict[str | None, dramatiq.Broker] = {}
+
+
+def jobs_for(settings: Settings) -> Jobs:
+    """Jobs on a broker for this Settings' Redis (API processes and tests), one per URL."""
+    broker = _brokers.get(settings.redis_url)
+    if broker is None:
+        broker = _brokers[settings.redis_url] = build_broker(settings)
+    return Jobs(broker)

@@ -1,0 +1,33 @@
+"""How dispatch and webhooks tell the cache that a campaign's statistics moved."""
+
+from __future__ import annotations
+
+import logging
+
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
+
+from app.cache import Scope, bump_generations
+
+logger = logging.getLogger(__name__)
+
+
+def progress_key(campaign_id: int) -> str:
+    return f"campaign:progress:{campaign_id}"
+
+
+async def notify_campaign_progress(redis: Redis, campaign_id: int, *, force: bool = False) -> bool:
+    """Invalidate the campaign's cached stats at most once per second (debounced in Redis).
+
+    A fast campaign changes thousands of rows a second; `force` is for the state changes
+    that must be visible at once (started, paused, completed). Returns whether it fired.
+    """
+    try:
+        if not force and not await redis.set(progress_key(campaign_id), "1", nx=True, ex=1):
+            return False
+        await bump_generations(redis, "stats", Scope("campaigns", campaign_id))
+    except RedisError as exc:
+        # Stats then expire by TTL; dispatch itself must not fail over the cache.
+        logger.warning("campaign %s progress notification failed: %s", campaign_id, exc)
+        return False
+    return True

@@ -1,0 +1,52 @@
+"""cancelCampaign: stop for good; messages not yet handed to a worker become failed."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import strawberry
+
+from app.campaigns.dispatch_service import CampaignDispatchService
+from app.dispatch.progress import notify_campaign_progress
+from app.errors import InvalidState, NotFound
+from schema.campaigns.types import CampaignType
+from schema.common.errors import InvalidStateError, NotFoundError
+from schema.common.pagination import parse_id
+from schema.context import Info
+from schema.permissions import admin
+
+
+@strawberry.type
+class CancelCampaignSuccess:
+    campaign: CampaignType
+
+
+CancelCampaignResult = Annotated[
+    CancelCampaignSuccess | NotFoundError | InvalidStateError,
+    strawberry.union("CancelCampaignResult"),
+]
+
+
+@strawberry.type
+class CancelCampaignMutation:
+    @strawberry.mutation(
+        description="Cancel a draft, scheduled, sending or paused campaign; pending "
+        "messages end failed with error 'cancelled'. Takes effect within one batch.",
+        extensions=admin(),
+    )
+    async def cancel_campaign(self, info: Info, id: strawberry.ID) -> CancelCampaignResult:
+        campaign_id = parse_id(id, "id")
+        try:
+            async with info.context.session.begin_nested():
+                row = await CampaignDispatchService(info.context.session).cancel(campaign_id)
+        except NotFound as exc:
+            return NotFoundError.of(exc)
+        except InvalidState as exc:
+            return InvalidStateError.of(exc)
+        redis = info.context.redis
+
+        async def notify() -> None:
+            await notify_campaign_progress(redis, campaign_id, force=True)
+
+        info.context.on_commit(notify)
+        return CancelCampaignSuccess(campaign=CampaignType.from_row(row))

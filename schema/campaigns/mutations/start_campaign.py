@@ -1,0 +1,52 @@
+"""startCampaign: draft or scheduled → sending; materializing and sending run on workers."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import strawberry
+
+from app.campaigns.dispatch_service import CampaignDispatchService
+from app.dispatch.jobs import jobs_for
+from app.errors import InvalidState, NotFound
+from schema.campaigns.types import CampaignType
+from schema.common.errors import InvalidStateError, NotFoundError
+from schema.common.pagination import parse_id
+from schema.context import Info
+from schema.permissions import admin
+
+
+@strawberry.type
+class StartCampaignSuccess:
+    campaign: CampaignType
+
+
+StartCampaignResult = Annotated[
+    StartCampaignSuccess | NotFoundError | InvalidStateError,
+    strawberry.union("StartCampaignResult"),
+]
+
+
+@strawberry.type
+class StartCampaignMutation:
+    @strawberry.mutation(
+        description="Start sending now. Returns at once: the messages are created and sent "
+        "by workers. Of two concurrent starts, one gets InvalidStateError.",
+        extensions=admin(),
+    )
+    async def start_campaign(self, info: Info, id: strawberry.ID) -> StartCampaignResult:
+        campaign_id = parse_id(id, "id")
+        try:
+            async with info.context.session.begin_nested():
+                row = await CampaignDispatchService(info.context.session).start(campaign_id)
+        except NotFound as exc:
+            return NotFoundError.of(exc)
+        except InvalidState as exc:
+            return InvalidStateError.of(exc)
+        jobs = jobs_for(info.context.settings)
+
+        async def enqueue() -> None:
+            jobs.materialize(campaign_id)
+
+        info.context.on_commit(enqueue)
+        return StartCampaignSuccess(campaign=CampaignType.from_row(row))

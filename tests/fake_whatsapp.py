@@ -1,0 +1,296 @@
+"""A local stand-in for the WhatsApp Cloud API, plus helpers to seed campaigns and run workers.
+
+The fake counts sends per recipient (the at-most-once evidence) and can be told to answer
+429, 5xx or error 131026 for chosen numbers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO
+
+import pytest
+import uvicorn
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncSession
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+
+from app.config import Settings
+
+PHONE_NUMBER_ID = "1234567890"
+DRAMATIQ = [sys.executable, "-m", "dramatiq", "app.dispatch.actors"]
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@dataclass
+class FakeWhatsApp:
+    """Behaviour and observations of the fake Cloud API (shared with the server thread)."""
+
+    undeliverable: set[str] = field(default_factory=set)  # wa ids answered with 131026
+    # wa id -> statuses to answer before accepting (e.g. [429, 503]).
+    transient: dict[str, list[int]] = field(default_factory=dict)
+    latency_s: float = 0.0
+    sends: Counter[str] = field(default_factory=Counter)  # accepted sends per wa id
+    attempts: Counter[str] = field(default_factory=Counter)  # every request per wa id
+    payloads: list[dict[str, object]] = field(default_factory=list)
+    keep_payloads: bool = False
+    _ids: itertools.count[int] = field(default_factory=itertools.count)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def app(self) -> Starlette:
+        async def messages(request: Request) -> JSONResponse:
+            body = await request.json()
+            to = str(body["to"])
+            if self.latency_s:
+                await asyncio.sleep(self.latency_s)
+            with self._lock:
+                self.attempts[to] += 1
+                pending = self.transient.get(to)
+                if pending:
+                    status = pending.pop(0)
+                    return JSONResponse({"error": {"code": 4, "message": "try later"}}, status)
+                if to in self.undeliverable:
+                    return JSONResponse(
+                        {
+                            "error": {
+                                "code": 131026,
+                                "message": "Message undeliverable",
+                                "error_data": {"details": "Message undeliverable"},
+                            }
+                        },
+                        400,
+                    )
+                self.sends[to] += 1
+                if self.keep_payloads:
+                    self.payloads.append(body)
+                wamid = f"wamid.fake.{next(self._ids)}"
+            return JSONResponse(
+                {
+                    "messaging_product": "whatsapp",
+                    "contacts": [{"input": to, "wa_id": to}],
+                    "messages": [{"id": wamid}],
+                }
+            )
+
+        async def contacts(request: Request) -> JSONResponse:
+            body = await request.json()
+            return JSONResponse(
+                {
+                    "contacts": [
+                        {
+                            "input": phone,
+                            "status": "invalid"
+                            if phone.lstrip("+") in self.undeliverable
+                            else "valid",
+                        }
+                        for phone in body["contacts"]
+                    ]
+                }
+            )
+
+        return Starlette(
+            routes=[
+                Route(f"/v21.0/{PHONE_NUMBER_ID}/messages", messages, methods=["POST"]),
+                Route(f"/v21.0/{PHONE_NUMBER_ID}/contacts", contacts, methods=["POST"]),
+            ]
+        )
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@contextmanager
+def serve_fake(fake: FakeWhatsApp) -> Iterator[str]:
+    """Run the fake under uvicorn in a thread; yield its Cloud API base URL."""
+    port = free_port()
+    config = uvicorn.Config(fake.app(), host="127.0.0.1", port=port, log_level="warning")
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not server.started:
+        if time.monotonic() > deadline:
+            raise RuntimeError("fake WhatsApp server did not start")
+        time.sleep(0.01)
+    try:
+        yield f"http://127.0.0.1:{port}/v21.0"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=5)
+
+
+@pytest.fixture(scope="session", name="fake_server")
+def fake_server_fixture() -> Iterator[tuple[FakeWhatsApp, str]]:
+    """One fake Cloud API per test run: (its state, its base URL)."""
+    fake = FakeWhatsApp()
+    with serve_fake(fake) as url:
+        yield fake, url
+
+
+@pytest.fixture(name="fake")
+def fake_fixture(fake_server: tuple[FakeWhatsApp, str]) -> FakeWhatsApp:
+    """The fake with its behaviour and counters reset for this test."""
+    fake, _ = fake_server
+    fake.undeliverable.clear()
+    fake.transient.clear()
+    fake.sends.clear()
+    fake.attempts.clear()
+    fake.payloads.clear()
+    fake.keep_payloads = False
+    fake.latency_s = 0
+    return fake
+
+
+def phone(i: int) -> str:
+    return f"+3361{i:07d}"
+
+
+async def seed_campaign(
+    session: AsyncSession,
+    contacts: int,
+    *,
+    opted_out: int = 0,
+    invalid: int = 0,
+    other_category_overlap: int = 0,
+) -> int:
+    """Contacts 0..n-1 in a targeted category (the first ones opted out, then invalid ones);
+    `other_category_overlap` of them also in a second targeted category. Returns the id."""
+    await session.execute(
+        text(
+            """
+            INSERT INTO contacts (phone, name, attributes, opted_out_at, whatsapp_status)
+            SELECT '+3361' || lpad(i::text, 7, '0'), 'Contact ' || i,
+                   jsonb_build_object('first_name', 'C' || i),
+                   CASE WHEN i < :opted_out THEN now() END,
+                   CASE WHEN i >= :opted_out AND i < :opted_out + :invalid
+                        THEN 'invalid' ELSE 'unknown' END
+            FROM generate_series(0, :n - 1) AS i
+            """
+        ),
+        {"n": contacts, "opted_out": opted_out, "invalid": invalid},
+    )
+    campaign_id = (
+        await session.execute(
+            text(
+                """
+                INSERT INTO campaigns (name, template_name, template_language, template_body)
+                VALUES ('Spring', 'spring_sale', 'fr', 'Bonjour {{first_name}}, -20%!')
+                RETURNING id
+                """
+            )
+        )
+    ).scalar_one()
+    for name in ("targets", "also"):
+        category_id = (
+            await session.execute(
+                text("INSERT INTO categories (name) VALUES (:name) RETURNING id"), {"name": name}
+            )
+        ).scalar_one()
+        await session.execute(
+            text("INSERT INTO campaign_categories VALUES (:c, :k)"),
+            {"c": campaign_id, "k": category_id},
+        )
+        limit = contacts if name == "targets" else other_category_overlap
+        await session.execute(
+            text(
+                "INSERT INTO category_contacts (category_id, contact_id) "
+                "SELECT :k, id FROM contacts ORDER BY id LIMIT :limit"
+            ),
+            {"k": category_id, "limit": limit},
+        )
+    await session.commit()
+    return int(campaign_id)
+
+
+async def status_counts(session: AsyncSession, campaign_id: int) -> dict[str, int]:
+    rows = await session.execute(
+        text("SELECT status, count(*) FROM messages WHERE campaign_id = :c GROUP BY status"),
+        {"c": campaign_id},
+    )
+    session.expire_all()
+    return {row[0]: row[1] for row in rows}
+
+
+async def campaign_status(session: AsyncSession, campaign_id: int) -> str:
+    result = await session.execute(
+        text("SELECT status FROM campaigns WHERE id = :c"), {"c": campaign_id}
+    )
+    await session.commit()  # end the snapshot so the next read sees new commits
+    return str(result.scalar_one())
+
+
+def worker_env(settings: Settings, base_url: str, **extra: object) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HERALD_")}
+    env.update(
+        HERALD_DATABASE_URL=str(settings.database_url),
+        HERALD_REDIS_URL=str(settings.redis_url),
+        HERALD_WHATSAPP_PROVIDER="cloud_api",
+        HERALD_WHATSAPP_API_BASE_URL=base_url,
+        HERALD_WHATSAPP_PHONE_NUMBER_ID=PHONE_NUMBER_ID,
+        HERALD_WHATSAPP_ACCESS_TOKEN="test-token",
+        HERALD_WHATSAPP_HTTP_BACKOFF_MS="10",
+        HERALD_DB_POOL_SIZE="4",
+    )
+    env.update({f"HERALD_{k.upper()}": str(v) for k, v in extra.items()})
+    return env
+
+
+class Worker:
+    """`python -m dramatiq app.dispatch.actors -p N -t 2` as a real process group."""
+
+    def __init__(self, env: dict[str, str], log: Path, processes: int = 2) -> None:
+        self.log: IO[bytes] = log.open("ab")
+        self.proc = subprocess.Popen(
+            [*DRAMATIQ, "-p", str(processes), "-t", "2"],
+            cwd=ROOT,
+            env=env,
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+
+    def children(self) -> list[int]:
+        path = Path(f"/proc/{self.proc.pid}/task/{self.proc.pid}/children")
+        return [int(pid) for pid in path.read_text().split()] if path.exists() else []
+
+    def kill_busiest_child(self) -> int:
+        """SIGKILL the worker process that used the most CPU: the one mid-batch."""
+
+        def cpu(pid: int) -> int:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            return int(fields[11]) + int(fields[12])  # utime + stime
+
+        victim = max(self.children(), key=cpu)
+        os.kill(victim, signal.SIGKILL)
+        return victim
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            # Only the main process: it forwards SIGTERM once; a second SIGTERM makes a
+            # worker process exit abruptly instead of finishing its current message.
+            os.kill(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait()
+        self.log.close()

@@ -1,0 +1,467 @@
+"""Dispatch actors awaited directly (against real PostgreSQL, Redis and a fake Cloud API)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+import pytest_asyncio
+from redis.asyncio import Redis
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
+
+from app.config import Provider, Settings
+from app.db import create_engine, create_sessionmaker
+from app.dispatch import tasks
+from app.dispatch.jobs import MATERIALIZE, SEND_BATCH, SWEEP, Jobs
+from app.dispatch.lock import RedisLock
+from app.dispatch.providers import CloudApiProvider, SimulatedProvider
+from app.dispatch.quota import DAILY_KEY, DailyQuota, RateLimiter
+from app.messages.dispatch_repository import MessageDispatchRepository
+from tests.conftest import Server
+from tests.fake_whatsapp import (
+    PHONE_NUMBER_ID,
+    FakeWhatsApp,
+    campaign_status,
+    fake_fixture,  # noqa: F401 (the `fake` fixture)
+    fake_server_fixture,  # noqa: F401 (the `fake_server` fixture)
+    phone,
+    seed_campaign,
+    status_counts,
+)
+
+pytestmark = pytest.mark.asyncio
+
+
+class RecordingJobs(Jobs):
+    """Records what would be enqueued instead of sending it to the broker."""
+
+    def __init__(self) -> None:
+        self.sent: list[tuple[str, tuple[object, ...], int | None]] = []
+
+    def _send(self, actor_name: str, *args: object, delay_ms: int | None = None) -> None:
+        self.sent.append((actor_name, args, delay_ms))
+
+    def named(self, actor_name: str) -> list[tuple[object, ...]]:
+        return [args for name, args, _ in self.sent if name == actor_name]
+
+
+def dispatch_settings(settings: Settings, base_url: str, **overrides: Any) -> Settings:
+    values: dict[str, Any] = {
+        "whatsapp_provider": Provider.CLOUD_API,
+        "whatsapp_api_base_url": base_url,
+        "whatsapp_phone_number_id": PHONE_NUMBER_ID,
+        "whatsapp_http_backoff_ms": 5,
+        "whatsapp_rate_per_second": 10_000,
+        "db_pool_size": 2,
+        "dispatch_chain_seconds": 0,  # one batch per call, so tests can step through
+        **overrides,
+    }
+    return settings.model_copy(update=values)
+
+
+@pytest_asyncio.fixture
+async def make_deps(
+    settings: Settings, fake: FakeWhatsApp, fake_server: tuple[FakeWhatsApp, str]
+) -> AsyncIterator[Any]:
+    """Build Deps with Settings overrides; everything is closed after the test."""
+    opened: list[tasks.Deps] = []
+    engines: list[AsyncEngine] = []
+
+    def make(**overrides: Any) -> tasks.Deps:
+        s = dispatch_settings(settings, fake_server[1], **overrides)
+        engines.append(create_engine(s))
+        deps = tasks.Deps(
+            settings=s,
+            sessionmaker=create_sessionmaker(engines[-1]),
+            redis=Redis.from_url(str(s.redis_url)),
+            provider=CloudApiProvider(s),
+            jobs=RecordingJobs(),
+        )
+        opened.append(deps)
+        return deps
+
+    yield make
+    for deps in opened:
+        await deps.provider.aclose()
+        await deps.redis.aclose()
+        await engines.pop().dispose()
+
+
+async def set_status(session: AsyncSession, campaign_id: int, status: str) -> None:
+    await session.execute(
+        text("UPDATE campaigns SET status = :s WHERE id = :c"), {"s": status, "c": campaign_id}
+    )
+    await session.commit()
+
+
+async def drain(deps: tasks.Deps, campaign_id: int) -> int:
+    """Run send_batch until a batch claims nothing, like one lane's chain would."""
+    total = 0
+    while claimed := await tasks.send_batch(deps, campaign_id):
+        total += claimed
+    return total
+
+
+def jobs(deps: tasks.Deps) -> RecordingJobs:
+    assert isinstance(deps.jobs, RecordingJobs)
+    return deps.jobs
+
+
+async def test_materialize_creates_one_pending_message_per_eligible_contact(
+    session: AsyncSession, make_deps: Any
+) -> None:
+    # given 50 contacts: 5 opted out, 3 invalid, 10 in both targeted categories
+    campaign_id = await seed_campaign(
+        session, 50, opted_out=5, invalid=3, other_category_overlap=10
+    )
+    await set_status(session, campaign_id, "sending")
+    deps = make_deps()
+
+    # when
+    first = await tasks.materialize(deps, campaign_id)
+    second = await tasks.materialize(deps, campaign_id)
+
+    # then
+    assert (first, second) == (42, 0)
+    assert await status_counts(session, campaign_id) == {"pending": 42}
+    excluded = await session.execute(
+        text(
+            "SELECT count(*) FROM messages m JOIN contacts c ON c.id = m.contact_id "
+            "WHERE c.opted_out_at IS NOT NULL OR c.whatsapp_status = 'invalid'"
+        )
+    )
+    assert excluded.scalar_one() == 0
+    assert len(jobs(deps).named(SEND_BATCH)) == 2 * deps.settings.dispatch_lanes
+
+
+async def test_materialize_does_nothing_unless_sending(
+    session: AsyncSession, make_deps: Any
+) -> None:
+    # given a draft campaign
+    campaign_id = await seed_campaign(session, 10)
+    deps = make_deps()
+
+    # when
+    created = await tasks.materialize(deps, campaign_id)
+
+    # then
+    assert created == 0
+    assert await status_counts(session, campaign_id) == {}
+    assert jobs(deps).sent == []
+
+
+async def test_send_batch_sends_each_message_once_and_completes(
+    session: AsyncSession, make_deps: Any, fake: FakeWhatsApp
+) -> None:
+    # given
+    fake.keep_payloads = True
+    campaign_id = await seed_campaign(session, 30)
+    await set_status(session, campaign_id, "sending")
+    deps = make_deps(dispatch_batch_size=12)
+    await tasks.materialize(deps, campaign_id)
+
+    # when
+    sent = await drain(deps, campaign_id)
+
+    # then
+    assert sent == 30
+    assert sorted(fake.sends) == sorted(phone(i).lstrip("+") for i in range(30))
+    assert set(fake.sends.values()) == {1}
+    assert await status_counts(session, campaign_id) == {"sent": 30}
+    assert await campaign_status(session, campaign_id) == "completed"
+    ids = await session.execute(
+        text("SELECT count(DISTINCT provider_message_id) FROM messages WHERE sent_at IS NOT NULL")
+    )
+    assert ids.scalar_one() == 30
+    payload = fake.payloads[0]
+    template: Any = payload["template"]
+    assert template["name"] == "spring_sale"
+    assert template["language"] == {"code": "fr"}
+    parameter = template["components"][0]["parameters"][0]
+    assert parameter["parameter_name"] == "first_name"
+    assert parameter["text"] == "C" + str(int(str(payload["to"])[-7:]))
+    assert str(payload["biz_opaque_callback_data"]).isdigit()
+    assert await tasks.send_batch(deps, campaign_id) == 0  # a late duplicate changes nothing
+    assert set(fake.sends.values()) == {1}
+
+
+async def test_undeliverable_number_fails_and_marks_contact_invalid(
+    session: AsyncSession, make_deps: Any, fake: FakeWhatsApp
+) -> None:
+    # given
+    campaign_id = await seed_campaign(session, 5)
+    fake.undeliverable.add(phone(2).lstrip("+"))
+    await set_status(session, campaign_id, "sending")
+    deps = make_deps()
+    await tasks.materialize(deps, campaign_id)
+
+    # when
+    await drain(deps, campaign_id)
+
+    # then
+    assert await status_counts(session, campaign_id) == {"sent": 4, "failed": 1}
+    row = (
+        await session.execute(
+            text(
+                "SELECT m.error, c.whatsapp_status FROM messages m "
+                "JOIN contacts c ON c.id = m.contact_id WHERE m.status = 'failed'"
+            )
+        )
+    ).one()
+    assert row.error == "131026: Message undeliverable"
+    assert row.whatsapp_status == "invalid"
+    assert fake.attempts[phone(2).lstrip("+")] == 1  # never retried
+
+
+async def test_429_and_5xx_are_retried_then_sent_once(
+    session: AsyncSession, make_deps: Any, fake: FakeWhatsApp
+) -> None:
+    # given
+    campaign_id = await seed_campaign(session, 3)
+    flaky = phone(1).lstrip("+")
+    fake.transient[flaky] = [429, 503]
+    await set_status(session, campaign_id, "sending")
+    deps = make_deps()
+    await tasks.materialize(deps, campaign_id)
+
+    # when
+    await drain(deps, campaign_id)
+
+    # then
+    assert fake.attempts[flaky] == 3
+    assert fake.sends[flaky] == 1
+    assert await status_counts(session, campaign_id) == {"sent": 3}
+
+
+async def test_provider_down_after_retries_fails_message_with_reason(
+    session: AsyncSession, make_deps: Any, fake: FakeWhatsApp
+) -> None:
+    # given
+    campaign_id = await seed_campaign(session, 2)
+    down = phone(0).lstrip("+")
+    fake.transient[down] = [503] * 10
+    await set_status(session, campaign_id, "sending")
+    deps = make_deps(whatsapp_http_retries=2)
+    await tasks.materialize(deps, campaign_id)
+
+    # when
+    await drain(deps, campaign_id)
+
+    # then
+    assert fake.attempts[down] == 3
+    assert fake.sends[down] == 0
+    error = await session.execute(text("SELECT error FROM messages WHERE status = 'failed'"))
+    assert error.scalar_one() == "provider unavailable (HTTP 503)"
+
+
+async def test_pause_stops_within_one_batch(
+    session: AsyncSession, make_deps: Any, fake: FakeWhatsApp
+) -> None:
+    # given one batch sent
+    campaign_id = await seed_campaign(session, 20)
+    await set_status(session, campaign_id, "sending")
+    deps = make_deps(dispatch_batch_size=5)
+    await tasks.materialize(deps, campaign_id)
+    assert await tasks.send_batch(deps, campaign_id) == 5
+
+    # when paused
+    await set_status(session, campaign_id, "paused")
+    claimed = await tasks.send_batch(deps, campaign_id)
+
+    # then
+    assert claimed == 0
+    assert sum(fake.sends.values()) == 5
+    assert await status_counts(session, campaign_id) == {"sent": 5, "pending": 15}
+    assert await campaign_status(session, campaign_id) == "paused"
+
+
+async def test_daily_quota_waits_until_next_day_and_counts_exactly(
+    session: AsyncSession, make_deps: Any, fake: FakeWhatsApp
+) -> None:
+    # given a quota of 25 and 40 contacts
+    campaign_id = await seed_campaign(session, 40)
+    await set_status(session, campaign_id, "sending")
+    deps = make_deps(whatsapp_daily_quota=25, dispatch_batch_size=10)
+    await tasks.materialize(deps, campaign_id)
+    jobs(deps).sent.clear()
+
+    # when
+    sent = await drain(deps, campaign_id)
+
+    # then
+    assert sent == 25
+    assert sum(fake.sends.values()) == 25
+    assert int(await deps.redis.get(DAILY_KEY)) == 25
+    assert await status_counts(session, campaign_id) == {"sent": 25, "pending": 15}
+    assert await campaign_status(session, campaign_id) == "sending"
+    name, args, delay = jobs(deps).sent[-1]
+    expected = DailyQuota.ms_until_reset()
+    assert (name, args) == (SEND_BATCH, (campaign_id,))
+    assert delay is not None
+    assert expected <= delay < expected + 5_000
+    ttl = await deps.redis.ttl(DAILY_KEY)
+    assert expected / 1000 - 5 < ttl <= expected / 1000 + 1
+
+
+async def test_sweeper_fails_messages_of_a_dead_worker_and_completes(
+    session: AsyncSession, make_deps: Any, fake: FakeWhatsApp
+) -> None:
+    # given a worker that claimed 4 messages and died; a webhook then confirmed one
+    campaign_id = await seed_campaign(session, 4)
+    await set_status(session, campaign_id, "sending")
+    deps = make_deps(dispatch_sending_timeout_s=0.5)
+    await tasks.materialize(deps, campaign_id)
+    claimed = await MessageDispatchRepository(session).claim(campaign_id, 10)
+    await session.execute(text("UPDATE messages SET updated_at = now() - interval '1 minute'"))
+    await session.execute(
+        text("UPDATE messages SET status = 'sent' WHERE id = :id"), {"id": claimed[0].id}
+    )
+    await session.commit()
+    token = jobs(deps).named(SWEEP)[-1][1]
+    assert isinstance(token, str)
+
+    # when
+    await tasks.sweep(deps, campaign_id, token)
+
+    # then nothing was sent again; the 3 unconfirmed ones are failed "interrupted"
+    assert sum(fake.sends.values()) == 0
+    assert await status_counts(session, campaign_id) == {"sent": 1, "failed": 3}
+    errors = await session.execute(
+        text("SELECT DISTINCT error FROM messages WHERE error IS NOT NULL")
+    )
+    assert errors.scalars().all() == ["interrupted"]
+    assert await campaign_status(session, campaign_id) == "completed"
+
+
+async def test_superseded_sweep_chain_stops(session: AsyncSession, make_deps: Any) -> None:
+    # given a campaign whose sweeper chain was replaced
+    campaign_id = await seed_campaign(session, 3)
+    await set_status(session, campaign_id, "sending")
+    deps = make_deps()
+    await tasks.materialize(deps, campaign_id)
+    await tasks.materialize(deps, campaign_id)
+    old, new = (args[1] for args in jobs(deps).named(SWEEP))
+    assert isinstance(old, str)
+    jobs(deps).sent.clear()
+
+    # when the old chain fires
+    await tasks.sweep(deps, campaign_id, old)
+
+    # then it does nothing and does not re-arm itself
+    assert jobs(deps).sent == []
+    assert (await deps.redis.get(tasks.sweep_key(campaign_id))).decode() == new
+
+
+async def test_lock_is_released_only_by_its_owner(make_deps: Any) -> None:
+    # given
+    deps = make_deps()
+    first = RedisLock(deps.redis, "campaign:lock:1", 5_000)
+    second = RedisLock(deps.redis, "campaign:lock:1", 5_000)
+
+    # when / then
+    assert await first.acquire()
+    assert not await second.acquire()
+    assert not await second.release()
+    assert (await deps.redis.get("campaign:lock:1")).decode() == first.token
+    assert await first.release()
+    assert await second.acquire()
+
+
+async def test_rate_limiter_grants_at_most_the_rate_per_second(make_deps: Any) -> None:
+    # given
+    deps = make_deps()
+    limiter = RateLimiter(deps.redis, 5)
+
+    # when
+    grants = [await limiter.take(4), await limiter.take(4)]
+
+    # then the second call got the remainder of the same second or a new second's share
+    assert grants[0] == 4
+    assert grants[1] in (1, 4)
+
+
+async def test_verify_contacts_sets_whatsapp_status(
+    session: AsyncSession, make_deps: Any, fake: FakeWhatsApp
+) -> None:
+    # given
+    await seed_campaign(session, 3)
+    fake.undeliverable.add(phone(1).lstrip("+"))
+    ids = list((await session.execute(text("SELECT id FROM contacts ORDER BY id"))).scalars())
+    deps = make_deps()
+
+    # when
+    checked = await tasks.verify_contacts(deps, ids)
+
+    # then
+    assert checked == 3
+    rows = await session.execute(
+        text(
+            "SELECT whatsapp_status FROM contacts WHERE whatsapp_checked_at IS NOT NULL ORDER BY id"
+        )
+    )
+    assert rows.scalars().all() == ["valid", "invalid", "valid"]
+
+
+async def test_recover_rearms_sending_campaigns_once(session: AsyncSession, make_deps: Any) -> None:
+    # given a sending campaign and a paused one holding a message stuck in `sending`
+    sending = await seed_campaign(session, 2)
+    await set_status(session, sending, "sending")
+    paused = (
+        await session.execute(
+            text(
+                "INSERT INTO campaigns (name, template_name, template_language, template_body, "
+                "status) "
+                "VALUES ('Old', 'old', 'en', '', 'paused') RETURNING id"
+            )
+        )
+    ).scalar_one()
+    await session.execute(
+        text("INSERT INTO messages (campaign_id, contact_id, status) VALUES (:c, 1, 'sending')"),
+        {"c": paused},
+    )
+    await session.commit()
+    deps = make_deps()
+
+    # when two worker processes boot
+    await tasks.recover(deps)
+    await tasks.recover(deps)
+
+    # then
+    assert jobs(deps).named(MATERIALIZE) == [(sending,)]
+    assert [args[0] for args in jobs(deps).named(SWEEP)] == [paused]
+
+
+async def test_simulated_provider_posts_status_callbacks_to_the_webhook(
+    session: AsyncSession, make_deps: Any, server: Server
+) -> None:
+    # given the simulated provider pointed at the running app's webhook
+    campaign_id = await seed_campaign(session, 10)
+    await set_status(session, campaign_id, "sending")
+    deps = make_deps()
+    deps.provider = SimulatedProvider(
+        deps.settings.model_copy(
+            update={
+                "simulated_latency_ms": 0,
+                "simulated_failure_rate": 0,
+                "simulated_reply_rate": 0,
+                "whatsapp_webhook_url": f"{server.url}/webhooks/whatsapp",
+            }
+        )
+    )
+    await tasks.materialize(deps, campaign_id)
+
+    # when
+    await drain(deps, campaign_id)
+
+    # then every message is delivered (or read) once the callbacks land
+    deadline = asyncio.get_running_loop().time() + 8
+    counts = await status_counts(session, campaign_id)
+    while counts.get("sent") and asyncio.get_running_loop().time() < deadline:
+        await asyncio.sleep(0.2)
+        counts = await status_counts(session, campaign_id)
+    await deps.provider.aclose()
+    assert set(counts) <= {"delivered", "read"}
+    assert sum(counts.values()) == 10

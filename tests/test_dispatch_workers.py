@@ -1,0 +1,222 @@
+"""Campaign dispatch through real Dramatiq worker processes, a real broker and a fake Cloud API."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+
+import pytest
+import redis
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.config import Settings
+from app.dispatch.quota import DAILY_KEY
+from tests.conftest import GqlClient
+from tests.fake_whatsapp import (
+    FakeWhatsApp,
+    Worker,
+    campaign_status,
+    fake_fixture,  # noqa: F401 (the `fake` fixture)
+    fake_server_fixture,  # noqa: F401 (the `fake_server` fixture)
+    phone,
+    seed_campaign,
+    status_counts,
+    worker_env,
+)
+
+pytestmark = pytest.mark.asyncio
+
+START = """
+mutation Start($id: ID!) {
+  startCampaign(id: $id) { __typename }
+}
+"""
+STATS = """
+query Stats($id: ID!) {
+  campaign(id: $id) { status stats { total pending sending sent delivered read failed } }
+}
+"""
+
+
+async def wait_until(
+    check: Callable[[], Awaitable[bool]], within: float, worker: Worker, log: Path
+) -> None:
+    """Poll `check` until true; on timeout fail with the end of the workers' log."""
+    deadline = time.monotonic() + within
+    while not await check():
+        if time.monotonic() > deadline or worker.proc.poll() is not None:
+            tail = (await asyncio.to_thread(log.read_text))[-4000:]
+            pytest.fail(f"timed out or worker exited; worker log:\n{tail}")
+        await asyncio.sleep(0.1)
+
+
+async def test_campaign_reaches_each_eligible_contact_exactly_once(
+    gql: GqlClient,
+    session: AsyncSession,
+    settings: Settings,
+    fake: FakeWhatsApp,
+    fake_server: tuple[FakeWhatsApp, str],
+    tmp_path: Path,
+) -> None:
+    # given 2,000 targeted contacts: 50 opted out, 30 known invalid, 300 in both categories,
+    # and 20 numbers the provider rejects as undeliverable
+    campaign_id = await seed_campaign(
+        session, 2_000, opted_out=50, invalid=30, other_category_overlap=300
+    )
+    fake.undeliverable.update(phone(i).lstrip("+") for i in range(100, 120))
+    log = tmp_path / "worker.log"
+    worker = Worker(
+        worker_env(settings, fake_server[1], whatsapp_rate_per_second=100_000), log, processes=2
+    )
+    try:
+        # when
+        result = await gql.ok(START, {"id": str(campaign_id)})
+        assert result["startCampaign"]["__typename"] == "StartCampaignSuccess"
+
+        async def completed() -> bool:
+            return await campaign_status(session, campaign_id) == "completed"
+
+        await wait_until(completed, 40, worker, log)
+    finally:
+        worker.stop()
+
+    # then
+    eligible = {phone(i).lstrip("+") for i in range(80, 2_000)}
+    rejected = {phone(i).lstrip("+") for i in range(100, 120)}
+    assert set(fake.sends) == eligible - rejected
+    assert set(fake.sends.values()) == {1}
+    assert not {phone(i).lstrip("+") for i in range(80)} & set(fake.attempts)
+    counts = await status_counts(session, campaign_id)
+    assert counts == {"sent": 1_900, "failed": 20}
+    invalid = await session.execute(
+        text("SELECT count(*) FROM contacts WHERE whatsapp_status = 'invalid'")
+    )
+    assert invalid.scalar_one() == 50
+    stats = (await gql.ok(STATS, {"id": str(campaign_id)}))["campaign"]
+    assert stats["status"] == "COMPLETED"
+    assert stats["stats"] == {
+        "total": 1_920,
+        "pending": 0,
+        "sending": 0,
+        "sent": 1_900,
+        "delivered": 0,
+        "read": 0,
+        "failed": 20,
+    }
+
+
+async def test_killed_worker_never_causes_a_second_send(
+    gql: GqlClient,
+    session: AsyncSession,
+    settings: Settings,
+    fake: FakeWhatsApp,
+    fake_server: tuple[FakeWhatsApp, str],
+    tmp_path: Path,
+) -> None:
+    # given a campaign paced at 500 messages/s, so it is mid-way when a worker dies
+    campaign_id = await seed_campaign(session, 2_000)
+    log = tmp_path / "worker.log"
+    env = worker_env(
+        settings,
+        fake_server[1],
+        whatsapp_rate_per_second=500,
+        dispatch_batch_size=100,
+        dispatch_sending_timeout_s=2,
+    )
+    first = Worker(env, log, processes=2)
+    try:
+        await gql.ok(START, {"id": str(campaign_id)})
+
+        async def mid_campaign() -> bool:
+            return sum(fake.sends.values()) >= 400
+
+        await wait_until(mid_campaign, 30, first, log)
+
+        # when one worker process is killed mid-request (the provider is made slow so
+        # both processes hold claimed batches), dramatiq stops its sibling, and a new
+        # worker is started
+        fake.latency_s = 0.5
+        await asyncio.sleep(0.3)
+        first.kill_busiest_child()
+        fake.latency_s = 0
+        await asyncio.to_thread(first.proc.wait, 20)
+    finally:
+        first.stop()
+    second = Worker(env, log, processes=2)
+    try:
+
+        async def completed() -> bool:
+            return await campaign_status(session, campaign_id) == "completed"
+
+        await wait_until(completed, 40, second, log)
+    finally:
+        second.stop()
+
+    # then the provider saw at most one send per contact; nothing was left open
+    assert max(fake.sends.values()) == 1
+    counts = await status_counts(session, campaign_id)
+    assert set(counts) <= {"sent", "failed"}
+    assert sum(counts.values()) == 2_000
+    failed = await session.execute(
+        text("SELECT DISTINCT error FROM messages WHERE status = 'failed'")
+    )
+    assert set(failed.scalars()) <= {"interrupted"}
+    # every contact recorded as sent was sent exactly once; interrupted ones at most once
+    sent = await session.execute(
+        text(
+            "SELECT c.phone FROM messages m JOIN contacts c ON c.id = m.contact_id "
+            "WHERE m.status = 'sent'"
+        )
+    )
+    assert all(fake.sends[p.lstrip("+")] == 1 for p in sent.scalars())
+    assert counts["sent"] >= 400
+    # the dead process held claimed batches: those ended failed, never resent
+    assert counts.get("failed", 0) > 0, counts
+
+
+async def test_daily_quota_reached_mid_campaign_waits(
+    gql: GqlClient,
+    session: AsyncSession,
+    settings: Settings,
+    fake: FakeWhatsApp,
+    fake_server: tuple[FakeWhatsApp, str],
+    tmp_path: Path,
+) -> None:
+    # given a daily quota of 450 with 600 targeted contacts
+    campaign_id = await seed_campaign(session, 600)
+    log = tmp_path / "worker.log"
+    worker = Worker(
+        worker_env(
+            settings,
+            fake_server[1],
+            whatsapp_daily_quota=450,
+            dispatch_batch_size=100,
+            whatsapp_rate_per_second=100_000,
+        ),
+        log,
+        processes=2,
+    )
+    client = redis.Redis.from_url(str(settings.redis_url))
+    try:
+        # when
+        await gql.ok(START, {"id": str(campaign_id)})
+
+        async def quota_reached() -> bool:
+            return await status_counts(session, campaign_id) == {"sent": 450, "pending": 150}
+
+        await wait_until(quota_reached, 30, worker, log)
+        await asyncio.sleep(1.0)  # nothing more goes out while waiting
+    finally:
+        worker.stop()
+
+    # then the campaign waits (still sending, nothing failed), counted exactly at the quota
+    assert sum(fake.sends.values()) == 450
+    assert await status_counts(session, campaign_id) == {"sent": 450, "pending": 150}
+    assert await campaign_status(session, campaign_id) == "sending"
+    assert int(client.get(DAILY_KEY) or 0) == 450
+    assert 0 < client.ttl(DAILY_KEY) <= 86_400
+    # the send chains sleep in the broker's delay queue until the quota resets
+    assert client.hlen("dramatiq:default.DQ.msgs") >= 1
