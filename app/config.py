@@ -19,6 +19,18 @@ class Provider(StrEnum):
     CLOUD_API = "cloud_api"
 
 
+class LogFormat(StrEnum):
+    JSON = "json"
+    TEXT = "text"
+
+
+class LogLevel(StrEnum):
+    DEBUG = "DEBUG"
+    INFO = "INFO"
+    WARNING = "WARNING"
+    ERROR = "ERROR"
+
+
 class ConfigError(Exception):
     """Raised with one human-readable line naming the offending variable."""
 
@@ -43,9 +55,37 @@ class Settings(BaseSettings):
     # Benchmarks only: no batching, no caching — the audited API's N+1 state, for the ratio.
     naive_resolvers: bool = False
 
+    # Observability (app/observability.py, app/metrics.py).
+    log_level: LogLevel = LogLevel.INFO
+    log_format: LogFormat | None = None  # None: text in dev, one JSON object per line in prod
+    # Strawberry's OpenTelemetry extension + an OTLP exporter configured by OTEL_* variables;
+    # needs the [otel] extra, imported only when on.
+    otel_enabled: bool = False
+
     page_size_default: int = Field(default=20, ge=1)
     page_size_max: int = Field(default=100, ge=1)
     import_max_rows: int = Field(default=10_000, ge=1)
+
+    # Security (issue 6): query limits, request size, rate limits, error masking.
+    query_max_depth: int = Field(default=10, ge=1)
+    # Parsing costs ~10 µs a token: the limit also bounds the CPU a refused document costs.
+    query_max_tokens: int = Field(default=3_000, ge=10)
+    query_max_aliases: int = Field(default=30, ge=0)
+    # Times one response path may be asked for (overlapping fragments merge a few).
+    query_max_field_repeats: int = Field(default=20, ge=1)
+    # Cost: each field costs 1, times the page size (`first`, else page_size_default) of
+    # every connection above it; lists without `first` count as query_cost_list_size items.
+    query_max_cost: int = Field(default=250_000, ge=1)
+    query_cost_list_size: int = Field(default=10, ge=1)
+    query_timeout_s: float = Field(default=10.0, gt=0)
+    request_max_bytes: int = Field(default=1024 * 1024, ge=1024)
+    # Sliding window per API key (anonymous callers: per client address); 0 turns it off.
+    rate_limit_requests: int = Field(default=600, ge=0)
+    rate_limit_window_s: float = Field(default=60.0, gt=0)
+    introspection: bool | None = None  # None: on in dev, off in prod
+    mask_errors: bool | None = None  # None: off in dev, on in prod
+    # Pre-filled in GraphiQL's headers; set by `herald dev` only, ignored outside dev.
+    graphiql_api_key: str | None = None
 
     cache_ttl_default: int = Field(default=60, ge=1)
     cache_ttl_stats: int = Field(default=60, ge=1)
@@ -75,6 +115,8 @@ class Settings(BaseSettings):
     dispatch_batch_size: int = Field(default=200, ge=1)
     # Independent send_batch chains per campaign; SKIP LOCKED lets them share the work.
     dispatch_lanes: int = Field(default=4, ge=1)
+    # A send_batch message keeps batching this long before handing over to a new message.
+    dispatch_chain_seconds: float = Field(default=1.0, ge=0)
     # Requests in flight per batch.
     dispatch_send_concurrency: int = Field(default=32, ge=1)
     # A message left in `sending` this long belongs to a dead worker: failed "interrupted".
@@ -98,6 +140,11 @@ class Settings(BaseSettings):
             raise ValueError("must be a postgresql:// URL")
         return value
 
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _level_any_case(cls, value: object) -> object:
+        return value.upper() if isinstance(value, str) else value
+
     @field_validator("redis_url")
     @classmethod
     def _redis_only(cls, value: str | None) -> str | None:
@@ -108,8 +155,24 @@ class Settings(BaseSettings):
         return value
 
     @property
+    def log_format_effective(self) -> LogFormat:
+        if self.log_format is not None:
+            return self.log_format
+        return LogFormat.TEXT if self.env is Env.DEV else LogFormat.JSON
+
+    @property
     def graphiql_enabled(self) -> bool:
         return self.env is Env.DEV if self.graphiql is None else self.graphiql
+
+    @property
+    def introspection_enabled(self) -> bool:
+        if self.introspection is None:  # GraphiQL needs introspection to work
+            return self.env is Env.DEV or self.graphiql_enabled
+        return self.introspection
+
+    @property
+    def mask_errors_enabled(self) -> bool:
+        return self.env is Env.PROD if self.mask_errors is None else self.mask_errors
 
     @property
     def async_database_url(self) -> str:

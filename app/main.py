@@ -9,13 +9,23 @@ from contextlib import asynccontextmanager
 from redis.exceptions import RedisError
 from sqlalchemy import text
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from app.config import Settings, get_settings
+from app.api_keys.auth import metrics_access_refused
+from app.cache import total_round_trips
+from app.config import Env, Settings, get_settings
+from app.db import total_statements
+from app.graphiql import graphiql_routes
+from app.http_limits import BodySizeLimit
+from app.logging_filters import install_phone_masking
+from app.metrics import exposition
+from app.observability import RequestObservability, configure_logging, enable_tracing
 from app.runtime import Runtime
 from app.web import HeraldGraphQL
+from app.webhooks import routes as webhook_routes
 from schema.schema import schema
 
 logger = logging.getLogger(__name__)
@@ -49,8 +59,33 @@ async def readyz(request: Request) -> Response:
     return _json(body)
 
 
+async def metrics(request: Request) -> Response:
+    """Prometheus text: this process's cache counters, SQL statements and Redis round trips."""
+    runtime: Runtime = request.app.state.runtime
+    if refused := await metrics_access_refused(request, runtime):
+        return refused
+    lines = [
+        *runtime.cache.metrics.prometheus(),
+        "# HELP herald_cache_redis_up 1 unless the cache's circuit breaker is open.",
+        "# TYPE herald_cache_redis_up gauge",
+        f"herald_cache_redis_up {int(runtime.cache.available)}",
+        "# HELP herald_redis_round_trips_total Redis round trips made by this process.",
+        "# TYPE herald_redis_round_trips_total counter",
+        f"herald_redis_round_trips_total {total_round_trips()}",
+        "# HELP herald_sql_statements_total SQL statements sent by this process.",
+        "# TYPE herald_sql_statements_total counter",
+        f"herald_sql_statements_total {total_statements()}",
+    ]
+    # Request latency, SQL per request, DB pool, dispatch counters (app/metrics.py).
+    body = "\n".join(lines).encode() + b"\n" + await exposition(runtime.engine, runtime.redis)
+    return Response(body, media_type="text/plain; version=0.0.4")
+
+
 def create_app(settings: Settings | None = None) -> Starlette:
     settings = settings or get_settings()
+    configure_logging(settings)
+    install_phone_masking()
+    enable_tracing(settings, schema)
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -62,9 +97,18 @@ def create_app(settings: Settings | None = None) -> Starlette:
             await runtime.close()
 
     graphql = HeraldGraphQL(schema, graphql_ide="graphiql" if settings.graphiql_enabled else None)
+    if settings.env is Env.DEV and settings.graphiql_api_key:  # `herald dev`'s key, pre-filled
+        graphql.graphiql_default_headers = {"Authorization": f"Bearer {settings.graphiql_api_key}"}
     routes = [
         Route("/graphql", graphql, methods=["GET", "POST"]),
         Route("/healthz", healthz, methods=["GET"]),
         Route("/readyz", readyz, methods=["GET"]),
+        Route("/metrics", metrics, methods=["GET"]),
+        *webhook_routes,
+        *graphiql_routes(settings),
     ]
-    return Starlette(routes=routes, lifespan=lifespan)
+    middleware = [
+        Middleware(RequestObservability),
+        Middleware(BodySizeLimit, max_bytes=settings.request_max_bytes),
+    ]
+    return Starlette(routes=routes, lifespan=lifespan, middleware=middleware)

@@ -4,16 +4,30 @@ from __future__ import annotations
 
 import orjson
 from starlette.requests import Request
-from starlette.responses import Response
+from starlette.responses import HTMLResponse, Response
 from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
 
+from app.api_keys.auth import RequestAuth
+from app.graphiql import render_graphiql
 from app.runtime import Runtime
 from loaders.registry import Loaders
 from schema.context import Context
 
 
 class HeraldGraphQL(GraphQL[Context, None]):
+    # Sent by the IDE on every request (e.g. a development Authorization header).
+    graphiql_default_headers: dict[str, str] | None = None
+
+    async def render_graphql_ide(self, request: Request) -> HTMLResponse:
+        """The local GraphiQL page (app/graphiql.py): its assets come from Herald, not a CDN."""
+        page = render_graphiql(
+            root_path=request.scope.get("root_path", ""),
+            default_headers=self.graphiql_default_headers,
+        )
+        # The page may carry default headers (credentials): never store it in a cache.
+        return HTMLResponse(page, headers={"Cache-Control": "no-store"})
+
     def encode_json(self, data: object) -> bytes:
         return orjson.dumps(data)
 
@@ -35,4 +49,5 @@ class HeraldGraphQL(GraphQL[Context, None]):
             redis=runtime.redis,
             loaders=Loaders(session, naive=runtime.settings.naive_resolvers),
             cache=runtime.cache.request(),
+            auth=RequestAuth(session, request.headers.get("authorization")),
         )

@@ -15,6 +15,7 @@ from app.config import Settings
 from app.db import SerializedSession
 
 if TYPE_CHECKING:
+    from app.api_keys.auth import RequestAuth
     from app.cache import RequestCache
     from loaders.registry import Loaders
 
@@ -30,6 +31,7 @@ class Context:
     redis: Redis
     loaders: Loaders
     cache: RequestCache  # field-level Redis cache (schema/cache.py), batched per request
+    auth: RequestAuth  # the caller, resolved on the first permission check (schema/permissions.py)
     # Work that must only happen once the request's transaction is durable
     # (cache invalidation, enqueuing jobs); dropped on rollback.
     after_commit: list[AfterCommit] = field(default_factory=list)

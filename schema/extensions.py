@@ -12,8 +12,9 @@ from strawberry.extensions import SchemaExtension
 from strawberry.types import ExecutionContext
 
 from app.db import count_statements
-from schema.common.pagination import BadInputError
+from app.observability import record_statements
 from schema.context import Context
+from schema.masking import report_errors
 
 logger = logging.getLogger(__name__)
 
@@ -41,6 +42,7 @@ class TransactionBoundary(SchemaExtension):
             finally:
                 await context.session.finish()  # rolls back whatever was not committed
             self.statements = counter.value
+            record_statements(counter.value)  # the per-request histogram in /metrics
         # Browsers' dev tools and the bench read the server's own share of a request here.
         elapsed_ms = (time.perf_counter() - started) * 1000
         context.response.headers["Server-Timing"] = f"graphql;dur={elapsed_ms:.2f}"
@@ -60,11 +62,10 @@ class TransactionBoundary(SchemaExtension):
 
 
 class HeraldSchema(strawberry.Schema):
-    """Logs unexpected errors with their stack; a client's bad input is not a server event."""
+    """Logs unexpected errors with their stack and an id; a client's mistake is not a server
+    event. Masks them in prod (schema/masking.py)."""
 
     def process_errors(
         self, errors: list[GraphQLError], execution_context: ExecutionContext | None = None
     ) -> None:
-        unexpected = [e for e in errors if not isinstance(e.original_error, BadInputError)]
-        if unexpected:
-            super().process_errors(unexpected, execution_context)
+        report_errors(errors, execution_context)

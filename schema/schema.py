@@ -2,27 +2,53 @@
 
 from __future__ import annotations
 
-import strawberry
 from strawberry.extensions import ParserCache, ValidationCache
 from strawberry.tools import merge_types
 
+from app.observability import OperationLabel
+from schema.api_keys.mutations import ApiKeyMutation
+from schema.api_keys.queries import ApiKeyQuery
+from schema.cache import RedisRoundTrips
+from schema.campaigns.dispatch_mutations import DispatchMutation
+from schema.campaigns.mutations import CampaignMutation
 from schema.campaigns.queries import CampaignQuery
+from schema.categories.mutations import CategoryMutation
 from schema.categories.queries import CategoryQuery
+from schema.contacts.mutations import ContactMutation
 from schema.contacts.queries import ContactQuery
 from schema.dashboard.queries import DashboardQuery
-from schema.extensions import TransactionBoundary
+from schema.extensions import HeraldSchema, TransactionBoundary
+from schema.limits import QueryLimits, RateLimit
 from schema.messages.queries import MessageQuery
 from schema.system.queries import SystemQuery
 
 Query = merge_types(
     "Query",
-    (ContactQuery, CategoryQuery, CampaignQuery, MessageQuery, DashboardQuery, SystemQuery),
+    (
+        ContactQuery,
+        CategoryQuery,
+        CampaignQuery,
+        MessageQuery,
+        DashboardQuery,
+        SystemQuery,
+        ApiKeyQuery,
+    ),
 )
 
-schema = strawberry.Schema(
+Mutation = merge_types(
+    "Mutation",
+    (ContactMutation, CategoryMutation, CampaignMutation, DispatchMutation, ApiKeyMutation),
+)
+
+schema = HeraldSchema(
     query=Query,
+    mutation=Mutation,
     extensions=[
+        RateLimit,  # first: refuses before anything else starts (schema/limits.py)
+        OperationLabel,  # names the request in metrics and logs
         TransactionBoundary,
+        RedisRoundTrips,
+        QueryLimits,  # tokens, introspection, depth, aliases, cost, timeout (schema/limits.py)
         # Parsing and validating the same document again on each request dominates
         # small queries; both caches are keyed by the document text.
         lambda: ParserCache(maxsize=512),

@@ -185,17 +185,35 @@ class GqlResult:
 
 
 class GqlClient:
-    """Posts GraphQL documents to the running server over real HTTP."""
+    """Posts GraphQL documents to the running server over real HTTP.
 
-    def __init__(self, http: httpx.AsyncClient) -> None:
+    Sends `Authorization: Bearer <key>` when it has a key (the `gql` fixture: a fresh admin
+    key per test); `as_key(other)` or `as_key(None)` gives a client for another key or none.
+    """
+
+    def __init__(self, http: httpx.AsyncClient, key: str | None = None) -> None:
         self.http = http
+        self.key = key
+
+    def as_key(self, key: str | None) -> GqlClient:
+        return GqlClient(self.http, key)
+
+    @property
+    def auth_headers(self) -> dict[str, str]:
+        return {} if self.key is None else {"Authorization": f"Bearer {self.key}"}
 
     async def __call__(
         self, query: str, variables: dict[str, Any] | None = None, **headers: str
     ) -> GqlResult:
-        response = await self.http.post(
-            "/graphql", json={"query": query, "variables": variables or {}}, headers=headers
+        request = self.http.build_request(
+            "POST",
+            "/graphql",
+            json={"query": query, "variables": variables or {}},
+            headers={**self.auth_headers, **headers},
         )
+        if self.key is None and "Authorization" not in headers:
+            request.headers.pop("Authorization", None)  # the `http` fixture's default key
+        response = await self.http.send(request)
         body = response.json()
         return GqlResult(
             data=body.get("data"),
@@ -212,14 +230,41 @@ class GqlClient:
 
 
 @pytest_asyncio.fixture
-async def http(server: Server) -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(base_url=server.url, timeout=30) as client:
+async def http(server: Server, admin_key: str) -> AsyncIterator[httpx.AsyncClient]:
+    """An HTTP client on the test server that sends this test's admin key by default."""
+    headers = {"Authorization": f"Bearer {admin_key}"}
+    async with httpx.AsyncClient(base_url=server.url, timeout=30, headers=headers) as client:
         yield client
 
 
+async def create_api_key(settings: Settings, role: str, name: str | None = None) -> str:
+    """A new key of `role` written straight to the test database; returns the plaintext."""
+    from app.api_keys.service import generate_key, hash_key
+
+    key = generate_key()
+    conn = await asyncpg.connect(settings.async_database_url.replace("+asyncpg", ""))
+    try:
+        await conn.execute(
+            "INSERT INTO api_keys (name, role, key_hash, key_prefix) VALUES ($1, $2, $3, $4)",
+            name or f"test {role}",
+            role,
+            hash_key(key),
+            key[:9],
+        )
+    finally:
+        await conn.close()
+    return key
+
+
 @pytest_asyncio.fixture
-async def gql(http: httpx.AsyncClient) -> GqlClient:
-    return GqlClient(http)
+async def admin_key(settings: Settings, clean_state: None) -> str:
+    """An admin key created after this test's truncation."""
+    return await create_api_key(settings, "admin")
+
+
+@pytest_asyncio.fixture
+async def gql(http: httpx.AsyncClient, admin_key: str) -> GqlClient:
+    return GqlClient(http, admin_key)
 
 
 @pytest_asyncio.fixture

@@ -145,13 +145,13 @@ async def test_big_page_returns_every_leaf(gql: GqlClient, wide_data: dict[str, 
 
 
 async def test_counter_sees_the_audits_n_plus_one(
-    settings: Settings, wide_data: dict[str, int]
+    settings: Settings, wide_data: dict[str, int], admin_key: str
 ) -> None:
     """The same query with batching off costs one statement per item: the counter is real."""
     naive = settings.model_copy(update={"naive_resolvers": True})
     with serve(naive) as server:
         async with httpx.AsyncClient(base_url=server.url) as http:
-            gql = GqlClient(http)
+            gql = GqlClient(http, admin_key)
             small = await gql(CAMPAIGNS_MESSAGES_CONTACTS, {"n": 2})
             large = await gql(CAMPAIGNS_MESSAGES_CONTACTS, {"n": 10})
     # campaigns page + count, then per campaign: messages page + count, and per message

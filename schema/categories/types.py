@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import strawberry
 
+from schema.cache import Cached
 from schema.common.pagination import Connection, page_args
 from schema.context import Info
 
@@ -32,7 +33,10 @@ class CategoryType:
             updated_at=row.updated_at,
         )
 
-    @strawberry.field(description="Members of this category (one grouped query per page).")
+    @strawberry.field(
+        description="Members of this category (one grouped query per page).",
+        extensions=[Cached("contacts")],  # the audit's cache:contacts:count:category:<id>
+    )
     async def contact_count(self, info: Info) -> int:
         return await info.context.loaders.contact_count_by_category_id.load(int(self.id))
 

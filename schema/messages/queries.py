@@ -14,11 +14,14 @@ from schema.common.selection import selects
 from schema.context import Info
 from schema.messages.columns import message_columns
 from schema.messages.types import MessageType
+from schema.permissions import viewer
 
 
 @strawberry.type
 class MessageQuery:
-    @strawberry.field(description="Messages, newest first, optionally of one campaign.")
+    @strawberry.field(
+        description="Messages, newest first, optionally of one campaign.", extensions=viewer()
+    )
     async def messages(
         self,
         info: Info,
@@ -43,7 +46,7 @@ class MessageQuery:
         return Connection.of(nodes, page, lambda: repository.count(campaign, status))
 
     @strawberry.field(
-        description="Counts of all messages per status.", extensions=[Cached("stats")]
+        description="Counts of all messages per status.", extensions=[Cached("stats"), *viewer()]
     )
     async def message_stats(self, info: Info) -> MessageStats:
         rows = await MessageRepository(info.context.session).status_counts()

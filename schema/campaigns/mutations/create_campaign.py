@@ -13,6 +13,7 @@ from schema.campaigns.types import CampaignType
 from schema.common.errors import InvalidInputError, NotFoundError
 from schema.common.pagination import parse_id
 from schema.context import Info
+from schema.permissions import editor
 
 
 @strawberry.input
@@ -45,7 +46,10 @@ CreateCampaignResult = Annotated[
 
 @strawberry.type
 class CreateCampaignMutation:
-    @strawberry.mutation(description="Create a draft campaign; an unknown target writes nothing.")
+    @strawberry.mutation(
+        description="Create a draft campaign; an unknown target writes nothing.",
+        extensions=editor(),
+    )
     async def create_campaign(self, info: Info, input: CreateCampaignInput) -> CreateCampaignResult:
         targets = [parse_id(i, "targetCategoryIds") for i in input.target_category_ids]
         service = CampaignService(info.context.session)

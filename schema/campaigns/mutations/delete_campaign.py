@@ -12,6 +12,7 @@ from schema.cache import campaign_changed
 from schema.common.errors import InvalidStateError, NotFoundError
 from schema.common.pagination import parse_id
 from schema.context import Info
+from schema.permissions import editor
 
 
 @strawberry.type
@@ -28,7 +29,8 @@ DeleteCampaignResult = Annotated[
 @strawberry.type
 class DeleteCampaignMutation:
     @strawberry.mutation(
-        description="Delete a draft campaign; any other status: InvalidStateError."
+        description="Delete a draft campaign; any other status: InvalidStateError.",
+        extensions=editor(),
     )
     async def delete_campaign(self, info: Info, id: strawberry.ID) -> DeleteCampaignResult:
         campaign_id = parse_id(id, "id")

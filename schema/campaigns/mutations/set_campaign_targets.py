@@ -13,6 +13,7 @@ from schema.campaigns.types import CampaignType
 from schema.common.errors import InvalidInputError, InvalidStateError, NotFoundError
 from schema.common.pagination import parse_id
 from schema.context import Info
+from schema.permissions import editor
 
 
 @strawberry.type
@@ -30,7 +31,8 @@ SetCampaignTargetsResult = Annotated[
 class SetCampaignTargetsMutation:
     @strawberry.mutation(
         description="Targets become exactly these categories (draft or scheduled campaigns); "
-        "an unknown category changes nothing."
+        "an unknown category changes nothing.",
+        extensions=editor(),
     )
     async def set_campaign_targets(
         self, info: Info, id: strawberry.ID, category_ids: list[strawberry.ID]

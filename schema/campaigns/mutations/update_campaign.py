@@ -14,6 +14,7 @@ from schema.campaigns.types import CampaignType
 from schema.common.errors import InvalidInputError, InvalidStateError, NotFoundError
 from schema.common.pagination import parse_id
 from schema.context import Info
+from schema.permissions import editor
 
 
 @strawberry.input(description="Omitted fields stay as they are; a template is replaced whole.")
@@ -35,7 +36,10 @@ UpdateCampaignResult = Annotated[
 
 @strawberry.type
 class UpdateCampaignMutation:
-    @strawberry.mutation(description="Edit a draft campaign; any other status: InvalidStateError.")
+    @strawberry.mutation(
+        description="Edit a draft campaign; any other status: InvalidStateError.",
+        extensions=editor(),
+    )
     async def update_campaign(
         self, info: Info, id: strawberry.ID, input: UpdateCampaignInput
     ) -> UpdateCampaignResult:

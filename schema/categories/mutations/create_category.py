@@ -12,6 +12,7 @@ from schema.cache import categories_changed
 from schema.categories.types import CategoryType
 from schema.common.errors import DuplicateError, InvalidInputError
 from schema.context import Info
+from schema.permissions import editor
 
 
 @strawberry.input
@@ -33,7 +34,9 @@ CreateCategoryResult = Annotated[
 
 @strawberry.type
 class CreateCategoryMutation:
-    @strawberry.mutation(description="Add a category; a name already used is a DuplicateError.")
+    @strawberry.mutation(
+        description="Add a category; a name already used is a DuplicateError.", extensions=editor()
+    )
     async def create_category(self, info: Info, input: CreateCategoryInput) -> CreateCategoryResult:
         service = CategoryService(info.context.session)
         try:

@@ -12,6 +12,7 @@ from schema.cache import campaign_changed, categories_changed
 from schema.common.errors import NotFoundError
 from schema.common.pagination import parse_id
 from schema.context import Info
+from schema.permissions import editor
 
 
 @strawberry.type
@@ -26,7 +27,9 @@ DeleteCategoryResult = Annotated[
 
 @strawberry.type
 class DeleteCategoryMutation:
-    @strawberry.mutation(description="Delete a category; its contacts are kept.")
+    @strawberry.mutation(
+        description="Delete a category; its contacts are kept.", extensions=editor()
+    )
     async def delete_category(self, info: Info, id: strawberry.ID) -> DeleteCategoryResult:
         category_id = parse_id(id, "id")
         service = CategoryService(info.context.session)

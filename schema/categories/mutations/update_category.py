@@ -13,6 +13,7 @@ from schema.categories.types import CategoryType
 from schema.common.errors import DuplicateError, InvalidInputError, NotFoundError
 from schema.common.pagination import parse_id
 from schema.context import Info
+from schema.permissions import editor
 
 
 @strawberry.input(description="Omitted fields stay as they are; `description: null` clears it.")
@@ -38,7 +39,9 @@ UpdateCategoryResult = Annotated[
 
 @strawberry.type
 class UpdateCategoryMutation:
-    @strawberry.mutation(description="Edit a category; another one's name is a DuplicateError.")
+    @strawberry.mutation(
+        description="Edit a category; another one's name is a DuplicateError.", extensions=editor()
+    )
     async def update_category(
         self, info: Info, id: strawberry.ID, input: UpdateCategoryInput
     ) -> UpdateCategoryResult:

@@ -13,6 +13,7 @@ from schema.categories.types import CategoryType
 from schema.common.errors import InvalidInputError, NotFoundError
 from schema.common.pagination import parse_id
 from schema.context import Info
+from schema.permissions import editor
 
 
 @strawberry.type
@@ -29,7 +30,9 @@ AddContactsToCategoryResult = Annotated[
 
 @strawberry.type
 class AddContactsToCategoryMutation:
-    @strawberry.mutation(description="Any unknown contact or category: nothing is added.")
+    @strawberry.mutation(
+        description="Any unknown contact or category: nothing is added.", extensions=editor()
+    )
     async def add_contacts_to_category(
         self, info: Info, category_id: strawberry.ID, contact_ids: list[strawberry.ID]
     ) -> AddContactsToCategoryResult:

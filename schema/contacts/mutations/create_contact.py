@@ -14,6 +14,7 @@ from schema.common.errors import DuplicateError, InvalidInputError, InvalidPhone
 from schema.common.pagination import parse_id
 from schema.contacts.types import ContactType
 from schema.context import Info
+from schema.permissions import editor
 
 
 @strawberry.input
@@ -44,7 +45,9 @@ CreateContactResult = Annotated[
 
 @strawberry.type
 class CreateContactMutation:
-    @strawberry.mutation(description="Add a contact; a phone already known is a DuplicateError.")
+    @strawberry.mutation(
+        description="Add a contact; a phone already known is a DuplicateError.", extensions=editor()
+    )
     async def create_contact(self, info: Info, input: CreateContactInput) -> CreateContactResult:
         category_ids = [parse_id(i, "categoryIds") for i in input.category_ids]
         service = ContactService(info.context.session, info.context.settings.import_max_rows)

@@ -12,6 +12,7 @@ from schema.cache import categories_changed, contacts_changed
 from schema.common.errors import NotFoundError
 from schema.common.pagination import parse_id
 from schema.context import Info
+from schema.permissions import editor
 
 
 @strawberry.type
@@ -26,7 +27,9 @@ DeleteContactResult = Annotated[
 
 @strawberry.type
 class DeleteContactMutation:
-    @strawberry.mutation(description="Delete a contact and everything recorded about it.")
+    @strawberry.mutation(
+        description="Delete a contact and everything recorded about it.", extensions=editor()
+    )
     async def delete_contact(self, info: Info, id: strawberry.ID) -> DeleteContactResult:
         contact_id = parse_id(id, "id")
         service = ContactService(info.context.session, info.context.settings.import_max_rows)

@@ -19,6 +19,7 @@ from schema.common.errors import InvalidInputError, NotFoundError
 from schema.common.pagination import parse_id
 from schema.contacts.types import ContactType
 from schema.context import Info
+from schema.permissions import editor
 
 strawberry.enum(ImportRowErrorReason)  # registered in place, as in schema/common/enums.py
 
@@ -72,7 +73,10 @@ ImportContactsResult = Annotated[
 
 @strawberry.type
 class ImportContactsMutation:
-    @strawberry.mutation(description="Bulk-create contacts; per-row errors do not fail the call.")
+    @strawberry.mutation(
+        description="Bulk-create contacts; per-row errors do not fail the call.",
+        extensions=editor(),
+    )
     async def import_contacts(self, info: Info, input: ImportContactsInput) -> ImportContactsResult:
         category_ids = [parse_id(i, "categoryIds") for i in input.category_ids]
         rows = [ImportInputRow(r.phone, r.name, r.attributes) for r in input.rows]

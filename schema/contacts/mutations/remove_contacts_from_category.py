@@ -13,6 +13,7 @@ from schema.categories.types import CategoryType
 from schema.common.errors import InvalidInputError, NotFoundError
 from schema.common.pagination import parse_id
 from schema.context import Info
+from schema.permissions import editor
 
 
 @strawberry.type
@@ -29,7 +30,9 @@ RemoveContactsFromCategoryResult = Annotated[
 
 @strawberry.type
 class RemoveContactsFromCategoryMutation:
-    @strawberry.mutation(description="Any unknown contact or category: nothing is removed.")
+    @strawberry.mutation(
+        description="Any unknown contact or category: nothing is removed.", extensions=editor()
+    )
     async def remove_contacts_from_category(
         self, info: Info, category_id: strawberry.ID, contact_ids: list[strawberry.ID]
     ) -> RemoveContactsFromCategoryResult:

@@ -14,6 +14,7 @@ from schema.common.errors import DuplicateError, InvalidInputError, InvalidPhone
 from schema.common.pagination import parse_id
 from schema.contacts.types import ContactType
 from schema.context import Info
+from schema.permissions import editor
 
 
 @strawberry.input(description="Omitted fields stay as they are; `name: null` clears the name.")
@@ -45,7 +46,10 @@ UpdateContactResult = Annotated[
 
 @strawberry.type
 class UpdateContactMutation:
-    @strawberry.mutation(description="Edit a contact; another contact's phone is a DuplicateError.")
+    @strawberry.mutation(
+        description="Edit a contact; another contact's phone is a DuplicateError.",
+        extensions=editor(),
+    )
     async def update_contact(
         self, info: Info, id: strawberry.ID, input: UpdateContactInput
     ) -> UpdateContactResult:

@@ -1,0 +1,1 @@
+"""API keys: bearer credentials with a role, stored as SHA-256 hashes."""

@@ -1,0 +1,80 @@
+"""Sliding-window rate limiting in Redis, shared by every API process; fails open.
+
+Keys: `ratelimit:<bucket>`, a sorted set of request timestamps (ms, Redis clock) that
+expires with the window. A refused request is not recorded, so a client that waits the
+advertised Retry-After gets through.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+import time
+import weakref
+
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
+
+logger = logging.getLogger(__name__)
+
+PREFIX = "ratelimit:"
+# Skip Redis this long after a failure, so an outage costs one timeout, not one per request.
+RETRY_AFTER_FAILURE_S = 5.0
+
+# Redis' own clock: API processes with skewed clocks still share one window.
+_SCRIPT = """
+local key, limit, window, member = KEYS[1], tonumber(ARGV[1]), tonumber(ARGV[2]), ARGV[3]
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+redis.call('ZREMRANGEBYSCORE', key, '-inf', now - window)
+if redis.call('ZCARD', key) < limit then
+  redis.call('ZADD', key, now, now .. ':' .. member)
+  redis.call('PEXPIRE', key, window)
+  return -1
+end
+local oldest = redis.call('ZRANGE', key, 0, 0, 'WITHSCORES')
+return math.max(1, tonumber(oldest[2]) + window - now)
+"""
+
+
+class RateLimiter:
+    def __init__(self, redis: Redis) -> None:
+        self._script = redis.register_script(_SCRIPT)
+        self._down_until = 0.0
+        self._outage_logged = False
+
+    async def hit(self, bucket: str, limit: int, window_s: float) -> int | None:
+        """Record one request; milliseconds until a slot frees when over the limit, else None.
+
+        Redis unavailable: allowed (an outage must not take the API down with it), with one
+        warning per outage.
+        """
+        if time.monotonic() < self._down_until:
+            return None
+        try:
+            result = await self._script(
+                keys=[PREFIX + bucket],
+                args=[limit, max(1, int(window_s * 1000)), secrets.token_hex(4)],
+            )
+        except (RedisError, OSError) as exc:
+            self._down_until = time.monotonic() + RETRY_AFTER_FAILURE_S
+            if not self._outage_logged:
+                self._outage_logged = True
+                logger.warning("rate limiting off while Redis is unavailable: %s", exc)
+            return None
+        if self._outage_logged:
+            self._outage_logged = False
+            logger.warning("rate limiting on again: Redis is back")
+        retry_after_ms = int(result)
+        return None if retry_after_ms < 0 else retry_after_ms
+
+
+_limiters: weakref.WeakKeyDictionary[Redis, RateLimiter] = weakref.WeakKeyDictionary()
+
+
+def limiter_for(redis: Redis) -> RateLimiter:
+    """One limiter (and one outage state) per Redis client, i.e. per API process."""
+    limiter = _limiters.get(redis)
+    if limiter is None:
+        limiter = _limiters[redis] = RateLimiter(redis)
+    return limiter

@@ -1,0 +1,41 @@
+"""revokeApiKey: the key is refused from the next request on (no cache to wait out)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import strawberry
+
+from app.api_keys.service import ApiKeyService
+from app.errors import NotFound
+from schema.api_keys.types import ApiKeyType
+from schema.common.errors import NotFoundError
+from schema.common.pagination import parse_id
+from schema.context import Info
+from schema.permissions import admin
+
+
+@strawberry.type
+class RevokeApiKeySuccess:
+    api_key: ApiKeyType
+
+
+RevokeApiKeyResult = Annotated[
+    RevokeApiKeySuccess | NotFoundError, strawberry.union("RevokeApiKeyResult")
+]
+
+
+@strawberry.type
+class RevokeApiKeyMutation:
+    @strawberry.mutation(
+        description="Revoke an API key. Idempotent: revoking twice keeps the first time.",
+        extensions=admin(),
+    )
+    async def revoke_api_key(self, info: Info, id: strawberry.ID) -> RevokeApiKeyResult:
+        key_id = parse_id(id, "id")
+        try:
+            async with info.context.session.begin_nested():
+                row = await ApiKeyService(info.context.session).revoke(key_id)
+        except NotFound as exc:
+            return NotFoundError.of(exc)
+        return RevokeApiKeySuccess(api_key=ApiKeyType.from_row(row))

@@ -1,0 +1,345 @@
+"""Query limits: tokens, depth, aliases, cost (page sizes multiply), execution time, rate.
+
+All limits come from Settings at request time, so one schema serves any configuration.
+Refusals are client errors with a code (QUERY_TOO_LARGE, QUERY_TOO_DEEP, TOO_MANY_ALIASES,
+TOO_MANY_REPEATS, QUERY_TOO_COMPLEX, TIMEOUT, RATE_LIMITED), returned with no data and
+nothing executed.
+
+Depth, aliases, repeats and cost are measured in one walk of the operation before the
+standard validation rules run, with each fragment measured once: Strawberry's
+QueryDepthLimiter and MaxAliasesLimiter re-walk a fragment at every spread, which a chain
+of fragments each spreading the next twice turns into exponential validation time
+(tests/test_limits.py::test_fragment_fan_out_is_cheap).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+from collections.abc import AsyncIterator, Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from graphql import (
+    FieldNode,
+    FragmentDefinitionNode,
+    FragmentSpreadNode,
+    GraphQLError,
+    GraphQLField,
+    GraphQLInterfaceType,
+    GraphQLList,
+    GraphQLNamedType,
+    GraphQLNonNull,
+    GraphQLObjectType,
+    GraphQLSchema,
+    InlineFragmentNode,
+    IntValueNode,
+    SelectionSetNode,
+    VariableNode,
+    get_named_type,
+    get_operation_ast,
+)
+from graphql.validation import NoSchemaIntrospectionCustomRule
+from strawberry.extensions import SchemaExtension
+
+from app.config import Settings
+from app.ratelimit import limiter_for
+from schema.context import Context
+
+logger = logging.getLogger(__name__)
+
+
+class LimitError(GraphQLError):
+    """A request refused by a limit; always the client's to fix, never masked."""
+
+    def __init__(self, message: str, code: str, **extensions: Any) -> None:
+        super().__init__(message, extensions={"code": code, **extensions})
+
+
+class QueryTimeoutError(LimitError):
+    def __init__(self, seconds: float) -> None:
+        super().__init__(
+            f"the operation took longer than {seconds:g} s and was stopped; nothing was written",
+            "TIMEOUT",
+        )
+
+
+class RateLimitedError(LimitError):
+    def __init__(self, retry_after: int) -> None:
+        super().__init__(
+            f"too many requests: retry in {retry_after} s", "RATE_LIMITED", retryAfter=retry_after
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Measure:
+    depth: int
+    aliases: int
+    cost: int
+    # Most field nodes merged into one response path (`a.b` asked for 3 times: 3). The
+    # standard OverlappingFieldsCanBeMerged rule compares those nodes pairwise, so a
+    # document repeating the same fields costs validation time quadratic in this number.
+    repeats: int = 0
+
+
+@dataclass(slots=True)
+class _Shape:
+    """A selection set's measure and, per relative response path, how many nodes merge."""
+
+    depth: int = 0
+    aliases: int = 0
+    cost: int = 0
+    paths: dict[str, int] = field(default_factory=dict)
+
+
+_SATURATED = 10**9
+
+
+def _add_paths(into: dict[str, int], prefix: str, paths: dict[str, int], times: int = 1) -> None:
+    for path, count in paths.items():
+        key = f"{prefix}.{path}" if prefix else path
+        into[key] = min(into.get(key, 0) + count * times, _SATURATED)
+
+
+class _Walker:
+    """Measures one operation; fragments are memoized, so the walk is linear in the document."""
+
+    def __init__(
+        self,
+        schema: GraphQLSchema,
+        fragments: Mapping[str, FragmentDefinitionNode],
+        variables: Mapping[str, Any],
+        settings: Settings,
+    ) -> None:
+        self.schema = schema
+        self.fragments = fragments
+        self.variables = variables
+        self.settings = settings
+        self._memo: dict[tuple[str, bool], _Shape] = {}
+        self._active: set[str] = set()
+        self.cap = settings.query_max_cost + 1  # costs saturate: no giant integers
+
+    def selection_set(
+        self, node: SelectionSetNode | None, parent: GraphQLNamedType | None, paged: bool
+    ) -> _Shape:
+        shape = _Shape()
+        if node is None:
+            return shape
+        for selection in node.selections:
+            if isinstance(selection, FieldNode):
+                response = (selection.alias or selection.name).value
+                inner = self.field(selection, parent, paged)
+                _add_paths(shape.paths, "", {response: 1})
+                _add_paths(shape.paths, response, inner.paths)
+            else:
+                if isinstance(selection, InlineFragmentNode):
+                    condition = selection.type_condition
+                    scope = self.schema.get_type(condition.name.value) if condition else parent
+                    inner = self.selection_set(selection.selection_set, scope, paged)
+                else:
+                    assert isinstance(selection, FragmentSpreadNode)
+                    inner = self.fragment(selection.name.value, paged)
+                _add_paths(shape.paths, "", inner.paths)  # fragments merge into this level
+            shape.depth = max(shape.depth, inner.depth)
+            shape.aliases = min(shape.aliases + inner.aliases, _SATURATED)
+            shape.cost = min(shape.cost + inner.cost, self.cap)
+        return shape
+
+    def fragment(self, name: str, paged: bool) -> _Shape:
+        key = (name, paged)
+        if key in self._memo:
+            return self._memo[key]
+        definition = self.fragments.get(name)
+        if definition is None or name in self._active:  # validation reports these
+            return _Shape()
+        self._active.add(name)
+        parent = self.schema.get_type(definition.type_condition.name.value)
+        shape = self.selection_set(definition.selection_set, parent, paged)
+        self._active.discard(name)
+        self._memo[key] = shape
+        return shape
+
+    def field(self, node: FieldNode, parent: GraphQLNamedType | None, paged: bool) -> _Shape:
+        """The field's own shape; `paths` are those of its children, relative to it."""
+        name = node.name.value
+        alias = 1 if node.alias is not None else 0
+        definition = None if name.startswith("__") else _field_def(parent, name)
+        if definition is None:
+            # Introspection is bounded by the token limit and off in production; unknown
+            # fields are for validation to report. Their children still count as repeats.
+            children = self.selection_set(node.selection_set, None, False)
+            return _Shape(1, alias + children.aliases, 0, children.paths)
+        multiplier, children_paged = self._multiplier(node, definition, paged)
+        child_type = get_named_type(definition.type)
+        children = self.selection_set(node.selection_set, child_type, children_paged)
+        return _Shape(
+            children.depth + 1,
+            alias + children.aliases,
+            min(1 + multiplier * children.cost, self.cap),
+            children.paths,
+        )
+
+    def _multiplier(
+        self, node: FieldNode, definition: GraphQLField, paged: bool
+    ) -> tuple[int, bool]:
+        """How many times the children are resolved, and whether they are a page's items."""
+        is_list = _is_list(definition.type)
+        if "first" in definition.args:
+            size = self._first(node, definition)
+            # A connection's `nodes`/`edges` lists are the page the `first` already counted.
+            return size, not is_list
+        if is_list:
+            return (1 if paged else self.settings.query_cost_list_size), False
+        return 1, False
+
+    def _first(self, node: FieldNode, definition: GraphQLField) -> int:
+        value: Any = None
+        for argument in node.arguments or ():
+            if argument.name.value != "first":
+                continue
+            if isinstance(argument.value, IntValueNode):
+                value = int(argument.value.value)
+            elif isinstance(argument.value, VariableNode):
+                value = self.variables.get(argument.value.name.value)
+        if value is None:
+            default = definition.args["first"].default_value
+            value = default if isinstance(default, int) else self.settings.page_size_default
+        if isinstance(value, bool) or not isinstance(value, int):
+            return self.settings.page_size_default  # coercion will refuse it
+        return max(value, 1)
+
+
+def _field_def(parent: GraphQLNamedType | None, name: str) -> GraphQLField | None:
+    if isinstance(parent, GraphQLObjectType | GraphQLInterfaceType):
+        return parent.fields.get(name)
+    return None
+
+
+def _is_list(type_: Any) -> bool:
+    while isinstance(type_, GraphQLNonNull | GraphQLList):
+        if isinstance(type_, GraphQLList):
+            return True
+        type_ = type_.of_type
+    return False
+
+
+def measure_operation(
+    schema: GraphQLSchema,
+    document: Any,
+    operation_name: str | None,
+    variables: Mapping[str, Any] | None,
+    settings: Settings,
+) -> Measure | None:
+    """Depth, aliases and cost of the operation that will run (None: none matches)."""
+    operation = get_operation_ast(document, operation_name)
+    if operation is None:
+        return None
+    fragments = {
+        d.name.value: d for d in document.definitions if isinstance(d, FragmentDefinitionNode)
+    }
+    root = schema.get_root_type(operation.operation)
+    walker = _Walker(schema, fragments, variables or {}, settings)
+    shape = walker.selection_set(operation.selection_set, root, False)
+    return Measure(shape.depth, shape.aliases, shape.cost, max(shape.paths.values(), default=0))
+
+
+def check_measure(measure: Measure, settings: Settings) -> LimitError | None:
+    if measure.depth > settings.query_max_depth:
+        return LimitError(
+            f"query depth {measure.depth} exceeds the maximum of {settings.query_max_depth}",
+            "QUERY_TOO_DEEP",
+        )
+    if measure.aliases > settings.query_max_aliases:
+        return LimitError(
+            f"{measure.aliases} aliases exceed the maximum of {settings.query_max_aliases}",
+            "TOO_MANY_ALIASES",
+        )
+    if measure.repeats > settings.query_max_field_repeats:
+        return LimitError(
+            f"a field is asked for {measure.repeats} times in one place; at most "
+            f"{settings.query_max_field_repeats}",
+            "TOO_MANY_REPEATS",
+        )
+    if measure.cost > settings.query_max_cost:
+        return LimitError(
+            f"query cost exceeds the maximum of {settings.query_max_cost}: ask for "
+            "smaller pages (`first`) or fewer nested connections",
+            "QUERY_TOO_COMPLEX",
+            maxCost=settings.query_max_cost,
+        )
+    return None
+
+
+class QueryLimits(SchemaExtension):
+    """Tokens at parse; shape (depth, aliases, repeats, cost) and the introspection switch
+    at validation; time at execution."""
+
+    def on_operation(self) -> Iterator[None]:
+        settings = self._settings()
+        ctx = self.execution_context
+        ctx.parse_options["max_tokens"] = settings.query_max_tokens
+        if not settings.introspection_enabled:
+            ctx.validation_rules = (*ctx.validation_rules, NoSchemaIntrospectionCustomRule)
+        yield
+
+    def on_validate(self) -> Iterator[None]:
+        # Before the standard rules: some of them cost time quadratic in repeated fields.
+        settings = self._settings()
+        ctx = self.execution_context
+        if ctx.graphql_document is not None:
+            measure = measure_operation(
+                ctx.schema._schema,
+                ctx.graphql_document,
+                ctx.operation_name,
+                ctx.variables,
+                settings,
+            )
+            error = None if measure is None else check_measure(measure, settings)
+            if error is not None:
+                raise error  # the operation ends here: nothing is validated or executed
+        yield
+
+    async def on_execute(self) -> AsyncIterator[None]:
+        settings = self._settings()
+        ctx = self.execution_context
+        try:
+            async with asyncio.timeout(settings.query_timeout_s):
+                yield
+        except TimeoutError:
+            logger.warning(
+                "operation %s stopped after %g s",
+                ctx.operation_name or "-",
+                settings.query_timeout_s,
+            )
+            raise QueryTimeoutError(settings.query_timeout_s) from None
+
+    def _settings(self) -> Settings:
+        context: Context = self.execution_context.context
+        return context.settings
+
+
+class RateLimit(SchemaExtension):
+    """Sliding-window limit per API key (or client address); refuses before parsing.
+
+    Listed first, so a refusal leaves no other extension half-entered and its Redis round
+    trip stays out of the request's own counters.
+    """
+
+    async def on_operation(self) -> AsyncIterator[None]:
+        context: Context = self.execution_context.context
+        settings = context.settings
+        if settings.rate_limit_requests > 0:
+            digest = context.auth.token_digest
+            client = context.request.client
+            bucket = f"key:{digest}" if digest else f"ip:{client.host if client else '-'}"
+            limiter = limiter_for(context.redis)
+            retry_after_ms = await limiter.hit(
+                bucket, settings.rate_limit_requests, settings.rate_limit_window_s
+            )
+            if retry_after_ms is not None:
+                retry_after = max(1, math.ceil(retry_after_ms / 1000))
+                context.response.status_code = 429
+                context.response.headers["Retry-After"] = str(retry_after)
+                raise RateLimitedError(retry_after)
+        yield

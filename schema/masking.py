@@ -1,0 +1,114 @@
+"""Error reporting: unexpected errors get an id, a logged stack and (in prod) a masked message.
+
+Client errors pass through untouched: parse and validation errors, bad variables, and any
+GraphQLError raised on purpose (BAD_USER_INPUT, UNAUTHENTICATED, FORBIDDEN, the limits).
+PostgreSQL's data exceptions (a NUL character, a value too long) are the client's input
+too. Anything else is unexpected: the client sees "Internal server error" with an
+`errorId`, the log has the stack under the same id.
+
+This runs from `HeraldSchema.process_errors` rather than Strawberry's MaskErrors extension:
+an exception escaping an extension hook (COMMIT failing when PostgreSQL dies) becomes a
+result only after every `on_operation` hook has exited, so MaskErrors never sees it, while
+`process_errors` sees every error list before it is returned, whatever the path.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+
+from graphql import GraphQLError, GraphQLSyntaxError
+from strawberry.types import ExecutionContext
+
+logger = logging.getLogger("herald.errors")
+
+MASKED_MESSAGE = "Internal server error"
+
+
+def _root_cause(error: GraphQLError) -> BaseException | None:
+    cause: BaseException | None = error.original_error
+    while isinstance(cause, GraphQLError) and cause.original_error is not None:
+        cause = cause.original_error
+    return cause
+
+
+def is_unexpected(error: GraphQLError) -> bool:
+    cause = _root_cause(error)
+    if cause is None or isinstance(cause, GraphQLError):
+        return False
+    # Validation and variable-coercion errors wrap the scalar's exception but point at the
+    # document (nodes, no path); a failing hook's exception points nowhere.
+    return error.path is not None or not error.nodes
+
+
+def _refused_value(error: GraphQLError) -> GraphQLError | None:
+    """PostgreSQL's data exceptions (SQLSTATE class 22: a NUL character, a value too long
+    or out of range) are the client's input, caught by the database rather than by
+    validation: a client error, and the request has been rolled back as a whole."""
+    cause = _root_cause(error)
+    orig = getattr(cause, "orig", None)
+    sqlstate = getattr(orig, "sqlstate", None)
+    if not isinstance(sqlstate, str) or not sqlstate.startswith("22"):
+        return None
+    reason = str(orig).splitlines()[0] if str(orig) else "invalid value"
+    return GraphQLError(
+        f"a value was refused by the database ({reason}); nothing was written",
+        nodes=error.nodes,
+        source=error.source,
+        positions=error.positions,
+        path=error.path,
+        extensions={"code": "BAD_USER_INPUT", "sqlstate": sqlstate},
+    )
+
+
+def _client_code(error: GraphQLError) -> str:
+    if isinstance(error, GraphQLSyntaxError):
+        return "QUERY_TOO_LARGE" if "tokens. Parsing aborted" in error.message else "PARSE_FAILED"
+    if error.path is None and error.nodes:
+        return "VALIDATION_FAILED"
+    # Raised on purpose while executing (e.g. an argument a scalar could not parse).
+    return "BAD_USER_INPUT"
+
+
+def report_errors(errors: list[GraphQLError], execution_context: ExecutionContext | None) -> None:
+    """Log and (when configured) mask, replacing list items in place: the same list is
+    the one returned to the client."""
+    context = getattr(execution_context, "context", None)
+    settings = getattr(context, "settings", None)
+    mask = settings is not None and settings.mask_errors_enabled
+    hide_schema = settings is not None and not settings.introspection_enabled
+    operation = getattr(execution_context, "operation_name", None) or "-"
+    for index, error in enumerate(errors):
+        extensions = dict(error.extensions or {})
+        if not is_unexpected(error):
+            if "code" not in extensions:
+                error.extensions = {**extensions, "code": _client_code(error)}
+            if hide_schema and "Did you mean" in error.message:
+                # Suggestions would reveal field names with introspection off.
+                error.message = error.message.split("Did you mean")[0].strip()
+            continue
+        if (refused := _refused_value(error)) is not None:
+            errors[index] = refused
+            continue
+        error_id = uuid.uuid4().hex[:16]
+        path = ".".join(map(str, error.path)) if error.path else "-"
+        logger.error(
+            "unexpected error %s in operation %s at %s: %s",
+            error_id,
+            operation,
+            path,
+            error.message,
+            exc_info=_root_cause(error),
+        )
+        extensions.update(code="INTERNAL_SERVER_ERROR", errorId=error_id)
+        if mask:
+            errors[index] = GraphQLError(
+                MASKED_MESSAGE,
+                nodes=error.nodes,
+                source=error.source,
+                positions=error.positions,
+                path=error.path,
+                extensions={"code": "INTERNAL_SERVER_ERROR", "errorId": error_id},
+            )
+        else:
+            error.extensions = extensions

