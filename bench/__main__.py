@@ -28,7 +28,7 @@ from typing import Any
 import asyncpg
 import httpx
 
-from bench.common import REDIS_URL, Scale, free_port, percentile, prepare, table
+from bench.common import REDIS_URL, Scale, authorization, free_port, percentile, prepare, table
 
 RESULTS = Path(__file__).with_name("results")
 
@@ -154,6 +154,7 @@ def herald_serve(database: str, workers: int, baseline: bool) -> Iterator[str]:
         "HERALD_ENV": "prod",
         "HERALD_EXPOSE_SQL_COUNT": "true",
         "HERALD_NAIVE_RESOLVERS": "true" if baseline else "false",
+        "HERALD_RATE_LIMIT_REQUESTS": "0",  # measure Herald, not its per-key throttle
     }
     herald = Path(sys.executable).with_name("herald")
     process = subprocess.Popen(
@@ -236,14 +237,18 @@ def main() -> None:
     parser.add_argument("--concurrency", default="1,8,32")
     parser.add_argument("--workers", type=int, default=2, help="herald serve --workers")
     parser.add_argument("--baseline", action="store_true", help="no batching, no caching")
-    parser.add_argument("--auth-header", default=os.environ.get("HERALD_BENCH_AUTHORIZATION", ""))
+    parser.add_argument(
+        "--auth-header",
+        default=os.environ.get("HERALD_BENCH_AUTHORIZATION", ""),
+        help="Authorization header to send (default: a fresh admin key of the bench database)",
+    )
     args = parser.parse_args()
     scale = Scale(round(20_000 * args.scale), round(50 * args.scale), 2_000)
     levels = [int(c) for c in args.concurrency.split(",")]
     database = prepare(scale)
     readable, drafts = asyncio.run(fixtures(database, args.requests * len(levels) + 10))
     variables = Variables(readable, drafts)
-    headers = {"Authorization": args.auth_header} if args.auth_header else {}
+    headers = {"Authorization": args.auth_header} if args.auth_header else authorization(database)
     rows: list[Row] = []
     with herald_serve(database, args.workers, args.baseline) as url:
         for name, query in MIX.items():

@@ -13,7 +13,15 @@ import time
 
 import httpx
 
-from bench.common import Scale, median, percentile, prepare, running_server, table
+from bench.common import (
+    Scale,
+    authorization,
+    median,
+    percentile,
+    prepare,
+    running_server,
+    table,
+)
 
 QUERY = """
 {
@@ -32,11 +40,13 @@ SMALL_PAGE = """
 """
 
 
-def measure(url: str, query: str, runs: int) -> tuple[int, list[float], list[float], int]:
+def measure(
+    url: str, headers: dict[str, str], query: str, runs: int
+) -> tuple[int, list[float], list[float], int]:
     """SQL round trips, server times (ms), HTTP times (ms), leaves in the answer."""
     server: list[float] = []
     client: list[float] = []
-    with httpx.Client(base_url=url) as http:
+    with httpx.Client(base_url=url, headers=headers) as http:
         for _ in range(5):  # warm the pools and the document caches
             http.post("/graphql", json={"query": query})
         for _ in range(runs):
@@ -60,13 +70,14 @@ def main() -> None:
     parser.add_argument("--messages", type=int, default=2_000)
     args = parser.parse_args()
     database = prepare(Scale(args.contacts, args.campaigns, args.messages))
+    headers = authorization(database)
     rows = []
     with running_server(database) as url:
         for name, query in (
             ("10 campaigns x 100 messages x contact", QUERY),
             ("5 x 10 (small page)", SMALL_PAGE),
         ):
-            statements, server, client, leaves = measure(url, query, args.runs)
+            statements, server, client, leaves = measure(url, headers, query, args.runs)
             rows.append(
                 (
                     name,

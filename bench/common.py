@@ -17,8 +17,10 @@ import asyncpg
 import httpx
 
 from app import migrate
+from app.api_keys.service import ApiKeyService
 from app.config import load_settings
-from app.db import create_engine
+from app.db import create_engine, create_sessionmaker
+from app.models import ApiKeyRole
 from app.seed import seed
 
 ADMIN_URL = os.environ.get(
@@ -70,6 +72,23 @@ def prepare(scale: Scale) -> str:
     return database_url(scale)
 
 
+async def _admin_key(database: str) -> str:
+    settings = load_settings(database_url=database)
+    engine = create_engine(settings)
+    try:
+        async with create_sessionmaker(engine)() as session:
+            created = await ApiKeyService(session).create("bench", ApiKeyRole.ADMIN)
+            await session.commit()
+            return created.key
+    finally:
+        await engine.dispose()
+
+
+def authorization(database: str) -> dict[str, str]:
+    """Headers with a fresh admin key for the bench database."""
+    return {"Authorization": f"Bearer {asyncio.run(_admin_key(database))}"}
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -86,6 +105,7 @@ def running_server(database: str, workers: int = 1, **env: str) -> Iterator[str]
         "HERALD_REDIS_URL": REDIS_URL,
         "HERALD_ENV": "prod",
         "HERALD_EXPOSE_SQL_COUNT": "true",
+        "HERALD_RATE_LIMIT_REQUESTS": "0",  # measure Herald, not its per-key throttle
         **env,
     }
     process = subprocess.Popen(

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import shutil
 import subprocess
 import time
@@ -24,7 +23,7 @@ from typing import Any
 import httpx
 
 from bench.__main__ import drive, herald_serve
-from bench.common import Scale, free_port, median, percentile, prepare, table
+from bench.common import Scale, authorization, free_port, median, percentile, prepare, table
 
 PEERS = Path(__file__).with_name("peers")
 
@@ -113,10 +112,9 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=300)
     parser.add_argument("--concurrency", type=int, default=4)
     parser.add_argument("--workers", type=int, default=2, help="herald serve --workers")
-    parser.add_argument("--auth-header", default=os.environ.get("HERALD_BENCH_AUTHORIZATION", ""))
     args = parser.parse_args()
     database = prepare(Scale(20_000, 50, 2_000))
-    headers = {"Authorization": args.auth_header} if args.auth_header else {}
+    headers = authorization(database)
     results: dict[str, dict[str, tuple[float, float, float, int]]] = {}
     with herald_serve(database, args.workers, baseline=False) as url:
         results["herald"] = {

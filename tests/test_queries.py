@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from datetime import UTC, datetime
+from typing import Any
 
 import pytest
 from sqlalchemy import update
@@ -73,9 +74,9 @@ DASHBOARD = """
 """
 
 
-def _error_codes(errors: list[dict[str, object]] | None) -> list[object]:
+def _error_codes(errors: list[dict[str, Any]] | None) -> list[object]:
     assert errors is not None
-    return [e.get("extensions", {}).get("code") for e in errors]  # type: ignore[union-attr]
+    return [e.get("extensions", {}).get("code") for e in errors]
 
 
 async def test_contacts_pages_forward_with_cursors(session: AsyncSession, gql: GqlClient) -> None:
