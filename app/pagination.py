@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from sqlalchemy import ARRAY, BigInteger, ColumnElement, Select, func, literal, select, true
+from sqlalchemy import ARRAY, BigInteger, ColumnElement, Select, bindparam, func, select, true
 
 
 @dataclass(frozen=True)
@@ -23,20 +23,31 @@ def apply_page(stmt: Select, id_column: ColumnElement[int], page: Page) -> Selec
 
 
 def page_per_parent(
-    parent_ids: Sequence[int],
     child: Select,
     parent_column: ColumnElement[int],
     id_column: ColumnElement[int],
-    page: Page,
+    after: bool,
 ) -> Select:
     """One statement returning a page of children for each parent (LATERAL join).
 
     Rows carry `owner_id`, the parent they belong to, plus the child's columns. This is
     how nested connections stay one statement per nesting level whatever the page count.
+    The statement takes its values as parameters (see `page_parameters`), so callers can
+    build it once per shape: constructing it anew cost more than running it.
     """
     parents = select(
-        func.unnest(literal(list(parent_ids), ARRAY(BigInteger))).label("owner_id")
+        func.unnest(bindparam("owner_ids", type_=ARRAY(BigInteger))).label("owner_id")
     ).subquery("parents")
-    children = apply_page(child.where(parent_column == parents.c.owner_id), id_column, page)
-    lateral = children.lateral("children")
+    children = child.where(parent_column == parents.c.owner_id)
+    if after:
+        children = children.where(id_column < bindparam("before_id"))
+    lateral = children.order_by(id_column.desc()).limit(bindparam("limit")).lateral("children")
     return select(parents.c.owner_id, lateral).select_from(parents).join(lateral, true())
+
+
+def page_parameters(owner_ids: Sequence[int], page: Page, **more: object) -> dict[str, object]:
+    """The values of a `page_per_parent` statement."""
+    values: dict[str, object] = {"owner_ids": list(owner_ids), "limit": page.limit + 1, **more}
+    if page.before_id is not None:
+        values["before_id"] = page.before_id
+    return values

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any, cast
 
 import orjson
@@ -11,6 +12,7 @@ from sqlalchemy import (
     ARRAY,
     ColumnElement,
     Row,
+    Select,
     Table,
     Text,
     and_,
@@ -28,7 +30,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.errors import Duplicate
 from app.models import Contact, WhatsAppStatus, category_contacts
-from app.pagination import Page, apply_page, page_per_parent
+from app.pagination import Page, apply_page, page_parameters, page_per_parent
 
 contacts = Contact.__table__
 # Core's insert/update/delete take a Table; `__table__` is typed as the wider FromClause.
@@ -70,6 +72,14 @@ def _escape_like(text: str) -> str:
     return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
+@lru_cache(maxsize=2)
+def _page_per_category(after: bool) -> Select:
+    child = select(contacts).join(
+        category_contacts, category_contacts.c.contact_id == contacts.c.id
+    )
+    return page_per_parent(child, category_contacts.c.category_id, contacts.c.id, after)
+
+
 class ContactRepository:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
@@ -87,13 +97,8 @@ class ContactRepository:
         return (await self.session.execute(stmt)).all()
 
     async def page_per_category(self, category_ids: Sequence[int], page: Page) -> Sequence[Row]:
-        child = select(contacts).join(
-            category_contacts, category_contacts.c.contact_id == contacts.c.id
-        )
-        stmt = page_per_parent(
-            category_ids, child, category_contacts.c.category_id, contacts.c.id, page
-        )
-        return (await self.session.execute(stmt)).all()
+        stmt = _page_per_category(page.before_id is not None)
+        return (await self.session.execute(stmt, page_parameters(category_ids, page))).all()
 
     # -- writes ---------------------------------------------------------------------------
 

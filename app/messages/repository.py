@@ -2,14 +2,25 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 
-from sqlalchemy import Row, Select, String, func, literal, select, type_coerce, union_all
+from sqlalchemy import (
+    Row,
+    Select,
+    String,
+    bindparam,
+    func,
+    literal,
+    select,
+    type_coerce,
+    union_all,
+)
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.models import Contact, Interaction, Message, MessageStatus
-from app.pagination import Page, apply_page, page_per_parent
+from app.pagination import Page, apply_page, page_parameters, page_per_parent
 
 messages = Message.__table__
 contacts = Contact.__table__
@@ -27,29 +38,51 @@ class MessageColumns:
 
     Decoding columns nobody asked for (jsonb attributes, timestamps) was most of the
     cost of a 1,000-message page. `message=None` means every column; `contact=None`
-    means no join with contacts at all.
+    means no join with contacts at all. Build with `of()`, which keeps real columns only.
     """
 
     message: frozenset[str] | None = None
     contact: frozenset[str] | None = None
 
-    def select(self, status: MessageStatus | None) -> Select:
+    @classmethod
+    def of(cls, message: Iterable[str], contact: Iterable[str] | None) -> MessageColumns:
+        return cls(
+            frozenset(message) & MESSAGE_COLUMNS | MESSAGE_KEYS,
+            None if contact is None else frozenset(contact) & CONTACT_COLUMNS | {"id"},
+        )
+
+    def without_contact(self) -> MessageColumns:
+        return MessageColumns(self.message, None)
+
+    def select(self, filtered: bool) -> Select:
+        """The page's SELECT; `filtered` adds `status = :status`."""
         wanted = (
             messages.c
             if self.message is None
-            else [c for c in messages.c if c.name in self.message | MESSAGE_KEYS]
+            else [c for c in messages.c if c.name in self.message]
         )
         if self.contact is None:
             stmt = select(*wanted)
         else:
-            joined = [c for c in contacts.c if c.name in self.contact | {"id"}]
+            joined = [c for c in contacts.c if c.name in self.contact]
             stmt = select(*wanted, *(c.label(CONTACT_PREFIX + c.name) for c in joined)).join(
                 contacts, contacts.c.id == messages.c.contact_id
             )
-        return stmt if status is None else stmt.where(messages.c.status == status)
+        return stmt.where(messages.c.status == bindparam("status")) if filtered else stmt
 
 
+MESSAGE_COLUMNS = frozenset(messages.c.keys())
+CONTACT_COLUMNS = frozenset(contacts.c.keys())
 ALL_COLUMNS = MessageColumns()
+
+
+@lru_cache(maxsize=512)
+def _page_per_owner(owner: str, columns: MessageColumns, filtered: bool, after: bool) -> Select:
+    return page_per_parent(columns.select(filtered), messages.c[owner], messages.c.id, after)
+
+
+def _status(status: MessageStatus | None) -> dict[str, object]:
+    return {} if status is None else {"status": status}
 
 
 class MessageRepository:
@@ -63,10 +96,11 @@ class MessageRepository:
         page: Page,
         columns: MessageColumns,
     ) -> Sequence[Row]:
-        stmt = columns.select(status)
+        stmt = columns.select(status is not None)
         if campaign_id is not None:
             stmt = stmt.where(messages.c.campaign_id == campaign_id)
-        return (await self.session.execute(apply_page(stmt, messages.c.id, page))).all()
+        stmt = apply_page(stmt, messages.c.id, page)
+        return (await self.session.execute(stmt, _status(status))).all()
 
     async def count(self, campaign_id: int | None, status: MessageStatus | None) -> int:
         stmt = select(func.count()).select_from(messages)
@@ -83,14 +117,7 @@ class MessageRepository:
         page: Page,
         columns: MessageColumns,
     ) -> Sequence[Row]:
-        stmt = page_per_parent(
-            campaign_ids,
-            columns.select(status),
-            messages.c.campaign_id,
-            messages.c.id,
-            page,
-        )
-        return (await self.session.execute(stmt)).all()
+        return await self._page_per_owner("campaign_id", campaign_ids, status, page, columns)
 
     async def page_per_contact(
         self,
@@ -99,10 +126,19 @@ class MessageRepository:
         page: Page,
         columns: MessageColumns,
     ) -> Sequence[Row]:
-        stmt = page_per_parent(
-            contact_ids, columns.select(status), messages.c.contact_id, messages.c.id, page
-        )
-        return (await self.session.execute(stmt)).all()
+        return await self._page_per_owner("contact_id", contact_ids, status, page, columns)
+
+    async def _page_per_owner(
+        self,
+        owner: str,
+        owner_ids: Sequence[int],
+        status: MessageStatus | None,
+        page: Page,
+        columns: MessageColumns,
+    ) -> Sequence[Row]:
+        stmt = _page_per_owner(owner, columns, status is not None, page.before_id is not None)
+        values = page_parameters(owner_ids, page, **_status(status))
+        return (await self.session.execute(stmt, values)).all()
 
     async def count_per_campaign(
         self, campaign_ids: Sequence[int], status: MessageStatus | None

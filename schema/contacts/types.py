@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -48,19 +49,18 @@ class ContactType:
         )
 
     @classmethod
-    def from_prefixed_row(cls, row: Any, prefix: str) -> ContactType:
-        """Build from a row carrying the contact's selected columns as `<prefix><name>`."""
-        values = row._mapping
+    def from_prefixed_values(cls, values: Mapping[str, Any], prefix: str) -> ContactType:
+        """Build from a row's values carrying the contact's columns as `<prefix><name>`."""
         return cls(
             id=strawberry.ID(str(values[prefix + "id"])),
-            phone=values.get(prefix + "phone"),
-            name=values.get(prefix + "name"),
-            attributes=values.get(prefix + "attributes"),
-            whatsapp_status=values.get(prefix + "whatsapp_status"),
-            whatsapp_checked_at=values.get(prefix + "whatsapp_checked_at"),
-            opted_out_at=values.get(prefix + "opted_out_at"),
-            created_at=values.get(prefix + "created_at"),
-            updated_at=values.get(prefix + "updated_at"),
+            phone=values[prefix + "phone"],
+            name=values[prefix + "name"],
+            attributes=values[prefix + "attributes"],
+            whatsapp_status=values[prefix + "whatsapp_status"],
+            whatsapp_checked_at=values[prefix + "whatsapp_checked_at"],
+            opted_out_at=values[prefix + "opted_out_at"],
+            created_at=values[prefix + "created_at"],
+            updated_at=values[prefix + "updated_at"],
         )
 
     @strawberry.field

@@ -9,5 +9,5 @@ from schema.common.selection import node_child_columns, node_columns
 
 
 def message_columns(info: Any) -> MessageColumns:
-    """Names that are not columns (e.g. `campaign`, `__typename`) are ignored downstream."""
-    return MessageColumns(message=node_columns(info), contact=node_child_columns(info, "contact"))
+    """Selected names that are not columns (`campaign`, `__typename`, …) are dropped."""
+    return MessageColumns.of(node_columns(info), node_child_columns(info, "contact"))

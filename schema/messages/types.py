@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -61,19 +62,20 @@ class MessageType:
     )
 
     @classmethod
-    def from_row(cls, row: Any, contact: ContactType | None = None) -> MessageType:
-        """Build from a Core row; columns the query did not select are left empty."""
-        values = row._mapping
+    def from_values(
+        cls, values: Mapping[str, Any], contact: ContactType | None = None
+    ) -> MessageType:
+        """Build from a row's values (None for the columns the query did not select)."""
         return cls(
             id=strawberry.ID(str(values["id"])),
-            status=values.get("status"),
-            provider_message_id=values.get("provider_message_id"),
-            error=values.get("error"),
-            sent_at=values.get("sent_at"),
-            delivered_at=values.get("delivered_at"),
-            read_at=values.get("read_at"),
-            failed_at=values.get("failed_at"),
-            created_at=values.get("created_at"),
+            status=values["status"],
+            provider_message_id=values["provider_message_id"],
+            error=values["error"],
+            sent_at=values["sent_at"],
+            delivered_at=values["delivered_at"],
+            read_at=values["read_at"],
+            failed_at=values["failed_at"],
+            created_at=values["created_at"],
             campaign_id=values["campaign_id"],
             contact_id=values["contact_id"],
             contact=contact,
