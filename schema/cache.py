@@ -252,7 +252,7 @@ class Cached(FieldExtension):
             return await result if inspect.isawaitable(result) else result
 
         context: Context = info.context
-        if self.when is not None and not self.when(source):
+        if context.settings.naive_resolvers or (self.when is not None and not self.when(source)):
             return await call()
         cache = context.cache
         name = f"{info.path.typename}.{info.field_name}:{self.key(source)}"

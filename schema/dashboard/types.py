@@ -7,6 +7,7 @@ from typing import Any
 import strawberry
 
 from app.campaigns.repository import CampaignRepository
+from schema.cache import Cached
 from schema.campaigns.types import CampaignType, MessageStats
 from schema.common.enums import CampaignStatus
 from schema.common.pagination import BadInputError
@@ -49,7 +50,13 @@ class Dashboard:
             ),
         )
 
-    @strawberry.field(description="The latest campaigns, newest first.")
+    @strawberry.field(
+        description="The latest campaigns, newest first.",
+        extensions=[
+            # The dashboard is one object: its recent campaigns share one key.
+            Cached("campaigns", ttl=lambda s: s.cache_ttl_campaigns_list, key=lambda _: "dashboard")
+        ],
+    )
     async def recent_campaigns(self, info: Info, first: int = 5) -> list[CampaignType]:
         if not 0 <= first <= RECENT_MAX:
             raise BadInputError(f"first must be between 0 and {RECENT_MAX}, got {first}", "first")
