@@ -198,10 +198,12 @@ def herald_serve(database: str, workers: int, baseline: bool) -> Iterator[str]:
         process.wait(timeout=30)
 
 
-async def fixtures(database: str, drafts: int) -> tuple[list[int], list[int]]:
-    """Campaign ids to read, and fresh draft campaigns for startCampaign to start."""
+async def fixtures(database: str, drafts: int) -> tuple[list[int], list[int], int]:
+    """Campaign ids to read, fresh draft campaigns for startCampaign, and the message count."""
     conn = await asyncpg.connect(database)
     try:
+        await conn.execute(CLEAN_UP)
+        messages = await conn.fetchval("SELECT count(*) FROM messages")
         readable = [
             r["campaign_id"]
             for r in await conn.fetch(
@@ -222,7 +224,37 @@ async def fixtures(database: str, drafts: int) -> tuple[list[int], list[int]]:
             "INSERT INTO campaign_categories (campaign_id, category_id) VALUES ($1, $2)",
             [(d, target) for d in draft_ids],
         )
-        return readable, draft_ids
+        return readable, draft_ids, messages
+    finally:
+        await conn.close()
+
+
+def _baseline_rates() -> dict[tuple[str, int], float]:
+    """req/s of the last `--baseline` run, per (query, concurrency), when there is one."""
+    path = RESULTS / "baseline.json"
+    if not path.exists():
+        return {}
+    rows = json.loads(path.read_text())["rows"]
+    return {(r["query"], r["concurrency"]): r["requests_per_s"] for r in rows}
+
+
+def _ratio(row: Row, baseline: dict[tuple[str, int], float]) -> str:
+    rate = baseline.get((row.query, row.concurrency))
+    return f"{row.requests_per_s / rate:.1f}x" if rate else "-"
+
+
+# The mix's own campaigns and contacts, removed before each run so that "the newest
+# campaigns" stay the seeded ones, with their messages, for every other benchmark.
+CLEAN_UP = """
+DELETE FROM campaigns WHERE name LIKE 'bench %';
+DELETE FROM contacts WHERE name = 'Bench';
+"""
+
+
+async def clean_up(database: str) -> None:
+    conn = await asyncpg.connect(database)
+    try:
+        await conn.execute(CLEAN_UP)
     finally:
         await conn.close()
 
@@ -242,6 +274,8 @@ def plot(rows: list[Row], path: Path) -> bool:
     axis.set_xlabel("concurrent requests")
     axis.set_ylabel("p99 latency (ms)")
     axis.set_xscale("log", base=2)
+    levels = sorted({r.concurrency for r in rows})
+    axis.set_xticks(levels, [str(level) for level in levels])
     axis.set_title("Herald: p99 latency vs concurrency")
     axis.grid(True, alpha=0.3)
     axis.legend(fontsize=8)
@@ -266,7 +300,7 @@ def main() -> None:
     scale = Scale(round(20_000 * args.scale), round(50 * args.scale), 2_000)
     levels = [int(c) for c in args.concurrency.split(",")]
     database = prepare(scale)
-    readable, drafts = asyncio.run(fixtures(database, (args.requests + 10) * len(levels)))
+    readable, drafts, messages = asyncio.run(fixtures(database, (args.requests + 10) * len(levels)))
     variables = Variables(readable, drafts)
     headers = {"Authorization": args.auth_header} if args.auth_header else authorization(database)
     rows: list[Row] = []
@@ -292,11 +326,23 @@ def main() -> None:
                     )
                 )
                 print(rows[-1], file=sys.stderr)
+    asyncio.run(clean_up(database))
     RESULTS.mkdir(exist_ok=True)
     stem = "baseline" if args.baseline else "herald"
     machine = f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"
+    baseline = _baseline_rates() if not args.baseline else {}
     markdown = table(
-        ("query", "concurrency", "p50 ms", "p95 ms", "p99 ms", "req/s", "SQL/request", "errors"),
+        (
+            "query",
+            "concurrency",
+            "p50 ms",
+            "p95 ms",
+            "p99 ms",
+            "req/s",
+            "SQL/request",
+            "errors",
+            "req/s vs baseline",
+        ),
         [
             (
                 r.query,
@@ -307,13 +353,15 @@ def main() -> None:
                 r.requests_per_s,
                 r.sql_per_request,
                 r.errors,
+                _ratio(r, baseline),
             )
             for r in rows
         ],
     )
     header = (
-        f"{stem}: {scale.contacts:,} contacts, {scale.campaigns} campaigns x "
-        f"{scale.messages_per_campaign:,} messages; herald serve --workers {args.workers}; "
+        f"{stem}: {scale.contacts:,} contacts, {scale.campaigns} campaigns, {messages:,} messages "
+        f"(up to {scale.messages_per_campaign:,} per started campaign); "
+        f"herald serve --workers {args.workers}; "
         f"{args.requests} requests per cell; client and server on one machine ({machine})."
     )
     (RESULTS / f"{stem}.md").write_text(header + "\n\n" + markdown + "\n")

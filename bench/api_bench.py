@@ -65,6 +65,7 @@ def measure(
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=50)
+    parser.add_argument("--naive", action="store_true", help="batching and caching off")
     parser.add_argument("--contacts", type=int, default=20_000)
     parser.add_argument("--campaigns", type=int, default=50)
     parser.add_argument("--messages", type=int, default=2_000)
@@ -72,7 +73,8 @@ def main() -> None:
     database = prepare(Scale(args.contacts, args.campaigns, args.messages))
     headers = authorization(database)
     rows = []
-    with running_server(database) as url:
+    naive = {"HERALD_NAIVE_RESOLVERS": "true"} if args.naive else {}
+    with running_server(database, **naive) as url:
         for name, query in (
             ("10 campaigns x 100 messages x contact", QUERY),
             ("5 x 10 (small page)", SMALL_PAGE),
