@@ -17,21 +17,18 @@ import json
 import os
 import platform
 import random
-import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 import asyncpg
-import httpx
 import orjson
 
-from bench.common import REDIS_URL, Scale, authorization, free_port, percentile, prepare, table
+from bench.common import Scale, authorization, percentile, prepare, running_server, table
 
 RESULTS = Path(__file__).with_name("results")
 
@@ -164,40 +161,6 @@ def _typed_error(data: object) -> bool:
     return isinstance(data, list) and any(_typed_error(item) for item in data)
 
 
-@contextmanager
-def herald_serve(database: str, workers: int, baseline: bool) -> Iterator[str]:
-    port = free_port()
-    env = {
-        **os.environ,
-        "HERALD_DATABASE_URL": database,
-        "HERALD_REDIS_URL": REDIS_URL,
-        "HERALD_ENV": "prod",
-        "HERALD_EXPOSE_SQL_COUNT": "true",
-        "HERALD_NAIVE_RESOLVERS": "true" if baseline else "false",
-        "HERALD_RATE_LIMIT_REQUESTS": "0",  # measure Herald, not its per-key throttle
-    }
-    herald = Path(sys.executable).with_name("herald")
-    process = subprocess.Popen(
-        [str(herald), "serve", "--workers", str(workers), "--port", str(port)], env=env
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if httpx.get(url + "/readyz").status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if time.monotonic() > deadline or process.poll() is not None:
-                raise RuntimeError("herald serve did not become ready")
-            time.sleep(0.2)
-        yield url
-    finally:
-        process.terminate()
-        process.wait(timeout=30)
-
-
 async def fixtures(database: str, drafts: int) -> tuple[list[int], list[int], int]:
     """Campaign ids to read, fresh draft campaigns for startCampaign, and the message count."""
     conn = await asyncpg.connect(database)
@@ -304,7 +267,8 @@ def main() -> None:
     variables = Variables(readable, drafts)
     headers = {"Authorization": args.auth_header} if args.auth_header else authorization(database)
     rows: list[Row] = []
-    with herald_serve(database, args.workers, args.baseline) as url:
+    naive = "true" if args.baseline else "false"
+    with running_server(database, args.workers, HERALD_NAIVE_RESOLVERS=naive) as url:
         for name, query in MIX.items():
             next_variables = functools.partial(variables, name)
             for level in levels:

@@ -73,8 +73,8 @@ def main() -> None:
     database = prepare(Scale(args.contacts, args.campaigns, args.messages))
     headers = authorization(database)
     rows = []
-    naive = {"HERALD_NAIVE_RESOLVERS": "true"} if args.naive else {}
-    with running_server(database, **naive) as url:
+    naive = "true" if args.naive else "false"
+    with running_server(database, HERALD_NAIVE_RESOLVERS=naive) as url:
         for name, query in (
             ("10 campaigns x 100 messages x contact", QUERY),
             ("5 x 10 (small page)", SMALL_PAGE),

@@ -12,6 +12,7 @@ import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 
 import asyncpg
 import httpx
@@ -97,7 +98,7 @@ def free_port() -> int:
 
 @contextmanager
 def running_server(database: str, workers: int = 1, **env: str) -> Iterator[str]:
-    """`uvicorn app.main:create_app` as operators run it; yields its base URL."""
+    """`herald serve --workers N` as operators run it; yields its base URL."""
     port = free_port()
     environment = {
         **os.environ,
@@ -108,28 +109,12 @@ def running_server(database: str, workers: int = 1, **env: str) -> Iterator[str]
         "HERALD_RATE_LIMIT_REQUESTS": "0",  # measure Herald, not its per-key throttle
         **env,
     }
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "uvicorn",
-            "app.main:create_app",
-            "--factory",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--workers",
-            str(workers),
-            "--log-level",
-            "warning",
-            "--no-access-log",
-        ],
-        env=environment,
-    )
+    herald = Path(sys.executable).with_name("herald")
+    command = [str(herald), "serve", "--workers", str(workers), "--port", str(port)]
+    process = subprocess.Popen(command, env=environment)
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + 60
         while True:
             try:
                 if httpx.get(url + "/readyz").status_code == 200:
@@ -137,12 +122,12 @@ def running_server(database: str, workers: int = 1, **env: str) -> Iterator[str]
             except httpx.TransportError:
                 pass
             if time.monotonic() > deadline or process.poll() is not None:
-                raise RuntimeError("server did not become ready")
+                raise RuntimeError("herald serve did not become ready")
             time.sleep(0.1)
         yield url
     finally:
         process.terminate()
-        process.wait(timeout=15)
+        process.wait(timeout=30)
 
 
 def percentile(samples: Sequence[float], q: float) -> float:

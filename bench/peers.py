@@ -22,8 +22,17 @@ from typing import Any
 
 import httpx
 
-from bench.__main__ import drive, herald_serve
-from bench.common import Scale, authorization, free_port, median, percentile, prepare, table
+from bench.__main__ import drive
+from bench.common import (
+    Scale,
+    authorization,
+    free_port,
+    median,
+    percentile,
+    prepare,
+    running_server,
+    table,
+)
 
 PEERS = Path(__file__).with_name("peers")
 
@@ -116,7 +125,7 @@ def main() -> None:
     database = prepare(Scale(20_000, 50, 2_000))
     headers = authorization(database)
     results: dict[str, dict[str, tuple[float, float, float, int]]] = {}
-    with herald_serve(database, args.workers, baseline=False) as url:
+    with running_server(database, args.workers) as url:
         results["herald"] = {
             name: measure(url, headers, herald, args.concurrency, args.requests)
             for name, (herald, _) in QUERIES.items()

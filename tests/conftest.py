@@ -72,10 +72,10 @@ def _with_database(url: str, name: str) -> str:
     return f"{head.rsplit('/', 1)[0]}/{name}{sep}{query}"
 
 
-@pytest.fixture(scope="session")
-def database_url(services: Services) -> Iterator[str]:
-    """A database of this run's own, built by `alembic upgrade head`, dropped afterwards."""
-    name = f"herald_test_{uuid.uuid4().hex[:10]}"
+@contextmanager
+def scratch_database(services: Services, prefix: str) -> Iterator[str]:
+    """CREATE a database of our own on the admin server; DROP it on exit."""
+    name = f"{prefix}_{uuid.uuid4().hex[:10]}"
     admin = load_settings(database_url=services.admin_database_url).async_database_url
 
     async def admin_sql(sql: str) -> None:
@@ -86,28 +86,25 @@ def database_url(services: Services) -> Iterator[str]:
             await conn.close()
 
     asyncio.run(admin_sql(f'CREATE DATABASE "{name}"'))
-    url = _with_database(services.admin_database_url, name)
-    migrate.upgrade(load_settings(database_url=url).async_database_url)
-    yield url
-    asyncio.run(admin_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    try:
+        yield _with_database(services.admin_database_url, name)
+    finally:
+        asyncio.run(admin_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+@pytest.fixture(scope="session")
+def database_url(services: Services) -> Iterator[str]:
+    """A database of this run's own, built by `alembic upgrade head`, dropped afterwards."""
+    with scratch_database(services, "herald_test") as url:
+        migrate.upgrade(load_settings(database_url=url).async_database_url)
+        yield url
 
 
 @pytest.fixture
 def fresh_database(services: Services) -> Iterator[str]:
     """An empty database (no migrations applied) for tests that build or tear down schemas."""
-    name = f"herald_fresh_{uuid.uuid4().hex[:10]}"
-    admin = load_settings(database_url=services.admin_database_url).async_database_url
-
-    async def admin_sql(sql: str) -> None:
-        conn = await asyncpg.connect(admin.replace("+asyncpg", ""))
-        try:
-            await conn.execute(sql)
-        finally:
-            await conn.close()
-
-    asyncio.run(admin_sql(f'CREATE DATABASE "{name}"'))
-    yield _with_database(services.admin_database_url, name)
-    asyncio.run(admin_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    with scratch_database(services, "herald_fresh") as url:
+        yield url
 
 
 @pytest.fixture(scope="session")

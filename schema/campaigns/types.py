@@ -7,13 +7,11 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import strawberry
 
-from loaders.keys import MessagePageKey
 from schema.cache import Cached
 from schema.common.enums import CampaignStatus, MessageStatus
-from schema.common.pagination import Connection, page_args
-from schema.common.selection import selects
+from schema.common.pagination import Connection
 from schema.context import Info
-from schema.messages.columns import message_columns
+from schema.messages.pages import messages_of
 
 if TYPE_CHECKING:
     from schema.categories.types import CategoryType
@@ -109,21 +107,15 @@ class CampaignType:
         after: str | None = None,
         status: MessageStatus | None = None,
     ) -> Connection[Annotated[MessageType, strawberry.lazy("schema.messages.types")]]:
-        page = page_args(info.context.settings, first, after)
-        owner = int(self.id)
-        nodes = await info.context.loaders.message_page_by_campaign_id.load(
-            MessagePageKey(
-                owner,
-                page,
-                status,
-                columns=message_columns(info),
-                with_interactions=selects(info, "interactions"),
-            )
-        )
-        return Connection.of(
-            nodes,
-            page,
-            lambda: info.context.loaders.message_count_by_campaign_id.load((owner, status)),
+        loaders = info.context.loaders
+        return await messages_of(
+            info,
+            int(self.id),
+            loaders.message_page_by_campaign_id,
+            loaders.message_count_by_campaign_id,
+            first,
+            after,
+            status,
         )
 
     @strawberry.field(

@@ -9,12 +9,10 @@ from typing import TYPE_CHECKING, Annotated, Any
 import strawberry
 from strawberry.scalars import JSON
 
-from loaders.keys import MessagePageKey
 from schema.common.enums import MessageStatus, WhatsAppStatus
-from schema.common.pagination import Connection, page_args
-from schema.common.selection import selects
+from schema.common.pagination import Connection
 from schema.context import Info
-from schema.messages.columns import message_columns
+from schema.messages.pages import messages_of
 
 if TYPE_CHECKING:
     from schema.categories.types import CategoryType
@@ -77,21 +75,15 @@ class ContactType:
         after: str | None = None,
         status: MessageStatus | None = None,
     ) -> Connection[Annotated[MessageType, strawberry.lazy("schema.messages.types")]]:
-        page = page_args(info.context.settings, first, after)
-        owner = int(self.id)
-        nodes = await info.context.loaders.message_page_by_contact_id.load(
-            MessagePageKey(
-                owner,
-                page,
-                status,
-                columns=message_columns(info),
-                with_interactions=selects(info, "interactions"),
-            )
-        )
-        return Connection.of(
-            nodes,
-            page,
-            lambda: info.context.loaders.message_count_by_contact_id.load((owner, status)),
+        loaders = info.context.loaders
+        return await messages_of(
+            info,
+            int(self.id),
+            loaders.message_page_by_contact_id,
+            loaders.message_count_by_contact_id,
+            first,
+            after,
+            status,
         )
 
     @strawberry.field

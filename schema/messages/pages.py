@@ -1,0 +1,37 @@
+"""A parent's messages connection (a campaign's, a contact's), one loader call per parent."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from aiodataloader import DataLoader
+
+from app.models import MessageStatus
+from loaders.keys import MessagePageKey
+from schema.common.pagination import Connection, page_args
+from schema.common.selection import selects
+from schema.messages.columns import message_columns
+
+if TYPE_CHECKING:
+    from schema.context import Info
+    from schema.messages.types import MessageType
+
+
+async def messages_of(
+    info: Info,
+    owner: int,
+    pages: DataLoader[MessagePageKey, list[MessageType]],
+    counts: DataLoader[tuple[int, MessageStatus | None], int],
+    first: int | None,
+    after: str | None,
+    status: MessageStatus | None,
+) -> Connection[MessageType]:
+    page = page_args(info.context.settings, first, after)
+    key = MessagePageKey(
+        owner,
+        page,
+        status,
+        columns=message_columns(info),
+        with_interactions=selects(info, "interactions"),
+    )
+    return Connection.of(await pages.load(key), page, lambda: counts.load((owner, status)))
