@@ -188,7 +188,11 @@ def _cmd_dev(args: argparse.Namespace) -> int:
         settings = _with_dev_key(settings)
         broker, worker = _start_worker(settings)
         config = uvicorn.Config(
-            create_app(settings), host=settings.host, port=settings.port, lifespan="on"
+            create_app(settings),
+            host=settings.host,
+            port=settings.port,
+            lifespan="on",
+            access_log=False,  # herald.access logs each request once, with its request id
         )
         _make_dev_server(config, f"http://{settings.host}:{settings.port}/graphql").run()
     except KeyboardInterrupt:

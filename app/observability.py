@@ -249,6 +249,8 @@ def configure_logging(settings: Settings) -> None:
     handler.setFormatter(JsonFormatter() if json_mode else TextFormatter())
     root.addHandler(handler)
     root.setLevel(settings.log_level.value)
+    # One line per outgoing provider or webhook call would drown the request log.
+    logging.getLogger("httpx").setLevel(logging.WARNING)
     if json_mode:
         for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):
             uvicorn_logger = logging.getLogger(name)

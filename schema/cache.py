@@ -252,9 +252,11 @@ class Cached(FieldExtension):
             return await result if inspect.isawaitable(result) else result
 
         context: Context = info.context
-        if context.settings.naive_resolvers or (self.when is not None and not self.when(source)):
-            return await call()
         cache = context.cache
+        if cache.service.settings.naive_resolvers:  # the benchmarks' uncached baseline
+            return await call()
+        if self.when is not None and not self.when(source):
+            return await call()
         name = f"{info.path.typename}.{info.field_name}:{self.key(source)}"
         if kwargs:
             name += f":{arguments_digest(kwargs)}"
