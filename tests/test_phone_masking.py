@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import os
+import sys
 
 import pytest
 from sqlalchemy.exc import IntegrityError
@@ -64,3 +67,23 @@ async def test_message_arguments_and_exceptions_are_masked(
         assert "+44********56" in output
     assert "IntegrityError" in text  # the exception kept its type name and chain
     assert caplog.records[0].getMessage() == "sending to +33*******78"
+
+
+async def test_worker_processes_mask_phone_numbers_too() -> None:
+    """Loading the actors module (what `herald worker` does) installs the masking."""
+    code = (
+        "import logging, app.dispatch.actors;"
+        "r = logging.getLogger('x').makeRecord('x', 20, 'f', 1, 'to +33612345678', None, None);"
+        "print(r.getMessage())"
+    )
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-c",
+        code,
+        stdout=asyncio.subprocess.PIPE,
+        env={**os.environ, "HERALD_REDIS_URL": "redis://127.0.0.1:6379/15"},
+    )
+    output = (await process.communicate())[0].decode()
+    assert process.returncode == 0
+    assert "+33612345678" not in output
+    assert output.strip().startswith("to +33")

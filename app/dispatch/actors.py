@@ -19,6 +19,7 @@ from app.dispatch import tasks
 from app.dispatch.broker import actor, setup_broker
 from app.dispatch.jobs import Jobs
 from app.dispatch.providers import build_provider
+from app.logging_filters import install_phone_masking
 
 
 class PrefetchPerThread(Middleware):
@@ -39,6 +40,8 @@ class RecoverOnBoot(Middleware):
         Jobs(broker).recover()
 
 
+# Workers log phone numbers' messages too (send failures, invalid numbers): mask them.
+install_phone_masking()
 settings = get_settings()
 broker = setup_broker(settings, extra=[PrefetchPerThread(), RecoverOnBoot()])
 _deps: tasks.Deps | None = None
