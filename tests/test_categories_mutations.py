@@ -6,7 +6,7 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.models import Category, Contact, campaign_categories, category_contacts
+from app.models import CampaignStatus, Category, Contact, campaign_categories, category_contacts
 from tests import factories
 from tests.conftest import GqlClient
 
@@ -41,6 +41,7 @@ mutation($id: ID!) {
     __typename
     ... on DeleteCategorySuccess { deletedId }
     ... on NotFoundError { entity id }
+    ... on InvalidStateError { state message }
   }
 }
 """
@@ -211,6 +212,31 @@ async def test_delete_category_keeps_its_contacts_and_leaves_campaign_targets(
     assert await factories.count(session, category_contacts) == 0
     targets = await session.execute(select(campaign_categories.c.category_id))
     assert list(targets.scalars()) == [gold]
+
+
+@pytest.mark.parametrize("status", [CampaignStatus.SENDING, CampaignStatus.PAUSED])
+async def test_delete_category_targeted_by_an_active_campaign_is_refused(
+    gql: GqlClient, session: AsyncSession, status: CampaignStatus
+) -> None:
+    # given
+    contact_ids = await factories.contacts(session, 2)
+    vip = await factories.category(session, "VIP", members=contact_ids)
+    campaign = await factories.campaign(session, status=status, targets=[vip])
+    await session.commit()
+
+    # when
+    data = await gql.ok(DELETE_CATEGORY, {"id": str(vip)})
+
+    # then
+    assert data["deleteCategory"] == {
+        "__typename": "InvalidStateError",
+        "state": "targeted",
+        "message": f"category {vip} is targeted by active campaign(s) {campaign}; "
+        "cancel them or change their targets first",
+    }
+    assert await names(session) == {"VIP": None}
+    assert await factories.count(session, category_contacts) == 2
+    assert await factories.count(session, campaign_categories) == 1
 
 
 async def test_delete_unknown_category_is_not_found(gql: GqlClient) -> None:

@@ -12,10 +12,13 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.errors import Duplicate
-from app.models import Category, campaign_categories, category_contacts
+from app.models import Campaign, CampaignStatus, Category, campaign_categories, category_contacts
 from app.pagination import Page, apply_page
 
 categories = Category.__table__
+campaigns = Campaign.__table__
+# Campaigns whose recipients may still be (re)computed from their target categories.
+ACTIVE_CAMPAIGN_STATUSES = (CampaignStatus.SCHEDULED, CampaignStatus.SENDING, CampaignStatus.PAUSED)
 # Core's insert/update/delete take a Table; `__table__` is typed as the wider FromClause.
 _table = cast(Table, categories)
 
@@ -98,6 +101,19 @@ class CategoryRepository:
         """Memberships and campaign targets go with it (ON DELETE CASCADE)."""
         stmt = delete(_table).where(categories.c.id == category_id).returning(categories.c.id)
         return (await self.session.execute(stmt)).first() is not None
+
+    async def active_campaigns_targeting(self, category_id: int) -> list[int]:
+        """Ids of scheduled, sending or paused campaigns that still target this category."""
+        stmt = (
+            select(campaigns.c.id)
+            .join(campaign_categories, campaign_categories.c.campaign_id == campaigns.c.id)
+            .where(
+                campaign_categories.c.category_id == category_id,
+                campaigns.c.status.in_(ACTIVE_CAMPAIGN_STATUSES),
+            )
+            .order_by(campaigns.c.id)
+        )
+        return list((await self.session.execute(stmt)).scalars())
 
     async def get_shared(self, category_id: int) -> Row | None:
         """The category, locked against deletion until the transaction ends."""

@@ -8,7 +8,7 @@ from sqlalchemy import Row
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.categories.repository import CategoryRepository
-from app.errors import Duplicate, InvalidInput, NotFound
+from app.errors import Duplicate, InvalidInput, InvalidState, NotFound
 
 NAME_MAX = 200  # categories.name is VARCHAR(200)
 
@@ -50,6 +50,20 @@ class CategoryService:
         return row
 
     async def delete(self, category_id: int) -> None:
-        """Contacts stay; the category leaves their memberships and campaigns' targets."""
+        """Contacts stay; the category leaves their memberships and campaigns' targets.
+
+        Refused while a scheduled, sending or paused campaign targets it: resuming or
+        retrying such a campaign recomputes its recipients from its targets.
+        """
+        active = await self.categories.active_campaigns_targeting(category_id)
+        if active:
+            ids = ", ".join(str(campaign_id) for campaign_id in active)
+            raise InvalidState(
+                "Category",
+                category_id,
+                "targeted",
+                f"category {category_id} is targeted by active campaign(s) {ids}; "
+                "cancel them or change their targets first",
+            )
         if not await self.categories.delete(category_id):
             raise NotFound("Category", category_id)

@@ -7,9 +7,9 @@ from typing import Annotated
 import strawberry
 
 from app.categories.service import CategoryService
-from app.errors import NotFound
+from app.errors import InvalidState, NotFound
 from schema.cache import campaign_changed, categories_changed
-from schema.common.errors import NotFoundError
+from schema.common.errors import InvalidStateError, NotFoundError
 from schema.common.pagination import parse_id
 from schema.context import Info
 from schema.permissions import editor
@@ -21,14 +21,17 @@ class DeleteCategorySuccess:
 
 
 DeleteCategoryResult = Annotated[
-    DeleteCategorySuccess | NotFoundError, strawberry.union("DeleteCategoryResult")
+    DeleteCategorySuccess | NotFoundError | InvalidStateError,
+    strawberry.union("DeleteCategoryResult"),
 ]
 
 
 @strawberry.type
 class DeleteCategoryMutation:
     @strawberry.mutation(
-        description="Delete a category; its contacts are kept.", extensions=editor()
+        description="Delete a category; its contacts are kept. Refused while a scheduled, "
+        "sending or paused campaign targets it.",
+        extensions=editor(),
     )
     async def delete_category(self, info: Info, id: strawberry.ID) -> DeleteCategoryResult:
         category_id = parse_id(id, "id")
@@ -38,6 +41,8 @@ class DeleteCategoryMutation:
                 await service.delete(category_id)
         except NotFound as exc:
             return NotFoundError.of(exc)
+        except InvalidState as exc:
+            return InvalidStateError.of(exc)
         categories_changed(info.context, membership=True)
         campaign_changed(info.context)  # campaigns' targets lost it
         return DeleteCategorySuccess(deleted_id=id)
