@@ -54,6 +54,9 @@ class Settings(BaseSettings):
     expose_sql_count: bool = False
     # Benchmarks only: no batching, no caching — the audited API's N+1 state, for the ratio.
     naive_resolvers: bool = False
+    # Plain attribute fields answered from a per-selection plan (schema/execution.py);
+    # false runs every field through graphql-core's standard path.
+    fast_execution: bool = True
 
     # Observability (app/observability.py, app/metrics.py).
     log_level: LogLevel = LogLevel.INFO
@@ -82,6 +85,8 @@ class Settings(BaseSettings):
     # Sliding window per API key (anonymous callers: per client address); 0 turns it off.
     rate_limit_requests: int = Field(default=600, ge=0)
     rate_limit_window_s: float = Field(default=60.0, gt=0)
+    # How long a process trusts a key lookup (app/api_keys/auth.py); 0 looks up every request.
+    auth_cache_seconds: float = Field(default=5.0, ge=0)
     introspection: bool | None = None  # None: on in dev, off in prod
     mask_errors: bool | None = None  # None: off in dev, on in prod
     # Pre-filled in GraphiQL's headers; set by `herald dev` only, ignored outside dev.

@@ -11,9 +11,12 @@ import logging
 import secrets
 import time
 import weakref
+from typing import NamedTuple
 
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
+
+from app.api_keys.auth import EPOCH_KEY
 
 logger = logging.getLogger(__name__)
 
@@ -21,20 +24,27 @@ PREFIX = "ratelimit:"
 # Skip Redis this long after a failure, so an outage costs one timeout, not one per request.
 RETRY_AFTER_FAILURE_S = 5.0
 
-# Redis' own clock: API processes with skewed clocks still share one window.
+# Redis' own clock: API processes with skewed clocks still share one window. The second
+# key is the API keys' revocation epoch, returned in the same round trip (app/api_keys/auth.py).
 _SCRIPT = """
 local key, limit, window, member = KEYS[1], tonumber(ARGV[1]), tonumber(ARGV[2]), ARGV[3]
+local epoch = tonumber(redis.call('GET', KEYS[2]) or '0')
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 redis.call('ZREMRANGEBYSCORE', key, '-inf', now - window)
 if redis.call('ZCARD', key) < limit then
   redis.call('ZADD', key, now, now .. ':' .. member)
   redis.call('PEXPIRE', key, window)
-  return -1
+  return {-1, epoch}
 end
 local oldest = redis.call('ZRANGE', key, 0, 0, 'WITHSCORES')
-return math.max(1, tonumber(oldest[2]) + window - now)
+return {math.max(1, tonumber(oldest[2]) + window - now), epoch}
 """
+
+
+class Verdict(NamedTuple):
+    retry_after_ms: int | None
+    revocation_epoch: int | None
 
 
 class RateLimiter:
@@ -43,17 +53,18 @@ class RateLimiter:
         self._down_until = 0.0
         self._outage_logged = False
 
-    async def hit(self, bucket: str, limit: int, window_s: float) -> int | None:
-        """Record one request; milliseconds until a slot frees when over the limit, else None.
+    async def hit(self, bucket: str, limit: int, window_s: float) -> Verdict:
+        """Record one request: milliseconds until a slot frees when over the limit (else
+        None), and the API keys' revocation epoch (None when Redis did not answer).
 
         Redis unavailable: allowed (an outage must not take the API down with it), with one
         warning per outage.
         """
         if time.monotonic() < self._down_until:
-            return None
+            return Verdict(None, None)
         try:
-            result = await self._script(
-                keys=[PREFIX + bucket],
+            retry_after_ms, epoch = await self._script(
+                keys=[PREFIX + bucket, EPOCH_KEY],
                 args=[limit, max(1, int(window_s * 1000)), secrets.token_hex(4)],
             )
         except (RedisError, OSError) as exc:
@@ -61,12 +72,11 @@ class RateLimiter:
             if not self._outage_logged:
                 self._outage_logged = True
                 logger.warning("rate limiting off while Redis is unavailable: %s", exc)
-            return None
+            return Verdict(None, None)
         if self._outage_logged:
             self._outage_logged = False
             logger.warning("rate limiting on again: Redis is back")
-        retry_after_ms = int(result)
-        return None if retry_after_ms < 0 else retry_after_ms
+        return Verdict(None if retry_after_ms < 0 else int(retry_after_ms), int(epoch))
 
 
 _limiters: weakref.WeakKeyDictionary[Redis, RateLimiter] = weakref.WeakKeyDictionary()

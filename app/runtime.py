@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 
+from app.api_keys.auth import CallerCache
 from app.cache import CacheService, open_redis
 from app.config import Settings
 from app.db import SerializedSession, create_engine, create_sessionmaker
@@ -19,9 +20,11 @@ class Runtime:
     sessionmaker: async_sessionmaker[SerializedSession]
     redis: Redis
     cache: CacheService = field(init=False)
+    callers: CallerCache = field(init=False)  # recent API key lookups, per process
 
     def __post_init__(self) -> None:
         self.cache = CacheService(self.redis, self.settings)
+        self.callers = CallerCache(self.settings.auth_cache_seconds)
 
     @classmethod
     def open(cls, settings: Settings) -> Runtime:

@@ -49,5 +49,5 @@ class HeraldGraphQL(GraphQL[Context, None]):
             redis=runtime.redis,
             loaders=Loaders(session, naive=runtime.settings.naive_resolvers),
             cache=runtime.cache.request(),
-            auth=RequestAuth(session, request.headers.get("authorization")),
+            auth=RequestAuth(session, request.headers.get("authorization"), runtime.callers),
         )

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 
 import strawberry
 from graphql import GraphQLError
 from strawberry.extensions import SchemaExtension
 from strawberry.types import ExecutionContext
+from strawberry.types.graphql import OperationType
 
 from app.db import count_statements
 from app.observability import record_statements
@@ -53,6 +54,14 @@ class TransactionBoundary(SchemaExtension):
                 except Exception:
                     # The data is durable; a failed follow-up must not turn into an error.
                     logger.exception("after-commit callback failed")
+
+    def on_execute(self) -> Iterator[None]:
+        # A query writes nothing a transaction would protect (the key's last-use stamp
+        # stands alone), so it skips BEGIN and COMMIT: two round trips of a small page.
+        if self.execution_context.operation_type is OperationType.QUERY:
+            context: Context = self.execution_context.context
+            context.session.read_only()
+        yield
 
     def get_results(self) -> dict[str, object]:
         context: Context = self.execution_context.context

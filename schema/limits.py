@@ -21,6 +21,7 @@ from collections.abc import AsyncIterator, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+import orjson
 from graphql import (
     FieldNode,
     FragmentDefinitionNode,
@@ -271,6 +272,36 @@ def check_measure(measure: Measure, settings: Settings) -> LimitError | None:
     return None
 
 
+class _MeasureCache:
+    """Measures per (scale settings, document text, operation, variables): a client sends the same
+    few documents again and again, and the walk costs as much as a small query's execution."""
+
+    def __init__(self, maxsize: int = 512) -> None:
+        self.maxsize = maxsize
+        self._entries: dict[tuple[object, ...], Measure | None] = {}
+
+    def get(self, settings: Settings, ctx: Any) -> Measure | None:
+        # `first: $size` makes the cost depend on the variables, so they are in the key.
+        variables = (
+            orjson.dumps(ctx.variables, option=orjson.OPT_SORT_KEYS) if ctx.variables else b""
+        )
+        # The settings a measure depends on (the check against the maxima runs every time).
+        scale = (settings.query_max_cost, settings.page_size_default, settings.query_cost_list_size)
+        key = (*scale, ctx.query or "", ctx.operation_name, variables)
+        if key in self._entries:
+            return self._entries[key]
+        measure = measure_operation(
+            ctx.schema._schema, ctx.graphql_document, ctx.operation_name, ctx.variables, settings
+        )
+        if len(self._entries) >= self.maxsize:
+            self._entries.clear()
+        self._entries[key] = measure
+        return measure
+
+
+_measures = _MeasureCache()
+
+
 class QueryLimits(SchemaExtension):
     """Tokens at parse; shape (depth, aliases, repeats, cost) and the introspection switch
     at validation; time at execution."""
@@ -288,13 +319,7 @@ class QueryLimits(SchemaExtension):
         settings = self._settings()
         ctx = self.execution_context
         if ctx.graphql_document is not None:
-            measure = measure_operation(
-                ctx.schema._schema,
-                ctx.graphql_document,
-                ctx.operation_name,
-                ctx.variables,
-                settings,
-            )
+            measure = _measures.get(settings, ctx)
             error = None if measure is None else check_measure(measure, settings)
             if error is not None:
                 raise error  # the operation ends here: nothing is validated or executed
@@ -334,10 +359,12 @@ class RateLimit(SchemaExtension):
             client = context.request.client
             bucket = f"key:{digest}" if digest else f"ip:{client.host if client else '-'}"
             limiter = limiter_for(context.redis)
-            retry_after_ms = await limiter.hit(
+            verdict = await limiter.hit(
                 bucket, settings.rate_limit_requests, settings.rate_limit_window_s
             )
-            if retry_after_ms is not None:
+            if verdict.revocation_epoch is not None:
+                context.auth.observe_epoch(verdict.revocation_epoch)
+            if (retry_after_ms := verdict.retry_after_ms) is not None:
                 retry_after = max(1, math.ceil(retry_after_ms / 1000))
                 context.response.status_code = 429
                 context.response.headers["Retry-After"] = str(retry_after)

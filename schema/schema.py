@@ -17,6 +17,7 @@ from schema.categories.queries import CategoryQuery
 from schema.contacts.mutations import ContactMutation
 from schema.contacts.queries import ContactQuery
 from schema.dashboard.queries import DashboardQuery
+from schema.execution import PlannedExecutor
 from schema.extensions import HeraldSchema, TransactionBoundary
 from schema.limits import QueryLimits, RateLimit
 from schema.messages.queries import MessageQuery
@@ -43,6 +44,7 @@ Mutation = merge_types(
 schema = HeraldSchema(
     query=Query,
     mutation=Mutation,
+    execution_context_class=PlannedExecutor,
     extensions=[
         RateLimit,  # first: refuses before anything else starts (schema/limits.py)
         OperationLabel,  # names the request in metrics and logs

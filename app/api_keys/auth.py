@@ -1,10 +1,19 @@
-"""Per-request authentication: the caller is looked up on first need, at most once."""
+"""Per-request authentication: the caller is looked up on first need, at most once.
+
+Lookups are remembered per process for `HERALD_AUTH_CACHE_SECONDS` (key digest → caller),
+so a hot key costs no SQL. Revocation reaches every process at once through a Redis
+epoch (`auth:epoch`) that the rate limiter reads in its own round trip; without that round
+trip (rate limiting off, Redis down) a revoked key is refused at most
+`HERALD_AUTH_CACHE_SECONDS` later, and at once in the process that revoked it.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import hashlib
 import ipaddress
+import logging
+import time
 from typing import TYPE_CHECKING
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -15,20 +24,74 @@ from app.api_keys.service import ApiKeyService, Caller, bearer_token
 from app.db import uncounted
 
 if TYPE_CHECKING:
+    from redis.asyncio import Redis
+
     from app.runtime import Runtime
+
+logger = logging.getLogger(__name__)
+
+EPOCH_KEY = "auth:epoch"  # bumped on every revocation; read by the rate limiter's script
+# Unknown digests are remembered too (a bad key must not cost SQL each time), so the size
+# is bounded: past it the cache starts over.
+_MAX_ENTRIES = 10_000
+
+
+class CallerCache:
+    """This process's recent key lookups: digest → (caller or None, expiry)."""
+
+    def __init__(self, ttl_s: float) -> None:
+        self.ttl_s = ttl_s
+        self._entries: dict[str, tuple[Caller | None, float]] = {}
+        self._epoch: int | None = None
+
+    def get(self, digest: str) -> tuple[bool, Caller | None]:
+        entry = self._entries.get(digest)
+        if entry is None or entry[1] < time.monotonic():
+            return False, None
+        return True, entry[0]
+
+    def put(self, digest: str, caller: Caller | None) -> None:
+        if self.ttl_s <= 0:
+            return
+        if len(self._entries) >= _MAX_ENTRIES:
+            self._entries.clear()
+        self._entries[digest] = (caller, time.monotonic() + self.ttl_s)
+
+    def observe_epoch(self, epoch: int) -> None:
+        """A revocation somewhere since the last look: forget every lookup."""
+        if epoch != self._epoch:
+            self._entries.clear()
+            self._epoch = epoch
+
+    def clear(self) -> None:
+        self._entries.clear()
+
+
+async def announce_revocation(redis: Redis, callers: CallerCache) -> None:
+    """After a revocation commits: this process forgets at once, the others on their next
+    rate-limited request (or within the cache's TTL when Redis cannot tell them)."""
+    callers.clear()
+    try:
+        await redis.incr(EPOCH_KEY)
+    except Exception as exc:  # Redis down: the TTL still bounds the other processes
+        logger.warning("could not announce a key revocation to other processes: %s", exc)
 
 
 class RequestAuth:
     """Lazily resolves `Authorization: Bearer <key>` into a Caller.
 
     Nothing is looked up until a protected field asks, so public requests (`version`,
-    GraphiQL's page) spend no SQL. The lookup runs on the request's own session and is
-    never cached across requests: a revoked key is refused by the very next request.
+    GraphiQL's page) spend no SQL. A lookup runs on the request's own session, and only
+    when this process has not looked the key up within the cache's TTL.
     """
 
-    def __init__(self, session: AsyncSession, authorization: str | None) -> None:
+    def __init__(
+        self, session: AsyncSession, authorization: str | None, callers: CallerCache
+    ) -> None:
         self._session = session
         self._token = bearer_token(authorization)
+        self._callers = callers
+        self._digest: str | None = None
         self._lookup: asyncio.Task[Caller | None] | None = None
 
     @property
@@ -38,24 +101,41 @@ class RequestAuth:
 
     @property
     def token_digest(self) -> str | None:
-        """A stable, non-secret name for the presented key (rate-limit buckets)."""
+        """A stable, non-secret name for the presented key (rate-limit buckets, the cache);
+        the same SHA-256 the database stores."""
         if self._token is None:
             return None
-        return hashlib.sha256(self._token.encode()).hexdigest()
+        if self._digest is None:
+            self._digest = hashlib.sha256(self._token.encode()).hexdigest()
+        return self._digest
+
+    @property
+    def callers(self) -> CallerCache:
+        return self._callers
+
+    def observe_epoch(self, epoch: int) -> None:
+        self._callers.observe_epoch(epoch)
 
     async def caller(self) -> Caller | None:
-        # One shared task, not a lock: sibling fields checking permissions concurrently all
-        # resume in the same loop iteration, so their loaders and cache reads still batch.
-        # Shielded: a sibling cancelled by the executor must not cancel the others' lookup.
         if self._lookup is None:
-            self._lookup = asyncio.ensure_future(self._authenticate())
+            digest = self.token_digest
+            if digest is None:
+                return None
+            found, caller = self._callers.get(digest)
+            if found:
+                return caller
+            # One shared task, not a lock: sibling fields checking permissions concurrently
+            # all resume in the same loop iteration, so their loaders still batch. Shielded:
+            # a sibling cancelled by the executor must not cancel the others' lookup.
+            self._lookup = asyncio.ensure_future(self._authenticate(digest))
         return await asyncio.shield(self._lookup)
 
-    async def _authenticate(self) -> Caller | None:
-        if self._token is None:
-            return None
+    async def _authenticate(self, digest: str) -> Caller | None:
+        assert self._token is not None
         with uncounted():
-            return await ApiKeyService(self._session).authenticate(self._token)
+            caller = await ApiKeyService(self._session).authenticate(self._token)
+        self._callers.put(digest, caller)
+        return caller
 
 
 def _is_loopback(host: str | None) -> bool:

@@ -12,7 +12,9 @@ from typing import TypeVar
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker, create_async_engine
 from sqlalchemy.pool import NullPool
 
+from app.api_keys.auth import CallerCache, announce_revocation
 from app.api_keys.service import ApiKeyService
+from app.cache import open_redis
 from app.config import Settings
 from app.errors import InvalidInput, NotFound
 from app.models import ApiKeyRole
@@ -46,6 +48,17 @@ async def _in_session(settings: Settings, work: Callable[[AsyncSession], Awaitab
         await engine.dispose()
 
 
+async def _announce_revocation(settings: Settings) -> None:
+    """Running API processes forget their cached lookups (app/api_keys/auth.py)."""
+    if settings.redis_url is None:
+        return
+    redis = open_redis(settings.redis_url, timeout=1.0)
+    try:
+        await announce_revocation(redis, CallerCache(0))
+    finally:
+        await redis.aclose()
+
+
 def run(args: argparse.Namespace, settings: Settings) -> int:
     """Prints to stdout; returns the exit status."""
     action = args.apikey_action
@@ -77,6 +90,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
                 print(f"herald: key {row.id} ({row.name}) revoked")
 
             asyncio.run(_in_session(settings, revoke))
+            asyncio.run(_announce_revocation(settings))
     except (InvalidInput, NotFound) as exc:
         print(f"herald: apikey {action}: {exc.message}")
         return 1

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from datetime import datetime
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -44,21 +43,6 @@ class ContactType:
             opted_out_at=row.opted_out_at,
             created_at=row.created_at,
             updated_at=row.updated_at,
-        )
-
-    @classmethod
-    def from_prefixed_values(cls, values: Mapping[str, Any], prefix: str) -> ContactType:
-        """Build from a row's values carrying the contact's columns as `<prefix><name>`."""
-        return cls(
-            id=strawberry.ID(str(values[prefix + "id"])),
-            phone=values[prefix + "phone"],
-            name=values[prefix + "name"],
-            attributes=values[prefix + "attributes"],
-            whatsapp_status=values[prefix + "whatsapp_status"],
-            whatsapp_checked_at=values[prefix + "whatsapp_checked_at"],
-            opted_out_at=values[prefix + "opted_out_at"],
-            created_at=values[prefix + "created_at"],
-            updated_at=values[prefix + "updated_at"],
         )
 
     @strawberry.field

@@ -9,8 +9,7 @@ from aiodataloader import DataLoader
 from app.models import MessageStatus
 from loaders.keys import MessagePageKey
 from schema.common.pagination import Connection, page_args
-from schema.common.selection import selects
-from schema.messages.columns import message_columns
+from schema.messages.columns import message_page_shape
 
 if TYPE_CHECKING:
     from schema.context import Info
@@ -27,11 +26,6 @@ async def messages_of(
     status: MessageStatus | None,
 ) -> Connection[MessageType]:
     page = page_args(info.context.settings, first, after)
-    key = MessagePageKey(
-        owner,
-        page,
-        status,
-        columns=message_columns(info),
-        with_interactions=selects(info, "interactions"),
-    )
+    columns, with_interactions = message_page_shape(info)
+    key = MessagePageKey(owner, page, status, columns, with_interactions)
     return Connection.of(await pages.load(key), page, lambda: counts.load((owner, status)))

@@ -10,9 +10,8 @@ from schema.cache import Cached
 from schema.campaigns.types import MessageStats
 from schema.common.enums import MessageStatus
 from schema.common.pagination import Connection, page_args, parse_id
-from schema.common.selection import selects
 from schema.context import Info
-from schema.messages.columns import message_columns
+from schema.messages.columns import message_page_shape
 from schema.messages.types import MessageType
 from schema.permissions import viewer
 
@@ -32,7 +31,7 @@ class MessageQuery:
     ) -> Connection[MessageType]:
         page = page_args(info.context.settings, first, after)
         campaign = None if campaign_id is None else parse_id(campaign_id, "campaignId")
-        columns = message_columns(info)
+        columns, with_interactions = message_page_shape(info)
         naive = info.context.settings.naive_resolvers
         repository = MessageRepository(info.context.session)
         rows = await repository.page(campaign, status, page, fetch_columns(columns, naive))
@@ -40,7 +39,7 @@ class MessageQuery:
             info.context.session,
             rows,
             columns.contact is not None,
-            selects(info, "interactions"),
+            with_interactions,
             naive=naive,
         )
         return Connection.of(nodes, page, lambda: repository.count(campaign, status))

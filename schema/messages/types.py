@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from datetime import datetime
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -60,26 +59,6 @@ class MessageType:
     interactions: list[InteractionType] | None = strawberry.field(
         default=None, graphql_type=list[InteractionType]
     )
-
-    @classmethod
-    def from_values(
-        cls, values: Mapping[str, Any], contact: ContactType | None = None
-    ) -> MessageType:
-        """Build from a row's values (None for the columns the query did not select)."""
-        return cls(
-            id=strawberry.ID(str(values["id"])),
-            status=values["status"],
-            provider_message_id=values["provider_message_id"],
-            error=values["error"],
-            sent_at=values["sent_at"],
-            delivered_at=values["delivered_at"],
-            read_at=values["read_at"],
-            failed_at=values["failed_at"],
-            created_at=values["created_at"],
-            campaign_id=values["campaign_id"],
-            contact_id=values["contact_id"],
-            contact=contact,
-        )
 
     @strawberry.field
     async def campaign(

@@ -1,4 +1,4 @@
-"""revokeApiKey: the key is refused from the next request on (no cache to wait out)."""
+"""revokeApiKey: the key is refused from the next request on, in every API process."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ from typing import Annotated
 
 import strawberry
 
+from app.api_keys.auth import announce_revocation
 from app.api_keys.service import ApiKeyService
 from app.errors import NotFound
 from schema.api_keys.types import ApiKeyType
@@ -38,4 +39,6 @@ class RevokeApiKeyMutation:
                 row = await ApiKeyService(info.context.session).revoke(key_id)
         except NotFound as exc:
             return NotFoundError.of(exc)
+        context = info.context
+        context.on_commit(lambda: announce_revocation(context.redis, context.auth.callers))
         return RevokeApiKeySuccess(api_key=ApiKeyType.from_row(row))

@@ -1,0 +1,322 @@
+"""Planned execution: plain attribute fields answered without graphql-core's per-field work.
+
+graphql-core spends about 8 µs on every field it resolves (a `Path`, a resolve info, the
+resolver wrapper, `complete_value`'s type dispatch), which on a 1,000-leaf page is most of
+the request. Most of those fields are plain attributes of objects a loader already built.
+`PlannedExecutor` is graphql-core's documented extension point (`execution_context_class`):
+for each selection set it plans once which fields are plain, reads those with `getattr`,
+serializes leaves with the type's own `coerce_output_value`, and hands everything else to
+the standard path, field by field, subtree by subtree.
+
+A field takes the fast path ("plain") when all of these hold:
+- its Strawberry definition has no resolver, no field extension (permissions, caching),
+  no arguments, and Strawberry's default resolver (`getattr`);
+- its type is built from scalars, enums, lists, non-null and object types without an
+  `is_type_of` check (types implementing an interface have one);
+- no schema extension wraps resolvers (graphql middleware, e.g. tracing).
+`__typename` is answered from the parent type. Everything else (resolvers, field
+extensions, arguments, unions and interfaces, introspection, any value that is not a list
+where a list is expected) runs through the standard executor, whose results and errors the
+fast path reproduces: the same null propagation, messages and paths (tests/test_execution.py
+compares both paths on every document of the test suite and the README, and on generated
+ones). `HERALD_FAST_EXECUTION=false` turns the fast path off.
+
+Plans are cached per schema field for good (the schema never changes) and per selection set
+for the request (graphql-core memoizes collected fields per request, so a list of 100 items
+plans its items once).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable
+from typing import Any, NamedTuple
+
+from graphql import (
+    GraphQLEnumType,
+    GraphQLID,
+    GraphQLLeafType,
+    GraphQLList,
+    GraphQLNonNull,
+    GraphQLObjectType,
+    GraphQLOutputType,
+    GraphQLScalarType,
+    GraphQLString,
+)
+from graphql.execution.collect_fields import FieldDetailsList, GroupedFieldSet
+from graphql.pyutils import Path, Undefined, gather_with_cancel
+from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
+from strawberry.types.field import StrawberryField
+
+STRAWBERRY_FIELD = "strawberry-definition"  # Strawberry's back-reference on a GraphQLField
+
+# Kinds of a planned type node.
+_LEAF, _OBJECT, _LIST = 0, 1, 2
+
+
+class _TypeNode(NamedTuple):
+    """One level of a field's type: `[Contact!]` is LIST(nullable) of OBJECT(non-null)."""
+
+    type_: GraphQLOutputType  # this level's GraphQL type, wrappers included
+    non_null: bool
+    kind: int
+    leaf: GraphQLLeafType | None = None
+    object_type: GraphQLObjectType | None = None
+    item: _TypeNode | None = None
+    text: bool = False  # String or ID: a `str` value serializes to itself
+
+
+class _FieldPlan(NamedTuple):
+    attribute: str
+    node: _TypeNode
+
+
+# A planned selection: (response name, its field details, plan or None for the standard path,
+# or the parent type's name for `__typename`).
+_Step = tuple[str, FieldDetailsList, "_FieldPlan | str | None"]
+
+_field_plans: dict[tuple[str, str], _FieldPlan | None] = {}
+
+
+def _type_node(type_: GraphQLOutputType) -> _TypeNode | None:
+    non_null = isinstance(type_, GraphQLNonNull)
+    inner = type_.of_type if isinstance(type_, GraphQLNonNull) else type_
+    if isinstance(inner, GraphQLList):
+        item = _type_node(inner.of_type)
+        return None if item is None else _TypeNode(type_, non_null, _LIST, item=item)
+    if isinstance(inner, GraphQLScalarType | GraphQLEnumType):
+        text = inner is GraphQLString or inner is GraphQLID
+        return _TypeNode(type_, non_null, _LEAF, leaf=inner, text=text)
+    if isinstance(inner, GraphQLObjectType) and inner.is_type_of is None:
+        return _TypeNode(type_, non_null, _OBJECT, object_type=inner)
+    return None  # unions, interfaces, objects with an is_type_of check
+
+
+def _plan_field(parent_type: GraphQLObjectType, name: str) -> _FieldPlan | None:
+    key = (parent_type.name, name)
+    if key in _field_plans:
+        return _field_plans[key]
+    plan = None
+    field_def = parent_type.fields.get(name)
+    definition = field_def.extensions.get(STRAWBERRY_FIELD) if field_def else None
+    if (
+        field_def is not None
+        and isinstance(definition, StrawberryField)
+        and definition.is_basic_field
+        and not definition.arguments
+        and not field_def.args
+        and definition.default_resolver is getattr
+    ):
+        node = _type_node(field_def.type)
+        if node is not None:
+            plan = _FieldPlan(definition.python_name, node)
+    _field_plans[key] = plan
+    return plan
+
+
+class _NotAList(Exception):
+    """A plain list field holds something else: the standard path reports it."""
+
+
+class PlannedExecutor(StrawberryGraphQLCoreExecutionContext):
+    """Strawberry's standard executor with plain fields answered from a per-selection plan."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        settings = getattr(self.context_value, "settings", None)
+        manager = self.middleware_manager
+        self.fast = bool(getattr(settings, "fast_execution", True)) and (
+            manager is None or not manager.middlewares
+        )
+        # id(grouped field set) → (the set, kept alive so its id stays unique; its plan)
+        self._plans: dict[int, tuple[GroupedFieldSet, list[_Step]]] = {}
+
+    def _plan(self, parent_type: GraphQLObjectType, fields: GroupedFieldSet) -> list[_Step]:
+        cached = self._plans.get(id(fields))
+        if cached is not None:
+            return cached[1]
+        steps: list[_Step] = []
+        for response_name, details in fields.items():
+            name = details[0].node.name.value
+            if name == "__typename":
+                steps.append((response_name, details, parent_type.name))
+            else:
+                steps.append((response_name, details, _plan_field(parent_type, name)))
+        self._plans[id(fields)] = (fields, steps)
+        return steps
+
+    def execute_fields(
+        self,
+        parent_type: GraphQLObjectType,
+        source_value: Any,
+        path: Path | None,
+        grouped_field_set: GroupedFieldSet,
+        position_context: Any,
+    ) -> Any:
+        if not self.fast:
+            return super().execute_fields(
+                parent_type, source_value, path, grouped_field_set, position_context
+            )
+        results: dict[str, Any] = {}
+        awaitable_fields: list[str] = []
+        is_awaitable = self.is_awaitable
+        try:
+            for response_name, details, plan in self._plan(parent_type, grouped_field_set):
+                if isinstance(plan, str):
+                    results[response_name] = plan
+                    continue
+                if plan is None:
+                    result = self.execute_field(
+                        parent_type,
+                        source_value,
+                        details,
+                        Path(path, response_name, parent_type.name),
+                        position_context,
+                    )
+                else:
+                    result = self._plain(
+                        parent_type, source_value, details, path, response_name, plan
+                    )
+                if result is not Undefined:
+                    results[response_name] = result
+                    if is_awaitable(result):
+                        awaitable_fields.append(response_name)
+        except Exception:
+            if awaitable_fields:
+                self.settle_in_background([results[field] for field in awaitable_fields])
+            raise
+        if not awaitable_fields:
+            return results
+        return _gather_fields(results, awaitable_fields)
+
+    def _plain(
+        self,
+        parent_type: GraphQLObjectType,
+        source: Any,
+        details: FieldDetailsList,
+        path: Path | None,
+        response_name: str,
+        plan: _FieldPlan,
+    ) -> Any:
+        node = plan.node
+        try:
+            value = getattr(source, plan.attribute)
+            if node.kind is _LEAF and value is not None:  # the common case, inlined
+                if node.text and value.__class__ is str:
+                    return value
+                return self.complete_leaf_value(node.leaf, value)  # type: ignore[arg-type]
+            completed = self._complete(
+                node, value, details, Path(path, response_name, parent_type.name), parent_type
+            )
+        except _NotAList:
+            return self.execute_field(
+                parent_type, source, details, Path(path, response_name, parent_type.name), None
+            )
+        except Exception as raw_error:
+            self.handle_field_error(
+                raw_error, node.type_, details, Path(path, response_name, parent_type.name)
+            )
+            return None
+        if self.is_awaitable(completed):
+            return self._await_field(
+                completed, node.type_, details, Path(path, response_name, parent_type.name)
+            )
+        return completed
+
+    def _complete(
+        self,
+        node: _TypeNode,
+        value: Any,
+        details: FieldDetailsList,
+        path: Path,
+        parent_type: GraphQLObjectType,
+    ) -> Any:
+        """`complete_value` for a planned type; raises what the standard path would."""
+        if value is None:
+            if node.non_null:
+                field_name = details[0].node.name.value
+                raise TypeError(
+                    f"Cannot return null for non-nullable field {parent_type}.{field_name}."
+                )
+            return None
+        kind = node.kind
+        if kind is _LEAF:
+            if node.text and value.__class__ is str:
+                return value
+            return self.complete_leaf_value(node.leaf, value)  # type: ignore[arg-type]
+        if kind is _OBJECT:
+            object_type: GraphQLObjectType = node.object_type  # type: ignore[assignment]
+            fields, defers, _ = self.collect_subfields(object_type, details)
+            return self.execute_collected_subfields(object_type, value, path, fields, defers, None)
+        if not isinstance(value, list | tuple):
+            raise _NotAList
+        return self._complete_list(node.item, value, details, path, parent_type)  # type: ignore[arg-type]
+
+    def _complete_list(
+        self,
+        item: _TypeNode,
+        values: list[Any] | tuple[Any, ...],
+        details: FieldDetailsList,
+        path: Path,
+        parent_type: GraphQLObjectType,
+    ) -> Any:
+        """`complete_iterable_value` with `complete_list_item_value`'s error handling."""
+        completed: list[Any] = []
+        awaitable_indices: list[int] = []
+        is_awaitable = self.is_awaitable
+        complete = self._complete
+        item_type = item.type_
+        try:
+            for index, value in enumerate(values):
+                try:
+                    result = complete(item, value, details, Path(path, index, None), parent_type)
+                except Exception as raw_error:
+                    self.handle_field_error(raw_error, item_type, details, Path(path, index, None))
+                    result = None
+                else:
+                    if is_awaitable(result):
+                        result = self._await_field(
+                            result, item_type, details, Path(path, index, None)
+                        )
+                        awaitable_indices.append(index)
+                completed.append(result)
+        except Exception:
+            if awaitable_indices:
+                self.settle_in_background([completed[index] for index in awaitable_indices])
+            raise
+        if not awaitable_indices:
+            return completed
+        return _gather_items(completed, awaitable_indices)
+
+    async def _await_field(
+        self,
+        completed: Awaitable[Any],
+        return_type: GraphQLOutputType,
+        details: FieldDetailsList,
+        path: Path,
+    ) -> Any:
+        try:
+            return await completed
+        except Exception as raw_error:
+            self.handle_field_error(raw_error, return_type, details, path)
+            return None
+
+
+async def _gather_fields(results: dict[str, Any], awaitable_fields: list[str]) -> dict[str, Any]:
+    if len(awaitable_fields) == 1:
+        field = awaitable_fields[0]
+        results[field] = await results[field]
+    else:
+        awaited = await gather_with_cancel(*(results[field] for field in awaitable_fields))
+        results.update(zip(awaitable_fields, awaited, strict=True))
+    return results
+
+
+async def _gather_items(completed: list[Any], awaitable_indices: list[int]) -> list[Any]:
+    if len(awaitable_indices) == 1:
+        index = awaitable_indices[0]
+        completed[index] = await completed[index]
+    else:
+        awaited = await gather_with_cancel(*(completed[index] for index in awaitable_indices))
+        for index, value in zip(awaitable_indices, awaited, strict=True):
+            completed[index] = value
+    return completed
