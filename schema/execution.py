@@ -113,6 +113,9 @@ def _plan_field(parent_type: GraphQLObjectType, name: str) -> _FieldPlan | None:
     return plan
 
 
+_MISSING = object()
+
+
 class _NotAList(Exception):
     """A plain list field holds something else: the standard path reports it."""
 
@@ -124,8 +127,13 @@ class PlannedExecutor(StrawberryGraphQLCoreExecutionContext):
         super().__init__(*args, **kwargs)
         settings = getattr(self.context_value, "settings", None)
         manager = self.middleware_manager
-        self.fast = bool(getattr(settings, "fast_execution", True)) and (
-            manager is None or not manager.middlewares
+        # Incremental delivery (@defer, @stream) carries per-position state the plan
+        # does not: schemas that declare those directives take the standard path.
+        self.fast = (
+            bool(getattr(settings, "fast_execution", True))
+            and (manager is None or not manager.middlewares)
+            and self.schema.get_directive("defer") is None
+            and self.schema.get_directive("stream") is None
         )
         # id(grouped field set) → (the set, kept alive so its id stays unique; its plan)
         self._plans: dict[int, tuple[GroupedFieldSet, list[_Step]]] = {}
@@ -161,20 +169,40 @@ class PlannedExecutor(StrawberryGraphQLCoreExecutionContext):
         is_awaitable = self.is_awaitable
         try:
             for response_name, details, plan in self._plan(parent_type, grouped_field_set):
-                if isinstance(plan, str):
+                if plan.__class__ is _FieldPlan:
+                    node = plan.node
+                    if node.kind is _LEAF:  # most fields: a scalar read off the object
+                        value = getattr(source_value, plan.attribute, _MISSING)
+                        if node.text and value.__class__ is str:
+                            results[response_name] = value
+                            continue
+                        if value is not None and value is not _MISSING:
+                            try:
+                                coerced = node.leaf.coerce_output_value(value)  # type: ignore[union-attr]
+                            except Exception:
+                                coerced = None
+                            if coerced is not None and coerced is not Undefined:
+                                results[response_name] = coerced
+                                continue
+                    # anything unusual: `_plain` reads it again and fails as the standard path
+                    result = self._plain(
+                        parent_type,
+                        source_value,
+                        details,
+                        path,
+                        response_name,
+                        plan,
+                    )
+                elif plan.__class__ is str:
                     results[response_name] = plan
                     continue
-                if plan is None:
+                elif plan is None:
                     result = self.execute_field(
                         parent_type,
                         source_value,
                         details,
                         Path(path, response_name, parent_type.name),
                         position_context,
-                    )
-                else:
-                    result = self._plain(
-                        parent_type, source_value, details, path, response_name, plan
                     )
                 if result is not Undefined:
                     results[response_name] = result
@@ -265,10 +293,21 @@ class PlannedExecutor(StrawberryGraphQLCoreExecutionContext):
         is_awaitable = self.is_awaitable
         complete = self._complete
         item_type = item.type_
+        if item.kind is _OBJECT:  # one collection of the items' fields for the whole list
+            object_type: GraphQLObjectType = item.object_type  # type: ignore[assignment]
+            fields = self.collect_subfields(object_type, details)[0]
+            execute_fields = self.execute_fields
         try:
             for index, value in enumerate(values):
                 try:
-                    result = complete(item, value, details, Path(path, index, None), parent_type)
+                    if value is not None and item.kind is _OBJECT:
+                        result = execute_fields(
+                            object_type, value, Path(path, index, None), fields, None
+                        )
+                    else:
+                        result = complete(
+                            item, value, details, Path(path, index, None), parent_type
+                        )
                 except Exception as raw_error:
                     self.handle_field_error(raw_error, item_type, details, Path(path, index, None))
                     result = None

@@ -45,6 +45,10 @@ class ContactType:
             updated_at=row.updated_at,
         )
 
+    def __repr__(self) -> str:
+        # Message pages build contacts with only the selected columns (loaders/messages.py).
+        return f"Contact({vars(self)})"
+
     @strawberry.field
     async def categories(
         self, info: Info

@@ -60,6 +60,10 @@ class MessageType:
         default=None, graphql_type=list[InteractionType]
     )
 
+    def __repr__(self) -> str:
+        # Pages build messages with only the selected columns (loaders/messages.py).
+        return f"Message({vars(self)})"
+
     @strawberry.field
     async def campaign(
         self, info: Info
