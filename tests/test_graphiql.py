@@ -7,7 +7,6 @@ import os
 import shutil
 import subprocess
 import tempfile
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -103,7 +102,6 @@ def _requested_urls(driver: webdriver.Chrome) -> list[str]:
 
 def test_graphiql_runs_a_query_offline(server: Server, browser: webdriver.Chrome) -> None:
     # given: the IDE page
-    started = time.monotonic()
     browser.get(f"{server.url}/graphql")
     wait = WebDriverWait(browser, 15)
     editor = wait.until(
@@ -141,7 +139,6 @@ def test_graphiql_runs_a_query_offline(server: Server, browser: webdriver.Chrome
     assert any(urlsplit(u).path == "/graphql" for u in network[1:])  # the query itself
     severe = [e for e in browser.get_log("browser") if e["level"] == "SEVERE"]
     assert severe == []
-    assert time.monotonic() - started < 30
 
 
 def test_page_references_only_local_assets(server: Server) -> None:
