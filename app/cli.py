@@ -383,9 +383,15 @@ def _cmd_seed(args: argparse.Namespace) -> int:
 def _with_dev_key(settings: Settings) -> Settings:
     """Print the dev admin key (stable across runs) and pre-fill it in GraphiQL."""
     from app.api_keys.cli import ensure_dev_key
+    from app.graphiql import is_loopback
 
     key = ensure_dev_key(settings)
-    print(f"herald: dev admin key: {key} (pre-filled in GraphiQL's headers)", flush=True)
+    where = (
+        "pre-filled in GraphiQL's Headers tab"
+        if is_loopback(settings.host)
+        else "not put in GraphiQL: HERALD_HOST is not a loopback address"
+    )
+    print(f"herald: dev admin key: {key} ({where})", flush=True)
     return settings.model_copy(update={"graphiql_api_key": key})
 
 
