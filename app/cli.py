@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import errno
+import fcntl
 import logging
 import os
 import signal
@@ -12,7 +14,7 @@ import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, NoReturn
+from typing import TYPE_CHECKING, NoReturn, TextIO
 
 from app.config import ConfigError, Settings, get_settings, load_settings
 
@@ -113,13 +115,54 @@ def check_redis(settings: Settings) -> None:
 
 @contextmanager
 def _signals_deferred() -> Iterator[None]:
-    """Hold SIGINT/SIGTERM while starting servers, so an interrupt cannot orphan one."""
-    signals = {signal.SIGINT, signal.SIGTERM}
-    signal.pthread_sigmask(signal.SIG_BLOCK, signals)
+    """Hold SIGINT/SIGTERM while starting servers, so an interrupt cannot orphan one.
+
+    A handler that notes the signal, not a blocked mask: servers started meanwhile inherit
+    a mask (embedded Redis would then never see SIGTERM), whereas exec resets handlers.
+    """
+    received: list[int] = []
+    held = {signal.SIGINT, signal.SIGTERM}
+    previous = {s: signal.signal(s, lambda signum, frame: received.append(signum)) for s in held}
     try:
         yield
     finally:
-        signal.pthread_sigmask(signal.SIG_UNBLOCK, signals)
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+    if received:
+        raise KeyboardInterrupt
+
+
+def _claim_data_dir(data_dir: Path) -> TextIO:
+    """Lock `data_dir` for this `herald dev` (the lock dies with the process), or fail with
+    one line: a second instance would stop the first one's embedded Redis."""
+    data_dir.mkdir(parents=True, exist_ok=True)
+    handle = (data_dir / "dev.pid").open("a+")
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.seek(0)
+        pid = handle.read().strip() or "?"
+        handle.close()
+        _fail(f"herald dev is already running for {data_dir} (pid {pid}); stop it first")
+    handle.truncate(0)
+    handle.write(f"{os.getpid()}\n")
+    handle.flush()
+    return handle
+
+
+def _reserve_port(host: str, port: int) -> socket.socket:
+    """Bind the API's address before starting anything, or fail with one line; uvicorn
+    serves on this very socket, so no other process can take the port in between."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn does
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        reason = "already in use" if exc.errno == errno.EADDRINUSE else (exc.strerror or exc)
+        _fail(f"cannot listen on {host}:{port}: {reason} (set HERALD_PORT to another port)")
+    return sock
 
 
 def _interrupt(signum: int, frame: object) -> None:
@@ -165,13 +208,17 @@ def _cmd_dev(args: argparse.Namespace) -> int:
     embedded: EmbeddedServices | None = None
     broker: dramatiq.Broker | None = None
     worker: dramatiq.Worker | None = None
+    data_dir = Path(settings.data_dir).resolve()
+    uses_embedded = settings.database_url is None or settings.redis_url is None
+    # Checked before anything starts, so that a second instance leaves the first one alone.
+    claim = _claim_data_dir(data_dir) if uses_embedded else None
+    listener = _reserve_port(settings.host, settings.port)
     # SIGTERM behaves like Ctrl-C: unwind through `finally` and stop what was started.
     signal.signal(signal.SIGTERM, _interrupt)
     try:
-        if settings.database_url is None or settings.redis_url is None:
+        if uses_embedded:
             from app.embedded import start_embedded
 
-            data_dir = Path(settings.data_dir).resolve()
             print(f"herald: starting embedded PostgreSQL and Redis in {data_dir}", flush=True)
             with _signals_deferred():
                 embedded = start_embedded(data_dir)
@@ -194,7 +241,8 @@ def _cmd_dev(args: argparse.Namespace) -> int:
             lifespan="on",
             access_log=False,  # herald.access logs each request once, with its request id
         )
-        _make_dev_server(config, f"http://{settings.host}:{settings.port}/graphql").run()
+        server = _make_dev_server(config, f"http://{settings.host}:{settings.port}/graphql")
+        server.run(sockets=[listener])
     except KeyboardInterrupt:
         pass
     finally:
@@ -208,6 +256,9 @@ def _cmd_dev(args: argparse.Namespace) -> int:
         if embedded is not None:
             print("herald: stopping embedded PostgreSQL and Redis", flush=True)
             embedded.stop()
+        listener.close()
+        if claim is not None:
+            claim.close()
     print("herald: stopped", flush=True)
     return 0
 
@@ -332,9 +383,15 @@ def _cmd_seed(args: argparse.Namespace) -> int:
 def _with_dev_key(settings: Settings) -> Settings:
     """Print the dev admin key (stable across runs) and pre-fill it in GraphiQL."""
     from app.api_keys.cli import ensure_dev_key
+    from app.graphiql import is_loopback
 
     key = ensure_dev_key(settings)
-    print(f"herald: dev admin key: {key} (pre-filled in GraphiQL's headers)", flush=True)
+    where = (
+        "pre-filled in GraphiQL's Headers tab"
+        if is_loopback(settings.host)
+        else "not put in GraphiQL: HERALD_HOST is not a loopback address"
+    )
+    print(f"herald: dev admin key: {key} ({where})", flush=True)
     return settings.model_copy(update={"graphiql_api_key": key})
 
 

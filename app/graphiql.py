@@ -6,6 +6,7 @@ the npm registry and committed, so the IDE works on a machine with no internet a
 
 from __future__ import annotations
 
+import ipaddress
 from pathlib import Path
 from string import Template
 
@@ -33,8 +34,21 @@ DEFAULT_QUERY = """\
 _PAGE = Template((STATIC_DIR / "page.html").read_text(encoding="utf-8"))
 
 
+def is_loopback(host: str | None) -> bool:
+    """Whether `host` (an address or `localhost`) stays on this machine."""
+    if host is None:
+        return False
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
 def render_graphiql(*, root_path: str = "", default_headers: dict[str, str] | None = None) -> str:
-    """The IDE page; `default_headers` go on every request the IDE sends (e.g. dev auth).
+    """The IDE page; `default_headers` fill its Headers tab, so they are visible and the
+    user can edit or remove them (e.g. the dev key).
 
     The config is embedded as JSON in a non-executable script tag; `<` is escaped so no
     value can close the tag early.

@@ -19,7 +19,7 @@ from app.api_keys.auth import metrics_access_refused
 from app.cache import total_round_trips
 from app.config import Env, Settings, get_settings
 from app.db import total_statements
-from app.graphiql import graphiql_routes
+from app.graphiql import graphiql_routes, is_loopback
 from app.http_limits import BodySizeLimit
 from app.logging_filters import install_phone_masking
 from app.metrics import exposition
@@ -102,7 +102,16 @@ def create_app(settings: Settings | None = None) -> Starlette:
 
     graphql = HeraldGraphQL(schema, graphql_ide="graphiql" if settings.graphiql_enabled else None)
     if settings.env is Env.DEV and settings.graphiql_api_key:  # `herald dev`'s key, pre-filled
-        graphql.graphiql_default_headers = {"Authorization": f"Bearer {settings.graphiql_api_key}"}
+        # The page is served without authentication: an admin key in it is fine on loopback
+        # only, where nobody else can ask for it.
+        if is_loopback(settings.host):
+            bearer = f"Bearer {settings.graphiql_api_key}"
+            graphql.graphiql_default_headers = {"Authorization": bearer}
+        else:
+            logger.warning(
+                "GraphiQL: the dev key is left out of the page: HERALD_HOST=%s is not loopback",
+                settings.host,
+            )
     routes = [
         Route("/graphql", graphql, methods=["GET", "POST"]),
         Route("/healthz", healthz, methods=["GET"]),

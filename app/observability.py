@@ -67,6 +67,12 @@ def request_id_from(headers: list[tuple[bytes, bytes]]) -> str:
     return uuid.uuid4().hex
 
 
+# Accepted status webhooks arrive by the hundred a second during a send (three per message
+# from the provider, simulated or not): their access lines go to DEBUG, rejected ones stay
+# at INFO, and the request metrics count them all.
+QUIET_ROUTES = {("POST", "/webhooks/whatsapp")}
+
+
 def _route_of(scope: Scope) -> str:
     """The matched route's template (bounded label set); unmatched paths share one label."""
     route = scope.get("route")
@@ -123,7 +129,9 @@ class RequestObservability:
         runtime = getattr(state, "runtime", None)
         if runtime is not None:
             metrics.observe_pool(runtime.engine)
-        access_log.info(
+        quiet = (scope["method"], route) in QUIET_ROUTES and status < 400
+        access_log.log(
+            logging.DEBUG if quiet else logging.INFO,
             "%s %s %d %.1fms",
             scope["method"],
             scope["path"],

@@ -121,7 +121,9 @@ JOIN contacts AS ct
 )
 
 # The first seven campaigns take each status once, so even a tiny seed has them all;
-# the rest follow a realistic mix where most campaigns are finished.
+# the rest follow a realistic mix where most campaigns are finished. Creation dates grow
+# with the id, as ids are handed out at creation (lists, recentCampaigns included, are
+# newest first by id), spread over the past year; each start follows its creation.
 _CAMPAIGNS = """
 INSERT INTO campaigns (name, template_name, template_language, template_body, status,
                        scheduled_at, started_at, completed_at, created_at, updated_at)
@@ -135,12 +137,15 @@ SELECT
   END,
   x.started_at,
   CASE WHEN s.status = 'completed' THEN x.started_at + interval '45 minutes' END,
-  coalesce(x.started_at, now()) - interval '1 day' * (1 + 6 * g.r),
+  cr.created_at,
   CASE
     WHEN s.status IN ('sending', 'draft', 'scheduled') THEN now()
     ELSE x.started_at + interval '45 minutes'
   END
-FROM (SELECT i, random() AS r FROM generate_series(1, CAST(:campaigns AS bigint)) AS i) AS g
+FROM (
+  SELECT i, random() AS r, random() AS r2
+  FROM generate_series(1, CAST(:campaigns AS bigint)) AS i
+) AS g
 CROSS JOIN LATERAL (
   SELECT CASE
     WHEN g.i <= 7 THEN (ARRAY['draft','scheduled','sending','paused','completed',
@@ -153,12 +158,18 @@ CROSS JOIN LATERAL (
   END AS status
 ) AS s
 CROSS JOIN LATERAL (
+  -- evenly spaced 365 days up to 3 days ago, with a jitter under half the spacing: the
+  -- order by id holds, and every start below (3 days ago at the earliest) comes later
+  SELECT now() - interval '1 day' * (3 + 365.0 * (CAST(:campaigns AS bigint) - g.i + 0.5 * g.r2)
+                                            / CAST(:campaigns AS bigint)) AS created_at
+) AS cr
+CROSS JOIN LATERAL (
   SELECT CASE s.status
     WHEN 'draft' THEN NULL
     WHEN 'scheduled' THEN NULL
     WHEN 'sending' THEN now() - interval '1 hour' * (1 + 2 * g.r)
     WHEN 'paused' THEN now() - interval '1 day' * (1 + 2 * g.r)
-    ELSE now() - interval '1 day' * (3 + 360 * g.r)
+    ELSE cr.created_at + interval '1 day' * (1 + g.r)
   END AS started_at
 ) AS x
 JOIN (VALUES

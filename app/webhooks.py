@@ -23,6 +23,7 @@ from app.config import Env, Settings
 from app.contacts.dispatch_repository import ContactDispatchRepository
 from app.dispatch.progress import notify_campaign_progress
 from app.dispatch.providers import UNDELIVERABLE
+from app.ids import parse_key
 from app.messages.dispatch_repository import MessageDispatchRepository
 from app.models import InteractionKind, MessageStatus
 from app.runtime import Runtime
@@ -131,7 +132,7 @@ class _Handler:
         if status is None or not isinstance(wamid, str):
             return set()
         opaque = str(event.get("biz_opaque_callback_data") or "")
-        message_id = int(opaque) if opaque.isdigit() else None
+        message_id = parse_key(opaque)
         errors = event.get("errors") or [{}]
         code = errors[0].get("code")
         reason = f"{code}: {errors[0].get('title') or errors[0].get('message') or ''}".strip(": ")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import subprocess
 import sys
@@ -18,6 +19,7 @@ from strawberry.types.base import StrawberryObjectDefinition
 
 from app.api_keys.service import hash_key
 from app.config import Env, LogFormat, Settings
+from app.main import create_app
 from tests.conftest import GqlClient, Server, create_api_key, serve
 
 pytestmark = pytest.mark.asyncio
@@ -418,3 +420,34 @@ async def test_graphiql_page_carries_the_dev_key_in_dev_only(settings: Settings)
     assert dev_page.status_code == prod_page.status_code == 200
     assert f"Bearer {key}" in dev_page.text
     assert key not in prod_page.text
+
+
+async def test_graphiql_page_carries_the_dev_key_on_loopback_only(
+    settings: Settings, caplog: pytest.LogCaptureFixture
+) -> None:
+    # given: dev mode with a key, bound to every interface
+    key = "hk_" + "e" * 43
+    dev = settings.model_copy(update={"graphiql_api_key": key, "graphiql": True})
+    exposed = dev.model_copy(update={"host": "0.0.0.0"})
+    html = {"Accept": "text/html"}
+    # when
+    with caplog.at_level(logging.WARNING, logger="app.main"), serve(exposed) as server:
+        async with httpx.AsyncClient() as http:
+            page = await http.get(f"{server.url}/graphql", headers=html)
+    # then: the page is served, without the key, and the log says why
+    assert page.status_code == 200
+    assert key not in page.text
+    warnings = [r.getMessage() for r in caplog.records if r.name == "app.main"]
+    assert warnings == [
+        "GraphiQL: the dev key is left out of the page: HERALD_HOST=0.0.0.0 is not loopback"
+    ]
+
+    # and bound to loopback, a caller from another address does not get it either
+    app = create_app(dev)
+    async with app.router.lifespan_context(app):
+        for client, expected in ((("203.0.113.7", 50000), False), (("127.0.0.1", 50000), True)):
+            transport = httpx.ASGITransport(app=app, client=client)
+            async with httpx.AsyncClient(transport=transport, base_url="http://herald") as http:
+                page = await http.get("/graphql", headers=html)
+            assert page.status_code == 200
+            assert (f"Bearer {key}" in page.text) is expected, client

@@ -183,6 +183,20 @@ async def test_seed_data_is_consistent(
         """,
     )
     assert unfinished_in_completed == 0
+    # campaigns were created in id order (lists are newest first by id) and started later
+    out_of_order = await _scalar(
+        session,
+        """
+        SELECT count(*) FROM (
+          SELECT created_at, started_at, completed_at,
+                 lag(created_at) OVER (ORDER BY id) AS previous
+          FROM campaigns
+        ) AS c
+        WHERE created_at <= previous OR started_at < created_at
+           OR greatest(created_at, started_at, completed_at) > now()
+        """,
+    )
+    assert out_of_order == 0
     opted_out = await _scalar(
         session, "SELECT count(*) FROM contacts WHERE opted_out_at IS NOT NULL"
     )

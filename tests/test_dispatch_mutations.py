@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -97,7 +96,7 @@ def enqueued(settings: Settings) -> list[tuple[str, list[Any], bool]]:
     return sorted(found)
 
 
-async def test_start_campaign_enqueues_materialize_and_answers_fast(
+async def test_start_campaign_enqueues_materialize_and_leaves_the_work_to_workers(
     gql: GqlClient, session: AsyncSession, settings: Settings
 ) -> None:
     # given a campaign targeting 2,000 contacts
@@ -105,9 +104,7 @@ async def test_start_campaign_enqueues_materialize_and_answers_fast(
     await gql.ok("{ version }")  # warm the connection
 
     # when
-    began = time.perf_counter()
     result = await gql(START, {"id": str(campaign_id)})
-    elapsed = time.perf_counter() - began
 
     # then
     assert result.errors is None
@@ -115,7 +112,6 @@ async def test_start_campaign_enqueues_materialize_and_answers_fast(
     assert payload["__typename"] == "StartCampaignSuccess"
     assert payload["campaign"]["status"] == "SENDING"
     assert payload["campaign"]["startedAt"] is not None
-    assert elapsed < 0.1
     assert enqueued(settings) == [("campaign.materialize", [campaign_id], False)]
     assert await status_counts(session, campaign_id) == {}  # the work is left to workers
 

@@ -219,7 +219,9 @@ async def test_pool_recovers_after_a_postgres_restart(
                 # then: requests fail cleanly and fast, readiness says so
                 started = time.perf_counter()
                 assert_masked(await gql(CAMPAIGN))
-                assert time.perf_counter() - started < 2
+                # refused at connect, not hung: generous against a loaded machine, still
+                # well under the 10 s query timeout a hanging connect would run into
+                assert time.perf_counter() - started < 5
                 assert (await http.get("/readyz")).status_code == 503
             finally:
                 # and when it is back (same data directory, same socket)

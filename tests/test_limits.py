@@ -19,7 +19,11 @@ from tests.conftest import GqlClient, GqlResult, Server, serve
 
 pytestmark = pytest.mark.asyncio
 
-FAST_S = 0.1
+# A refusal must not do the refused work, which costs seconds to forever (validating 700
+# repeats 1 s+, 2^30 fragment paths, a million message nodes, a 100,000-field answer).
+# One second, on the median of three sends, tells the two apart even with every core busy;
+# a refusal takes milliseconds. Speed itself is measured in bench/, not here.
+FAST_S = 1.0
 NORMAL = "{ contacts(first: 5) { totalCount nodes { id phone } } version }"
 CREATE_CONTACT = """
 mutation { createContact(input: {phone: "+33612345678", name: "Ada"}) {
@@ -57,9 +61,9 @@ async def timed(
 
 
 async def still_responsive(gql: GqlClient) -> None:
-    result, elapsed = await timed(gql, NORMAL)
+    """The server still answers a normal request (the client's timeout bounds the wait)."""
+    result = await gql(NORMAL)
     assert result.errors is None
-    assert elapsed < 1.0
 
 
 def deep_query(repeats: int) -> str:
@@ -196,7 +200,7 @@ async def test_body_over_the_limit_is_413(http: httpx.AsyncClient, gql: GqlClien
         "/graphql", content=body, headers={"Content-Type": "application/json"}
     )
     assert response.status_code == 413
-    assert time.perf_counter() - started < FAST_S * 2
+    assert time.perf_counter() - started < FAST_S  # refused from Content-Length, body unread
     await still_responsive(gql)
 
 
@@ -262,7 +266,9 @@ async def test_slow_operation_times_out_cleanly_and_writes_nothing(
         # then
         assert code_of(result) == "TIMEOUT"
         assert result.data is None
-        assert 0.3 <= elapsed < 1.0
+        # waited the limit, then stopped: without it the request hangs on the lock until the
+        # client's 10 s timeout, so 5 s is a generous bound that still tells them apart
+        assert 0.3 <= elapsed < 5.0
         # and PostgreSQL was told to stop: no statement of Herald's still waits on the lock
         waiting = await conn.fetchval(
             "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "

@@ -3,8 +3,19 @@
 from __future__ import annotations
 
 import re
+import tomllib
+from enum import Enum
+from typing import Any
 
+import httpx
+import pytest
+import pytest_asyncio
+from sqlalchemy.ext.asyncio import create_async_engine
+from sqlalchemy.pool import NullPool
+
+from app.cli import DEMO_CAMPAIGNS, DEMO_CONTACTS, DEMO_MESSAGES_PER_CAMPAIGN
 from app.config import Settings
+from app.seed import SeedReport, seed
 from tests.conftest import ROOT
 
 README = (ROOT / "README.md").read_text()
@@ -29,6 +40,37 @@ def test_ci_runs_the_readme_test_command() -> None:
     assert _quick_start_commands()[1] in ci_lines
 
 
+def test_installs_come_from_the_lock() -> None:
+    run, test = _quick_start_commands()
+    install = (
+        "python3 -m venv .venv && .venv/bin/pip install -q --require-hashes -r requirements-uv.txt"
+        " && .venv/bin/uv sync -q --locked --inexact"
+    )
+    assert run.startswith(install + " && ")
+    assert test.startswith(install + " --extra dev && ")
+    # the uv that requirements-uv.txt installs is the one pyproject.toml requires
+    pinned = re.findall(r"^uv==(\S+) ", (ROOT / "requirements-uv.txt").read_text(), re.MULTILINE)
+    required = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["uv"]
+    assert [f"=={pinned[0]}"] == [required["required-version"]]
+
+
+def test_env_example_lists_every_setting_with_its_default() -> None:
+    lines = (ROOT / ".env.example").read_text().splitlines()
+    listed = dict(re.findall(r"^# (HERALD_[A-Z0-9_]+)=(.*)$", "\n".join(lines), re.MULTILINE))
+
+    def shown(value: object) -> str:
+        if value is None:
+            return ""
+        if isinstance(value, bool):
+            return str(value).lower()
+        return str(value.value if isinstance(value, Enum) else value)
+
+    assert listed == {
+        f"HERALD_{name.upper()}": shown(field.default)
+        for name, field in Settings.model_fields.items()
+    }
+
+
 def test_every_setting_is_documented() -> None:
     documented = set(re.findall(r"^\| `(HERALD_[A-Z0-9_]+)` \|", README, re.MULTILINE))
 
@@ -46,3 +88,111 @@ def test_readme_graphql_examples_are_valid() -> None:
     for block in blocks:
         errors = validate(schema._schema, parse(block))
         assert errors == [], (block, errors)
+
+
+# --- every example runs against the demo data and finds something ---
+
+README_VARIABLES: dict[str, dict[str, Any]] = {
+    "Contacts": {"after": None},
+    "Import": {
+        "rows": [
+            {"phone": "06 98 76 54 32", "name": "Inès"},
+            {"phone": "not a phone", "name": "Typo"},
+        ]
+    },
+}
+
+
+def _operations() -> list[tuple[str, str]]:
+    """(operation name, document) of every named operation in the README's examples."""
+    from graphql import OperationDefinitionNode, parse
+
+    found = []
+    for block in re.findall(r"```graphql\n(.*?)```", README, flags=re.DOTALL):
+        for definition in parse(block).definitions:
+            assert isinstance(definition, OperationDefinitionNode)
+            assert definition.name is not None, block
+            found.append((definition.name.value, block))
+    return found
+
+
+@pytest_asyncio.fixture
+async def demo_data(settings: Settings) -> SeedReport:
+    """What `herald dev` loads on its first start."""
+    engine = create_async_engine(settings.async_database_url, poolclass=NullPool)
+    try:
+        return await seed(engine, DEMO_CONTACTS, DEMO_CAMPAIGNS, DEMO_MESSAGES_PER_CAMPAIGN)
+    finally:
+        await engine.dispose()
+
+
+@pytest.mark.asyncio
+async def test_readme_examples_find_something_in_the_demo_data(
+    demo_data: SeedReport, http: httpx.AsyncClient, admin_key: str
+) -> None:
+    # given
+    auth = {"Authorization": f"Bearer {admin_key}"}
+    answers: dict[str, Any] = {}
+
+    async def run(name: str, document: str, variables: dict[str, Any]) -> Any:
+        payload = {"query": document, "operationName": name, "variables": variables}
+        body = (await http.post("/graphql", json=payload, headers=auth)).json()
+        assert "errors" not in body, (name, body)
+        return body["data"]
+
+    # when: each example runs, in the README's order (Launch targets a demo segment, Start
+    # starts the campaign Launch created)
+    for name, document in _operations():
+        variables = dict(README_VARIABLES.get(name, {}))
+        if name == "Launch":
+            variables["segment"] = answers["Dashboard"]["categories"]["nodes"][0]["id"]
+        if name == "Start":
+            variables["id"] = answers["Launch"]["createCampaign"]["campaign"]["id"]
+        answers[name] = await run(name, document, variables)
+
+    # then: every example was run, and each found what it shows
+    assert list(answers) == [
+        "CampaignsWithMessages", "Contacts", "Dashboard",
+        "CreateContact", "Import", "Launch", "Start",
+    ]  # fmt: skip
+    campaigns = answers["CampaignsWithMessages"]["campaigns"]
+    assert campaigns["totalCount"] > 0
+    assert {n["status"] for n in campaigns["nodes"]} == {"COMPLETED"}
+    read = [m for n in campaigns["nodes"] for m in n["messages"]["nodes"]]
+    assert read
+    assert all(m["status"] == "READ" and m["contact"]["phone"] for m in read)
+    assert any(m["interactions"] for m in read)
+    for node in campaigns["nodes"]:
+        stats = node["stats"]
+        parts = ("pending", "sending", "sent", "delivered", "read", "failed")
+        assert stats["total"] == sum(stats[k] for k in parts) > 0, stats
+
+    contacts = [e["node"] for e in answers["Contacts"]["contacts"]["edges"]]
+    assert contacts
+    assert all("martin" in c["name"].lower() for c in contacts)
+
+    dashboard = answers["Dashboard"]["dashboard"]
+    stats = dashboard["messageStats"]
+    parts = ("pending", "sending", "sent", "delivered", "read", "failed")
+    assert stats["total"] == sum(stats[k] for k in parts) == demo_data.messages
+    assert all(stats[k] > 0 for k in parts), stats
+    by_status = {s["status"]: s["count"] for s in dashboard["campaignsByStatus"]}
+    assert all(by_status[s] > 0 for s in ("SENDING", "COMPLETED", "CANCELLED", "FAILED"))
+    assert len(dashboard["recentCampaigns"]) == 5
+    assert answers["Dashboard"]["categories"]["nodes"]
+
+    created = answers["CreateContact"]["createContact"]
+    assert created["__typename"] == "CreateContactSuccess"
+    assert created["contact"]["phone"] == "+33612345678"
+    imported = answers["Import"]["importContacts"]
+    assert (imported["created"], len(imported["errors"])) == (1, 1)
+    assert answers["Launch"]["createCampaign"]["campaign"]["status"] == "DRAFT"
+    assert answers["Start"]["startCampaign"]["campaign"]["status"] == "SENDING"
+
+    # and recentCampaigns, newest first by id, is newest first by createdAt too
+    dated = await run(
+        "Recent", "query Recent { dashboard { recentCampaigns(first: 20) { createdAt } } }", {}
+    )
+    created_at = [c["createdAt"] for c in dated["dashboard"]["recentCampaigns"]]
+    assert len(created_at) == DEMO_CAMPAIGNS + 1
+    assert created_at == sorted(created_at, reverse=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 import httpx
@@ -246,3 +247,24 @@ async def test_status_webhook_refreshes_cached_campaign_stats(
         "sent": 0,
         "delivered": 1,
     }
+
+
+async def test_accepted_webhooks_log_no_info_access_line(
+    http: httpx.AsyncClient, session: AsyncSession, caplog: pytest.LogCaptureFixture
+) -> None:
+    # given
+    await given_messages(session, "sent")
+    caplog.set_level(logging.DEBUG, logger="herald.access")
+    # when: three accepted status posts and one forged
+    codes = [await post(http, status("wamid.0", name)) for name in ("delivered", "read", "read")]
+    forged = await post(http, status("wamid.0", "read"), secret="forged")
+    # then: the accepted ones are at DEBUG only, the rejected one at INFO
+    assert (codes, forged) == ([200, 200, 200], 401)
+    lines = [
+        (r.levelno, r.getMessage().rsplit(" ", 1)[0])
+        for r in caplog.records
+        if r.name == "herald.access"
+    ]
+    assert lines == [(logging.DEBUG, "POST /webhooks/whatsapp 200")] * 3 + [
+        (logging.INFO, "POST /webhooks/whatsapp 401")
+    ]

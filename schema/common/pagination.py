@@ -11,6 +11,7 @@ import strawberry
 from graphql import GraphQLError
 
 from app.config import Settings
+from app.ids import parse_key
 from app.pagination import Page
 
 NodeT = TypeVar("NodeT")
@@ -30,18 +31,21 @@ def encode_cursor(id: int | str) -> str:
 def decode_cursor(cursor: str) -> int:
     try:
         kind, _, value = base64.urlsafe_b64decode(cursor.encode()).decode().partition(":")
-        if kind == "id" and value.isdigit():
-            return int(value)
     except (binascii.Error, UnicodeDecodeError, ValueError):
         pass
+    else:
+        key = parse_key(value) if kind == "id" else None
+        if key is not None:
+            return key
     raise BadInputError(f"malformed cursor {cursor!r}", "after")
 
 
 def parse_id(value: strawberry.ID | str, argument: str) -> int:
-    """Ids are decimal strings of database keys; anything else is a client error."""
+    """Ids are ASCII decimal strings of database keys; anything else is a client error."""
     text = str(value)
-    if text.isdigit() and len(text) < 19:
-        return int(text)
+    key = parse_key(text)
+    if key is not None:
+        return key
     raise BadInputError(f"{argument} must be a numeric id, got {text!r}", argument)
 
 

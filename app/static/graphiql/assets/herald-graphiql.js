@@ -14,9 +14,11 @@
     history.replaceState(null, "", search ? "?" + search : window.location.pathname);
   }
 
-  // Default headers (e.g. a development Authorization) go on every request; headers typed
-  // into the editor are merged on top by GraphiQL.
-  var fetcher = GraphiQL.createFetcher({ url: fetchUrl, headers: config.defaultHeaders || {} });
+  // Default headers (e.g. the development Authorization) fill the Headers tab: what is
+  // sent is what is shown, and can be edited or removed there.
+  var fetcher = GraphiQL.createFetcher({ url: fetchUrl });
+  var defaults = config.defaultHeaders || {};
+  var defaultHeaders = Object.keys(defaults).length ? JSON.stringify(defaults, null, 2) : undefined;
 
   function App() {
     return React.createElement(GraphiQL, {
@@ -24,7 +26,8 @@
       defaultQuery: config.defaultQuery,
       query: params.get("query") || undefined,
       variables: params.get("variables") || undefined,
-      headers: params.get("headers") || undefined,
+      headers: params.get("headers") || defaultHeaders,
+      defaultHeaders: defaultHeaders,
       onEditQuery: function (v) { updateURL("query", v); },
       onEditVariables: function (v) { updateURL("variables", v); },
       plugins: [GraphiQLPluginExplorer.explorerPlugin()],
