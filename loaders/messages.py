@@ -7,7 +7,6 @@ resolve from memory. Awaiting one `.load()` per message costs ~0.1 ms each.
 
 from __future__ import annotations
 
-from collections import defaultdict
 from collections.abc import Sequence
 from typing import Any
 
@@ -23,18 +22,14 @@ from schema.contacts.types import ContactType
 from schema.messages.types import InteractionType, MessageType
 
 
-def _values(rows: Sequence[Row]) -> list[defaultdict[str, Any]]:
-    """Each row as name → value, None for the columns the query did not select.
+def _values(rows: Sequence[Row]) -> list[dict[str, Any]]:
+    """Each row as name → value; the columns the query did not select are absent.
 
     Zipping the field names once per row is cheap; Row's own mapping views cost more
     than the rest of building a page.
     """
     fields = rows[0]._fields if rows else ()
-    return [defaultdict(_none, zip(fields, row, strict=True)) for row in rows]
-
-
-def _none() -> None:
-    return None
+    return [dict(zip(fields, row, strict=True)) for row in rows]
 
 
 async def build_messages(

@@ -11,6 +11,7 @@ from strawberry.scalars import JSON
 
 from schema.common.enums import MessageStatus, WhatsAppStatus
 from schema.common.pagination import Connection
+from schema.common.selection import Projected
 from schema.context import Info
 from schema.messages.pages import messages_of
 
@@ -19,8 +20,21 @@ if TYPE_CHECKING:
     from schema.messages.types import InteractionType, MessageType
 
 
+# Columns a joined page may leave out when the query does not select them (never the id).
+_PROJECTED = (
+    "phone",
+    "name",
+    "attributes",
+    "whatsapp_status",
+    "whatsapp_checked_at",
+    "opted_out_at",
+    "created_at",
+    "updated_at",
+)
+
+
 @strawberry.type(name="Contact")
-class ContactType:
+class ContactType(Projected):
     id: strawberry.ID
     phone: str = strawberry.field(description="E.164, e.g. +33612345678.")
     name: str | None
@@ -48,17 +62,10 @@ class ContactType:
 
     @classmethod
     def from_prefixed_values(cls, values: Mapping[str, Any], prefix: str) -> ContactType:
-        """Build from a row's values carrying the contact's columns as `<prefix><name>`."""
-        return cls(
-            id=strawberry.ID(str(values[prefix + "id"])),
-            phone=values[prefix + "phone"],
-            name=values[prefix + "name"],
-            attributes=values[prefix + "attributes"],
-            whatsapp_status=values[prefix + "whatsapp_status"],
-            whatsapp_checked_at=values[prefix + "whatsapp_checked_at"],
-            opted_out_at=values[prefix + "opted_out_at"],
-            created_at=values[prefix + "created_at"],
-            updated_at=values[prefix + "updated_at"],
+        """Build from a row's values carrying the contact's columns as `<prefix><name>`;
+        a column the query did not select stays absent."""
+        return cls.from_projection(
+            values, _PROJECTED, prefix, id=strawberry.ID(str(values[prefix + "id"]))
         )
 
     @strawberry.field

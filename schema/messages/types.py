@@ -10,6 +10,7 @@ import strawberry
 from strawberry.scalars import JSON
 
 from schema.common.enums import InteractionKind, MessageStatus
+from schema.common.selection import Projected
 from schema.contacts.types import ContactType
 from schema.context import Info
 
@@ -36,8 +37,21 @@ class InteractionType:
         )
 
 
+# Columns a page may leave out when the query does not select them (id and keys never).
+_PROJECTED = (
+    "status",
+    "provider_message_id",
+    "error",
+    "sent_at",
+    "delivered_at",
+    "read_at",
+    "failed_at",
+    "created_at",
+)
+
+
 @strawberry.type(name="Message")
-class MessageType:
+class MessageType(Projected):
     """One campaign's message to one contact.
 
     `contact` and `interactions` are filled for the whole page by the loader that built
@@ -65,20 +79,15 @@ class MessageType:
     def from_values(
         cls, values: Mapping[str, Any], contact: ContactType | None = None
     ) -> MessageType:
-        """Build from a row's values (None for the columns the query did not select)."""
-        return cls(
+        """Build from a row's values; a column the query did not select stays absent."""
+        return cls.from_projection(
+            values,
+            _PROJECTED,
             id=strawberry.ID(str(values["id"])),
-            status=values["status"],
-            provider_message_id=values["provider_message_id"],
-            error=values["error"],
-            sent_at=values["sent_at"],
-            delivered_at=values["delivered_at"],
-            read_at=values["read_at"],
-            failed_at=values["failed_at"],
-            created_at=values["created_at"],
             campaign_id=values["campaign_id"],
             contact_id=values["contact_id"],
             contact=contact,
+            interactions=None,
         )
 
     @strawberry.field
