@@ -268,12 +268,10 @@ class Cached(FieldExtension):
         force = bool(self.thunk_fields) and any(
             _selects(f.selections, self.thunk_fields) for f in info.selected_fields
         )
-        value, stamp = await cache.lookup(entry)
+        # A value stored without the lazy part this request wants is recomputed (a miss).
+        value, stamp = await cache.lookup(entry, (lambda v: not v["lazy"]) if force else None)
         if value is not MISS:
-            if not (force and value["lazy"]):
-                return decode(value["v"])
-            metrics = cache.service.metrics[self.namespace]
-            metrics.hits, metrics.misses = metrics.hits - 1, metrics.misses + 1
+            return decode(value["v"])
         if stamp is None:  # Redis unavailable: answer from the database, store nothing
             return await call()
         live: list[Any] = []
@@ -301,7 +299,7 @@ class Cached(FieldExtension):
         return decode(value["v"])
 
     def _report(self, info: strawberry.Info, exc: TypeError) -> None:
-        info.context.cache.service.metrics[self.namespace].errors += 1
+        info.context.cache.service.metrics[self.namespace].error()
         if not self._reported:
             self._reported = True
             logger.error("%s.%s is not cacheable: %s", info.path.typename, self.field_name, exc)
