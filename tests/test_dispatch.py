@@ -20,6 +20,7 @@ from app.dispatch.lock import RedisLock
 from app.dispatch.providers import CloudApiProvider, SimulatedProvider
 from app.dispatch.quota import DAILY_KEY, DailyQuota, RateLimiter
 from app.messages.dispatch_repository import MessageDispatchRepository
+from app.metrics import dispatch_counts
 from tests.conftest import Server
 from tests.fake_whatsapp import (
     PHONE_NUMBER_ID,
@@ -214,6 +215,10 @@ async def test_undeliverable_number_fails_and_marks_contact_invalid(
     assert row.error == "131026: Message undeliverable"
     assert row.whatsapp_status == "invalid"
     assert fake.attempts[phone(2).lstrip("+")] == 1  # never retried
+    assert await dispatch_counts(deps.redis) == {
+        (str(campaign_id), "sent"): 4,
+        (str(campaign_id), "failed"): 1,
+    }
 
 
 async def test_429_and_5xx_are_retried_then_sent_once(
@@ -304,6 +309,11 @@ async def test_daily_quota_waits_until_next_day_and_counts_exactly(
     assert expected <= delay < expected + 5_000
     ttl = await deps.redis.ttl(DAILY_KEY)
     assert expected / 1000 - 5 < ttl <= expected / 1000 + 1
+    # the 15 messages left waiting for the next quota window are counted once
+    assert await dispatch_counts(deps.redis) == {
+        (str(campaign_id), "sent"): 25,
+        (str(campaign_id), "rate_limited"): 15,
+    }
 
 
 async def test_sweeper_fails_messages_of_a_dead_worker_and_completes(
@@ -334,6 +344,7 @@ async def test_sweeper_fails_messages_of_a_dead_worker_and_completes(
     )
     assert errors.scalars().all() == ["interrupted"]
     assert await campaign_status(session, campaign_id) == "completed"
+    assert await dispatch_counts(deps.redis) == {(str(campaign_id), "failed"): 3}
 
 
 async def test_superseded_sweep_chain_stops(session: AsyncSession, make_deps: Any) -> None:
