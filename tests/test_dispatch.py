@@ -3,21 +3,30 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+import logging
+import threading
+import time
+from collections.abc import AsyncIterator, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import pytest
 import pytest_asyncio
+import uvicorn
 from redis.asyncio import Redis
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
 
 from app.config import Provider, Settings
 from app.db import create_engine, create_sessionmaker
 from app.dispatch import tasks
 from app.dispatch.jobs import MATERIALIZE, SEND_BATCH, SWEEP, Jobs
 from app.dispatch.lock import RedisLock
-from app.dispatch.providers import CloudApiProvider, SimulatedProvider
+from app.dispatch.providers import CloudApiProvider, SimulatedProvider, sign
 from app.dispatch.quota import DAILY_KEY, DailyQuota, RateLimiter
 from app.messages.dispatch_repository import MessageDispatchRepository
 from app.metrics import dispatch_counts
@@ -28,6 +37,7 @@ from tests.fake_whatsapp import (
     campaign_status,
     fake_fixture,  # noqa: F401 (the `fake` fixture)
     fake_server_fixture,  # noqa: F401 (the `fake_server` fixture)
+    free_port,
     phone,
     seed_campaign,
     status_counts,
@@ -476,3 +486,77 @@ async def test_simulated_provider_posts_status_callbacks_to_the_webhook(
     await deps.provider.aclose()
     assert set(counts) <= {"delivered", "read"}
     assert sum(counts.values()) == 10
+
+
+@contextmanager
+def flaky_webhook(failures: int) -> Iterator[tuple[str, list[tuple[bytes, str | None]]]]:
+    """A webhook that answers 503 to its first `failures` posts; yields (url, posts seen)."""
+    seen: list[tuple[bytes, str | None]] = []
+
+    async def receive(request: Request) -> Response:
+        seen.append((await request.body(), request.headers.get("x-hub-signature-256")))
+        return Response(status_code=503 if len(seen) <= failures else 200)
+
+    app = Starlette(routes=[Route("/hook", receive, methods=["POST"])])
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="error"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    while not server.started:
+        time.sleep(0.01)
+    try:
+        yield f"http://127.0.0.1:{port}/hook", seen
+    finally:
+        server.should_exit = True
+        thread.join(timeout=5)
+
+
+def _callback_settings(settings: Settings, url: str) -> Settings:
+    return settings.model_copy(
+        update={
+            "whatsapp_webhook_url": url,
+            "whatsapp_app_secret": "s3cret",
+            "simulated_callback_attempts": 4,
+            "simulated_callback_backoff_ms": 1,
+        }
+    )
+
+
+async def test_simulated_callback_refused_with_503_is_retried_until_accepted(
+    settings: Settings,
+) -> None:
+    # given a webhook that is unavailable for its first two posts
+    with flaky_webhook(failures=2) as (url, seen):
+        provider = SimulatedProvider(_callback_settings(settings, url))
+        try:
+            # when
+            delivered = await provider.post_callback(b'{"entry": []}')
+        finally:
+            await provider.aclose()
+
+    # then the same signed body was posted three times, the third accepted
+    assert delivered is True
+    assert seen == [(b'{"entry": []}', sign("s3cret", b'{"entry": []}'))] * 3
+    assert (provider.callbacks_posted, provider.callbacks_retried) == (1, 2)
+    assert provider.callbacks_lost == 0
+
+
+async def test_simulated_callback_given_up_on_is_counted_and_logged_at_warning(
+    settings: Settings, caplog: pytest.LogCaptureFixture
+) -> None:
+    # given a webhook address where nothing listens
+    provider = SimulatedProvider(_callback_settings(settings, f"http://127.0.0.1:{free_port()}/"))
+    try:
+        # when
+        with caplog.at_level(logging.WARNING, logger="app.dispatch.providers"):
+            delivered = await provider.post_callback(b"{}")
+    finally:
+        await provider.aclose()
+
+    # then every attempt was made, and the loss is visible
+    assert delivered is False
+    assert (provider.callbacks_posted, provider.callbacks_retried) == (0, 3)
+    assert provider.callbacks_lost == 1
+    [record] = [r for r in caplog.records if r.name == "app.dispatch.providers"]
+    assert record.levelno == logging.WARNING
+    assert "lost after 4 attempts" in record.getMessage()

@@ -278,11 +278,12 @@ class SimulatedProvider:
             events.append(_reply(wamid, wa_id, text))
         for event in events:
             await asyncio.sleep(random.uniform(0.5, 2.0))
-            if not await self._post(orjson.dumps(event)):
+            if not await self.post_callback(orjson.dumps(event)):
                 return  # later events of this message would arrive out of order anyway
 
-    async def _post(self, body: bytes) -> bool:
-        """One callback, retried on connection errors, timeouts, 429 and 5xx."""
+    async def post_callback(self, body: bytes) -> bool:
+        """Post one signed callback, retried on connection errors, timeouts, 429 and 5xx;
+        False once given up on."""
         headers = {
             "Content-Type": "application/json",
             "X-Hub-Signature-256": sign(self.settings.whatsapp_app_secret, body),
