@@ -43,6 +43,7 @@ from redis.exceptions import RedisError
 
 from app.config import Settings
 from app.dispatch.broker import NAMESPACE as BROKER_NAMESPACE
+from app.metrics import CACHE_EVENTS, CACHE_REDIS_UP
 
 logger = logging.getLogger(__name__)
 
@@ -218,10 +219,34 @@ def open_redis(url: str, *, timeout: float = 0.05) -> Redis:
 
 @dataclass
 class NamespaceMetrics:
+    """One namespace's counters in this service, each also added to its Prometheus series
+    (app/metrics.py), which /metrics sums over every API process of the host."""
+
+    namespace: str
     hits: int = 0
     misses: int = 0
     errors: int = 0  # lookups or writes that met a failing Redis
     invalidations: int = 0
+
+    def __post_init__(self) -> None:
+        # Bound once (and so exported at 0 before the first event).
+        self._series = {event: CACHE_EVENTS[event].labels(self.namespace) for event in CACHE_EVENTS}
+
+    def hit(self) -> None:
+        self.hits += 1
+        self._series["hits"].inc()
+
+    def miss(self) -> None:
+        self.misses += 1
+        self._series["misses"].inc()
+
+    def error(self) -> None:
+        self.errors += 1
+        self._series["errors"].inc()
+
+    def invalidated(self) -> None:
+        self.invalidations += 1
+        self._series["invalidations"].inc()
 
     @property
     def hit_rate(self) -> float:
@@ -231,28 +256,14 @@ class NamespaceMetrics:
 
 @dataclass
 class CacheMetrics:
-    """Process-local counters; each API process reports its own (Prometheus sums them)."""
+    """This service's counters (`cacheMetrics` answers them for the process it runs in)."""
 
     namespaces: dict[str, NamespaceMetrics] = field(
-        default_factory=lambda: {ns: NamespaceMetrics() for ns in NAMESPACES}
+        default_factory=lambda: {ns: NamespaceMetrics(ns) for ns in NAMESPACES}
     )
 
     def __getitem__(self, namespace: str) -> NamespaceMetrics:
         return self.namespaces[namespace]
-
-    def prometheus(self) -> list[str]:
-        lines: list[str] = []
-        for name, kind, help_, read in (
-            ("herald_cache_hits_total", "counter", "Lookups served from Redis.", "hits"),
-            ("herald_cache_misses_total", "counter", "Lookups computed.", "misses"),
-            ("herald_cache_errors_total", "counter", "Redis failures met.", "errors"),
-            ("herald_cache_invalidations_total", "counter", "Bumps.", "invalidations"),
-            ("herald_cache_hit_ratio", "gauge", "hits / (hits + misses).", "hit_rate"),
-        ):
-            lines += [f"# HELP {name} {help_}", f"# TYPE {name} {kind}"]
-            for namespace, metrics in self.namespaces.items():
-                lines.append(f'{name}{{namespace="{namespace}"}} {getattr(metrics, read)}')
-        return lines
 
 
 # -- The service --------------------------------------------------------------------------
@@ -297,6 +308,7 @@ class CacheService:
         self.lock_wait = lock_wait
         self.poll_interval = poll_interval
         self.metrics = CacheMetrics()
+        CACHE_REDIS_UP.set(1)
         self._down_until = 0.0
         self._outage = False
         self._pending: set[str] = set()  # generation keys whose INCR did not reach Redis
@@ -323,10 +335,11 @@ class CacheService:
 
     def _failed(self, exc: BaseException, namespaces: Sequence[str]) -> None:
         for namespace in namespaces:
-            self.metrics[namespace].errors += 1
+            self.metrics[namespace].error()
         self._down_until = time.monotonic() + self.retry_after
         if not self._outage:
             self._outage = True
+            CACHE_REDIS_UP.set(0)
             logger.warning(
                 "Redis cache unavailable (%s: %s): serving from PostgreSQL, probing every %.1f s",
                 type(exc).__name__,
@@ -337,6 +350,7 @@ class CacheService:
     def _succeeded(self) -> None:
         if self._outage:
             self._outage = False
+            CACHE_REDIS_UP.set(1)
             logger.warning("Redis cache available again")
 
     async def _run(self, op: Callable[[], Awaitable[T]], namespaces: Sequence[str]) -> T | Any:
@@ -506,9 +520,7 @@ class CacheService:
         """Bump generations (one round trip); False if Redis was unreachable (replayed later)."""
         keys = {gen_key(t) for t in targets}
         for target in targets:
-            self.metrics[
-                target.namespace if isinstance(target, Scope) else target
-            ].invalidations += 1
+            self.metrics[target.namespace if isinstance(target, Scope) else target].invalidated()
         flush = sorted(keys | self._pending)
 
         async def op() -> None:
@@ -550,18 +562,23 @@ class RequestCache:
         self._stores: DataLoader[tuple[Entry, bytes | None, str | None], None] | None = None
         self._invalidate: set[str | Scope] = set()
 
-    async def lookup(self, entry: Entry) -> tuple[Any, Stamp | None]:
-        """The cached value (or MISS) and the stamp a fill must carry (None: Redis down)."""
+    async def lookup(
+        self, entry: Entry, usable: Callable[[Any], bool] | None = None
+    ) -> tuple[Any, Stamp | None]:
+        """The cached value (or MISS) and the stamp a fill must carry (None: Redis down).
+
+        A stored value that `usable` turns down counts, and is answered, as a miss.
+        """
         if self._reads is None:
             self._reads = DataLoader(self._read_batch)
         self._entries[entry.key] = entry
         value, stamp = await self._reads.load(entry.key)
         metrics = self.service.metrics[entry.namespace]
-        if value is MISS:
-            metrics.misses += 1
-        else:
-            metrics.hits += 1
-        return value, stamp
+        if value is not MISS and (usable is None or usable(value)):
+            metrics.hit()
+            return value, stamp
+        metrics.miss()
+        return MISS, stamp
 
     async def fill(
         self, entry: Entry, stamp: Stamp, compute: Callable[[], Awaitable[Any]]

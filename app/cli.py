@@ -293,11 +293,13 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     settings = load_settings()
     _require_urls(settings, "serve")
     check_database(settings)
-    if args.workers > 1 and "PROMETHEUS_MULTIPROC_DIR" not in os.environ:
+    given = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    if args.workers > 1 or given:
         from app.metrics import prepare_multiprocess_dir
 
-        # One /metrics answer must add up every worker process's series.
-        prepare_multiprocess_dir(Path(settings.data_dir) / "prometheus")
+        # One /metrics answer must add up every worker process's series, and only this
+        # run's: the directory is emptied before the workers start.
+        prepare_multiprocess_dir(given or Path(settings.data_dir) / "prometheus")
     uvicorn.run(
         "app.main:create_app",
         factory=True,

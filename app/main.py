@@ -22,7 +22,7 @@ from app.db import total_statements
 from app.graphiql import graphiql_routes, is_loopback
 from app.http_limits import BodySizeLimit
 from app.logging_filters import install_phone_masking
-from app.metrics import exposition
+from app.metrics import CACHE_REDIS_UP, exposition, sync_totals
 from app.observability import RequestObservability, configure_logging, enable_tracing
 from app.runtime import Runtime
 from app.web import HeraldGraphQL
@@ -61,24 +61,14 @@ async def readyz(request: Request) -> Response:
 
 
 async def metrics(request: Request) -> Response:
-    """Prometheus text: this process's cache counters, SQL statements and Redis round trips."""
+    """Prometheus text: requests, SQL, pool, cache and dispatch counters (app/metrics.py)."""
     runtime: Runtime = request.app.state.runtime
     if refused := await metrics_access_refused(request, runtime):
         return refused
-    lines = [
-        *runtime.cache.metrics.prometheus(),
-        "# HELP herald_cache_redis_up 1 unless the cache's circuit breaker is open.",
-        "# TYPE herald_cache_redis_up gauge",
-        f"herald_cache_redis_up {int(runtime.cache.available)}",
-        "# HELP herald_redis_round_trips_total Redis round trips made by this process.",
-        "# TYPE herald_redis_round_trips_total counter",
-        f"herald_redis_round_trips_total {total_round_trips()}",
-        "# HELP herald_sql_statements_total SQL statements sent by this process.",
-        "# TYPE herald_sql_statements_total counter",
-        f"herald_sql_statements_total {total_statements()}",
-    ]
-    # Request latency, SQL per request, DB pool, dispatch counters (app/metrics.py).
-    body = "\n".join(lines).encode() + b"\n" + await exposition(runtime.engine, runtime.redis)
+    sync_totals(total_round_trips(), total_statements())
+    CACHE_REDIS_UP.set(int(runtime.cache.available))  # this process's breaker, now
+    # Requests, SQL, DB pool, cache and dispatch counters, summed over processes (app/metrics.py).
+    body = await exposition(runtime.engine, runtime.redis)
     return Response(body, media_type="text/plain; version=0.0.4")
 
 

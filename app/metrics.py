@@ -1,11 +1,12 @@
-"""Prometheus series for the API and the dispatch: what /metrics adds to the cache's counters.
+"""Prometheus series for the API and the dispatch: everything /metrics answers.
 
 Processes. `herald serve --workers N` answers a scrape from whichever worker accepts the
 connection, so process-local counters would jump between workers. prometheus_client's
 multiprocess mode fixes that: when PROMETHEUS_MULTIPROC_DIR is set (before the process
 starts; one empty directory shared by every worker of the host) each worker writes its
-series to files there and any worker's /metrics sums them all. Without the variable the
-series live in this process, which is exact for one process (`herald dev`, one worker, tests).
+series to files there and any worker's /metrics sums them all. `herald serve` sets it up
+(emptied at each start) for any number of workers. Without the variable the series live in
+this process, which is exact for one process (`herald dev`, tests).
 
 Dispatch counters are written by Dramatiq workers, possibly on other machines, so they are
 kept in Redis (one hash, `metrics:dispatch`) and read at scrape time: every API process
@@ -19,7 +20,7 @@ import re
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from prometheus_client import CollectorRegistry, Gauge, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.registry import Collector
@@ -65,6 +66,44 @@ _pool = {
         ("overflow", "Connections opened beyond pool_size (up to max_overflow)."),
     )
 }
+
+
+# -- Cache and process totals -----------------------------------------------------------------
+
+CACHE_EVENTS = {
+    event: Counter(f"herald_cache_{event}", help_, ["namespace"], registry=_registry)
+    for event, help_ in (
+        ("hits", "Lookups served from Redis."),
+        ("misses", "Lookups computed."),
+        ("errors", "Redis failures met."),
+        ("invalidations", "Generation bumps."),
+    )
+}
+# livemin: 0 as soon as one live process has its cache's circuit breaker open.
+CACHE_REDIS_UP = Gauge(
+    "herald_cache_redis_up",
+    "1 unless a cache circuit breaker is open (the lowest over live processes).",
+    registry=_registry,
+    multiprocess_mode="livemin",
+)
+REDIS_ROUND_TRIPS = Counter(
+    "herald_redis_round_trips", "Redis round trips made by the API.", registry=_registry
+)
+SQL_STATEMENTS = Counter(
+    "herald_sql_statements", "SQL statements sent by the API.", registry=_registry
+)
+_synced = {"redis": 0, "sql": 0}
+
+
+def sync_totals(redis_round_trips: int, sql_statements: int) -> None:
+    """Add what this process counted since the last call (once per request, cheap)."""
+    for key, total, counter in (
+        ("redis", redis_round_trips, REDIS_ROUND_TRIPS),
+        ("sql", sql_statements, SQL_STATEMENTS),
+    ):
+        if total > _synced[key]:
+            counter.inc(total - _synced[key])
+            _synced[key] = total
 
 
 def prepare_multiprocess_dir(path: str | os.PathLike[str]) -> str:
@@ -186,8 +225,26 @@ def _dispatch_families(counts: dict[tuple[str, str], int] | None) -> list[Metric
     return [family, up]
 
 
+def _hit_ratio(source: CollectorRegistry) -> Metric:
+    """hits / (hits + misses) per namespace, from the (summed) counters."""
+    totals: dict[str, dict[str, float]] = {}
+    for family in source.collect():
+        if family.name in ("herald_cache_hits", "herald_cache_misses"):
+            for sample in family.samples:
+                if sample.name.endswith("_total"):
+                    by = totals.setdefault(sample.labels["namespace"], {})
+                    by[family.name] = by.get(family.name, 0) + sample.value
+    ratio = GaugeMetricFamily(
+        "herald_cache_hit_ratio", "hits / (hits + misses).", labels=["namespace"]
+    )
+    for namespace, by in sorted(totals.items()):
+        hits, misses = by.get("herald_cache_hits", 0), by.get("herald_cache_misses", 0)
+        ratio.add_metric([namespace], round(hits / (hits + misses), 4) if hits + misses else 0)
+    return ratio
+
+
 async def exposition(engine: AsyncEngine, redis: Redis) -> bytes:
-    """This module's series in Prometheus text format (appended to the cache's in /metrics)."""
+    """Every series of /metrics in Prometheus text format, summed over this host's processes."""
     observe_pool(engine)
     if MULTIPROCESS:
         source = CollectorRegistry()
@@ -198,6 +255,6 @@ async def exposition(engine: AsyncEngine, redis: Redis) -> bytes:
         counts: dict[tuple[str, str], int] | None = await dispatch_counts(redis)
     except (RedisError, OSError, TimeoutError):
         counts = None  # Redis down: say so, keep the rest of the scrape
-    dispatch = CollectorRegistry()
-    dispatch.register(_Snapshot(_dispatch_families(counts)))
-    return generate_latest(source) + generate_latest(dispatch)
+    derived = CollectorRegistry()
+    derived.register(_Snapshot([_hit_ratio(source), *_dispatch_families(counts)]))
+    return generate_latest(source) + generate_latest(derived)

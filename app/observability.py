@@ -27,7 +27,9 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from strawberry.extensions import SchemaExtension
 
 from app import metrics
+from app.cache import total_round_trips
 from app.config import ConfigError, LogFormat, Settings
+from app.db import total_statements
 
 if TYPE_CHECKING:
     from strawberry import Schema
@@ -123,6 +125,7 @@ class RequestObservability:
     def _record(scope: Scope, info: RequestInfo, status: int, elapsed: float) -> None:
         route = _route_of(scope)
         metrics.observe_request(route, (info.operation or "") if info.graphql else None, elapsed)
+        metrics.sync_totals(total_round_trips(), total_statements())
         if info.statements is not None:
             metrics.observe_sql(info.operation, info.statements)
         state = getattr(scope.get("app"), "state", None)

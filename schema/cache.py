@@ -16,13 +16,24 @@ deeper inside a stored value are not supported (they raise when asked). Anything
 that is not JSON-able (an ORM object, a session) makes the field uncacheable: it still
 answers, an error is logged once and counted.
 
-Keys: `cache:<namespace>:<Parent>.<field>:<parent id>[:<arguments digest>]`; the parent id
-is `source.id` unless `key=` says otherwise. Only cache fields whose answer depends on
-nothing but the parent and the arguments (not on the caller).
+Keys: `cache:<namespace>:<schema version>:<Parent>.<field>:<parent id>[:<arguments digest>]`;
+the parent id is `source.id` unless `key=` says otherwise. The schema version digests the
+printed SDL, the Python classes and attributes behind its types and the codec's own
+version, so a deploy that renames a type or adds a field (even a private one) reads none
+of the values the previous code stored: they are left to expire. Only cache fields whose
+answer depends on nothing but the parent and the arguments (not on the caller).
+
+Permissions. A cached value is shared by every caller, so the permission check must run
+before `Cached` looks anything up. Strawberry runs a field's extensions last-listed first,
+so `extensions=[Cached(...), *viewer()]` checks first; `check_cache_permissions` refuses,
+when the schema is built, a field listing them the other way round and a root field that
+is cached without any permission.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 import hashlib
 import importlib
 import inspect
@@ -37,7 +48,9 @@ from uuid import UUID
 import orjson
 import strawberry
 from strawberry.extensions import FieldExtension, SchemaExtension
-from strawberry.types.base import has_object_definition
+from strawberry.permission import PermissionExtension
+from strawberry.types.base import StrawberryObjectDefinition, has_object_definition
+from strawberry.types.enum import StrawberryEnumDefinition
 from strawberry.types.field import StrawberryField
 from strawberry.types.nodes import SelectedField
 
@@ -52,6 +65,9 @@ logger = logging.getLogger(__name__)
 Json = Any
 
 # -- Codec --------------------------------------------------------------------------------
+
+# Bump when `encode`'s layout changes: stored values then belong to another schema version.
+CODEC_VERSION = 1
 
 _classes: dict[str, type] = {}
 
@@ -185,6 +201,70 @@ def arguments_digest(kwargs: dict[str, Any]) -> str:
     return hashlib.blake2b(raw, digest_size=12).hexdigest()
 
 
+# -- Schema version and build-time checks -------------------------------------------------
+
+
+@functools.cache
+def schema_version(schema: strawberry.Schema) -> str:
+    """12 hex digits naming what a stored value depends on: SDL, Python types, codec."""
+    shapes: list[str] = []
+    for name, concrete in sorted(schema.schema_converter.type_map.items()):
+        definition = concrete.definition
+        if isinstance(definition, StrawberryObjectDefinition):
+            origin = definition.origin
+            attributes = (
+                [f.name for f in dataclasses.fields(origin)]
+                if dataclasses.is_dataclass(origin)
+                else []
+            )
+            shapes.append(f"{name}={_ref(origin)}({','.join(attributes)})")
+        elif isinstance(definition, StrawberryEnumDefinition):
+            members = ",".join(f"{v.name}={v.value!r}" for v in definition.values)
+            shapes.append(f"{name}={_ref(definition.wrapped_cls)}({members})")
+    digest = hashlib.blake2b(digest_size=6)
+    for part in (f"codec {CODEC_VERSION}", schema.as_str(), *shapes):
+        digest.update(part.encode())
+        digest.update(b"\0")
+    return digest.hexdigest()
+
+
+class CacheOrderError(TypeError):
+    """A cached field that could answer a caller its permission check would refuse."""
+
+
+def check_cache_permissions(schema: strawberry.Schema) -> None:
+    """Refuse fields whose cache lookup would run before (or without) their permission check.
+
+    Strawberry wraps the resolver with each listed extension in turn, so the last one is
+    the outermost and runs first: every PermissionExtension must come after `Cached`.
+    Root fields hold no parent whose own check already ran, so a cached one needs a check.
+    """
+    graphql = schema._schema
+    roots = {
+        root.name
+        for root in (graphql.query_type, graphql.mutation_type, graphql.subscription_type)
+        if root is not None
+    }
+    for name, concrete in schema.schema_converter.type_map.items():
+        definition = concrete.definition
+        if not isinstance(definition, StrawberryObjectDefinition):
+            continue
+        for field in definition.fields:
+            extensions = list(field.extensions)
+            cached = [i for i, e in enumerate(extensions) if isinstance(e, Cached)]
+            checks = [i for i, e in enumerate(extensions) if isinstance(e, PermissionExtension)]
+            if not cached:
+                continue
+            where = f"{name}.{field.graphql_name or field.python_name}"
+            if checks and min(checks) < max(cached):
+                raise CacheOrderError(
+                    f"{where}: list Cached before the permission extension "
+                    "(extensions=[Cached(...), *viewer()]): the last listed runs first"
+                )
+            if not checks and name in roots:
+                raise CacheOrderError(f"{where}: a cached root field needs a permission check")
+
+
 # -- The field extension ------------------------------------------------------------------
 
 
@@ -257,7 +337,8 @@ class Cached(FieldExtension):
             return await call()
         if self.when is not None and not self.when(source):
             return await call()
-        name = f"{info.path.typename}.{info.field_name}:{self.key(source)}"
+        version = schema_version(info.schema)
+        name = f"{version}:{info.path.typename}.{info.field_name}:{self.key(source)}"
         if kwargs:
             name += f":{arguments_digest(kwargs)}"
         scope = self.scope(source) if self.scope is not None else None
@@ -268,12 +349,10 @@ class Cached(FieldExtension):
         force = bool(self.thunk_fields) and any(
             _selects(f.selections, self.thunk_fields) for f in info.selected_fields
         )
-        value, stamp = await cache.lookup(entry)
+        # A value stored without the lazy part this request wants is recomputed (a miss).
+        value, stamp = await cache.lookup(entry, (lambda v: not v["lazy"]) if force else None)
         if value is not MISS:
-            if not (force and value["lazy"]):
-                return decode(value["v"])
-            metrics = cache.service.metrics[self.namespace]
-            metrics.hits, metrics.misses = metrics.hits - 1, metrics.misses + 1
+            return decode(value["v"])
         if stamp is None:  # Redis unavailable: answer from the database, store nothing
             return await call()
         live: list[Any] = []
@@ -301,7 +380,7 @@ class Cached(FieldExtension):
         return decode(value["v"])
 
     def _report(self, info: strawberry.Info, exc: TypeError) -> None:
-        info.context.cache.service.metrics[self.namespace].errors += 1
+        info.context.cache.service.metrics[self.namespace].error()
         if not self._reported:
             self._reported = True
             logger.error("%s.%s is not cacheable: %s", info.path.typename, self.field_name, exc)
@@ -359,14 +438,17 @@ class RedisRoundTrips(SchemaExtension):
 
 
 __all__ = [
+    "CacheOrderError",
     "Cached",
     "RedisRoundTrips",
     "Scope",
     "campaign_changed",
     "categories_changed",
+    "check_cache_permissions",
     "contacts_changed",
     "decode",
     "encode",
     "invalidate_after_commit",
     "messages_changed",
+    "schema_version",
 ]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import AsyncIterator, Iterator
+from typing import Any
 
 import strawberry
 from graphql import GraphQLError
@@ -14,6 +15,7 @@ from strawberry.types.graphql import OperationType
 
 from app.db import count_statements
 from app.observability import record_statements
+from schema.cache import check_cache_permissions
 from schema.context import Context
 from schema.masking import report_errors
 
@@ -72,7 +74,12 @@ class TransactionBoundary(SchemaExtension):
 
 class HeraldSchema(strawberry.Schema):
     """Logs unexpected errors with their stack and an id; a client's mistake is not a server
-    event. Masks them in prod (schema/masking.py)."""
+    event. Masks them in prod (schema/masking.py). Refuses to build with a cached field
+    whose permission check would run after its cache lookup (schema/cache.py)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        check_cache_permissions(self)
 
     def process_errors(
         self, errors: list[GraphQLError], execution_context: ExecutionContext | None = None

@@ -15,6 +15,7 @@ import pytest
 import pytest_asyncio
 import strawberry
 from redis.asyncio import Redis
+from strawberry.tools import merge_types
 
 from app.cache import (
     MISS,
@@ -28,7 +29,14 @@ from app.cache import (
     open_redis,
 )
 from app.config import Settings
-from schema.cache import Cached, arguments_digest, decode, encode, invalidate_after_commit
+from schema.cache import (
+    Cached,
+    arguments_digest,
+    decode,
+    encode,
+    invalidate_after_commit,
+    schema_version,
+)
 
 pytestmark = pytest.mark.asyncio
 
@@ -140,6 +148,7 @@ class Query:
 
 
 SCHEMA = strawberry.Schema(query=Query)
+V = schema_version(SCHEMA)  # every key of this schema's values carries it
 
 FIVE_FIELDS = """{
   totals { total phase at double lazy }
@@ -208,6 +217,15 @@ async def service(redis: Redis, cache_settings: Settings) -> CacheService:
     return CacheService(redis, cache_settings)
 
 
+@pytest_asyncio.fixture
+async def patient(cache_settings: Settings) -> AsyncIterator[CacheService]:
+    """A service whose Redis timeouts a loaded machine never reaches: every miss is real."""
+    assert cache_settings.redis_url is not None
+    client = open_redis(cache_settings.redis_url, timeout=5.0)
+    yield CacheService(client, cache_settings)
+    await client.aclose()
+
+
 async def run(service: CacheService, query: str) -> tuple[Any, FakeContext]:
     context = FakeContext(cache=service.request())
     result = await SCHEMA.execute(query, context_value=context)
@@ -236,24 +254,24 @@ async def test_each_field_ttl_in_redis_is_the_setting(service: CacheService, red
     await run(service, RUN_STATS)
     # then
     expected = {
-        "cache:stats:Query.totals:_": 61,
-        "cache:categories:Query.items:_": 122,
-        f"cache:contacts:Query.contactPage:_:{arguments_digest({'first': 2})}": 34,
-        "cache:campaigns:Query.runs:_": 15,
-        "cache:campaigns:Run.stats:11": 66,
+        f"cache:stats:{V}:Query.totals:_": 61,
+        f"cache:categories:{V}:Query.items:_": 122,
+        f"cache:contacts:{V}:Query.contactPage:_:{arguments_digest({'first': 2})}": 34,
+        f"cache:campaigns:{V}:Query.runs:_": 15,
+        f"cache:campaigns:{V}:Run.stats:11": 66,
     }
     for key, ttl in expected.items():
         pttl = await redis.pttl(key)
         assert ttl * 1000 - 1000 < pttl <= ttl * 1000, key
-    item = f"cache:categories:Query.item:_:{arguments_digest({'id': '2'})}"
+    item = f"cache:categories:{V}:Query.item:_:{arguments_digest({'id': '2'})}"
     assert 121_000 < await redis.pttl(item) <= 122_000
     # `when` was False for the sending run: nothing stored for it
-    assert await redis.exists("cache:campaigns:Run.stats:10") == 0
+    assert await redis.exists(f"cache:campaigns:{V}:Run.stats:10") == 0
 
 
 async def test_nested_field_uses_namespace_default_ttl(service: CacheService, redis: Redis) -> None:
     await run(service, "{ items { memberCount } }")
-    assert 62_000 < await redis.pttl("cache:contacts:Item.memberCount:1") <= 63_000
+    assert 62_000 < await redis.pttl(f"cache:contacts:{V}:Item.memberCount:1") <= 63_000
 
 
 async def test_hit_returns_rebuilt_types_without_computing(service: CacheService) -> None:
@@ -358,7 +376,8 @@ async def test_value_computed_before_an_invalidation_is_never_served(
     assert value is MISS
 
 
-async def test_concurrent_misses_compute_once_per_process(service: CacheService) -> None:
+async def test_concurrent_misses_compute_once_per_process(patient: CacheService) -> None:
+    service = patient  # 20 connections open at once: no 50 ms connect timeout under load
     # given: a slow computation
     DELAY["totals"] = 0.05
     # when
@@ -374,7 +393,7 @@ async def test_concurrent_misses_compute_once_across_processes(
 ) -> None:
     """Two services with their own connections stand in for two API processes."""
     assert settings.redis_url is not None
-    clients = [open_redis(settings.redis_url) for _ in range(2)]
+    clients = [open_redis(settings.redis_url, timeout=5.0) for _ in range(2)]  # see `patient`
     try:
         first, second = (CacheService(c, cache_settings, lock_wait=2.0) for c in clients)
         DELAY["totals"] = 0.1
@@ -399,7 +418,7 @@ async def test_lock_holder_that_stores_nothing_lets_others_compute(
     # then: computed here after the lock expired, and stored
     assert data == {"totals": {"total": 7}}
     assert CALLS["totals"] == 1
-    assert await redis.exists("cache:stats:Query.totals:_") == 1
+    assert await redis.exists(f"cache:stats:{V}:Query.totals:_") == 1
 
 
 async def test_uncacheable_value_still_answers_and_is_reported_once(
@@ -413,7 +432,7 @@ async def test_uncacheable_value_still_answers_and_is_reported_once(
     assert CALLS["broken"] == 3
     assert service.metrics["stats"].errors == 3
     assert len([r for r in caplog.records if "not cacheable" in r.message]) == 1
-    assert await redis.exists("cache:stats:Query.broken:_") == 0
+    assert await redis.exists(f"cache:stats:{V}:Query.broken:_") == 0
     assert await redis.exists("cache:lock:stats:Query.broken:_") == 0
 
 
@@ -518,3 +537,73 @@ async def test_codec_round_trip_keeps_types_and_forces_thunks() -> None:
     assert type(copy) is Totals
     assert (copy.total, copy.phase, copy.at) == (totals.total, Phase.SENDING, totals.at)
     assert await copy._lazy() == 11
+
+
+# -- Schema versions: a deploy never reads the previous code's values -----------------------
+
+
+@strawberry.type
+class Added:
+    @strawberry.field
+    def added(self) -> int:
+        return 1
+
+
+# The same fields plus one, as after a deploy that adds a field.
+NEXT_SCHEMA = strawberry.Schema(query=merge_types("Query", (Query, Added)))
+
+
+async def _run_on(schema: strawberry.Schema, service: CacheService, query: str) -> Any:
+    result = await schema.execute(query, context_value=FakeContext(cache=service.request()))
+    assert result.errors is None, result.errors
+    return result.data
+
+
+async def test_values_stored_under_one_schema_are_not_read_under_another(
+    patient: CacheService, redis: Redis
+) -> None:
+    service = patient
+    # given values stored by the current schema
+    await _run_on(SCHEMA, service, FIVE_FIELDS)
+    calls = CALLS.copy()
+
+    # when the next schema (one more field) answers the same document, then the old again
+    after_deploy = await _run_on(NEXT_SCHEMA, service, FIVE_FIELDS)
+    before_deploy = await _run_on(SCHEMA, service, FIVE_FIELDS)
+
+    # then the next schema computed every field itself; the old values stayed intact
+    assert schema_version(NEXT_SCHEMA) != V
+    assert after_deploy == before_deploy == FIVE_EXPECTED
+    assert calls + calls == CALLS
+    stored = {k.decode() for k in await redis.keys("cache:stats:*") if isinstance(k, bytes)}
+    assert stored == {
+        f"cache:stats:{schema_version(NEXT_SCHEMA)}:Query.totals:_",
+        f"cache:stats:{V}:Query.totals:_",
+    }
+
+
+def _version_of(cls: type) -> str:
+    """The version of a schema whose only field answers a `cls`."""
+    root = type("Query", (), {"__annotations__": {"value": cls | None}, "value": None})
+    return schema_version(strawberry.Schema(query=strawberry.type(root)))
+
+
+async def test_schema_version_follows_private_attributes_and_class_names() -> None:
+    # given three types with the same SDL: one adds a private attribute, one is renamed
+    @strawberry.type(name="Thing")
+    class Thing:
+        name: str
+
+    @strawberry.type(name="Thing")
+    class WithPrivate:
+        name: str
+        owner_id: strawberry.Private[int]
+
+    @strawberry.type(name="Thing")
+    class Renamed:
+        name: str
+
+    # when / then: each one is a schema of its own for the cache
+    versions = {_version_of(Thing), _version_of(WithPrivate), _version_of(Renamed)}
+    assert len(versions) == 3
+    assert _version_of(Thing) == _version_of(Thing)

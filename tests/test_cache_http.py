@@ -145,7 +145,7 @@ async def test_metrics_route_speaks_prometheus_text(http: httpx.AsyncClient) -> 
     assert response.headers["content-type"].startswith("text/plain; version=0.0.4")
     lines = response.text.splitlines()
     assert "# TYPE herald_cache_hits_total counter" in lines
-    assert "herald_cache_redis_up 1" in lines
+    assert "herald_cache_redis_up 1.0" in lines
     for namespace in ("stats", "categories", "contacts", "campaigns"):
         assert any(
             line.startswith(f'herald_cache_misses_total{{namespace="{namespace}"}} ')

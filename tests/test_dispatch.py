@@ -3,23 +3,33 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+import logging
+import threading
+import time
+from collections.abc import AsyncIterator, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import pytest
 import pytest_asyncio
+import uvicorn
 from redis.asyncio import Redis
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
 
 from app.config import Provider, Settings
 from app.db import create_engine, create_sessionmaker
 from app.dispatch import tasks
 from app.dispatch.jobs import MATERIALIZE, SEND_BATCH, SWEEP, Jobs
 from app.dispatch.lock import RedisLock
-from app.dispatch.providers import CloudApiProvider, SimulatedProvider
+from app.dispatch.providers import CloudApiProvider, SimulatedProvider, sign
 from app.dispatch.quota import DAILY_KEY, DailyQuota, RateLimiter
 from app.messages.dispatch_repository import MessageDispatchRepository
+from app.metrics import dispatch_counts
 from tests.conftest import Server
 from tests.fake_whatsapp import (
     PHONE_NUMBER_ID,
@@ -27,6 +37,7 @@ from tests.fake_whatsapp import (
     campaign_status,
     fake_fixture,  # noqa: F401 (the `fake` fixture)
     fake_server_fixture,  # noqa: F401 (the `fake_server` fixture)
+    free_port,
     phone,
     seed_campaign,
     status_counts,
@@ -214,6 +225,10 @@ async def test_undeliverable_number_fails_and_marks_contact_invalid(
     assert row.error == "131026: Message undeliverable"
     assert row.whatsapp_status == "invalid"
     assert fake.attempts[phone(2).lstrip("+")] == 1  # never retried
+    assert await dispatch_counts(deps.redis) == {
+        (str(campaign_id), "sent"): 4,
+        (str(campaign_id), "failed"): 1,
+    }
 
 
 async def test_429_and_5xx_are_retried_then_sent_once(
@@ -304,6 +319,11 @@ async def test_daily_quota_waits_until_next_day_and_counts_exactly(
     assert expected <= delay < expected + 5_000
     ttl = await deps.redis.ttl(DAILY_KEY)
     assert expected / 1000 - 5 < ttl <= expected / 1000 + 1
+    # the 15 messages left waiting for the next quota window are counted once
+    assert await dispatch_counts(deps.redis) == {
+        (str(campaign_id), "sent"): 25,
+        (str(campaign_id), "rate_limited"): 15,
+    }
 
 
 async def test_sweeper_fails_messages_of_a_dead_worker_and_completes(
@@ -334,6 +354,7 @@ async def test_sweeper_fails_messages_of_a_dead_worker_and_completes(
     )
     assert errors.scalars().all() == ["interrupted"]
     assert await campaign_status(session, campaign_id) == "completed"
+    assert await dispatch_counts(deps.redis) == {(str(campaign_id), "failed"): 3}
 
 
 async def test_superseded_sweep_chain_stops(session: AsyncSession, make_deps: Any) -> None:
@@ -465,3 +486,77 @@ async def test_simulated_provider_posts_status_callbacks_to_the_webhook(
     await deps.provider.aclose()
     assert set(counts) <= {"delivered", "read"}
     assert sum(counts.values()) == 10
+
+
+@contextmanager
+def flaky_webhook(failures: int) -> Iterator[tuple[str, list[tuple[bytes, str | None]]]]:
+    """A webhook that answers 503 to its first `failures` posts; yields (url, posts seen)."""
+    seen: list[tuple[bytes, str | None]] = []
+
+    async def receive(request: Request) -> Response:
+        seen.append((await request.body(), request.headers.get("x-hub-signature-256")))
+        return Response(status_code=503 if len(seen) <= failures else 200)
+
+    app = Starlette(routes=[Route("/hook", receive, methods=["POST"])])
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="error"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    while not server.started:
+        time.sleep(0.01)
+    try:
+        yield f"http://127.0.0.1:{port}/hook", seen
+    finally:
+        server.should_exit = True
+        thread.join(timeout=5)
+
+
+def _callback_settings(settings: Settings, url: str) -> Settings:
+    return settings.model_copy(
+        update={
+            "whatsapp_webhook_url": url,
+            "whatsapp_app_secret": "s3cret",
+            "simulated_callback_attempts": 4,
+            "simulated_callback_backoff_ms": 1,
+        }
+    )
+
+
+async def test_simulated_callback_refused_with_503_is_retried_until_accepted(
+    settings: Settings,
+) -> None:
+    # given a webhook that is unavailable for its first two posts
+    with flaky_webhook(failures=2) as (url, seen):
+        provider = SimulatedProvider(_callback_settings(settings, url))
+        try:
+            # when
+            delivered = await provider.post_callback(b'{"entry": []}')
+        finally:
+            await provider.aclose()
+
+    # then the same signed body was posted three times, the third accepted
+    assert delivered is True
+    assert seen == [(b'{"entry": []}', sign("s3cret", b'{"entry": []}'))] * 3
+    assert (provider.callbacks_posted, provider.callbacks_retried) == (1, 2)
+    assert provider.callbacks_lost == 0
+
+
+async def test_simulated_callback_given_up_on_is_counted_and_logged_at_warning(
+    settings: Settings, caplog: pytest.LogCaptureFixture
+) -> None:
+    # given a webhook address where nothing listens
+    provider = SimulatedProvider(_callback_settings(settings, f"http://127.0.0.1:{free_port()}/"))
+    try:
+        # when
+        with caplog.at_level(logging.WARNING, logger="app.dispatch.providers"):
+            delivered = await provider.post_callback(b"{}")
+    finally:
+        await provider.aclose()
+
+    # then every attempt was made, and the loss is visible
+    assert delivered is False
+    assert (provider.callbacks_posted, provider.callbacks_retried) == (0, 3)
+    assert provider.callbacks_lost == 1
+    [record] = [r for r in caplog.records if r.name == "app.dispatch.providers"]
+    assert record.levelno == logging.WARNING
+    assert "lost after 4 attempts" in record.getMessage()

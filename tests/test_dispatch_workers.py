@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -14,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.config import Settings
 from app.dispatch.quota import DAILY_KEY
-from tests.conftest import GqlClient
+from tests.conftest import GqlClient, Server
 from tests.fake_whatsapp import (
     FakeWhatsApp,
     Worker,
@@ -220,3 +221,47 @@ async def test_daily_quota_reached_mid_campaign_waits(
     assert 0 < client.ttl(DAILY_KEY) <= 86_400
     # the send chains sleep in the broker's delay queue until the quota resets
     assert client.hlen("dramatiq:default.DQ.msgs") >= 1
+
+
+def _simulated_undeliverable(index: int, rate: float) -> bool:
+    """The simulated provider's own rule: the same numbers always fail."""
+    return hashlib.sha256(phone(index).encode()).digest()[0] / 256 < rate
+
+
+async def test_demo_campaign_with_the_simulated_provider_moves_past_sent(
+    gql: GqlClient, session: AsyncSession, settings: Settings, server: Server, tmp_path: Path
+) -> None:
+    # given a demo-sized campaign sent at full speed, so that ~3,000 status callbacks
+    # reach the API's webhook within a few seconds
+    size = 1_200
+    campaign_id = await seed_campaign(session, size)
+    log = tmp_path / "worker.log"
+    env = worker_env(
+        settings,
+        "http://unused",
+        whatsapp_provider="simulated",
+        whatsapp_webhook_url=f"{server.url}/webhooks/whatsapp",
+        whatsapp_rate_per_second=100_000,
+    )
+    worker = Worker(env, log, processes=2)
+    try:
+        # when
+        await gql.ok(START, {"id": str(campaign_id)})
+
+        async def settled() -> bool:
+            counts = await status_counts(session, campaign_id)
+            return sum(counts.values()) == size and not {"pending", "sending", "sent"} & set(counts)
+
+        await wait_until(settled, 120, worker, log)
+    finally:
+        worker.stop()
+
+    # then every message moved past `sent` by itself: delivered or read, or failed for the
+    # numbers the simulation makes undeliverable; no callback was given up on
+    counts = await status_counts(session, campaign_id)
+    failed = sum(_simulated_undeliverable(i, settings.simulated_failure_rate) for i in range(size))
+    assert counts.get("failed", 0) == failed
+    assert counts["delivered"] + counts["read"] == size - failed
+    assert counts["read"] > 0
+    assert "lost after" not in log.read_text()
+    assert await campaign_status(session, campaign_id) == "completed"

@@ -11,7 +11,7 @@ import re
 import ssl
 import time
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 import httpx
@@ -216,17 +216,31 @@ def sign(secret: str, body: bytes) -> str:
     return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
 
 
-@dataclass
 class SimulatedProvider:
     """A stand-in provider: latency, failures, and the callbacks a real one would post.
 
     Deterministic per number (the same numbers are always undeliverable) so a retried
-    campaign behaves like the real thing.
+    campaign behaves like the real thing. Callbacks go to Herald's own webhook, which is
+    busy dispatching the same campaign: at most `simulated_callback_concurrency` posts are
+    in flight per process (over as many pooled connections, so none waits for the pool),
+    and a post that fails is tried again with backoff. Redelivery is harmless (statuses
+    only move forward, inbound events are keyed by their id). A callback given up on is
+    counted in `callbacks_lost` and logged at WARNING: the demo then has a message stuck
+    in `sent`, which must never happen silently.
     """
 
-    settings: Settings
-    client: httpx.AsyncClient = field(default_factory=lambda: httpx.AsyncClient(timeout=5))
-    _tasks: set[asyncio.Task[None]] = field(default_factory=set)
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        width = settings.simulated_callback_concurrency
+        self.client = httpx.AsyncClient(
+            timeout=httpx.Timeout(10.0, pool=None),
+            limits=httpx.Limits(max_connections=width, max_keepalive_connections=width),
+        )
+        self.callbacks_posted = 0
+        self.callbacks_retried = 0
+        self.callbacks_lost = 0
+        self._slots = asyncio.Semaphore(width)
+        self._tasks: set[asyncio.Task[None]] = set()
 
     @property
     def webhook_url(self) -> str:
@@ -264,18 +278,46 @@ class SimulatedProvider:
             events.append(_reply(wamid, wa_id, text))
         for event in events:
             await asyncio.sleep(random.uniform(0.5, 2.0))
-            body = orjson.dumps(event)
+            if not await self.post_callback(orjson.dumps(event)):
+                return  # later events of this message would arrive out of order anyway
+
+    async def post_callback(self, body: bytes) -> bool:
+        """Post one signed callback, retried on connection errors, timeouts, 429 and 5xx;
+        False once given up on."""
+        headers = {
+            "Content-Type": "application/json",
+            "X-Hub-Signature-256": sign(self.settings.whatsapp_app_secret, body),
+        }
+        attempts = self.settings.simulated_callback_attempts
+        problem = ""
+        for attempt in range(attempts):
+            if attempt:
+                self.callbacks_retried += 1
+                base = self.settings.simulated_callback_backoff_ms / 1000
+                await asyncio.sleep(min(base * 2 ** (attempt - 1), 10.0) * random.uniform(0.5, 1))
             try:
-                await self.client.post(
-                    self.webhook_url,
-                    content=body,
-                    headers={
-                        "Content-Type": "application/json",
-                        "X-Hub-Signature-256": sign(self.settings.whatsapp_app_secret, body),
-                    },
-                )
-            except httpx.HTTPError as exc:
-                logger.debug("simulated callback not delivered: %r", exc)
+                async with self._slots:
+                    response = await self.client.post(
+                        self.webhook_url, content=body, headers=headers
+                    )
+            except httpx.TransportError as exc:
+                problem = repr(exc)
+                continue
+            if response.status_code < 300:
+                self.callbacks_posted += 1
+                return True
+            problem = f"HTTP {response.status_code}"
+            if response.status_code != 429 and response.status_code < 500:
+                break  # refused (bad signature, bad payload): trying again changes nothing
+        self.callbacks_lost += 1
+        logger.warning(
+            "simulated callback to %s lost after %d attempts (%s); %d lost so far",
+            self.webhook_url,
+            attempt + 1,
+            problem,
+            self.callbacks_lost,
+        )
+        return False
 
     async def check_contacts(self, phones: list[str]) -> dict[str, bool]:
         return {phone: not self._undeliverable(phone) for phone in phones}

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from redis.asyncio import Redis
+from redis.exceptions import RedisError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.campaigns.dispatch_repository import CampaignDispatchRepository
@@ -27,6 +28,7 @@ from app.dispatch.progress import notify_campaign_progress
 from app.dispatch.providers import Outbound, SendResult, Template, WhatsAppProvider
 from app.dispatch.quota import DailyQuota, RateLimiter
 from app.messages.dispatch_repository import Claimed, MessageDispatchRepository
+from app.metrics import record_dispatch
 from app.models import CampaignStatus
 
 logger = logging.getLogger(__name__)
@@ -128,6 +130,9 @@ async def _one_batch(deps: Deps, campaign_id: int) -> int | None:
     quota = DailyQuota(deps.redis, settings.whatsapp_daily_quota)
     granted = await quota.reserve(settings.dispatch_batch_size)
     if granted == 0:
+        async with deps.sessionmaker() as session:
+            waiting = (await MessageDispatchRepository(session).open_counts(campaign_id)).pending
+        await _count(deps, campaign_id, rate_limited=waiting)
         wait_ms = DailyQuota.ms_until_reset()
         await deps.redis.set(active_key(campaign_id), "1", px=wait_ms + _timeout_ms(deps))
         deps.jobs.send_batch(campaign_id, delay_ms=wait_ms)
@@ -152,6 +157,8 @@ async def _one_batch(deps: Deps, campaign_id: int) -> int | None:
         if m.opted_out or m.invalid
     ]
     await _record(deps, results, {m.id: m.contact_id for m in claimed})
+    sent = sum(1 for r in results if r.ok)
+    await _count(deps, campaign_id, sent=sent, failed=len(results) - sent)
     await notify_campaign_progress(deps.redis, campaign_id)
     return len(claimed)
 
@@ -194,6 +201,14 @@ async def _record(deps: Deps, results: list[SendResult], contact_of: dict[int, i
         await session.commit()
 
 
+async def _count(deps: Deps, campaign_id: int, **outcomes: int) -> None:
+    """Add to the dispatch counters of /metrics; they never hold up or fail a dispatch."""
+    try:
+        await record_dispatch(deps.redis, campaign_id, **outcomes)
+    except (RedisError, OSError) as exc:
+        logger.warning("campaign %s: dispatch counters not updated: %r", campaign_id, exc)
+
+
 async def finish(deps: Deps, campaign_id: int) -> bool:
     """Fail interrupted messages and complete the campaign if nothing is left open.
 
@@ -217,6 +232,7 @@ async def finish(deps: Deps, campaign_id: int) -> bool:
             await session.commit()
     if swept:
         logger.warning("campaign %s: %d interrupted messages marked failed", campaign_id, swept)
+        await _count(deps, campaign_id, failed=swept)
     if swept or completed:
         await notify_campaign_progress(deps.redis, campaign_id, force=True)
     sending = campaign is not None and campaign.status == CampaignStatus.SENDING

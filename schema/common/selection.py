@@ -1,10 +1,15 @@
-"""Look-ahead into a connection's selection, so a loader can prefetch what nodes will need."""
+"""Look-ahead into a connection's selection, so a loader can prefetch what nodes will need.
+
+Types built from such a projection (`Projected`) hold only the columns that were fetched:
+reading another one raises `ColumnNotFetched` instead of answering None, so a resolver
+that needs an unselected column fails on its first run rather than returning wrong data.
+"""
 
 from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from strawberry.types.nodes import FragmentSpread, InlineFragment, SelectedField, Selection
 
@@ -64,3 +69,23 @@ def node_child_columns(info: Any, name: str) -> frozenset[str] | None:
     if not children:
         return None
     return frozenset(_snake(sub.name) for child in children for sub in _fields(child.selections))
+
+
+class ColumnNotFetched(AttributeError):
+    """A column the query's selection did not fetch was read."""
+
+
+class Projected:
+    """Base of GraphQL types built from a projected row (loaders/messages.py): unfetched
+    columns are absent, and reading one raises `ColumnNotFetched`."""
+
+    if not TYPE_CHECKING:  # mypy would otherwise accept any attribute name on these types
+
+        def __getattr__(self, name: str) -> Any:
+            # Only reached when normal lookup failed: the attribute is not on the instance.
+            if name in getattr(type(self), "__dataclass_fields__", ()):
+                raise ColumnNotFetched(
+                    f"{type(self).__name__}.{name} was not fetched: the query did not select "
+                    "it. Fetch it (the loader's columns) before a resolver reads it."
+                )
+            raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")

@@ -10,6 +10,7 @@ from strawberry.scalars import JSON
 
 from schema.common.enums import MessageStatus, WhatsAppStatus
 from schema.common.pagination import Connection
+from schema.common.selection import Projected
 from schema.context import Info
 from schema.messages.pages import messages_of
 
@@ -19,7 +20,7 @@ if TYPE_CHECKING:
 
 
 @strawberry.type(name="Contact")
-class ContactType:
+class ContactType(Projected):
     id: strawberry.ID
     phone: str = strawberry.field(description="E.164, e.g. +33612345678.")
     name: str | None

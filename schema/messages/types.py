@@ -9,6 +9,7 @@ import strawberry
 from strawberry.scalars import JSON
 
 from schema.common.enums import InteractionKind, MessageStatus
+from schema.common.selection import Projected
 from schema.contacts.types import ContactType
 from schema.context import Info
 
@@ -36,7 +37,7 @@ class InteractionType:
 
 
 @strawberry.type(name="Message")
-class MessageType:
+class MessageType(Projected):
     """One campaign's message to one contact.
 
     `contact` and `interactions` are filled for the whole page by the loader that built
