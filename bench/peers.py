@@ -137,7 +137,7 @@ class Round:
 
     requests_per_second: float
     p50_ms: float
-    errors: int  # non-2xx/3xx responses plus socket errors (connect, read, write, timeout)
+    errors: int  # non-2xx responses, socket errors (connect, read, write, timeout), GraphQL errors
 
 
 # --- PostGraphile -------------------------------------------------------------------
@@ -284,12 +284,24 @@ def check_equal(servers: Sequence[Server], shape: Shape) -> int:
 
 _RESULT = "wrk-result"
 
-_DONE = f"""
-done = function(summary, latency, requests)
+# Runs in wrk: each thread counts answers that carry GraphQL errors with a 2xx status (wrk
+# counts 4xx and 5xx itself); done() adds wrk's counts and prints one line for wrk() to read.
+_COUNT_AND_REPORT = f"""
+local threads = {{}}
+function setup(thread) table.insert(threads, thread) end
+function init(args) graphql_errors = 0 end
+function response(status, headers, body)
+  if status < 400 and body and string.find(body, '"errors":', 1, true) then
+    graphql_errors = graphql_errors + 1
+  end
+end
+function done(summary, latency, requests)
+  local graphql = 0
+  for _, thread in ipairs(threads) do graphql = graphql + thread:get("graphql_errors") end
   local e = summary.errors
-  io.write(string.format("{_RESULT} %d %d %d %d %d %d %d %f\\n",
+  io.write(string.format("{_RESULT} %d %d %d %d %d %d %d %d %f\\n",
     summary.requests, summary.duration, e.connect, e.read, e.write, e.status, e.timeout,
-    latency:percentile(50)))
+    graphql, latency:percentile(50)))
 end
 """
 
@@ -308,7 +320,7 @@ def lua_script(server: Server, shape: Shape) -> str:
     headers = {"Content-Type": "application/json", **server.headers}
     lines = ['wrk.method = "POST"', f"wrk.body = {_lua_string(body)}"]
     lines += [f"wrk.headers[ {_lua_string(k)} ] = {_lua_string(v)}" for k, v in headers.items()]
-    return "\n".join(lines) + "\n" + _DONE
+    return "\n".join(lines) + "\n" + _COUNT_AND_REPORT
 
 
 def wrk(server: Server, shape: Shape, duration: int, connections: int) -> Round:
@@ -392,7 +404,7 @@ def report(measured: Sequence[Measured], labels: Sequence[str]) -> str:
     herald, peers = labels[0], labels[1:]
     headers = [
         "shape",
-        "leaves",
+        "scalar leaves",
         *(f"{label} req/s" for label in labels),
         *(f"{herald} / {peer}" for peer in peers),
         f"p50 ms {' / '.join(labels)}",
@@ -496,7 +508,8 @@ def main() -> None:
     print(
         f"\n`wrk -t1 -c{load.connections} -d{load.duration}s`, {load.rounds} rounds per server "
         "and shape, alternating; req/s: median (min-max) of the rounds; ratios: of the medians "
-        "(min-max of the per-round ratios); errors: non-2xx responses and socket errors. "
+        "(min-max of the per-round ratios); errors: non-2xx responses, socket errors and answers "
+        "with GraphQL errors. "
         f"Herald settings: {_herald_environment()}. "
         f"{time.monotonic() - started:.0f} s in all."
     )
