@@ -140,6 +140,14 @@ class Round:
     errors: int  # non-2xx responses, socket errors (connect, read, write, timeout), GraphQL errors
 
 
+_STARTED = time.monotonic()
+
+
+def progress(message: str) -> None:
+    """A line on stderr with the seconds since start, so a slow phase shows."""
+    print(f"[{time.monotonic() - _STARTED:5.0f} s] {message}", file=sys.stderr)
+
+
 # --- PostGraphile -------------------------------------------------------------------
 
 
@@ -150,7 +158,7 @@ def _install(folder: Path, marker: Path) -> None:
     npm = shutil.which("npm")
     if npm is None:
         raise SystemExit("npm is needed to install PostGraphile: apt-get install npm")
-    print(f"installing {folder.relative_to(PEERS.parent)} from npm ...", file=sys.stderr)
+    progress(f"installing {folder.relative_to(PEERS.parent)} from npm")
     subprocess.run([npm, "install", "--no-audit", "--no-fund"], cwd=folder, check=True)
     if not marker.exists():
         raise SystemExit(f"npm install in {folder} did not produce {marker}")
@@ -365,6 +373,7 @@ def measure(servers: Sequence[Server], shapes: Sequence[Shape], load: Load) -> l
     measured = []
     for shape in shapes:
         count = check_equal(servers, shape)
+        progress(f"{shape.title}: {count:,} scalar leaves in every answer, same ids")
         for server in servers:
             wrk(server, shape, load.warmup, load.connections)
         runs: dict[str, list[Round]] = {server.label: [] for server in servers}
@@ -372,11 +381,10 @@ def measure(servers: Sequence[Server], shapes: Sequence[Shape], load: Load) -> l
             for server in servers:
                 result = wrk(server, shape, load.duration, load.connections)
                 runs[server.label].append(result)
-                print(
-                    f"  {shape.title} · round {number}/{load.rounds} · {server.label}: "
+                progress(
+                    f"{shape.title}, round {number}/{load.rounds}, {server.label}: "
                     f"{result.requests_per_second:.1f} req/s, p50 {result.p50_ms:.1f} ms"
-                    + (f", {result.errors} errors" if result.errors else ""),
-                    file=sys.stderr,
+                    + (f", {result.errors} errors" if result.errors else "")
                 )
         measured.append(Measured(shape, count, runs))
     return measured
@@ -472,12 +480,11 @@ def main() -> None:
         raise SystemExit("wrk is needed to drive the load: apt-get install wrk")
     shapes = [SHAPES[key] for key in args.shapes]
     load = Load(args.rounds, args.duration, args.warmup, args.connections)
-    started = time.monotonic()
 
     database = prepare(Scale(20_000, 50, 2_000))
     headers = authorization(database)
 
-    print("one process each", file=sys.stderr)
+    progress("one process each: starting the servers")
     with ExitStack() as stack:
         servers = [
             herald(stack, database, 1, headers),
@@ -487,7 +494,7 @@ def main() -> None:
         single = measure(servers, shapes, load)
     paired: list[Measured] = []
     if not args.one_process_only:
-        print("two processes each", file=sys.stderr)
+        progress("two processes each: starting the servers")
         with ExitStack() as stack:
             cluster = stack.enter_context(postgraphile4(database, cluster_workers=2))
             servers = [
@@ -511,7 +518,7 @@ def main() -> None:
         "(min-max of the per-round ratios); errors: non-2xx responses, socket errors and answers "
         "with GraphQL errors. "
         f"Herald settings: {_herald_environment()}. "
-        f"{time.monotonic() - started:.0f} s in all."
+        f"{time.monotonic() - _STARTED:.0f} s in all."
     )
 
 
