@@ -125,6 +125,8 @@ SHAPES: dict[str, Shape] = {
 
 @dataclass(frozen=True)
 class Server:
+    """A running GraphQL endpoint and the naming its documents use."""
+
     label: str
     endpoint: str
     dialect: Dialect
@@ -138,6 +140,16 @@ class Round:
     requests_per_second: float
     p50_ms: float
     errors: int  # non-2xx responses, socket errors (connect, read, write, timeout), GraphQL errors
+
+
+@dataclass(frozen=True)
+class Load:
+    """How hard and how long: wrk -c, seconds per round and warm-up, rounds per server."""
+
+    rounds: int
+    duration: int
+    warmup: int
+    connections: int
 
 
 _STARTED = time.monotonic()
@@ -445,14 +457,6 @@ def _herald_environment() -> str:
         and not any(word in name for word in hidden)
     ]
     return " ".join(chosen) or "defaults"
-
-
-@dataclass(frozen=True)
-class Load:
-    rounds: int
-    duration: int
-    warmup: int
-    connections: int
 
 
 def herald(stack: ExitStack, database: str, workers: int, headers: Mapping[str, str]) -> Server:
