@@ -35,7 +35,7 @@ ADMIN_URL = os.environ.get(
     "HERALD_BENCH_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
 )
 REDIS_URL = os.environ.get("HERALD_DISPATCH_BENCH_REDIS_URL", "redis://127.0.0.1:6379/0")
-DATABASE = "herald_dispatch_bench"
+DATABASE = os.environ.get("HERALD_DISPATCH_BENCH_DATABASE", "herald_dispatch_bench")
 PHONE_NUMBER_ID = "100200300"
 ROOT = Path(__file__).resolve().parent.parent
 DRAMATIQ = [sys.executable, "-m", "dramatiq", "app.dispatch.actors"]

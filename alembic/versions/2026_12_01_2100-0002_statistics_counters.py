@@ -15,10 +15,14 @@ contacts and campaigns. Why triggers rather than counter updates in the applicat
   application code runs.
 - One aggregate per statement, not per row: a claim of 100 messages adds one upsert of
   one row (the deltas summed by campaign), so the cost follows statements, not rows.
-- No hot row: a campaign's figures are spread over `SHARDS` rows and a statement adds to
-  the row of its backend (`pg_backend_pid() % SHARDS`), so concurrent workers and
-  webhooks mostly update different rows; a reader sums at most `SHARDS` rows. Rows of one
-  statement are upserted in campaign order, so two statements cannot deadlock each other.
+- No hot row, no waiting: a campaign's figures are the SUM of its counter rows, and a
+  statement adds its deltas to a row no other open transaction holds (FOR UPDATE SKIP
+  LOCKED), adding a row when all are taken. Writers never queue behind each other's
+  counters, so the counters add no lock waits and no deadlocks to dispatch; a campaign
+  has about as many rows as it ever had concurrent writers, and a reader sums those.
+  (A fixed set of shards picked by backend pid was the first design: two transactions
+  on the same shard then wait for each other, and a worker holding a shard while it
+  updates a message that a contact deletion has locked can deadlock with it.)
 
 interactions gains campaign_id (filled from the message by a row trigger when the
 inserter leaves it NULL): when a message is deleted its interactions are removed by the
@@ -42,45 +46,86 @@ down_revision: str | Sequence[str] | None = "0001"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
-SHARDS = 8
 STATUSES = ("pending", "sending", "sent", "delivered", "read", "failed")
+CAMPAIGN_FIELDS = (*STATUSES, "interactions")
+
+# Add deltas to one of the counter rows nobody else holds: SKIP LOCKED passes over rows
+# that other open transactions are changing (rows this transaction holds are reused), and
+# when all are taken a new row is added under a random shard number. A writer therefore
+# never waits for another writer's counter row.
+_ADD = """
+    CREATE FUNCTION {name}({key}{params}) RETURNS void LANGUAGE plpgsql AS $$
+    DECLARE
+        target smallint;
+    BEGIN
+        LOOP
+            SELECT shard INTO target FROM {table}
+            WHERE {match} ORDER BY shard LIMIT 1 FOR UPDATE SKIP LOCKED;
+            IF FOUND THEN
+                UPDATE {table} SET {adds} WHERE {match} AND shard = target;
+                RETURN;
+            END IF;
+            INSERT INTO {table} ({key_column}shard, {columns})
+            VALUES ({key_value}floor(random() * 32767)::smallint, {values})
+            ON CONFLICT DO NOTHING;
+            IF FOUND THEN
+                RETURN;
+            END IF;
+        END LOOP;
+    END $$"""
 
 
-def _campaign_upsert(deltas: str, columns: Sequence[str]) -> str:
-    """Sum `deltas` (campaign_id, key, n) per campaign into this backend's counter rows.
+def _add_function(name: str, table: str, columns: Sequence[str], keyed: bool) -> str:
+    return _ADD.format(
+        name=name,
+        table=table,
+        key="key bigint, " if keyed else "",
+        params=", ".join(f"d_{c} bigint" for c in columns),
+        match="campaign_id = key" if keyed else "true",
+        adds=", ".join(f"{c} = {c} + d_{c}" for c in columns),
+        key_column="campaign_id, " if keyed else "",
+        key_value="key, " if keyed else "",
+        columns=", ".join(columns),
+        values=", ".join(f"d_{c}" for c in columns),
+    )
+
+
+def _campaign_deltas(deltas: str, columns: Sequence[str]) -> str:
+    """Sum `deltas` per campaign and add them, in campaign order.
 
     Deltas of campaigns that no longer exist are dropped: deleting a campaign cascades to
-    its messages and interactions, and their triggers may run after the campaign's own
-    trigger has removed its counters.
+    its messages and interactions, whose triggers run after the campaign's own trigger
+    has removed its counters.
     """
     key = "status" if columns == STATUSES else "'interactions'"
     sums = ", ".join(f"coalesce(sum(n) FILTER (WHERE k = '{c}'), 0) AS {c}" for c in columns)
-    names = ", ".join(columns)
-    nonzero = " OR ".join(f"{c} <> 0" for c in columns)
-    adds = ", ".join(f"{c} = c.{c} + EXCLUDED.{c}" for c in columns)
+    nonzero = " OR ".join(f"r.{c} <> 0" for c in columns)
+    args = ", ".join(f"r.{c}" if c in columns else "0" for c in CAMPAIGN_FIELDS)
     return f"""
-        INSERT INTO campaign_counters AS c (campaign_id, shard, {names})
-        SELECT campaign_id, herald_counter_shard(), {names}
-        FROM (
+        FOR r IN
             SELECT campaign_id, {sums}
             FROM (SELECT campaign_id, {key} AS k, n FROM ({deltas}) AS raw) AS d
             GROUP BY campaign_id
-        ) AS agg
-        WHERE ({nonzero}) AND EXISTS (SELECT FROM campaigns WHERE id = agg.campaign_id)
-        ORDER BY campaign_id
-        ON CONFLICT (campaign_id, shard) DO UPDATE SET {adds};"""
+            ORDER BY campaign_id
+        LOOP
+            IF ({nonzero}) AND EXISTS (SELECT FROM campaigns WHERE id = r.campaign_id) THEN
+                PERFORM herald_add_campaign_counts(r.campaign_id, {args});
+            END IF;
+        END LOOP;"""
 
 
-def _counting_function(name: str, upsert: Callable[[str], str], status: str) -> str:
+def _counting_function(name: str, deltas: Callable[[str], str], status: str) -> str:
     """A trigger function that turns the statement's transition tables into deltas."""
     inserted = f"SELECT campaign_id, {status} 1 AS n FROM new_rows"
     deleted = f"SELECT campaign_id, {status} -1 AS n FROM old_rows"
     return f"""
     CREATE FUNCTION {name}() RETURNS trigger LANGUAGE plpgsql AS $$
+    DECLARE
+        r record;
     BEGIN
-        IF TG_OP = 'INSERT' THEN {upsert(inserted)}
-        ELSIF TG_OP = 'DELETE' THEN {upsert(deleted)}
-        ELSE {upsert(f"{inserted} UNION ALL {deleted}")}
+        IF TG_OP = 'INSERT' THEN {deltas(inserted)}
+        ELSIF TG_OP = 'DELETE' THEN {deltas(deleted)}
+        ELSE {deltas(f"{inserted} UNION ALL {deleted}")}
         END IF;
         RETURN NULL;
     END $$"""
@@ -100,35 +145,37 @@ def _statement_triggers(table: str, function: str) -> list[str]:
     ]
 
 
-_CONTACT_UPSERT = """
-        INSERT INTO contact_counters AS c (shard, contacts, opted_out)
-        SELECT herald_counter_shard(), coalesce(sum(n), 0),
-               coalesce(sum(n) FILTER (WHERE opted), 0)
-        FROM ({deltas}) AS d
-        HAVING coalesce(sum(n), 0) <> 0 OR coalesce(sum(n) FILTER (WHERE opted), 0) <> 0
-        ON CONFLICT (shard) DO UPDATE
-        SET contacts = c.contacts + EXCLUDED.contacts, opted_out = c.opted_out + EXCLUDED.opted_out;
-"""
+_CONTACT_DELTAS = """
+        SELECT coalesce(sum(n), 0) AS contacts,
+               coalesce(sum(n) FILTER (WHERE opted), 0) AS opted_out
+        INTO r FROM ({deltas}) AS d;
+        IF r.contacts <> 0 OR r.opted_out <> 0 THEN
+            PERFORM herald_add_contact_counts(r.contacts, r.opted_out);
+        END IF;"""
 _CONTACTS_NEW = "SELECT opted_out_at IS NOT NULL AS opted, 1 AS n FROM new_rows"
 _CONTACTS_OLD = "SELECT opted_out_at IS NOT NULL AS opted, -1 AS n FROM old_rows"
 
 FUNCTIONS = {
-    "herald_counter_shard": f"""
-    CREATE FUNCTION herald_counter_shard() RETURNS smallint LANGUAGE sql STABLE AS $$
-        SELECT (pg_backend_pid() % {SHARDS})::smallint
-    $$""",
+    "herald_add_campaign_counts": _add_function(
+        "herald_add_campaign_counts", "campaign_counters", CAMPAIGN_FIELDS, keyed=True
+    ),
+    "herald_add_contact_counts": _add_function(
+        "herald_add_contact_counts", "contact_counters", ("contacts", "opted_out"), keyed=False
+    ),
     "herald_count_messages": _counting_function(
-        "herald_count_messages", lambda d: _campaign_upsert(d, STATUSES), "status,"
+        "herald_count_messages", lambda d: _campaign_deltas(d, STATUSES), "status,"
     ),
     "herald_count_interactions": _counting_function(
-        "herald_count_interactions", lambda d: _campaign_upsert(d, ("interactions",)), ""
+        "herald_count_interactions", lambda d: _campaign_deltas(d, ("interactions",)), ""
     ),
     "herald_count_contacts": f"""
     CREATE FUNCTION herald_count_contacts() RETURNS trigger LANGUAGE plpgsql AS $$
+    DECLARE
+        r record;
     BEGIN
-        IF TG_OP = 'INSERT' THEN {_CONTACT_UPSERT.format(deltas=_CONTACTS_NEW)}
-        ELSIF TG_OP = 'DELETE' THEN {_CONTACT_UPSERT.format(deltas=_CONTACTS_OLD)}
-        ELSE {_CONTACT_UPSERT.format(deltas=f"{_CONTACTS_NEW} UNION ALL {_CONTACTS_OLD}")}
+        IF TG_OP = 'INSERT' THEN {_CONTACT_DELTAS.format(deltas=_CONTACTS_NEW)}
+        ELSIF TG_OP = 'DELETE' THEN {_CONTACT_DELTAS.format(deltas=_CONTACTS_OLD)}
+        ELSE {_CONTACT_DELTAS.format(deltas=f"{_CONTACTS_NEW} UNION ALL {_CONTACTS_OLD}")}
         END IF;
         RETURN NULL;
     END $$""",
@@ -242,7 +289,7 @@ def downgrade() -> None:
         for kind in kinds:
             op.execute(f"DROP TRIGGER {table}_{kind} ON {table}")
     for name in FUNCTIONS:
-        op.execute(f"DROP FUNCTION {name}()")
+        op.execute(f"DROP FUNCTION {name}")
     op.drop_column("interactions", "campaign_id")
     op.drop_table("contact_counters")
     op.drop_table("campaign_counters")

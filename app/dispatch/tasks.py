@@ -23,7 +23,7 @@ from app.config import Settings
 from app.contacts.dispatch_repository import ContactDispatchRepository
 from app.dispatch.jobs import Jobs
 from app.dispatch.lock import campaign_lock_key, try_lock
-from app.dispatch.progress import notify_campaign_progress
+from app.dispatch.progress import notify_campaign_progress, notify_contacts_changed
 from app.dispatch.providers import Outbound, SendResult, Template, WhatsAppProvider
 from app.dispatch.quota import DailyQuota, RateLimiter
 from app.messages.dispatch_repository import Claimed, MessageDispatchRepository
@@ -153,6 +153,8 @@ async def _one_batch(deps: Deps, campaign_id: int) -> int | None:
     ]
     await _record(deps, results, {m.id: m.contact_id for m in claimed})
     await notify_campaign_progress(deps.redis, campaign_id)
+    if any(r.undeliverable for r in results):
+        await notify_contacts_changed(deps.redis)
     return len(claimed)
 
 
@@ -280,4 +282,5 @@ async def verify_contacts(deps: Deps, contact_ids: list[int]) -> int:
     async with deps.sessionmaker() as session:
         await ContactDispatchRepository(session).set_availability(valid, invalid)
         await session.commit()
+    await notify_contacts_changed(deps.redis)
     return len(valid) + len(invalid)

@@ -160,7 +160,7 @@ class StatsRepository:
         return found
 
     async def repair(self, drifts: Sequence[Drift]) -> None:
-        """Add each drift's correction to shard 0; drop the rows of deleted campaigns.
+        """Add each drift's correction the way the triggers add deltas; drop orphan rows.
 
         Corrections are additions, like the triggers' own writes, so they stay right
         even when workers and webhooks moved the same counters since the snapshot.
@@ -173,35 +173,31 @@ class StatsRepository:
             else:
                 per_campaign.setdefault(int(drift.scope), {})[drift.field] = drift.delta
         for campaign_id, deltas in sorted(per_campaign.items()):
-            names = ", ".join(deltas)
             await self.session.execute(
-                text(
-                    f"""
-                    INSERT INTO campaign_counters AS c (campaign_id, shard, {names})
-                    SELECT :campaign_id, 0, {", ".join(f":{f}" for f in deltas)}
-                    WHERE EXISTS (SELECT FROM campaigns WHERE id = :campaign_id)
-                    ON CONFLICT (campaign_id, shard) DO UPDATE
-                    SET {", ".join(f"{f} = c.{f} + EXCLUDED.{f}" for f in deltas)}
-                    """
-                ),
-                {"campaign_id": campaign_id, **deltas},
+                _ADD_CAMPAIGN, {"campaign_id": campaign_id, **_zeros(CAMPAIGN_FIELDS, deltas)}
             )
         if per_contacts:
-            names = ", ".join(per_contacts)
             await self.session.execute(
-                text(
-                    f"""
-                    INSERT INTO contact_counters AS c (shard, {names})
-                    VALUES (0, {", ".join(f":{f}" for f in per_contacts)})
-                    ON CONFLICT (shard) DO UPDATE
-                    SET {", ".join(f"{f} = c.{f} + EXCLUDED.{f}" for f in per_contacts)}
-                    """
-                ),
-                per_contacts,
+                _ADD_CONTACTS, _zeros(("contacts", "opted_out"), per_contacts)
             )
-        await self.session.execute(
-            text(
-                "DELETE FROM campaign_counters AS c"
-                " WHERE NOT EXISTS (SELECT FROM campaigns WHERE id = c.campaign_id)"
-            )
-        )
+        await self.session.execute(_DELETE_ORPHANS)
+
+
+def _zeros(fields: Sequence[str], deltas: dict[str, int]) -> dict[str, int]:
+    return {f: deltas.get(f, 0) for f in fields}
+
+
+_ADD_CAMPAIGN = text(
+    f"""
+    SELECT herald_add_campaign_counts(CAST(:campaign_id AS bigint),
+           {", ".join(f"CAST(:{f} AS bigint)" for f in CAMPAIGN_FIELDS)})
+    FROM campaigns WHERE id = :campaign_id
+    """
+)
+_ADD_CONTACTS = text(
+    "SELECT herald_add_contact_counts(CAST(:contacts AS bigint), CAST(:opted_out AS bigint))"
+)
+_DELETE_ORPHANS = text(
+    "DELETE FROM campaign_counters AS c"
+    " WHERE NOT EXISTS (SELECT FROM campaigns WHERE id = c.campaign_id)"
+)
