@@ -58,7 +58,7 @@ def secrets(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 @pytest.fixture
-def make_deps(make_deps_fixture: Any) -> Any:
+def make_deps(make_deps_fixture: Any) -> Any:  # noqa: F811 (the import is the fixture)
     """test_dispatch's Deps factory (workers' dependencies against the fake Cloud API)."""
     return make_deps_fixture
 
