@@ -1,4 +1,4 @@
-"""Campaign lists never show a status older than the request or worker step that changed it.
+"""Lists never show a state older than the request, worker step or webhook that changed it.
 
 Each test reads `campaigns` and `dashboard` first (so their cached values hold the old
 status), makes one lifecycle transition, and reads them again: the new status must show
@@ -10,15 +10,21 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import httpx
+import orjson
 import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.config import Settings
 from app.dispatch import tasks
+from app.dispatch.providers import sign
 from tests.conftest import GqlClient
 from tests.fake_whatsapp import (
+    FakeWhatsApp,
     fake_fixture,  # noqa: F401 (the `fake` fixture)
     fake_server_fixture,  # noqa: F401 (the `fake_server` fixture)
+    phone,
     seed_campaign,
 )
 from tests.test_dispatch import make_deps as make_deps_fixture  # noqa: F401 (the fixture)
@@ -168,3 +174,89 @@ async def test_lists_are_cached_between_transitions(gql: GqlClient, session: Asy
 
     # then the cached lists still answer (until their TTL)
     assert await lists(gql, campaign_id) == cached == ("DRAFT", "DRAFT", ["DRAFT"])
+
+
+CONTACTS = """
+{
+  contacts(first: 10) { nodes { phone whatsappStatus optedOutAt } }
+  dashboard { optedOutContactCount }
+}
+"""
+
+
+async def test_opt_out_webhook_refreshes_contact_lists(
+    gql: GqlClient,
+    session: AsyncSession,
+    http: httpx.AsyncClient,
+    settings: Settings,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # given a contact who got a message, the contact list cached
+    monkeypatch.setattr(settings, "whatsapp_app_secret", "app-secret")
+    await given_campaign(session, "completed")
+    cached = await gql.ok(CONTACTS)
+    body = orjson.dumps(
+        {
+            "object": "whatsapp_business_account",
+            "entry": [
+                {
+                    "id": "1",
+                    "changes": [
+                        {
+                            "field": "messages",
+                            "value": {
+                                "messages": [
+                                    {
+                                        "from": phone(0).lstrip("+"),
+                                        "id": "in.1",
+                                        "timestamp": "1764000000",
+                                        "type": "text",
+                                        "text": {"body": "STOP"},
+                                    }
+                                ]
+                            },
+                        }
+                    ],
+                }
+            ],
+        }
+    )
+
+    # when the contact answers STOP
+    response = await http.post(
+        "/webhooks/whatsapp",
+        content=body,
+        headers={
+            "Content-Type": "application/json",
+            "X-Hub-Signature-256": sign("app-secret", body),
+        },
+    )
+
+    # then
+    assert response.status_code == 200
+    assert [c["optedOutAt"] for c in cached["contacts"]["nodes"]] == [None] * 3
+    assert cached["dashboard"] == {"optedOutContactCount": 0}
+    data = await gql.ok(CONTACTS)
+    opted = {c["phone"]: c["optedOutAt"] is not None for c in data["contacts"]["nodes"]}
+    assert opted == {phone(0): True, phone(1): False, phone(2): False}
+    assert data["dashboard"] == {"optedOutContactCount": 1}
+
+
+async def test_verify_contacts_refreshes_contact_lists(
+    gql: GqlClient, session: AsyncSession, make_deps: Any, fake: FakeWhatsApp
+) -> None:
+    # given three contacts never checked, the list cached; one number is not on WhatsApp
+    await given_campaign(session, "draft")
+    cached = await gql.ok(CONTACTS)
+    fake.undeliverable.add(phone(1).lstrip("+"))
+    ids = list((await session.execute(text("SELECT id FROM contacts ORDER BY id"))).scalars())
+    await session.commit()
+
+    # when the worker checks them
+    await tasks.verify_contacts(make_deps(), ids)
+
+    # then
+    assert {c["whatsappStatus"] for c in cached["contacts"]["nodes"]} == {"UNKNOWN"}
+    data = await gql.ok(CONTACTS)
+    statuses = {c["phone"]: c["whatsappStatus"] for c in data["contacts"]["nodes"]}
+    assert statuses == {phone(0): "VALID", phone(1): "INVALID", phone(2): "VALID"}
