@@ -18,6 +18,31 @@ single caller probes again. Invalidations that could not reach Redis are replaye
 of the first command that does. A generation that is missing (never bumped, or flushed
 together with the values) reads as 0; run Redis with a `volatile-*` or `noeviction` policy so
 generation counters, which have no TTL, are never evicted while values survive.
+
+What invalidates what. A value is valid while every generation it was stamped with is
+unchanged; the writers below bump them after their transaction commits (mutations through
+schema/cache.py's helpers, workers and webhooks through app/dispatch/progress.py). The
+counts themselves come from counters PostgreSQL keeps in the same transaction as every
+change (app/stats), so a miss costs a few rows, never a scan.
+
+| field (namespace[, scope])          | invalidated by                                        |
+|-------------------------------------|-------------------------------------------------------|
+| campaigns, dashboard.recentCampaigns| create/update/delete/start/schedule/pause/resume/     |
+|   (campaigns)                       | cancel campaign, setCampaignTargets,                  |
+|                                     | retryFailedMessages, deleteCategory, deleteContact;   |
+|                                     | workers: scheduled start, completion, interrupted     |
+|                                     | messages swept (progress with force=True)             |
+| Campaign.stats, finished only       | everything above, and one campaign's progress: each   |
+|   (campaigns, campaign id)          | batch, status webhook or reply (debounced to 1 s)     |
+| dashboard (stats; + categories)     | every campaign and contact change above, each batch   |
+| messageStats (stats)                | and webhook (debounced), opt-outs, numbers found      |
+|                                     | invalid; the dashboard also any category mutation     |
+| contacts, Category.contactCount     | contact mutations and imports, membership changes,    |
+|   (contacts)                        | opt-outs, numbers found invalid (send, webhook,       |
+|                                     | verifyContacts)                                       |
+| categories, category (categories)   | category mutations, membership changes                |
+
+Everything also expires by its TTL (Settings), the backstop when Redis missed a bump.
 """
 
 from __future__ import annotations

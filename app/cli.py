@@ -1,4 +1,4 @@
-"""The `herald` command: dev, serve, worker, migrate and seed."""
+"""The `herald` command: dev, serve, worker, migrate, seed, apikey and stats."""
 
 from __future__ import annotations
 
@@ -406,6 +406,15 @@ def _cmd_apikey(args: argparse.Namespace) -> int:
     return run(args, settings)
 
 
+def _cmd_stats(args: argparse.Namespace) -> int:
+    from app.stats.cli import run
+
+    settings = load_settings()
+    _require_urls(settings, "stats", redis=False)
+    check_database(settings)
+    return run(args, settings)
+
+
 # --- argument parsing ---
 
 
@@ -471,6 +480,10 @@ def build_parser() -> argparse.ArgumentParser:
     from app.api_keys.cli import add_arguments as apikey_arguments
 
     apikey_arguments(command("apikey", _cmd_apikey, "Create, list or revoke API keys."))
+
+    from app.stats.cli import add_arguments as stats_arguments
+
+    stats_arguments(command("stats", _cmd_stats, "Check (and repair) the statistics counters."))
     return parser
 
 

@@ -272,9 +272,9 @@ ORDER BY w.campaign_id, w.j
 
 # Recipients who got the message interact with some of it; an opt-out also marks the contact.
 _INTERACTIONS = """
-INSERT INTO interactions (message_id, kind, payload, created_at)
+INSERT INTO interactions (message_id, campaign_id, kind, payload, created_at)
 SELECT
-  m.id, k.kind,
+  m.id, m.campaign_id, k.kind,
   CASE k.kind
     WHEN 'reply' THEN jsonb_build_object('text', (ARRAY['Thanks!', 'How much is it?',
       'Is this still available?', 'Yes please', 'Can you call me?'])[1 + m.id % 5])

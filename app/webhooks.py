@@ -21,7 +21,7 @@ from starlette.routing import Route
 
 from app.config import Env, Settings
 from app.contacts.dispatch_repository import ContactDispatchRepository
-from app.dispatch.progress import notify_campaign_progress
+from app.dispatch.progress import notify_campaign_progress, notify_contacts_changed
 from app.dispatch.providers import UNDELIVERABLE
 from app.ids import parse_key
 from app.messages.dispatch_repository import MessageDispatchRepository
@@ -100,6 +100,8 @@ async def receive(request: Request) -> Response:
         await session.commit()
     for campaign_id in campaigns:
         await notify_campaign_progress(runtime.redis, campaign_id)
+    if handler.contacts_changed:
+        await notify_contacts_changed(runtime.redis)
     return Response(b'{"status":"ok"}', media_type="application/json")
 
 
@@ -125,6 +127,7 @@ class _Handler:
     def __init__(self, session: AsyncSession) -> None:
         self.messages = MessageDispatchRepository(session)
         self.contacts = ContactDispatchRepository(session)
+        self.contacts_changed = False  # an opt-out or an invalid number: contact lists move
 
     async def status(self, event: dict[str, Any]) -> set[int]:
         status = _STATUSES.get(str(event.get("status")))
@@ -141,6 +144,7 @@ class _Handler:
         )
         if status is MessageStatus.FAILED and code == UNDELIVERABLE:
             await self.contacts.mark_invalid([contact_id for _, contact_id in matched])
+            self.contacts_changed = True
         return {campaign_id for campaign_id, _ in matched}
 
     async def inbound(self, event: dict[str, Any]) -> set[int]:
@@ -154,6 +158,7 @@ class _Handler:
         if opted_out:
             kind = InteractionKind.OPT_OUT
             await self.contacts.opt_out(phone)
+            self.contacts_changed = True
         context_id = (event.get("context") or {}).get("id")
         message = await self.messages.for_inbound(context_id, phone)
         if message is None:

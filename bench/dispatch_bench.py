@@ -35,7 +35,7 @@ ADMIN_URL = os.environ.get(
     "HERALD_BENCH_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
 )
 REDIS_URL = os.environ.get("HERALD_DISPATCH_BENCH_REDIS_URL", "redis://127.0.0.1:6379/0")
-DATABASE = "herald_dispatch_bench"
+DATABASE = os.environ.get("HERALD_DISPATCH_BENCH_DATABASE", "herald_dispatch_bench")
 PHONE_NUMBER_ID = "100200300"
 ROOT = Path(__file__).resolve().parent.parent
 DRAMATIQ = [sys.executable, "-m", "dramatiq", "app.dispatch.actors"]
@@ -137,7 +137,21 @@ class Result:
         return self.sent / self.sending_seconds
 
 
-async def _prepare_database(contacts: int) -> tuple[str, int]:
+# "Before the counters": the same code with the counting triggers switched off.
+COUNTER_TRIGGERS = (
+    "messages_count_insert",
+    "messages_count_update",
+    "messages_count_delete",
+    "interactions_count_insert",
+    "interactions_count_delete",
+    "interactions_count_update",
+    "contacts_count_insert",
+    "contacts_count_update",
+    "contacts_count_delete",
+)
+
+
+async def _prepare_database(contacts: int, counters: bool = True) -> tuple[str, int]:
     admin = await asyncpg.connect(ADMIN_URL)
     try:
         await admin.execute(f'DROP DATABASE IF EXISTS "{DATABASE}" WITH (FORCE)')
@@ -148,6 +162,10 @@ async def _prepare_database(contacts: int) -> tuple[str, int]:
     await asyncio.to_thread(migrate.upgrade, load_settings(database_url=url).async_database_url)
     conn = await asyncpg.connect(url)
     try:
+        if not counters:
+            for trigger in COUNTER_TRIGGERS:
+                table = trigger.split("_", 1)[0]
+                await conn.execute(f"ALTER TABLE {table} DISABLE TRIGGER {trigger}")
         await conn.execute(
             """
             INSERT INTO contacts (phone, name, attributes)
@@ -192,9 +210,15 @@ def _start_workers(
 
 
 async def run_once(
-    contacts: int, processes: int, threads: int, batch: int, lanes: int, concurrency: int
+    contacts: int,
+    processes: int,
+    threads: int,
+    batch: int,
+    lanes: int,
+    concurrency: int,
+    counters: bool = True,
 ) -> Result:
-    url, campaign_id = await _prepare_database(contacts)
+    url, campaign_id = await _prepare_database(contacts, counters)
     _clean_redis()
     port = free_port()
     fake = multiprocessing.Process(target=_serve_fake, args=(port,), daemon=True)
@@ -296,12 +320,25 @@ def main() -> None:
         metavar="BATCH,LANES,IN_FLIGHT",
         help="repeatable; default: the Settings defaults plus a wider variant",
     )
+    parser.add_argument(
+        "--without-counters",
+        action="store_true",
+        help="switch the statistics triggers off (the throughput before the counters)",
+    )
     args = parser.parse_args()
     configs = [tuple(int(x) for x in c.split(",")) for c in args.config or ["200,4,32", "500,4,64"]]
     results = []
     for batch, lanes, concurrency in configs:
         result = asyncio.run(
-            run_once(args.contacts, args.processes, args.threads, batch, lanes, concurrency)
+            run_once(
+                args.contacts,
+                args.processes,
+                args.threads,
+                batch,
+                lanes,
+                concurrency,
+                counters=not args.without_counters,
+            )
         )
         print(
             f"batch={batch} lanes={lanes} in_flight={concurrency}: {result.rate:,.0f} msg/s",

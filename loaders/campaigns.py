@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-from collections import defaultdict
 from collections.abc import Sequence
 
 from app.campaigns.repository import CampaignRepository
-from app.messages.repository import MessageRepository
+from app.stats.repository import StatsRepository
 from loaders.base import SessionLoader
 from schema.campaigns.types import CampaignType, MessageStats
 
@@ -19,10 +18,9 @@ class CampaignByIdLoader(SessionLoader[int, CampaignType | None]):
 
 
 class StatsByCampaignIdLoader(SessionLoader[int, MessageStats]):
-    """Status and interaction counts of many campaigns in one grouped statement."""
+    """Status and interaction counts of many campaigns from their counters, one statement."""
 
     async def batch_load_fn(self, keys: Sequence[int]) -> list[MessageStats]:
-        counts: dict[int, dict[str, int]] = defaultdict(dict)
-        for row in await MessageRepository(self.session).status_counts(keys):
-            counts[row.campaign_id][row.status] = row.n
-        return [MessageStats.of(counts.get(key, {})) for key in keys]
+        rows = await StatsRepository(self.session).by_campaign_ids(keys)
+        found = {row.campaign_id: MessageStats.of(row._mapping) for row in rows}
+        return [found.get(key) or MessageStats.of({}) for key in keys]

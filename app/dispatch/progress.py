@@ -20,14 +20,24 @@ async def notify_campaign_progress(redis: Redis, campaign_id: int, *, force: boo
     """Invalidate the campaign's cached stats at most once per second (debounced in Redis).
 
     A fast campaign changes thousands of rows a second; `force` is for the state changes
-    that must be visible at once (started, paused, completed). Returns whether it fired.
+    that must be visible at once (started, paused, completed): it also invalidates the
+    campaign lists, whose rows show the status. Returns whether it fired.
     """
+    targets: tuple[str | Scope, ...] = ("stats", Scope("campaigns", campaign_id))
     try:
         if not force and not await redis.set(progress_key(campaign_id), "1", nx=True, ex=1):
             return False
-        await bump_generations(redis, "stats", Scope("campaigns", campaign_id))
+        await bump_generations(redis, *targets, *(("campaigns",) if force else ()))
     except RedisError as exc:
         # Stats then expire by TTL; dispatch itself must not fail over the cache.
         logger.warning("campaign %s progress notification failed: %s", campaign_id, exc)
         return False
     return True
+
+
+async def notify_contacts_changed(redis: Redis) -> None:
+    """A worker or webhook changed contacts (opt-out, number found invalid): lists, counts."""
+    try:
+        await bump_generations(redis, "contacts", "stats")
+    except RedisError as exc:
+        logger.warning("contacts change notification failed: %s", exc)

@@ -24,7 +24,7 @@ from app.config import Settings
 from app.contacts.dispatch_repository import ContactDispatchRepository
 from app.dispatch.jobs import Jobs
 from app.dispatch.lock import campaign_lock_key, try_lock
-from app.dispatch.progress import notify_campaign_progress
+from app.dispatch.progress import notify_campaign_progress, notify_contacts_changed
 from app.dispatch.providers import Outbound, SendResult, Template, WhatsAppProvider
 from app.dispatch.quota import DailyQuota, RateLimiter
 from app.messages.dispatch_repository import Claimed, MessageDispatchRepository
@@ -160,6 +160,8 @@ async def _one_batch(deps: Deps, campaign_id: int) -> int | None:
     sent = sum(1 for r in results if r.ok)
     await _count(deps, campaign_id, sent=sent, failed=len(results) - sent)
     await notify_campaign_progress(deps.redis, campaign_id)
+    if any(r.undeliverable for r in results):
+        await notify_contacts_changed(deps.redis)
     return len(claimed)
 
 
@@ -296,4 +298,5 @@ async def verify_contacts(deps: Deps, contact_ids: list[int]) -> int:
     async with deps.sessionmaker() as session:
         await ContactDispatchRepository(session).set_availability(valid, invalid)
         await session.commit()
+    await notify_contacts_changed(deps.redis)
     return len(valid) + len(invalid)

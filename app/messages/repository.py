@@ -9,18 +9,15 @@ from functools import lru_cache
 from sqlalchemy import (
     Row,
     Select,
-    String,
     bindparam,
     func,
-    literal,
     select,
-    type_coerce,
-    union_all,
 )
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.models import Contact, Interaction, Message, MessageStatus
 from app.pagination import Page, apply_page, page_parameters, page_per_parent
+from app.stats.repository import StatsRepository
 
 messages = Message.__table__
 contacts = Contact.__table__
@@ -103,12 +100,11 @@ class MessageRepository:
         return (await self.session.execute(stmt, _status(status))).all()
 
     async def count(self, campaign_id: int | None, status: MessageStatus | None) -> int:
-        stmt = select(func.count()).select_from(messages)
-        if campaign_id is not None:
-            stmt = stmt.where(messages.c.campaign_id == campaign_id)
-        if status is not None:
-            stmt = stmt.where(messages.c.status == status)
-        return (await self.session.execute(stmt)).scalar_one()
+        """From the counters: constant time however many messages there are."""
+        stats = StatsRepository(self.session)
+        if campaign_id is None:
+            return await stats.message_count(status)
+        return (await stats.message_counts([campaign_id], status)).get(campaign_id, 0)
 
     async def page_per_campaign(
         self,
@@ -143,13 +139,7 @@ class MessageRepository:
     async def count_per_campaign(
         self, campaign_ids: Sequence[int], status: MessageStatus | None
     ) -> dict[int, int]:
-        stmt = select(messages.c.campaign_id, func.count()).where(
-            messages.c.campaign_id.in_(campaign_ids)
-        )
-        if status is not None:
-            stmt = stmt.where(messages.c.status == status)
-        rows = await self.session.execute(stmt.group_by(messages.c.campaign_id))
-        return {cid: n for cid, n in rows.all()}
+        return await StatsRepository(self.session).message_counts(campaign_ids, status)
 
     async def count_per_contact(
         self, contact_ids: Sequence[int], status: MessageStatus | None
@@ -161,38 +151,6 @@ class MessageRepository:
             stmt = stmt.where(messages.c.status == status)
         rows = await self.session.execute(stmt.group_by(messages.c.contact_id))
         return {cid: n for cid, n in rows.all()}
-
-    async def status_counts(self, campaign_ids: Sequence[int] | None = None) -> Sequence[Row]:
-        """(campaign_id, status, n) rows plus (campaign_id, 'interactions', n), in ONE statement.
-
-        This is the audit's get_campaign_interaction_count done as a grouped query instead
-        of one query per message. With `campaign_ids=None` the counts are global and
-        campaign_id is NULL.
-        """
-        owner = messages.c.campaign_id if campaign_ids is not None else literal(None)
-        by_status = select(
-            owner.label("campaign_id"),
-            # Plain text, not the enum type: the UNION adds the 'interactions' pseudo-status.
-            type_coerce(messages.c.status, String).label("status"),
-            func.count().label("n"),
-        )
-        by_interactions = (
-            select(
-                owner.label("campaign_id"), literal("interactions").label("status"), func.count()
-            )
-            .select_from(messages)
-            .join(interactions, interactions.c.message_id == messages.c.id)
-        )
-        if campaign_ids is not None:
-            by_status = by_status.where(messages.c.campaign_id.in_(campaign_ids)).group_by(
-                messages.c.campaign_id, messages.c.status
-            )
-            by_interactions = by_interactions.where(
-                messages.c.campaign_id.in_(campaign_ids)
-            ).group_by(messages.c.campaign_id)
-        else:
-            by_status = by_status.group_by(messages.c.status)
-        return (await self.session.execute(union_all(by_status, by_interactions))).all()
 
     async def interactions_by_message_ids(self, message_ids: Sequence[int]) -> Sequence[Row]:
         stmt = (

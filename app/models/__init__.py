@@ -3,8 +3,10 @@
 from app.models.api_key import ApiKey
 from app.models.base import Base
 from app.models.campaign import Campaign, campaign_categories
+from app.models.campaign_counter import CampaignCounter
 from app.models.category import Category, category_contacts
 from app.models.contact import Contact
+from app.models.contact_counter import ContactCounter
 from app.models.enums import (
     ApiKeyRole,
     CampaignStatus,
@@ -20,9 +22,11 @@ __all__ = [
     "ApiKeyRole",
     "Base",
     "Campaign",
+    "CampaignCounter",
     "CampaignStatus",
     "Category",
     "Contact",
+    "ContactCounter",
     "Interaction",
     "InteractionKind",
     "Message",

@@ -22,6 +22,8 @@ class Interaction(IdMixin, Base):
     message_id: Mapped[int] = mapped_column(
         BigInteger, ForeignKey("messages.id", ondelete="CASCADE"), nullable=False, index=True
     )
+    # Copied from the message by a trigger: the counters need it once the message is gone.
+    campaign_id: Mapped[int] = mapped_column(BigInteger, nullable=False)
     kind: Mapped[InteractionKind] = mapped_column(
         checked_enum(InteractionKind, "interaction_kind"), nullable=False
     )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -54,7 +55,7 @@ class MessageStats:
         return round(self.read / reached, 4) if reached else 0.0
 
     @classmethod
-    def of(cls, counts: dict[str, int]) -> MessageStats:
+    def of(cls, counts: Mapping[Any, Any]) -> MessageStats:
         statuses = {s.value: counts.get(s.value, 0) for s in MessageStatus}
         return cls(
             total=sum(statuses.values()),

@@ -45,9 +45,7 @@ class Dashboard:
             category_count=totals["categories"],
             campaign_count=sum(item.count for item in by_status),
             campaigns_by_status=by_status,
-            message_stats=MessageStats.of(
-                {**totals["messages"], "interactions": totals["interactions"]}
-            ),
+            message_stats=MessageStats.of(totals["messages"]),
         )
 
     @strawberry.field(

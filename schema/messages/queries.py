@@ -5,6 +5,7 @@ from __future__ import annotations
 import strawberry
 
 from app.messages.repository import MessageRepository
+from app.stats.repository import StatsRepository
 from loaders.messages import build_messages, fetch_columns
 from schema.cache import Cached
 from schema.campaigns.types import MessageStats
@@ -45,8 +46,9 @@ class MessageQuery:
         return Connection.of(nodes, page, lambda: repository.count(campaign, status))
 
     @strawberry.field(
-        description="Counts of all messages per status.", extensions=[Cached("stats"), *viewer()]
+        description="Counts of all messages per status, from counters kept with every change.",
+        extensions=[Cached("stats"), *viewer()],
     )
     async def message_stats(self, info: Info) -> MessageStats:
-        rows = await MessageRepository(info.context.session).status_counts()
-        return MessageStats.of({row.status: row.n for row in rows})
+        totals = await StatsRepository(info.context.session).totals()
+        return MessageStats.of(totals._mapping)

@@ -9,6 +9,7 @@ import strawberry
 from app.campaigns.dispatch_service import CampaignDispatchService
 from app.dispatch.progress import notify_campaign_progress
 from app.errors import InvalidState, NotFound
+from schema.cache import campaign_changed
 from schema.campaigns.types import CampaignType
 from schema.common.errors import InvalidStateError, NotFoundError
 from schema.common.pagination import parse_id
@@ -47,4 +48,5 @@ class PauseCampaignMutation:
             await notify_campaign_progress(redis, campaign_id, force=True)
 
         info.context.on_commit(notify)
+        campaign_changed(info.context)  # lists and dashboard show the status
         return PauseCampaignSuccess(campaign=CampaignType.from_row(row))

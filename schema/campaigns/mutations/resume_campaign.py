@@ -9,6 +9,7 @@ import strawberry
 from app.campaigns.dispatch_service import CampaignDispatchService
 from app.dispatch.jobs import jobs_for
 from app.errors import InvalidState, NotFound
+from schema.cache import campaign_changed
 from schema.campaigns.types import CampaignType
 from schema.common.errors import InvalidStateError, NotFoundError
 from schema.common.pagination import parse_id
@@ -48,4 +49,5 @@ class ResumeCampaignMutation:
             jobs.materialize(campaign_id)
 
         info.context.on_commit(enqueue)
+        campaign_changed(info.context)  # lists and dashboard show the status
         return ResumeCampaignSuccess(campaign=CampaignType.from_row(row))

@@ -10,6 +10,7 @@ import strawberry
 from app.campaigns.dispatch_service import CampaignDispatchService
 from app.dispatch.jobs import jobs_for
 from app.errors import InvalidInput, InvalidState, NotFound
+from schema.cache import campaign_changed
 from schema.campaigns.types import CampaignType
 from schema.common.errors import InvalidInputError, InvalidStateError, NotFoundError
 from schema.common.pagination import parse_id
@@ -56,4 +57,5 @@ class ScheduleCampaignMutation:
             jobs.start_scheduled(campaign_id, delay_ms=delay_ms)
 
         info.context.on_commit(enqueue)
+        campaign_changed(info.context)  # lists and dashboard show the status
         return ScheduleCampaignSuccess(campaign=CampaignType.from_row(row))

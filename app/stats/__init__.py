@@ -1,0 +1,1 @@
+"""Statistics counters: per campaign and status, interactions, contacts."""

@@ -1,0 +1,279 @@
+"""`python -m bench.scale_bench`: statistics at 100 k and 10 M messages, uncached.
+
+    python -m bench.scale_bench [--scale small|large|both] [--runs 200] [--dispatch-rounds 2]
+
+Seeds each scale set-based (`app.seed`, one INSERT ... SELECT per table; the seed time is
+reported) in a database of its own, reused by later runs. Runs the real server and, with
+every cache generation bumped before each request (so each one misses and recomputes),
+reads the server's own time (Server-Timing) of: the dashboard, messageStats, the stats
+of the largest finished campaign (1 M messages at the large scale, 1 k at the small one)
+and the 10 campaigns x 100 messages x contact page. For contrast it times, in the same
+database, the count(*) statement the counters replaced.
+
+`--dispatch-rounds N` also runs `bench.dispatch_bench` N times with the counting
+triggers switched off and on, interleaved, so before and after share the machine's load.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import statistics
+import sys
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import asyncpg
+import httpx
+import orjson
+
+from app import migrate
+from app.cache import NAMESPACES, bump_generations, open_redis
+from app.config import load_settings
+from app.db import create_engine
+from app.seed import seed
+from bench import dispatch_bench
+from bench.common import (
+    ADMIN_URL,
+    REDIS_URL,
+    Scale,
+    authorization,
+    database_url,
+    median,
+    percentile,
+    running_server,
+    table,
+)
+
+SCALES = {
+    # 108 of 110 campaigns start (drafts and scheduled ones have no messages): ~100 k.
+    "small": Scale(contacts=10_000, campaigns=110, messages_per_campaign=1_000),
+    # 10 of 12 start: 10 M messages to 1 M contacts, campaigns of 1 M each.
+    "large": Scale(contacts=1_000_000, campaigns=12, messages_per_campaign=1_000_000),
+}
+
+DASHBOARD = """
+{
+  dashboard {
+    contactCount optedOutContactCount categoryCount campaignCount
+    campaignsByStatus { status count }
+    messageStats { total pending sent delivered read failed interactionCount deliveryRate readRate }
+    recentCampaigns { id name status }
+  }
+}
+"""
+MESSAGE_STATS = """
+{ messageStats { total pending sending sent delivered read failed interactionCount readRate } }
+"""
+CAMPAIGN_STATS = """
+query($id: ID!) {
+  campaign(id: $id) {
+    stats { total pending sending sent delivered read failed interactionCount deliveryRate }
+  }
+}
+"""
+PAGE = """
+{
+  campaigns(first: 10) {
+    nodes { messages(first: 100) { nodes { id status contact { id phone name } } } }
+  }
+}
+"""
+# What messageStats and a campaign's stats ran before the counters.
+OLD_GLOBAL = "SELECT status, count(*) FROM messages GROUP BY status"
+OLD_CAMPAIGN = (
+    "SELECT status, count(*) FROM messages WHERE campaign_id = $1 GROUP BY status"
+    " UNION ALL SELECT 'interactions', count(*) FROM messages m"
+    " JOIN interactions i ON i.message_id = m.id WHERE m.campaign_id = $1"
+)
+
+
+@dataclass(frozen=True)
+class Seeded:
+    url: str
+    messages: int
+    seconds: float | None  # how long the seed took (kept as the database's comment)
+
+
+async def _seed(scale: Scale) -> Seeded:
+    admin = await asyncpg.connect(ADMIN_URL)
+    try:
+        exists = await admin.fetchval(
+            "SELECT 1 FROM pg_database WHERE datname = $1", scale.database
+        )
+        if not exists:
+            await admin.execute(f'CREATE DATABASE "{scale.database}"')
+    finally:
+        await admin.close()
+    url = database_url(scale)
+    if not exists:
+        settings = load_settings(database_url=url, redis_url=REDIS_URL)
+        await asyncio.to_thread(migrate.upgrade, settings.async_database_url)
+        engine = create_engine(settings)
+        try:
+            report = await seed(
+                engine, scale.contacts, scale.campaigns, scale.messages_per_campaign
+            )
+        finally:
+            await engine.dispose()
+        print(f"seeded {report.summary()}", file=sys.stderr)
+    conn = await asyncpg.connect(url)
+    try:
+        if not exists:  # remembered for the runs that reuse the database
+            await conn.execute(
+                f"COMMENT ON DATABASE \"{scale.database}\" IS 'seeded in {report.seconds:.1f} s'"
+            )
+        comment = await conn.fetchval(
+            "SELECT shobj_description(oid, 'pg_database') FROM pg_database WHERE datname = $1",
+            scale.database,
+        )
+        messages = await conn.fetchval("SELECT count(*) FROM messages")
+    finally:
+        await conn.close()
+    seconds = float(comment.split()[2]) if comment and comment.startswith("seeded in") else None
+    return Seeded(url, int(messages), seconds)
+
+
+async def _largest_finished(url: str) -> tuple[int, int]:
+    conn = await asyncpg.connect(url)
+    try:
+        row = await conn.fetchrow(
+            "SELECT c.id, count(m.id) AS n FROM campaigns c JOIN messages m"
+            " ON m.campaign_id = c.id WHERE c.status = 'completed'"
+            " GROUP BY c.id ORDER BY n DESC, c.id LIMIT 1"
+        )
+    finally:
+        await conn.close()
+    return int(row["id"]), int(row["n"])
+
+
+async def _old_statements(url: str, campaign_id: int, runs: int = 3) -> tuple[float, float]:
+    """Median ms of the count(*) statements the counters replaced (in psql terms)."""
+    conn = await asyncpg.connect(url)
+    try:
+        timings: dict[str, list[float]] = {"global": [], "campaign": []}
+        for _ in range(runs):
+            began = time.perf_counter()
+            await conn.fetch(OLD_GLOBAL)
+            timings["global"].append((time.perf_counter() - began) * 1000)
+            began = time.perf_counter()
+            await conn.fetch(OLD_CAMPAIGN, campaign_id)
+            timings["campaign"].append((time.perf_counter() - began) * 1000)
+    finally:
+        await conn.close()
+    return median(timings["global"]), median(timings["campaign"])
+
+
+def _invalidate_all() -> None:
+    async def bump() -> None:
+        redis = open_redis(REDIS_URL, timeout=1.0)
+        try:
+            await bump_generations(redis, *NAMESPACES)
+        finally:
+            await redis.aclose()
+
+    asyncio.run(bump())
+
+
+def measure(
+    url: str, headers: dict[str, str], query: str, variables: Mapping[str, object], runs: int
+) -> tuple[list[float], int]:
+    """Server times (ms) of `runs` uncached requests, and the SQL statements of the last."""
+    times: list[float] = []
+    with httpx.Client(base_url=url, headers=headers, timeout=60) as http:
+        for i in range(runs + 5):
+            _invalidate_all()
+            response = http.post("/graphql", json={"query": query, "variables": dict(variables)})
+            body = orjson.loads(response.content)
+            assert "errors" not in body, body["errors"]
+            if i >= 5:  # the first ones warm pools and plans
+                times.append(float(response.headers["server-timing"].split("dur=")[1]))
+    return times, body["extensions"]["sqlStatements"]
+
+
+def run_scale(name: str, runs: int) -> list[tuple[object, ...]]:
+    scale = SCALES[name]
+    seeded = asyncio.run(_seed(scale))
+    campaign_id, campaign_messages = asyncio.run(_largest_finished(seeded.url))
+    old_global, old_campaign = asyncio.run(_old_statements(seeded.url, campaign_id))
+    headers = authorization(seeded.url)
+    seed_time = "unknown" if seeded.seconds is None else f"{seeded.seconds:,.0f} s"
+    label = f"{seeded.messages:,} messages (seed {seed_time})"
+    rows: list[tuple[object, ...]] = []
+    with running_server(seeded.url, HERALD_LOG_LEVEL="warning") as url:
+        for field, query, variables, old in (
+            ("dashboard", DASHBOARD, {}, old_global),
+            ("messageStats", MESSAGE_STATS, {}, old_global),
+            (
+                f"campaign stats ({campaign_messages:,} messages)",
+                CAMPAIGN_STATS,
+                {"id": str(campaign_id)},
+                old_campaign,
+            ),
+            ("10 x 100 messages x contact", PAGE, {}, None),
+        ):
+            times, statements = measure(url, headers, query, variables, runs)
+            rows.append(
+                (
+                    label,
+                    field,
+                    statements,
+                    f"{median(times):.2f}",
+                    f"{percentile(times, 0.99):.2f}",
+                    "-" if old is None else f"{old:,.0f}",
+                )
+            )
+            print(f"{name}: {field} p50 {median(times):.2f} ms", file=sys.stderr)
+    return rows
+
+
+def run_dispatch(rounds: int) -> list[tuple[object, ...]]:
+    """dispatch_bench without and with the counting triggers, interleaved, default config."""
+    rates: dict[bool, list[float]] = {False: [], True: []}
+    for _ in range(rounds):
+        for counters in (False, True):
+            result = asyncio.run(dispatch_bench.run_once(10_000, 2, 2, 200, 4, 32, counters))
+            rates[counters].append(result.rate)
+            print(f"dispatch counters={counters}: {result.rate:,.0f} msg/s", file=sys.stderr)
+    before, after = statistics.median(rates[False]), statistics.median(rates[True])
+    return [
+        ("without counters (before)", rounds, f"{before:,.0f}", "1.00"),
+        ("with counters (after)", rounds, f"{after:,.0f}", f"{after / before:.2f}"),
+    ]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--scale", choices=("small", "large", "both"), default="both")
+    parser.add_argument("--runs", type=int, default=200)
+    parser.add_argument("--dispatch-rounds", type=int, default=0)
+    args = parser.parse_args()
+    names = ["small", "large"] if args.scale == "both" else [args.scale]
+    rows = [row for name in names for row in run_scale(name, args.runs)]
+    print(
+        table(
+            (
+                "data",
+                "uncached query",
+                "SQL statements",
+                "server p50 ms",
+                "server p99 ms",
+                "count(*) it replaced, ms",
+            ),
+            rows,
+        )
+    )
+    print(f"\n{args.runs} sequential requests each, every cache generation bumped before each.")
+    if args.dispatch_rounds:
+        print()
+        print(
+            table(
+                ("dispatch_bench, 10,000 contacts", "runs", "median msg/s", "ratio"),
+                run_dispatch(args.dispatch_rounds),
+            )
+        )
+
+
+if __name__ == "__main__":
+    main()
