@@ -104,6 +104,15 @@ class Settings(BaseSettings):
     whatsapp_daily_quota: int = Field(default=100_000, ge=1)
     whatsapp_rate_per_second: int = Field(default=80, ge=1)
 
+    # Redis clients heal after a blip: connections idle this long are checked before use,
+    # and a command failing on a connection or timeout error is retried on a fresh one.
+    redis_health_check_interval_s: int = Field(default=5, ge=0)
+    # Workers and the broker retry that many times with capped exponential backoff, which
+    # rides out an outage of about 10 s; API processes retry once, at once, and then serve
+    # uncached (a request must not wait for Redis).
+    worker_redis_retries: int = Field(default=10, ge=0)
+    redis_retry_backoff_cap_ms: int = Field(default=2_000, ge=1)
+
     worker_processes: int = Field(default=2, ge=1)
     worker_threads: int = Field(default=4, ge=1)
 

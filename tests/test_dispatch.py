@@ -62,8 +62,8 @@ def dispatch_settings(settings: Settings, base_url: str, **overrides: Any) -> Se
     return settings.model_copy(update=values)
 
 
-@pytest_asyncio.fixture
-async def make_deps(
+@pytest_asyncio.fixture(name="make_deps")
+async def make_deps_fixture(
     settings: Settings, fake: FakeWhatsApp, fake_server: tuple[FakeWhatsApp, str]
 ) -> AsyncIterator[Any]:
     """Build Deps with Settings overrides; everything is closed after the test."""

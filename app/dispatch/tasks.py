@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from redis.asyncio import Redis
+from redis.exceptions import RedisError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.campaigns.dispatch_repository import CampaignDispatchRepository
@@ -129,7 +130,7 @@ async def _one_batch(deps: Deps, campaign_id: int) -> int | None:
     granted = await quota.reserve(settings.dispatch_batch_size)
     if granted == 0:
         wait_ms = DailyQuota.ms_until_reset()
-        await deps.redis.set(active_key(campaign_id), "1", px=wait_ms + _timeout_ms(deps))
+        await _mark_active(deps, campaign_id, wait_ms + _timeout_ms(deps))
         deps.jobs.send_batch(campaign_id, delay_ms=wait_ms)
         logger.info("campaign %s: daily quota reached, waiting %d s", campaign_id, wait_ms // 1000)
         return None
@@ -138,35 +139,70 @@ async def _one_batch(deps: Deps, campaign_id: int) -> int | None:
         claimed = await MessageDispatchRepository(session).claim(campaign_id, granted)
         await session.commit()  # `sending` is durable before anything leaves
     eligible = [m for m in claimed if not (m.opted_out or m.invalid)]
-    await quota.refund(granted - len(eligible))
     if not claimed:
+        await _refund(quota, granted)
         await finish(deps, campaign_id)
         return None
-    await deps.redis.set(active_key(campaign_id), "1", px=_timeout_ms(deps))
 
-    template = Template(campaign.template_name, campaign.template_language, campaign.template_body)
-    results = await _send_all(deps, template, eligible)
-    results += [
+    # From here on the worker knows each message's fate: whatever fails (a Redis call, a
+    # shutdown), the finally block records it, and what never left goes back to pending.
+    results: list[SendResult] = [
         SendResult(m.id, error="opted out" if m.opted_out else "invalid number")
         for m in claimed
         if m.opted_out or m.invalid
     ]
-    await _record(deps, results, {m.id: m.contact_id for m in claimed})
+    unsent = {m.id for m in eligible}
+    try:
+        await _refund(quota, granted - len(eligible))
+        await _mark_active(deps, campaign_id, _timeout_ms(deps))
+        template = Template(
+            campaign.template_name, campaign.template_language, campaign.template_body
+        )
+        await _send_all(deps, template, eligible, results, unsent)
+    finally:
+        await _record(deps, results, {m.id: m.contact_id for m in claimed}, sorted(unsent))
+        if unsent:
+            await _refund(quota, len(unsent))
     await notify_campaign_progress(deps.redis, campaign_id)
     return len(claimed)
 
 
-async def _send_all(deps: Deps, template: Template, batch: list[Claimed]) -> list[SendResult]:
-    """Send in rate-limited waves, each at most dispatch_send_concurrency wide."""
+async def _refund(quota: DailyQuota, unused: int) -> None:
+    """Best effort: a refund lost to a Redis error only makes the quota stricter."""
+    try:
+        await quota.refund(unused)
+    except RedisError as exc:
+        logger.warning("quota refund of %d lost: %s", unused, exc)
+
+
+async def _mark_active(deps: Deps, campaign_id: int, ttl_ms: int) -> None:
+    """Best effort: a missing mark only lets the sweeper start a spare chain (harmless)."""
+    try:
+        await deps.redis.set(active_key(campaign_id), "1", px=ttl_ms)
+    except RedisError as exc:
+        logger.warning("campaign %s: active mark not set: %s", campaign_id, exc)
+
+
+async def _send_all(
+    deps: Deps,
+    template: Template,
+    batch: list[Claimed],
+    results: list[SendResult],
+    unsent: set[int],
+) -> None:
+    """Send in rate-limited waves, each at most dispatch_send_concurrency wide.
+
+    Appends each wave's results and takes its ids out of `unsent` as soon as it returns,
+    so a failing rate-limit call leaves an exact account of what went out.
+    """
     limiter = RateLimiter(deps.redis, deps.settings.whatsapp_rate_per_second)
     width = deps.settings.dispatch_send_concurrency
-    results: list[SendResult] = []
     position = 0
     while position < len(batch):
         allowed = await limiter.take(min(width, len(batch) - position))
         wave = batch[position : position + allowed]
         position += allowed
-        results += await asyncio.gather(
+        outcomes = await asyncio.gather(
             *(
                 deps.provider.send(
                     template, Outbound(m.id, m.contact_id, m.phone, m.name, m.attributes)
@@ -174,10 +210,13 @@ async def _send_all(deps: Deps, template: Template, batch: list[Claimed]) -> lis
                 for m in wave
             )
         )
-    return results
+        results += outcomes
+        unsent -= {m.id for m in wave}
 
 
-async def _record(deps: Deps, results: list[SendResult], contact_of: dict[int, int]) -> None:
+async def _record(
+    deps: Deps, results: list[SendResult], contact_of: dict[int, int], unsent: list[int]
+) -> None:
     sent = [r for r in results if r.ok]
     failed = [r for r in results if not r.ok]
     async with deps.sessionmaker() as session:
@@ -188,6 +227,7 @@ async def _record(deps: Deps, results: list[SendResult], contact_of: dict[int, i
         await messages.record_failed(
             [r.message_id for r in failed], [r.error or "failed" for r in failed]
         )
+        await messages.release(unsent)
         await ContactDispatchRepository(session).mark_invalid(
             [contact_of[r.message_id] for r in failed if r.undeliverable]
         )

@@ -72,6 +72,15 @@ _RECORD_FAILED = text(
     """
 ).bindparams(bindparam("ids", type_=ARRAY(BigInteger)), bindparam("errors", type_=ARRAY(Text)))
 
+# Claimed but never handed to the provider (the worker hit an error first): claimable again.
+_RELEASE = text(
+    """
+    UPDATE messages
+    SET status = 'pending', updated_at = now()
+    WHERE id = ANY(:ids) AND status = 'sending'
+    """
+).bindparams(bindparam("ids", type_=ARRAY(BigInteger)))
+
 _OPEN_COUNTS = text(
     """
     SELECT count(*) FILTER (WHERE status = 'pending') AS pending,
@@ -225,6 +234,10 @@ class MessageDispatchRepository:
     async def record_failed(self, ids: Sequence[int], errors: Sequence[str]) -> None:
         if ids:
             await self.session.execute(_RECORD_FAILED, {"ids": list(ids), "errors": list(errors)})
+
+    async def release(self, ids: Sequence[int]) -> None:
+        if ids:
+            await self.session.execute(_RELEASE, {"ids": list(ids)})
 
     async def open_counts(self, campaign_id: int) -> OpenCounts:
         row = (await self.session.execute(_OPEN_COUNTS, {"campaign_id": campaign_id})).one()
