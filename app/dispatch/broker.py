@@ -18,12 +18,10 @@ from dramatiq.middleware import (
 )
 
 from app.config import Settings
+from app.redis_clients import broker_redis
 
 NAMESPACE = "dramatiq"
 QUEUE = "default"
-# Used only when no URL is configured, so importing the actors never fails; a worker
-# started by `herald worker` always has HERALD_REDIS_URL.
-FALLBACK_REDIS_URL = "redis://127.0.0.1:6379/0"
 
 P = ParamSpec("P")
 
@@ -31,7 +29,7 @@ P = ParamSpec("P")
 def build_broker(settings: Settings, extra: list[Middleware] | None = None) -> RedisBroker:
     """A Redis broker with the explicit middleware list every Herald process uses."""
     return RedisBroker(
-        url=settings.redis_url or FALLBACK_REDIS_URL,
+        client=broker_redis(settings),  # heals after a Redis blip (app/redis_clients.py)
         namespace=NAMESPACE,
         middleware=[
             AgeLimit(),  # drop messages older than their max_age instead of acting on stale intent
