@@ -130,6 +130,9 @@ class Settings(BaseSettings):
     dispatch_send_concurrency: int = Field(default=32, ge=1)
     # A message left in `sending` this long belongs to a dead worker: failed "interrupted".
     dispatch_sending_timeout_s: float = Field(default=300.0, gt=0)
+    # Every worker process looks for sending campaigns with no live chain this often
+    # (and at boot), and re-arms them.
+    dispatch_recovery_interval_s: float = Field(default=15.0, gt=0)
     dispatch_lock_ttl_ms: int = Field(default=60_000, ge=100)
     whatsapp_http_timeout_s: float = Field(default=10.0, gt=0)
     whatsapp_http_retries: int = Field(default=3, ge=0)

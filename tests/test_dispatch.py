@@ -8,7 +8,6 @@ from typing import Any
 
 import pytest
 import pytest_asyncio
-from redis.asyncio import Redis
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
@@ -20,6 +19,7 @@ from app.dispatch.lock import RedisLock
 from app.dispatch.providers import CloudApiProvider, SimulatedProvider
 from app.dispatch.quota import DAILY_KEY, DailyQuota, RateLimiter
 from app.messages.dispatch_repository import MessageDispatchRepository
+from app.redis_clients import worker_redis
 from tests.conftest import Server
 from tests.fake_whatsapp import (
     PHONE_NUMBER_ID,
@@ -76,7 +76,7 @@ async def make_deps_fixture(
         deps = tasks.Deps(
             settings=s,
             sessionmaker=create_sessionmaker(engines[-1]),
-            redis=Redis.from_url(str(s.redis_url)),
+            redis=worker_redis(s),
             provider=CloudApiProvider(s),
             jobs=RecordingJobs(),
         )
@@ -465,3 +465,32 @@ async def test_simulated_provider_posts_status_callbacks_to_the_webhook(
     await deps.provider.aclose()
     assert set(counts) <= {"delivered", "read"}
     assert sum(counts.values()) == 10
+
+
+async def test_recover_rearms_only_campaigns_without_a_live_chain(
+    session: AsyncSession, make_deps: Any
+) -> None:
+    # given two sending campaigns: one with a live sweep chain, one whose chains were lost
+    alive = await seed_campaign(session, 2)
+    lost = (
+        await session.execute(
+            text(
+                "INSERT INTO campaigns (name, template_name, template_language, template_body, "
+                "status) VALUES ('Lost', 'lost', 'en', '', 'sending') RETURNING id"
+            )
+        )
+    ).scalar_one()
+    await session.commit()
+    await set_status(session, alive, "sending")
+    deps = make_deps()
+    await tasks.materialize(deps, alive)
+    jobs(deps).sent.clear()
+
+    # when recovery runs in two later rounds
+    first = await tasks.recover(deps)
+    await deps.redis.delete(tasks.recovery_key())
+    second = await tasks.recover(deps)
+
+    # then only the lost campaign was re-armed, and only once
+    assert (first, second) == (1, 0)
+    assert jobs(deps).named(MATERIALIZE) == [(lost,)]

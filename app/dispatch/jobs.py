@@ -13,7 +13,6 @@ MATERIALIZE = "campaign.materialize"
 SEND_BATCH = "campaign.send_batch"
 SWEEP = "campaign.sweep"
 START_SCHEDULED = "campaign.start_scheduled"
-RECOVER = "campaign.recover"
 VERIFY_CONTACTS = "contacts.verify"
 
 
@@ -40,9 +39,6 @@ class Jobs:
 
     def start_scheduled(self, campaign_id: int, *, delay_ms: int | None = None) -> None:
         self._send(START_SCHEDULED, campaign_id, delay_ms=delay_ms)
-
-    def recover(self) -> None:
-        self._send(RECOVER)
 
     def verify_contacts(self, contact_ids: list[int]) -> None:
         self._send(VERIFY_CONTACTS, contact_ids)

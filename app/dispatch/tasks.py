@@ -66,10 +66,19 @@ async def _start_lanes(deps: Deps, campaign_id: int) -> None:
 
 
 async def _start_sweep_chain(deps: Deps, campaign_id: int, delay_ms: int) -> None:
-    """Replace any earlier chain: an older token finds itself superseded and stops."""
+    """Replace any earlier chain: an older token finds itself superseded and stops.
+
+    Enqueued before its key is set: a chain whose key was not set still runs (it sets
+    the key itself), whereas a key without a chain would hide a lost chain from recovery.
+    """
     token = uuid.uuid4().hex
-    await deps.redis.set(sweep_key(campaign_id), token, px=delay_ms * 3 + 60_000)
     deps.jobs.sweep(campaign_id, token, delay_ms=delay_ms)
+    await deps.redis.set(sweep_key(campaign_id), token, px=_sweep_key_ttl_ms(delay_ms))
+
+
+def _sweep_key_ttl_ms(delay_ms: int) -> int:
+    """The sweep key outlives a healthy chain's next run; a lost chain's key soon expires."""
+    return delay_ms * 2 + 5_000
 
 
 def _sweep_interval_ms(deps: Deps) -> int:
@@ -276,8 +285,8 @@ async def sweep(deps: Deps, campaign_id: int, token: str) -> None:
     if await finish(deps, campaign_id):
         active_ttl = await deps.redis.pttl(active_key(campaign_id))
         delay = max(_sweep_interval_ms(deps), min(int(active_ttl), 3_600_000))
-        await deps.redis.set(sweep_key(campaign_id), token, px=delay * 3 + 60_000)
         deps.jobs.sweep(campaign_id, token, delay_ms=delay)
+        await deps.redis.set(sweep_key(campaign_id), token, px=_sweep_key_ttl_ms(delay))
     elif current is not None:
         await deps.redis.delete(sweep_key(campaign_id))
 
@@ -294,18 +303,40 @@ async def start_scheduled(deps: Deps, campaign_id: int) -> bool:
     return started
 
 
-async def recover(deps: Deps) -> None:
-    """On worker boot: restart campaigns whose chains may have died with an old worker."""
-    # Every process of a starting worker sends one; the first within 5 s does the work.
-    if not await deps.redis.set("campaign:recovering", "1", nx=True, ex=5):
-        return
+def recovery_key() -> str:
+    return "campaign:recovering"
+
+
+async def recover(deps: Deps) -> int:
+    """Re-arm every campaign with work left and no live sweep chain; returns how many.
+
+    Run by every worker process at boot and then every dispatch_recovery_interval_s, so
+    liveness never rests on a message a Redis blip could drop. Idempotent: a campaign
+    whose chain is alive is left alone. One process per half interval does the scan.
+    """
+    interval_ms = int(deps.settings.dispatch_recovery_interval_s * 1000)
+    if not await deps.redis.set(recovery_key(), "1", nx=True, px=max(100, interval_ms // 2)):
+        return 0
     async with deps.sessionmaker() as session:
         sending = await CampaignDispatchRepository(session).ids_with_status(CampaignStatus.SENDING)
         stuck = await MessageDispatchRepository(session).campaigns_with_sending()
-    for campaign_id in sending:
-        deps.jobs.materialize(campaign_id)
-    for campaign_id in set(stuck) - set(sending):
-        await _start_sweep_chain(deps, campaign_id, _sweep_interval_ms(deps))
+    rearmed = 0
+    for campaign_id in sorted(set(sending) | set(stuck)):
+        if await deps.redis.exists(sweep_key(campaign_id)):
+            continue
+        if campaign_id in sending:
+            # materialize restarts its lanes and its sweep chain; until that chain sets its
+            # own token, this placeholder keeps the next rounds from re-arming it again
+            # (and expires, to be re-armed, if the materialize message is lost too).
+            deps.jobs.materialize(campaign_id)
+            placeholder_ms = _sweep_key_ttl_ms(_sweep_interval_ms(deps))
+            await deps.redis.set(sweep_key(campaign_id), "rearming", px=placeholder_ms)
+        else:  # paused or cancelled with messages of unknown fate: only the sweeper
+            await _start_sweep_chain(deps, campaign_id, _sweep_interval_ms(deps))
+        rearmed += 1
+    if rearmed:
+        logger.warning("re-armed %d campaigns with no live dispatch chain", rearmed)
+    return rearmed
 
 
 async def verify_contacts(deps: Deps, contact_ids: list[int]) -> int:
