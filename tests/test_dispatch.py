@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -19,6 +20,7 @@ from app.dispatch.lock import RedisLock
 from app.dispatch.providers import CloudApiProvider, SimulatedProvider
 from app.dispatch.quota import DAILY_KEY, DailyQuota, RateLimiter
 from app.messages.dispatch_repository import MessageDispatchRepository
+from app.models import MessageStatus
 from app.redis_clients import worker_redis
 from tests.conftest import Server
 from tests.fake_whatsapp import (
@@ -306,33 +308,81 @@ async def test_daily_quota_waits_until_next_day_and_counts_exactly(
     assert expected / 1000 - 5 < ttl <= expected / 1000 + 1
 
 
-async def test_sweeper_fails_messages_of_a_dead_worker_and_completes(
+async def dead_worker_claim(session: AsyncSession, campaign_id: int) -> list[int]:
+    """Claim every message as a worker that then died would have, a minute ago."""
+    claimed = await MessageDispatchRepository(session).claim(campaign_id, 100)
+    await session.execute(text("UPDATE messages SET updated_at = now() - interval '1 minute'"))
+    await session.commit()
+    return sorted(m.id for m in claimed)
+
+
+async def test_without_webhooks_unknown_messages_fail_unknown_and_complete(
     session: AsyncSession, make_deps: Any, fake: FakeWhatsApp
 ) -> None:
-    # given a worker that claimed 4 messages and died; a webhook then confirmed one
+    # given a provider configured as posting no webhooks, and a worker that claimed 4
+    # messages and died
     campaign_id = await seed_campaign(session, 4)
     await set_status(session, campaign_id, "sending")
-    deps = make_deps(dispatch_sending_timeout_s=0.5)
+    deps = make_deps(dispatch_sending_timeout_s=0.5, whatsapp_status_webhooks=False)
     await tasks.materialize(deps, campaign_id)
-    claimed = await MessageDispatchRepository(session).claim(campaign_id, 10)
-    await session.execute(text("UPDATE messages SET updated_at = now() - interval '1 minute'"))
-    await session.execute(
-        text("UPDATE messages SET status = 'sent' WHERE id = :id"), {"id": claimed[0].id}
-    )
-    await session.commit()
+    await dead_worker_claim(session, campaign_id)
     token = jobs(deps).named(SWEEP)[-1][1]
     assert isinstance(token, str)
 
     # when
     await tasks.sweep(deps, campaign_id, token)
 
-    # then nothing was sent again; the 3 unconfirmed ones are failed "interrupted"
+    # then nothing was sent again; all 4 are failed "unknown" and the campaign is done
     assert sum(fake.sends.values()) == 0
-    assert await status_counts(session, campaign_id) == {"sent": 1, "failed": 3}
-    errors = await session.execute(
-        text("SELECT DISTINCT error FROM messages WHERE error IS NOT NULL")
+    assert await status_counts(session, campaign_id) == {"failed": 4}
+    errors = await session.execute(text("SELECT DISTINCT error FROM messages"))
+    assert errors.scalars().all() == ["unknown"]
+    assert await campaign_status(session, campaign_id) == "completed"
+
+
+async def test_unknown_messages_are_settled_by_webhooks_then_resent_at_most_once(
+    session: AsyncSession, make_deps: Any, fake: FakeWhatsApp
+) -> None:
+    # given a worker that claimed 4 messages and died; one of them had already been
+    # re-sent once before, and a status webhook then arrived for another
+    campaign_id = await seed_campaign(session, 4)
+    await set_status(session, campaign_id, "sending")
+    patient = make_deps(dispatch_sending_timeout_s=0.5, dispatch_reconcile_grace_s=600)
+    await tasks.materialize(patient, campaign_id)
+    confirmed, first, second, resent_before = await dead_worker_claim(session, campaign_id)
+    await session.execute(
+        text("UPDATE messages SET attempts = 2 WHERE id = :id"), {"id": resent_before}
     )
-    assert errors.scalars().all() == ["interrupted"]
+    await session.commit()
+    await MessageDispatchRepository(session).apply_status(
+        MessageStatus.SENT, "wamid.late", confirmed, datetime.now(UTC)
+    )
+    await session.commit()
+
+    # when the sweeper runs within the grace period, then after it
+    token = jobs(patient).named(SWEEP)[-1][1]
+    assert isinstance(token, str)
+    await tasks.sweep(patient, campaign_id, token)
+    within_grace = await status_counts(session, campaign_id)
+    deps = make_deps(dispatch_sending_timeout_s=0.5, dispatch_reconcile_grace_s=0.5)
+    await tasks.sweep(deps, campaign_id, token)
+    after_grace = await status_counts(session, campaign_id)
+    await drain(deps, campaign_id)
+
+    # then within the grace period nothing moved; after it the two unconfirmed first
+    # attempts were re-sent once each, and the earlier re-send failed "unknown"
+    assert within_grace == {"sent": 1, "sending": 3}
+    assert after_grace == {"sent": 1, "pending": 2, "failed": 1}
+    assert await status_counts(session, campaign_id) == {"sent": 3, "failed": 1}
+    assert sum(fake.sends.values()) == 2
+    assert set(fake.sends.values()) == {1}
+    rows = await session.execute(text("SELECT id, attempts, error FROM messages ORDER BY id"))
+    assert [tuple(r) for r in rows] == [
+        (confirmed, 1, None),
+        (first, 2, None),
+        (second, 2, None),
+        (resent_before, 2, "unknown"),
+    ]
     assert await campaign_status(session, campaign_id) == "completed"
 
 

@@ -1,8 +1,10 @@
 """What the dispatch actors do, as plain coroutines taking their dependencies (testable directly).
 
-Delivery is at-most-once: a message is committed as `sending` before it goes to the
-provider, so a worker that dies mid-batch leaves it `sending`, and the sweeper turns it
-into `failed` ("interrupted") instead of sending it again.
+A message is committed as `sending` before it goes to the provider, and a live worker
+always records what it knows (sent with the provider's id, or back to pending if it
+never left). Only a worker that dies mid-batch leaves messages `sending`, of unknown
+fate: the sweeper lets status webhooks settle them for a grace period, then re-sends
+each at most once (or, with a provider that posts no webhooks, fails them "unknown").
 """
 
 from __future__ import annotations
@@ -244,12 +246,17 @@ async def _record(
 
 
 async def finish(deps: Deps, campaign_id: int) -> bool:
-    """Fail interrupted messages and complete the campaign if nothing is left open.
+    """Reconcile messages of unknown fate and complete the campaign if every one is final.
 
     Returns whether the campaign is still dispatching (has open messages or is sending).
     """
+    settings = deps.settings
+    webhooks = settings.whatsapp_status_webhooks
+    older_than = settings.dispatch_sending_timeout_s + (
+        settings.dispatch_reconcile_grace_s if webhooks else 0
+    )
     lock_key = campaign_lock_key(campaign_id)
-    async with try_lock(deps.redis, lock_key, deps.settings.dispatch_lock_ttl_ms) as locked:
+    async with try_lock(deps.redis, lock_key, settings.dispatch_lock_ttl_ms) as locked:
         if not locked:
             # Someone else holds the campaign; look again shortly rather than miss the end.
             deps.jobs.send_batch(campaign_id, delay_ms=LOCK_RETRY_MS)
@@ -257,20 +264,26 @@ async def finish(deps: Deps, campaign_id: int) -> bool:
         async with deps.sessionmaker() as session:
             messages = MessageDispatchRepository(session)
             campaigns = CampaignDispatchRepository(session)
-            swept = await messages.fail_interrupted(
-                campaign_id, deps.settings.dispatch_sending_timeout_s
-            )
+            reconciled = await messages.reconcile(campaign_id, older_than, resend=webhooks)
+            campaign = await campaigns.get(campaign_id)
+            cancelled = campaign is not None and campaign.status == CampaignStatus.CANCELLED
+            if reconciled.resent and cancelled:
+                await messages.fail_pending(campaign_id, "cancelled")
             completed = await campaigns.complete_if_done(campaign_id)
             counts = await messages.open_counts(campaign_id)
-            campaign = await campaigns.get(campaign_id)
             await session.commit()
-    if swept:
-        logger.warning("campaign %s: %d interrupted messages marked failed", campaign_id, swept)
-    if swept or completed:
+    if reconciled.resent or reconciled.failed:
+        logger.warning(
+            "campaign %s: messages of unknown fate: %d re-sent, %d failed unknown",
+            campaign_id,
+            reconciled.resent,
+            reconciled.failed,
+        )
+    if reconciled.failed or completed:
         await notify_campaign_progress(deps.redis, campaign_id, force=True)
-    sending = campaign is not None and campaign.status == CampaignStatus.SENDING
+    sending = campaign is not None and campaign.status == CampaignStatus.SENDING and not completed
     if sending and counts.pending and not await deps.redis.exists(active_key(campaign_id)):
-        # Every send chain died with its worker: start new ones.
+        # Every send chain died with its worker (or re-sends wait): start new ones.
         await _start_lanes(deps, campaign_id)
     return sending or counts.sending > 0
 
