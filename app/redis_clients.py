@@ -43,7 +43,7 @@ def worker_redis(settings: Settings) -> Redis:
 def broker_redis(settings: Settings) -> redis.Redis:
     """The synchronous client Dramatiq's Redis broker enqueues and consumes with."""
     return redis.Redis.from_url(
-        settings.redis_url or FALLBACK_URL,
+        settings.broker_url or settings.redis_url or FALLBACK_URL,
         health_check_interval=settings.redis_health_check_interval_s,
         retry=Retry(_backoff(settings), settings.worker_redis_retries),
         retry_on_error=RETRY_ON,

@@ -44,12 +44,13 @@ class Jobs:
         self._send(VERIFY_CONTACTS, contact_ids)
 
 
-_brokers: dict[str | None, dramatiq.Broker] = {}
+_brokers: dict[tuple[str | None, str | None], dramatiq.Broker] = {}
 
 
 def jobs_for(settings: Settings) -> Jobs:
-    """Jobs on a broker for this Settings' Redis (API processes and tests), one per URL."""
-    broker = _brokers.get(settings.redis_url)
+    """Jobs on the broker these Settings name (API processes and tests), one per URL."""
+    key = (settings.broker_url, settings.redis_url)
+    broker = _brokers.get(key)
     if broker is None:
-        broker = _brokers[settings.redis_url] = build_broker(settings)
+        broker = _brokers[key] = build_broker(settings)
     return Jobs(broker)
