@@ -544,3 +544,30 @@ async def test_recover_rearms_only_campaigns_without_a_live_chain(
     # then only the lost campaign was re-armed, and only once
     assert (first, second) == (1, 0)
     assert jobs(deps).named(MATERIALIZE) == [(lost,)]
+
+
+async def test_a_send_that_timed_out_is_reconciled_not_failed(
+    session: AsyncSession, make_deps: Any, fake: FakeWhatsApp
+) -> None:
+    # given a provider slower than the HTTP timeout: it accepts, the worker never hears
+    campaign_id = await seed_campaign(session, 1)
+    await set_status(session, campaign_id, "sending")
+    fake.latency_s = 0.5
+    deps = make_deps(
+        whatsapp_http_timeout_s=0.1, dispatch_sending_timeout_s=0.2, dispatch_reconcile_grace_s=0
+    )
+    await tasks.materialize(deps, campaign_id)
+
+    # when the batch runs
+    await tasks.send_batch(deps, campaign_id)
+
+    # then the message is of unknown fate, not failed, until reconciliation decides
+    assert await status_counts(session, campaign_id) == {"sending": 1}
+    fake.latency_s = 0
+    await asyncio.sleep(0.3)
+    token = jobs(deps).named(SWEEP)[-1][1]
+    assert isinstance(token, str)
+    await tasks.sweep(deps, campaign_id, token)
+    await drain(deps, campaign_id)
+    assert await status_counts(session, campaign_id) == {"sent": 1}
+    assert sum(fake.attempts.values()) == 2  # the unheard one and its single re-send

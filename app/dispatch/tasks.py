@@ -229,7 +229,7 @@ async def _record(
     deps: Deps, results: list[SendResult], contact_of: dict[int, int], unsent: list[int]
 ) -> None:
     sent = [r for r in results if r.ok]
-    failed = [r for r in results if not r.ok]
+    failed = [r for r in results if not (r.ok or r.unknown)]  # unknown ones stay `sending`
     async with deps.sessionmaker() as session:
         messages = MessageDispatchRepository(session)
         await messages.record_sent(
