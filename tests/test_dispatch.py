@@ -475,6 +475,9 @@ async def test_recover_rearms_sending_campaigns_once(session: AsyncSession, make
     await session.commit()
     deps = make_deps()
 
+    await session.execute(text("UPDATE campaigns SET started_at = now() - interval '1 minute'"))
+    await session.commit()
+
     # when two worker processes boot
     await tasks.recover(deps)
     await tasks.recover(deps)
@@ -535,15 +538,24 @@ async def test_recover_rearms_only_campaigns_without_a_live_chain(
     deps = make_deps()
     await tasks.materialize(deps, alive)
     jobs(deps).sent.clear()
+    await session.execute(text("UPDATE campaigns SET started_at = now() - interval '1 minute'"))
+    await session.commit()
 
     # when recovery runs in two later rounds
     first = await tasks.recover(deps)
     await deps.redis.delete(tasks.recovery_key())
     second = await tasks.recover(deps)
 
-    # then only the lost campaign was re-armed, and only once
+    # then only the lost campaign was re-armed, and only once; one just started is left
+    # to its own materialize message
     assert (first, second) == (1, 0)
     assert jobs(deps).named(MATERIALIZE) == [(lost,)]
+    await session.execute(
+        text("UPDATE campaigns SET started_at = now() WHERE id = :c"), {"c": lost}
+    )
+    await session.commit()
+    await deps.redis.delete(tasks.recovery_key(), tasks.sweep_key(lost))
+    assert await tasks.recover(deps) == 0
 
 
 async def test_a_send_that_timed_out_is_reconciled_not_failed(

@@ -331,10 +331,12 @@ async def recover(deps: Deps) -> int:
     if not await deps.redis.set(recovery_key(), "1", nx=True, px=max(100, interval_ms // 2)):
         return 0
     async with deps.sessionmaker() as session:
-        sending = await CampaignDispatchRepository(session).ids_with_status(CampaignStatus.SENDING)
+        campaigns = CampaignDispatchRepository(session)
+        sending = await campaigns.ids_with_status(CampaignStatus.SENDING)
+        due = await campaigns.sending_started_before(deps.settings.dispatch_recovery_interval_s)
         stuck = await MessageDispatchRepository(session).campaigns_with_sending()
     rearmed = 0
-    for campaign_id in sorted(set(sending) | set(stuck)):
+    for campaign_id in sorted(set(due) | (set(stuck) - set(sending))):
         if await deps.redis.exists(sweep_key(campaign_id)):
             continue
         if campaign_id in sending:
