@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.config import Settings
 from app.dispatch.broker import build_broker
 from app.dispatch.jobs import jobs_for
+from bench.rabbitmq import Node, Vhost, reachable
 from tests.fake_whatsapp import (
     FakeWhatsApp,
     Worker,
@@ -25,7 +26,6 @@ from tests.fake_whatsapp import (
     status_counts,
     worker_env,
 )
-from tests.rabbitmq import Node, Vhost, reachable
 
 pytestmark = pytest.mark.asyncio
 

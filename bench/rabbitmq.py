@@ -1,4 +1,4 @@
-"""RabbitMQ for tests: a vhost of our own on the machine's broker, or a node of our own."""
+"""RabbitMQ for tests and benchmarks: a vhost on the machine's broker, or a node of our own."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ import time
 import uuid
 from pathlib import Path
 
-from tests.fake_whatsapp import free_port
+from bench.common import free_port
 
 HOST = "127.0.0.1"
 PORT = 5672
