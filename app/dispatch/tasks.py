@@ -203,8 +203,8 @@ async def _send_all(
 ) -> None:
     """Send in rate-limited waves, each at most dispatch_send_concurrency wide.
 
-    Appends each wave's results and takes its ids out of `unsent` as soon as it returns,
-    so a failing rate-limit call leaves an exact account of what went out.
+    Takes each wave's ids out of `unsent` as it leaves and appends its results when it
+    returns, so a failing rate-limit call leaves an exact account of what went out.
     """
     limiter = RateLimiter(deps.redis, deps.settings.whatsapp_rate_per_second)
     width = deps.settings.dispatch_send_concurrency
@@ -213,6 +213,9 @@ async def _send_all(
         allowed = await limiter.take(min(width, len(batch) - position))
         wave = batch[position : position + allowed]
         position += allowed
+        # Handed over from here: if the wave is interrupted (time limit, shutdown), these
+        # stay `sending`, of unknown fate, rather than going back to pending.
+        unsent -= {m.id for m in wave}
         outcomes = await asyncio.gather(
             *(
                 deps.provider.send(
@@ -222,7 +225,6 @@ async def _send_all(
             )
         )
         results += outcomes
-        unsent -= {m.id for m in wave}
 
 
 async def _record(
