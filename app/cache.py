@@ -64,6 +64,7 @@ from redis.asyncio import Redis
 from redis.asyncio.connection import AbstractConnection
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
+from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
 
 from app.config import Settings
@@ -224,14 +225,19 @@ class _CountingConnection(AbstractConnection):
 
 
 def open_redis(url: str, *, timeout: float = 0.05) -> Redis:
-    """A client that fails fast: short socket timeouts and no retries (the cache degrades)."""
+    """A client that fails fast: short socket timeouts, one retry (the cache degrades).
+
+    The one immediate retry on a connection error replaces a pooled socket that died in
+    a Redis blip; without it the first command on each such socket fails. More retries
+    with backoff would stall requests while Redis is really down.
+    """
     redis = Redis.from_url(
         url,
         socket_timeout=timeout,
         socket_connect_timeout=timeout,
         health_check_interval=0,
-        # redis-py retries 10 times with backoff by default: seconds of stall per request.
-        retry=Retry(NoBackoff(), 0),
+        retry=Retry(NoBackoff(), 1),
+        retry_on_error=[RedisConnectionError, ConnectionError],
     )
     pool = redis.connection_pool
     base = pool.connection_class  # TCP, TLS or unix socket, as the URL chose

@@ -42,6 +42,9 @@ class Settings(BaseSettings):
     # Unset URLs mean "start embedded services" under `herald dev`; other commands require them.
     database_url: str | None = None
     redis_url: str | None = None
+    # The Dramatiq broker: unset means Redis (HERALD_REDIS_URL); an amqp:// URL selects
+    # RabbitMQ (needs the [rabbitmq] extra). Redis keeps the cache, locks, quotas and limits.
+    broker_url: str | None = None
     data_dir: str = ".herald"
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=1, le=65535)
@@ -106,8 +109,20 @@ class Settings(BaseSettings):
     whatsapp_access_token: str = ""
     whatsapp_app_secret: str = ""
     whatsapp_verify_token: str = ""
+    # Whether the provider posts status webhooks (the Cloud API does). Off: a message whose
+    # worker died mid-send stays failed "unknown"; retryFailedMessages may re-send it.
+    whatsapp_status_webhooks: bool = True
     whatsapp_daily_quota: int = Field(default=100_000, ge=1)
     whatsapp_rate_per_second: int = Field(default=80, ge=1)
+
+    # Redis clients heal after a blip: connections idle this long are checked before use,
+    # and a command failing on a connection or timeout error is retried on a fresh one.
+    redis_health_check_interval_s: int = Field(default=5, ge=0)
+    # Workers and the broker retry that many times with capped exponential backoff, which
+    # rides out an outage of about 10 s; API processes retry once, at once, and then serve
+    # uncached (a request must not wait for Redis).
+    worker_redis_retries: int = Field(default=10, ge=0)
+    redis_retry_backoff_cap_ms: int = Field(default=2_000, ge=1)
 
     worker_processes: int = Field(default=2, ge=1)
     worker_threads: int = Field(default=4, ge=1)
@@ -124,8 +139,13 @@ class Settings(BaseSettings):
     dispatch_chain_seconds: float = Field(default=1.0, ge=0)
     # Requests in flight per batch.
     dispatch_send_concurrency: int = Field(default=32, ge=1)
-    # A message left in `sending` this long belongs to a dead worker: failed "interrupted".
+    # A message left in `sending` this long belongs to a dead worker: its fate is unknown.
     dispatch_sending_timeout_s: float = Field(default=300.0, gt=0)
+    # Then status webhooks have this long to settle it before it is re-sent (once).
+    dispatch_reconcile_grace_s: float = Field(default=120.0, ge=0)
+    # Every worker process looks for sending campaigns with no live chain this often
+    # (and at boot), and re-arms them.
+    dispatch_recovery_interval_s: float = Field(default=15.0, gt=0)
     dispatch_lock_ttl_ms: int = Field(default=60_000, ge=100)
     whatsapp_http_timeout_s: float = Field(default=10.0, gt=0)
     whatsapp_http_retries: int = Field(default=3, ge=0)
@@ -162,6 +182,15 @@ class Settings(BaseSettings):
             return None
         if not value.startswith(("redis://", "rediss://", "unix://")):
             raise ValueError("must be a redis://, rediss:// or unix:// URL")
+        return value
+
+    @field_validator("broker_url")
+    @classmethod
+    def _broker_kind(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        if not value.startswith(("amqp://", "amqps://", "redis://", "rediss://")):
+            raise ValueError("must be an amqp://, amqps://, redis:// or rediss:// URL")
         return value
 
     @property

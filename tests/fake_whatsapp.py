@@ -16,7 +16,7 @@ import sys
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -50,6 +50,8 @@ class FakeWhatsApp:
     attempts: Counter[str] = field(default_factory=Counter)  # every request per wa id
     payloads: list[dict[str, object]] = field(default_factory=list)
     keep_payloads: bool = False
+    # Called with the running total after each accepted send (from the server thread).
+    on_send: Callable[[int], None] | None = None
     _ids: itertools.count[int] = field(default_factory=itertools.count)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -80,6 +82,8 @@ class FakeWhatsApp:
                 if self.keep_payloads:
                     self.payloads.append(body)
                 wamid = f"wamid.fake.{next(self._ids)}"
+                if self.on_send is not None:
+                    self.on_send(sum(self.sends.values()))
             return JSONResponse(
                 {
                     "messaging_product": "whatsapp",
@@ -156,6 +160,7 @@ def fake_fixture(fake_server: tuple[FakeWhatsApp, str]) -> FakeWhatsApp:
     fake.attempts.clear()
     fake.payloads.clear()
     fake.keep_payloads = False
+    fake.on_send = None
     fake.latency_s = 0
     return fake
 

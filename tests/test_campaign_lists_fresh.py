@@ -27,7 +27,7 @@ from tests.fake_whatsapp import (
     phone,
     seed_campaign,
 )
-from tests.test_dispatch import make_deps as make_deps_fixture  # noqa: F401 (the fixture)
+from tests.test_dispatch import make_deps_fixture  # noqa: F401 (the `make_deps` fixture)
 
 pytestmark = pytest.mark.asyncio
 
@@ -62,11 +62,6 @@ FIELDS = {
     "retry": "retryFailedMessages",
     "schedule": "scheduleCampaign",
 }
-
-
-@pytest.fixture
-def make_deps(make_deps_fixture: Any) -> Any:  # noqa: F811 (the import is the fixture)
-    return make_deps_fixture
 
 
 async def lists(gql: GqlClient, campaign_id: int) -> tuple[str, str, list[str]]:

@@ -8,12 +8,12 @@ import threading
 import time
 from collections.abc import AsyncIterator, Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
 import pytest_asyncio
 import uvicorn
-from redis.asyncio import Redis
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 from starlette.applications import Starlette
@@ -30,6 +30,8 @@ from app.dispatch.providers import CloudApiProvider, SimulatedProvider, sign
 from app.dispatch.quota import DAILY_KEY, DailyQuota, RateLimiter
 from app.messages.dispatch_repository import MessageDispatchRepository
 from app.metrics import dispatch_counts
+from app.models import MessageStatus
+from app.redis_clients import worker_redis
 from tests.conftest import Server
 from tests.fake_whatsapp import (
     PHONE_NUMBER_ID,
@@ -73,8 +75,8 @@ def dispatch_settings(settings: Settings, base_url: str, **overrides: Any) -> Se
     return settings.model_copy(update=values)
 
 
-@pytest_asyncio.fixture
-async def make_deps(
+@pytest_asyncio.fixture(name="make_deps")
+async def make_deps_fixture(
     settings: Settings, fake: FakeWhatsApp, fake_server: tuple[FakeWhatsApp, str]
 ) -> AsyncIterator[Any]:
     """Build Deps with Settings overrides; everything is closed after the test."""
@@ -87,7 +89,7 @@ async def make_deps(
         deps = tasks.Deps(
             settings=s,
             sessionmaker=create_sessionmaker(engines[-1]),
-            redis=Redis.from_url(str(s.redis_url)),
+            redis=worker_redis(s),
             provider=CloudApiProvider(s),
             jobs=RecordingJobs(),
         )
@@ -326,33 +328,81 @@ async def test_daily_quota_waits_until_next_day_and_counts_exactly(
     }
 
 
-async def test_sweeper_fails_messages_of_a_dead_worker_and_completes(
+async def dead_worker_claim(session: AsyncSession, campaign_id: int) -> list[int]:
+    """Claim every message as a worker that then died would have, a minute ago."""
+    claimed = await MessageDispatchRepository(session).claim(campaign_id, 100)
+    await session.execute(text("UPDATE messages SET updated_at = now() - interval '1 minute'"))
+    await session.commit()
+    return sorted(m.id for m in claimed)
+
+
+async def test_without_webhooks_unknown_messages_fail_unknown_and_complete(
     session: AsyncSession, make_deps: Any, fake: FakeWhatsApp
 ) -> None:
-    # given a worker that claimed 4 messages and died; a webhook then confirmed one
+    # given a provider configured as posting no webhooks, and a worker that claimed 4
+    # messages and died
     campaign_id = await seed_campaign(session, 4)
     await set_status(session, campaign_id, "sending")
-    deps = make_deps(dispatch_sending_timeout_s=0.5)
+    deps = make_deps(dispatch_sending_timeout_s=0.5, whatsapp_status_webhooks=False)
     await tasks.materialize(deps, campaign_id)
-    claimed = await MessageDispatchRepository(session).claim(campaign_id, 10)
-    await session.execute(text("UPDATE messages SET updated_at = now() - interval '1 minute'"))
-    await session.execute(
-        text("UPDATE messages SET status = 'sent' WHERE id = :id"), {"id": claimed[0].id}
-    )
-    await session.commit()
+    await dead_worker_claim(session, campaign_id)
     token = jobs(deps).named(SWEEP)[-1][1]
     assert isinstance(token, str)
 
     # when
     await tasks.sweep(deps, campaign_id, token)
 
-    # then nothing was sent again; the 3 unconfirmed ones are failed "interrupted"
+    # then nothing was sent again; all 4 are failed "unknown" and the campaign is done
     assert sum(fake.sends.values()) == 0
-    assert await status_counts(session, campaign_id) == {"sent": 1, "failed": 3}
-    errors = await session.execute(
-        text("SELECT DISTINCT error FROM messages WHERE error IS NOT NULL")
+    assert await status_counts(session, campaign_id) == {"failed": 4}
+    errors = await session.execute(text("SELECT DISTINCT error FROM messages"))
+    assert errors.scalars().all() == ["unknown"]
+    assert await campaign_status(session, campaign_id) == "completed"
+
+
+async def test_unknown_messages_are_settled_by_webhooks_then_resent_at_most_once(
+    session: AsyncSession, make_deps: Any, fake: FakeWhatsApp
+) -> None:
+    # given a worker that claimed 4 messages and died; one of them had already been
+    # re-sent once before, and a status webhook then arrived for another
+    campaign_id = await seed_campaign(session, 4)
+    await set_status(session, campaign_id, "sending")
+    patient = make_deps(dispatch_sending_timeout_s=0.5, dispatch_reconcile_grace_s=600)
+    await tasks.materialize(patient, campaign_id)
+    confirmed, first, second, resent_before = await dead_worker_claim(session, campaign_id)
+    await session.execute(
+        text("UPDATE messages SET attempts = 2 WHERE id = :id"), {"id": resent_before}
     )
-    assert errors.scalars().all() == ["interrupted"]
+    await session.commit()
+    await MessageDispatchRepository(session).apply_status(
+        MessageStatus.SENT, "wamid.late", confirmed, datetime.now(UTC)
+    )
+    await session.commit()
+
+    # when the sweeper runs within the grace period, then after it
+    token = jobs(patient).named(SWEEP)[-1][1]
+    assert isinstance(token, str)
+    await tasks.sweep(patient, campaign_id, token)
+    within_grace = await status_counts(session, campaign_id)
+    deps = make_deps(dispatch_sending_timeout_s=0.5, dispatch_reconcile_grace_s=0.5)
+    await tasks.sweep(deps, campaign_id, token)
+    after_grace = await status_counts(session, campaign_id)
+    await drain(deps, campaign_id)
+
+    # then within the grace period nothing moved; after it the two unconfirmed first
+    # attempts were re-sent once each, and the earlier re-send failed "unknown"
+    assert within_grace == {"sent": 1, "sending": 3}
+    assert after_grace == {"sent": 1, "pending": 2, "failed": 1}
+    assert await status_counts(session, campaign_id) == {"sent": 3, "failed": 1}
+    assert sum(fake.sends.values()) == 2
+    assert set(fake.sends.values()) == {1}
+    rows = await session.execute(text("SELECT id, attempts, error FROM messages ORDER BY id"))
+    assert [tuple(r) for r in rows] == [
+        (confirmed, 1, None),
+        (first, 2, None),
+        (second, 2, None),
+        (resent_before, 2, "unknown"),
+    ]
     assert await campaign_status(session, campaign_id) == "completed"
     assert await dispatch_counts(deps.redis) == {(str(campaign_id), "failed"): 3}
 
@@ -445,6 +495,9 @@ async def test_recover_rearms_sending_campaigns_once(session: AsyncSession, make
     )
     await session.commit()
     deps = make_deps()
+
+    await session.execute(text("UPDATE campaigns SET started_at = now() - interval '1 minute'"))
+    await session.commit()
 
     # when two worker processes boot
     await tasks.recover(deps)
@@ -560,3 +613,68 @@ async def test_simulated_callback_given_up_on_is_counted_and_logged_at_warning(
     [record] = [r for r in caplog.records if r.name == "app.dispatch.providers"]
     assert record.levelno == logging.WARNING
     assert "lost after 4 attempts" in record.getMessage()
+
+
+async def test_recover_rearms_only_campaigns_without_a_live_chain(
+    session: AsyncSession, make_deps: Any
+) -> None:
+    # given two sending campaigns: one with a live sweep chain, one whose chains were lost
+    alive = await seed_campaign(session, 2)
+    lost = (
+        await session.execute(
+            text(
+                "INSERT INTO campaigns (name, template_name, template_language, template_body, "
+                "status) VALUES ('Lost', 'lost', 'en', '', 'sending') RETURNING id"
+            )
+        )
+    ).scalar_one()
+    await session.commit()
+    await set_status(session, alive, "sending")
+    deps = make_deps()
+    await tasks.materialize(deps, alive)
+    jobs(deps).sent.clear()
+    await session.execute(text("UPDATE campaigns SET started_at = now() - interval '1 minute'"))
+    await session.commit()
+
+    # when recovery runs in two later rounds
+    first = await tasks.recover(deps)
+    await deps.redis.delete(tasks.recovery_key())
+    second = await tasks.recover(deps)
+
+    # then only the lost campaign was re-armed, and only once; one just started is left
+    # to its own materialize message
+    assert (first, second) == (1, 0)
+    assert jobs(deps).named(MATERIALIZE) == [(lost,)]
+    await session.execute(
+        text("UPDATE campaigns SET started_at = now() WHERE id = :c"), {"c": lost}
+    )
+    await session.commit()
+    await deps.redis.delete(tasks.recovery_key(), tasks.sweep_key(lost))
+    assert await tasks.recover(deps) == 0
+
+
+async def test_a_send_that_timed_out_is_reconciled_not_failed(
+    session: AsyncSession, make_deps: Any, fake: FakeWhatsApp
+) -> None:
+    # given a provider slower than the HTTP timeout: it accepts, the worker never hears
+    campaign_id = await seed_campaign(session, 1)
+    await set_status(session, campaign_id, "sending")
+    fake.latency_s = 0.5
+    deps = make_deps(
+        whatsapp_http_timeout_s=0.1, dispatch_sending_timeout_s=0.2, dispatch_reconcile_grace_s=0
+    )
+    await tasks.materialize(deps, campaign_id)
+
+    # when the batch runs
+    await tasks.send_batch(deps, campaign_id)
+
+    # then the message is of unknown fate, not failed, until reconciliation decides
+    assert await status_counts(session, campaign_id) == {"sending": 1}
+    fake.latency_s = 0
+    await asyncio.sleep(0.3)
+    token = jobs(deps).named(SWEEP)[-1][1]
+    assert isinstance(token, str)
+    await tasks.sweep(deps, campaign_id, token)
+    await drain(deps, campaign_id)
+    assert await status_counts(session, campaign_id) == {"sent": 1}
+    assert sum(fake.attempts.values()) == 2  # the unheard one and its single re-send

@@ -35,8 +35,11 @@ from tests.fake_whatsapp import (
     seed_campaign,
 )
 from tests.test_cli import herald
-from tests.test_dispatch import drain, set_status
-from tests.test_dispatch import make_deps as make_deps_fixture  # noqa: F401 (the fixture)
+from tests.test_dispatch import (
+    drain,
+    make_deps_fixture,  # noqa: F401 (the `make_deps` fixture)
+    set_status,
+)
 
 pytestmark = pytest.mark.asyncio
 
@@ -55,12 +58,6 @@ DELETE_CONTACT = "mutation($id: ID!) { deleteContact(id: $id) { __typename } }"
 @pytest.fixture(autouse=True)
 def secrets(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(settings, "whatsapp_app_secret", SECRET)
-
-
-@pytest.fixture
-def make_deps(make_deps_fixture: Any) -> Any:  # noqa: F811 (the import is the fixture)
-    """test_dispatch's Deps factory (workers' dependencies against the fake Cloud API)."""
-    return make_deps_fixture
 
 
 @pytest_asyncio.fixture

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import Row, Table, exists, func, select, update
+from sqlalchemy import Row, Table, exists, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.models import Campaign, CampaignStatus, MessageStatus, campaign_categories
@@ -76,6 +76,19 @@ class CampaignDispatchRepository:
     async def has_targets(self, campaign_id: int) -> bool:
         stmt = select(exists().where(campaign_categories.c.campaign_id == campaign_id))
         return bool((await self.session.execute(stmt)).scalar_one())
+
+    async def sending_started_before(self, seconds_ago: float) -> list[int]:
+        """Sending campaigns started over `seconds_ago` (a younger one's own materialize
+        message may still be on its way)."""
+        stmt = select(campaigns.c.id).where(
+            campaigns.c.status == CampaignStatus.SENDING,
+            or_(
+                campaigns.c.started_at.is_(None),
+                campaigns.c.started_at
+                < func.now() - func.make_interval(0, 0, 0, 0, 0, 0, seconds_ago),
+            ),
+        )
+        return list((await self.session.execute(stmt)).scalars())
 
     async def ids_with_status(self, status: CampaignStatus) -> list[int]:
         stmt = select(campaigns.c.id).where(campaigns.c.status == status)

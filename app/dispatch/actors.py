@@ -7,10 +7,12 @@ on that loop.
 
 from __future__ import annotations
 
+import logging
+import threading
 from typing import Any
 
+from dramatiq.asyncio import get_event_loop_thread
 from dramatiq.middleware import Middleware
-from redis.asyncio import Redis
 
 from app.config import get_settings
 from app.db import create_engine, create_sessionmaker
@@ -20,6 +22,9 @@ from app.dispatch.broker import actor, setup_broker
 from app.dispatch.jobs import Jobs
 from app.dispatch.providers import build_provider
 from app.logging_filters import install_phone_masking
+from app.redis_clients import worker_redis
+
+logger = logging.getLogger(__name__)
 
 
 class PrefetchPerThread(Middleware):
@@ -33,17 +38,37 @@ class PrefetchPerThread(Middleware):
         worker.queue_prefetch = worker.worker_threads
 
 
-class RecoverOnBoot(Middleware):
-    """A starting worker re-arms campaigns whose send chains died with a previous worker."""
+class Recovery(Middleware):
+    """Each worker process runs `tasks.recover` at boot and then periodically.
+
+    In-process, not a chain of broker messages: a Redis outage can drop an enqueue, but
+    not this loop, and a failed round (Redis still down) is simply tried again next time.
+    """
+
+    def __init__(self) -> None:
+        self.stopping = threading.Event()
 
     def after_worker_boot(self, broker: Any, worker: Any) -> None:
-        Jobs(broker).recover()
+        threading.Thread(target=self._loop, name="herald-recovery", daemon=True).start()
+
+    def before_worker_shutdown(self, broker: Any, worker: Any) -> None:
+        self.stopping.set()
+
+    def _loop(self) -> None:
+        loop = get_event_loop_thread()
+        assert loop is not None, "the AsyncIO middleware starts the event loop first"
+        while not self.stopping.is_set():
+            try:
+                loop.run_coroutine(_recover())
+            except Exception as exc:  # anything: the loop itself must survive
+                logger.warning("dispatch recovery round failed, retrying: %r", exc)
+            self.stopping.wait(settings.dispatch_recovery_interval_s)
 
 
 # Workers log phone numbers' messages too (send failures, invalid numbers): mask them.
 install_phone_masking()
 settings = get_settings()
-broker = setup_broker(settings, extra=[PrefetchPerThread(), RecoverOnBoot()])
+broker = setup_broker(settings, extra=[PrefetchPerThread(), Recovery()])
 _deps: tasks.Deps | None = None
 
 
@@ -55,11 +80,15 @@ def deps() -> tasks.Deps:
         _deps = tasks.Deps(
             settings=settings,
             sessionmaker=create_sessionmaker(engine),
-            redis=Redis.from_url(settings.redis_url or "redis://127.0.0.1:6379/0"),
+            redis=worker_redis(settings),
             provider=build_provider(settings),
             jobs=Jobs(broker),
         )
     return _deps
+
+
+async def _recover() -> None:
+    await tasks.recover(deps())
 
 
 @actor(broker, names.MATERIALIZE)
@@ -81,11 +110,6 @@ async def sweep(campaign_id: int, token: str) -> None:
 @actor(broker, names.START_SCHEDULED)
 async def start_scheduled(campaign_id: int) -> None:
     await tasks.start_scheduled(deps(), campaign_id)
-
-
-@actor(broker, names.RECOVER)
-async def recover() -> None:
-    await tasks.recover(deps())
 
 
 @actor(broker, names.VERIFY_CONTACTS)

@@ -18,39 +18,54 @@ from dramatiq.middleware import (
 )
 
 from app.config import Settings
+from app.redis_clients import broker_redis
 
 NAMESPACE = "dramatiq"
 QUEUE = "default"
-# Used only when no URL is configured, so importing the actors never fails; a worker
-# started by `herald worker` always has HERALD_REDIS_URL.
-FALLBACK_REDIS_URL = "redis://127.0.0.1:6379/0"
 
 P = ParamSpec("P")
 
 
-def build_broker(settings: Settings, extra: list[Middleware] | None = None) -> RedisBroker:
-    """A Redis broker with the explicit middleware list every Herald process uses."""
+def uses_rabbitmq(settings: Settings) -> bool:
+    return bool(settings.broker_url and settings.broker_url.startswith(("amqp://", "amqps://")))
+
+
+def build_broker(settings: Settings, extra: list[Middleware] | None = None) -> dramatiq.Broker:
+    """The broker every Herald process uses, with the explicit middleware list.
+
+    RabbitMQ when HERALD_BROKER_URL is an amqp:// URL (durable queues, persistent
+    messages, publisher confirms, acks after the actor ran); otherwise Redis.
+    """
+    middleware = _middleware(settings, extra)
+    if uses_rabbitmq(settings):
+        from dramatiq.brokers.rabbitmq import RabbitmqBroker  # the [rabbitmq] extra (pika)
+
+        return RabbitmqBroker(url=settings.broker_url, middleware=middleware, confirm_delivery=True)
     return RedisBroker(
-        url=settings.redis_url or FALLBACK_REDIS_URL,
+        client=broker_redis(settings),  # heals after a Redis blip (app/redis_clients.py)
         namespace=NAMESPACE,
-        middleware=[
-            AgeLimit(),  # drop messages older than their max_age instead of acting on stale intent
-            TimeLimit(time_limit=settings.worker_time_limit_ms),  # kill actors that overrun
-            ShutdownNotifications(),  # let long actors notice a worker shutdown
-            Callbacks(),
-            # Exponential backoff; actors are idempotent so a retry never double-sends.
-            Retries(
-                max_retries=settings.worker_max_retries,
-                min_backoff=settings.worker_min_backoff_ms,
-                max_backoff=settings.worker_max_backoff_ms,
-            ),
-            AsyncIO(),  # run `async def` actors on one event loop per worker process
-            *(extra or []),
-        ],
+        middleware=middleware,
     )
 
 
-def setup_broker(settings: Settings, extra: list[Middleware] | None = None) -> RedisBroker:
+def _middleware(settings: Settings, extra: list[Middleware] | None) -> list[Middleware]:
+    return [
+        AgeLimit(),  # drop messages older than their max_age instead of acting on stale intent
+        TimeLimit(time_limit=settings.worker_time_limit_ms),  # kill actors that overrun
+        ShutdownNotifications(),  # let long actors notice a worker shutdown
+        Callbacks(),
+        # Exponential backoff; actors are idempotent so a retry never double-sends.
+        Retries(
+            max_retries=settings.worker_max_retries,
+            min_backoff=settings.worker_min_backoff_ms,
+            max_backoff=settings.worker_max_backoff_ms,
+        ),
+        AsyncIO(),  # run `async def` actors on one event loop per worker process
+        *(extra or []),
+    ]
+
+
+def setup_broker(settings: Settings, extra: list[Middleware] | None = None) -> dramatiq.Broker:
     """Create the broker and make it the global one (the worker's)."""
     broker = build_broker(settings, extra)
     dramatiq.set_broker(broker)

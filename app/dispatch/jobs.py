@@ -13,7 +13,6 @@ MATERIALIZE = "campaign.materialize"
 SEND_BATCH = "campaign.send_batch"
 SWEEP = "campaign.sweep"
 START_SCHEDULED = "campaign.start_scheduled"
-RECOVER = "campaign.recover"
 VERIFY_CONTACTS = "contacts.verify"
 
 
@@ -41,19 +40,17 @@ class Jobs:
     def start_scheduled(self, campaign_id: int, *, delay_ms: int | None = None) -> None:
         self._send(START_SCHEDULED, campaign_id, delay_ms=delay_ms)
 
-    def recover(self) -> None:
-        self._send(RECOVER)
-
     def verify_contacts(self, contact_ids: list[int]) -> None:
         self._send(VERIFY_CONTACTS, contact_ids)
 
 
-_brokers: dict[str | None, dramatiq.Broker] = {}
+_brokers: dict[tuple[str | None, str | None], dramatiq.Broker] = {}
 
 
 def jobs_for(settings: Settings) -> Jobs:
-    """Jobs on a broker for this Settings' Redis (API processes and tests), one per URL."""
-    broker = _brokers.get(settings.redis_url)
+    """Jobs on the broker these Settings name (API processes and tests), one per URL."""
+    key = (settings.broker_url, settings.redis_url)
+    broker = _brokers.get(key)
     if broker is None:
-        broker = _brokers[settings.redis_url] = build_broker(settings)
+        broker = _brokers[key] = build_broker(settings)
     return Jobs(broker)

@@ -2,17 +2,34 @@
 
 from __future__ import annotations
 
+import logging
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from redis.asyncio import Redis
+from redis.exceptions import RedisError
+
+logger = logging.getLogger(__name__)
 
 # Delete only if the key still holds our token: an expired lock re-taken by another
 # worker must not be released by the first one.
 _RELEASE = """
 if redis.call('get', KEYS[1]) == ARGV[1] then
     return redis.call('del', KEYS[1])
+end
+return 0
+"""
+
+
+# Taken, or already ours: a retried SET whose first reply was lost must not lock us out
+# of our own lock until it expires.
+_ACQUIRE = """
+if redis.call('set', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then
+    return 1
+end
+if redis.call('get', KEYS[1]) == ARGV[1] then
+    return 1
 end
 return 0
 """
@@ -30,7 +47,7 @@ class RedisLock:
         self.token = uuid.uuid4().hex
 
     async def acquire(self) -> bool:
-        return bool(await self.redis.set(self.key, self.token, nx=True, px=self.ttl_ms))
+        return bool(await self.redis.eval(_ACQUIRE, 1, self.key, self.token, self.ttl_ms))
 
     async def release(self) -> bool:
         return bool(await self.redis.eval(_RELEASE, 1, self.key, self.token))
@@ -38,11 +55,18 @@ class RedisLock:
 
 @asynccontextmanager
 async def try_lock(redis: Redis, key: str, ttl_ms: int) -> AsyncIterator[bool]:
-    """Yield whether the lock was taken; release it (by token) on exit if it was."""
+    """Yield whether the lock was taken; release it (by token) on exit if it was.
+
+    A Redis error while taking it propagates (the caller's task is retried: in doubt,
+    wait); one while releasing it is logged, and the lock expires by its TTL.
+    """
     lock = RedisLock(redis, key, ttl_ms)
     acquired = await lock.acquire()
     try:
         yield acquired
     finally:
         if acquired:
-            await lock.release()
+            try:
+                await lock.release()
+            except RedisError as exc:
+                logger.warning("lock %s left to expire: %s", key, exc)

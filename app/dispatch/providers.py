@@ -61,6 +61,9 @@ class SendResult:
     error: str | None = None
     # The number cannot receive WhatsApp messages: mark the contact invalid, never retry.
     undeliverable: bool = False
+    # The request may or may not have reached the provider (e.g. a read timeout): the
+    # message stays `sending` and is reconciled like a dead worker's, never re-sent blindly.
+    unknown: bool = False
 
     @property
     def ok(self) -> bool:
@@ -165,8 +168,10 @@ class CloudApiProvider:
             except httpx.ConnectError:
                 status = 0  # nothing reached the provider: safe to try again
             except httpx.HTTPError as exc:
-                # The request may have reached the provider: at-most-once forbids a resend.
-                return SendResult(message.message_id, error=f"provider unreachable: {exc!r}")
+                # The request may have reached the provider: its fate is unknown.
+                return SendResult(
+                    message.message_id, error=f"provider unreachable: {exc!r}", unknown=True
+                )
             else:
                 status = response.status_code
                 if status < 300:

@@ -1,8 +1,10 @@
 """What the dispatch actors do, as plain coroutines taking their dependencies (testable directly).
 
-Delivery is at-most-once: a message is committed as `sending` before it goes to the
-provider, so a worker that dies mid-batch leaves it `sending`, and the sweeper turns it
-into `failed` ("interrupted") instead of sending it again.
+A message is committed as `sending` before it goes to the provider, and a live worker
+always records what it knows (sent with the provider's id, or back to pending if it
+never left). Only a worker that dies mid-batch leaves messages `sending`, of unknown
+fate: the sweeper lets status webhooks settle them for a grace period, then re-sends
+each at most once (or, with a provider that posts no webhooks, fails them "unknown").
 """
 
 from __future__ import annotations
@@ -67,10 +69,19 @@ async def _start_lanes(deps: Deps, campaign_id: int) -> None:
 
 
 async def _start_sweep_chain(deps: Deps, campaign_id: int, delay_ms: int) -> None:
-    """Replace any earlier chain: an older token finds itself superseded and stops."""
+    """Replace any earlier chain: an older token finds itself superseded and stops.
+
+    Enqueued before its key is set: a chain whose key was not set still runs (it sets
+    the key itself), whereas a key without a chain would hide a lost chain from recovery.
+    """
     token = uuid.uuid4().hex
-    await deps.redis.set(sweep_key(campaign_id), token, px=delay_ms * 3 + 60_000)
     deps.jobs.sweep(campaign_id, token, delay_ms=delay_ms)
+    await deps.redis.set(sweep_key(campaign_id), token, px=_sweep_key_ttl_ms(delay_ms))
+
+
+def _sweep_key_ttl_ms(delay_ms: int) -> int:
+    """The sweep key outlives a healthy chain's next run; a lost chain's key soon expires."""
+    return delay_ms * 2 + 5_000
 
 
 def _sweep_interval_ms(deps: Deps) -> int:
@@ -134,7 +145,7 @@ async def _one_batch(deps: Deps, campaign_id: int) -> int | None:
             waiting = (await MessageDispatchRepository(session).open_counts(campaign_id)).pending
         await _count(deps, campaign_id, rate_limited=waiting)
         wait_ms = DailyQuota.ms_until_reset()
-        await deps.redis.set(active_key(campaign_id), "1", px=wait_ms + _timeout_ms(deps))
+        await _mark_active(deps, campaign_id, wait_ms + _timeout_ms(deps))
         deps.jobs.send_batch(campaign_id, delay_ms=wait_ms)
         logger.info("campaign %s: daily quota reached, waiting %d s", campaign_id, wait_ms // 1000)
         return None
@@ -143,20 +154,30 @@ async def _one_batch(deps: Deps, campaign_id: int) -> int | None:
         claimed = await MessageDispatchRepository(session).claim(campaign_id, granted)
         await session.commit()  # `sending` is durable before anything leaves
     eligible = [m for m in claimed if not (m.opted_out or m.invalid)]
-    await quota.refund(granted - len(eligible))
     if not claimed:
+        await _refund(quota, granted)
         await finish(deps, campaign_id)
         return None
-    await deps.redis.set(active_key(campaign_id), "1", px=_timeout_ms(deps))
 
-    template = Template(campaign.template_name, campaign.template_language, campaign.template_body)
-    results = await _send_all(deps, template, eligible)
-    results += [
+    # From here on the worker knows each message's fate: whatever fails (a Redis call, a
+    # shutdown), the finally block records it, and what never left goes back to pending.
+    results: list[SendResult] = [
         SendResult(m.id, error="opted out" if m.opted_out else "invalid number")
         for m in claimed
         if m.opted_out or m.invalid
     ]
-    await _record(deps, results, {m.id: m.contact_id for m in claimed})
+    unsent = {m.id for m in eligible}
+    try:
+        await _refund(quota, granted - len(eligible))
+        await _mark_active(deps, campaign_id, _timeout_ms(deps))
+        template = Template(
+            campaign.template_name, campaign.template_language, campaign.template_body
+        )
+        await _send_all(deps, template, eligible, results, unsent)
+    finally:
+        await _record(deps, results, {m.id: m.contact_id for m in claimed}, sorted(unsent))
+        if unsent:
+            await _refund(quota, len(unsent))
     sent = sum(1 for r in results if r.ok)
     await _count(deps, campaign_id, sent=sent, failed=len(results) - sent)
     await notify_campaign_progress(deps.redis, campaign_id)
@@ -165,17 +186,45 @@ async def _one_batch(deps: Deps, campaign_id: int) -> int | None:
     return len(claimed)
 
 
-async def _send_all(deps: Deps, template: Template, batch: list[Claimed]) -> list[SendResult]:
-    """Send in rate-limited waves, each at most dispatch_send_concurrency wide."""
+async def _refund(quota: DailyQuota, unused: int) -> None:
+    """Best effort: a refund lost to a Redis error only makes the quota stricter."""
+    try:
+        await quota.refund(unused)
+    except RedisError as exc:
+        logger.warning("quota refund of %d lost: %s", unused, exc)
+
+
+async def _mark_active(deps: Deps, campaign_id: int, ttl_ms: int) -> None:
+    """Best effort: a missing mark only lets the sweeper start a spare chain (harmless)."""
+    try:
+        await deps.redis.set(active_key(campaign_id), "1", px=ttl_ms)
+    except RedisError as exc:
+        logger.warning("campaign %s: active mark not set: %s", campaign_id, exc)
+
+
+async def _send_all(
+    deps: Deps,
+    template: Template,
+    batch: list[Claimed],
+    results: list[SendResult],
+    unsent: set[int],
+) -> None:
+    """Send in rate-limited waves, each at most dispatch_send_concurrency wide.
+
+    Takes each wave's ids out of `unsent` as it leaves and appends its results when it
+    returns, so a failing rate-limit call leaves an exact account of what went out.
+    """
     limiter = RateLimiter(deps.redis, deps.settings.whatsapp_rate_per_second)
     width = deps.settings.dispatch_send_concurrency
-    results: list[SendResult] = []
     position = 0
     while position < len(batch):
         allowed = await limiter.take(min(width, len(batch) - position))
         wave = batch[position : position + allowed]
         position += allowed
-        results += await asyncio.gather(
+        # Handed over from here: if the wave is interrupted (time limit, shutdown), these
+        # stay `sending`, of unknown fate, rather than going back to pending.
+        unsent -= {m.id for m in wave}
+        outcomes = await asyncio.gather(
             *(
                 deps.provider.send(
                     template, Outbound(m.id, m.contact_id, m.phone, m.name, m.attributes)
@@ -183,12 +232,14 @@ async def _send_all(deps: Deps, template: Template, batch: list[Claimed]) -> lis
                 for m in wave
             )
         )
-    return results
+        results += outcomes
 
 
-async def _record(deps: Deps, results: list[SendResult], contact_of: dict[int, int]) -> None:
+async def _record(
+    deps: Deps, results: list[SendResult], contact_of: dict[int, int], unsent: list[int]
+) -> None:
     sent = [r for r in results if r.ok]
-    failed = [r for r in results if not r.ok]
+    failed = [r for r in results if not (r.ok or r.unknown)]  # unknown ones stay `sending`
     async with deps.sessionmaker() as session:
         messages = MessageDispatchRepository(session)
         await messages.record_sent(
@@ -197,6 +248,7 @@ async def _record(deps: Deps, results: list[SendResult], contact_of: dict[int, i
         await messages.record_failed(
             [r.message_id for r in failed], [r.error or "failed" for r in failed]
         )
+        await messages.release(unsent)
         await ContactDispatchRepository(session).mark_invalid(
             [contact_of[r.message_id] for r in failed if r.undeliverable]
         )
@@ -212,12 +264,17 @@ async def _count(deps: Deps, campaign_id: int, **outcomes: int) -> None:
 
 
 async def finish(deps: Deps, campaign_id: int) -> bool:
-    """Fail interrupted messages and complete the campaign if nothing is left open.
+    """Reconcile messages of unknown fate and complete the campaign if every one is final.
 
     Returns whether the campaign is still dispatching (has open messages or is sending).
     """
+    settings = deps.settings
+    webhooks = settings.whatsapp_status_webhooks
+    older_than = settings.dispatch_sending_timeout_s + (
+        settings.dispatch_reconcile_grace_s if webhooks else 0
+    )
     lock_key = campaign_lock_key(campaign_id)
-    async with try_lock(deps.redis, lock_key, deps.settings.dispatch_lock_ttl_ms) as locked:
+    async with try_lock(deps.redis, lock_key, settings.dispatch_lock_ttl_ms) as locked:
         if not locked:
             # Someone else holds the campaign; look again shortly rather than miss the end.
             deps.jobs.send_batch(campaign_id, delay_ms=LOCK_RETRY_MS)
@@ -225,21 +282,28 @@ async def finish(deps: Deps, campaign_id: int) -> bool:
         async with deps.sessionmaker() as session:
             messages = MessageDispatchRepository(session)
             campaigns = CampaignDispatchRepository(session)
-            swept = await messages.fail_interrupted(
-                campaign_id, deps.settings.dispatch_sending_timeout_s
-            )
+            reconciled = await messages.reconcile(campaign_id, older_than, resend=webhooks)
+            campaign = await campaigns.get(campaign_id)
+            cancelled = campaign is not None and campaign.status == CampaignStatus.CANCELLED
+            if reconciled.resent and cancelled:
+                await messages.fail_pending(campaign_id, "cancelled")
             completed = await campaigns.complete_if_done(campaign_id)
             counts = await messages.open_counts(campaign_id)
-            campaign = await campaigns.get(campaign_id)
             await session.commit()
-    if swept:
-        logger.warning("campaign %s: %d interrupted messages marked failed", campaign_id, swept)
-        await _count(deps, campaign_id, failed=swept)
-    if swept or completed:
+    if reconciled.resent or reconciled.failed:
+        logger.warning(
+            "campaign %s: messages of unknown fate: %d re-sent, %d failed unknown",
+            campaign_id,
+            reconciled.resent,
+            reconciled.failed,
+        )
+    if reconciled.failed:
+        await _count(deps, campaign_id, failed=reconciled.failed)
+    if reconciled.failed or completed:
         await notify_campaign_progress(deps.redis, campaign_id, force=True)
-    sending = campaign is not None and campaign.status == CampaignStatus.SENDING
+    sending = campaign is not None and campaign.status == CampaignStatus.SENDING and not completed
     if sending and counts.pending and not await deps.redis.exists(active_key(campaign_id)):
-        # Every send chain died with its worker: start new ones.
+        # Every send chain died with its worker (or re-sends wait): start new ones.
         await _start_lanes(deps, campaign_id)
     return sending or counts.sending > 0
 
@@ -254,8 +318,8 @@ async def sweep(deps: Deps, campaign_id: int, token: str) -> None:
     if await finish(deps, campaign_id):
         active_ttl = await deps.redis.pttl(active_key(campaign_id))
         delay = max(_sweep_interval_ms(deps), min(int(active_ttl), 3_600_000))
-        await deps.redis.set(sweep_key(campaign_id), token, px=delay * 3 + 60_000)
         deps.jobs.sweep(campaign_id, token, delay_ms=delay)
+        await deps.redis.set(sweep_key(campaign_id), token, px=_sweep_key_ttl_ms(delay))
     elif current is not None:
         await deps.redis.delete(sweep_key(campaign_id))
 
@@ -272,18 +336,42 @@ async def start_scheduled(deps: Deps, campaign_id: int) -> bool:
     return started
 
 
-async def recover(deps: Deps) -> None:
-    """On worker boot: restart campaigns whose chains may have died with an old worker."""
-    # Every process of a starting worker sends one; the first within 5 s does the work.
-    if not await deps.redis.set("campaign:recovering", "1", nx=True, ex=5):
-        return
+def recovery_key() -> str:
+    return "campaign:recovering"
+
+
+async def recover(deps: Deps) -> int:
+    """Re-arm every campaign with work left and no live sweep chain; returns how many.
+
+    Run by every worker process at boot and then every dispatch_recovery_interval_s, so
+    liveness never rests on a message a Redis blip could drop. Idempotent: a campaign
+    whose chain is alive is left alone. One process per half interval does the scan.
+    """
+    interval_ms = int(deps.settings.dispatch_recovery_interval_s * 1000)
+    if not await deps.redis.set(recovery_key(), "1", nx=True, px=max(100, interval_ms // 2)):
+        return 0
     async with deps.sessionmaker() as session:
-        sending = await CampaignDispatchRepository(session).ids_with_status(CampaignStatus.SENDING)
+        campaigns = CampaignDispatchRepository(session)
+        sending = await campaigns.ids_with_status(CampaignStatus.SENDING)
+        due = await campaigns.sending_started_before(deps.settings.dispatch_recovery_interval_s)
         stuck = await MessageDispatchRepository(session).campaigns_with_sending()
-    for campaign_id in sending:
-        deps.jobs.materialize(campaign_id)
-    for campaign_id in set(stuck) - set(sending):
-        await _start_sweep_chain(deps, campaign_id, _sweep_interval_ms(deps))
+    rearmed = 0
+    for campaign_id in sorted(set(due) | (set(stuck) - set(sending))):
+        if await deps.redis.exists(sweep_key(campaign_id)):
+            continue
+        if campaign_id in sending:
+            # materialize restarts its lanes and its sweep chain; until that chain sets its
+            # own token, this placeholder keeps the next rounds from re-arming it again
+            # (and expires, to be re-armed, if the materialize message is lost too).
+            deps.jobs.materialize(campaign_id)
+            placeholder_ms = _sweep_key_ttl_ms(_sweep_interval_ms(deps))
+            await deps.redis.set(sweep_key(campaign_id), "rearming", px=placeholder_ms)
+        else:  # paused or cancelled with messages of unknown fate: only the sweeper
+            await _start_sweep_chain(deps, campaign_id, _sweep_interval_ms(deps))
+        rearmed += 1
+    if rearmed:
+        logger.warning("re-armed %d campaigns with no live dispatch chain", rearmed)
+    return rearmed
 
 
 async def verify_contacts(deps: Deps, contact_ids: list[int]) -> int:

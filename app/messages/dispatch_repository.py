@@ -41,7 +41,7 @@ _CLAIM = text(
         FOR UPDATE SKIP LOCKED
     )
     UPDATE messages m
-    SET status = 'sending', updated_at = now()
+    SET status = 'sending', attempts = m.attempts + 1, updated_at = now()
     FROM picked, contacts c
     WHERE m.id = picked.id AND c.id = m.contact_id
     RETURNING m.id, m.contact_id, c.phone, c.name, c.attributes,
@@ -72,6 +72,15 @@ _RECORD_FAILED = text(
     """
 ).bindparams(bindparam("ids", type_=ARRAY(BigInteger)), bindparam("errors", type_=ARRAY(Text)))
 
+# Claimed but never handed to the provider (the worker hit an error first): claimable again.
+_RELEASE = text(
+    """
+    UPDATE messages
+    SET status = 'pending', attempts = attempts - 1, updated_at = now()
+    WHERE id = ANY(:ids) AND status = 'sending'
+    """
+).bindparams(bindparam("ids", type_=ARRAY(BigInteger)))
+
 _OPEN_COUNTS = text(
     """
     SELECT count(*) FILTER (WHERE status = 'pending') AS pending,
@@ -81,12 +90,27 @@ _OPEN_COUNTS = text(
     """
 )
 
-_FAIL_INTERRUPTED = text(
+# A message left `sending` past the sending timeout has an unknown fate: its worker died
+# between claiming and recording it. Status webhooks (matched by the id echoed in
+# biz_opaque_callback_data) settle most of them during the grace period; after it, a
+# message handed over once goes back to pending (one automatic re-send), and one already
+# re-sent is failed "unknown". Without webhooks nothing can settle them: failed "unknown".
+_RECONCILE = text(
     """
-    UPDATE messages
-    SET status = 'failed', error = 'interrupted', failed_at = now(), updated_at = now()
-    WHERE campaign_id = :campaign_id AND status = 'sending'
-      AND updated_at < now() - make_interval(secs => :older_than)
+    WITH unknown AS (
+        SELECT id, attempts FROM messages
+        WHERE campaign_id = :campaign_id AND status = 'sending'
+          AND updated_at < now() - make_interval(secs => :older_than)
+        FOR UPDATE SKIP LOCKED
+    )
+    UPDATE messages m
+    SET status = CASE WHEN :resend AND u.attempts <= 1 THEN 'pending' ELSE 'failed' END,
+        error = CASE WHEN :resend AND u.attempts <= 1 THEN NULL ELSE 'unknown' END,
+        failed_at = CASE WHEN :resend AND u.attempts <= 1 THEN NULL ELSE now() END,
+        updated_at = now()
+    FROM unknown u
+    WHERE m.id = u.id
+    RETURNING m.status
     """
 )
 
@@ -196,6 +220,12 @@ class OpenCounts:
 
 
 @dataclass(frozen=True)
+class Reconciled:
+    resent: int
+    failed: int
+
+
+@dataclass(frozen=True)
 class MessageRef:
     id: int
     contact_id: int
@@ -226,15 +256,22 @@ class MessageDispatchRepository:
         if ids:
             await self.session.execute(_RECORD_FAILED, {"ids": list(ids), "errors": list(errors)})
 
+    async def release(self, ids: Sequence[int]) -> None:
+        if ids:
+            await self.session.execute(_RELEASE, {"ids": list(ids)})
+
     async def open_counts(self, campaign_id: int) -> OpenCounts:
         row = (await self.session.execute(_OPEN_COUNTS, {"campaign_id": campaign_id})).one()
         return OpenCounts(pending=row.pending, sending=row.sending)
 
-    async def fail_interrupted(self, campaign_id: int, older_than_s: float) -> int:
-        """Messages a dead worker left in `sending`: failed, never resent automatically."""
-        return await self._rowcount(
-            _FAIL_INTERRUPTED, campaign_id=campaign_id, older_than=older_than_s
+    async def reconcile(self, campaign_id: int, older_than_s: float, resend: bool) -> Reconciled:
+        """Settle messages `sending` for longer than `older_than_s`: re-send once, or fail."""
+        result = await self.session.execute(
+            _RECONCILE, {"campaign_id": campaign_id, "older_than": older_than_s, "resend": resend}
         )
+        statuses = list(result.scalars())
+        resent = statuses.count(MessageStatus.PENDING.value)
+        return Reconciled(resent=resent, failed=len(statuses) - resent)
 
     async def fail_pending(self, campaign_id: int, reason: str) -> int:
         return await self._rowcount(_FAIL_PENDING, campaign_id=campaign_id, reason=reason)

@@ -5,7 +5,16 @@ from __future__ import annotations
 from datetime import datetime
 from typing import TYPE_CHECKING
 
-from sqlalchemy import BigInteger, DateTime, ForeignKey, Index, String, Text, UniqueConstraint
+from sqlalchemy import (
+    BigInteger,
+    DateTime,
+    ForeignKey,
+    Index,
+    SmallInteger,
+    String,
+    Text,
+    UniqueConstraint,
+)
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from app.models.base import Base, IdMixin, TimestampMixin, checked_enum
@@ -41,6 +50,9 @@ class Message(IdMixin, TimestampMixin, Base):
     )
     provider_message_id: Mapped[str | None] = mapped_column(String(128), unique=True)
     error: Mapped[str | None] = mapped_column(Text)
+    # Times handed to the provider; reconciliation re-sends a message of unknown fate
+    # only while this is 1 (at most one automatic re-send).
+    attempts: Mapped[int] = mapped_column(SmallInteger, nullable=False, server_default="0")
     sent_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     delivered_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     read_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
