@@ -8,6 +8,7 @@ import strawberry
 
 from app.api_keys.service import ApiKeyService
 from app.errors import NotFound
+from app.live import publish_key_revoked
 from schema.api_keys.types import ApiKeyType
 from schema.common.errors import NotFoundError
 from schema.common.pagination import parse_id
@@ -38,4 +39,10 @@ class RevokeApiKeyMutation:
                 row = await ApiKeyService(info.context.session).revoke(key_id)
         except NotFound as exc:
             return NotFoundError.of(exc)
+        redis = info.context.redis
+
+        async def end_live_connections() -> None:
+            await publish_key_revoked(redis, key_id)
+
+        info.context.on_commit(end_live_connections)
         return RevokeApiKeySuccess(api_key=ApiKeyType.from_row(row))

@@ -1,0 +1,226 @@
+"""Live progress over WebSocket: real uvicorn, real Redis pub/sub, real Dramatiq workers."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncSession
+from websockets.exceptions import ConnectionClosed
+
+from app.config import Settings
+from tests.conftest import GqlClient, Server, create_api_key
+from tests.fake_whatsapp import (
+    FakeWhatsApp,
+    Worker,
+    fake_fixture,  # noqa: F401 (the `fake` fixture)
+    fake_server_fixture,  # noqa: F401 (the `fake_server` fixture)
+    free_port,
+    seed_campaign,
+    status_counts,
+    worker_env,
+)
+from tests.ws_client import GqlSocket, gql_socket
+
+pytestmark = pytest.mark.asyncio
+
+PROGRESS = """
+subscription Progress($id: ID!) {
+  campaignProgress(id: $id) {
+    status
+    stats { total pending sending sent delivered read failed }
+    messagesPerSecond
+    etaSeconds
+  }
+}
+"""
+START = "mutation Start($id: ID!) { startCampaign(id: $id) { __typename } }"
+REVOKE = "mutation Revoke($id: ID!) { revokeApiKey(id: $id) { __typename } }"
+WAIT = 60.0  # generous: the machine is shared; the assertions are about content, not time
+
+
+async def closed_with(socket: GqlSocket) -> int | None:
+    """Read until the server closes the socket; its close code."""
+    try:
+        while True:
+            await asyncio.wait_for(socket.receive(), WAIT)
+    except ConnectionClosed as closed:
+        return closed.rcvd.code if closed.rcvd else None
+
+
+async def collect(socket: GqlSocket, op_id: str) -> list[dict[str, Any]]:
+    """Every `next` payload of one operation, until its `complete`."""
+
+    async def run() -> list[dict[str, Any]]:
+        return [message["payload"] async for message in socket.events(op_id)]
+
+    return await asyncio.wait_for(run(), WAIT)
+
+
+def processed(event: dict[str, Any]) -> int:
+    stats = event["data"]["campaignProgress"]["stats"]
+    return int(stats["sent"] + stats["delivered"] + stats["read"] + stats["failed"])
+
+
+async def key_id(session: AsyncSession, key: str) -> int:
+    row = await session.execute(
+        text("SELECT id FROM api_keys WHERE key_prefix = :p"), {"p": key[:9]}
+    )
+    await session.commit()
+    return int(row.scalar_one())
+
+
+@contextmanager
+def api_process(settings: Settings) -> Iterator[str]:
+    """`herald serve` in a process of its own, on the same database and Redis."""
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HERALD_")}
+    env.update(
+        HERALD_DATABASE_URL=str(settings.database_url),
+        HERALD_REDIS_URL=str(settings.redis_url),
+        HERALD_ENV="dev",
+    )
+    herald = Path(sys.executable).with_name("herald")
+    process = subprocess.Popen(
+        [str(herald), "serve", "--port", str(port)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(600):
+            try:
+                if httpx.get(url + "/readyz").status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            if process.poll() is not None:
+                raise RuntimeError("herald serve exited")
+            time.sleep(0.1)
+        yield url
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+
+
+async def test_campaign_progress_counts_up_then_completes_on_two_api_processes(
+    gql: GqlClient,
+    server: Server,
+    session: AsyncSession,
+    settings: Settings,
+    admin_key: str,
+    fake: FakeWhatsApp,
+    fake_server: tuple[FakeWhatsApp, str],
+    tmp_path: Path,
+) -> None:
+    # given a 600-contact campaign paced at 200 messages/s, watched from this process and
+    # from a second API process
+    campaign_id = await seed_campaign(session, 600)
+    variables = {"id": str(campaign_id)}
+    log = tmp_path / "worker.log"
+    worker = Worker(
+        worker_env(settings, fake_server[1], whatsapp_rate_per_second=200, dispatch_batch_size=50),
+        log,
+        processes=2,
+    )
+    try:
+        with api_process(settings) as other_url:
+            async with gql_socket(server.url) as here, gql_socket(other_url) as there:
+                for socket in (here, there):
+                    assert (await socket.init(admin_key))["type"] == "connection_ack"
+                    await socket.subscribe("p", PROGRESS, variables)
+                    first = await asyncio.wait_for(socket.receive(), WAIT)
+                    # the current state at once: a draft with no messages yet
+                    assert first["type"] == "next"
+                    assert first["payload"]["data"]["campaignProgress"]["status"] == "DRAFT"
+
+                # when the campaign starts
+                assert (await gql.ok(START, variables))["startCampaign"]["__typename"] == (
+                    "StartCampaignSuccess"
+                )
+                events_here, events_there = await asyncio.gather(
+                    collect(here, "p"), collect(there, "p")
+                )
+    finally:
+        worker.stop()
+
+    # then both processes saw counts go up several times, then one final COMPLETED event
+    for events in (events_here, events_there):
+        assert all("errors" not in e for e in events), events
+        progress = [e["data"]["campaignProgress"] for e in events]
+        assert progress[-1]["status"] == "COMPLETED"
+        assert [p for p in progress if p["status"] == "COMPLETED"] == [progress[-1]]
+        assert progress[-1]["stats"] == {
+            "total": 600,
+            "pending": 0,
+            "sending": 0,
+            "sent": 600,
+            "delivered": 0,
+            "read": 0,
+            "failed": 0,
+        }
+        counts = [processed(e) for e in events]
+        assert counts == sorted(counts)
+        assert len({c for c in counts if 0 < c < 600}) >= 2, counts
+        assert any(p["messagesPerSecond"] > 0 for p in progress)
+        assert progress[-1]["etaSeconds"] is None
+    assert await status_counts(session, campaign_id) == {"sent": 600}
+
+
+@pytest.mark.parametrize("key", [None, "hk_not-a-real-key"])
+async def test_missing_or_invalid_key_is_refused_with_4401(server: Server, key: str | None) -> None:
+    async with gql_socket(server.url) as socket:
+        # when
+        payload = {} if key is None else {"Authorization": f"Bearer {key}"}
+        await socket.send({"type": "connection_init", "payload": payload})
+
+        # then: no ack, the socket is closed as unauthorized
+        assert await closed_with(socket) == 4401
+
+
+async def test_subscribe_before_init_is_refused(server: Server, session: AsyncSession) -> None:
+    # given a campaign
+    campaign_id = await seed_campaign(session, 1)
+
+    async with gql_socket(server.url) as socket:
+        # when a client skips connection_init
+        await socket.subscribe("p", PROGRESS, {"id": str(campaign_id)})
+
+        # then
+        assert await closed_with(socket) == 4401
+
+
+async def test_unknown_campaign_is_a_graphql_error_and_the_socket_stays_open(
+    server: Server, session: AsyncSession, settings: Settings
+) -> None:
+    # given a viewer key and one campaign
+    viewer = await create_api_key(settings, "viewer")
+    campaign_id = await seed_campaign(session, 3)
+
+    async with gql_socket(server.url) as socket:
+        assert (await socket.init(viewer))["type"] == "connection_ack"
+
+        # when
+        await socket.subscribe("missing", PROGRESS, {"id": "999999"})
+        missing = await collect(socket, "missing")
+        # and the same connection still serves a real campaign
+        await socket.subscribe("real", PROGRESS, {"id": str(campaign_id)})
+        real = await asyncio.wait_for(socket.receive(), WAIT)
+
+    # then
+    assert len(missing) == 1
+    assert missing[0]["data"] is None
+    assert [e["extensions"]["code"] for e in missing[0]["errors"]] == ["NOT_FOUND"]
+    assert real["type"] == "next"
+    assert real["payload"]["data"]["campaignProgress"]["stats"]["total"] == 0
