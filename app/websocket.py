@@ -10,6 +10,7 @@ from contextlib import suppress
 from typing import TYPE_CHECKING, Any
 
 import orjson
+from graphql import GraphQLError
 from starlette.websockets import WebSocketDisconnect, WebSocketState
 from strawberry.asgi import ASGIWebSocketAdapter
 from strawberry.http.exceptions import WebSocketDisconnected
@@ -173,6 +174,10 @@ class LiveTransportHandler(BaseGraphQLTransportWSHandler[Context, None]):
             await operation.send_operation_message({"id": operation.id, "type": "complete"})
         except _OperationStreamClosed:
             return
+        except GraphQLError as error:
+            # A refusal raised by an extension before execution (query limits, rate limit):
+            # over HTTP it is the response's error, here the operation's `error` message.
+            await operation.send_initial_errors([error])
         except WebSocketDisconnected:
             self.operations.pop(operation.id, None)
         except Exception as error:

@@ -19,7 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from websockets.exceptions import ConnectionClosed
 
 from app.config import Settings
-from tests.conftest import GqlClient, Server, create_api_key
+from tests.conftest import GqlClient, Server, create_api_key, serve
 from tests.fake_whatsapp import (
     FakeWhatsApp,
     Worker,
@@ -224,3 +224,187 @@ async def test_unknown_campaign_is_a_graphql_error_and_the_socket_stays_open(
     assert [e["extensions"]["code"] for e in missing[0]["errors"]] == ["NOT_FOUND"]
     assert real["type"] == "next"
     assert real["payload"]["data"]["campaignProgress"]["stats"]["total"] == 0
+
+
+async def test_revoking_the_key_ends_its_streams(
+    gql: GqlClient, server: Server, session: AsyncSession, settings: Settings
+) -> None:
+    # given a viewer watching a campaign
+    viewer = await create_api_key(settings, "viewer")
+    campaign_id = await seed_campaign(session, 2)
+    async with gql_socket(server.url) as socket:
+        assert (await socket.init(viewer))["type"] == "connection_ack"
+        await socket.subscribe("p", PROGRESS, {"id": str(campaign_id)})
+        assert (await asyncio.wait_for(socket.receive(), WAIT))["type"] == "next"
+
+        # when an admin revokes the key
+        revoked = await gql.ok(REVOKE, {"id": str(await key_id(session, viewer))})
+        assert revoked["revokeApiKey"]["__typename"] == "RevokeApiKeySuccess"
+
+        # then the connection is closed as unauthorized
+        assert await closed_with(socket) == 4401
+
+    # and the key cannot connect again
+    async with gql_socket(server.url) as again:
+        await again.send(
+            {"type": "connection_init", "payload": {"Authorization": f"Bearer {viewer}"}}
+        )
+        assert await closed_with(again) == 4401
+
+
+async def test_a_key_revoked_without_notice_is_caught_by_the_recheck(
+    session: AsyncSession, settings: Settings
+) -> None:
+    # given a server re-checking keys every 0.3 s, and a viewer watching a campaign
+    viewer = await create_api_key(settings, "viewer")
+    campaign_id = await seed_campaign(session, 2)
+    with serve(settings.model_copy(update={"live_key_recheck_s": 0.3})) as quick:
+        async with gql_socket(quick.url) as socket:
+            assert (await socket.init(viewer))["type"] == "connection_ack"
+            await socket.subscribe("p", PROGRESS, {"id": str(campaign_id)})
+            assert (await asyncio.wait_for(socket.receive(), WAIT))["type"] == "next"
+
+            # when the key is revoked straight in the database (as `herald apikey revoke`
+            # on another machine could, with Redis unreachable)
+            await session.execute(
+                text("UPDATE api_keys SET revoked_at = now() WHERE key_prefix = :p"),
+                {"p": viewer[:9]},
+            )
+            await session.commit()
+
+            # then
+            assert await closed_with(socket) == 4401
+
+
+async def test_subscriptions_are_capped_per_connection(
+    server: Server, session: AsyncSession, settings: Settings
+) -> None:
+    # given a connection holding as many subscriptions as allowed
+    viewer = await create_api_key(settings, "viewer")
+    campaign_id = await seed_campaign(session, 1)
+    cap = settings.live_max_subscriptions_per_connection
+    async with gql_socket(server.url) as socket:
+        assert (await socket.init(viewer))["type"] == "connection_ack"
+        for n in range(cap):
+            await socket.subscribe(f"s{n}", PROGRESS, {"id": str(campaign_id)})
+        firsts = [await asyncio.wait_for(socket.receive(), WAIT) for _ in range(cap)]
+
+        # when one more is asked for
+        await socket.subscribe("over", PROGRESS, {"id": str(campaign_id)})
+        refused = await collect(socket, "over")
+
+        # and one is ended, which frees its slot
+        await socket.send({"id": "s0", "type": "complete"})
+        await socket.subscribe("again", PROGRESS, {"id": str(campaign_id)})
+        again = await asyncio.wait_for(socket.receive(), WAIT)
+
+    # then
+    assert {m["type"] for m in firsts} == {"next"}
+    assert len(refused) == 1
+    assert [e["extensions"]["code"] for e in refused[0]["errors"]] == ["SUBSCRIPTION_LIMIT"]
+    assert (again["id"], again["type"]) == ("again", "next")
+
+
+async def test_subscriptions_are_capped_per_key_across_connections(
+    session: AsyncSession, settings: Settings
+) -> None:
+    # given a server allowing 3 subscriptions per key, and a key holding 2 + 1 of them
+    viewer = await create_api_key(settings, "viewer")
+    other = await create_api_key(settings, "viewer", name="other")
+    campaign_id = await seed_campaign(session, 1)
+    variables = {"id": str(campaign_id)}
+    with serve(settings.model_copy(update={"live_max_subscriptions_per_key": 3})) as capped:
+        async with (
+            gql_socket(capped.url) as first,
+            gql_socket(capped.url) as second,
+            gql_socket(capped.url) as third,
+        ):
+            for socket, key in ((first, viewer), (second, viewer), (third, other)):
+                assert (await socket.init(key))["type"] == "connection_ack"
+            for op_id in ("a", "b"):
+                await first.subscribe(op_id, PROGRESS, variables)
+                assert (await asyncio.wait_for(first.receive(), WAIT))["type"] == "next"
+            await second.subscribe("c", PROGRESS, variables)
+            assert (await asyncio.wait_for(second.receive(), WAIT))["type"] == "next"
+
+            # when the same key asks for a fourth, and another key for its first
+            await second.subscribe("d", PROGRESS, variables)
+            refused = await collect(second, "d")
+            await third.subscribe("e", PROGRESS, variables)
+            allowed = await asyncio.wait_for(third.receive(), WAIT)
+
+    # then only the key over its cap is refused
+    assert [e["extensions"]["code"] for e in refused[0]["errors"]] == ["SUBSCRIPTION_LIMIT"]
+    assert allowed["type"] == "next"
+
+
+async def test_connection_without_init_times_out(settings: Settings) -> None:
+    with serve(settings.model_copy(update={"live_connection_init_timeout_s": 0.3})) as quick:
+        async with gql_socket(quick.url) as socket:
+            # when the client never sends connection_init
+            code = await closed_with(socket)
+
+    # then
+    assert code == 4408
+
+
+async def test_server_pings_and_drops_a_peer_that_never_answers(
+    session: AsyncSession, settings: Settings
+) -> None:
+    viewer = await create_api_key(settings, "viewer")
+    with serve(settings.model_copy(update={"live_ping_interval_s": 0.2})) as pinging:
+        async with gql_socket(pinging.url) as socket:
+            assert (await socket.init(viewer))["type"] == "connection_ack"
+
+            # when the client reads without answering pings
+            ping = await asyncio.wait_for(socket.ws.recv(), WAIT)
+            try:
+                while True:
+                    await asyncio.wait_for(socket.ws.recv(), WAIT)
+            except ConnectionClosed as closed:
+                code = closed.rcvd.code if closed.rcvd else None
+
+    # then it got a ping, then was closed
+    assert '"ping"' in str(ping)
+    assert code == 4408
+
+
+async def test_a_peer_answering_pings_stays_connected(
+    session: AsyncSession, settings: Settings
+) -> None:
+    viewer = await create_api_key(settings, "viewer")
+    campaign_id = await seed_campaign(session, 1)
+    with serve(settings.model_copy(update={"live_ping_interval_s": 0.1})) as pinging:
+        async with gql_socket(pinging.url) as socket:
+            assert (await socket.init(viewer))["type"] == "connection_ack"
+            await socket.subscribe("p", PROGRESS, {"id": str(campaign_id)})
+            first = await asyncio.wait_for(socket.receive(), WAIT)
+
+            # when the client reads for a while, answering the pings as they come
+            with pytest.raises(TimeoutError):
+                await asyncio.wait_for(socket.receive(), 0.6)
+            await socket.subscribe("q", PROGRESS, {"id": str(campaign_id)})
+            second = await asyncio.wait_for(socket.receive(), WAIT)
+
+    # then the connection is still serving
+    assert (first["id"], first["type"]) == ("p", "next")
+    assert (second["id"], second["type"]) == ("q", "next")
+
+
+async def test_query_limits_apply_to_subscription_documents(
+    server: Server, session: AsyncSession, settings: Settings
+) -> None:
+    # given a document with more aliases than allowed
+    viewer = await create_api_key(settings, "viewer")
+    aliases = " ".join(f"a{n}: status" for n in range(settings.query_max_aliases + 1))
+    document = f"subscription($id: ID!) {{ campaignProgress(id: $id) {{ {aliases} }} }}"
+    async with gql_socket(server.url) as socket:
+        assert (await socket.init(viewer))["type"] == "connection_ack"
+
+        # when
+        await socket.subscribe("big", document, {"id": "1"})
+        message = await asyncio.wait_for(socket.receive(), WAIT)
+
+    # then it is refused before anything runs
+    assert (message["id"], message["type"]) == ("big", "error")
+    assert [e["extensions"]["code"] for e in message["payload"]] == ["TOO_MANY_ALIASES"]
