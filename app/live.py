@@ -16,6 +16,7 @@ from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass, field
+from typing import Generic, TypeVar
 
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
@@ -29,11 +30,9 @@ from app.messages.repository import MessageRepository
 from app.models.enums import CampaignStatus
 
 logger = logging.getLogger(__name__)
+T = TypeVar("T")
 
 FINAL = frozenset({CampaignStatus.COMPLETED, CampaignStatus.CANCELLED, CampaignStatus.FAILED})
-# A change is "published" at most this often per campaign; watches also re-read on their
-# own now and then, so a change inside the window is never left unseen.
-PUBLISH_INTERVAL_MS = 100
 
 
 def channel(redis: Redis) -> str:
@@ -42,13 +41,13 @@ def channel(redis: Redis) -> str:
     return f"herald:{db}:live"
 
 
-async def publish_campaign_changed(redis: Redis, campaign_id: int, *, force: bool = False) -> None:
-    """Tell every API process that a campaign's numbers moved (debounced unless `force`)."""
+async def publish_campaign_changed(redis: Redis, campaign_id: int) -> None:
+    """Tell every API process that a campaign's numbers moved.
+
+    Not debounced here: a debounce costs the same round trip as the PUBLISH and would drop
+    the trailing change; each API process throttles its reads instead (_Watch).
+    """
     try:
-        if not force and not await redis.set(
-            f"campaign:live:{campaign_id}", "1", nx=True, px=PUBLISH_INTERVAL_MS
-        ):
-            return
         await redis.publish(channel(redis), f"c:{campaign_id}")
     except RedisError as exc:
         # Subscribers then see the change at their next periodic read.
@@ -81,15 +80,15 @@ class Snapshot:
         return other is not None and (self.status, self.counts) == (other.status, other.counts)
 
 
-class Mailbox:
-    """A subscriber's latest snapshot: a slow reader skips to the newest, never piles up."""
+class Mailbox(Generic[T]):
+    """A subscriber's latest value: a slow reader skips to the newest, never piles up."""
 
     def __init__(self) -> None:
-        self._value: Snapshot | None = None
+        self._value: T | None = None
         self._ready = asyncio.Event()
         self.closed = False
 
-    def put(self, value: Snapshot) -> None:
+    def put(self, value: T) -> None:
         self._value = value
         self._ready.set()
 
@@ -97,8 +96,8 @@ class Mailbox:
         self.closed = True
         self._ready.set()
 
-    async def get(self) -> Snapshot | None:
-        """The next snapshot, or None once the watch has ended."""
+    async def get(self) -> T | None:
+        """The next value, or None once closed and read out."""
         while self._value is None:
             if self.closed:
                 return None
@@ -111,9 +110,10 @@ class Mailbox:
 @dataclass
 class _Watch:
     campaign_id: int
-    mailboxes: set[Mailbox] = field(default_factory=set)
+    mailboxes: set[Mailbox[Snapshot]] = field(default_factory=set)
     changed: asyncio.Event = field(default_factory=asyncio.Event)
     last: Snapshot | None = None
+    first: asyncio.Future[Snapshot | None] | None = None  # the opening read, shared
     task: asyncio.Task[None] | None = None
     # (monotonic time, processed messages): the rate over the last few seconds.
     history: deque[tuple[float, int]] = field(default_factory=lambda: deque(maxlen=64))
@@ -214,21 +214,25 @@ class LiveHub:
     async def _listen(self) -> None:
         """One pub/sub connection for the process; reconnects, and says when it is down."""
         # Its own client: a blocking read must not use the request client's short timeouts.
-        kwargs = dict(self.redis.connection_pool.connection_kwargs)
-        kwargs.update(socket_timeout=None, socket_connect_timeout=2.0)
-        client = Redis(**kwargs)
+        assert self.settings.redis_url is not None
+        client = Redis.from_url(
+            self.settings.redis_url, socket_timeout=None, socket_connect_timeout=2.0
+        )
         name = channel(self.redis)
+        warned = False
         try:
             while True:
                 try:
                     async with client.pubsub(ignore_subscribe_messages=True) as pubsub:
                         await pubsub.subscribe(name)
                         self._set_listening(True)
+                        warned = False
                         async for message in pubsub.listen():
                             await self._on_message(message.get("data"))
-                except (RedisError, OSError) as exc:
-                    if self.listening:
-                        logger.warning("live: pub/sub lost (%s); falling back to polling", exc)
+                except Exception as exc:  # whatever it was, keep serving by polling
+                    if not warned:
+                        logger.warning("live: pub/sub unavailable (%s); polling meanwhile", exc)
+                        warned = True
                     self._set_listening(False)
                     await asyncio.sleep(1.0)
         finally:
@@ -259,27 +263,29 @@ class LiveHub:
     # -- watches ---------------------------------------------------------------------------
 
     @asynccontextmanager
-    async def watch(self, campaign_id: int) -> AsyncIterator[Mailbox]:
+    async def watch(self, campaign_id: int) -> AsyncIterator[Mailbox[Snapshot]]:
         """A mailbox that holds the current state at once, then each change; raises
         CampaignNotFound for an unknown campaign."""
         watch = self._watches.get(campaign_id)
-        if watch is None or watch.last is None:
-            first = await self._read(campaign_id, watch)
+        if watch is None:
+            # The first subscriber reads; those arriving meanwhile wait for the same read.
+            watch = _Watch(campaign_id)
+            watch.first = asyncio.ensure_future(self._read(campaign_id, watch))
+            self._watches[campaign_id] = watch
+        mailbox: Mailbox[Snapshot] = Mailbox()
+        watch.mailboxes.add(mailbox)
+        try:
+            assert watch.first is not None
+            first = await asyncio.shield(watch.first) if watch.last is None else watch.last
             if first is None:
                 raise CampaignNotFound(campaign_id)
-            watch = self._watches.get(campaign_id)  # another subscriber may have raced us
-            if watch is None:
-                watch = _Watch(campaign_id, last=first)
-                self._watches[campaign_id] = watch
-        mailbox = Mailbox()
-        assert watch.last is not None
-        mailbox.put(watch.last)
-        if watch.last.final:
-            mailbox.close()
-        watch.mailboxes.add(mailbox)
-        if watch.task is None or watch.task.done():
-            watch.task = asyncio.create_task(self._run(watch), name=f"live-{campaign_id}")
-        try:
+            if watch.last is None:
+                watch.last = first
+            mailbox.put(watch.last)
+            if watch.last.final:
+                mailbox.close()
+            if watch.task is None:
+                watch.task = asyncio.create_task(self._run(watch), name=f"live-{campaign_id}")
             yield mailbox
         finally:
             watch.mailboxes.discard(mailbox)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 import orjson
 from starlette.requests import HTTPConnection, Request
@@ -15,7 +16,7 @@ from app.db import SerializedSession
 from app.graphiql import render_graphiql
 from app.live import LiveConnection, LiveHub
 from app.runtime import Runtime
-from app.websocket import LiveTransportHandler, TextWebSocketAdapter
+from app.websocket import LiveTransportHandler, SharedStreams, TextWebSocketAdapter
 from loaders.registry import Loaders
 from schema.context import Context, LiveOperation
 
@@ -26,6 +27,11 @@ class HeraldGraphQL(GraphQL[Context, None]):
     # graphql-transport-ws with the API key in connection_init (app/websocket.py).
     graphql_transport_ws_handler_class = LiveTransportHandler
     websocket_adapter_class = TextWebSocketAdapter
+    shared_streams: SharedStreams
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.shared_streams = SharedStreams()
 
     async def render_graphql_ide(self, request: Request) -> HTMLResponse:
         """The local GraphiQL page (app/graphiql.py): its assets come from Herald, not a CDN."""

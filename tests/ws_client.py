@@ -45,7 +45,7 @@ class GqlSocket:
         await self.send({"id": op_id, "type": "subscribe", "payload": payload})
 
     async def events(self, op_id: str) -> AsyncIterator[dict[str, Any]]:
-        """`next` payloads of one operation until its `complete` (other ids are skipped)."""
+        """Messages of one operation until its `complete` or `error` (other ids skipped)."""
         while True:
             message = await self.receive()
             if message.get("id") != op_id:
@@ -53,6 +53,8 @@ class GqlSocket:
             if message["type"] == "complete":
                 return
             yield message
+            if message["type"] == "error":
+                return
 
 
 @asynccontextmanager

@@ -22,9 +22,9 @@ async def notify_campaign_progress(redis: Redis, campaign_id: int, *, force: boo
 
     A fast campaign changes thousands of rows a second; `force` is for the state changes
     that must be visible at once (started, paused, completed). Returns whether it fired.
-    Live subscribers are told separately, on a shorter debounce (app/live.py).
+    Live subscribers are told of every change (app/live.py throttles on the reading side).
     """
-    await publish_campaign_changed(redis, campaign_id, force=force)
+    await publish_campaign_changed(redis, campaign_id)
     try:
         if not force and not await redis.set(progress_key(campaign_id), "1", nx=True, ex=1):
             return False

@@ -14,14 +14,6 @@ from schema.context import Info
 from schema.permissions import viewer
 
 
-class SubscriptionLimitError(GraphQLError):
-    def __init__(self, which: str, limit: int) -> None:
-        super().__init__(
-            f"too many live subscriptions {which} (at most {limit})",
-            extensions={"code": "SUBSCRIPTION_LIMIT", "limit": limit},
-        )
-
-
 def _event(snapshot: Snapshot) -> CampaignProgress:
     return CampaignProgress(
         status=snapshot.status,
@@ -51,12 +43,7 @@ class CampaignSubscription:
                 extensions={"code": "BAD_REQUEST"},
             )
         campaign_id = parse_id(id, "id")
-        settings = info.context.settings
-        refused = live.hub.reserve(live.connection)
-        if refused == "per connection":
-            raise SubscriptionLimitError(refused, settings.live_max_subscriptions_per_connection)
-        if refused is not None:
-            raise SubscriptionLimitError(refused, settings.live_max_subscriptions_per_key)
+        # The caps are counted per operation by the transport (app/websocket.py).
         try:
             async with live.hub.watch(campaign_id) as mailbox:
                 while (snapshot := await mailbox.get()) is not None:
@@ -66,5 +53,3 @@ class CampaignSubscription:
                 f"Campaign {campaign_id} not found",
                 extensions={"code": "NOT_FOUND", "entity": "Campaign", "id": str(campaign_id)},
             ) from None
-        finally:
-            live.hub.release(live.connection)
