@@ -416,3 +416,43 @@ async def test_query_limits_apply_to_subscription_documents(
     # then it is refused before anything runs
     assert (message["id"], message["type"]) == ("big", "error")
     assert [e["extensions"]["code"] for e in message["payload"]] == ["TOO_MANY_ALIASES"]
+
+
+async def test_without_redis_subscribers_fall_back_to_periodic_reads(
+    session: AsyncSession, settings: Settings
+) -> None:
+    # given a server whose Redis is unreachable (nothing listens on the port), re-reading
+    # every 0.3 s, and a subscriber on a sending campaign
+    viewer = await create_api_key(settings, "viewer")
+    campaign_id = await seed_campaign(session, 10)
+    for sql in (
+        "INSERT INTO messages (campaign_id, contact_id) SELECT :c, id FROM contacts",
+        "UPDATE campaigns SET status = 'sending' WHERE id = :c",
+    ):
+        await session.execute(text(sql), {"c": campaign_id})
+    await session.commit()
+    no_redis = {
+        "redis_url": f"redis://127.0.0.1:{free_port()}/0",
+        "live_fallback_poll_s": 0.3,
+        "live_poll_s": 60.0,  # the safety re-read would be too late: only the fallback counts
+    }
+    with serve(settings.model_copy(update=no_redis)) as degraded:
+        async with gql_socket(degraded.url) as socket:
+            assert (await socket.init(viewer))["type"] == "connection_ack"
+            await socket.subscribe("p", PROGRESS, {"id": str(campaign_id)})
+            first = await asyncio.wait_for(socket.receive(), WAIT)
+
+            # when messages are sent and the campaign completes, with no notice reaching it
+            for sql in (
+                "UPDATE messages SET status = 'sent' WHERE campaign_id = :c",
+                "UPDATE campaigns SET status = 'completed' WHERE id = :c",
+            ):
+                await session.execute(text(sql), {"c": campaign_id})
+            await session.commit()
+            rest = await collect(socket, "p")
+
+    # then the periodic read delivers the final state, and the stream ends
+    assert first["payload"]["data"]["campaignProgress"]["stats"]["pending"] == 10
+    final = rest[-1]["payload"]["data"]["campaignProgress"]
+    assert final["status"] == "COMPLETED"
+    assert final["stats"]["sent"] == 10
