@@ -215,6 +215,7 @@ async def _level(
         "p99_ms": percentile(latencies, 0.99) * 1000,
         "events": sum(len(s.events) for s in subs) / subscribers,
         "cpu_pct": 100 * cpu / elapsed,
+        "cpu_us_per_delivery": 1e6 * cpu / max(1, sum(len(s.events) for s in subs)),
         "client_cpu_pct": 100 * client_cpu / elapsed,
         "exact_final": exact,
         "elapsed_s": elapsed,
@@ -274,18 +275,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     reference = rows[0]
     print(
         f"\n{args.batches} commits of {args.batch} messages every {args.interval_ms} ms; "
-        f"one API process; {os.cpu_count()} cores shared with the client, PostgreSQL, Redis\n"
+        f"one API process; {os.cpu_count()} cores shared with the client, PostgreSQL, Redis; "
+        f"load average {os.getloadavg()[0]:.1f}\n"
     )
     print(
         "| subscribers | p50 commit→event | p99 | p99 vs first row | events/subscriber "
-        "| API CPU (% of a core) | client CPU | final event = DB |"
+        "| API CPU (% of a core) | API CPU per event delivered | client CPU | final event = DB |"
     )
-    print("|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|")
     for row in rows:
         print(
             f"| {row['subscribers']:,} | {row['p50_ms']:.0f} ms | {row['p99_ms']:.0f} ms "
             f"| {row['p99_ms'] / reference['p99_ms']:.2f}x | {row['events']:.1f} "
-            f"| {row['cpu_pct']:.0f}% | {row['client_cpu_pct']:.0f}% "
+            f"| {row['cpu_pct']:.0f}% | {row['cpu_us_per_delivery']:.0f} µs "
+            f"| {row['client_cpu_pct']:.0f}% "
             f"| {row['exact_final']:,}/{row['subscribers']:,} |"
         )
     return 0
