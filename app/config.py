@@ -95,6 +95,16 @@ class Settings(BaseSettings):
     # Pre-filled in GraphiQL's headers; set by `herald dev` only, ignored outside dev.
     graphiql_api_key: str | None = None
 
+    # Live progress over WebSocket (subscriptions, app/live.py).
+    live_min_interval_ms: int = Field(default=200, ge=10)  # at most ~5 events/s per campaign
+    live_poll_s: float = Field(default=2.0, gt=0)  # safety re-read while pub/sub is up
+    live_fallback_poll_s: float = Field(default=1.0, gt=0)  # re-read while Redis is down
+    live_max_subscriptions_per_connection: int = Field(default=10, ge=1)
+    live_max_subscriptions_per_key: int = Field(default=100, ge=1)  # per API process
+    live_connection_init_timeout_s: float = Field(default=5.0, gt=0)
+    live_ping_interval_s: float = Field(default=15.0, gt=0)  # server pings; no pong: closed
+    live_key_recheck_s: float = Field(default=5.0, gt=0)  # revoked keys end within this
+
     cache_ttl_default: int = Field(default=60, ge=1)
     cache_ttl_stats: int = Field(default=60, ge=1)
     cache_ttl_categories: int = Field(default=120, ge=1)

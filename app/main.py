@@ -6,6 +6,7 @@ import gc
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from datetime import timedelta
 
 from redis.exceptions import RedisError
 from sqlalchemy import text
@@ -13,7 +14,8 @@ from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import Route
+from starlette.routing import Route, WebSocketRoute
+from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
 
 from app.api_keys.auth import metrics_access_refused
 from app.cache import total_round_trips
@@ -21,6 +23,7 @@ from app.config import Env, Settings, get_settings
 from app.db import total_statements
 from app.graphiql import graphiql_routes, is_loopback
 from app.http_limits import BodySizeLimit
+from app.live import LiveHub
 from app.logging_filters import install_phone_masking
 from app.metrics import CACHE_REDIS_UP, exposition, sync_totals
 from app.observability import RequestObservability, configure_logging, enable_tracing
@@ -82,15 +85,25 @@ def create_app(settings: Settings | None = None) -> Starlette:
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         runtime = Runtime.open(settings)
         app.state.runtime = runtime
+        # Live progress: one pub/sub listener for the process (app/live.py).
+        app.state.live = LiveHub(runtime.redis, runtime.sessionmaker, settings)
+        await app.state.live.start()
         # The schema, models and modules live for good: keep them out of full collections,
         # which otherwise rescan them all mid-request (p95 of a 1,000-leaf query: 124 → 63 ms).
         gc.freeze()
         try:
             yield
         finally:
+            await app.state.live.close()
             await runtime.close()
 
-    graphql = HeraldGraphQL(schema, graphql_ide="graphiql" if settings.graphiql_enabled else None)
+    graphql = HeraldGraphQL(
+        schema,
+        graphql_ide="graphiql" if settings.graphiql_enabled else None,
+        # Only the current protocol: its handler checks the key before any operation.
+        subscription_protocols=[GRAPHQL_TRANSPORT_WS_PROTOCOL],
+        connection_init_wait_timeout=timedelta(seconds=settings.live_connection_init_timeout_s),
+    )
     if settings.env is Env.DEV and settings.graphiql_api_key:  # `herald dev`'s key, pre-filled
         # The page is served without authentication: an admin key in it is fine on loopback
         # only, where nobody else can ask for it.
@@ -104,6 +117,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
             )
     routes = [
         Route("/graphql", graphql, methods=["GET", "POST"]),
+        WebSocketRoute("/graphql", graphql),
         Route("/healthz", healthz, methods=["GET"]),
         Route("/readyz", readyz, methods=["GET"]),
         Route("/metrics", metrics, methods=["GET"]),

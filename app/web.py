@@ -1,23 +1,37 @@
-"""The GraphQL HTTP view: typed per-request context and orjson encoding."""
+"""The GraphQL view over HTTP and WebSocket: typed context, orjson encoding."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 import orjson
-from starlette.requests import Request
+from starlette.requests import HTTPConnection, Request
 from starlette.responses import HTMLResponse, Response
 from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
 
 from app.api_keys.auth import RequestAuth
+from app.db import SerializedSession
 from app.graphiql import is_loopback, render_graphiql
+from app.live import LiveConnection, LiveHub
 from app.runtime import Runtime
+from app.websocket import LiveTransportHandler, SharedStreams, TextWebSocketAdapter
 from loaders.registry import Loaders
-from schema.context import Context
+from schema.context import Context, LiveOperation
 
 
 class HeraldGraphQL(GraphQL[Context, None]):
     # Shown in the IDE's Headers tab (the dev key); only set when bound to loopback.
     graphiql_default_headers: dict[str, str] | None = None
+    # graphql-transport-ws with the API key in connection_init (app/websocket.py).
+    graphql_transport_ws_handler_class = LiveTransportHandler
+    websocket_adapter_class = TextWebSocketAdapter
+    shared_streams: SharedStreams
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.shared_streams = SharedStreams()
 
     async def render_graphql_ide(self, request: Request) -> HTMLResponse:
         """The local GraphiQL page (app/graphiql.py): its assets come from Herald, not a CDN.
@@ -41,17 +55,41 @@ class HeraldGraphQL(GraphQL[Context, None]):
     async def get_context(
         self, request: Request | WebSocket, response: Response | WebSocket
     ) -> Context:
-        assert isinstance(request, Request)
-        assert isinstance(response, Response)
         runtime: Runtime = request.app.state.runtime
-        session = runtime.sessionmaker()
-        return Context(
-            request=request,
-            response=response,
-            settings=runtime.settings,
-            session=session,
-            redis=runtime.redis,
-            loaders=Loaders(session, naive=runtime.settings.naive_resolvers),
-            cache=runtime.cache.request(),
-            auth=RequestAuth(session, request.headers.get("authorization"), runtime.callers),
+        if isinstance(request, WebSocket):
+            # The connection's own context: its key is checked at connection_init, and
+            # each operation then runs on a context of its own (operation_context).
+            return _context(
+                runtime, request, Response(), lambda s: RequestAuth(s, None, runtime.callers)
+            )
+        assert isinstance(response, Response)
+        authorization = request.headers.get("authorization")
+        return _context(
+            runtime, request, response, lambda s: RequestAuth(s, authorization, runtime.callers)
         )
+
+    def operation_context(self, base: Context, hub: LiveHub, live: LiveConnection) -> Context:
+        """A fresh session, loaders and cache for one WebSocket operation."""
+        runtime: Runtime = base.request.app.state.runtime
+        context = _context(runtime, base.request, Response(), lambda _: base.auth)
+        context.live = LiveOperation(hub, live)
+        return context
+
+
+def _context(
+    runtime: Runtime,
+    request: HTTPConnection,
+    response: Response,
+    auth: Callable[[SerializedSession], RequestAuth],
+) -> Context:
+    session = runtime.sessionmaker()
+    return Context(
+        request=request,
+        response=response,
+        settings=runtime.settings,
+        session=session,
+        redis=runtime.redis,
+        loaders=Loaders(session, naive=runtime.settings.naive_resolvers),
+        cache=runtime.cache.request(),
+        auth=auth(session),
+    )

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, TypeAlias
 
 import strawberry
 from redis.asyncio import Redis
-from starlette.requests import Request
+from starlette.requests import HTTPConnection
 from starlette.responses import Response
 
 from app.config import Settings
@@ -17,6 +17,7 @@ from app.db import SerializedSession
 if TYPE_CHECKING:
     from app.api_keys.auth import RequestAuth
     from app.cache import RequestCache
+    from app.live import LiveConnection, LiveHub
     from loaders.registry import Loaders
 
 AfterCommit: TypeAlias = Callable[[], Awaitable[None]]
@@ -24,8 +25,8 @@ AfterCommit: TypeAlias = Callable[[], Awaitable[None]]
 
 @dataclass
 class Context:
-    request: Request
-    response: Response
+    request: HTTPConnection  # the HTTP request, or the WebSocket of a subscription
+    response: Response  # on a WebSocket, a throwaway one: there are no headers to send
     settings: Settings
     session: SerializedSession
     redis: Redis
@@ -37,9 +38,18 @@ class Context:
     # Work that must only happen once the request's transaction is durable
     # (cache invalidation, enqueuing jobs); dropped on rollback.
     after_commit: list[AfterCommit] = field(default_factory=list)
+    live: LiveOperation | None = None  # set for operations sent over WebSocket
 
     def on_commit(self, callback: AfterCommit) -> None:
         self.after_commit.append(callback)
+
+
+@dataclass(frozen=True, slots=True)
+class LiveOperation:
+    """What a subscription resolver needs: the process's hub and its own connection."""
+
+    hub: LiveHub
+    connection: LiveConnection
 
 
 Info: TypeAlias = strawberry.Info[Context, None]

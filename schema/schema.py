@@ -12,6 +12,7 @@ from schema.cache import RedisRoundTrips
 from schema.campaigns.dispatch_mutations import DispatchMutation
 from schema.campaigns.mutations import CampaignMutation
 from schema.campaigns.queries import CampaignQuery
+from schema.campaigns.subscriptions import CampaignSubscription
 from schema.categories.mutations import CategoryMutation
 from schema.categories.queries import CategoryQuery
 from schema.contacts.mutations import ContactMutation
@@ -41,10 +42,13 @@ Mutation = merge_types(
     (ContactMutation, CategoryMutation, CampaignMutation, DispatchMutation, ApiKeyMutation),
 )
 
+Subscription = merge_types("Subscription", (CampaignSubscription,))
+
 schema = HeraldSchema(
     query=Query,
     mutation=Mutation,
     execution_context_class=PlannedExecutor,
+    subscription=Subscription,
     extensions=[
         RateLimit,  # first: refuses before anything else starts (schema/limits.py)
         OperationLabel,  # names the request in metrics and logs

@@ -62,6 +62,13 @@ class ApiKeyRepository:
         )
         return (await self.session.execute(stmt)).one_or_none()
 
+    async def live_ids(self, key_ids: Sequence[int]) -> Sequence[int]:
+        """Which of these keys are still unrevoked."""
+        stmt = select(api_keys.c.id).where(
+            api_keys.c.id.in_(key_ids), api_keys.c.revoked_at.is_(None)
+        )
+        return (await self.session.execute(stmt)).scalars().all()
+
     async def by_hash(self, key_hash: str) -> Row | None:
         stmt = select(api_keys).where(api_keys.c.key_hash == key_hash)
         return (await self.session.execute(stmt)).one_or_none()

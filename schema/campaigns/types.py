@@ -132,3 +132,17 @@ class CampaignType:
     )
     async def stats(self, info: Info) -> MessageStats:
         return await info.context.loaders.stats_by_campaign_id.load(int(self.id))
+
+
+@strawberry.type
+class CampaignProgress:
+    """One event of the `campaignProgress` subscription."""
+
+    status: CampaignStatus
+    stats: MessageStats
+    messages_per_second: float = strawberry.field(
+        description="Messages that reached an outcome per second, over the last ~10 s."
+    )
+    eta_seconds: float | None = strawberry.field(
+        description="Seconds until nothing is pending at the current rate; null when unknown."
+    )

@@ -9,6 +9,7 @@ import strawberry
 from app.api_keys.auth import announce_revocation
 from app.api_keys.service import ApiKeyService
 from app.errors import NotFound
+from app.live import publish_key_revoked
 from schema.api_keys.types import ApiKeyType
 from schema.common.errors import NotFoundError
 from schema.common.pagination import parse_id
@@ -41,4 +42,10 @@ class RevokeApiKeyMutation:
             return NotFoundError.of(exc)
         context = info.context
         context.on_commit(lambda: announce_revocation(context.redis, context.auth.callers))
+        redis = context.redis
+
+        async def end_live_connections() -> None:
+            await publish_key_revoked(redis, key_id)
+
+        context.on_commit(end_live_connections)
         return RevokeApiKeySuccess(api_key=ApiKeyType.from_row(row))

@@ -1,0 +1,350 @@
+"""GraphQL over WebSocket (graphql-transport-ws): the API key in connection_init, pings,
+caps, and identical subscriptions executed once for all who asked."""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import hashlib
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from contextlib import asynccontextmanager, suppress
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import orjson
+from graphql import GraphQLError, OperationType, get_operation_ast, parse
+from starlette.websockets import WebSocketDisconnect, WebSocketState
+from strawberry.asgi import ASGIWebSocketAdapter
+from strawberry.http.exceptions import WebSocketDisconnected
+from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import (
+    BaseGraphQLTransportWSHandler,
+    Operation,
+    _OperationStreamClosed,
+)
+from strawberry.subscriptions.protocols.graphql_transport_ws.types import (
+    ConnectionInitMessage,
+    PongMessage,
+)
+from strawberry.types.execution import ExecutionResult, PreExecutionError
+from strawberry.utils.aio import aclosing
+
+from app.api_keys.auth import RequestAuth
+from app.api_keys.service import ApiKeyService, Caller, bearer_token
+from app.live import LiveConnection, LiveHub, Mailbox
+from app.models import ApiKeyRole
+from schema.context import Context
+
+if TYPE_CHECKING:
+    from strawberry.schema.schema import StreamResult
+
+    from app.web import HeraldGraphQL
+
+logger = logging.getLogger(__name__)
+
+UNAUTHORIZED = 4401
+FORBIDDEN = 4403
+
+# ("next" | "error", payload): one message of a shared stream, sent as is to each listener.
+Message = tuple[str, Any]
+
+
+class SubscriptionLimitError(GraphQLError):
+    def __init__(self, which: str, limit: int) -> None:
+        super().__init__(
+            f"too many live subscriptions {which} (at most {limit})",
+            extensions={"code": "SUBSCRIPTION_LIMIT", "limit": limit},
+        )
+
+
+@functools.lru_cache(maxsize=256)
+def is_subscription(query: str, operation_name: str | None, max_tokens: int) -> bool:
+    """Whether a document's operation is a subscription (anything unparsable: no, and the
+    ordinary path reports it)."""
+    try:
+        operation = get_operation_ast(parse(query, max_tokens=max_tokens), operation_name)
+    except GraphQLError:
+        return False
+    return operation is not None and operation.operation is OperationType.SUBSCRIPTION
+
+
+@dataclass(eq=False)
+class _Shared:
+    listeners: set[Mailbox[Message]] = field(default_factory=set)
+    last: Message | None = None
+    task: asyncio.Task[None] | None = None
+
+
+class SharedStreams:
+    """Identical subscriptions (same document, variables and API key) executed once.
+
+    Executing a subscription's selection for each event costs far more than sending it
+    (graphql-core's per-field work); a thousand dashboards on one campaign would pay it a
+    thousand times per event. Same key, same permissions: the result is the same for all.
+    A late joiner gets the latest message at once, then follows along.
+    """
+
+    def __init__(self) -> None:
+        self._streams: dict[tuple[str, ...], _Shared] = {}
+
+    @asynccontextmanager
+    async def join(
+        self, key: tuple[str, ...], start: Callable[[], Awaitable[StreamResult]]
+    ) -> AsyncIterator[Mailbox[Message]]:
+        shared = self._streams.get(key)
+        if shared is None:
+            shared = self._streams[key] = _Shared()
+            shared.task = asyncio.create_task(self._run(key, shared, start))
+        mailbox: Mailbox[Message] = Mailbox()
+        if shared.last is not None:
+            mailbox.put(shared.last)
+        shared.listeners.add(mailbox)
+        try:
+            yield mailbox
+        finally:
+            shared.listeners.discard(mailbox)
+            if not shared.listeners and self._streams.get(key) is shared:
+                del self._streams[key]
+                assert shared.task is not None
+                shared.task.cancel()
+
+    async def _run(
+        self, key: tuple[str, ...], shared: _Shared, start: Callable[[], Awaitable[StreamResult]]
+    ) -> None:
+        def publish(message: Message) -> None:
+            shared.last = message
+            for mailbox in shared.listeners:
+                mailbox.put(message)
+
+        try:
+            source = await start()
+            async with aclosing(source):
+                async for result in source:
+                    if isinstance(result, PreExecutionError) or not isinstance(
+                        result, ExecutionResult
+                    ):
+                        errors = getattr(result, "errors", None) or []
+                        publish(("error", [error.formatted for error in errors]))
+                        return
+                    payload: dict[str, Any] = {"data": result.data}
+                    if result.errors:
+                        payload["errors"] = [error.formatted for error in result.errors]
+                    if result.extensions:
+                        payload["extensions"] = result.extensions
+                    publish(("next", payload))
+        except GraphQLError as error:
+            # A refusal raised by an extension before execution (query limits, rate limit).
+            publish(("error", [error.formatted]))
+        except Exception:
+            logger.exception("shared subscription failed")
+            publish(("error", [GraphQLError("internal error").formatted]))
+        finally:
+            if self._streams.get(key) is shared:
+                del self._streams[key]
+            for mailbox in shared.listeners:
+                mailbox.close()
+
+
+class ConnectionAuth(RequestAuth):
+    """The caller authenticated once at connection_init, shared by the connection's operations."""
+
+    def __init__(self, caller: Caller | None, digest: str | None) -> None:
+        self._caller = caller
+        self._digest = digest
+
+    @property
+    def presented(self) -> bool:
+        return self._digest is not None
+
+    @property
+    def token_digest(self) -> str | None:
+        return self._digest
+
+    async def caller(self) -> Caller | None:
+        return self._caller
+
+
+class TextWebSocketAdapter(ASGIWebSocketAdapter):
+    """graphql-transport-ws messages are text frames (browsers cannot parse binary ones)."""
+
+    async def send_json(self, message: Mapping[str, object]) -> None:
+        if self.ws.application_state != WebSocketState.CONNECTED:
+            raise WebSocketDisconnected
+        try:
+            await self.ws.send_text(orjson.dumps(message).decode())
+        except (WebSocketDisconnect, RuntimeError, OSError) as exc:
+            raise WebSocketDisconnected from exc
+
+    async def close(self, code: int, reason: str) -> None:
+        if self.ws.application_state == WebSocketState.CONNECTED:
+            with suppress(RuntimeError, OSError):
+                await self.ws.close(code=code, reason=reason)
+
+
+def _authorization(payload: Mapping[str, Any]) -> str | None:
+    for name, value in payload.items():
+        if isinstance(name, str) and name.lower() == "authorization" and isinstance(value, str):
+            return value
+    return None
+
+
+class LiveTransportHandler(BaseGraphQLTransportWSHandler[Context, None]):
+    """Strawberry's handler, plus: the key is checked before the ack (4401/4403), the
+    server pings, and each operation gets a context (session, loaders) of its own."""
+
+    live: LiveConnection | None = None
+    _pinger: asyncio.Task[None] | None = None
+    _awaiting_pong = False
+
+    @property
+    def _view(self) -> HeraldGraphQL:
+        return self.view  # type: ignore[return-value]
+
+    @property
+    def _hub(self) -> LiveHub:
+        hub: LiveHub = self.context.request.app.state.live
+        return hub
+
+    async def handle_connection_init(self, message: ConnectionInitMessage) -> None:
+        payload = message.get("payload") or {}
+        if (
+            self.connection_init_received
+            or self.connection_timed_out
+            or not isinstance(payload, dict)
+        ):
+            await super().handle_connection_init(message)  # Strawberry's own refusals
+            return
+        if self.connection_init_timeout_task:
+            self.connection_init_timeout_task.cancel()  # it came in time; the lookup may queue
+        token = bearer_token(_authorization(payload))
+        caller = None
+        if token is not None:
+            async with self.context.request.app.state.runtime.sessionmaker() as session:
+                caller = await ApiKeyService(session).authenticate(token)
+                await session.commit()  # the key's last-use stamp
+        if caller is None or not caller.can(ApiKeyRole.VIEWER):
+            self.connection_init_received = True
+            if caller is None:
+                reason = "invalid or revoked API key" if token else "an API key is required"
+                await self.websocket.close(UNAUTHORIZED, reason)
+            else:
+                await self.websocket.close(FORBIDDEN, "this key may not subscribe")
+            return
+        assert token is not None
+        digest = hashlib.sha256(token.encode()).hexdigest()
+        self.context.auth = ConnectionAuth(caller, digest)
+        await super().handle_connection_init(message)
+        if self.connection_acknowledged:
+            self.live = LiveConnection(caller.key_id, digest, self.websocket.close)
+            self._hub.add_connection(self.live)
+            self._pinger = asyncio.create_task(self._ping())
+
+    async def _ping(self) -> None:
+        """A peer that stops answering pings is dropped, and its subscriptions with it."""
+        interval = self.context.settings.live_ping_interval_s
+        while True:
+            await asyncio.sleep(interval)
+            if self._awaiting_pong:
+                await self.websocket.close(4408, "No pong received")
+                return
+            self._awaiting_pong = True
+            try:
+                await self.send_message({"type": "ping"})
+            except WebSocketDisconnected:
+                return
+
+    async def handle_pong(self, message: PongMessage) -> None:
+        self._awaiting_pong = False
+
+    async def shutdown(self) -> None:
+        if self._pinger is not None:
+            self._pinger.cancel()
+        if self.live is not None:
+            self._hub.remove_connection(self.live)
+        await super().shutdown()
+
+    async def run_operation(self, operation: Operation[Context, None]) -> None:
+        """Subscriptions join a shared stream, within the caps; other operations run as in
+        Strawberry, each on a context of its own (its own transaction boundary)."""
+        assert self.live is not None
+        settings = self.context.settings
+        if not is_subscription(
+            operation.query, operation.operation_name, settings.query_max_tokens
+        ):
+            await self._run_alone(operation)
+            return
+        refused = self._hub.reserve(self.live)
+        if refused is not None:
+            limit = (
+                settings.live_max_subscriptions_per_connection
+                if refused == "per connection"
+                else settings.live_max_subscriptions_per_key
+            )
+            await operation.send_initial_errors([SubscriptionLimitError(refused, limit)])
+            return
+        try:
+            await self._run_shared(operation)
+        except WebSocketDisconnected:
+            self.operations.pop(operation.id, None)
+        finally:
+            self._hub.release(self.live)
+
+    async def _run_shared(self, operation: Operation[Context, None]) -> None:
+        assert self.live is not None
+        variables = orjson.dumps(operation.variables or {}, option=orjson.OPT_SORT_KEYS)
+        key = (
+            operation.query,
+            operation.operation_name or "",
+            variables.decode(),
+            self.live.key_digest,
+        )
+        context = self._view.operation_context(self.context, self._hub, self.live)
+
+        def start() -> Awaitable[StreamResult]:
+            return self.schema.stream(
+                operation.query,
+                variable_values=operation.variables,
+                context_value=context,
+                root_value=self.root_value,
+                operation_name=operation.operation_name,
+            )
+
+        streams: SharedStreams = self._view.shared_streams
+        async with streams.join(key, start) as mailbox:
+            while (message := await mailbox.get()) is not None:
+                kind, payload = message
+                await operation.send_operation_message(
+                    {"id": operation.id, "type": kind, "payload": payload}  # type: ignore[arg-type, misc]
+                )
+                if kind == "error":
+                    return
+        await operation.send_operation_message({"id": operation.id, "type": "complete"})
+
+    async def _run_alone(self, operation: Operation[Context, None]) -> None:
+        assert self.live is not None
+        context = self._view.operation_context(self.context, self._hub, self.live)
+        try:
+            result_source = await self.schema.stream(
+                operation.query,
+                variable_values=operation.variables,
+                context_value=context,
+                root_value=self.root_value,
+                operation_name=operation.operation_name,
+            )
+            async with aclosing(result_source):
+                await self._send_result_stream(operation, result_source)
+            await operation.send_operation_message({"id": operation.id, "type": "complete"})
+        except _OperationStreamClosed:
+            return
+        except GraphQLError as error:
+            # A refusal raised by an extension before execution (query limits, rate limit):
+            # over HTTP it is the response's error, here the operation's `error` message.
+            await operation.send_initial_errors([error])
+        except WebSocketDisconnected:
+            self.operations.pop(operation.id, None)
+        except Exception as error:
+            await self.handle_task_exception(error)
+            with suppress(Exception):
+                await operation.send_operation_message({"id": operation.id, "type": "complete"})
+            self.operations.pop(operation.id, None)
+            raise

@@ -1,0 +1,55 @@
+"""Campaign subscriptions: live progress pushed over WebSocket (graphql-transport-ws)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncGenerator
+
+import strawberry
+from graphql import GraphQLError
+
+from app.live import CampaignNotFound, Snapshot
+from schema.campaigns.types import CampaignProgress, MessageStats
+from schema.common.pagination import parse_id
+from schema.context import Info
+from schema.permissions import viewer
+
+
+def _event(snapshot: Snapshot) -> CampaignProgress:
+    return CampaignProgress(
+        status=snapshot.status,
+        stats=MessageStats.of(snapshot.counts),
+        messages_per_second=snapshot.messages_per_second,
+        eta_seconds=snapshot.eta_seconds,
+    )
+
+
+@strawberry.type
+class CampaignSubscription:
+    @strawberry.subscription(
+        description=(
+            "The campaign's progress: its current state at once, then at most a few events "
+            "a second while anything changes; a final event when it is completed, cancelled "
+            "or failed, then the stream ends. Served over WebSocket only."
+        ),
+        extensions=viewer(),
+    )
+    async def campaign_progress(
+        self, info: Info, id: strawberry.ID
+    ) -> AsyncGenerator[CampaignProgress, None]:
+        live = info.context.live
+        if live is None:
+            raise GraphQLError(
+                "subscriptions are served over WebSocket (graphql-transport-ws) at /graphql",
+                extensions={"code": "BAD_REQUEST"},
+            )
+        campaign_id = parse_id(id, "id")
+        # The caps are counted per operation by the transport (app/websocket.py).
+        try:
+            async with live.hub.watch(campaign_id) as mailbox:
+                while (snapshot := await mailbox.get()) is not None:
+                    yield _event(snapshot)
+        except CampaignNotFound:
+            raise GraphQLError(
+                f"Campaign {campaign_id} not found",
+                extensions={"code": "NOT_FOUND", "entity": "Campaign", "id": str(campaign_id)},
+            ) from None

@@ -1,0 +1,458 @@
+"""Live progress over WebSocket: real uvicorn, real Redis pub/sub, real Dramatiq workers."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncSession
+from websockets.exceptions import ConnectionClosed
+
+from app.config import Settings
+from tests.conftest import GqlClient, Server, create_api_key, serve
+from tests.fake_whatsapp import (
+    FakeWhatsApp,
+    Worker,
+    fake_fixture,  # noqa: F401 (the `fake` fixture)
+    fake_server_fixture,  # noqa: F401 (the `fake_server` fixture)
+    free_port,
+    seed_campaign,
+    status_counts,
+    worker_env,
+)
+from tests.ws_client import GqlSocket, gql_socket
+
+pytestmark = pytest.mark.asyncio
+
+PROGRESS = """
+subscription Progress($id: ID!) {
+  campaignProgress(id: $id) {
+    status
+    stats { total pending sending sent delivered read failed }
+    messagesPerSecond
+    etaSeconds
+  }
+}
+"""
+START = "mutation Start($id: ID!) { startCampaign(id: $id) { __typename } }"
+REVOKE = "mutation Revoke($id: ID!) { revokeApiKey(id: $id) { __typename } }"
+NO_POLLING = {"live_poll_s": 60.0, "live_fallback_poll_s": 60.0}
+WAIT = 60.0  # generous: the machine is shared; the assertions are about content, not time
+
+
+async def closed_with(socket: GqlSocket) -> int | None:
+    """Read until the server closes the socket; its close code."""
+    try:
+        while True:
+            await asyncio.wait_for(socket.receive(), WAIT)
+    except ConnectionClosed as closed:
+        return closed.rcvd.code if closed.rcvd else None
+
+
+async def collect(socket: GqlSocket, op_id: str) -> list[dict[str, Any]]:
+    """Every message of one operation, until its `complete` or `error`."""
+
+    async def run() -> list[dict[str, Any]]:
+        return [message async for message in socket.events(op_id)]
+
+    return await asyncio.wait_for(run(), WAIT)
+
+
+def processed(event: dict[str, Any]) -> int:
+    stats = event["payload"]["data"]["campaignProgress"]["stats"]
+    return int(stats["sent"] + stats["delivered"] + stats["read"] + stats["failed"])
+
+
+async def key_id(session: AsyncSession, key: str) -> int:
+    row = await session.execute(
+        text("SELECT id FROM api_keys WHERE key_prefix = :p"), {"p": key[:9]}
+    )
+    await session.commit()
+    return int(row.scalar_one())
+
+
+@contextmanager
+def api_process(settings: Settings, **extra: str) -> Iterator[str]:
+    """`herald serve` in a process of its own, on the same database and Redis."""
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HERALD_")}
+    env.update(
+        HERALD_DATABASE_URL=str(settings.database_url),
+        HERALD_REDIS_URL=str(settings.redis_url),
+        HERALD_ENV="dev",
+        **extra,
+    )
+    herald = Path(sys.executable).with_name("herald")
+    process = subprocess.Popen(
+        [str(herald), "serve", "--port", str(port)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(600):
+            try:
+                if httpx.get(url + "/readyz").status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            if process.poll() is not None:
+                raise RuntimeError("herald serve exited")
+            time.sleep(0.1)
+        yield url
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+
+
+async def test_campaign_progress_counts_up_then_completes_on_two_api_processes(
+    gql: GqlClient,
+    session: AsyncSession,
+    settings: Settings,
+    admin_key: str,
+    fake: FakeWhatsApp,
+    fake_server: tuple[FakeWhatsApp, str],
+    tmp_path: Path,
+) -> None:
+    # given a 600-contact campaign paced at 200 messages/s, watched from this process and
+    # from a second API process, both polling only once a minute: what they see in between
+    # comes through Redis pub/sub
+    campaign_id = await seed_campaign(session, 600)
+    variables = {"id": str(campaign_id)}
+    log = tmp_path / "worker.log"
+    worker = Worker(
+        worker_env(settings, fake_server[1], whatsapp_rate_per_second=200, dispatch_batch_size=50),
+        log,
+        processes=2,
+    )
+    try:
+        with (
+            serve(settings.model_copy(update=NO_POLLING)) as server,
+            api_process(
+                settings, HERALD_LIVE_POLL_S="60", HERALD_LIVE_FALLBACK_POLL_S="60"
+            ) as other_url,
+        ):
+            async with gql_socket(server.url) as here, gql_socket(other_url) as there:
+                for socket in (here, there):
+                    assert (await socket.init(admin_key))["type"] == "connection_ack"
+                    await socket.subscribe("p", PROGRESS, variables)
+                    first = await asyncio.wait_for(socket.receive(), WAIT)
+                    # the current state at once: a draft with no messages yet
+                    assert first["type"] == "next"
+                    assert first["payload"]["data"]["campaignProgress"]["status"] == "DRAFT"
+
+                # when the campaign starts
+                assert (await gql.ok(START, variables))["startCampaign"]["__typename"] == (
+                    "StartCampaignSuccess"
+                )
+                events_here, events_there = await asyncio.gather(
+                    collect(here, "p"), collect(there, "p")
+                )
+    finally:
+        worker.stop()
+
+    # then both processes saw counts go up several times, then one final COMPLETED event
+    for events in (events_here, events_there):
+        assert {e["type"] for e in events} == {"next"}, events
+        progress = [e["payload"]["data"]["campaignProgress"] for e in events]
+        assert progress[-1]["status"] == "COMPLETED"
+        assert [p for p in progress if p["status"] == "COMPLETED"] == [progress[-1]]
+        assert progress[-1]["stats"] == {
+            "total": 600,
+            "pending": 0,
+            "sending": 0,
+            "sent": 600,
+            "delivered": 0,
+            "read": 0,
+            "failed": 0,
+        }
+        counts = [processed(e) for e in events]
+        assert counts == sorted(counts)
+        assert len({c for c in counts if 0 < c < 600}) >= 2, counts
+        assert any(p["messagesPerSecond"] > 0 for p in progress)
+        assert progress[-1]["etaSeconds"] is None
+    assert await status_counts(session, campaign_id) == {"sent": 600}
+
+
+@pytest.mark.parametrize("key", [None, "hk_not-a-real-key"])
+async def test_missing_or_invalid_key_is_refused_with_4401(server: Server, key: str | None) -> None:
+    async with gql_socket(server.url) as socket:
+        # when
+        payload = {} if key is None else {"Authorization": f"Bearer {key}"}
+        await socket.send({"type": "connection_init", "payload": payload})
+
+        # then: no ack, the socket is closed as unauthorized
+        assert await closed_with(socket) == 4401
+
+
+async def test_subscribe_before_init_is_refused(server: Server, session: AsyncSession) -> None:
+    # given a campaign
+    campaign_id = await seed_campaign(session, 1)
+
+    async with gql_socket(server.url) as socket:
+        # when a client skips connection_init
+        await socket.subscribe("p", PROGRESS, {"id": str(campaign_id)})
+
+        # then
+        assert await closed_with(socket) == 4401
+
+
+async def test_unknown_campaign_is_a_graphql_error_and_the_socket_stays_open(
+    server: Server, session: AsyncSession, settings: Settings
+) -> None:
+    # given a viewer key and one campaign
+    viewer = await create_api_key(settings, "viewer")
+    campaign_id = await seed_campaign(session, 3)
+
+    async with gql_socket(server.url) as socket:
+        assert (await socket.init(viewer))["type"] == "connection_ack"
+
+        # when
+        await socket.subscribe("missing", PROGRESS, {"id": "999999"})
+        missing = await collect(socket, "missing")
+        # and the same connection still serves a real campaign
+        await socket.subscribe("real", PROGRESS, {"id": str(campaign_id)})
+        real = await asyncio.wait_for(socket.receive(), WAIT)
+
+    # then
+    assert [m["type"] for m in missing] == ["next"]
+    assert missing[0]["payload"]["data"] is None
+    assert [e["extensions"]["code"] for e in missing[0]["payload"]["errors"]] == ["NOT_FOUND"]
+    assert real["type"] == "next"
+    assert real["payload"]["data"]["campaignProgress"]["stats"]["total"] == 0
+
+
+async def test_revoking_the_key_ends_its_streams(
+    gql: GqlClient, server: Server, session: AsyncSession, settings: Settings
+) -> None:
+    # given a viewer watching a campaign
+    viewer = await create_api_key(settings, "viewer")
+    campaign_id = await seed_campaign(session, 2)
+    async with gql_socket(server.url) as socket:
+        assert (await socket.init(viewer))["type"] == "connection_ack"
+        await socket.subscribe("p", PROGRESS, {"id": str(campaign_id)})
+        assert (await asyncio.wait_for(socket.receive(), WAIT))["type"] == "next"
+
+        # when an admin revokes the key
+        revoked = await gql.ok(REVOKE, {"id": str(await key_id(session, viewer))})
+        assert revoked["revokeApiKey"]["__typename"] == "RevokeApiKeySuccess"
+
+        # then the connection is closed as unauthorized
+        assert await closed_with(socket) == 4401
+
+    # and the key cannot connect again
+    async with gql_socket(server.url) as again:
+        await again.send(
+            {"type": "connection_init", "payload": {"Authorization": f"Bearer {viewer}"}}
+        )
+        assert await closed_with(again) == 4401
+
+
+async def test_a_key_revoked_without_notice_is_caught_by_the_recheck(
+    session: AsyncSession, settings: Settings
+) -> None:
+    # given a server re-checking keys every 0.3 s, and a viewer watching a campaign
+    viewer = await create_api_key(settings, "viewer")
+    campaign_id = await seed_campaign(session, 2)
+    with serve(settings.model_copy(update={"live_key_recheck_s": 0.3})) as quick:
+        async with gql_socket(quick.url) as socket:
+            assert (await socket.init(viewer))["type"] == "connection_ack"
+            await socket.subscribe("p", PROGRESS, {"id": str(campaign_id)})
+            assert (await asyncio.wait_for(socket.receive(), WAIT))["type"] == "next"
+
+            # when the key is revoked straight in the database (as `herald apikey revoke`
+            # on another machine could, with Redis unreachable)
+            await session.execute(
+                text("UPDATE api_keys SET revoked_at = now() WHERE key_prefix = :p"),
+                {"p": viewer[:9]},
+            )
+            await session.commit()
+
+            # then
+            assert await closed_with(socket) == 4401
+
+
+async def test_subscriptions_are_capped_per_connection(
+    server: Server, session: AsyncSession, settings: Settings
+) -> None:
+    # given a connection holding as many subscriptions as allowed
+    viewer = await create_api_key(settings, "viewer")
+    campaign_id = await seed_campaign(session, 1)
+    cap = settings.live_max_subscriptions_per_connection
+    async with gql_socket(server.url) as socket:
+        assert (await socket.init(viewer))["type"] == "connection_ack"
+        for n in range(cap):
+            await socket.subscribe(f"s{n}", PROGRESS, {"id": str(campaign_id)})
+        firsts = [await asyncio.wait_for(socket.receive(), WAIT) for _ in range(cap)]
+
+        # when one more is asked for
+        await socket.subscribe("over", PROGRESS, {"id": str(campaign_id)})
+        refused = await collect(socket, "over")
+
+        # and one is ended, which frees its slot
+        await socket.send({"id": "s0", "type": "complete"})
+        await socket.subscribe("again", PROGRESS, {"id": str(campaign_id)})
+        again = await asyncio.wait_for(socket.receive(), WAIT)
+
+    # then
+    assert {m["type"] for m in firsts} == {"next"}
+    assert [m["type"] for m in refused] == ["error"]
+    assert [e["extensions"]["code"] for e in refused[0]["payload"]] == ["SUBSCRIPTION_LIMIT"]
+    assert (again["id"], again["type"]) == ("again", "next")
+
+
+async def test_subscriptions_are_capped_per_key_across_connections(
+    session: AsyncSession, settings: Settings
+) -> None:
+    # given a server allowing 3 subscriptions per key, and a key holding 2 + 1 of them
+    viewer = await create_api_key(settings, "viewer")
+    other = await create_api_key(settings, "viewer", name="other")
+    campaign_id = await seed_campaign(session, 1)
+    variables = {"id": str(campaign_id)}
+    with serve(settings.model_copy(update={"live_max_subscriptions_per_key": 3})) as capped:
+        async with (
+            gql_socket(capped.url) as first,
+            gql_socket(capped.url) as second,
+            gql_socket(capped.url) as third,
+        ):
+            for socket, key in ((first, viewer), (second, viewer), (third, other)):
+                assert (await socket.init(key))["type"] == "connection_ack"
+            for op_id in ("a", "b"):
+                await first.subscribe(op_id, PROGRESS, variables)
+                assert (await asyncio.wait_for(first.receive(), WAIT))["type"] == "next"
+            await second.subscribe("c", PROGRESS, variables)
+            assert (await asyncio.wait_for(second.receive(), WAIT))["type"] == "next"
+
+            # when the same key asks for a fourth, and another key for its first
+            await second.subscribe("d", PROGRESS, variables)
+            refused = await collect(second, "d")
+            await third.subscribe("e", PROGRESS, variables)
+            allowed = await asyncio.wait_for(third.receive(), WAIT)
+
+    # then only the key over its cap is refused
+    assert [m["type"] for m in refused] == ["error"]
+    assert [e["extensions"]["code"] for e in refused[0]["payload"]] == ["SUBSCRIPTION_LIMIT"]
+    assert allowed["type"] == "next"
+
+
+async def test_connection_without_init_times_out(settings: Settings) -> None:
+    with serve(settings.model_copy(update={"live_connection_init_timeout_s": 0.3})) as quick:
+        async with gql_socket(quick.url) as socket:
+            # when the client never sends connection_init
+            code = await closed_with(socket)
+
+    # then
+    assert code == 4408
+
+
+async def test_server_pings_and_drops_a_peer_that_never_answers(
+    session: AsyncSession, settings: Settings
+) -> None:
+    viewer = await create_api_key(settings, "viewer")
+    with serve(settings.model_copy(update={"live_ping_interval_s": 0.2})) as pinging:
+        async with gql_socket(pinging.url) as socket:
+            assert (await socket.init(viewer))["type"] == "connection_ack"
+
+            # when the client reads without answering pings
+            ping = await asyncio.wait_for(socket.ws.recv(), WAIT)
+            try:
+                while True:
+                    await asyncio.wait_for(socket.ws.recv(), WAIT)
+            except ConnectionClosed as closed:
+                code = closed.rcvd.code if closed.rcvd else None
+
+    # then it got a ping, then was closed
+    assert '"ping"' in str(ping)
+    assert code == 4408
+
+
+async def test_a_peer_answering_pings_stays_connected(
+    session: AsyncSession, settings: Settings
+) -> None:
+    viewer = await create_api_key(settings, "viewer")
+    campaign_id = await seed_campaign(session, 1)
+    with serve(settings.model_copy(update={"live_ping_interval_s": 0.1})) as pinging:
+        async with gql_socket(pinging.url) as socket:
+            assert (await socket.init(viewer))["type"] == "connection_ack"
+            await socket.subscribe("p", PROGRESS, {"id": str(campaign_id)})
+            first = await asyncio.wait_for(socket.receive(), WAIT)
+
+            # when the client reads for a while, answering the pings as they come
+            with pytest.raises(TimeoutError):
+                await asyncio.wait_for(socket.receive(), 0.6)
+            await socket.subscribe("q", PROGRESS, {"id": str(campaign_id)})
+            second = await asyncio.wait_for(socket.receive(), WAIT)
+
+    # then the connection is still serving
+    assert (first["id"], first["type"]) == ("p", "next")
+    assert (second["id"], second["type"]) == ("q", "next")
+
+
+async def test_query_limits_apply_to_subscription_documents(
+    server: Server, session: AsyncSession, settings: Settings
+) -> None:
+    # given a document with more aliases than allowed
+    viewer = await create_api_key(settings, "viewer")
+    aliases = " ".join(f"a{n}: status" for n in range(settings.query_max_aliases + 1))
+    document = f"subscription($id: ID!) {{ campaignProgress(id: $id) {{ {aliases} }} }}"
+    async with gql_socket(server.url) as socket:
+        assert (await socket.init(viewer))["type"] == "connection_ack"
+
+        # when
+        await socket.subscribe("big", document, {"id": "1"})
+        message = await asyncio.wait_for(socket.receive(), WAIT)
+
+    # then it is refused before anything runs
+    assert (message["id"], message["type"]) == ("big", "error")
+    assert [e["extensions"]["code"] for e in message["payload"]] == ["TOO_MANY_ALIASES"]
+
+
+async def test_without_redis_subscribers_fall_back_to_periodic_reads(
+    session: AsyncSession, settings: Settings
+) -> None:
+    # given a server whose Redis is unreachable (nothing listens on the port), re-reading
+    # every 0.3 s, and a subscriber on a sending campaign
+    viewer = await create_api_key(settings, "viewer")
+    campaign_id = await seed_campaign(session, 10)
+    for sql in (
+        "INSERT INTO messages (campaign_id, contact_id) SELECT :c, id FROM contacts",
+        "UPDATE campaigns SET status = 'sending' WHERE id = :c",
+    ):
+        await session.execute(text(sql), {"c": campaign_id})
+    await session.commit()
+    no_redis = {
+        "redis_url": f"redis://127.0.0.1:{free_port()}/0",
+        "live_fallback_poll_s": 0.3,
+        "live_poll_s": 60.0,  # the safety re-read would be too late: only the fallback counts
+    }
+    with serve(settings.model_copy(update=no_redis)) as degraded:
+        async with gql_socket(degraded.url) as socket:
+            assert (await socket.init(viewer))["type"] == "connection_ack"
+            await socket.subscribe("p", PROGRESS, {"id": str(campaign_id)})
+            first = await asyncio.wait_for(socket.receive(), WAIT)
+
+            # when messages are sent and the campaign completes, with no notice reaching it
+            for sql in (
+                "UPDATE messages SET status = 'sent' WHERE campaign_id = :c",
+                "UPDATE campaigns SET status = 'completed' WHERE id = :c",
+            ):
+                await session.execute(text(sql), {"c": campaign_id})
+            await session.commit()
+            rest = await collect(socket, "p")
+
+    # then the periodic read delivers the final state, and the stream ends
+    assert first["payload"]["data"]["campaignProgress"]["stats"]["pending"] == 10
+    final = rest[-1]["payload"]["data"]["campaignProgress"]
+    assert final["status"] == "COMPLETED"
+    assert final["stats"]["sent"] == 10
