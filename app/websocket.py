@@ -29,7 +29,7 @@ from strawberry.subscriptions.protocols.graphql_transport_ws.types import (
 from strawberry.types.execution import ExecutionResult, PreExecutionError
 from strawberry.utils.aio import aclosing
 
-from app.api_keys.auth import RequestAuth
+from app.api_keys.auth import CallerCache, RequestAuth
 from app.api_keys.service import ApiKeyService, Caller, bearer_token
 from app.live import LiveConnection, LiveHub, Mailbox
 from app.models import ApiKeyRole
@@ -148,9 +148,10 @@ class SharedStreams:
 class ConnectionAuth(RequestAuth):
     """The caller authenticated once at connection_init, shared by the connection's operations."""
 
-    def __init__(self, caller: Caller | None, digest: str | None) -> None:
+    def __init__(self, caller: Caller | None, digest: str | None, callers: CallerCache) -> None:
         self._caller = caller
         self._digest = digest
+        self._callers = callers  # what revokeApiKey over this socket clears
 
     @property
     def presented(self) -> bool:
@@ -162,6 +163,9 @@ class ConnectionAuth(RequestAuth):
 
     async def caller(self) -> Caller | None:
         return self._caller
+
+    def observe_epoch(self, epoch: int) -> None:
+        """Revocations end the socket itself (app/live.py), not a cached lookup."""
 
 
 class TextWebSocketAdapter(ASGIWebSocketAdapter):
@@ -232,7 +236,8 @@ class LiveTransportHandler(BaseGraphQLTransportWSHandler[Context, None]):
             return
         assert token is not None
         digest = hashlib.sha256(token.encode()).hexdigest()
-        self.context.auth = ConnectionAuth(caller, digest)
+        runtime = self.context.request.app.state.runtime
+        self.context.auth = ConnectionAuth(caller, digest, runtime.callers)
         await super().handle_connection_init(message)
         if self.connection_acknowledged:
             self.live = LiveConnection(caller.key_id, digest, self.websocket.close)
