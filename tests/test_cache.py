@@ -40,6 +40,10 @@ from schema.cache import (
 
 pytestmark = pytest.mark.asyncio
 
+# The app's 50 ms socket timeout (fail fast, degrade) is tested in test_cache_degraded.py;
+# here Redis is up, and a loaded machine must not turn a slow connect into a degraded cache.
+CLIENT_TIMEOUT_S = 5.0
+
 # -- A test-only schema: five cached root fields over in-memory "database" rows -----------
 
 DB: dict[str, Any] = {}
@@ -207,7 +211,7 @@ def cache_settings(settings: Settings) -> Settings:
 @pytest_asyncio.fixture
 async def redis(settings: Settings) -> AsyncIterator[Redis]:
     assert settings.redis_url is not None
-    client = open_redis(settings.redis_url)
+    client = open_redis(settings.redis_url, timeout=CLIENT_TIMEOUT_S)
     yield client
     await client.aclose()
 
@@ -393,7 +397,7 @@ async def test_concurrent_misses_compute_once_across_processes(
 ) -> None:
     """Two services with their own connections stand in for two API processes."""
     assert settings.redis_url is not None
-    clients = [open_redis(settings.redis_url, timeout=5.0) for _ in range(2)]  # see `patient`
+    clients = [open_redis(settings.redis_url, timeout=CLIENT_TIMEOUT_S) for _ in range(2)]
     try:
         first, second = (CacheService(c, cache_settings, lock_wait=2.0) for c in clients)
         DELAY["totals"] = 0.1

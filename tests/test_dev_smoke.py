@@ -138,10 +138,10 @@ def test_second_dev_is_refused_in_one_line_and_the_first_keeps_running(tmp_path:
         # when: a second one starts on the same data directory (another port), then on the
         # same port (another data directory)
         same_dir, same_dir_log = _dev(tmp_path, data_dir, _free_port(), "same-dir")
-        same_dir_code = same_dir.wait(timeout=60)
+        same_dir_code = same_dir.wait(timeout=240)
         other_dir = tmp_path / "other"
         same_port, same_port_log = _dev(tmp_path, other_dir, port, "same-port")
-        same_port_code = same_port.wait(timeout=60)
+        same_port_code = same_port.wait(timeout=240)
 
         # then: each answers one line and starts nothing ...
         assert (same_dir_code, same_port_code) == (1, 1)

@@ -46,8 +46,12 @@ query Stats($id: ID!) {
 async def wait_until(
     check: Callable[[], Awaitable[bool]], within: float, worker: Worker, log: Path
 ) -> None:
-    """Poll `check` until true; on timeout fail with the end of the workers' log."""
-    deadline = time.monotonic() + within
+    """Poll `check` until true; on timeout fail with the end of the workers' log.
+
+    A wait, not a speed check: worker processes take tens of seconds just to boot when
+    other processes hold both cores, so every wait gets at least three minutes.
+    """
+    deadline = time.monotonic() + max(within, 180)
     while not await check():
         if time.monotonic() > deadline or worker.proc.poll() is not None:
             tail = (await asyncio.to_thread(log.read_text))[-4000:]
