@@ -141,13 +141,11 @@ async def _one_batch(deps: Deps, campaign_id: int) -> int | None:
     quota = DailyQuota(deps.redis, settings.whatsapp_daily_quota)
     granted = await quota.reserve(settings.dispatch_batch_size)
     if granted == 0:
-        async with deps.sessionmaker() as session:
-            waiting = (await MessageDispatchRepository(session).open_counts(campaign_id)).pending
-        await _count(deps, campaign_id, rate_limited=waiting)
         wait_ms = DailyQuota.ms_until_reset()
         await _mark_active(deps, campaign_id, wait_ms + _timeout_ms(deps))
         deps.jobs.send_batch(campaign_id, delay_ms=wait_ms)
         logger.info("campaign %s: daily quota reached, waiting %d s", campaign_id, wait_ms // 1000)
+        await _count_held_back(deps, campaign_id)
         return None
 
     async with deps.sessionmaker() as session:
@@ -261,6 +259,18 @@ async def _count(deps: Deps, campaign_id: int, **outcomes: int) -> None:
         await record_dispatch(deps.redis, campaign_id, **outcomes)
     except (RedisError, OSError) as exc:
         logger.warning("campaign %s: dispatch counters not updated: %r", campaign_id, exc)
+
+
+async def _count_held_back(deps: Deps, campaign_id: int) -> None:
+    """Count the messages a quota wait holds back; after the wait is scheduled, so that a
+    failure here (logged) can neither stop the chain nor, through a retry, fork it."""
+    try:
+        async with deps.sessionmaker() as session:
+            waiting = (await MessageDispatchRepository(session).open_counts(campaign_id)).pending
+    except Exception as exc:  # the database's own errors vary by driver; none may escape
+        logger.warning("campaign %s: held-back messages not counted: %r", campaign_id, exc)
+        return
+    await _count(deps, campaign_id, rate_limited=waiting)
 
 
 async def finish(deps: Deps, campaign_id: int) -> bool:
