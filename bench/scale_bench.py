@@ -7,8 +7,9 @@ reported) in a database of its own, reused by later runs. Runs the real server a
 every cache generation bumped before each request (so each one misses and recomputes),
 reads the server's own time (Server-Timing) of: the dashboard, messageStats, the stats
 of the largest finished campaign (1 M messages at the large scale, 1 k at the small one)
-and the 10 campaigns x 100 messages x contact page. For contrast it times, in the same
-database, the count(*) statement the counters replaced.
+and the 10 campaigns x 100 messages x contact page. The servers of all scales run at
+once and requests alternate between them, so both see the same machine load. For
+contrast it times, in the same databases, the count(*) statements the counters replaced.
 
 `--dispatch-rounds N` also runs `bench.dispatch_bench` N times with the counting
 triggers switched off and on, interleaved, so before and after share the machine's load.
@@ -21,7 +22,7 @@ import asyncio
 import statistics
 import sys
 import time
-from collections.abc import Mapping
+from contextlib import ExitStack
 from dataclasses import dataclass
 
 import asyncpg
@@ -176,55 +177,103 @@ def _invalidate_all() -> None:
     asyncio.run(bump())
 
 
-def measure(
-    url: str, headers: dict[str, str], query: str, variables: Mapping[str, object], runs: int
-) -> tuple[list[float], int]:
-    """Server times (ms) of `runs` uncached requests, and the SQL statements of the last."""
-    times: list[float] = []
-    with httpx.Client(base_url=url, headers=headers, timeout=60) as http:
-        for i in range(runs + 5):
-            _invalidate_all()
-            response = http.post("/graphql", json={"query": query, "variables": dict(variables)})
-            body = orjson.loads(response.content)
-            assert "errors" not in body, body["errors"]
-            if i >= 5:  # the first ones warm pools and plans
-                times.append(float(response.headers["server-timing"].split("dur=")[1]))
-    return times, body["extensions"]["sqlStatements"]
+@dataclass(frozen=True)
+class Target:
+    """One seeded scale, measured side by side with the others."""
 
+    name: str
+    seeded: Seeded
+    campaign_id: int
+    campaign_messages: int
+    old_global: float
+    old_campaign: float
+    headers: dict[str, str]
 
-def run_scale(name: str, runs: int) -> list[tuple[object, ...]]:
-    scale = SCALES[name]
-    seeded = asyncio.run(_seed(scale))
-    campaign_id, campaign_messages = asyncio.run(_largest_finished(seeded.url))
-    old_global, old_campaign = asyncio.run(_old_statements(seeded.url, campaign_id))
-    headers = authorization(seeded.url)
-    seed_time = "unknown" if seeded.seconds is None else f"{seeded.seconds:,.0f} s"
-    label = f"{seeded.messages:,} messages (seed {seed_time})"
-    rows: list[tuple[object, ...]] = []
-    with running_server(seeded.url, HERALD_LOG_LEVEL="warning") as url:
-        for field, query, variables, old in (
-            ("dashboard", DASHBOARD, {}, old_global),
-            ("messageStats", MESSAGE_STATS, {}, old_global),
+    @property
+    def label(self) -> str:
+        seed = "unknown" if self.seeded.seconds is None else f"{self.seeded.seconds:,.0f} s"
+        return f"{self.seeded.messages:,} messages (seed {seed})"
+
+    def queries(self) -> list[tuple[str, str, dict[str, object], float | None]]:
+        return [
+            ("dashboard", DASHBOARD, {}, self.old_global),
+            ("messageStats", MESSAGE_STATS, {}, self.old_global),
             (
-                f"campaign stats ({campaign_messages:,} messages)",
+                f"campaign stats ({self.campaign_messages:,} messages)",
                 CAMPAIGN_STATS,
-                {"id": str(campaign_id)},
-                old_campaign,
+                {"id": str(self.campaign_id)},
+                self.old_campaign,
             ),
             ("10 x 100 messages x contact", PAGE, {}, None),
-        ):
-            times, statements = measure(url, headers, query, variables, runs)
-            rows.append(
-                (
-                    label,
-                    field,
-                    statements,
-                    f"{median(times):.2f}",
-                    f"{percentile(times, 0.99):.2f}",
-                    "-" if old is None else f"{old:,.0f}",
+        ]
+
+
+def _target(name: str) -> Target:
+    seeded = asyncio.run(_seed(SCALES[name]))
+    campaign_id, campaign_messages = asyncio.run(_largest_finished(seeded.url))
+    old_global, old_campaign = asyncio.run(_old_statements(seeded.url, campaign_id))
+    return Target(
+        name,
+        seeded,
+        campaign_id,
+        campaign_messages,
+        old_global,
+        old_campaign,
+        authorization(seeded.url),
+    )
+
+
+def _sample(http: httpx.Client, query: str, variables: dict[str, object]) -> tuple[float, int]:
+    """One uncached request: the server's own time (ms) and its SQL statements."""
+    _invalidate_all()
+    response = http.post("/graphql", json={"query": query, "variables": variables})
+    body = orjson.loads(response.content)
+    assert "errors" not in body, body["errors"]
+    server = float(response.headers["server-timing"].split("dur=")[1])
+    return server, int(body["extensions"]["sqlStatements"])
+
+
+def run_scales(names: list[str], runs: int) -> list[tuple[object, ...]]:
+    """Every scale's server runs at once and requests alternate between them, so a change
+    in the machine's load hits all scales alike and their ratio stays meaningful."""
+    targets = [_target(name) for name in names]
+    rows: list[tuple[object, ...]] = []
+    with ExitStack() as stack:
+        clients = [
+            stack.enter_context(
+                httpx.Client(
+                    base_url=stack.enter_context(
+                        running_server(t.seeded.url, HERALD_LOG_LEVEL="warning")
+                    ),
+                    headers=t.headers,
+                    timeout=60,
                 )
             )
-            print(f"{name}: {field} p50 {median(times):.2f} ms", file=sys.stderr)
+            for t in targets
+        ]
+        for index in range(len(targets[0].queries())):
+            times: list[list[float]] = [[] for _ in targets]
+            statements = [0] * len(targets)
+            for i in range(runs + 5):
+                for n, (target, http) in enumerate(zip(targets, clients, strict=True)):
+                    _, query, variables, _ = target.queries()[index]
+                    server, statements[n] = _sample(http, query, variables)
+                    if i >= 5:  # the first ones warm pools and plans
+                        times[n].append(server)
+            for n, target in enumerate(targets):
+                field, _, _, old = target.queries()[index]
+                rows.append(
+                    (
+                        target.label,
+                        field,
+                        statements[n],
+                        f"{median(times[n]):.2f}",
+                        f"{percentile(times[n], 0.99):.2f}",
+                        f"{median(times[n]) / median(times[0]):.2f}",
+                        "-" if old is None else f"{old:,.0f}",
+                    )
+                )
+                print(f"{target.name}: {field} p50 {median(times[n]):.2f} ms", file=sys.stderr)
     return rows
 
 
@@ -250,7 +299,7 @@ def main() -> None:
     parser.add_argument("--dispatch-rounds", type=int, default=0)
     args = parser.parse_args()
     names = ["small", "large"] if args.scale == "both" else [args.scale]
-    rows = [row for name in names for row in run_scale(name, args.runs)]
+    rows = run_scales(names, args.runs)
     print(
         table(
             (
@@ -259,12 +308,16 @@ def main() -> None:
                 "SQL statements",
                 "server p50 ms",
                 "server p99 ms",
+                f"p50 vs {names[0]}",
                 "count(*) it replaced, ms",
             ),
             rows,
         )
     )
-    print(f"\n{args.runs} sequential requests each, every cache generation bumped before each.")
+    print(
+        f"\n{args.runs} uncached requests per cell (every cache generation bumped before"
+        " each), alternating between the scales' servers."
+    )
     if args.dispatch_rounds:
         print()
         print(
