@@ -133,6 +133,8 @@ async def test_killed_worker_never_causes_a_second_send(
         whatsapp_rate_per_second=500,
         dispatch_batch_size=100,
         dispatch_sending_timeout_s=2,
+        # A process killed inside a locked step leaves the campaign lock to expire.
+        dispatch_lock_ttl_ms=3_000,
     )
     first = Worker(env, log, processes=2)
     try:
