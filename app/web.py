@@ -14,11 +14,11 @@ from strawberry.asgi import GraphQL
 from app.api_keys.auth import RequestAuth
 from app.db import SerializedSession
 from app.graphiql import is_loopback, render_graphiql
-from app.live import LiveConnection, LiveHub
+from app.live import LiveHub
 from app.runtime import Runtime
 from app.websocket import LiveTransportHandler, SharedStreams, TextWebSocketAdapter
 from loaders.registry import Loaders
-from schema.context import Context, LiveOperation
+from schema.context import Context
 
 
 class HeraldGraphQL(GraphQL[Context, None]):
@@ -68,11 +68,11 @@ class HeraldGraphQL(GraphQL[Context, None]):
             runtime, request, response, lambda s: RequestAuth(s, authorization, runtime.callers)
         )
 
-    def operation_context(self, base: Context, hub: LiveHub, live: LiveConnection) -> Context:
+    def operation_context(self, base: Context, hub: LiveHub) -> Context:
         """A fresh session, loaders and cache for one WebSocket operation."""
         runtime: Runtime = base.request.app.state.runtime
         context = _context(runtime, base.request, Response(), lambda _: base.auth)
-        context.live = LiveOperation(hub, live)
+        context.live = hub
         return context
 
 

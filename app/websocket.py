@@ -303,7 +303,7 @@ class LiveTransportHandler(BaseGraphQLTransportWSHandler[Context, None]):
             variables.decode(),
             self.live.key_digest,
         )
-        context = self._view.operation_context(self.context, self._hub, self.live)
+        context = self._view.operation_context(self.context, self._hub)
 
         def start() -> Awaitable[StreamResult]:
             return self.schema.stream(
@@ -326,8 +326,7 @@ class LiveTransportHandler(BaseGraphQLTransportWSHandler[Context, None]):
         await operation.send_operation_message({"id": operation.id, "type": "complete"})
 
     async def _run_alone(self, operation: Operation[Context, None]) -> None:
-        assert self.live is not None
-        context = self._view.operation_context(self.context, self._hub, self.live)
+        context = self._view.operation_context(self.context, self._hub)
         try:
             result_source = await self.schema.stream(
                 operation.query,

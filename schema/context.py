@@ -17,7 +17,7 @@ from app.db import SerializedSession
 if TYPE_CHECKING:
     from app.api_keys.auth import RequestAuth
     from app.cache import RequestCache
-    from app.live import LiveConnection, LiveHub
+    from app.live import LiveHub
     from loaders.registry import Loaders
 
 AfterCommit: TypeAlias = Callable[[], Awaitable[None]]
@@ -38,18 +38,10 @@ class Context:
     # Work that must only happen once the request's transaction is durable
     # (cache invalidation, enqueuing jobs); dropped on rollback.
     after_commit: list[AfterCommit] = field(default_factory=list)
-    live: LiveOperation | None = None  # set for operations sent over WebSocket
+    live: LiveHub | None = None  # the process's live progress hub, on WebSocket operations
 
     def on_commit(self, callback: AfterCommit) -> None:
         self.after_commit.append(callback)
-
-
-@dataclass(frozen=True, slots=True)
-class LiveOperation:
-    """What a subscription resolver needs: the process's hub and its own connection."""
-
-    hub: LiveHub
-    connection: LiveConnection
 
 
 Info: TypeAlias = strawberry.Info[Context, None]

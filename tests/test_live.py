@@ -456,3 +456,17 @@ async def test_without_redis_subscribers_fall_back_to_periodic_reads(
     final = rest[-1]["payload"]["data"]["campaignProgress"]
     assert final["status"] == "COMPLETED"
     assert final["stats"]["sent"] == 10
+
+
+async def test_a_query_over_the_socket_gets_one_result(server: Server, settings: Settings) -> None:
+    viewer = await create_api_key(settings, "viewer")
+    async with gql_socket(server.url) as socket:
+        assert (await socket.init(viewer))["type"] == "connection_ack"
+
+        # when
+        await socket.subscribe("q", "{ dashboard { campaignCount } }")
+        messages = await collect(socket, "q")
+
+    # then: one result, then the operation completes
+    assert [m["type"] for m in messages] == ["next"]
+    assert messages[0]["payload"]["data"] == {"dashboard": {"campaignCount": 0}}

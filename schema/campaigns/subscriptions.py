@@ -36,8 +36,8 @@ class CampaignSubscription:
     async def campaign_progress(
         self, info: Info, id: strawberry.ID
     ) -> AsyncGenerator[CampaignProgress, None]:
-        live = info.context.live
-        if live is None:
+        hub = info.context.live
+        if hub is None:
             raise GraphQLError(
                 "subscriptions are served over WebSocket (graphql-transport-ws) at /graphql",
                 extensions={"code": "BAD_REQUEST"},
@@ -45,7 +45,7 @@ class CampaignSubscription:
         campaign_id = parse_id(id, "id")
         # The caps are counted per operation by the transport (app/websocket.py).
         try:
-            async with live.hub.watch(campaign_id) as mailbox:
+            async with hub.watch(campaign_id) as mailbox:
                 while (snapshot := await mailbox.get()) is not None:
                     yield _event(snapshot)
         except CampaignNotFound:
