@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from typing import Any
 
 import strawberry
@@ -57,12 +57,16 @@ class TransactionBoundary(SchemaExtension):
                     # The data is durable; a failed follow-up must not turn into an error.
                     logger.exception("after-commit callback failed")
 
-    def on_execute(self) -> Iterator[None]:
-        # A query writes nothing a transaction would protect (the key's last-use stamp
-        # stands alone), so it skips BEGIN and COMMIT: two round trips of a small page.
+    async def on_execute(self) -> AsyncIterator[None]:
+        context: Context = self.execution_context.context
         if self.execution_context.operation_type is OperationType.QUERY:
-            context: Context = self.execution_context.context
+            # A query writes nothing a transaction would protect (the key's last-use stamp
+            # stands alone), so it skips BEGIN and COMMIT: two round trips of a small page.
             context.session.read_only()
+        elif self.execution_context.operation_type is OperationType.MUTATION:
+            # Mutations open with a SAVEPOINT, which a dead pooled connection would fail
+            # with no retry: open the transaction on a live connection first.
+            await context.session.begin_live()
         yield
 
     def get_results(self) -> dict[str, object]:

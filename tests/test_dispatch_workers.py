@@ -151,6 +151,7 @@ async def test_killed_worker_never_causes_a_second_send(
         fake.latency_s = 0.5
         await asyncio.sleep(0.3)
         first.kill_busiest_child()
+        sent_when_killed = sum(fake.sends.values())
         fake.latency_s = 0
         await asyncio.to_thread(first.proc.wait, 20)
     finally:
@@ -183,8 +184,9 @@ async def test_killed_worker_never_causes_a_second_send(
     )
     assert all(fake.sends[p.lstrip("+")] == 1 for p in sent.scalars())
     assert counts["sent"] >= 400
-    # the dead process held claimed batches: those ended failed, never resent
-    assert counts.get("failed", 0) > 0, counts
+    # the kill came mid-campaign; whatever the dead process held ended sent (its record
+    # reached PostgreSQL) or failed "unknown", never resent (asserted above)
+    assert sent_when_killed < 2_000
 
 
 async def test_daily_quota_reached_mid_campaign_waits(
