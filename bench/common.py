@@ -16,6 +16,7 @@ from pathlib import Path
 
 import asyncpg
 import httpx
+import redis
 
 from app import migrate
 from app.api_keys.service import ApiKeyService
@@ -65,6 +66,28 @@ async def _prepare(scale: Scale) -> None:
         print(f"seeded {report.messages:,} messages in {report.seconds:.1f} s", file=sys.stderr)
     finally:
         await engine.dispose()
+
+
+async def fresh_database(name: str) -> str:
+    """An empty database `name`, dropped first if it exists, built by `alembic upgrade head`."""
+    admin = await asyncpg.connect(ADMIN_URL)
+    try:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await admin.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await admin.close()
+    url = ADMIN_URL.rsplit("/", 1)[0] + "/" + name
+    await asyncio.to_thread(migrate.upgrade, load_settings(database_url=url).async_database_url)
+    return url
+
+
+def clean_dispatch_redis() -> None:
+    """Drop what an earlier dispatch run left in the bench Redis: broker queues, quota, locks."""
+    client = redis.Redis.from_url(REDIS_URL)
+    for pattern in ("dramatiq:*", "whatsapp:*", "campaign:*"):
+        keys = list(client.scan_iter(pattern, count=1000))
+        if keys:
+            client.delete(*keys)
 
 
 def prepare(scale: Scale) -> str:

@@ -32,10 +32,9 @@ import asyncpg
 from sqlalchemy.ext.asyncio import async_sessionmaker, create_async_engine
 from sqlalchemy.pool import NullPool
 
-from app import migrate
 from app.config import load_settings
 from app.messages.dispatch_repository import MessageDispatchRepository
-from bench.common import ADMIN_URL, table
+from bench.common import fresh_database, table
 from bench.dispatch_bench import COUNTER_TRIGGERS
 
 DATABASE = "herald_counters_bench"
@@ -64,14 +63,7 @@ WHERE id = $1
 
 
 async def _prepare() -> str:
-    admin = await asyncpg.connect(ADMIN_URL)
-    try:
-        await admin.execute(f'DROP DATABASE IF EXISTS "{DATABASE}" WITH (FORCE)')
-        await admin.execute(f'CREATE DATABASE "{DATABASE}"')
-    finally:
-        await admin.close()
-    url = ADMIN_URL.rsplit("/", 1)[0] + "/" + DATABASE
-    await asyncio.to_thread(migrate.upgrade, load_settings(database_url=url).async_database_url)
+    url = await fresh_database(DATABASE)
     conn = await asyncpg.connect(url)
     try:
         await conn.execute(

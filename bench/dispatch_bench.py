@@ -24,12 +24,10 @@ from typing import cast
 import asyncpg
 import httpx
 import orjson
-import redis
 
-from app import migrate
 from app.config import load_settings
 from app.dispatch.jobs import jobs_for
-from bench.common import free_port
+from bench.common import clean_dispatch_redis, free_port, fresh_database
 
 ADMIN_URL = os.environ.get(
     "HERALD_BENCH_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
@@ -152,14 +150,7 @@ COUNTER_TRIGGERS = (
 
 
 async def _prepare_database(contacts: int, counters: bool = True) -> tuple[str, int]:
-    admin = await asyncpg.connect(ADMIN_URL)
-    try:
-        await admin.execute(f'DROP DATABASE IF EXISTS "{DATABASE}" WITH (FORCE)')
-        await admin.execute(f'CREATE DATABASE "{DATABASE}"')
-    finally:
-        await admin.close()
-    url = ADMIN_URL.rsplit("/", 1)[0] + "/" + DATABASE
-    await asyncio.to_thread(migrate.upgrade, load_settings(database_url=url).async_database_url)
+    url = await fresh_database(DATABASE)
     conn = await asyncpg.connect(url)
     try:
         if not counters:
@@ -187,14 +178,6 @@ async def _prepare_database(contacts: int, counters: bool = True) -> tuple[str, 
     return url, int(campaign)
 
 
-def _clean_redis() -> None:
-    client = redis.Redis.from_url(REDIS_URL)
-    for pattern in ("dramatiq:*", "whatsapp:*", "campaign:*"):
-        keys = list(client.scan_iter(pattern, count=1000))
-        if keys:
-            client.delete(*keys)
-
-
 def _start_workers(
     env: dict[str, str], log_path: Path, processes: int, threads: int
 ) -> subprocess.Popen[bytes]:
@@ -219,7 +202,7 @@ async def run_once(
     counters: bool = True,
 ) -> Result:
     url, campaign_id = await _prepare_database(contacts, counters)
-    _clean_redis()
+    clean_dispatch_redis()
     port = free_port()
     fake = multiprocessing.Process(target=_serve_fake, args=(port,), daemon=True)
     fake.start()

@@ -41,11 +41,17 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from app import migrate
 from app.config import Settings, load_settings
 from app.dispatch.jobs import jobs_for
 from app.dispatch.providers import sign
-from bench.common import ADMIN_URL, REDIS_URL, free_port, running_server, table
+from bench.common import (
+    REDIS_URL,
+    clean_dispatch_redis,
+    free_port,
+    fresh_database,
+    running_server,
+    table,
+)
 from bench.rabbitmq import Vhost
 from bench.tcp_proxy import TcpProxy
 
@@ -158,14 +164,7 @@ class Outcome:
 
 
 async def _prepare_database(contacts: int) -> tuple[str, int]:
-    admin = await asyncpg.connect(ADMIN_URL)
-    try:
-        await admin.execute(f'DROP DATABASE IF EXISTS "{DATABASE}" WITH (FORCE)')
-        await admin.execute(f'CREATE DATABASE "{DATABASE}"')
-    finally:
-        await admin.close()
-    url = ADMIN_URL.rsplit("/", 1)[0] + "/" + DATABASE
-    await asyncio.to_thread(migrate.upgrade, load_settings(database_url=url).async_database_url)
+    url = await fresh_database(DATABASE)
     conn = await asyncpg.connect(url)
     try:
         await conn.execute(
@@ -247,7 +246,7 @@ class Group:
 
 async def run_once(contacts: int, broker: str, faults: bool, rate: int) -> Outcome:
     url, campaign_id = await _prepare_database(contacts)
-    _clean_redis()
+    clean_dispatch_redis()
     outcome = Outcome(broker, faults)
     vhost = Vhost() if broker == "rabbitmq" else None
     proxy = TcpProxy("127.0.0.1", int(REDIS_URL.split(":")[2].split("/")[0]))

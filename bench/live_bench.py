@@ -28,11 +28,15 @@ import asyncpg
 import orjson
 import psutil
 
-from app import migrate
 from app.cache import open_redis
-from app.config import load_settings
 from app.dispatch.progress import notify_campaign_progress
-from bench.common import ADMIN_URL, REDIS_URL, authorization, percentile, running_server
+from bench.common import (
+    REDIS_URL,
+    authorization,
+    fresh_database,
+    percentile,
+    running_server,
+)
 
 DATABASE = "herald_live_bench"
 SUBSCRIPTION = """
@@ -51,14 +55,7 @@ class Subscriber:
 
 
 async def _database() -> str:
-    admin = await asyncpg.connect(ADMIN_URL)
-    try:
-        await admin.execute(f'DROP DATABASE IF EXISTS "{DATABASE}" WITH (FORCE)')
-        await admin.execute(f'CREATE DATABASE "{DATABASE}"')
-    finally:
-        await admin.close()
-    url = ADMIN_URL.rsplit("/", 1)[0] + "/" + DATABASE
-    await asyncio.to_thread(migrate.upgrade, load_settings(database_url=url).async_database_url)
+    url = await fresh_database(DATABASE)
     return url
 
 
