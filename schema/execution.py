@@ -225,29 +225,20 @@ class PlannedExecutor(StrawberryGraphQLCoreExecutionContext):
         response_name: str,
         plan: _FieldPlan,
     ) -> Any:
+        """A plain field the inlined scalar case did not settle: objects, lists, nulls and
+        values a scalar refuses, with the standard path's error handling."""
         node = plan.node
+        field_path = Path(path, response_name, parent_type.name)
         try:
             value = getattr(source, plan.attribute)
-            if node.kind is _LEAF and value is not None:  # the common case, inlined
-                if node.text and value.__class__ is str:
-                    return value
-                return self.complete_leaf_value(node.leaf, value)  # type: ignore[arg-type]
-            completed = self._complete(
-                node, value, details, Path(path, response_name, parent_type.name), parent_type
-            )
+            completed = self._complete(node, value, details, field_path, parent_type)
         except _NotAList:
-            return self.execute_field(
-                parent_type, source, details, Path(path, response_name, parent_type.name), None
-            )
+            return self.execute_field(parent_type, source, details, field_path, None)
         except Exception as raw_error:
-            self.handle_field_error(
-                raw_error, node.type_, details, Path(path, response_name, parent_type.name)
-            )
+            self.handle_field_error(raw_error, node.type_, details, field_path)
             return None
         if self.is_awaitable(completed):
-            return self._await_field(
-                completed, node.type_, details, Path(path, response_name, parent_type.name)
-            )
+            return self._await_field(completed, node.type_, details, field_path)
         return completed
 
     def _complete(
