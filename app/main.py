@@ -30,6 +30,7 @@ from app.observability import RequestObservability, configure_logging, enable_tr
 from app.runtime import Runtime
 from app.web import HeraldGraphQL
 from app.webhooks import routes as webhook_routes
+from schema.http import GraphQLEndpoint
 from schema.schema import schema
 
 logger = logging.getLogger(__name__)
@@ -116,7 +117,8 @@ def create_app(settings: Settings | None = None) -> Starlette:
                 settings.host,
             )
     routes = [
-        Route("/graphql", graphql, methods=["GET", "POST"]),
+        # Planned queries are answered in front of the view (schema/http.py).
+        Route("/graphql", GraphQLEndpoint(graphql, schema, settings), methods=["GET", "POST"]),
         WebSocketRoute("/graphql", graphql),
         Route("/healthz", healthz, methods=["GET"]),
         Route("/readyz", readyz, methods=["GET"]),

@@ -170,6 +170,14 @@ class OperationLabel(SchemaExtension):
         yield
 
 
+def label_operation(name: str | None) -> None:
+    """Names the running request after the GraphQL operation it runs (metrics, log lines)."""
+    info = _current.get()
+    if info is not None:
+        info.graphql = True
+        info.operation = name
+
+
 def record_statements(statements: int) -> None:
     """Called by the transaction boundary with the operation's SQL statement count."""
     info = _current.get()

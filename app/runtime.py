@@ -10,7 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 from app.api_keys.auth import CallerCache
 from app.cache import CacheService, open_redis
 from app.config import Settings
-from app.db import SerializedSession, create_engine, create_sessionmaker
+from app.db import ReadPool, SerializedSession, create_engine, create_sessionmaker
 
 
 @dataclass
@@ -19,6 +19,7 @@ class Runtime:
     engine: AsyncEngine
     sessionmaker: async_sessionmaker[SerializedSession]
     redis: Redis
+    reads: ReadPool  # read-only requests' statements (app/db.py)
     cache: CacheService = field(init=False)
     callers: CallerCache = field(init=False)  # recent API key lookups, per process
 
@@ -31,11 +32,13 @@ class Runtime:
         if settings.redis_url is None:
             raise ValueError("HERALD_REDIS_URL: not set")
         engine = create_engine(settings)
+        reads = ReadPool(engine, settings.db_pool_size + settings.db_max_overflow)
         # Short timeouts, no retries, round trips counted: a slow Redis must degrade the
         # cache, not stall requests.
         redis = open_redis(settings.redis_url, timeout=0.05)
-        return cls(settings, engine, create_sessionmaker(engine), redis)
+        return cls(settings, engine, create_sessionmaker(engine, reads), redis, reads)
 
     async def close(self) -> None:
         await self.redis.aclose()
+        await self.reads.close()
         await self.engine.dispose()

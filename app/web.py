@@ -63,6 +63,11 @@ class HeraldGraphQL(GraphQL[Context, None]):
                 runtime, request, Response(), lambda s: RequestAuth(s, None, runtime.callers)
             )
         assert isinstance(response, Response)
+        return self.http_context(request, response)
+
+    def http_context(self, request: Request, response: Response) -> Context:
+        """A request's context: its own session, loaders and cache, its caller's key."""
+        runtime: Runtime = request.app.state.runtime
         authorization = request.headers.get("authorization")
         return _context(
             runtime, request, response, lambda s: RequestAuth(s, authorization, runtime.callers)

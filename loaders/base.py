@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Callable, Hashable, Iterable
+from collections.abc import Callable, Hashable, Iterable, Sequence
 from typing import Any, Generic, TypeVar
 
 from aiodataloader import DataLoader
@@ -22,6 +22,18 @@ class SessionLoader(DataLoader[K, V], Generic[K, V]):
         super().__init__(batch=not naive, cache=not naive)
         self.session = session
         self.naive = naive
+
+    async def load_now(self, keys: Sequence[K]) -> list[V]:
+        """`load_many` for a caller that holds every key at once (a planned query's list
+        of parents): one batch now, no future per key; values are primed into the cache."""
+        if self.naive:
+            return [await self.load(key) for key in keys]
+        cache = self._cache
+        missing = [key for key in dict.fromkeys(keys) if key not in cache]
+        if missing:
+            for key, value in zip(missing, await self.batch_load_fn(missing), strict=True):
+                self.prime(key, value)
+        return [await cache[key] for key in keys]
 
 
 def group_by_owner(rows: Iterable[Any], build: Callable[[Any], T]) -> dict[int, list[T]]:

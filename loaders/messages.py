@@ -16,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.contacts.repository import ContactRepository
 from app.messages.repository import CONTACT_PREFIX, MessageColumns, MessageRepository
-from app.models import MessageStatus
+from app.models import MessageStatus, WhatsAppStatus
 from loaders.base import SessionLoader, group_by_owner
 from loaders.keys import MessagePageKey
 from schema.contacts.types import ContactType
@@ -27,6 +27,13 @@ def _messages(rows: Sequence[Row]) -> list[MessageType]:
     """Messages (with their contacts when the rows carry `contact__*` columns) from page
     rows; an `owner_id` column (the page's parent) is left out."""
     return _builder(rows[0]._fields)(rows) if rows else []
+
+
+# Enum columns of a page (message status, contact WhatsApp status): value → member.
+_ENUMS: dict[str, dict[Any, Any]] = {
+    "status": dict(MessageStatus._value2member_map_),
+    "whatsapp_status": dict(WhatsAppStatus._value2member_map_),
+}
 
 
 @lru_cache(maxsize=256)
@@ -46,6 +53,8 @@ def _builder(fields: tuple[str, ...]) -> Callable[[Sequence[Row]], list[MessageT
             continue
         attribute = name.removeprefix(CONTACT_PREFIX)
         value = f"str(row[{index}])" if attribute == "id" else f"row[{index}]"
+        if attribute in _ENUMS:  # driver rows carry the value, SQLAlchemy's the member
+            value = f"{attribute}[{value}]"
         (contact if name.startswith(CONTACT_PREFIX) else message).append(f"{attribute!r}: {value}")
     body = ["def build(rows):", "    built = []", "    for row in rows:"]
     if contact:
@@ -64,6 +73,7 @@ def _builder(fields: tuple[str, ...]) -> Callable[[Sequence[Row]], list[MessageT
         "new": object.__new__,
         "Contact": ContactType,
         "Message": MessageType,
+        **_ENUMS,
     }
     exec("\n".join(body), namespace)  # the names are the repository's own column names
     build: Callable[[Sequence[Row]], list[MessageType]] = namespace["build"]
@@ -119,7 +129,7 @@ def fetch_columns(columns: MessageColumns, naive: bool) -> MessageColumns:
     return columns.without_contact() if naive else columns
 
 
-class _MessagePageLoader(SessionLoader[MessagePageKey, list[MessageType]]):
+class MessagePageLoader(SessionLoader[MessagePageKey, list[MessageType]]):
     async def fetch(self, owners: list[int], key: MessagePageKey) -> Sequence[Row]:
         raise NotImplementedError
 
@@ -143,21 +153,21 @@ class _MessagePageLoader(SessionLoader[MessagePageKey, list[MessageType]]):
         return [results[key] for key in keys]
 
 
-class MessagePageByCampaignIdLoader(_MessagePageLoader):
+class MessagePageByCampaignIdLoader(MessagePageLoader):
     async def fetch(self, owners: list[int], key: MessagePageKey) -> Sequence[Row]:
         return await MessageRepository(self.session).page_per_campaign(
             owners, key.status, key.page, fetch_columns(key.columns, self.naive)
         )
 
 
-class MessagePageByContactIdLoader(_MessagePageLoader):
+class MessagePageByContactIdLoader(MessagePageLoader):
     async def fetch(self, owners: list[int], key: MessagePageKey) -> Sequence[Row]:
         return await MessageRepository(self.session).page_per_contact(
             owners, key.status, key.page, fetch_columns(key.columns, self.naive)
         )
 
 
-class _MessageCountLoader(SessionLoader[tuple[int, MessageStatus | None], int]):
+class MessageCountLoader(SessionLoader[tuple[int, MessageStatus | None], int]):
     async def count(self, owners: list[int], status: MessageStatus | None) -> dict[int, int]:
         raise NotImplementedError
 
@@ -170,12 +180,12 @@ class _MessageCountLoader(SessionLoader[tuple[int, MessageStatus | None], int]):
         return [results[key] for key in keys]
 
 
-class MessageCountByCampaignIdLoader(_MessageCountLoader):
+class MessageCountByCampaignIdLoader(MessageCountLoader):
     async def count(self, owners: list[int], status: MessageStatus | None) -> dict[int, int]:
         return await MessageRepository(self.session).count_per_campaign(owners, status)
 
 
-class MessageCountByContactIdLoader(_MessageCountLoader):
+class MessageCountByContactIdLoader(MessageCountLoader):
     async def count(self, owners: list[int], status: MessageStatus | None) -> dict[int, int]:
         return await MessageRepository(self.session).count_per_contact(owners, status)
 

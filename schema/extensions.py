@@ -5,6 +5,8 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from typing import Any
 
 import strawberry
@@ -22,47 +24,73 @@ from schema.masking import report_errors
 logger = logging.getLogger(__name__)
 
 
+@dataclass
+class Boundary:
+    """One request's transaction: `succeeded` decides commit or rollback at exit."""
+
+    succeeded: bool = False
+    statements: int = 0
+
+
+@asynccontextmanager
+async def request_boundary(context: Context) -> AsyncIterator[Boundary]:
+    """Commit once per request when it succeeded; then run after-commit work.
+
+    Counts the request's SQL statements and reports its server time (`Server-Timing`);
+    the session is finished whatever happens, so nothing is ever half-written.
+    """
+    boundary = Boundary()
+    committed = False
+    started = time.perf_counter()
+    with count_statements() as counter:
+        try:
+            yield boundary
+            if boundary.succeeded and context.session.in_transaction():
+                await context.session.commit()
+                committed = True
+        finally:
+            await context.session.finish()  # rolls back whatever was not committed
+        boundary.statements = counter.value
+        record_statements(counter.value)  # the per-request histogram in /metrics
+    # Browsers' dev tools and the bench read the server's own share of a request here.
+    elapsed_ms = (time.perf_counter() - started) * 1000
+    context.response.headers["Server-Timing"] = f"graphql;dur={elapsed_ms:.2f}"
+    if committed:
+        for callback in context.after_commit:
+            try:
+                await callback()
+            except Exception:
+                # The data is durable; a failed follow-up must not turn into an error.
+                logger.exception("after-commit callback failed")
+
+
+def begin_read_only(context: Context) -> None:
+    """A query writes nothing a transaction would protect (the key's last-use stamp stands
+    alone), so it skips BEGIN and COMMIT: two round trips of a small page."""
+    context.session.read_only()
+
+
 class TransactionBoundary(SchemaExtension):
-    """Commit once per request when it raised no error; then run after-commit work.
+    """The request's transaction (`request_boundary`) around a GraphQL operation.
 
     Typed (union) errors roll back their own savepoint in the mutation; an unexpected
-    error anywhere rolls back the whole request, so nothing is ever half-written.
+    error anywhere rolls back the whole request.
     """
 
     statements: int = 0
 
     async def on_operation(self) -> AsyncIterator[None]:
         context: Context = self.execution_context.context
-        committed = False
-        started = time.perf_counter()
-        with count_statements() as counter:
-            try:
-                yield
-                result = self.execution_context.result
-                if result is not None and not result.errors and context.session.in_transaction():
-                    await context.session.commit()
-                    committed = True
-            finally:
-                await context.session.finish()  # rolls back whatever was not committed
-            self.statements = counter.value
-            record_statements(counter.value)  # the per-request histogram in /metrics
-        # Browsers' dev tools and the bench read the server's own share of a request here.
-        elapsed_ms = (time.perf_counter() - started) * 1000
-        context.response.headers["Server-Timing"] = f"graphql;dur={elapsed_ms:.2f}"
-        if committed:
-            for callback in context.after_commit:
-                try:
-                    await callback()
-                except Exception:
-                    # The data is durable; a failed follow-up must not turn into an error.
-                    logger.exception("after-commit callback failed")
+        async with request_boundary(context) as boundary:
+            yield
+            result = self.execution_context.result
+            boundary.succeeded = result is not None and not result.errors
+        self.statements = boundary.statements
 
     async def on_execute(self) -> AsyncIterator[None]:
         context: Context = self.execution_context.context
         if self.execution_context.operation_type is OperationType.QUERY:
-            # A query writes nothing a transaction would protect (the key's last-use stamp
-            # stands alone), so it skips BEGIN and COMMIT: two round trips of a small page.
-            context.session.read_only()
+            begin_read_only(context)
         elif self.execution_context.operation_type is OperationType.MUTATION:
             # Mutations open with a SAVEPOINT, which a dead pooled connection would fail
             # with no retry: open the transaction on a live connection first.

@@ -19,7 +19,7 @@ import logging
 import math
 from collections.abc import AsyncIterator, Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 from graphql import (
@@ -45,8 +45,13 @@ from graphql.validation import NoSchemaIntrospectionCustomRule
 from strawberry.extensions import SchemaExtension
 
 from app.config import Settings
-from app.ratelimit import limiter_for
+from app.ratelimit import Verdict, limiter_for
 from schema.context import Context
+
+if TYPE_CHECKING:
+    from redis.asyncio import Redis
+
+    from app.api_keys.auth import RequestAuth
 
 logger = logging.getLogger(__name__)
 
@@ -280,19 +285,23 @@ class _MeasureCache:
         self.maxsize = maxsize
         self._entries: dict[tuple[object, ...], Measure | None] = {}
 
-    def get(self, settings: Settings, ctx: Any) -> Measure | None:
+    def get(
+        self,
+        settings: Settings,
+        schema: GraphQLSchema,
+        document: Any,
+        query: str | None,
+        operation_name: str | None,
+        variables: Mapping[str, Any] | None,
+    ) -> Measure | None:
         # `first: $size` makes the cost depend on the variables, so they are in the key.
-        variables = (
-            orjson.dumps(ctx.variables, option=orjson.OPT_SORT_KEYS) if ctx.variables else b""
-        )
+        raw = orjson.dumps(variables, option=orjson.OPT_SORT_KEYS) if variables else b""
         # The settings a measure depends on (the check against the maxima runs every time).
         scale = (settings.query_max_cost, settings.page_size_default, settings.query_cost_list_size)
-        key = (*scale, ctx.query or "", ctx.operation_name, variables)
+        key = (*scale, query or "", operation_name, raw)
         if key in self._entries:
             return self._entries[key]
-        measure = measure_operation(
-            ctx.schema._schema, ctx.graphql_document, ctx.operation_name, ctx.variables, settings
-        )
+        measure = measure_operation(schema, document, operation_name, variables, settings)
         if len(self._entries) >= self.maxsize:
             self._entries.clear()
         self._entries[key] = measure
@@ -300,6 +309,19 @@ class _MeasureCache:
 
 
 _measures = _MeasureCache()
+
+
+def limit_error(
+    settings: Settings,
+    schema: GraphQLSchema,
+    document: Any,
+    query: str | None,
+    operation_name: str | None,
+    variables: Mapping[str, Any] | None,
+) -> LimitError | None:
+    """The refusal of an operation too deep, too wide or too costly; None when within limits."""
+    measure = _measures.get(settings, schema, document, query, operation_name, variables)
+    return None if measure is None else check_measure(measure, settings)
 
 
 class QueryLimits(SchemaExtension):
@@ -319,8 +341,14 @@ class QueryLimits(SchemaExtension):
         settings = self._settings()
         ctx = self.execution_context
         if ctx.graphql_document is not None:
-            measure = _measures.get(settings, ctx)
-            error = None if measure is None else check_measure(measure, settings)
+            error = limit_error(
+                settings,
+                ctx.schema._schema,
+                ctx.graphql_document,
+                ctx.query,
+                ctx.operation_name,
+                ctx.variables,
+            )
             if error is not None:
                 raise error  # the operation ends here: nothing is validated or executed
         yield
@@ -328,6 +356,9 @@ class QueryLimits(SchemaExtension):
     async def on_execute(self) -> AsyncIterator[None]:
         settings = self._settings()
         ctx = self.execution_context
+        handoff = handoff_of(ctx.context)
+        if handoff is not None and handoff.timed_out:  # the planned path ran out of time
+            raise QueryTimeoutError(settings.query_timeout_s)
         try:
             async with asyncio.timeout(settings.query_timeout_s):
                 yield
@@ -344,6 +375,40 @@ class QueryLimits(SchemaExtension):
         return context.settings
 
 
+HANDOFF = "herald.handoff"  # the request scope's key for a Handoff
+
+
+@dataclass
+class Handoff:
+    """What the planned path (schema/http.py) already did for a request it hands over to
+    the standard path, so that nothing is done twice."""
+
+    verdict: Verdict | None = None  # the rate limiter's answer, when it was asked
+    timed_out: bool = False  # the operation already ran out of time
+
+
+def handoff_of(context: Context) -> Handoff | None:
+    found = context.request.scope.get(HANDOFF)
+    return found if isinstance(found, Handoff) else None
+
+
+async def take_rate_limit(
+    settings: Settings, redis: Redis, auth: RequestAuth, client: str | None
+) -> Verdict | None:
+    """Count one operation against the caller's window (per API key, else per client
+    address); None when rate limiting is off. Also learns the key revocation epoch."""
+    if settings.rate_limit_requests <= 0:
+        return None
+    digest = auth.token_digest
+    bucket = f"key:{digest}" if digest else f"ip:{client or '-'}"
+    verdict = await limiter_for(redis).hit(
+        bucket, settings.rate_limit_requests, settings.rate_limit_window_s
+    )
+    if verdict.revocation_epoch is not None:
+        auth.observe_epoch(verdict.revocation_epoch)
+    return verdict
+
+
 class RateLimit(SchemaExtension):
     """Sliding-window limit per API key (or client address); refuses before parsing.
 
@@ -353,20 +418,17 @@ class RateLimit(SchemaExtension):
 
     async def on_operation(self) -> AsyncIterator[None]:
         context: Context = self.execution_context.context
-        settings = context.settings
-        if settings.rate_limit_requests > 0:
-            digest = context.auth.token_digest
+        handoff = handoff_of(context)
+        if handoff is not None and handoff.verdict is not None:
+            verdict: Verdict | None = handoff.verdict  # counted once, by the planned path
+        else:
             client = context.request.client
-            bucket = f"key:{digest}" if digest else f"ip:{client.host if client else '-'}"
-            limiter = limiter_for(context.redis)
-            verdict = await limiter.hit(
-                bucket, settings.rate_limit_requests, settings.rate_limit_window_s
+            verdict = await take_rate_limit(
+                context.settings, context.redis, context.auth, client.host if client else None
             )
-            if verdict.revocation_epoch is not None:
-                context.auth.observe_epoch(verdict.revocation_epoch)
-            if (retry_after_ms := verdict.retry_after_ms) is not None:
-                retry_after = max(1, math.ceil(retry_after_ms / 1000))
-                context.response.status_code = 429
-                context.response.headers["Retry-After"] = str(retry_after)
-                raise RateLimitedError(retry_after)
+        if verdict is not None and (retry_after_ms := verdict.retry_after_ms) is not None:
+            retry_after = max(1, math.ceil(retry_after_ms / 1000))
+            context.response.status_code = 429
+            context.response.headers["Retry-After"] = str(retry_after)
+            raise RateLimitedError(retry_after)
         yield

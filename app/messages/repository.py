@@ -15,6 +15,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.db import rows
 from app.models import Contact, Interaction, Message, MessageStatus
 from app.pagination import Page, apply_page, page_parameters, page_per_parent
 from app.stats.repository import StatsRepository
@@ -134,7 +135,7 @@ class MessageRepository:
     ) -> Sequence[Row]:
         stmt = _page_per_owner(owner, columns, status is not None, page.before_id is not None)
         values = page_parameters(owner_ids, page, **_status(status))
-        return (await self.session.execute(stmt, values)).all()
+        return await rows(self.session, stmt, values)
 
     async def count_per_campaign(
         self, campaign_ids: Sequence[int], status: MessageStatus | None

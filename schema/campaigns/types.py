@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -12,7 +12,8 @@ from schema.cache import Cached
 from schema.common.enums import CampaignStatus, MessageStatus
 from schema.common.pagination import Connection
 from schema.context import Info
-from schema.messages.pages import messages_of
+from schema.messages.pages import messages_of, messages_of_many
+from schema.plans import batched
 
 if TYPE_CHECKING:
     from schema.categories.types import CategoryType
@@ -101,6 +102,7 @@ class CampaignType:
         return await info.context.loaders.categories_by_campaign_id.load(int(self.id))
 
     @strawberry.field
+    @batched(lambda campaigns, info, **arguments: _messages_of_many(campaigns, info, **arguments))
     async def messages(
         self,
         info: Info,
@@ -132,6 +134,26 @@ class CampaignType:
     )
     async def stats(self, info: Info) -> MessageStats:
         return await info.context.loaders.stats_by_campaign_id.load(int(self.id))
+
+
+async def _messages_of_many(
+    campaigns: Sequence[CampaignType],
+    info: Info,
+    first: int | None = None,
+    after: str | None = None,
+    status: MessageStatus | None = None,
+) -> list[Connection[MessageType]]:
+    """`Campaign.messages` of a whole list of campaigns (planned queries)."""
+    loaders = info.context.loaders
+    return await messages_of_many(
+        info,
+        [int(campaign.id) for campaign in campaigns],
+        loaders.message_page_by_campaign_id,
+        loaders.message_count_by_campaign_id,
+        first,
+        after,
+        status,
+    )
 
 
 @strawberry.type

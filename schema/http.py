@@ -1,0 +1,203 @@
+"""The GraphQL endpoint over HTTP: planned queries answered here, everything else by the view.
+
+A POST of one JSON-encoded query that compiles to a plan (schema/plans.py) is answered
+without Strawberry's per-request machinery (the HTTP view, the extension runner,
+graphql-core's execution loop), with the same steps the view's extensions take: the rate
+limit, the operation's label, the limits, the timeout, the transaction boundary with its
+statement count and `Server-Timing`, the Redis round trips, and the same response bytes.
+
+Everything else goes to Strawberry's view (app/web.py), which answers it as it always has:
+GET, other content types, batches, streaming `Accept`s, mutations, subscriptions,
+introspection, documents that do not parse or validate, variables that do not coerce, an
+operation over a limit or the rate limit, and any error while answering. A request handed
+over carries a `Handoff`, so the view neither counts it against the rate limit again nor
+runs an operation that already ran out of time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+import orjson
+import strawberry
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.types import Message, Receive, Scope, Send
+from strawberry.execution.is_awaitable import optimized_is_awaitable
+
+from app.cache import count_round_trips
+from app.config import Settings
+from app.observability import label_operation
+from app.web import HeraldGraphQL
+from schema.extensions import begin_read_only, request_boundary
+from schema.limits import HANDOFF, Handoff, limit_error, take_rate_limit
+from schema.plans import DocumentPlans, execute
+
+logger = logging.getLogger(__name__)
+
+# Strawberry's predicate, as its schema passes it to graphql-core (typed there as a guard).
+_IS_AWAITABLE: Any = optimized_is_awaitable
+# Accept values that ask the view for a streamed answer (multipart, server-sent events).
+_STREAMING = (b"multipart/", b"text/event-stream")
+
+
+class GraphQLEndpoint:
+    """ASGI app for /graphql: the planned path in front of Strawberry's view."""
+
+    def __init__(self, view: HeraldGraphQL, schema: strawberry.Schema, settings: Settings) -> None:
+        self.view = view
+        self.schema = schema
+        self.settings = settings
+        # Schema extensions that wrap every resolver (tracing) must see each field.
+        self.enabled = settings.fast_execution and not settings.otel_enabled
+        executor_class = schema.execution_context_class
+        assert executor_class is not None  # the schema's PlannedExecutor
+        self.executor_class = executor_class
+        self.plans = DocumentPlans(
+            schema._schema, settings.query_max_tokens, settings.introspection_enabled
+        )
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if not (self.enabled and scope["type"] == "http" and scope["method"] == "POST"):
+            await self.view(scope, receive, send)
+            return
+        content_type = accept = b""
+        for name, value in scope["headers"]:
+            if name == b"content-type":
+                content_type = value
+            elif name == b"accept":
+                accept = value
+        if b"application/json" not in content_type or any(s in accept for s in _STREAMING):
+            await self.view(scope, receive, send)
+            return
+        body = await _read_body(receive)
+        if body is None:
+            return  # the client went away
+        replay = _replay(body, receive)
+        handoff = Handoff()
+        try:
+            answer = await self._answer(scope, replay, body, handoff)
+        except Exception as exc:
+            # The view answers whatever went wrong here, exactly as it would have.
+            logger.debug("planned path handed over: %s: %s", type(exc).__name__, exc)
+            answer = None
+        if answer is None:
+            scope[HANDOFF] = handoff
+            await self.view(scope, replay, send)
+            return
+        content, response = answer
+        headers = [
+            (b"content-length", str(len(content)).encode()),
+            (b"content-type", b"application/json"),
+            *response.raw_headers,
+        ]
+        await send(
+            {
+                "type": "http.response.start",
+                "status": response.status_code or 200,
+                "headers": headers,
+            }
+        )
+        await send({"type": "http.response.body", "body": content})
+
+    async def _answer(
+        self, scope: Scope, receive: Receive, body: bytes, handoff: Handoff
+    ) -> tuple[bytes, Response] | None:
+        """The response of a planned query; None to hand the request to the view."""
+        payload = orjson.loads(body)
+        if not isinstance(payload, dict):
+            return None
+        query, variables = payload.get("query"), payload.get("variables")
+        name, extensions = payload.get("operationName"), payload.get("extensions")
+        if not (
+            isinstance(query, str)
+            and isinstance(variables, dict | None)
+            and isinstance(name, str | None)
+            and isinstance(extensions, dict | None)
+        ):
+            return None
+        document = self.plans.get(query, name)
+        if document is None:
+            return None
+        label_operation(document.operation_name)
+        settings = self.settings
+        graphql_schema = self.schema._schema
+        request = Request(scope, receive)
+        response = Response()
+        response.status_code = None  # type: ignore[assignment]  # as the view's sub-response
+        del response.headers["content-length"]
+        context = self.view.http_context(request, response)
+        async with request_boundary(context) as boundary:
+            client = request.client
+            verdict = await take_rate_limit(
+                settings, context.redis, context.auth, client.host if client else None
+            )
+            handoff.verdict = verdict
+            if verdict is not None and verdict.retry_after_ms is not None:
+                return None
+            executor = self.executor_class.build(
+                graphql_schema,
+                document.document,
+                None,  # the view's root value
+                context,
+                variables,
+                name,
+                is_awaitable=_IS_AWAITABLE,
+                operation_extensions=extensions,
+            )
+            if isinstance(executor, list):  # variables that do not coerce
+                return None
+            if limit_error(settings, graphql_schema, document.document, query, name, variables):
+                return None
+            plan = document.plan(executor)
+            if plan is None:
+                return None
+            with count_round_trips() as trips:
+                begin_read_only(context)
+                try:
+                    async with asyncio.timeout(settings.query_timeout_s):
+                        data = await execute(plan, executor)
+                except TimeoutError:
+                    logger.warning(
+                        "operation %s stopped after %g s",
+                        document.operation_name or "-",
+                        settings.query_timeout_s,
+                    )
+                    handoff.timed_out = True
+                    return None
+            boundary.succeeded = True
+        result: dict[str, Any] = {"data": data}
+        if settings.expose_sql_count:
+            result["extensions"] = {
+                "sqlStatements": boundary.statements,
+                "redisRoundTrips": trips.value,
+            }
+        return orjson.dumps(result), response
+
+
+async def _read_body(receive: Receive) -> bytes | None:
+    chunks: list[bytes] = []
+    while True:
+        message = await receive()
+        if message["type"] != "http.request":
+            return None
+        chunks.append(message.get("body", b""))
+        if not message.get("more_body", False):
+            return b"".join(chunks)
+
+
+def _replay(body: bytes, receive: Receive) -> Receive:
+    """`receive` for the view once the body has been read here: the body again, then the
+    connection's own messages (a disconnect)."""
+    pending = True
+
+    async def replayed() -> Message:
+        nonlocal pending
+        if pending:
+            pending = False
+            return {"type": "http.request", "body": body, "more_body": False}
+        return await receive()
+
+    return replayed
