@@ -10,11 +10,11 @@ from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any, NamedTuple, TypeVar
 
 import asyncpg
 import orjson
-from sqlalchemy import Engine, Row, Select, TextClause, event, text
+from sqlalchemy import Engine, Select, TextClause, event, text
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
@@ -96,26 +96,14 @@ def create_engine(settings: Settings) -> AsyncEngine:
     return engine
 
 
-class Record(asyncpg.Record):
-    """A row straight from the driver, read like SQLAlchemy's `Row`: by index, by
-    attribute, `_fields` and `_mapping`. Values are as the driver decodes them: json
-    decoded, enum columns as their `str` values (equal to the `StrEnum` members)."""
+class Rows(NamedTuple):
+    """A statement's rows and their column names. Rows are read by index (`fields` tells
+    which): from the driver they are `asyncpg.Record`s, whose enum columns hold `str`
+    values; from SQLAlchemy `Row`s holding the members (`StrEnum`s, equal to the values).
+    """
 
-    __slots__ = ()
-
-    def __getattr__(self, name: str) -> Any:
-        try:
-            return self[name]
-        except KeyError:
-            raise AttributeError(name) from None
-
-    @property
-    def _fields(self) -> tuple[str, ...]:
-        return tuple(self.keys())
-
-    @property
-    def _mapping(self) -> dict[str, Any]:
-        return dict(self.items())
+    fields: tuple[str, ...]
+    records: Sequence[Any]
 
 
 @dataclass(frozen=True)
@@ -123,7 +111,8 @@ class _Sql:
     """A statement compiled once for asyncpg: its text and how to order its parameters."""
 
     text: str
-    names: tuple[str, ...]
+    fields: tuple[str, ...]  # the result's column names
+    names: tuple[str, ...]  # the parameters', in order
     defaults: dict[str, Any]
     processors: dict[str, Callable[[Any], Any]]
 
@@ -151,7 +140,8 @@ def _sql(statement: Select[Any] | TextClause, dialect: Any) -> _Sql:
     names = tuple(compiled.positiontup or ())
     defaults = {name: compiled.binds[name].effective_value for name in names}
     processors = {n: p for n, p in (compiled._bind_processors or {}).items() if n in names}
-    sql = _Sql(compiled.string, names, defaults, processors)
+    fields = tuple(column[0] for column in compiled._result_columns)
+    sql = _Sql(compiled.string, fields, names, defaults, processors)
     _compiled[id(statement)] = (statement, sql)
     return sql
 
@@ -248,17 +238,15 @@ class ReadPool:
             connection.terminate()
         self._idle.clear()
 
-    async def fetch(self, sql: _Sql, params: Mapping[str, Any] | None) -> list[Record]:
+    async def fetch(self, sql: _Sql, params: Mapping[str, Any] | None) -> list[asyncpg.Record]:
         arguments = sql.arguments(params)
         for attempt in (1, 2):
             connection = await self._acquire()
             broken = True
             try:
-                rows: list[Record] = await connection.fetch(
-                    sql.text, *arguments, record_class=Record
-                )
+                records: list[asyncpg.Record] = await connection.fetch(sql.text, *arguments)
                 broken = False
-                return rows
+                return records
             except BaseException as exc:
                 # A cancelled statement (the request's timeout) leaves the connection busy.
                 if attempt == 2 or not _disconnected(exc):
@@ -382,11 +370,9 @@ async def rows(
     session: AsyncSession,
     statement: Select[Any] | TextClause,
     params: Mapping[str, Any] | None = None,
-) -> Sequence[Record | Row[Any]]:
+) -> Rows:
     """The statement's rows. A read-only `SerializedSession` with a read pool takes them
-    straight from the driver (`Record`); otherwise SQLAlchemy runs the statement (`Row`).
-    Both read alike (index, attribute, `_fields`); enum columns come as `str` values from
-    the driver and as members from SQLAlchemy, which compare equal.
+    straight from the driver; otherwise SQLAlchemy runs the statement (see `Rows`).
 
     For statements built once per shape (repositories cache them): each is compiled once,
     and takes arrays (`= ANY(:ids)`) rather than expanding IN lists.
@@ -397,8 +383,9 @@ async def rows(
         session._check_open()
         sql = _sql(statement, reads.dialect)
         _on_execute()
-        return await reads.fetch(sql, params)
-    return (await session.execute(statement, params)).all()
+        return Rows(sql.fields, await reads.fetch(sql, params))
+    result = await session.execute(statement, params)
+    return Rows(tuple(result.keys()), result.all())
 
 
 _autocommit: weakref.WeakKeyDictionary[Engine, Engine] = weakref.WeakKeyDictionary()

@@ -15,6 +15,7 @@ from sqlalchemy import Row
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.contacts.repository import ContactRepository
+from app.db import Rows
 from app.messages.repository import CONTACT_PREFIX, MessageColumns, MessageRepository
 from app.models import MessageStatus, WhatsAppStatus
 from loaders.base import SessionLoader, group_by_owner
@@ -23,10 +24,10 @@ from schema.contacts.types import ContactType
 from schema.messages.types import InteractionType, MessageType
 
 
-def _messages(rows: Sequence[Row]) -> list[MessageType]:
+def _messages(rows: Rows) -> list[MessageType]:
     """Messages (with their contacts when the rows carry `contact__*` columns) from page
     rows; an `owner_id` column (the page's parent) is left out."""
-    return _builder(rows[0]._fields)(rows) if rows else []
+    return _builder(rows.fields)(rows.records) if rows.records else []
 
 
 # Enum columns of a page (message status, contact WhatsApp status): value → member.
@@ -82,7 +83,7 @@ def _builder(fields: tuple[str, ...]) -> Callable[[Sequence[Row]], list[MessageT
 
 async def build_messages(
     session: AsyncSession,
-    rows: Sequence[Row],
+    rows: Rows,
     with_contact: bool,
     with_interactions: bool,
     naive: bool = False,
@@ -111,7 +112,7 @@ async def build_messages(
 
 
 async def _build_messages_naively(
-    session: AsyncSession, rows: Sequence[Row], with_contact: bool, with_interactions: bool
+    session: AsyncSession, rows: Rows, with_contact: bool, with_interactions: bool
 ) -> list[MessageType]:
     messages = _messages(rows)
     for message in messages:
@@ -130,7 +131,7 @@ def fetch_columns(columns: MessageColumns, naive: bool) -> MessageColumns:
 
 
 class MessagePageLoader(SessionLoader[MessagePageKey, list[MessageType]]):
-    async def fetch(self, owners: list[int], key: MessagePageKey) -> Sequence[Row]:
+    async def fetch(self, owners: list[int], key: MessagePageKey) -> Rows:
         raise NotImplementedError
 
     async def batch_load_fn(self, keys: Sequence[MessagePageKey]) -> list[list[MessageType]]:
@@ -147,21 +148,22 @@ class MessagePageLoader(SessionLoader[MessagePageKey, list[MessageType]]):
                 self.naive,
             )
             by_owner: dict[int, list[MessageType]] = {}
-            for row, message in zip(rows, messages, strict=True):
-                by_owner.setdefault(row.owner_id, []).append(message)
+            owner = rows.fields.index("owner_id")
+            for row, message in zip(rows.records, messages, strict=True):
+                by_owner.setdefault(row[owner], []).append(message)
             results.update({key: by_owner.get(key.owner_id, []) for key in group})
         return [results[key] for key in keys]
 
 
 class MessagePageByCampaignIdLoader(MessagePageLoader):
-    async def fetch(self, owners: list[int], key: MessagePageKey) -> Sequence[Row]:
+    async def fetch(self, owners: list[int], key: MessagePageKey) -> Rows:
         return await MessageRepository(self.session).page_per_campaign(
             owners, key.status, key.page, fetch_columns(key.columns, self.naive)
         )
 
 
 class MessagePageByContactIdLoader(MessagePageLoader):
-    async def fetch(self, owners: list[int], key: MessagePageKey) -> Sequence[Row]:
+    async def fetch(self, owners: list[int], key: MessagePageKey) -> Rows:
         return await MessageRepository(self.session).page_per_contact(
             owners, key.status, key.page, fetch_columns(key.columns, self.naive)
         )

@@ -345,7 +345,13 @@ async def test_query_over_get_still_works(gql: GqlClient, http: httpx.AsyncClien
 
 
 def _herald(settings: Settings, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "HERALD_DATABASE_URL": str(settings.database_url)}
+    """The CLI as an operator runs it: the API's database and Redis (revocations are
+    announced to the running API processes through Redis)."""
+    env = {
+        **os.environ,
+        "HERALD_DATABASE_URL": str(settings.database_url),
+        "HERALD_REDIS_URL": str(settings.redis_url),
+    }
     return subprocess.run(
         [sys.executable, "-m", "app.cli", *args],
         env=env,

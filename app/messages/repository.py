@@ -15,9 +15,9 @@ from sqlalchemy import (
 )
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.db import rows
+from app.db import Rows, rows
 from app.models import Contact, Interaction, Message, MessageStatus
-from app.pagination import Page, apply_page, page_parameters, page_per_parent
+from app.pagination import Page, page_parameters, page_per_parent
 from app.stats.repository import StatsRepository
 
 messages = Message.__table__
@@ -75,6 +75,17 @@ ALL_COLUMNS = MessageColumns()
 
 
 @lru_cache(maxsize=512)
+def _page(columns: MessageColumns, filtered: bool, of_campaign: bool, after: bool) -> Select:
+    """Query.messages: newest first, optionally of one campaign and in one status."""
+    stmt = columns.select(filtered)
+    if of_campaign:
+        stmt = stmt.where(messages.c.campaign_id == bindparam("campaign_id"))
+    if after:
+        stmt = stmt.where(messages.c.id < bindparam("before_id"))
+    return stmt.order_by(messages.c.id.desc()).limit(bindparam("limit"))
+
+
+@lru_cache(maxsize=512)
 def _page_per_owner(owner: str, columns: MessageColumns, filtered: bool, after: bool) -> Select:
     return page_per_parent(columns.select(filtered), messages.c[owner], messages.c.id, after)
 
@@ -93,12 +104,16 @@ class MessageRepository:
         status: MessageStatus | None,
         page: Page,
         columns: MessageColumns,
-    ) -> Sequence[Row]:
-        stmt = columns.select(status is not None)
+    ) -> Rows:
+        stmt = _page(
+            columns, status is not None, campaign_id is not None, page.before_id is not None
+        )
+        values: dict[str, object] = {"limit": page.limit + 1, **_status(status)}
         if campaign_id is not None:
-            stmt = stmt.where(messages.c.campaign_id == campaign_id)
-        stmt = apply_page(stmt, messages.c.id, page)
-        return (await self.session.execute(stmt, _status(status))).all()
+            values["campaign_id"] = campaign_id
+        if page.before_id is not None:
+            values["before_id"] = page.before_id
+        return await rows(self.session, stmt, values)
 
     async def count(self, campaign_id: int | None, status: MessageStatus | None) -> int:
         """From the counters: constant time however many messages there are."""
@@ -113,7 +128,7 @@ class MessageRepository:
         status: MessageStatus | None,
         page: Page,
         columns: MessageColumns,
-    ) -> Sequence[Row]:
+    ) -> Rows:
         return await self._page_per_owner("campaign_id", campaign_ids, status, page, columns)
 
     async def page_per_contact(
@@ -122,7 +137,7 @@ class MessageRepository:
         status: MessageStatus | None,
         page: Page,
         columns: MessageColumns,
-    ) -> Sequence[Row]:
+    ) -> Rows:
         return await self._page_per_owner("contact_id", contact_ids, status, page, columns)
 
     async def _page_per_owner(
@@ -132,7 +147,7 @@ class MessageRepository:
         status: MessageStatus | None,
         page: Page,
         columns: MessageColumns,
-    ) -> Sequence[Row]:
+    ) -> Rows:
         stmt = _page_per_owner(owner, columns, status is not None, page.before_id is not None)
         values = page_parameters(owner_ids, page, **_status(status))
         return await rows(self.session, stmt, values)
