@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import asyncio
 import weakref
-from collections import deque
+from collections import deque, namedtuple
 from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
-from typing import Any, NamedTuple, TypeVar
+from functools import lru_cache
+from typing import Any, TypeVar
 
 import asyncpg
 import orjson
@@ -96,14 +97,33 @@ def create_engine(settings: Settings) -> AsyncEngine:
     return engine
 
 
-class Rows(NamedTuple):
-    """A statement's rows and their column names. Rows are read by index (`fields` tells
-    which): from the driver they are `asyncpg.Record`s, whose enum columns hold `str`
-    values; from SQLAlchemy `Row`s holding the members (`StrEnum`s, equal to the values).
-    """
+class Rows:
+    """A statement's rows and their column names (`fields`). From the driver they are
+    `asyncpg.Record`s, read by index, whose enum columns hold `str` values; from SQLAlchemy,
+    `Row`s holding the members (`StrEnum`s, equal to the values). `named()` reads both by
+    attribute; hot loops read `records` by index (`fields` tells which)."""
 
-    fields: tuple[str, ...]
-    records: Sequence[Any]
+    __slots__ = ("fields", "from_driver", "records")
+
+    def __init__(self, fields: tuple[str, ...], records: Sequence[Any], from_driver: bool) -> None:
+        self.fields = fields
+        self.records = records
+        self.from_driver = from_driver
+
+    def __len__(self) -> int:
+        return len(self.records)
+
+    def named(self) -> Sequence[Any]:
+        """The rows with attribute access (`row.id`), as SQLAlchemy's `Row` has it."""
+        if not self.from_driver:
+            return self.records
+        make = _named_row(self.fields)._make
+        return [make(record) for record in self.records]
+
+
+@lru_cache(maxsize=256)
+def _named_row(fields: tuple[str, ...]) -> Any:
+    return namedtuple("Row", fields)  # made per column list, at run time
 
 
 @dataclass(frozen=True)
@@ -342,7 +362,10 @@ class SerializedSession(AsyncSession):
         """
         async with self._statement_lock:
             self._finished = True
-            await super().close()
+            # A session that never began (a planned query reads through the read pool) has
+            # nothing to close; closing it anyway costs a greenlet switch per request.
+            if self.in_transaction() or self.sync_session.identity_map:
+                await super().close()
 
     def _check_open(self) -> None:
         if self._finished:
@@ -383,9 +406,9 @@ async def rows(
         session._check_open()
         sql = _sql(statement, reads.dialect)
         _on_execute()
-        return Rows(sql.fields, await reads.fetch(sql, params))
+        return Rows(sql.fields, await reads.fetch(sql, params), from_driver=True)
     result = await session.execute(statement, params)
-    return Rows(tuple(result.keys()), result.all())
+    return Rows(tuple(result.keys()), result.all(), from_driver=False)
 
 
 _autocommit: weakref.WeakKeyDictionary[Engine, Engine] = weakref.WeakKeyDictionary()

@@ -30,7 +30,7 @@ from app.observability import RequestObservability, configure_logging, enable_tr
 from app.runtime import Runtime
 from app.web import HeraldGraphQL
 from app.webhooks import routes as webhook_routes
-from schema.http import GraphQLEndpoint
+from schema.http import PlannedQueries
 from schema.schema import schema
 
 logger = logging.getLogger(__name__)
@@ -116,9 +116,9 @@ def create_app(settings: Settings | None = None) -> Starlette:
                 "GraphiQL: the dev key is left out of the page: HERALD_HOST=%s is not loopback",
                 settings.host,
             )
+    graphql_route = Route("/graphql", graphql, methods=["GET", "POST"])
     routes = [
-        # Planned queries are answered in front of the view (schema/http.py).
-        Route("/graphql", GraphQLEndpoint(graphql, schema, settings), methods=["GET", "POST"]),
+        graphql_route,
         WebSocketRoute("/graphql", graphql),
         Route("/healthz", healthz, methods=["GET"]),
         Route("/readyz", readyz, methods=["GET"]),
@@ -129,5 +129,9 @@ def create_app(settings: Settings | None = None) -> Starlette:
     middleware = [
         Middleware(RequestObservability),
         Middleware(BodySizeLimit, max_bytes=settings.request_max_bytes),
+        # Planned queries are answered here, before the router (schema/http.py).
+        Middleware(
+            PlannedQueries, view=graphql, schema=schema, settings=settings, route=graphql_route
+        ),
     ]
     return Starlette(routes=routes, lifespan=lifespan, middleware=middleware)

@@ -1,8 +1,8 @@
-"""The GraphQL endpoint over HTTP: planned queries answered here, everything else by the view.
+"""Planned queries over HTTP: answered in front of the router, everything else by the view.
 
-A POST of one JSON-encoded query that compiles to a plan (schema/plans.py) is answered
-without Strawberry's per-request machinery (the HTTP view, the extension runner,
-graphql-core's execution loop), with the same steps the view's extensions take: the rate
+A POST to /graphql of one JSON-encoded query that compiles to a plan (schema/plans.py) is
+answered by this middleware, without the router, Strawberry's HTTP view, its extension
+runner and graphql-core's execution loop, with the same steps the view's extensions take: the rate
 limit, the operation's label, the limits, the timeout, the transaction boundary with its
 statement count and `Server-Timing`, the Redis round trips, and the same response bytes.
 
@@ -24,7 +24,8 @@ import orjson
 import strawberry
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.types import Message, Receive, Scope, Send
+from starlette.routing import BaseRoute
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from strawberry.execution.is_awaitable import optimized_is_awaitable
 
 from app.cache import count_round_trips
@@ -43,15 +44,29 @@ _IS_AWAITABLE: Any = optimized_is_awaitable
 _STREAMING = (b"multipart/", b"text/event-stream")
 
 
-class GraphQLEndpoint:
-    """ASGI app for /graphql: the planned path in front of Strawberry's view."""
+class PlannedQueries:
+    """ASGI middleware: planned queries to `route` answered here, the rest passed on to
+    `app` (the router, then Strawberry's `view`)."""
 
-    def __init__(self, view: HeraldGraphQL, schema: strawberry.Schema, settings: Settings) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        view: HeraldGraphQL,
+        schema: strawberry.Schema,
+        settings: Settings,
+        route: BaseRoute,
+    ) -> None:
+        self.app = app
         self.view = view
         self.schema = schema
         self.settings = settings
-        # Schema extensions that wrap every resolver (tracing) must see each field.
-        self.enabled = settings.fast_execution and not settings.otel_enabled
+        self.route = route
+        self.path = getattr(route, "path", "/graphql")
+        # Schema extensions that wrap every resolver (tracing) must see each field; the
+        # benchmarks' naive baseline resolves one parent at a time.
+        self.enabled = (
+            settings.fast_execution and not settings.otel_enabled and not settings.naive_resolvers
+        )
         executor_class = schema.execution_context_class
         assert executor_class is not None  # the schema's PlannedExecutor
         self.executor_class = executor_class
@@ -60,8 +75,13 @@ class GraphQLEndpoint:
         )
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if not (self.enabled and scope["type"] == "http" and scope["method"] == "POST"):
-            await self.view(scope, receive, send)
+        if not (
+            self.enabled
+            and scope["type"] == "http"
+            and scope["method"] == "POST"
+            and scope["path"] == self.path
+        ):
+            await self.app(scope, receive, send)
             return
         content_type = accept = b""
         for name, value in scope["headers"]:
@@ -70,7 +90,7 @@ class GraphQLEndpoint:
             elif name == b"accept":
                 accept = value
         if b"application/json" not in content_type or any(s in accept for s in _STREAMING):
-            await self.view(scope, receive, send)
+            await self.app(scope, receive, send)
             return
         body = await _read_body(receive)
         if body is None:
@@ -85,7 +105,7 @@ class GraphQLEndpoint:
             answer = None
         if answer is None:
             scope[HANDOFF] = handoff
-            await self.view(scope, replay, send)
+            await self.app(scope, replay, send)
             return
         content, response = answer
         headers = [
@@ -121,6 +141,7 @@ class GraphQLEndpoint:
         document = self.plans.get(query, name)
         if document is None:
             return None
+        scope["route"] = self.route  # the request's label in metrics and logs, as routed
         label_operation(document.operation_name)
         settings = self.settings
         graphql_schema = self.schema._schema

@@ -3,39 +3,75 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from functools import lru_cache
 from typing import Any, cast
 
-from sqlalchemy import Row, Table, delete, func, insert, select, update
+from sqlalchemy import (
+    ARRAY,
+    BigInteger,
+    Row,
+    Select,
+    Table,
+    any_,
+    bindparam,
+    delete,
+    func,
+    insert,
+    select,
+    update,
+)
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.db import rows
 from app.models import Campaign, CampaignStatus, campaign_categories
-from app.pagination import Page, apply_page
+from app.pagination import Page
 
 campaigns = Campaign.__table__
 # Core's insert/update/delete take a Table; `__table__` is typed as the wider FromClause.
 _table = cast(Table, campaigns)
 
 
+@lru_cache(maxsize=8)
+def _page(filtered: bool, after: bool) -> Select:
+    """Campaigns newest first, optionally in one status, below a cursor."""
+    stmt = select(campaigns)
+    if filtered:
+        stmt = stmt.where(campaigns.c.status == bindparam("status"))
+    if after:
+        stmt = stmt.where(campaigns.c.id < bindparam("before_id"))
+    return stmt.order_by(campaigns.c.id.desc()).limit(bindparam("limit"))
+
+
+@lru_cache(maxsize=2)
+def _count(filtered: bool) -> Select:
+    stmt = select(func.count()).select_from(campaigns)
+    return stmt.where(campaigns.c.status == bindparam("status")) if filtered else stmt
+
+
+_BY_IDS = select(campaigns).where(campaigns.c.id == any_(bindparam("ids", type_=ARRAY(BigInteger))))
+
+
 class CampaignRepository:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
 
-    async def page(self, status: CampaignStatus | None, page: Page) -> Sequence[Row]:
-        stmt = select(campaigns)
+    async def page(self, status: CampaignStatus | None, page: Page) -> Sequence[Any]:
+        values: dict[str, object] = {"limit": page.limit + 1}
         if status is not None:
-            stmt = stmt.where(campaigns.c.status == status)
-        return (await self.session.execute(apply_page(stmt, campaigns.c.id, page))).all()
+            values["status"] = status
+        if page.before_id is not None:
+            values["before_id"] = page.before_id
+        stmt = _page(status is not None, page.before_id is not None)
+        return (await rows(self.session, stmt, values)).named()
 
     async def count(self, status: CampaignStatus | None) -> int:
-        stmt = select(func.count()).select_from(campaigns)
-        if status is not None:
-            stmt = stmt.where(campaigns.c.status == status)
-        return (await self.session.execute(stmt)).scalar_one()
+        values = {} if status is None else {"status": status}
+        found = await rows(self.session, _count(status is not None), values)
+        return int(found.records[0][0])
 
-    async def by_ids(self, ids: Sequence[int]) -> Sequence[Row]:
-        stmt = select(campaigns).where(campaigns.c.id.in_(ids))
-        return (await self.session.execute(stmt)).all()
+    async def by_ids(self, ids: Sequence[int]) -> Sequence[Any]:
+        return (await rows(self.session, _BY_IDS, {"ids": list(ids)})).named()
 
     async def recent(self, limit: int) -> Sequence[Row]:
         stmt = select(campaigns).order_by(campaigns.c.id.desc()).limit(limit)

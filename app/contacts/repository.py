@@ -10,12 +10,14 @@ from typing import Any, cast
 import orjson
 from sqlalchemy import (
     ARRAY,
+    BigInteger,
     ColumnElement,
     Row,
     Select,
     Table,
     Text,
     and_,
+    any_,
     bindparam,
     delete,
     func,
@@ -28,9 +30,10 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.db import rows
 from app.errors import Duplicate
 from app.models import Contact, WhatsAppStatus, category_contacts
-from app.pagination import Page, apply_page, page_parameters, page_per_parent
+from app.pagination import Page, page_parameters, page_per_parent
 
 contacts = Contact.__table__
 # Core's insert/update/delete take a Table; `__table__` is typed as the wider FromClause.
@@ -44,28 +47,63 @@ class ContactFilter:
     whatsapp_status: WhatsAppStatus | None = None
     opted_out: bool | None = None
 
-    def where(self) -> ColumnElement[bool]:
-        clauses: list[ColumnElement[bool]] = []
+    def shape(self) -> tuple[bool, bool, bool, bool | None]:
+        """Which clauses apply: statements are built once per shape, values bound."""
+        return (
+            bool(self.search),
+            self.category_id is not None,
+            self.whatsapp_status is not None,
+            self.opted_out,
+        )
+
+    def values(self) -> dict[str, object]:
+        values: dict[str, object] = {}
         if self.search:
-            pattern = f"%{_escape_like(self.search)}%"
-            clauses.append(or_(contacts.c.name.ilike(pattern), contacts.c.phone.ilike(pattern)))
+            values["pattern"] = f"%{_escape_like(self.search)}%"
         if self.category_id is not None:
-            clauses.append(
-                contacts.c.id.in_(
-                    select(category_contacts.c.contact_id).where(
-                        category_contacts.c.category_id == self.category_id
-                    )
+            values["category_id"] = self.category_id
+        if self.whatsapp_status is not None:
+            values["whatsapp_status"] = self.whatsapp_status
+        return values
+
+
+def _where(shape: tuple[bool, bool, bool, bool | None]) -> ColumnElement[bool]:
+    search, category, status, opted_out = shape
+    clauses: list[ColumnElement[bool]] = []
+    if search:
+        pattern = bindparam("pattern", type_=Text)
+        clauses.append(or_(contacts.c.name.ilike(pattern), contacts.c.phone.ilike(pattern)))
+    if category:
+        clauses.append(
+            contacts.c.id.in_(
+                select(category_contacts.c.contact_id).where(
+                    category_contacts.c.category_id == bindparam("category_id")
                 )
             )
-        if self.whatsapp_status is not None:
-            clauses.append(contacts.c.whatsapp_status == self.whatsapp_status)
-        if self.opted_out is not None:
-            clauses.append(
-                contacts.c.opted_out_at.is_not(None)
-                if self.opted_out
-                else contacts.c.opted_out_at.is_(None)
-            )
-        return and_(True, *clauses)
+        )
+    if status:
+        clauses.append(contacts.c.whatsapp_status == bindparam("whatsapp_status"))
+    if opted_out is not None:
+        clauses.append(
+            contacts.c.opted_out_at.is_not(None) if opted_out else contacts.c.opted_out_at.is_(None)
+        )
+    return and_(True, *clauses)
+
+
+@lru_cache(maxsize=64)
+def _page(shape: tuple[bool, bool, bool, bool | None], after: bool) -> Select:
+    stmt = select(contacts).where(_where(shape))
+    if after:
+        stmt = stmt.where(contacts.c.id < bindparam("before_id"))
+    return stmt.order_by(contacts.c.id.desc()).limit(bindparam("limit"))
+
+
+@lru_cache(maxsize=32)
+def _count(shape: tuple[bool, bool, bool, bool | None]) -> Select:
+    return select(func.count()).select_from(contacts).where(_where(shape))
+
+
+_BY_IDS = select(contacts).where(contacts.c.id == any_(bindparam("ids", type_=ARRAY(BigInteger))))
 
 
 def _escape_like(text: str) -> str:
@@ -84,17 +122,19 @@ class ContactRepository:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
 
-    async def page(self, where: ContactFilter, page: Page) -> Sequence[Row]:
-        stmt = apply_page(select(contacts).where(where.where()), contacts.c.id, page)
-        return (await self.session.execute(stmt)).all()
+    async def page(self, where: ContactFilter, page: Page) -> Sequence[Any]:
+        values = {**where.values(), "limit": page.limit + 1}
+        if page.before_id is not None:
+            values["before_id"] = page.before_id
+        stmt = _page(where.shape(), page.before_id is not None)
+        return (await rows(self.session, stmt, values)).named()
 
     async def count(self, where: ContactFilter) -> int:
-        stmt = select(func.count()).select_from(contacts).where(where.where())
-        return (await self.session.execute(stmt)).scalar_one()
+        found = await rows(self.session, _count(where.shape()), where.values())
+        return int(found.records[0][0])
 
-    async def by_ids(self, ids: Sequence[int]) -> Sequence[Row]:
-        stmt = select(contacts).where(contacts.c.id.in_(ids))
-        return (await self.session.execute(stmt)).all()
+    async def by_ids(self, ids: Sequence[int]) -> Sequence[Any]:
+        return (await rows(self.session, _BY_IDS, {"ids": list(ids)})).named()
 
     async def page_per_category(self, category_ids: Sequence[int], page: Page) -> Sequence[Row]:
         stmt = _page_per_category(page.before_id is not None)

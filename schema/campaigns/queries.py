@@ -17,7 +17,7 @@ from schema.permissions import viewer
 class CampaignQuery:
     @strawberry.field(
         description="Campaigns, newest first.",
-        extensions=[Cached("campaigns", ttl=lambda s: s.cache_ttl_campaigns_list), *viewer()],
+        extensions=viewer(),
     )
     async def campaigns(
         self,

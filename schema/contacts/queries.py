@@ -19,7 +19,7 @@ from schema.permissions import viewer
 class ContactQuery:
     @strawberry.field(
         description="Contacts, newest first.",
-        extensions=[Cached("contacts", ttl=lambda s: s.cache_ttl_contacts_list), *viewer()],
+        extensions=viewer(),
     )
     async def contacts(
         self,
