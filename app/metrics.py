@@ -18,7 +18,7 @@ from __future__ import annotations
 import os
 import re
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
@@ -142,14 +142,26 @@ def operation_label(name: str | None) -> str:
     return name
 
 
+# Labelled children by label values: `labels()` resolves them anew on every call.
+_request_series: dict[tuple[str, str], Any] = {}
+_sql_series: dict[str, Any] = {}
+
+
 def observe_request(route: str, operation: str | None, seconds: float) -> None:
     """One finished HTTP request; `operation` is None for non-GraphQL routes."""
-    label = "" if operation is None else operation_label(operation)
-    REQUEST_SECONDS.labels(route, label).observe(seconds)
+    key = (route, "" if operation is None else operation_label(operation))
+    series = _request_series.get(key)
+    if series is None:
+        series = _request_series[key] = REQUEST_SECONDS.labels(*key)
+    series.observe(seconds)
 
 
 def observe_sql(operation: str | None, statements: int) -> None:
-    SQL_PER_REQUEST.labels(operation_label(operation)).observe(statements)
+    label = operation_label(operation)
+    series = _sql_series.get(label)
+    if series is None:
+        series = _sql_series[label] = SQL_PER_REQUEST.labels(label)
+    series.observe(statements)
 
 
 def observe_pool(engine: AsyncEngine) -> None:

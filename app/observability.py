@@ -83,7 +83,7 @@ def _route_of(scope: Scope) -> str:
 
 
 class RequestObservability:
-    """ASGI middleware: request id, latency histogram, pool gauges, access log line."""
+    """ASGI middleware: request id, latency histogram, access log line."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -128,10 +128,6 @@ class RequestObservability:
         metrics.sync_totals(total_round_trips(), total_statements())
         if info.statements is not None:
             metrics.observe_sql(info.operation, info.statements)
-        state = getattr(scope.get("app"), "state", None)
-        runtime = getattr(state, "runtime", None)
-        if runtime is not None:
-            metrics.observe_pool(runtime.engine)
         quiet = (scope["method"], route) in QUIET_ROUTES and status < 400
         access_log.log(
             logging.DEBUG if quiet else logging.INFO,

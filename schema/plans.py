@@ -275,7 +275,7 @@ class _Generator:
         self.schema = schema
         self.executor = executor
         self.lines: list[str] = []
-        self.names: dict[str, Any] = {"Bail": Bail, "Path": Path}
+        self.names: dict[str, Any] = {"Bail": Bail, "Path": Path, "bail": _bail}
         # (name, field, its details, parent type, name of its completer): made after exec
         self._resolvers: list[tuple[str, GraphQLField, FieldDetailsList, GraphQLObjectType, str]]
         self._resolvers = []
@@ -388,15 +388,12 @@ class _Generator:
             name, needs = self.list_of(inner, details)
             expression = f"{name}({var}, {path}, run)" if needs else f"{name}({var})"
         elif isinstance(inner, GraphQLObjectType):
-            grouped = collect_subfields(
-                self.schema,
-                self.executor.fragments,
-                self.executor.variable_values,
-                self.executor.operation,
-                inner,
-                details,
-                self.executor.hide_suggestions,
-            ).grouped_field_set
+            grouped = self.subfields(inner, details)
+            inline = self.inline(inner, grouped, var)
+            if inline is not None:
+                if non_null:
+                    return f"({inline} if {var} is not None else bail())", False
+                return f"(None if {var} is None else {inline})", False
             name, needs = self.selection(inner, grouped)
             expression = f"{name}({var}, {path}, run)" if needs else f"{name}({var})"
         else:
@@ -405,25 +402,93 @@ class _Generator:
             return expression, needs
         return f"(None if {var} is None else {expression})", needs
 
-    def leaf(self, type_: GraphQLScalarType | GraphQLEnumType, var: str) -> str:
-        """A non-null leaf: inline when the value passes through the scalar unchanged."""
+    def subfields(self, type_: GraphQLObjectType, details: FieldDetailsList) -> GroupedFieldSet:
+        executor = self.executor
+        return collect_subfields(
+            self.schema,
+            executor.fragments,
+            executor.variable_values,
+            executor.operation,
+            type_,
+            details,
+            executor.hide_suggestions,
+        ).grouped_field_set
+
+    def inline(self, type_: GraphQLObjectType, grouped: GroupedFieldSet, var: str) -> str | None:
+        """A dict display answering `var` (not None) when every field of the selection is
+        plain all the way down: no call per object, nothing awaited, no path. None when
+        some field needs more (a resolver): the selection then gets a function."""
+        if type_.is_type_of is not None:
+            raise _Unsupported(f"{type_.name} checks its values (is_type_of)")
+        items: list[str] = []
+        for key, details in grouped.items():
+            field_name = details[0].node.name.value
+            if field_name == "__typename":
+                items.append(f"{key!r}: {type_.name!r}")
+                continue
+            field_def = self.schema.get_field(type_, field_name)
+            if field_def is None or field_name.startswith("__"):
+                raise _Unsupported(f"{type_.name}.{field_name}")
+            attribute = _plain_attribute(field_def)
+            if attribute is None:
+                return None
+            value = self.inline_value(field_def.type, details, f"{var}.{attribute}")
+            if value is None:
+                return None
+            items.append(f"{key!r}: {value}")
+        return "{" + ", ".join(items) + "}"
+
+    def inline_value(
+        self, type_: GraphQLOutputType, details: FieldDetailsList, read: str
+    ) -> str | None:
+        """An expression completing the attribute `read` of `type_` (None: not inlinable).
+        The attribute is read once, into a name of its own (`:=`), where first evaluated."""
+        non_null = isinstance(type_, GraphQLNonNull)
+        inner = type_.of_type if isinstance(type_, GraphQLNonNull) else type_
+        t = self._name("t")
+        if isinstance(inner, GraphQLList):
+            name, needs = self.list_of(inner, details)
+            if needs:
+                return None
+            if non_null:
+                return f"{name}({read})"
+            return f"(None if ({t} := {read}) is None else {name}({t}))"
+        if isinstance(inner, GraphQLObjectType):
+            nested = self.inline(inner, self.subfields(inner, details), t)
+            if nested is None:
+                return None
+            if non_null:
+                return f"({nested} if ({t} := {read}) is not None else bail())"
+            return f"(None if ({t} := {read}) is None else {nested})"
+        if not isinstance(inner, GraphQLScalarType | GraphQLEnumType):
+            raise _Unsupported(f"abstract type {inner}")
+        if non_null:
+            return self.leaf(inner, t, f"({t} := {read})")
+        return f"(None if ({t} := {read}) is None else {self.leaf(inner, t)})"
+
+    def leaf(
+        self, type_: GraphQLScalarType | GraphQLEnumType, var: str, first: str | None = None
+    ) -> str:
+        """A non-null leaf: inline when the value passes through the scalar unchanged.
+        `first` replaces `var` where it is evaluated first (to read it there)."""
+        first = first or var
         if isinstance(type_, GraphQLEnumType):
             memo: dict[tuple[type, Any], Any] = {}
             table = self._name("m", memo)
             slow = self._name("e", _enum_leaf(type_, memo))
-            return f"({table}.get(({var}.__class__, {var})) or {slow}({var}))"
+            return f"({table}.get(({first}.__class__, {var})) or {slow}({var}))"
         slow = self._name("l", _leaf(type_))
         name = type_.name
         if name in ("String", "ID"):
-            return f"({var} if {var}.__class__ is str else {slow}({var}))"
+            return f"({var} if {first}.__class__ is str else {slow}({var}))"
         if name == "Int":
             return (
-                f"({var} if {var}.__class__ is int and {_INT_MIN} <= {var} <= {_INT_MAX} "
+                f"({var} if {first}.__class__ is int and {_INT_MIN} <= {var} <= {_INT_MAX} "
                 f"else {slow}({var}))"
             )
         if name == "Boolean":
-            return f"({var} if {var}.__class__ is bool else {slow}({var}))"
-        return f"{slow}({var})"
+            return f"({var} if {first}.__class__ is bool else {slow}({var}))"
+        return f"{slow}({first})"
 
     def list_of(self, type_: GraphQLList[Any], details: FieldDetailsList) -> tuple[str, bool]:
         """A function completing a list (a `list` or `tuple`; anything else bails)."""
@@ -441,6 +506,10 @@ class _Generator:
             "",
         ]
         return name, needs
+
+
+def _bail() -> Any:
+    raise Bail
 
 
 def _plain_attribute(field_def: GraphQLField) -> str | None:

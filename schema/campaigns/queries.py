@@ -5,7 +5,6 @@ from __future__ import annotations
 import strawberry
 
 from app.campaigns.repository import CampaignRepository
-from schema.cache import Cached
 from schema.campaigns.types import CampaignType
 from schema.common.enums import CampaignStatus
 from schema.common.pagination import Connection, page_args, parse_id

@@ -7,7 +7,6 @@ from typing import Annotated
 import strawberry
 
 from app.contacts.repository import ContactFilter, ContactRepository
-from schema.cache import Cached
 from schema.common.enums import WhatsAppStatus
 from schema.common.pagination import Connection, page_args, parse_id
 from schema.contacts.types import ContactType
