@@ -204,7 +204,14 @@ class ReadPool:
 
     async def _new(self) -> asyncpg.Connection:
         connection = await asyncpg.connect(
-            **self._connect_kwargs, server_settings={"application_name": "herald"}
+            **self._connect_kwargs,
+            server_settings={
+                "application_name": "herald",
+                # The reads are keyset pages and lookups by key, whose best plan does not
+                # depend on the values: plan each prepared statement once, not per execution
+                # (a page of messages per campaign: 0.5 ms of planning for 0.25 ms of work).
+                "plan_cache_mode": "force_generic_plan",
+            },
         )
         for name in ("json", "jsonb"):
             await connection.set_type_codec(
