@@ -33,8 +33,6 @@ class Context:
     loaders: Loaders
     cache: RequestCache  # field-level Redis cache (schema/cache.py), batched per request
     auth: RequestAuth  # the caller, resolved on the first permission check (schema/permissions.py)
-    # Look-ahead results per field node (schema/messages/columns.py), for the request.
-    selections: dict[int, tuple[object, object]] = field(default_factory=dict)
     # Work that must only happen once the request's transaction is durable
     # (cache invalidation, enqueuing jobs); dropped on rollback.
     after_commit: list[AfterCommit] = field(default_factory=list)

@@ -253,12 +253,13 @@ def _leaf(type_: GraphQLScalarType | GraphQLEnumType) -> Callable[[Any], Any]:
 
 
 def _enum_leaf(type_: GraphQLEnumType, memo: dict[tuple[type, Any], Any]) -> Callable[[Any], Any]:
-    """An enum's serialization, remembered per member: members are singletons."""
+    """An enum's serialization, remembered per value and its class: members are
+    singletons, and rows from the driver hold the members' `str` values."""
     coerce = _leaf(type_)
 
     def serialize(value: Any) -> Any:
         coerced = coerce(value)
-        if isinstance(value, Enum):
+        if isinstance(value, Enum | str) and len(memo) < 1000:
             memo[(value.__class__, value)] = coerced
         return coerced
 

@@ -67,6 +67,26 @@ class PageInfo:
     end_cursor: str | None
 
 
+class _PageInfo(PageInfo):
+    """A page's info whose cursors are encoded only when read (most queries ask for none)."""
+
+    def __init__(
+        self, has_next_page: bool, has_previous_page: bool, first: str | None, last: str | None
+    ) -> None:
+        self.has_next_page = has_next_page
+        self.has_previous_page = has_previous_page
+        self._first = first
+        self._last = last
+
+    @property
+    def start_cursor(self) -> str | None:  # type: ignore[override]
+        return None if self._first is None else encode_cursor(self._first)
+
+    @property
+    def end_cursor(self) -> str | None:  # type: ignore[override]
+        return None if self._last is None else encode_cursor(self._last)
+
+
 @strawberry.type
 class Edge(Generic[NodeT]):
     cursor: str
@@ -98,14 +118,13 @@ class Connection(Generic[NodeT]):
     ) -> Connection[NodeT]:
         """Build from `limit + 1` fetched nodes: the extra one only signals a next page."""
         nodes = list(rows[: page.limit])
-        ids = [node.id for node in nodes]  # type: ignore[attr-defined]
         return cls(
             nodes=nodes,
-            page_info=PageInfo(
-                has_next_page=len(rows) > page.limit,
-                has_previous_page=page.before_id is not None,
-                start_cursor=encode_cursor(ids[0]) if ids else None,
-                end_cursor=encode_cursor(ids[-1]) if ids else None,
+            page_info=_PageInfo(
+                len(rows) > page.limit,
+                page.before_id is not None,
+                nodes[0].id if nodes else None,  # type: ignore[attr-defined]
+                nodes[-1].id if nodes else None,  # type: ignore[attr-defined]
             ),
             _count=count,
         )
