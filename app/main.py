@@ -92,6 +92,10 @@ def create_app(settings: Settings | None = None) -> Starlette:
         # The schema, models and modules live for good: keep them out of full collections,
         # which otherwise rescan them all mid-request (p95 of a 1,000-leaf query: 124 → 63 ms).
         gc.freeze()
+        # A page allocates thousands of short-lived objects that reference counting frees;
+        # young collections every 700 of them only rescan the live ones of the requests in
+        # flight (1,000-message page: 8% more requests/s with 10,000).
+        gc.set_threshold(10_000, 10, 10)
         try:
             yield
         finally:

@@ -25,7 +25,8 @@ class SessionLoader(DataLoader[K, V], Generic[K, V]):
 
     async def load_now(self, keys: Sequence[K]) -> list[V]:
         """`load_many` for a caller that holds every key at once (a planned query's list
-        of parents): one batch now, no future per key; values are primed into the cache."""
+        of parents): one batch now, without a future per key. Keys already loaded come
+        from the cache and new values go into it, as `load` would leave them."""
         if self.naive:
             return [await self.load(key) for key in keys]
         cache = self._cache
