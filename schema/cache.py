@@ -292,7 +292,8 @@ def _selects(selections: list[Any], names: frozenset[str]) -> bool:
 
 
 class Cached(FieldExtension):
-    """Serve a field from Redis; TTL from Settings; `when(parent)` False bypasses the cache.
+    """Serve a field from Redis; TTL from Settings; `when(parent, arguments)` False
+    bypasses the cache (a field whose plain form costs less than a cache hit).
 
     `scope(parent)` adds that entity's generation, so `Scope(namespace, id)` invalidates
     only its values (one campaign's stats) while a namespace bump still clears all.
@@ -307,7 +308,7 @@ class Cached(FieldExtension):
         ttl: Callable[[Settings], int] | None = None,
         key: Callable[[Any], object] | None = None,
         scope: Callable[[Any], object] | None = None,
-        when: Callable[[Any], bool] | None = None,
+        when: Callable[[Any, dict[str, Any]], bool] | None = None,
         depends_on: tuple[str, ...] = (),
         thunk_fields: frozenset[str] = frozenset({"totalCount"}),
     ) -> None:
@@ -335,7 +336,7 @@ class Cached(FieldExtension):
         cache = context.cache
         if cache.service.settings.naive_resolvers:  # the benchmarks' uncached baseline
             return await call()
-        if self.when is not None and not self.when(source):
+        if self.when is not None and not self.when(source, kwargs):
             return await call()
         version = schema_version(info.schema)
         name = f"{version}:{info.path.typename}.{info.field_name}:{self.key(source)}"

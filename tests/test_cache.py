@@ -94,7 +94,7 @@ class Run:
                 "campaigns",
                 ttl=lambda s: s.cache_ttl_campaign_stats,
                 scope=lambda run: run.id,
-                when=lambda run: run.status is Phase.COMPLETED,
+                when=lambda run, _: run.status is Phase.COMPLETED,
             )
         ]
     )

@@ -19,8 +19,13 @@ FIVE_CACHED = """{
   messageStats { total sent }
   dashboard { contactCount categoryCount campaignCount }
   categories(first: 5) { nodes { name } }
+  contacts(first: 5, search: "+336") { totalCount nodes { phone } }
+  active: contacts(first: 5, optedOut: false) { nodes { phone } }
+}"""
+# Read from PostgreSQL every time: keyset pages on the primary key cost less than a hit.
+UNCACHED_LISTS = """{
+  campaigns(first: 5) { totalCount nodes { name } }
   contacts(first: 5) { totalCount nodes { phone } }
-  campaigns(first: 5) { nodes { name } }
 }"""
 DASHBOARD = "{ dashboard { contactCount categoryCount messageStats { total } } }"
 CATEGORIES = "{ categories { totalCount nodes { name contactCount } } }"
@@ -59,15 +64,33 @@ async def test_five_cached_fields_hit_with_one_round_trip_and_no_sql(
     # then
     assert second["data"] == first["data"]
     assert first["data"]["contacts"] == {"totalCount": 1, "nodes": [{"phone": "+33612345678"}]}
+    assert first["data"]["active"] == {"nodes": [{"phone": "+33612345678"}]}
     assert first["data"]["dashboard"] == {"contactCount": 1, "categoryCount": 0, "campaignCount": 0}
     assert first["extensions"]["sqlStatements"] > 0
     assert second["extensions"] == {"sqlStatements": 0, "redisRoundTrips": 1}
+
+
+async def test_plain_lists_are_read_from_postgresql_each_time(
+    http: httpx.AsyncClient, gql: GqlClient, redis: Redis
+) -> None:
+    # given
+    await gql.ok(CREATE_CONTACT, {"phone": "+33612345678"})
+    first = await post(http, UNCACHED_LISTS)
+    # when
+    second = await post(http, UNCACHED_LISTS)
+    # then: two pages and two counts (counters, constant time), and nothing stored
+    assert second["data"] == first["data"]
+    assert second["data"]["contacts"] == {"totalCount": 1, "nodes": [{"phone": "+33612345678"}]}
+    assert first["extensions"] == second["extensions"] == {"sqlStatements": 4, "redisRoundTrips": 0}
+    stored = [key async for key in redis.scan_iter("cache:*") if not key.startswith(b"cache:gen:")]
+    assert stored == []
 
 
 async def test_ttls_in_redis_follow_the_settings(
     http: httpx.AsyncClient, redis: Redis, settings: Settings
 ) -> None:
     await post(http, FIVE_CACHED)
+    await post(http, "{ dashboard { recentCampaigns { name } } }")
     ttls = {
         "stats": settings.cache_ttl_stats,
         "categories": settings.cache_ttl_categories,
@@ -81,6 +104,7 @@ async def test_ttls_in_redis_follow_the_settings(
             found.setdefault(namespace, []).append(await redis.pttl(key))
     assert sorted(found) == sorted(ttls)
     assert len(found["stats"]) == 2  # messageStats and dashboard
+    assert len(found["contacts"]) == 2  # the search, the opted-in contacts
     for namespace, pttls in found.items():
         for pttl in pttls:
             assert ttls[namespace] * 1000 - 1000 < pttl <= ttls[namespace] * 1000, namespace

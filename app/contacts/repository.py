@@ -34,6 +34,7 @@ from app.db import rows
 from app.errors import Duplicate
 from app.models import Contact, WhatsAppStatus, category_contacts
 from app.pagination import Page, page_parameters, page_per_parent
+from app.stats.repository import contact_counts
 
 contacts = Contact.__table__
 # Core's insert/update/delete take a Table; `__table__` is typed as the wider FromClause.
@@ -100,7 +101,12 @@ def _page(shape: tuple[bool, bool, bool, bool | None], after: bool) -> Select:
 
 @lru_cache(maxsize=32)
 def _count(shape: tuple[bool, bool, bool, bool | None]) -> Select:
+    if shape == _ALL:  # every contact: the counters kept with each change, constant time
+        return select(contact_counts().subquery().c.contacts)
     return select(func.count()).select_from(contacts).where(_where(shape))
+
+
+_ALL = ContactFilter().shape()
 
 
 _BY_IDS = select(contacts).where(contacts.c.id == any_(bindparam("ids", type_=ARRAY(BigInteger))))

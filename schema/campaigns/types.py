@@ -128,7 +128,7 @@ class CampaignType:
                 ttl=lambda s: s.cache_ttl_campaign_stats,
                 scope=lambda campaign: campaign.id,
                 # Live while sending: cached only once the numbers can no longer move much.
-                when=lambda campaign: campaign.status in FINISHED,
+                when=lambda campaign, _: campaign.status in FINISHED,
             )
         ]
     )

@@ -7,6 +7,7 @@ from typing import Annotated
 import strawberry
 
 from app.contacts.repository import ContactFilter, ContactRepository
+from schema.cache import Cached
 from schema.common.enums import WhatsAppStatus
 from schema.common.pagination import Connection, page_args, parse_id
 from schema.contacts.types import ContactType
@@ -18,7 +19,20 @@ from schema.permissions import viewer
 class ContactQuery:
     @strawberry.field(
         description="Contacts, newest first.",
-        extensions=viewer(),
+        extensions=[
+            Cached(
+                "contacts",
+                ttl=lambda s: s.cache_ttl_contacts_list,
+                # Only pages that scan: a search, or a filter no index serves. A plain or
+                # a category's page is an index range, cheaper than a cache hit.
+                when=lambda _, arguments: bool(
+                    arguments.get("search")
+                    or arguments.get("whatsapp_status") is not None
+                    or arguments.get("opted_out") is not None
+                ),
+            ),
+            *viewer(),
+        ],
     )
     async def contacts(
         self,
