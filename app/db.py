@@ -283,6 +283,14 @@ class ReadPool:
                 self._release(connection, broken)
         raise AssertionError("unreachable")
 
+    @property
+    def open(self) -> int:
+        return self._open
+
+    @property
+    def idle(self) -> int:
+        return len(self._idle)
+
     async def close(self) -> None:
         self._closed = True
         idle, self._idle = self._idle, []

@@ -25,7 +25,7 @@ from app.graphiql import graphiql_routes, is_loopback
 from app.http_limits import BodySizeLimit
 from app.live import LiveHub
 from app.logging_filters import install_phone_masking
-from app.metrics import CACHE_REDIS_UP, exposition, sync_totals
+from app.metrics import CACHE_REDIS_UP, exposition, observe_read_pool, sync_totals
 from app.observability import RequestObservability, configure_logging, enable_tracing
 from app.runtime import Runtime
 from app.web import HeraldGraphQL
@@ -71,6 +71,7 @@ async def metrics(request: Request) -> Response:
         return refused
     sync_totals(total_round_trips(), total_statements())
     CACHE_REDIS_UP.set(int(runtime.cache.available))  # this process's breaker, now
+    observe_read_pool(runtime.reads.open, runtime.reads.idle)
     # Requests, SQL, DB pool, cache and dispatch counters, summed over processes (app/metrics.py).
     body = await exposition(runtime.engine, runtime.redis)
     return Response(body, media_type="text/plain; version=0.0.4")

@@ -66,6 +66,24 @@ _pool = {
         ("overflow", "Connections opened beyond pool_size (up to max_overflow)."),
     )
 }
+_read_pool = {
+    state: Gauge(
+        f"herald_db_read_pool_{state}",
+        help_,
+        registry=_registry,
+        multiprocess_mode="livesum",
+    )
+    for state, help_ in (
+        ("open", "Connections the read pool holds (read-only requests' statements)."),
+        ("idle", "Idle connections in the read pool."),
+    )
+}
+PLANNED_QUERIES = Counter(
+    "herald_planned_queries",
+    "POSTed queries by outcome: answered by their plan, or handed over to the standard path.",
+    ["outcome"],
+    registry=_registry,
+)
 
 
 # -- Cache and process totals -----------------------------------------------------------------
@@ -253,6 +271,11 @@ def _hit_ratio(source: CollectorRegistry) -> Metric:
         hits, misses = by.get("herald_cache_hits", 0), by.get("herald_cache_misses", 0)
         ratio.add_metric([namespace], round(hits / (hits + misses), 4) if hits + misses else 0)
     return ratio
+
+
+def observe_read_pool(open_: int, idle: int) -> None:
+    _read_pool["open"].set(open_)
+    _read_pool["idle"].set(idle)
 
 
 async def exposition(engine: AsyncEngine, redis: Redis) -> bytes:

@@ -30,6 +30,7 @@ from strawberry.execution.is_awaitable import optimized_is_awaitable
 
 from app.cache import count_round_trips
 from app.config import Settings
+from app.metrics import PLANNED_QUERIES
 from app.observability import label_operation
 from app.web import HeraldGraphQL
 from schema.extensions import begin_read_only, request_boundary
@@ -38,6 +39,8 @@ from schema.plans import DocumentPlans, execute
 
 logger = logging.getLogger(__name__)
 
+_ANSWERED = PLANNED_QUERIES.labels("answered")
+_HANDED_OVER = PLANNED_QUERIES.labels("handed_over")
 # Strawberry's predicate, as its schema passes it to graphql-core (typed there as a guard).
 _IS_AWAITABLE: Any = optimized_is_awaitable
 # Accept values that ask the view for a streamed answer (multipart, server-sent events).
@@ -104,9 +107,11 @@ class PlannedQueries:
             logger.debug("planned path handed over: %s: %s", type(exc).__name__, exc)
             answer = None
         if answer is None:
+            _HANDED_OVER.inc()
             scope[HANDOFF] = handoff
             await self.app(scope, replay, send)
             return
+        _ANSWERED.inc()
         content, response = answer
         headers = [
             (b"content-length", str(len(content)).encode()),
