@@ -27,7 +27,7 @@ change (app/stats), so a miss costs a few rows, never a scan.
 
 | field (namespace[, scope])          | invalidated by                                        |
 |-------------------------------------|-------------------------------------------------------|
-| campaigns, dashboard.recentCampaigns| create/update/delete/start/schedule/pause/resume/     |
+| dashboard.recentCampaigns           | create/update/delete/start/schedule/pause/resume/     |
 |   (campaigns)                       | cancel campaign, setCampaignTargets,                  |
 |                                     | retryFailedMessages, deleteCategory, deleteContact;   |
 |                                     | workers: scheduled start, completion, interrupted     |
@@ -37,12 +37,14 @@ change (app/stats), so a miss costs a few rows, never a scan.
 | dashboard (stats; + categories)     | every campaign and contact change above, each batch   |
 | messageStats (stats)                | and webhook (debounced), opt-outs, numbers found      |
 |                                     | invalid; the dashboard also any category mutation     |
-| contacts, Category.contactCount     | contact mutations and imports, membership changes,    |
-|   (contacts)                        | opt-outs, numbers found invalid (send, webhook,       |
-|                                     | verifyContacts)                                       |
+| contacts pages that scan (search,   | contact mutations and imports, membership changes,    |
+|   status or opt-out filter),        | opt-outs, numbers found invalid (send, webhook,       |
+|   Category.contactCount (contacts)  | verifyContacts)                                       |
 | categories, category (categories)   | category mutations, membership changes                |
 
-Everything also expires by its TTL (Settings), the backstop when Redis missed a bump.
+Everything also expires by its TTL (Settings), the backstop when Redis missed a bump. The
+`campaigns` list and plain or per-category `contacts` pages are not cached: an index range
+read costs less than a hit, and is never stale.
 """
 
 from __future__ import annotations
