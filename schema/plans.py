@@ -64,7 +64,9 @@ from graphql.execution.collect_fields import (
 from graphql.language import FragmentDefinitionNode, VariableNode
 from graphql.pyutils import Path, Undefined, gather_with_cancel
 from graphql.validation import ASTValidationRule, NoSchemaIntrospectionCustomRule
+from strawberry.permission import PermissionExtension
 from strawberry.schema.schema import validate_document
+from strawberry.schema.schema_converter import get_arguments
 from strawberry.types.arguments import convert_arguments
 from strawberry.types.field import StrawberryField
 
@@ -121,9 +123,10 @@ def _resolver(
     details: FieldDetailsList,
     parent_type: GraphQLObjectType,
     complete: Callable[..., Any],
+    strawberry_schema: Any,
 ) -> Callable[..., Any]:
     """A field with a resolver, called as graphql-core's `execute_field` calls it."""
-    resolve = field_def.resolve
+    resolve = _guarded_call(field_def, strawberry_schema) or field_def.resolve
     nodes = [detail.node for detail in details]
     first = details[0]
     parent_name = parent_type.name
@@ -141,6 +144,47 @@ def _resolver(
         return complete(result, path, run)
 
     return run_field
+
+
+def _guarded_call(field_def: GraphQLField, strawberry_schema: Any) -> Callable[..., Any] | None:
+    """Strawberry's resolver wrapper for the most common resolver field, one whose only
+    extensions are permission checks: the same arguments, checks and call, in one
+    coroutine instead of four. A refused check raises, and the request leaves the plan.
+    None for any other field (its own wrapper runs)."""
+    definition = field_def.extensions.get(STRAWBERRY_FIELD)
+    if not isinstance(definition, StrawberryField) or definition.base_resolver is None:
+        return None
+    extensions = definition.extensions
+    if not all(isinstance(e, PermissionExtension) and not e.fail_silently for e in extensions):
+        return None
+    converter = strawberry_schema.schema_converter
+    handlers = getattr(converter, "_get_field_exception_handlers", None)
+    if handlers is None or handlers(definition):
+        return None
+    checks = [permission for e in extensions for permission in e.permissions]  # type: ignore[attr-defined]
+    info_class = strawberry_schema.config.info_class
+    config = strawberry_schema.config
+    registry = converter.scalar_registry
+    get_result = definition.get_result
+
+    async def call(source: Any, info: Any, **raw: Any) -> Any:
+        strawberry_info = info_class(_raw_info=info, _field=definition)
+        args, kwargs = get_arguments(
+            field=definition,
+            source=source,
+            info=strawberry_info,
+            kwargs=raw,
+            config=config,
+            scalar_registry=registry,
+        )
+        checked = {k: v for k, v in kwargs.items() if k != "info"}
+        for permission in checks:
+            if await permission.has_permission(source, strawberry_info, **checked) is not True:
+                raise Bail
+        result = get_result(source, strawberry_info, args, kwargs)
+        return await result if inspect.isawaitable(result) else result
+
+    return call
 
 
 BatchResolver = Callable[..., Awaitable[Sequence[Any]]]
@@ -309,7 +353,13 @@ class _Generator:
         self.lines += ["def plan(root, run):", f"    return {entry}"]
         exec("\n".join(self.lines), self.names)  # the names are the generator's own
         for name, field_def, details, parent_type, complete in self._resolvers:
-            self.names[name] = _resolver(field_def, details, parent_type, self.names[complete])
+            self.names[name] = _resolver(
+                field_def,
+                details,
+                parent_type,
+                self.names[complete],
+                self.schema._strawberry_schema,  # type: ignore[attr-defined]
+            )
         for name, field_def, details, parent_type, complete, batch in self._batched:
             definition = field_def.extensions[STRAWBERRY_FIELD]
             nodes = [detail.node for detail in details]
