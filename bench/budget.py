@@ -48,7 +48,7 @@ PHASES: list[tuple[str, tuple[str, ...]]] = [
     ("Redis: client and cache", ("redis/", "app/cache.py", "app/ratelimit.py", "schema/cache.py")),
     ("rows to objects (loaders' generated builders)", ("<string>:build",)),
     ("response building (the plan's generated code)", ("<string>",)),
-    ("plan: waves, batches, resolver calls", ("schema/plans.py",)),
+    ("plan: waves, batches, resolver calls", ("schema/plans/",)),
     ("executor build, limits", ("graphql/", "schema/limits.py", "schema/execution.py")),
     ("transaction boundary, statement count", ("schema/extensions.py",)),
     ("planned path: body, JSON, plan lookup, encode", ("schema/http.py",)),

@@ -1,6 +1,6 @@
 """Planned queries over HTTP: answered in front of the router, everything else by the view.
 
-A POST to /graphql of one JSON-encoded query that compiles to a plan (schema/plans.py) is
+A POST to /graphql of one JSON-encoded query that compiles to a plan (schema/plans/) is
 answered by this middleware, without the router, Strawberry's HTTP view, its extension
 runner and graphql-core's execution loop, with the same steps the view's extensions take: the rate
 limit, the operation's label, the limits, the timeout, the transaction boundary with its

@@ -1,0 +1,260 @@
+"""How a plan calls fields and awaits them: resolvers, permission-guarded resolvers,
+batched fields, and the waves in which awaitable results are gathered."""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, TypeVar, cast
+
+from graphql import FieldNode, GraphQLField, GraphQLObjectType
+from graphql.execution import Executor, get_argument_values
+from graphql.execution.collect_fields import FieldDetails, FieldDetailsList
+from graphql.pyutils import Path, gather_with_cancel
+from strawberry.permission import PermissionExtension
+from strawberry.schema.schema_converter import get_arguments
+from strawberry.types.arguments import convert_arguments
+from strawberry.types.field import StrawberryField
+
+F = TypeVar("F", bound=Callable[..., Any])
+STRAWBERRY_FIELD = "strawberry-definition"  # Strawberry's back-reference on a GraphQLField
+Plan = Callable[[Any, "Run"], dict[str, Any]]
+
+
+class Bail(Exception):
+    """This request leaves the plan: the standard path answers it, errors and all."""
+
+
+# -- Per-request state ---------------------------------------------------------------------
+
+
+class Run:
+    """One execution of a plan: the graphql-core executor built for the request (variables,
+    fragments, context, resolve infos), awaitables waiting for the next wave, and the
+    arguments of each field node, coerced once per request."""
+
+    __slots__ = ("_arguments", "batches", "executor", "pending")
+
+    def __init__(self, executor: Executor) -> None:
+        self.executor = executor
+        # a resolver's awaitable (and where its answer goes), or a batched field's call
+        self.pending: list[Any] = []
+        self.batches: dict[BatchField, _BatchCall] = {}
+        self._arguments: dict[int, dict[str, Any]] = {}
+
+    def arguments(self, field_def: GraphQLField, details: FieldDetails) -> dict[str, Any]:
+        found = self._arguments.get(id(details.node))
+        if found is None:
+            executor = self.executor
+            found = self._arguments[id(details.node)] = (
+                get_argument_values(
+                    field_def,
+                    details.node,
+                    executor.variable_values,
+                    details.fragment_variable_values,
+                    executor.hide_suggestions,
+                )
+                if field_def.args or details.node.arguments
+                else {}
+            )
+        return found
+
+
+def resolver(
+    field_def: GraphQLField,
+    details: FieldDetailsList,
+    parent_type: GraphQLObjectType,
+    complete: Callable[..., Any],
+    strawberry_schema: Any,
+) -> Callable[..., Any]:
+    """A field with a resolver, called as graphql-core's `execute_field` calls it."""
+    resolve = _guarded_call(field_def, strawberry_schema) or field_def.resolve
+    nodes = [detail.node for detail in details]
+    first = details[0]
+    parent_name = parent_type.name
+
+    def run_field(
+        source: Any, into: dict[str, Any], key: str, parent: Path | None, run: Run
+    ) -> Any:
+        path = Path(parent, key, parent_name)
+        executor = run.executor
+        info = executor.build_resolve_info(field_def, nodes, parent_type, path)
+        result = resolve(source, info, **run.arguments(field_def, first))  # type: ignore[misc]
+        if executor.is_awaitable(result):
+            run.pending.append((result, into, key, complete, path))
+            return None  # a placeholder keeping the key's place in the response
+        return complete(result, path, run)
+
+    return run_field
+
+
+def _guarded_call(field_def: GraphQLField, strawberry_schema: Any) -> Callable[..., Any] | None:
+    """Strawberry's resolver wrapper for the most common resolver field, one whose only
+    extensions are permission checks: the same arguments, checks and call, in one
+    coroutine instead of four. A refused check raises, and the request leaves the plan.
+    None for any other field (its own wrapper runs)."""
+    definition = field_def.extensions.get(STRAWBERRY_FIELD)
+    if not isinstance(definition, StrawberryField) or definition.base_resolver is None:
+        return None
+    extensions = definition.extensions
+    if not all(isinstance(e, PermissionExtension) and not e.fail_silently for e in extensions):
+        return None
+    converter = strawberry_schema.schema_converter
+    handlers = getattr(converter, "_get_field_exception_handlers", None)
+    if handlers is None or handlers(definition):
+        return None
+    checks = [permission for e in extensions for permission in e.permissions]  # type: ignore[attr-defined]
+    info_class = strawberry_schema.config.info_class
+    config = strawberry_schema.config
+    registry = converter.scalar_registry
+    get_result = definition.get_result
+
+    async def call(source: Any, info: Any, **raw: Any) -> Any:
+        strawberry_info = info_class(_raw_info=info, _field=definition)
+        args, kwargs = get_arguments(
+            field=definition,
+            source=source,
+            info=strawberry_info,
+            kwargs=raw,
+            config=config,
+            scalar_registry=registry,
+        )
+        checked = {k: v for k, v in kwargs.items() if k != "info"}
+        for permission in checks:
+            if await permission.has_permission(source, strawberry_info, **checked) is not True:
+                raise Bail
+        result = get_result(source, strawberry_info, args, kwargs)
+        return await result if inspect.isawaitable(result) else result
+
+    return call
+
+
+BatchResolver = Callable[..., Awaitable[Sequence[Any]]]
+
+
+def batched(batch: BatchResolver) -> Callable[[F], F]:
+    """Mark a resolver whose work for many parents at once is `batch(parents, info,
+    **arguments)` (one result per parent, in order). The resolver itself still serves one
+    parent on the standard path; a plan calls `batch` once per list of parents instead of
+    the resolver once per parent. Only for fields without field extensions."""
+
+    def mark(resolver: F) -> F:
+        resolver.batch = batch  # type: ignore[attr-defined]
+        return resolver
+
+    return mark
+
+
+def batch_of(field_def: GraphQLField) -> BatchResolver | None:
+    definition = field_def.extensions.get(STRAWBERRY_FIELD)
+    if not isinstance(definition, StrawberryField) or definition.extensions:
+        return None
+    resolver = definition.base_resolver
+    found = getattr(resolver.wrapped_func, "batch", None) if resolver is not None else None
+    return cast("BatchResolver | None", found)
+
+
+@dataclass(eq=False)
+class BatchField:
+    """A batched field of one selection: what a batch call needs besides its parents."""
+
+    field_def: GraphQLField
+    definition: StrawberryField
+    nodes: list[FieldNode]
+    first: FieldDetails
+    parent_type: GraphQLObjectType
+    complete: Callable[..., Any]
+    batch: BatchResolver
+
+
+class _BatchCall:
+    """The parents a batched field met in one wave, and where each answer goes."""
+
+    __slots__ = ("field", "slots", "sources")
+
+    def __init__(self, field: BatchField) -> None:
+        self.field = field
+        self.sources: list[Any] = []
+        self.slots: list[tuple[dict[str, Any], str, Path]] = []
+
+    def start(self, run: Run) -> Awaitable[Sequence[Any]]:
+        field = self.field
+        executor = run.executor
+        path = self.slots[0][2]
+        raw_info = executor.build_resolve_info(
+            field.field_def, field.nodes, field.parent_type, path
+        )
+        strawberry_schema = executor.schema._strawberry_schema  # type: ignore[attr-defined]
+        info = strawberry_schema.config.info_class(_raw_info=raw_info, _field=field.definition)
+        arguments = convert_arguments(
+            run.arguments(field.field_def, field.first),
+            field.definition.arguments,
+            scalar_registry=strawberry_schema.schema_converter.scalar_registry,
+            config=strawberry_schema.config,
+            info=info,
+        )
+        return field.batch(self.sources, info, **arguments)
+
+    def settle(self, values: Sequence[Any], run: Run) -> None:
+        if len(values) != len(self.slots):
+            raise Bail
+        complete = self.field.complete
+        for (into, key, path), value in zip(self.slots, values, strict=True):
+            into[key] = complete(value, path, run)
+
+
+def batcher(field: BatchField) -> Callable[..., Any]:
+    """Collects a batched field's parents for the wave (graphql-core's `execute_field`
+    would resolve each on its own); the placeholder keeps the key's place."""
+    parent_name = field.parent_type.name
+
+    def add(source: Any, into: dict[str, Any], key: str, parent: Path | None, run: Run) -> Any:
+        call = run.batches.get(field)
+        if call is None:
+            call = run.batches[field] = _BatchCall(field)
+            run.pending.append(call)
+        call.sources.append(source)
+        call.slots.append((into, key, Path(parent, key, parent_name)))
+        return None
+
+    return add
+
+
+async def execute(plan: Plan, executor: Executor) -> dict[str, Any]:
+    """The response data; raises (`Bail` or the resolver's own error) where the standard
+    path would report an error."""
+    run = Run(executor)
+    pending = run.pending
+    try:
+        data = plan(executor.root_value, run)
+        pending = run.pending
+        while pending:
+            run.pending = []
+            run.batches = {}
+            awaitables = [
+                item.start(run) if item.__class__ is _BatchCall else item[0] for item in pending
+            ]
+            if len(awaitables) == 1:
+                values: Sequence[Any] = [await awaitables[0]]
+            else:
+                values = await gather_with_cancel(*awaitables)
+            for item, value in zip(pending, values, strict=True):
+                if item.__class__ is _BatchCall:
+                    item.settle(value, run)
+                else:
+                    _, into, key, complete, path = item
+                    into[key] = complete(value, path, run)
+            pending = run.pending
+    except BaseException:
+        _discard(pending)
+        _discard(run.pending)
+        raise
+    return data
+
+
+def _discard(pending: Sequence[Any]) -> None:
+    """Close resolver coroutines a failed plan will never await (no 'never awaited')."""
+    for item in pending:
+        if item.__class__ is not _BatchCall and inspect.iscoroutine(item[0]):
+            item[0].close()

@@ -1,0 +1,133 @@
+"""Documents: parsed, validated and checked once, with a plan per `@skip`/`@include` values."""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from typing import Any
+
+from graphql import (
+    DocumentNode,
+    FieldNode,
+    GraphQLError,
+    GraphQLSchema,
+    OperationDefinitionNode,
+    OperationType,
+    Visitor,
+    parse,
+    specified_rules,
+    visit,
+)
+from graphql.execution import Executor
+from graphql.language import FragmentDefinitionNode, VariableNode
+from graphql.validation import ASTValidationRule, NoSchemaIntrospectionCustomRule
+from strawberry.schema.schema import validate_document
+
+from schema.plans.calls import Plan
+from schema.plans.generate import Generator, Unsupported
+
+# -- Documents -------------------------------------------------------------------------------
+
+
+@dataclass
+class DocumentPlan:
+    """A parsed and validated query operation, with its plans per `@skip`/`@include` values."""
+
+    document: DocumentNode
+    operation_name: str | None  # the selected operation's own name, for metrics and logs
+    directive_variables: tuple[str, ...]  # what `@skip(if: $x)`/`@include(if: $x)` read
+    _plans: dict[tuple[Any, ...], Plan | None] = field(default_factory=dict)
+
+    def plan(self, executor: Executor) -> Plan | None:
+        """The plan for this request's directive values; None: the standard path."""
+        coerced = executor.variable_values.coerced
+        key = tuple(coerced.get(name) for name in self.directive_variables)
+        if key in self._plans:
+            return self._plans[key]
+        try:
+            plan: Plan | None = Generator(executor.schema, executor).compile()
+        except Unsupported:
+            plan = None
+        self._plans[key] = plan  # at most 2^n keys for n Boolean variables; n is small
+        return plan
+
+
+class DocumentPlans:
+    """Compiled documents by (query text, operation name), least recently used first out.
+
+    A document that cannot be planned (it does not parse or validate, is not a query,
+    asks for introspection) is remembered as None, so the standard path gets it at once.
+    """
+
+    def __init__(
+        self, schema: GraphQLSchema, max_tokens: int, introspection: bool, maxsize: int = 512
+    ) -> None:
+        self.schema = schema
+        self.max_tokens = max_tokens
+        rules: tuple[type[ASTValidationRule], ...] = tuple(specified_rules)
+        if not introspection:
+            rules = (*rules, NoSchemaIntrospectionCustomRule)
+        self.rules = rules
+        self.maxsize = maxsize
+        self._documents: OrderedDict[tuple[str, str | None], DocumentPlan | None] = OrderedDict()
+
+    def get(self, query: str, operation_name: str | None) -> DocumentPlan | None:
+        key = (query, operation_name)
+        documents = self._documents
+        if key in documents:
+            documents.move_to_end(key)
+            return documents[key]
+        found = self._compile(query, operation_name)
+        documents[key] = found
+        if len(documents) > self.maxsize:
+            documents.popitem(last=False)
+        return found
+
+    def _compile(self, query: str, operation_name: str | None) -> DocumentPlan | None:
+        try:
+            document = parse(query, max_tokens=self.max_tokens)
+        except GraphQLError:
+            return None
+        operation = _operation(document, operation_name)
+        if operation is None or operation.operation is not OperationType.QUERY:
+            return None
+        if validate_document(self.schema, document, self.rules):
+            return None
+        scan = _Scan()
+        visit(document, scan)
+        if scan.introspection or scan.fragment_variables:
+            return None
+        name = operation.name.value if operation.name else None
+        return DocumentPlan(document, name, tuple(sorted(scan.directive_variables)))
+
+
+def _operation(document: DocumentNode, name: str | None) -> OperationDefinitionNode | None:
+    """The operation to run, as `Executor.build` picks it; None where it reports an error."""
+    operations = [d for d in document.definitions if isinstance(d, OperationDefinitionNode)]
+    if name is None:
+        return operations[0] if len(operations) == 1 else None
+    return next((o for o in operations if o.name and o.name.value == name), None)
+
+
+class _Scan(Visitor):
+    """What compiling must know of a document beyond validation."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.introspection = False
+        self.fragment_variables = False
+        self.directive_variables: set[str] = set()
+
+    def enter_field(self, node: FieldNode, *_: Any) -> None:
+        if node.name.value in ("__schema", "__type"):
+            self.introspection = True
+
+    def enter_fragment_definition(self, node: FragmentDefinitionNode, *_: Any) -> None:
+        if node.variable_definitions:
+            self.fragment_variables = True
+
+    def enter_directive(self, node: Any, *_: Any) -> None:
+        if node.name.value in ("skip", "include"):
+            for argument in node.arguments or ():
+                if isinstance(argument.value, VariableNode):
+                    self.directive_variables.add(argument.value.name.value)
