@@ -17,8 +17,7 @@ from app.graphiql import is_loopback, render_graphiql
 from app.live import LiveHub
 from app.runtime import Runtime
 from app.websocket import LiveTransportHandler, SharedStreams, TextWebSocketAdapter
-from loaders.registry import Loaders
-from schema.context import Context
+from schema.context import Context, request_cache, request_loaders
 
 
 class HeraldGraphQL(GraphQL[Context, None]):
@@ -94,7 +93,7 @@ def _context(
         settings=runtime.settings,
         session=session,
         redis=runtime.redis,
-        loaders=Loaders(session, naive=runtime.settings.naive_resolvers),
-        cache=runtime.cache.request(),
+        loaders=request_loaders(session, runtime.settings),
+        cache=request_cache(runtime.cache, runtime.settings),
         auth=auth(session),
     )

@@ -1,9 +1,14 @@
-"""Loader building blocks: a session-bound DataLoader and per-owner grouping."""
+"""Loader building blocks: the types loaders build, a session-bound DataLoader, grouping.
+
+Loaders depend on repositories only. What they build from rows (the schema's GraphQL
+types) is handed to them as `Types` by the schema layer, which composes them per request.
+"""
 
 from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Callable, Hashable, Iterable, Sequence
+from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
 from aiodataloader import DataLoader
@@ -14,20 +19,32 @@ V = TypeVar("V")
 T = TypeVar("T")
 
 
+@dataclass(frozen=True)
+class Types:
+    """The classes loaders build values of: each has `from_row(row)` (`of(counts)` for
+    the statistics); messages and contacts are also built from page rows directly."""
+
+    campaign: Any
+    category: Any
+    contact: Any
+    message: Any
+    interaction: Any
+    message_stats: Any
+
+
 class SessionLoader(DataLoader[K, V], Generic[K, V]):
     """A DataLoader whose batch function reads through the request's session."""
 
-    def __init__(self, session: AsyncSession, naive: bool = False) -> None:
-        # naive: one statement per key, no memo: the audit's N+1 state, for benchmarks only.
-        super().__init__(batch=not naive, cache=not naive)
+    def __init__(self, session: AsyncSession, types: Types, **options: Any) -> None:
+        super().__init__(**options)
         self.session = session
-        self.naive = naive
+        self.types = types
 
     async def load_now(self, keys: Sequence[K]) -> list[V]:
         """`load_many` for a caller that holds every key at once (a planned query's list
         of parents): one batch now, without a future per key. Keys already loaded come
         from the cache and new values go into it, as `load` would leave them."""
-        if self.naive:
+        if not self.batch:  # a loader told not to batch (loaders/naive.py) loads each key
             return [await self.load(key) for key in keys]
         cache = self._cache
         missing = [key for key in dict.fromkeys(keys) if key not in cache]

@@ -3,24 +3,25 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 from app.campaigns.repository import CampaignRepository
 from app.stats.repository import StatsRepository
 from loaders.base import SessionLoader
-from schema.campaigns.types import CampaignType, MessageStats
 
 
-class CampaignByIdLoader(SessionLoader[int, CampaignType | None]):
-    async def batch_load_fn(self, keys: Sequence[int]) -> list[CampaignType | None]:
+class CampaignByIdLoader(SessionLoader[int, Any]):
+    async def batch_load_fn(self, keys: Sequence[int]) -> list[Any]:
         rows = await CampaignRepository(self.session).by_ids(keys)
-        found = {row.id: CampaignType.from_row(row) for row in rows}
+        found = {row.id: self.types.campaign.from_row(row) for row in rows}
         return [found.get(key) for key in keys]
 
 
-class StatsByCampaignIdLoader(SessionLoader[int, MessageStats]):
+class StatsByCampaignIdLoader(SessionLoader[int, Any]):
     """Status and interaction counts of many campaigns from their counters, one statement."""
 
-    async def batch_load_fn(self, keys: Sequence[int]) -> list[MessageStats]:
+    async def batch_load_fn(self, keys: Sequence[int]) -> list[Any]:
         rows = await StatsRepository(self.session).by_campaign_ids(keys)
-        found = {row.campaign_id: MessageStats.of(row._mapping) for row in rows}
-        return [found.get(key) or MessageStats.of({}) for key in keys]
+        of = self.types.message_stats.of
+        found = {row.campaign_id: of(row._mapping) for row in rows}
+        return [found.get(key) or of({}) for key in keys]

@@ -3,30 +3,30 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 from app.categories.repository import CategoryRepository
 from loaders.base import SessionLoader, group_by_owner
-from schema.categories.types import CategoryType
 
 
-class CategoryByIdLoader(SessionLoader[int, CategoryType | None]):
-    async def batch_load_fn(self, keys: Sequence[int]) -> list[CategoryType | None]:
+class CategoryByIdLoader(SessionLoader[int, Any]):
+    async def batch_load_fn(self, keys: Sequence[int]) -> list[Any]:
         rows = await CategoryRepository(self.session).by_ids(keys)
-        found = {row.id: CategoryType.from_row(row) for row in rows}
+        found = {row.id: self.types.category.from_row(row) for row in rows}
         return [found.get(key) for key in keys]
 
 
-class CategoriesByContactIdLoader(SessionLoader[int, list[CategoryType]]):
-    async def batch_load_fn(self, keys: Sequence[int]) -> list[list[CategoryType]]:
+class CategoriesByContactIdLoader(SessionLoader[int, list[Any]]):
+    async def batch_load_fn(self, keys: Sequence[int]) -> list[list[Any]]:
         rows = await CategoryRepository(self.session).by_contact_ids(keys)
-        found = group_by_owner(rows, CategoryType.from_row)
+        found = group_by_owner(rows, self.types.category.from_row)
         return [found.get(key, []) for key in keys]
 
 
-class CategoriesByCampaignIdLoader(SessionLoader[int, list[CategoryType]]):
-    async def batch_load_fn(self, keys: Sequence[int]) -> list[list[CategoryType]]:
+class CategoriesByCampaignIdLoader(SessionLoader[int, list[Any]]):
+    async def batch_load_fn(self, keys: Sequence[int]) -> list[list[Any]]:
         rows = await CategoryRepository(self.session).by_campaign_ids(keys)
-        found = group_by_owner(rows, CategoryType.from_row)
+        found = group_by_owner(rows, self.types.category.from_row)
         return [found.get(key, []) for key in keys]
 
 

@@ -8,26 +8,30 @@ resolve from memory. Awaiting one `.load()` per message costs ~0.1 ms each.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import Row
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.contacts.repository import ContactRepository
 from app.db import Rows
-from app.messages.repository import CONTACT_PREFIX, MessageColumns, MessageRepository
+from app.messages.repository import ALL_COLUMNS, CONTACT_PREFIX, MessageColumns, MessageRepository
 from app.models import MessageStatus, WhatsAppStatus
-from loaders.base import SessionLoader, group_by_owner
-from loaders.keys import MessagePageKey
-from schema.contacts.types import ContactType
-from schema.messages.types import InteractionType, MessageType
+from app.pagination import Page
+from loaders.base import SessionLoader, Types, group_by_owner
 
 
-def _messages(rows: Rows) -> list[MessageType]:
-    """Messages (with their contacts when the rows carry `contact__*` columns) from page
-    rows; an `owner_id` column (the page's parent) is left out."""
-    return _builder(rows.fields)(rows.records) if rows.records else []
+@dataclass(frozen=True)
+class MessagePageKey:
+    owner_id: int
+    page: Page
+    status: MessageStatus | None = None
+    columns: MessageColumns = ALL_COLUMNS
+    with_interactions: bool = False
+
+    def shape(self) -> tuple[Page, MessageStatus | None, MessageColumns, bool]:
+        """Keys of the same shape are served by one statement."""
+        return (self.page, self.status, self.columns, self.with_interactions)
 
 
 # Enum columns of a page (message status, contact WhatsApp status): value → member.
@@ -38,7 +42,9 @@ _ENUMS: dict[str, dict[Any, Any]] = {
 
 
 @lru_cache(maxsize=256)
-def _builder(fields: tuple[str, ...]) -> Callable[[Sequence[Row]], list[MessageType]]:
+def _builder(
+    fields: tuple[str, ...], message_type: type, contact_type: type
+) -> Callable[[Sequence[Any]], list[Any]]:
     """A function building the objects of one page shape (the columns a query selects).
 
     Objects get exactly the selected columns as attributes, set in one go: a resolver that
@@ -72,82 +78,66 @@ def _builder(fields: tuple[str, ...]) -> Callable[[Sequence[Row]], list[MessageT
     ]
     namespace: dict[str, Any] = {
         "new": object.__new__,
-        "Contact": ContactType,
-        "Message": MessageType,
+        "Contact": contact_type,
+        "Message": message_type,
         **_ENUMS,
     }
     exec("\n".join(body), namespace)  # the names are the repository's own column names
-    build: Callable[[Sequence[Row]], list[MessageType]] = namespace["build"]
+    build: Callable[[Sequence[Any]], list[Any]] = namespace["build"]
     return build
 
 
-async def build_messages(
-    session: AsyncSession,
-    rows: Rows,
-    with_contact: bool,
-    with_interactions: bool,
-    naive: bool = False,
-) -> list[MessageType]:
-    """Messages from page rows (joined with their contacts when the page asked for
-    them), plus their interactions when `with_interactions`.
+class MessageBuilder:
+    """Messages from the rows of a page: their contacts come in the same rows (a join),
+    their interactions in one more statement, so per-message fields resolve from memory."""
 
-    `naive` instead looks up each message's contact and interactions one statement at
-    a time, as the audited REST API did; it exists so benchmarks can show the ratio.
-    """
-    if naive:
-        return await _build_messages_naively(session, rows, with_contact, with_interactions)
-    messages = _messages(rows)
-    if with_interactions:
-        found = group_by_owner(
-            await MessageRepository(session).interactions_by_message_ids(
-                [int(message.id) for message in messages]
-            )
-            if messages
-            else [],
-            InteractionType.from_row,
-        )
-        for message in messages:
-            message.interactions = found.get(int(message.id), [])
-    return messages
+    def __init__(self, session: AsyncSession, types: Types) -> None:
+        self.session = session
+        self.types = types
 
+    def columns(self, columns: MessageColumns) -> MessageColumns:
+        """The columns to fetch for a page that selects `columns`."""
+        return columns
 
-async def _build_messages_naively(
-    session: AsyncSession, rows: Rows, with_contact: bool, with_interactions: bool
-) -> list[MessageType]:
-    messages = _messages(rows)
-    for message in messages:
-        if with_contact:
-            [contact] = await ContactRepository(session).by_ids([message.contact_id])
-            message.contact = ContactType.from_row(contact)
+    async def build(self, rows: Rows, with_contact: bool, with_interactions: bool) -> list[Any]:
+        types = self.types
+        records = rows.records
+        messages = _builder(rows.fields, types.message, types.contact)(records) if records else []
         if with_interactions:
-            found = await MessageRepository(session).interactions_by_message_ids([int(message.id)])
-            message.interactions = [InteractionType.from_row(row) for row in found]
-    return messages
+            found = group_by_owner(
+                await MessageRepository(self.session).interactions_by_message_ids(
+                    [int(message.id) for message in messages]
+                )
+                if messages
+                else [],
+                types.interaction.from_row,
+            )
+            for message in messages:
+                message.interactions = found.get(int(message.id), [])
+        return messages
 
 
-def fetch_columns(columns: MessageColumns, naive: bool) -> MessageColumns:
-    """The naive baseline fetches each contact on its own, never in the page's join."""
-    return columns.without_contact() if naive else columns
+class MessagePageLoader(SessionLoader[MessagePageKey, list[Any]]):
+    def __init__(
+        self, session: AsyncSession, types: Types, builder: MessageBuilder, **options: Any
+    ) -> None:
+        super().__init__(session, types, **options)
+        self.builder = builder
 
-
-class MessagePageLoader(SessionLoader[MessagePageKey, list[MessageType]]):
-    async def fetch(self, owners: list[int], key: MessagePageKey) -> Rows:
+    async def fetch(self, owners: list[int], key: MessagePageKey, columns: MessageColumns) -> Rows:
         raise NotImplementedError
 
-    async def batch_load_fn(self, keys: Sequence[MessagePageKey]) -> list[list[MessageType]]:
-        results: dict[MessagePageKey, list[MessageType]] = {}
+    async def batch_load_fn(self, keys: Sequence[MessagePageKey]) -> list[list[Any]]:
+        results: dict[MessagePageKey, list[Any]] = {}
         for shape in {key.shape() for key in keys}:
             group = [key for key in keys if key.shape() == shape]
-            rows = await self.fetch([key.owner_id for key in group], group[0])
             key = group[0]
-            messages = await build_messages(
-                self.session,
-                rows,
-                key.columns.contact is not None,
-                key.with_interactions,
-                self.naive,
+            columns = self.builder.columns(key.columns)
+            rows = await self.fetch([key.owner_id for key in group], key, columns)
+            messages = await self.builder.build(
+                rows, key.columns.contact is not None, key.with_interactions
             )
-            by_owner: dict[int, list[MessageType]] = {}
+            by_owner: dict[int, list[Any]] = {}
             owner = rows.fields.index("owner_id")
             for row, message in zip(rows.records, messages, strict=True):
                 by_owner.setdefault(row[owner], []).append(message)
@@ -156,16 +146,16 @@ class MessagePageLoader(SessionLoader[MessagePageKey, list[MessageType]]):
 
 
 class MessagePageByCampaignIdLoader(MessagePageLoader):
-    async def fetch(self, owners: list[int], key: MessagePageKey) -> Rows:
+    async def fetch(self, owners: list[int], key: MessagePageKey, columns: MessageColumns) -> Rows:
         return await MessageRepository(self.session).page_per_campaign(
-            owners, key.status, key.page, fetch_columns(key.columns, self.naive)
+            owners, key.status, key.page, columns
         )
 
 
 class MessagePageByContactIdLoader(MessagePageLoader):
-    async def fetch(self, owners: list[int], key: MessagePageKey) -> Rows:
+    async def fetch(self, owners: list[int], key: MessagePageKey, columns: MessageColumns) -> Rows:
         return await MessageRepository(self.session).page_per_contact(
-            owners, key.status, key.page, fetch_columns(key.columns, self.naive)
+            owners, key.status, key.page, columns
         )
 
 
@@ -192,8 +182,8 @@ class MessageCountByContactIdLoader(MessageCountLoader):
         return await MessageRepository(self.session).count_per_contact(owners, status)
 
 
-class InteractionsByContactIdLoader(SessionLoader[int, list[InteractionType]]):
-    async def batch_load_fn(self, keys: Sequence[int]) -> list[list[InteractionType]]:
+class InteractionsByContactIdLoader(SessionLoader[int, list[Any]]):
+    async def batch_load_fn(self, keys: Sequence[int]) -> list[list[Any]]:
         rows = await MessageRepository(self.session).interactions_by_contact_ids(keys)
-        found = group_by_owner(rows, InteractionType.from_row)
+        found = group_by_owner(rows, self.types.interaction.from_row)
         return [found.get(key, []) for key in keys]

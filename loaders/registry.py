@@ -6,9 +6,11 @@ Each loader is created on first use, so a request pays only for the ones it need
 from __future__ import annotations
 
 from functools import cached_property
+from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from loaders.base import Types
 from loaders.campaigns import CampaignByIdLoader, StatsByCampaignIdLoader
 from loaders.categories import (
     CategoriesByCampaignIdLoader,
@@ -19,6 +21,7 @@ from loaders.categories import (
 from loaders.contacts import ContactByIdLoader, ContactPageByCategoryIdLoader
 from loaders.messages import (
     InteractionsByContactIdLoader,
+    MessageBuilder,
     MessageCountByCampaignIdLoader,
     MessageCountByContactIdLoader,
     MessagePageByCampaignIdLoader,
@@ -27,58 +30,68 @@ from loaders.messages import (
 
 
 class Loaders:
-    def __init__(self, session: AsyncSession, naive: bool = False) -> None:
+    # DataLoader options of every loader (batching and a per-request memo by default).
+    options: dict[str, Any] = {}
+
+    def __init__(self, session: AsyncSession, types: Types) -> None:
         self.session = session
-        self.naive = naive
+        self.types = types
+
+    @cached_property
+    def messages(self) -> MessageBuilder:
+        """How pages of messages are built (every message page of the request)."""
+        return MessageBuilder(self.session, self.types)
 
     @cached_property
     def campaign_by_id(self) -> CampaignByIdLoader:
-        return CampaignByIdLoader(self.session, self.naive)
+        return CampaignByIdLoader(self.session, self.types, **self.options)
 
     @cached_property
     def stats_by_campaign_id(self) -> StatsByCampaignIdLoader:
-        return StatsByCampaignIdLoader(self.session, self.naive)
+        return StatsByCampaignIdLoader(self.session, self.types, **self.options)
 
     @cached_property
     def category_by_id(self) -> CategoryByIdLoader:
-        return CategoryByIdLoader(self.session, self.naive)
+        return CategoryByIdLoader(self.session, self.types, **self.options)
 
     @cached_property
     def categories_by_contact_id(self) -> CategoriesByContactIdLoader:
-        return CategoriesByContactIdLoader(self.session, self.naive)
+        return CategoriesByContactIdLoader(self.session, self.types, **self.options)
 
     @cached_property
     def categories_by_campaign_id(self) -> CategoriesByCampaignIdLoader:
-        return CategoriesByCampaignIdLoader(self.session, self.naive)
+        return CategoriesByCampaignIdLoader(self.session, self.types, **self.options)
 
     @cached_property
     def contact_count_by_category_id(self) -> ContactCountByCategoryIdLoader:
-        return ContactCountByCategoryIdLoader(self.session, self.naive)
+        return ContactCountByCategoryIdLoader(self.session, self.types, **self.options)
 
     @cached_property
     def contact_by_id(self) -> ContactByIdLoader:
-        return ContactByIdLoader(self.session, self.naive)
+        return ContactByIdLoader(self.session, self.types, **self.options)
 
     @cached_property
     def contact_page_by_category_id(self) -> ContactPageByCategoryIdLoader:
-        return ContactPageByCategoryIdLoader(self.session, self.naive)
+        return ContactPageByCategoryIdLoader(self.session, self.types, **self.options)
 
     @cached_property
     def message_page_by_campaign_id(self) -> MessagePageByCampaignIdLoader:
-        return MessagePageByCampaignIdLoader(self.session, self.naive)
+        return MessagePageByCampaignIdLoader(
+            self.session, self.types, self.messages, **self.options
+        )
 
     @cached_property
     def message_page_by_contact_id(self) -> MessagePageByContactIdLoader:
-        return MessagePageByContactIdLoader(self.session, self.naive)
+        return MessagePageByContactIdLoader(self.session, self.types, self.messages, **self.options)
 
     @cached_property
     def message_count_by_campaign_id(self) -> MessageCountByCampaignIdLoader:
-        return MessageCountByCampaignIdLoader(self.session, self.naive)
+        return MessageCountByCampaignIdLoader(self.session, self.types, **self.options)
 
     @cached_property
     def message_count_by_contact_id(self) -> MessageCountByContactIdLoader:
-        return MessageCountByContactIdLoader(self.session, self.naive)
+        return MessageCountByContactIdLoader(self.session, self.types, **self.options)
 
     @cached_property
     def interactions_by_contact_id(self) -> InteractionsByContactIdLoader:
-        return InteractionsByContactIdLoader(self.session, self.naive)
+        return InteractionsByContactIdLoader(self.session, self.types, **self.options)

@@ -334,8 +334,6 @@ class Cached(FieldExtension):
 
         context: Context = info.context
         cache = context.cache
-        if cache.service.settings.naive_resolvers:  # the benchmarks' uncached baseline
-            return await call()
         if self.when is not None and not self.when(source, kwargs):
             return await call()
         version = schema_version(info.schema)

@@ -65,11 +65,8 @@ class PlannedQueries:
         self.settings = settings
         self.route = route
         self.path = getattr(route, "path", "/graphql")
-        # Schema extensions that wrap every resolver (tracing) must see each field; the
-        # benchmarks' naive baseline resolves one parent at a time.
-        self.enabled = (
-            settings.fast_execution and not settings.otel_enabled and not settings.naive_resolvers
-        )
+        # Schema extensions that wrap every resolver (tracing) must see each field.
+        self.enabled = settings.fast_execution and not settings.otel_enabled
         executor_class = schema.execution_context_class
         assert executor_class is not None  # the schema's PlannedExecutor
         self.executor_class = executor_class

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 from app.models import MessageStatus
 from app.pagination import Page
-from loaders.keys import MessagePageKey
+from loaders.messages import MessagePageKey
 from schema.common.pagination import Connection, page_args
 from schema.messages.columns import message_page_shape
 

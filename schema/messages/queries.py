@@ -6,7 +6,6 @@ import strawberry
 
 from app.messages.repository import MessageRepository
 from app.stats.repository import StatsRepository
-from loaders.messages import build_messages, fetch_columns
 from schema.cache import Cached
 from schema.campaigns.types import MessageStats
 from schema.common.enums import MessageStatus
@@ -33,16 +32,10 @@ class MessageQuery:
         page = page_args(info.context.settings, first, after)
         campaign = None if campaign_id is None else parse_id(campaign_id, "campaignId")
         columns, with_interactions = message_page_shape(info)
-        naive = info.context.settings.naive_resolvers
+        builder = info.context.loaders.messages
         repository = MessageRepository(info.context.session)
-        rows = await repository.page(campaign, status, page, fetch_columns(columns, naive))
-        nodes = await build_messages(
-            info.context.session,
-            rows,
-            columns.contact is not None,
-            with_interactions,
-            naive=naive,
-        )
+        rows = await repository.page(campaign, status, page, builder.columns(columns))
+        nodes = await builder.build(rows, columns.contact is not None, with_interactions)
         return Connection.of(nodes, page, lambda: repository.count(campaign, status))
 
     @strawberry.field(
