@@ -17,7 +17,8 @@ from app.graphiql import is_loopback, render_graphiql
 from app.live import LiveHub
 from app.runtime import Runtime
 from app.websocket import LiveTransportHandler, SharedStreams, TextWebSocketAdapter
-from schema.context import Context, request_cache, request_loaders
+from schema.context import Context
+from schema.request import request_cache, request_loaders
 
 
 class HeraldGraphQL(GraphQL[Context, None]):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, TypeAlias
@@ -12,11 +11,9 @@ from redis.asyncio import Redis
 from starlette.requests import HTTPConnection
 from starlette.responses import Response
 
-from app.cache import CacheService, RequestCache
+from app.cache import RequestCache
 from app.config import Settings
 from app.db import SerializedSession
-from loaders.base import Types
-from loaders.naive import NaiveLoaders, NoCache
 from loaders.registry import Loaders
 
 if TYPE_CHECKING:
@@ -46,33 +43,3 @@ class Context:
 
 
 Info: TypeAlias = strawberry.Info[Context, None]
-
-
-@functools.cache
-def _types() -> Types:
-    """The GraphQL types loaders build (imported on first use: they import this module)."""
-    from schema.campaigns.types import CampaignType, MessageStats
-    from schema.categories.types import CategoryType
-    from schema.contacts.types import ContactType
-    from schema.messages.types import InteractionType, MessageType
-
-    return Types(
-        campaign=CampaignType,
-        category=CategoryType,
-        contact=ContactType,
-        message=MessageType,
-        interaction=InteractionType,
-        message_stats=MessageStats,
-    )
-
-
-def request_loaders(session: SerializedSession, settings: Settings) -> Loaders:
-    """A request's loaders: batching ones, or the audited API's N+1 access for the
-    benchmarks' baseline (`HERALD_NAIVE_RESOLVERS`, loaders/naive.py), chosen only here."""
-    factory = NaiveLoaders if settings.naive_resolvers else Loaders
-    return factory(session, _types())
-
-
-def request_cache(service: CacheService, settings: Settings) -> RequestCache:
-    """A request's field cache; the benchmarks' baseline caches nothing."""
-    return NoCache(service) if settings.naive_resolvers else service.request()
