@@ -9,7 +9,6 @@ from app.observability import OperationLabel
 from schema.api_keys.mutations import ApiKeyMutation
 from schema.api_keys.queries import ApiKeyQuery
 from schema.cache import RedisRoundTrips
-from schema.campaigns.dispatch_mutations import DispatchMutation
 from schema.campaigns.mutations import CampaignMutation
 from schema.campaigns.queries import CampaignQuery
 from schema.campaigns.subscriptions import CampaignSubscription
@@ -39,7 +38,7 @@ Query = merge_types(
 
 Mutation = merge_types(
     "Mutation",
-    (ContactMutation, CategoryMutation, CampaignMutation, DispatchMutation, ApiKeyMutation),
+    (ContactMutation, CategoryMutation, CampaignMutation, ApiKeyMutation),
 )
 
 Subscription = merge_types("Subscription", (CampaignSubscription,))

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import strawberry
 
 from app import errors
@@ -62,3 +64,13 @@ class InvalidStateError(Error):
         return cls(
             message=exc.message, entity=exc.entity, id=strawberry.ID(exc.id), state=exc.state
         )
+
+
+# Domain error → its typed GraphQL error (schema/common/mutations.py returns them).
+TYPED: dict[type[errors.DomainError], Any] = {
+    errors.NotFound: NotFoundError,
+    errors.InvalidInput: InvalidInputError,
+    errors.InvalidPhone: InvalidPhoneError,
+    errors.Duplicate: DuplicateError,
+    errors.InvalidState: InvalidStateError,
+}

@@ -7,10 +7,10 @@ from typing import Annotated
 import strawberry
 
 from app.api_keys.service import ApiKeyService
-from app.errors import InvalidInput
 from app.models import ApiKeyRole
 from schema.api_keys.types import ApiKeyType
 from schema.common.errors import InvalidInputError
+from schema.common.mutations import savepoint
 from schema.context import Info
 from schema.permissions import admin
 
@@ -37,10 +37,7 @@ CreateApiKeyResult = Annotated[
 @strawberry.type
 class CreateApiKeyMutation:
     @strawberry.mutation(description="Create an API key with a role.", extensions=admin())
+    @savepoint
     async def create_api_key(self, info: Info, input: CreateApiKeyInput) -> CreateApiKeyResult:
-        try:
-            async with info.context.session.begin_nested():
-                created = await ApiKeyService(info.context.session).create(input.name, input.role)
-        except InvalidInput as exc:
-            return InvalidInputError.of(exc)
+        created = await ApiKeyService(info.context.session).create(input.name, input.role)
         return CreateApiKeySuccess(api_key=ApiKeyType.from_row(created.row), key=created.key)

@@ -8,10 +8,10 @@ import strawberry
 
 from app.api_keys.auth import announce_revocation
 from app.api_keys.service import ApiKeyService
-from app.errors import NotFound
 from app.live import publish_key_revoked
 from schema.api_keys.types import ApiKeyType
 from schema.common.errors import NotFoundError
+from schema.common.mutations import after_commit, savepoint
 from schema.common.pagination import parse_id
 from schema.context import Info
 from schema.permissions import admin
@@ -33,19 +33,11 @@ class RevokeApiKeyMutation:
         description="Revoke an API key. Idempotent: revoking twice keeps the first time.",
         extensions=admin(),
     )
+    @savepoint
     async def revoke_api_key(self, info: Info, id: strawberry.ID) -> RevokeApiKeyResult:
         key_id = parse_id(id, "id")
-        try:
-            async with info.context.session.begin_nested():
-                row = await ApiKeyService(info.context.session).revoke(key_id)
-        except NotFound as exc:
-            return NotFoundError.of(exc)
+        row = await ApiKeyService(info.context.session).revoke(key_id)
         context = info.context
-        context.on_commit(lambda: announce_revocation(context.redis, context.auth.callers))
-        redis = context.redis
-
-        async def end_live_connections() -> None:
-            await publish_key_revoked(redis, key_id)
-
-        context.on_commit(end_live_connections)
+        after_commit(info, announce_revocation, context.redis, context.auth.callers)
+        after_commit(info, publish_key_revoked, context.redis, key_id)  # ends its live sockets
         return RevokeApiKeySuccess(api_key=ApiKeyType.from_row(row))

@@ -7,10 +7,10 @@ from typing import Annotated
 import strawberry
 
 from app.campaigns.service import CampaignService, TemplateValues
-from app.errors import InvalidInput, NotFound
 from schema.cache import campaign_changed
 from schema.campaigns.types import CampaignType
 from schema.common.errors import InvalidInputError, NotFoundError
+from schema.common.mutations import savepoint
 from schema.common.pagination import parse_id
 from schema.context import Info
 from schema.permissions import editor
@@ -50,15 +50,10 @@ class CreateCampaignMutation:
         description="Create a draft campaign; an unknown target writes nothing.",
         extensions=editor(),
     )
+    @savepoint
     async def create_campaign(self, info: Info, input: CreateCampaignInput) -> CreateCampaignResult:
         targets = [parse_id(i, "targetCategoryIds") for i in input.target_category_ids]
         service = CampaignService(info.context.session)
-        try:
-            async with info.context.session.begin_nested():
-                row = await service.create(input.name, input.template.values(), targets)
-        except InvalidInput as exc:
-            return InvalidInputError.of(exc)
-        except NotFound as exc:
-            return NotFoundError.of(exc)
+        row = await service.create(input.name, input.template.values(), targets)
         campaign_changed(info.context)
         return CreateCampaignSuccess(campaign=CampaignType.from_row(row))

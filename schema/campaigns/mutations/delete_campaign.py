@@ -7,9 +7,9 @@ from typing import Annotated
 import strawberry
 
 from app.campaigns.service import CampaignService
-from app.errors import InvalidState, NotFound
 from schema.cache import campaign_changed
 from schema.common.errors import InvalidStateError, NotFoundError
+from schema.common.mutations import savepoint
 from schema.common.pagination import parse_id
 from schema.context import Info
 from schema.permissions import editor
@@ -32,15 +32,10 @@ class DeleteCampaignMutation:
         description="Delete a draft campaign; any other status: InvalidStateError.",
         extensions=editor(),
     )
+    @savepoint
     async def delete_campaign(self, info: Info, id: strawberry.ID) -> DeleteCampaignResult:
         campaign_id = parse_id(id, "id")
         service = CampaignService(info.context.session)
-        try:
-            async with info.context.session.begin_nested():
-                await service.delete(campaign_id)
-        except NotFound as exc:
-            return NotFoundError.of(exc)
-        except InvalidState as exc:
-            return InvalidStateError.of(exc)
+        await service.delete(campaign_id)
         campaign_changed(info.context)
         return DeleteCampaignSuccess(deleted_id=id)

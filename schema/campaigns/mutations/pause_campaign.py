@@ -8,10 +8,10 @@ import strawberry
 
 from app.campaigns.dispatch_service import CampaignDispatchService
 from app.dispatch.progress import notify_campaign_progress
-from app.errors import InvalidState, NotFound
 from schema.cache import campaign_changed
 from schema.campaigns.types import CampaignType
 from schema.common.errors import InvalidStateError, NotFoundError
+from schema.common.mutations import after_commit, savepoint
 from schema.common.pagination import parse_id
 from schema.context import Info
 from schema.permissions import admin
@@ -33,20 +33,10 @@ class PauseCampaignMutation:
     @strawberry.mutation(
         description="Stop sending; takes effect within one batch.", extensions=admin()
     )
+    @savepoint
     async def pause_campaign(self, info: Info, id: strawberry.ID) -> PauseCampaignResult:
         campaign_id = parse_id(id, "id")
-        try:
-            async with info.context.session.begin_nested():
-                row = await CampaignDispatchService(info.context.session).pause(campaign_id)
-        except NotFound as exc:
-            return NotFoundError.of(exc)
-        except InvalidState as exc:
-            return InvalidStateError.of(exc)
-        redis = info.context.redis
-
-        async def notify() -> None:
-            await notify_campaign_progress(redis, campaign_id, force=True)
-
-        info.context.on_commit(notify)
+        row = await CampaignDispatchService(info.context.session).pause(campaign_id)
+        after_commit(info, notify_campaign_progress, info.context.redis, campaign_id, force=True)
         campaign_changed(info.context)  # lists and dashboard show the status
         return PauseCampaignSuccess(campaign=CampaignType.from_row(row))

@@ -8,10 +8,10 @@ import strawberry
 
 from app.campaigns.dispatch_service import CampaignDispatchService
 from app.dispatch.jobs import jobs_for
-from app.errors import InvalidState, NotFound
 from schema.cache import campaign_changed
 from schema.campaigns.types import CampaignType
 from schema.common.errors import InvalidStateError, NotFoundError
+from schema.common.mutations import after_commit, savepoint
 from schema.common.pagination import parse_id
 from schema.context import Info
 from schema.permissions import admin
@@ -37,26 +37,14 @@ class RetryFailedMessagesMutation:
         "campaign goes back to sending.",
         extensions=admin(),
     )
+    @savepoint
     async def retry_failed_messages(
         self, info: Info, id: strawberry.ID
     ) -> RetryFailedMessagesResult:
         campaign_id = parse_id(id, "id")
-        try:
-            async with info.context.session.begin_nested():
-                retried = await CampaignDispatchService(info.context.session).retry_failed(
-                    campaign_id
-                )
-        except NotFound as exc:
-            return NotFoundError.of(exc)
-        except InvalidState as exc:
-            return InvalidStateError.of(exc)
+        retried = await CampaignDispatchService(info.context.session).retry_failed(campaign_id)
         if retried.messages:
-            jobs = jobs_for(info.context.settings)
-
-            async def enqueue() -> None:
-                jobs.materialize(campaign_id)
-
-            info.context.on_commit(enqueue)
+            after_commit(info, jobs_for(info.context.settings).materialize, campaign_id)
         campaign_changed(info.context)  # lists and dashboard show the status
         return RetryFailedMessagesSuccess(
             campaign=CampaignType.from_row(retried.campaign), retried=retried.messages

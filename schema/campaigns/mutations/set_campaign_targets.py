@@ -7,10 +7,10 @@ from typing import Annotated
 import strawberry
 
 from app.campaigns.service import CampaignService
-from app.errors import InvalidInput, InvalidState, NotFound
 from schema.cache import campaign_changed
 from schema.campaigns.types import CampaignType
 from schema.common.errors import InvalidInputError, InvalidStateError, NotFoundError
+from schema.common.mutations import savepoint
 from schema.common.pagination import parse_id
 from schema.context import Info
 from schema.permissions import editor
@@ -34,20 +34,13 @@ class SetCampaignTargetsMutation:
         "an unknown category changes nothing.",
         extensions=editor(),
     )
+    @savepoint
     async def set_campaign_targets(
         self, info: Info, id: strawberry.ID, category_ids: list[strawberry.ID]
     ) -> SetCampaignTargetsResult:
         campaign_id = parse_id(id, "id")
         targets = [parse_id(i, "categoryIds") for i in category_ids]
         service = CampaignService(info.context.session)
-        try:
-            async with info.context.session.begin_nested():
-                row = await service.set_targets(campaign_id, targets)
-        except NotFound as exc:
-            return NotFoundError.of(exc)
-        except InvalidState as exc:
-            return InvalidStateError.of(exc)
-        except InvalidInput as exc:
-            return InvalidInputError.of(exc)
+        row = await service.set_targets(campaign_id, targets)
         campaign_changed(info.context)
         return SetCampaignTargetsSuccess(campaign=CampaignType.from_row(row))

@@ -8,10 +8,10 @@ import strawberry
 
 from app.campaigns.dispatch_service import CampaignDispatchService
 from app.dispatch.jobs import jobs_for
-from app.errors import InvalidState, NotFound
 from schema.cache import campaign_changed
 from schema.campaigns.types import CampaignType
 from schema.common.errors import InvalidStateError, NotFoundError
+from schema.common.mutations import after_commit, savepoint
 from schema.common.pagination import parse_id
 from schema.context import Info
 from schema.permissions import admin
@@ -35,20 +35,10 @@ class StartCampaignMutation:
         "by workers. Of two concurrent starts, one gets InvalidStateError.",
         extensions=admin(),
     )
+    @savepoint
     async def start_campaign(self, info: Info, id: strawberry.ID) -> StartCampaignResult:
         campaign_id = parse_id(id, "id")
-        try:
-            async with info.context.session.begin_nested():
-                row = await CampaignDispatchService(info.context.session).start(campaign_id)
-        except NotFound as exc:
-            return NotFoundError.of(exc)
-        except InvalidState as exc:
-            return InvalidStateError.of(exc)
-        jobs = jobs_for(info.context.settings)
-
-        async def enqueue() -> None:
-            jobs.materialize(campaign_id)
-
-        info.context.on_commit(enqueue)
+        row = await CampaignDispatchService(info.context.session).start(campaign_id)
+        after_commit(info, jobs_for(info.context.settings).materialize, campaign_id)
         campaign_changed(info.context)  # lists and dashboard show the status
         return StartCampaignSuccess(campaign=CampaignType.from_row(row))

@@ -7,11 +7,11 @@ from typing import Annotated
 import strawberry
 
 from app.campaigns.service import CampaignService
-from app.errors import InvalidInput, InvalidState, NotFound
 from schema.cache import campaign_changed
 from schema.campaigns.mutations.create_campaign import TemplateInput
 from schema.campaigns.types import CampaignType
 from schema.common.errors import InvalidInputError, InvalidStateError, NotFoundError
+from schema.common.mutations import savepoint
 from schema.common.pagination import parse_id
 from schema.context import Info
 from schema.permissions import editor
@@ -40,20 +40,13 @@ class UpdateCampaignMutation:
         description="Edit a draft campaign; any other status: InvalidStateError.",
         extensions=editor(),
     )
+    @savepoint
     async def update_campaign(
         self, info: Info, id: strawberry.ID, input: UpdateCampaignInput
     ) -> UpdateCampaignResult:
         campaign_id = parse_id(id, "id")
         template = None if input.template is None else input.template.values()
         service = CampaignService(info.context.session)
-        try:
-            async with info.context.session.begin_nested():
-                row = await service.update(campaign_id, input.name, template)
-        except NotFound as exc:
-            return NotFoundError.of(exc)
-        except InvalidState as exc:
-            return InvalidStateError.of(exc)
-        except InvalidInput as exc:
-            return InvalidInputError.of(exc)
+        row = await service.update(campaign_id, input.name, template)
         campaign_changed(info.context)
         return UpdateCampaignSuccess(campaign=CampaignType.from_row(row))

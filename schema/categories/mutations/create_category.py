@@ -7,10 +7,10 @@ from typing import Annotated
 import strawberry
 
 from app.categories.service import CategoryService
-from app.errors import Duplicate, InvalidInput
 from schema.cache import categories_changed
 from schema.categories.types import CategoryType
 from schema.common.errors import DuplicateError, InvalidInputError
+from schema.common.mutations import savepoint
 from schema.context import Info
 from schema.permissions import editor
 
@@ -37,14 +37,9 @@ class CreateCategoryMutation:
     @strawberry.mutation(
         description="Add a category; a name already used is a DuplicateError.", extensions=editor()
     )
+    @savepoint
     async def create_category(self, info: Info, input: CreateCategoryInput) -> CreateCategoryResult:
         service = CategoryService(info.context.session)
-        try:
-            async with info.context.session.begin_nested():
-                row = await service.create(input.name, input.description)
-        except Duplicate as exc:
-            return DuplicateError.of(exc)
-        except InvalidInput as exc:
-            return InvalidInputError.of(exc)
+        row = await service.create(input.name, input.description)
         categories_changed(info.context)
         return CreateCategorySuccess(category=CategoryType.from_row(row))

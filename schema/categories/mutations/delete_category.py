@@ -7,9 +7,9 @@ from typing import Annotated
 import strawberry
 
 from app.categories.service import CategoryService
-from app.errors import InvalidState, NotFound
 from schema.cache import campaign_changed, categories_changed
 from schema.common.errors import InvalidStateError, NotFoundError
+from schema.common.mutations import savepoint
 from schema.common.pagination import parse_id
 from schema.context import Info
 from schema.permissions import editor
@@ -33,16 +33,11 @@ class DeleteCategoryMutation:
         "sending or paused campaign targets it.",
         extensions=editor(),
     )
+    @savepoint
     async def delete_category(self, info: Info, id: strawberry.ID) -> DeleteCategoryResult:
         category_id = parse_id(id, "id")
         service = CategoryService(info.context.session)
-        try:
-            async with info.context.session.begin_nested():
-                await service.delete(category_id)
-        except NotFound as exc:
-            return NotFoundError.of(exc)
-        except InvalidState as exc:
-            return InvalidStateError.of(exc)
+        await service.delete(category_id)
         categories_changed(info.context, membership=True)
         campaign_changed(info.context)  # campaigns' targets lost it
         return DeleteCategorySuccess(deleted_id=id)

@@ -7,10 +7,10 @@ from typing import Annotated, Any
 import strawberry
 
 from app.categories.service import CategoryService
-from app.errors import Duplicate, InvalidInput, NotFound
 from schema.cache import categories_changed
 from schema.categories.types import CategoryType
 from schema.common.errors import DuplicateError, InvalidInputError, NotFoundError
+from schema.common.mutations import savepoint
 from schema.common.pagination import parse_id
 from schema.context import Info
 from schema.permissions import editor
@@ -42,19 +42,12 @@ class UpdateCategoryMutation:
     @strawberry.mutation(
         description="Edit a category; another one's name is a DuplicateError.", extensions=editor()
     )
+    @savepoint
     async def update_category(
         self, info: Info, id: strawberry.ID, input: UpdateCategoryInput
     ) -> UpdateCategoryResult:
         category_id = parse_id(id, "id")
         service = CategoryService(info.context.session)
-        try:
-            async with info.context.session.begin_nested():
-                row = await service.update(category_id, input.changes())
-        except NotFound as exc:
-            return NotFoundError.of(exc)
-        except Duplicate as exc:
-            return DuplicateError.of(exc)
-        except InvalidInput as exc:
-            return InvalidInputError.of(exc)
+        row = await service.update(category_id, input.changes())
         categories_changed(info.context)
         return UpdateCategorySuccess(category=CategoryType.from_row(row))

@@ -1,7 +1,4 @@
-"""One GraphQL mutation per module; `ContactMutation` merges the contact CRUD ones.
-
-verify_contacts.py belongs to the dispatch mutations (schema/campaigns/dispatch_mutations.py).
-"""
+"""One GraphQL mutation per module; `ContactMutation` merges them."""
 
 from __future__ import annotations
 
@@ -15,6 +12,7 @@ from schema.contacts.mutations.remove_contacts_from_category import (
     RemoveContactsFromCategoryMutation,
 )
 from schema.contacts.mutations.update_contact import UpdateContactMutation
+from schema.contacts.mutations.verify_contacts import VerifyContactsMutation
 
 ContactMutation = merge_types(
     "ContactMutation",
@@ -25,5 +23,6 @@ ContactMutation = merge_types(
         ImportContactsMutation,
         AddContactsToCategoryMutation,
         RemoveContactsFromCategoryMutation,
+        VerifyContactsMutation,
     ),
 )

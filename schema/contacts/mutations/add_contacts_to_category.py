@@ -7,10 +7,10 @@ from typing import Annotated
 import strawberry
 
 from app.contacts.service import ContactService
-from app.errors import InvalidInput, NotFound
 from schema.cache import categories_changed
 from schema.categories.types import CategoryType
 from schema.common.errors import InvalidInputError, NotFoundError
+from schema.common.mutations import savepoint
 from schema.common.pagination import parse_id
 from schema.context import Info
 from schema.permissions import editor
@@ -33,19 +33,14 @@ class AddContactsToCategoryMutation:
     @strawberry.mutation(
         description="Any unknown contact or category: nothing is added.", extensions=editor()
     )
+    @savepoint
     async def add_contacts_to_category(
         self, info: Info, category_id: strawberry.ID, contact_ids: list[strawberry.ID]
     ) -> AddContactsToCategoryResult:
         category = parse_id(category_id, "categoryId")
         contacts = [parse_id(i, "contactIds") for i in contact_ids]
         service = ContactService(info.context.session, info.context.settings.import_max_rows)
-        try:
-            async with info.context.session.begin_nested():
-                change = await service.add_to_category(category, contacts)
-        except NotFound as exc:
-            return NotFoundError.of(exc)
-        except InvalidInput as exc:
-            return InvalidInputError.of(exc)
+        change = await service.add_to_category(category, contacts)
         if change.changed:
             categories_changed(info.context, membership=True)
         return AddContactsToCategorySuccess(

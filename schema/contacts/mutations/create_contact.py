@@ -8,9 +8,9 @@ import strawberry
 from strawberry.scalars import JSON
 
 from app.contacts.service import ContactService
-from app.errors import Duplicate, InvalidInput, InvalidPhone, NotFound
 from schema.cache import categories_changed, contacts_changed
 from schema.common.errors import DuplicateError, InvalidInputError, InvalidPhoneError, NotFoundError
+from schema.common.mutations import savepoint
 from schema.common.pagination import parse_id
 from schema.contacts.types import ContactType
 from schema.context import Info
@@ -48,22 +48,13 @@ class CreateContactMutation:
     @strawberry.mutation(
         description="Add a contact; a phone already known is a DuplicateError.", extensions=editor()
     )
+    @savepoint
     async def create_contact(self, info: Info, input: CreateContactInput) -> CreateContactResult:
         category_ids = [parse_id(i, "categoryIds") for i in input.category_ids]
         service = ContactService(info.context.session, info.context.settings.import_max_rows)
-        try:
-            async with info.context.session.begin_nested():
-                row = await service.create(
-                    input.phone, input.name, input.attributes, input.default_region, category_ids
-                )
-        except InvalidPhone as exc:
-            return InvalidPhoneError.of(exc)
-        except Duplicate as exc:
-            return DuplicateError.of(exc)
-        except InvalidInput as exc:
-            return InvalidInputError.of(exc)
-        except NotFound as exc:
-            return NotFoundError.of(exc)
+        row = await service.create(
+            input.phone, input.name, input.attributes, input.default_region, category_ids
+        )
         contacts_changed(info.context)
         if category_ids:
             categories_changed(info.context, membership=True)

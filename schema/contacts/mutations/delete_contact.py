@@ -7,9 +7,9 @@ from typing import Annotated
 import strawberry
 
 from app.contacts.service import ContactService
-from app.errors import NotFound
 from schema.cache import categories_changed, contacts_changed
 from schema.common.errors import NotFoundError
+from schema.common.mutations import savepoint
 from schema.common.pagination import parse_id
 from schema.context import Info
 from schema.permissions import editor
@@ -30,14 +30,11 @@ class DeleteContactMutation:
     @strawberry.mutation(
         description="Delete a contact and everything recorded about it.", extensions=editor()
     )
+    @savepoint
     async def delete_contact(self, info: Info, id: strawberry.ID) -> DeleteContactResult:
         contact_id = parse_id(id, "id")
         service = ContactService(info.context.session, info.context.settings.import_max_rows)
-        try:
-            async with info.context.session.begin_nested():
-                await service.delete(contact_id)
-        except NotFound as exc:
-            return NotFoundError.of(exc)
+        await service.delete(contact_id)
         contacts_changed(info.context, deleted=True)  # its messages leave campaigns' stats
         categories_changed(info.context, membership=True)
         return DeleteContactSuccess(deleted_id=id)

@@ -13,9 +13,9 @@ import strawberry
 from strawberry.scalars import JSON
 
 from app.contacts.service import ContactService, ImportInputRow, ImportRowErrorReason
-from app.errors import InvalidInput, NotFound
 from schema.cache import categories_changed, contacts_changed
 from schema.common.errors import InvalidInputError, NotFoundError
+from schema.common.mutations import savepoint
 from schema.common.pagination import parse_id
 from schema.contacts.types import ContactType
 from schema.context import Info
@@ -77,19 +77,14 @@ class ImportContactsMutation:
         description="Bulk-create contacts; per-row errors do not fail the call.",
         extensions=editor(),
     )
+    @savepoint
     async def import_contacts(self, info: Info, input: ImportContactsInput) -> ImportContactsResult:
         category_ids = [parse_id(i, "categoryIds") for i in input.category_ids]
         rows = [ImportInputRow(r.phone, r.name, r.attributes) for r in input.rows]
         service = ContactService(info.context.session, info.context.settings.import_max_rows)
-        try:
-            async with info.context.session.begin_nested():
-                result = await service.import_rows(
-                    rows, input.default_region, category_ids, input.update_existing
-                )
-        except InvalidInput as exc:
-            return InvalidInputError.of(exc)
-        except NotFound as exc:
-            return NotFoundError.of(exc)
+        result = await service.import_rows(
+            rows, input.default_region, category_ids, input.update_existing
+        )
         if result.contacts:
             contacts_changed(info.context)
             if category_ids:

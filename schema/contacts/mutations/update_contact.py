@@ -8,9 +8,9 @@ import strawberry
 from strawberry.scalars import JSON
 
 from app.contacts.service import ContactService
-from app.errors import Duplicate, InvalidInput, InvalidPhone, NotFound
 from schema.cache import contacts_changed
 from schema.common.errors import DuplicateError, InvalidInputError, InvalidPhoneError, NotFoundError
+from schema.common.mutations import savepoint
 from schema.common.pagination import parse_id
 from schema.contacts.types import ContactType
 from schema.context import Info
@@ -50,21 +50,12 @@ class UpdateContactMutation:
         description="Edit a contact; another contact's phone is a DuplicateError.",
         extensions=editor(),
     )
+    @savepoint
     async def update_contact(
         self, info: Info, id: strawberry.ID, input: UpdateContactInput
     ) -> UpdateContactResult:
         contact_id = parse_id(id, "id")
         service = ContactService(info.context.session, info.context.settings.import_max_rows)
-        try:
-            async with info.context.session.begin_nested():
-                row = await service.update(contact_id, input.changes(), input.default_region)
-        except NotFound as exc:
-            return NotFoundError.of(exc)
-        except InvalidPhone as exc:
-            return InvalidPhoneError.of(exc)
-        except Duplicate as exc:
-            return DuplicateError.of(exc)
-        except InvalidInput as exc:
-            return InvalidInputError.of(exc)
+        row = await service.update(contact_id, input.changes(), input.default_region)
         contacts_changed(info.context)
         return UpdateContactSuccess(contact=ContactType.from_row(row))

@@ -8,8 +8,8 @@ import strawberry
 
 from app.contacts.dispatch_service import ContactVerificationService, chunks
 from app.dispatch.jobs import jobs_for
-from app.errors import InvalidInput, NotFound
 from schema.common.errors import InvalidInputError, NotFoundError
+from schema.common.mutations import after_commit, savepoint
 from schema.common.pagination import parse_id
 from schema.context import Info
 from schema.permissions import editor
@@ -35,24 +35,13 @@ class VerifyContactsMutation:
         "contact never checked); whatsappStatus is updated as the checks complete.",
         extensions=editor(),
     )
+    @savepoint
     async def verify_contacts(
         self, info: Info, contact_ids: list[strawberry.ID] | None = None
     ) -> VerifyContactsResult:
         ids = None if contact_ids is None else [parse_id(i, "contactIds") for i in contact_ids]
-        try:
-            async with info.context.session.begin_nested():
-                targets = await ContactVerificationService(info.context.session).to_verify(
-                    ids, MAX_IDS
-                )
-        except NotFound as exc:
-            return NotFoundError.of(exc)
-        except InvalidInput as exc:
-            return InvalidInputError.of(exc)
-        jobs = jobs_for(info.context.settings)
-
-        async def enqueue() -> None:
-            for chunk in chunks(targets):
-                jobs.verify_contacts(chunk)
-
-        info.context.on_commit(enqueue)
+        targets = await ContactVerificationService(info.context.session).to_verify(ids, MAX_IDS)
+        verify = jobs_for(info.context.settings).verify_contacts
+        for chunk in chunks(targets):
+            after_commit(info, verify, chunk)
         return VerifyContactsSuccess(queued=len(targets))
