@@ -81,14 +81,6 @@ def mask_record(record: logging.LogRecord) -> logging.LogRecord:
     return record
 
 
-class PhoneMaskingFilter(logging.Filter):
-    """The same masking for a handler fed by records made before the factory was installed."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        mask_record(record)
-        return True
-
-
 _installed = False
 
 

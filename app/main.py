@@ -26,12 +26,13 @@ from app.http_limits import BodySizeLimit
 from app.live import LiveHub
 from app.logging_filters import install_phone_masking
 from app.metrics import CACHE_REDIS_UP, exposition, observe_read_pool, sync_totals
-from app.observability import RequestObservability, configure_logging, enable_tracing
+from app.observability import RequestObservability, configure_logging, tracing_extension
 from app.runtime import Runtime
 from app.web import HeraldGraphQL
 from app.webhooks import routes as webhook_routes
 from schema.http import PlannedQueries
-from schema.schema import schema
+from schema.schema import build_schema
+from schema.schema import schema as default_schema
 
 logger = logging.getLogger(__name__)
 
@@ -81,7 +82,8 @@ def create_app(settings: Settings | None = None) -> Starlette:
     settings = settings or get_settings()
     configure_logging(settings)
     install_phone_masking()
-    enable_tracing(settings, schema)
+    tracing = tracing_extension(settings)
+    schema = build_schema(tracing) if tracing is not None else default_schema
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:

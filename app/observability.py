@@ -19,7 +19,7 @@ from collections.abc import AsyncIterator
 from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import orjson
 from starlette.datastructures import MutableHeaders
@@ -30,9 +30,6 @@ from app import metrics
 from app.cache import total_round_trips
 from app.config import ConfigError, LogFormat, Settings
 from app.db import total_statements
-
-if TYPE_CHECKING:
-    from strawberry import Schema
 
 REQUEST_ID_HEADER = "X-Request-ID"
 # Accept what load balancers and tracing proxies send (uuids, hex, base64-ish), nothing
@@ -53,10 +50,6 @@ class RequestInfo:
 
 
 _current: ContextVar[RequestInfo | None] = ContextVar("herald_request", default=None)
-
-
-def current_request() -> RequestInfo | None:
-    return _current.get()
 
 
 def request_id_from(headers: list[tuple[bytes, bytes]]) -> str:
@@ -277,14 +270,15 @@ def configure_logging(settings: Settings) -> None:
 # -- Tracing ----------------------------------------------------------------------------------
 
 
-def enable_tracing(settings: Settings, schema: Schema) -> bool:
-    """With HERALD_OTEL_ENABLED, add Strawberry's OpenTelemetry extension and an OTLP exporter.
+def tracing_extension(settings: Settings) -> type | None:
+    """With HERALD_OTEL_ENABLED, Strawberry's OpenTelemetry extension for the schema to add,
+    spans exported over OTLP/HTTP; None otherwise.
 
     Nothing from OpenTelemetry is imported otherwise. The exporter reads the standard
     OTEL_EXPORTER_OTLP_* variables (endpoint, headers), the resource OTEL_SERVICE_NAME.
     """
     if not settings.otel_enabled:
-        return False
+        return None
     try:
         from opentelemetry import trace
         from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
@@ -296,8 +290,6 @@ def enable_tracing(settings: Settings, schema: Schema) -> bool:
         raise ConfigError(
             f"HERALD_OTEL_ENABLED: needs the otel extra (pip install 'herald[otel]'): {exc}"
         ) from None
-    if OpenTelemetryExtension in schema.extensions:
-        return True  # a second app in the same process (tests): already on
     if not isinstance(trace.get_tracer_provider(), TracerProvider):
         named = "OTEL_SERVICE_NAME" in os.environ or "service.name=" in os.environ.get(
             "OTEL_RESOURCE_ATTRIBUTES", ""
@@ -306,5 +298,4 @@ def enable_tracing(settings: Settings, schema: Schema) -> bool:
         provider = TracerProvider(resource=resource)
         provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
         trace.set_tracer_provider(provider)
-    schema.extensions = (*schema.extensions, OpenTelemetryExtension)
-    return True
+    return OpenTelemetryExtension

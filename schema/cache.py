@@ -411,11 +411,6 @@ def campaign_changed(context: Context) -> None:
     invalidate_after_commit(context, "campaigns", "stats")
 
 
-def messages_changed(context: Context, campaign_id: object) -> None:
-    """Messages of one campaign changed: that campaign's stats and the global stats."""
-    invalidate_after_commit(context, "stats", Scope("campaigns", campaign_id))
-
-
 # -- Round trips per request --------------------------------------------------------------
 
 
@@ -448,6 +443,5 @@ __all__ = [
     "decode",
     "encode",
     "invalidate_after_commit",
-    "messages_changed",
     "schema_version",
 ]

@@ -43,20 +43,27 @@ Mutation = merge_types(
 
 Subscription = merge_types("Subscription", (CampaignSubscription,))
 
-schema = HeraldSchema(
-    query=Query,
-    mutation=Mutation,
-    execution_context_class=PlannedExecutor,
-    subscription=Subscription,
-    extensions=[
-        RateLimit,  # first: refuses before anything else starts (schema/limits.py)
-        OperationLabel,  # names the request in metrics and logs
-        TransactionBoundary,
-        RedisRoundTrips,
-        QueryLimits,  # tokens, introspection, depth, aliases, cost, timeout (schema/limits.py)
-        # Parsing and validating the same document again on each request dominates
-        # small queries; both caches are keyed by the document text.
-        lambda: ParserCache(maxsize=512),
-        lambda: ValidationCache(maxsize=512),
-    ],
-)
+
+def build_schema(*more_extensions: type) -> HeraldSchema:
+    """The schema, with extensions an app adds (tracing); each app builds its own."""
+    return HeraldSchema(
+        query=Query,
+        mutation=Mutation,
+        execution_context_class=PlannedExecutor,
+        subscription=Subscription,
+        extensions=[
+            RateLimit,  # first: refuses before anything else starts (schema/limits.py)
+            OperationLabel,  # names the request in metrics and logs
+            TransactionBoundary,
+            RedisRoundTrips,
+            QueryLimits,  # tokens, introspection, depth, aliases, cost, timeout (schema/limits.py)
+            # Parsing and validating the same document again on each request dominates
+            # small queries; both caches are keyed by the document text.
+            lambda: ParserCache(maxsize=512),
+            lambda: ValidationCache(maxsize=512),
+            *more_extensions,
+        ],
+    )
+
+
+schema = build_schema()  # without app-specific extensions: exported SDL, tests, tools
