@@ -17,7 +17,7 @@ from starlette.responses import Response
 from starlette.routing import Route, WebSocketRoute
 from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
 
-from app.api_keys.auth import metrics_access_refused
+from app.api_keys.service import ApiKeyService, bearer_token
 from app.cache import total_round_trips
 from app.config import Env, Settings, get_settings
 from app.db import total_statements
@@ -63,6 +63,26 @@ async def readyz(request: Request) -> Response:
     except (RedisError, OSError):
         body["redis"] = "degraded"
     return _json(body)
+
+
+async def metrics_access_refused(request: Request, runtime: Runtime) -> Response | None:
+    """/metrics: open to the loopback (a local Prometheus agent or sidecar), any valid key
+    from elsewhere. It holds counters only, but traffic volumes are nobody else's business."""
+    if is_loopback(request.client.host if request.client else None):
+        return None
+    token = bearer_token(request.headers.get("authorization"))
+    if token is not None:
+        async with runtime.sessionmaker() as session:
+            caller = await ApiKeyService(session).authenticate(token)
+            await session.commit()
+        if caller is not None:
+            return None
+    return Response(
+        "an API key is required: send `Authorization: Bearer <key>`",
+        status_code=401,
+        headers={"WWW-Authenticate": "Bearer"},
+        media_type="text/plain",
+    )
 
 
 async def metrics(request: Request) -> Response:

@@ -11,22 +11,17 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import ipaddress
 import logging
 import time
 from typing import TYPE_CHECKING
 
 from sqlalchemy.ext.asyncio import AsyncSession
-from starlette.requests import Request
-from starlette.responses import Response
 
 from app.api_keys.service import ApiKeyService, Caller, bearer_token
 from app.db import uncounted
 
 if TYPE_CHECKING:
     from redis.asyncio import Redis
-
-    from app.runtime import Runtime
 
 logger = logging.getLogger(__name__)
 
@@ -136,30 +131,3 @@ class RequestAuth:
             caller = await ApiKeyService(self._session).authenticate(self._token)
         self._callers.put(digest, caller)
         return caller
-
-
-def _is_loopback(host: str | None) -> bool:
-    try:
-        return host is not None and ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
-async def metrics_access_refused(request: Request, runtime: Runtime) -> Response | None:
-    """/metrics: open to the loopback (a local Prometheus agent or sidecar), any valid key
-    from elsewhere. It holds counters only, but traffic volumes are nobody else's business."""
-    if _is_loopback(request.client.host if request.client else None):
-        return None
-    token = bearer_token(request.headers.get("authorization"))
-    if token is not None:
-        async with runtime.sessionmaker() as session:
-            caller = await ApiKeyService(session).authenticate(token)
-            await session.commit()
-        if caller is not None:
-            return None
-    return Response(
-        "an API key is required: send `Authorization: Bearer <key>`",
-        status_code=401,
-        headers={"WWW-Authenticate": "Bearer"},
-        media_type="text/plain",
-    )
