@@ -1,21 +1,17 @@
-"""Database engine, sessions, the read pool, and the SQL statement counter that keeps N+1
-visible."""
+"""Database engine, sessions, and the SQL statement counter that keeps N+1 visible."""
 
 from __future__ import annotations
 
 import asyncio
 import weakref
-from collections import deque, namedtuple
-from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
-from functools import lru_cache
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
-import asyncpg
 import orjson
-from sqlalchemy import Engine, Select, TextClause, event, text
+from sqlalchemy import Engine, event, text
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
@@ -25,6 +21,9 @@ from sqlalchemy.ext.asyncio import (
 )
 
 from app.config import Settings
+
+if TYPE_CHECKING:
+    from app.reads import ReadPool
 
 T = TypeVar("T")
 
@@ -70,7 +69,8 @@ def total_statements() -> int:
     return _total.value
 
 
-def _on_execute(*_: Any) -> None:
+def count_statement(*_: Any) -> None:
+    """One more statement sent to PostgreSQL (an engine event, or the read pool)."""
     _total.value += 1
     counter = _current_count.get()
     if counter is not None:
@@ -93,214 +93,8 @@ def create_engine(settings: Settings) -> AsyncEngine:
     )
     # before_cursor_execute fires once per round trip the driver makes for a statement,
     # including executemany batches, so this is the number the audit cares about.
-    event.listen(engine.sync_engine, "before_cursor_execute", _on_execute)
+    event.listen(engine.sync_engine, "before_cursor_execute", count_statement)
     return engine
-
-
-class Rows:
-    """A statement's rows and their column names (`fields`). From the driver they are
-    `asyncpg.Record`s, read by index, whose enum columns hold `str` values; from SQLAlchemy,
-    `Row`s holding the members (`StrEnum`s, equal to the values). `named()` reads both by
-    attribute; hot loops read `records` by index (`fields` tells which)."""
-
-    __slots__ = ("fields", "from_driver", "records")
-
-    def __init__(self, fields: tuple[str, ...], records: Sequence[Any], from_driver: bool) -> None:
-        self.fields = fields
-        self.records = records
-        self.from_driver = from_driver
-
-    def __len__(self) -> int:
-        return len(self.records)
-
-    def named(self) -> Sequence[Any]:
-        """The rows with attribute access (`row.id`), as SQLAlchemy's `Row` has it."""
-        if not self.from_driver:
-            return self.records
-        make = _named_row(self.fields)._make
-        return [make(record) for record in self.records]
-
-
-@lru_cache(maxsize=256)
-def _named_row(fields: tuple[str, ...]) -> Any:
-    return namedtuple("Row", fields)  # made per column list, at run time
-
-
-@dataclass(frozen=True)
-class _Sql:
-    """A statement compiled once for asyncpg: its text and how to order its parameters."""
-
-    text: str
-    fields: tuple[str, ...]  # the result's column names
-    names: tuple[str, ...]  # the parameters', in order
-    defaults: dict[str, Any]
-    processors: dict[str, Callable[[Any], Any]]
-
-    def arguments(self, params: Mapping[str, Any] | None) -> list[Any]:
-        values = []
-        for name in self.names:
-            value = params[name] if params is not None and name in params else self.defaults[name]
-            processor = self.processors.get(name)
-            values.append(value if processor is None else processor(value))
-        return values
-
-
-# Statements are built once per shape by the repositories; their compiled text is kept
-# with them (the statement stays alive as the key, so its id is never reused).
-_compiled: dict[int, tuple[Any, _Sql]] = {}
-
-
-def _sql(statement: Select[Any] | TextClause, dialect: Any) -> _Sql:
-    found = _compiled.get(id(statement))
-    if found is not None:
-        return found[1]
-    compiled: Any = statement.compile(dialect=dialect)
-    if "POSTCOMPILE" in compiled.string:
-        raise ValueError("read statements take arrays (= ANY(:ids)), not expanding IN lists")
-    names = tuple(compiled.positiontup or ())
-    defaults = {name: compiled.binds[name].effective_value for name in names}
-    processors = {n: p for n, p in (compiled._bind_processors or {}).items() if n in names}
-    fields = tuple(column[0] for column in compiled._result_columns)
-    sql = _Sql(compiled.string, fields, names, defaults, processors)
-    _compiled[id(statement)] = (statement, sql)
-    return sql
-
-
-def _disconnected(exc: BaseException) -> bool:
-    """The server closed the connection (a restart, `pg_terminate_backend`), not a bad query."""
-    return isinstance(
-        exc,
-        asyncpg.ConnectionDoesNotExistError
-        | asyncpg.AdminShutdownError
-        | asyncpg.CannotConnectNowError
-        | asyncpg.InterfaceError
-        | ConnectionError,
-    )
-
-
-class ReadPool:
-    """asyncpg connections for the statements of read-only requests.
-
-    A small page's statement costs more in SQLAlchemy's connection checkout, execution and
-    row processing than in the driver (~0.2 ms against 0.03 ms), so reads in autocommit
-    skip them. The connections run in autocommit with nothing to reset, so checking one
-    out and back is a list operation. A connection the server closed is found by its
-    statement: every idle one is then dropped (they are likely dead too, as SQLAlchemy's
-    pool does it) and the statement retried once on a new connection.
-    """
-
-    def __init__(self, engine: AsyncEngine, size: int) -> None:
-        dialect = engine.sync_engine.dialect
-        _, kwargs = dialect.create_connect_args(engine.sync_engine.url)
-        kwargs.pop("prepared_statement_cache_size", None)
-        kwargs.pop("async_creator_fn", None)
-        self._connect_kwargs = kwargs
-        self.dialect = dialect
-        self.size = size
-        self._idle: list[asyncpg.Connection] = []
-        self._open = 0
-        self._waiters: deque[asyncio.Future[None]] = deque()
-        self._closed = False
-
-    async def _new(self) -> asyncpg.Connection:
-        connection = await asyncpg.connect(
-            **self._connect_kwargs,
-            server_settings={
-                "application_name": "herald",
-                # The reads are keyset pages and lookups by key, whose best plan does not
-                # depend on the values: plan each prepared statement once, not per execution
-                # (a page of messages per campaign: 0.5 ms of planning for 0.25 ms of work).
-                "plan_cache_mode": "force_generic_plan",
-            },
-        )
-        for name in ("json", "jsonb"):
-            await connection.set_type_codec(
-                name,
-                encoder=_encode_json,
-                decoder=orjson.loads,
-                schema="pg_catalog",
-                format="text",
-            )
-        return connection
-
-    async def _acquire(self) -> asyncpg.Connection:
-        while True:
-            if self._idle:
-                return self._idle.pop()
-            if self._open < self.size:
-                self._open += 1
-                try:
-                    return await self._new()
-                except BaseException:
-                    self._open -= 1
-                    self._wake()
-                    raise
-            waiter = asyncio.get_running_loop().create_future()
-            self._waiters.append(waiter)
-            try:
-                await waiter
-            except asyncio.CancelledError:
-                if waiter.done() and not waiter.cancelled():
-                    self._wake()  # woken, then cancelled: pass the turn on
-                raise
-
-    def _wake(self) -> None:
-        while self._waiters:
-            waiter = self._waiters.popleft()
-            if not waiter.done():
-                waiter.set_result(None)
-                return
-
-    def _release(self, connection: asyncpg.Connection, broken: bool) -> None:
-        if broken or self._closed or connection.is_closed():
-            self._open -= 1
-            connection.terminate()
-        else:
-            self._idle.append(connection)
-        self._wake()
-
-    def _drop_idle(self) -> None:
-        for connection in self._idle:
-            self._open -= 1
-            connection.terminate()
-        self._idle.clear()
-
-    async def fetch(self, sql: _Sql, params: Mapping[str, Any] | None) -> list[asyncpg.Record]:
-        arguments = sql.arguments(params)
-        for attempt in (1, 2):
-            connection = await self._acquire()
-            broken = True
-            try:
-                records: list[asyncpg.Record] = await connection.fetch(sql.text, *arguments)
-                broken = False
-                return records
-            except BaseException as exc:
-                # A cancelled statement (the request's timeout) leaves the connection busy.
-                if attempt == 2 or not _disconnected(exc):
-                    raise
-                self._drop_idle()
-            finally:
-                self._release(connection, broken)
-        raise AssertionError("unreachable")
-
-    @property
-    def open(self) -> int:
-        return self._open
-
-    @property
-    def idle(self) -> int:
-        return len(self._idle)
-
-    async def close(self) -> None:
-        self._closed = True
-        idle, self._idle = self._idle, []
-        for connection in idle:
-            self._open -= 1
-            await connection.close()
-
-
-def _encode_json(value: Any) -> str:
-    return orjson.dumps(value).decode()
 
 
 class SerializedSession(AsyncSession):
@@ -343,9 +137,9 @@ class SerializedSession(AsyncSession):
         self._read_only = True
 
     @property
-    def reads_directly(self) -> bool:
-        """Whether `rows()` reads through the read pool (read-only, with a pool)."""
-        return self._reads is not None and self._read_only
+    def direct_reads(self) -> ReadPool | None:
+        """The pool `app.reads.rows()` reads through: only while reading in autocommit."""
+        return self._reads if self._read_only else None
 
     async def begin_live(self) -> None:
         """Begin the transaction with a statement that is retried on a dead connection.
@@ -402,28 +196,6 @@ class SerializedSession(AsyncSession):
         async with self._statement_lock:
             self._check_open()
             await super().flush(*args, **kwargs)
-
-
-async def rows(
-    session: AsyncSession,
-    statement: Select[Any] | TextClause,
-    params: Mapping[str, Any] | None = None,
-) -> Rows:
-    """The statement's rows. A read-only `SerializedSession` with a read pool takes them
-    straight from the driver; otherwise SQLAlchemy runs the statement (see `Rows`).
-
-    For statements built once per shape (repositories cache them): each is compiled once,
-    and takes arrays (`= ANY(:ids)`) rather than expanding IN lists.
-    """
-    if isinstance(session, SerializedSession) and session.reads_directly:
-        reads = session._reads
-        assert reads is not None
-        session._check_open()
-        sql = _sql(statement, reads.dialect)
-        _on_execute()
-        return Rows(sql.fields, await reads.fetch(sql, params), from_driver=True)
-    result = await session.execute(statement, params)
-    return Rows(tuple(result.keys()), result.all(), from_driver=False)
 
 
 _autocommit: weakref.WeakKeyDictionary[Engine, Engine] = weakref.WeakKeyDictionary()

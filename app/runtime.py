@@ -10,7 +10,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 from app.api_keys.auth import CallerCache
 from app.cache import CacheService, open_redis
 from app.config import Settings
-from app.db import ReadPool, SerializedSession, create_engine, create_sessionmaker
+from app.db import SerializedSession, create_engine, create_sessionmaker
+from app.reads import ReadPool
 
 
 @dataclass

@@ -14,10 +14,10 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.db import Rows
 from app.messages.repository import ALL_COLUMNS, CONTACT_PREFIX, MessageColumns, MessageRepository
 from app.models import MessageStatus, WhatsAppStatus
 from app.pagination import Page
+from app.reads import Rows
 from loaders.base import SessionLoader, Types, group_by_owner
 
 

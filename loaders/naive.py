@@ -14,8 +14,8 @@ from typing import Any
 
 from app.cache import MISS, Entry, RequestCache, Stamp
 from app.contacts.repository import ContactRepository
-from app.db import Rows
 from app.messages.repository import MessageColumns, MessageRepository
+from app.reads import Rows
 from loaders.messages import MessageBuilder
 from loaders.registry import Loaders
 

@@ -15,9 +15,9 @@ from sqlalchemy import (
 )
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.db import Rows, rows
 from app.models import Contact, Interaction, Message, MessageStatus
 from app.pagination import Page, page_parameters, page_per_parent
+from app.reads import Rows, rows
 from app.stats.repository import StatsRepository
 
 messages = Message.__table__
