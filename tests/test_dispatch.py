@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import threading
 import time
 from collections.abc import AsyncIterator, Iterator
@@ -11,6 +12,7 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
 
+import orjson
 import pytest
 import pytest_asyncio
 import uvicorn
@@ -272,6 +274,80 @@ async def test_provider_down_after_retries_fails_message_with_reason(
     assert fake.sends[down] == 0
     error = await session.execute(text("SELECT error FROM messages WHERE status = 'failed'"))
     assert error.scalar_one() == "provider unavailable (HTTP 503)"
+
+
+class IdleClosingCloudApi:
+    """A Cloud API stand-in whose idle close always meets the client's next request.
+
+    A server closes a connection left idle for its keep-alive timeout; a request sent on
+    it at that moment crosses the close on the wire and gets no answer. This one answers
+    requests on a connection idle for less than `idle_close_s` and drops, unanswered, one
+    that arrives later: the worst case of that race, every time.
+    """
+
+    def __init__(self, idle_close_s: float) -> None:
+        self.idle_close_s = idle_close_s
+        self.connections = 0
+        self.answered = 0
+        self.dropped = 0
+
+    async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.connections += 1
+        idle_since = time.monotonic()
+        try:
+            while True:
+                head = await reader.readuntil(b"\r\n\r\n")
+                if time.monotonic() - idle_since >= self.idle_close_s:
+                    self.dropped += 1
+                    return
+                length = re.search(rb"(?i)content-length: *(\d+)", head)
+                await reader.readexactly(int(length.group(1)) if length else 0)
+                body = orjson.dumps({"messages": [{"id": f"wamid.idle.{self.answered}"}]})
+                writer.write(
+                    b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+                    b"Content-Length: %d\r\n\r\n%s" % (len(body), body)
+                )
+                await writer.drain()
+                self.answered += 1
+                idle_since = time.monotonic()
+        except asyncio.IncompleteReadError:
+            return
+        finally:
+            writer.close()
+
+
+async def test_a_batch_after_a_pause_is_not_lost_to_the_providers_idle_close(
+    session: AsyncSession, make_deps: Any
+) -> None:
+    # given a provider that closes connections idle for 2.5 s, and workers that keep
+    # theirs for 2 s: one batch of two sends, then a pause (a broker or Redis outage)
+    stand_in = IdleClosingCloudApi(idle_close_s=2.5)
+    server = await asyncio.start_server(stand_in.handle, "127.0.0.1", 0)
+    url = f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}/v21.0"
+    campaign_id = await seed_campaign(session, 4)
+    await set_status(session, campaign_id, "sending")
+    deps = make_deps(
+        whatsapp_api_base_url=url,
+        whatsapp_http_keepalive_s=2.0,
+        dispatch_batch_size=2,
+        dispatch_send_concurrency=1,
+    )
+    await tasks.materialize(deps, campaign_id)
+    try:
+        await tasks.send_batch(deps, campaign_id)
+        await asyncio.sleep(3.0)
+
+        # when the next batch goes out after the pause
+        await drain(deps, campaign_id)
+    finally:
+        await deps.provider.aclose()
+        server.close()
+
+    # then every send was answered, none left of unknown fate: the back-to-back sends
+    # shared a connection, and the first one after the pause opened a fresh one instead
+    # of crossing the provider's close
+    assert await status_counts(session, campaign_id) == {"sent": 4}
+    assert (stand_in.answered, stand_in.dropped, stand_in.connections) == (4, 0, 2)
 
 
 async def test_pause_stops_within_one_batch(
