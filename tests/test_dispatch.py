@@ -734,7 +734,7 @@ async def test_recover_rearms_only_campaigns_without_a_live_chain(
 
 
 async def test_a_send_that_timed_out_is_reconciled_not_failed(
-    session: AsyncSession, make_deps: Any, fake: FakeWhatsApp
+    session: AsyncSession, make_deps: Any, fake: FakeWhatsApp, caplog: pytest.LogCaptureFixture
 ) -> None:
     # given a provider slower than the HTTP timeout: it accepts, the worker never hears
     campaign_id = await seed_campaign(session, 1)
@@ -747,10 +747,13 @@ async def test_a_send_that_timed_out_is_reconciled_not_failed(
     await tasks.materialize(deps, campaign_id)
 
     # when the batch runs
-    await tasks.send_batch(deps, campaign_id)
+    with caplog.at_level(logging.WARNING, logger="app.dispatch.tasks"):
+        await tasks.send_batch(deps, campaign_id)
 
-    # then the message is of unknown fate, not failed, until reconciliation decides
+    # then the message is of unknown fate, not failed, until reconciliation decides; the
+    # worker says so, since it holds the campaign open
     assert await status_counts(session, campaign_id) == {"sending": 1}
+    assert "1 sends of unknown fate stay sending until reconciled" in caplog.text
     fake.latency_s = 0
     await asyncio.sleep(0.3)
     token = jobs(deps).named(SWEEP)[-1][1]
