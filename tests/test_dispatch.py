@@ -39,8 +39,6 @@ from tests.fake_whatsapp import (
     PHONE_NUMBER_ID,
     FakeWhatsApp,
     campaign_status,
-    fake_fixture,  # noqa: F401 (the `fake` fixture)
-    fake_server_fixture,  # noqa: F401 (the `fake_server` fixture)
     free_port,
     phone,
     seed_campaign,
