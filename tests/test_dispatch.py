@@ -759,6 +759,8 @@ async def test_a_send_that_timed_out_is_reconciled_not_failed(
     await tasks.sweep(deps, campaign_id, token)
     await drain(deps, campaign_id)
     assert await status_counts(session, campaign_id) == {"sent": 1}
+    # /metrics counts the message once, as sent by its re-send, never as failed
+    assert await dispatch_counts(deps.redis) == {(str(campaign_id), "sent"): 1}
     # the unheard one (recorded once the fake's slow answer ends) and its single re-send
     for _ in range(100):
         if sum(fake.attempts.values()) >= 2:

@@ -186,7 +186,8 @@ async def _one_batch(deps: Deps, campaign_id: int) -> int | None:
             unknown[0].error,
         )
     sent = sum(1 for r in results if r.ok)
-    await _count(deps, campaign_id, sent=sent, failed=len(results) - sent)
+    # Not the unknown ones: their re-send counts them sent, or reconciliation failed.
+    await _count(deps, campaign_id, sent=sent, failed=len(results) - sent - len(unknown))
     await notify_campaign_progress(deps.redis, campaign_id)
     if any(r.undeliverable for r in results):
         await notify_contacts_changed(deps.redis)
