@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import threading
 
 import pytest
 import redis
@@ -75,9 +76,18 @@ async def test_campaign_reaches_each_eligible_contact_exactly_once(
 async def test_killed_worker_never_causes_a_second_send(
     gql: GqlClient, session: AsyncSession, fake: FakeWhatsApp, start_worker: StartWorker
 ) -> None:
-    # given a campaign paced at 500 messages/s, so it is mid-way when a worker dies, and a
-    # provider configured as posting no status webhooks
+    # given a campaign paced at 500 messages/s, and a provider configured as posting no
+    # status webhooks that turns slow after 400 sends, so that both processes hold claimed
+    # batches from then on, and the campaign is still far from its end
     campaign_id = await seed_campaign(session, 2_000)
+    slowed = threading.Event()
+
+    def slow_down(total: int) -> None:
+        if total == 400:
+            fake.latency_s = 0.5
+            slowed.set()
+
+    fake.on_send = slow_down
     env: dict[str, object] = {
         "whatsapp_status_webhooks": False,
         "whatsapp_rate_per_second": 500,
@@ -90,14 +100,12 @@ async def test_killed_worker_never_causes_a_second_send(
     await gql.ok(START, {"id": str(campaign_id)})
 
     async def mid_campaign() -> bool:
-        return sum(fake.sends.values()) >= 400
+        return slowed.is_set()
 
     await first.wait_until(mid_campaign, "400 sends")
 
-    # when one worker process is killed mid-request (the provider is made slow so both
-    # processes hold claimed batches), dramatiq stops its sibling, and a new worker is
-    # started
-    fake.latency_s = 0.5
+    # when one worker process is killed mid-request, dramatiq stops its sibling, and a new
+    # worker is started
     await asyncio.sleep(0.3)
     first.kill_busiest_child()
     sent_when_killed = sum(fake.sends.values())
@@ -222,6 +230,14 @@ async def test_chains_lost_in_a_redis_outage_are_rearmed_without_a_restart(
     campaign_id = await seed_campaign(session, 1_500)
     client = redis.Redis.from_url(str(settings.redis_url))
     with TcpProxy("127.0.0.1", 6379) as proxy:
+        cut = threading.Event()
+
+        def cut_mid_campaign(total: int) -> None:
+            if total == 300:
+                proxy.cut()
+                cut.set()
+
+        fake.on_send = cut_mid_campaign
         worker = await start_worker(
             redis_url=proxy.url_for(str(settings.redis_url)),
             worker_redis_retries=2,
@@ -231,13 +247,13 @@ async def test_chains_lost_in_a_redis_outage_are_rearmed_without_a_restart(
         )
         await gql.ok(START, {"id": str(campaign_id)})
 
-        async def mid_campaign() -> bool:
-            return sum(fake.sends.values()) >= 300
+        async def redis_cut() -> bool:
+            return cut.is_set()
 
-        await worker.wait_until(mid_campaign, "300 sends")
+        await worker.wait_until(redis_cut, "300 sends")
 
-        # when Redis goes away for the workers, and every chain is lost with it
-        proxy.cut()
+        # when Redis goes away for the workers after 300 sends, and every chain is lost
+        # with it
         await asyncio.sleep(1.5)
         lost = [
             key
@@ -246,12 +262,15 @@ async def test_chains_lost_in_a_redis_outage_are_rearmed_without_a_restart(
         ]
         if lost:
             client.delete(*lost)
+        logged_before = len(worker.output())
         proxy.restore()
         await worker.completed(session, campaign_id)
         worker.stop()
         client.close()
 
-    # then the campaign completed by itself: every contact sent exactly once
+    # then recovery re-armed the campaign, which completed by itself: every contact sent
+    # exactly once
+    assert "re-armed 1 campaigns" in worker.output()[logged_before:]
     assert await status_counts(session, campaign_id) == {"sent": 1_500}
     assert len(fake.sends) == 1_500
     assert set(fake.sends.values()) == {1}
