@@ -37,6 +37,7 @@ from app.redis_clients import worker_redis
 from tests.conftest import Server
 from tests.fake_whatsapp import (
     PHONE_NUMBER_ID,
+    WAIT_S,
     FakeWhatsApp,
     campaign_status,
     free_port,
@@ -392,9 +393,10 @@ async def test_daily_quota_waits_until_next_day_and_counts_exactly(
     expected = DailyQuota.ms_until_reset()
     assert (name, args) == (SEND_BATCH, (campaign_id,))
     assert delay is not None
-    assert expected <= delay < expected + 5_000
+    # (a minute of slack: the batch ran a moment before `expected` was computed)
+    assert expected <= delay < expected + 60_000
     ttl = await deps.redis.ttl(DAILY_KEY)
-    assert expected / 1000 - 5 < ttl <= expected / 1000 + 1
+    assert expected / 1000 - 60 < ttl <= expected / 1000 + 1
     # the 15 messages left waiting for the next quota window are counted once
     assert await dispatch_counts(deps.redis) == {
         (str(campaign_id), "sent"): 25,
@@ -609,7 +611,7 @@ async def test_simulated_provider_posts_status_callbacks_to_the_webhook(
     await drain(deps, campaign_id)
 
     # then every message is delivered (or read) once the callbacks land
-    deadline = asyncio.get_running_loop().time() + 8
+    deadline = asyncio.get_running_loop().time() + WAIT_S
     counts = await status_counts(session, campaign_id)
     while counts.get("sent") and asyncio.get_running_loop().time() < deadline:
         await asyncio.sleep(0.2)

@@ -20,7 +20,7 @@ from websockets.exceptions import ConnectionClosed
 
 from app.config import Settings
 from tests.conftest import GqlClient, Server, StartWorker, create_api_key, serve
-from tests.fake_whatsapp import free_port, seed_campaign, status_counts
+from tests.fake_whatsapp import WAIT_S, free_port, seed_campaign, status_counts
 from tests.ws_client import GqlSocket, gql_socket
 
 pytestmark = pytest.mark.asyncio
@@ -92,14 +92,15 @@ def api_process(settings: Settings, **extra: str) -> Iterator[str]:
     )
     url = f"http://127.0.0.1:{port}"
     try:
-        for _ in range(600):
+        deadline = time.monotonic() + WAIT_S  # booting takes long on a busy machine
+        while True:
             try:
                 if httpx.get(url + "/readyz").status_code == 200:
                     break
             except httpx.TransportError:
                 pass
-            if process.poll() is not None:
-                raise RuntimeError("herald serve exited")
+            if process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError("herald serve exited or did not start")
             time.sleep(0.1)
         yield url
     finally:

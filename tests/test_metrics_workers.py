@@ -23,7 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.config import Settings
 from tests.conftest import ROOT, GqlClient, StartWorker, create_api_key
-from tests.fake_whatsapp import FakeWhatsApp, phone, seed_campaign, worker_env
+from tests.fake_whatsapp import WAIT_S, FakeWhatsApp, phone, seed_campaign, worker_env
 from tests.test_dispatch_workers import START
 
 pytestmark = pytest.mark.asyncio
@@ -49,7 +49,7 @@ def herald_serve(env: dict[str, str], log: IO[bytes]) -> Iterator[str]:
     )
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 60
+        deadline = time.monotonic() + WAIT_S  # booting takes long on a busy machine
         while True:
             try:
                 if httpx.get(f"{url}/readyz", timeout=2).status_code == 200:
