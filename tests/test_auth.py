@@ -345,7 +345,12 @@ async def test_query_over_get_still_works(gql: GqlClient, http: httpx.AsyncClien
 
 
 def _herald(settings: Settings, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "HERALD_DATABASE_URL": str(settings.database_url)}
+    # The test's own Redis too: `apikey revoke` announces the revocation there.
+    env = {
+        **os.environ,
+        "HERALD_DATABASE_URL": str(settings.database_url),
+        "HERALD_REDIS_URL": str(settings.redis_url),
+    }
     return subprocess.run(
         [sys.executable, "-m", "app.cli", *args],
         env=env,
