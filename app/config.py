@@ -160,6 +160,9 @@ class Settings(BaseSettings):
     whatsapp_http_timeout_s: float = Field(default=10.0, gt=0)
     whatsapp_http_retries: int = Field(default=3, ge=0)
     whatsapp_http_backoff_ms: int = Field(default=200, ge=0)
+    # A provider connection idle this long is closed, not reused: shorter than any server's
+    # own idle close, so a request never crosses that close on the wire (see README).
+    whatsapp_http_keepalive_s: float = Field(default=2.0, gt=0)
     # Where the simulated provider posts its status callbacks and replies (default: this API).
     whatsapp_webhook_url: str | None = None
     simulated_latency_ms: int = Field(default=40, ge=0)

@@ -8,7 +8,7 @@ import socket
 import threading
 import time
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,6 +26,7 @@ from sqlalchemy.pool import NullPool
 from app import migrate
 from app.config import Settings, load_settings
 from app.main import create_app
+from tests.fake_whatsapp import FakeWhatsApp, Worker, serve_fake, worker_env
 
 
 def _reachable(host: str, port: int) -> bool:
@@ -274,3 +275,44 @@ async def session(settings: Settings) -> AsyncIterator[AsyncSession]:
 
 
 ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="session")
+def fake_server() -> Iterator[tuple[FakeWhatsApp, str]]:
+    """One fake Cloud API per test run: (its state, its base URL)."""
+    fake = FakeWhatsApp()
+    with serve_fake(fake) as url:
+        yield fake, url
+
+
+@pytest.fixture
+def fake(fake_server: tuple[FakeWhatsApp, str]) -> FakeWhatsApp:
+    """The fake with its behaviour and counters reset for this test."""
+    fake_server[0].reset()
+    return fake_server[0]
+
+
+StartWorker = Callable[..., Awaitable[Worker]]
+
+
+@pytest.fixture
+def start_worker(
+    settings: Settings, fake: FakeWhatsApp, fake_server: tuple[FakeWhatsApp, str], tmp_path: Path
+) -> Iterator[StartWorker]:
+    """Start dispatch workers on the fake Cloud API, logging to tmp_path/worker.log.
+
+    `await start_worker(processes=2, **settings)` returns once every process consumes;
+    every worker started is stopped after the test.
+    """
+    started: list[Worker] = []
+
+    async def start(processes: int = 2, **overrides: object) -> Worker:
+        base_url = str(overrides.pop("whatsapp_api_base_url", fake_server[1]))
+        env = worker_env(settings, base_url, **overrides)
+        started.append(Worker(env, tmp_path / "worker.log", processes))
+        await started[-1].ready()
+        return started[-1]
+
+    yield start
+    for worker in started:
+        worker.stop()

@@ -16,7 +16,7 @@ import sys
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -54,6 +54,17 @@ class FakeWhatsApp:
     on_send: Callable[[int], None] | None = None
     _ids: itertools.count[int] = field(default_factory=itertools.count)
     _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def reset(self) -> None:
+        """Forget every behaviour and observation (the fake is shared by a test run)."""
+        self.undeliverable.clear()
+        self.transient.clear()
+        self.sends.clear()
+        self.attempts.clear()
+        self.payloads.clear()
+        self.keep_payloads = False
+        self.on_send = None
+        self.latency_s = 0
 
     def app(self) -> Starlette:
         async def messages(request: Request) -> JSONResponse:
@@ -140,29 +151,6 @@ def serve_fake(fake: FakeWhatsApp) -> Iterator[str]:
     finally:
         server.should_exit = True
         thread.join(timeout=5)
-
-
-@pytest.fixture(scope="session", name="fake_server")
-def fake_server_fixture() -> Iterator[tuple[FakeWhatsApp, str]]:
-    """One fake Cloud API per test run: (its state, its base URL)."""
-    fake = FakeWhatsApp()
-    with serve_fake(fake) as url:
-        yield fake, url
-
-
-@pytest.fixture(name="fake")
-def fake_fixture(fake_server: tuple[FakeWhatsApp, str]) -> FakeWhatsApp:
-    """The fake with its behaviour and counters reset for this test."""
-    fake, _ = fake_server
-    fake.undeliverable.clear()
-    fake.transient.clear()
-    fake.sends.clear()
-    fake.attempts.clear()
-    fake.payloads.clear()
-    fake.keep_payloads = False
-    fake.on_send = None
-    fake.latency_s = 0
-    return fake
 
 
 def phone(i: int) -> str:
@@ -259,11 +247,19 @@ def worker_env(settings: Settings, base_url: str, **extra: object) -> dict[str, 
     return env
 
 
+# How long a worker test waits for anything. A wait, not a speed check: worker processes
+# take tens of seconds just to boot when other processes hold both cores.
+WAIT_S = 180.0
+
+
 class Worker:
     """`python -m dramatiq app.dispatch.actors -p N -t 2` as a real process group."""
 
     def __init__(self, env: dict[str, str], log: Path, processes: int = 2) -> None:
+        self.log_path = log
+        self.processes = processes
         self.log: IO[bytes] = log.open("ab")
+        self._log_start = self.log.seek(0, os.SEEK_END)  # workers of one test share a log
         self.proc = subprocess.Popen(
             [*DRAMATIQ, "-p", str(processes), "-t", "2"],
             cwd=ROOT,
@@ -272,6 +268,57 @@ class Worker:
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
+
+    def output(self) -> str:
+        """What this worker has logged so far."""
+        with self.log_path.open("rb") as log:
+            log.seek(self._log_start)
+            return log.read().decode(errors="replace")
+
+    async def wait_until(
+        self,
+        check: Callable[[], Awaitable[bool]],
+        what: str,
+        state: Callable[[], Awaitable[object]] | None = None,
+    ) -> None:
+        """Poll `check` until true; fail with `state` and the end of the log if the worker
+        exits or WAIT_S pass first."""
+        deadline = time.monotonic() + WAIT_S
+        while not await check():
+            exited = self.proc.poll() is not None
+            if exited or time.monotonic() > deadline:
+                why = "the worker exited" if exited else f"not within {WAIT_S:.0f} s"
+                seen = f" ({await state()})" if state is not None else ""
+                tail = (await asyncio.to_thread(self.output))[-4000:]
+                pytest.fail(f"waiting for {what}: {why}{seen}; worker log:\n{tail}")
+            await asyncio.sleep(0.1)
+
+    async def ready(self) -> None:
+        """Wait until every process consumes, so that later waits are about dispatch."""
+
+        async def booted() -> bool:
+            output = await asyncio.to_thread(self.output)
+            return output.count("Worker process is ready for action") >= self.processes
+
+        await self.wait_until(booted, "the worker processes to boot")
+
+    async def completed(self, session: AsyncSession, campaign_id: int) -> None:
+        """Wait until the campaign is COMPLETED."""
+
+        async def done() -> bool:
+            return await campaign_status(session, campaign_id) == "completed"
+
+        async def messages() -> dict[str, int]:
+            return await status_counts(session, campaign_id)
+
+        await self.wait_until(done, f"campaign {campaign_id} to complete", messages)
+
+    async def exited(self) -> None:
+        """Wait until the main process has exited (after a child was killed, it stops all)."""
+        deadline = time.monotonic() + WAIT_S
+        while self.proc.poll() is None:
+            assert time.monotonic() < deadline, f"the worker did not exit within {WAIT_S:.0f} s"
+            await asyncio.sleep(0.1)
 
     def children(self) -> list[int]:
         path = Path(f"/proc/{self.proc.pid}/task/{self.proc.pid}/children")

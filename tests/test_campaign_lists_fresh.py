@@ -22,8 +22,6 @@ from app.dispatch.providers import sign
 from tests.conftest import GqlClient
 from tests.fake_whatsapp import (
     FakeWhatsApp,
-    fake_fixture,  # noqa: F401 (the `fake` fixture)
-    fake_server_fixture,  # noqa: F401 (the `fake_server` fixture)
     phone,
     seed_campaign,
 )

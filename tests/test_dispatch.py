@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import threading
 import time
 from collections.abc import AsyncIterator, Iterator
@@ -11,6 +12,7 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
 
+import orjson
 import pytest
 import pytest_asyncio
 import uvicorn
@@ -35,10 +37,9 @@ from app.redis_clients import worker_redis
 from tests.conftest import Server
 from tests.fake_whatsapp import (
     PHONE_NUMBER_ID,
+    WAIT_S,
     FakeWhatsApp,
     campaign_status,
-    fake_fixture,  # noqa: F401 (the `fake` fixture)
-    fake_server_fixture,  # noqa: F401 (the `fake_server` fixture)
     free_port,
     phone,
     seed_campaign,
@@ -274,6 +275,80 @@ async def test_provider_down_after_retries_fails_message_with_reason(
     assert error.scalar_one() == "provider unavailable (HTTP 503)"
 
 
+class IdleClosingCloudApi:
+    """A Cloud API stand-in whose idle close always meets the client's next request.
+
+    A server closes a connection left idle for its keep-alive timeout; a request sent on
+    it at that moment crosses the close on the wire and gets no answer. This one answers
+    requests on a connection idle for less than `idle_close_s` and drops, unanswered, one
+    that arrives later: the worst case of that race, every time.
+    """
+
+    def __init__(self, idle_close_s: float) -> None:
+        self.idle_close_s = idle_close_s
+        self.connections = 0
+        self.answered = 0
+        self.dropped = 0
+
+    async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.connections += 1
+        idle_since = time.monotonic()
+        try:
+            while True:
+                head = await reader.readuntil(b"\r\n\r\n")
+                if time.monotonic() - idle_since >= self.idle_close_s:
+                    self.dropped += 1
+                    return
+                length = re.search(rb"(?i)content-length: *(\d+)", head)
+                await reader.readexactly(int(length.group(1)) if length else 0)
+                body = orjson.dumps({"messages": [{"id": f"wamid.idle.{self.answered}"}]})
+                writer.write(
+                    b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+                    b"Content-Length: %d\r\n\r\n%s" % (len(body), body)
+                )
+                await writer.drain()
+                self.answered += 1
+                idle_since = time.monotonic()
+        except asyncio.IncompleteReadError:
+            return
+        finally:
+            writer.close()
+
+
+async def test_a_batch_after_a_pause_is_not_lost_to_the_providers_idle_close(
+    session: AsyncSession, make_deps: Any
+) -> None:
+    # given a provider that closes connections idle for 2.5 s, and workers that keep
+    # theirs for 2 s: one batch of two sends, then a pause (a broker or Redis outage)
+    stand_in = IdleClosingCloudApi(idle_close_s=2.5)
+    server = await asyncio.start_server(stand_in.handle, "127.0.0.1", 0)
+    url = f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}/v21.0"
+    campaign_id = await seed_campaign(session, 4)
+    await set_status(session, campaign_id, "sending")
+    deps = make_deps(
+        whatsapp_api_base_url=url,
+        whatsapp_http_keepalive_s=2.0,
+        dispatch_batch_size=2,
+        dispatch_send_concurrency=1,
+    )
+    await tasks.materialize(deps, campaign_id)
+    try:
+        await tasks.send_batch(deps, campaign_id)
+        await asyncio.sleep(3.0)
+
+        # when the next batch goes out after the pause
+        await drain(deps, campaign_id)
+    finally:
+        await deps.provider.aclose()
+        server.close()
+
+    # then every send was answered, none left of unknown fate: the back-to-back sends
+    # shared a connection, and the first one after the pause opened a fresh one instead
+    # of crossing the provider's close
+    assert await status_counts(session, campaign_id) == {"sent": 4}
+    assert (stand_in.answered, stand_in.dropped, stand_in.connections) == (4, 0, 2)
+
+
 async def test_pause_stops_within_one_batch(
     session: AsyncSession, make_deps: Any, fake: FakeWhatsApp
 ) -> None:
@@ -318,9 +393,10 @@ async def test_daily_quota_waits_until_next_day_and_counts_exactly(
     expected = DailyQuota.ms_until_reset()
     assert (name, args) == (SEND_BATCH, (campaign_id,))
     assert delay is not None
-    assert expected <= delay < expected + 5_000
+    # (a minute of slack: the batch ran a moment before `expected` was computed)
+    assert expected <= delay < expected + 60_000
     ttl = await deps.redis.ttl(DAILY_KEY)
-    assert expected / 1000 - 5 < ttl <= expected / 1000 + 1
+    assert expected / 1000 - 60 < ttl <= expected / 1000 + 1
     # the 15 messages left waiting for the next quota window are counted once
     assert await dispatch_counts(deps.redis) == {
         (str(campaign_id), "sent"): 25,
@@ -535,7 +611,7 @@ async def test_simulated_provider_posts_status_callbacks_to_the_webhook(
     await drain(deps, campaign_id)
 
     # then every message is delivered (or read) once the callbacks land
-    deadline = asyncio.get_running_loop().time() + 8
+    deadline = asyncio.get_running_loop().time() + WAIT_S
     counts = await status_counts(session, campaign_id)
     while counts.get("sent") and asyncio.get_running_loop().time() < deadline:
         await asyncio.sleep(0.2)
@@ -658,7 +734,7 @@ async def test_recover_rearms_only_campaigns_without_a_live_chain(
 
 
 async def test_a_send_that_timed_out_is_reconciled_not_failed(
-    session: AsyncSession, make_deps: Any, fake: FakeWhatsApp
+    session: AsyncSession, make_deps: Any, fake: FakeWhatsApp, caplog: pytest.LogCaptureFixture
 ) -> None:
     # given a provider slower than the HTTP timeout: it accepts, the worker never hears
     campaign_id = await seed_campaign(session, 1)
@@ -671,10 +747,13 @@ async def test_a_send_that_timed_out_is_reconciled_not_failed(
     await tasks.materialize(deps, campaign_id)
 
     # when the batch runs
-    await tasks.send_batch(deps, campaign_id)
+    with caplog.at_level(logging.WARNING, logger="app.dispatch.tasks"):
+        await tasks.send_batch(deps, campaign_id)
 
-    # then the message is of unknown fate, not failed, until reconciliation decides
+    # then the message is of unknown fate, not failed, until reconciliation decides; the
+    # worker says so, since it holds the campaign open
     assert await status_counts(session, campaign_id) == {"sending": 1}
+    assert "1 sends of unknown fate stay sending until reconciled" in caplog.text
     fake.latency_s = 0
     await asyncio.sleep(0.3)
     token = jobs(deps).named(SWEEP)[-1][1]
@@ -682,6 +761,8 @@ async def test_a_send_that_timed_out_is_reconciled_not_failed(
     await tasks.sweep(deps, campaign_id, token)
     await drain(deps, campaign_id)
     assert await status_counts(session, campaign_id) == {"sent": 1}
+    # /metrics counts the message once, as sent by its re-send, never as failed
+    assert await dispatch_counts(deps.redis) == {(str(campaign_id), "sent"): 1}
     # the unheard one (recorded once the fake's slow answer ends) and its single re-send
     for _ in range(100):
         if sum(fake.attempts.values()) >= 2:

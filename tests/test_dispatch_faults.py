@@ -15,8 +15,6 @@ from app.dispatch import tasks
 from bench.tcp_proxy import TcpProxy
 from tests.fake_whatsapp import (
     FakeWhatsApp,
-    fake_fixture,  # noqa: F401 (the `fake` fixture)
-    fake_server_fixture,  # noqa: F401 (the `fake_server` fixture)
     seed_campaign,
     status_counts,
 )

@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import time
-from collections.abc import Awaitable, Callable
-from pathlib import Path
+import threading
 
 import pytest
 import redis
@@ -16,18 +14,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.config import Settings
 from app.dispatch.quota import DAILY_KEY
 from bench.tcp_proxy import TcpProxy
-from tests.conftest import GqlClient, Server
-from tests.fake_whatsapp import (
-    FakeWhatsApp,
-    Worker,
-    campaign_status,
-    fake_fixture,  # noqa: F401 (the `fake` fixture)
-    fake_server_fixture,  # noqa: F401 (the `fake_server` fixture)
-    phone,
-    seed_campaign,
-    status_counts,
-    worker_env,
-)
+from tests.conftest import GqlClient, Server, StartWorker
+from tests.fake_whatsapp import FakeWhatsApp, campaign_status, phone, seed_campaign, status_counts
 
 pytestmark = pytest.mark.asyncio
 
@@ -43,29 +31,8 @@ query Stats($id: ID!) {
 """
 
 
-async def wait_until(
-    check: Callable[[], Awaitable[bool]], within: float, worker: Worker, log: Path
-) -> None:
-    """Poll `check` until true; on timeout fail with the end of the workers' log.
-
-    A wait, not a speed check: worker processes take tens of seconds just to boot when
-    other processes hold both cores, so every wait gets at least three minutes.
-    """
-    deadline = time.monotonic() + max(within, 180)
-    while not await check():
-        if time.monotonic() > deadline or worker.proc.poll() is not None:
-            tail = (await asyncio.to_thread(log.read_text))[-4000:]
-            pytest.fail(f"timed out or worker exited; worker log:\n{tail}")
-        await asyncio.sleep(0.1)
-
-
 async def test_campaign_reaches_each_eligible_contact_exactly_once(
-    gql: GqlClient,
-    session: AsyncSession,
-    settings: Settings,
-    fake: FakeWhatsApp,
-    fake_server: tuple[FakeWhatsApp, str],
-    tmp_path: Path,
+    gql: GqlClient, session: AsyncSession, fake: FakeWhatsApp, start_worker: StartWorker
 ) -> None:
     # given 2,000 targeted contacts: 50 opted out, 30 known invalid, 300 in both categories,
     # and 20 numbers the provider rejects as undeliverable
@@ -73,21 +40,13 @@ async def test_campaign_reaches_each_eligible_contact_exactly_once(
         session, 2_000, opted_out=50, invalid=30, other_category_overlap=300
     )
     fake.undeliverable.update(phone(i).lstrip("+") for i in range(100, 120))
-    log = tmp_path / "worker.log"
-    worker = Worker(
-        worker_env(settings, fake_server[1], whatsapp_rate_per_second=100_000), log, processes=2
-    )
-    try:
-        # when
-        result = await gql.ok(START, {"id": str(campaign_id)})
-        assert result["startCampaign"]["__typename"] == "StartCampaignSuccess"
+    worker = await start_worker(whatsapp_rate_per_second=100_000)
 
-        async def completed() -> bool:
-            return await campaign_status(session, campaign_id) == "completed"
-
-        await wait_until(completed, 40, worker, log)
-    finally:
-        worker.stop()
+    # when
+    result = await gql.ok(START, {"id": str(campaign_id)})
+    assert result["startCampaign"]["__typename"] == "StartCampaignSuccess"
+    await worker.completed(session, campaign_id)
+    worker.stop()
 
     # then
     eligible = {phone(i).lstrip("+") for i in range(80, 2_000)}
@@ -115,56 +74,46 @@ async def test_campaign_reaches_each_eligible_contact_exactly_once(
 
 
 async def test_killed_worker_never_causes_a_second_send(
-    gql: GqlClient,
-    session: AsyncSession,
-    settings: Settings,
-    fake: FakeWhatsApp,
-    fake_server: tuple[FakeWhatsApp, str],
-    tmp_path: Path,
+    gql: GqlClient, session: AsyncSession, fake: FakeWhatsApp, start_worker: StartWorker
 ) -> None:
-    # given a campaign paced at 500 messages/s, so it is mid-way when a worker dies, and a
-    # provider configured as posting no status webhooks
+    # given a campaign paced at 500 messages/s, and a provider configured as posting no
+    # status webhooks that turns slow after 400 sends, so that both processes hold claimed
+    # batches from then on, and the campaign is still far from its end
     campaign_id = await seed_campaign(session, 2_000)
-    log = tmp_path / "worker.log"
-    env = worker_env(
-        settings,
-        fake_server[1],
-        whatsapp_status_webhooks=False,
-        whatsapp_rate_per_second=500,
-        dispatch_batch_size=100,
-        dispatch_sending_timeout_s=2,
+    slowed = threading.Event()
+
+    def slow_down(total: int) -> None:
+        if total == 400:
+            fake.latency_s = 0.5
+            slowed.set()
+
+    fake.on_send = slow_down
+    env: dict[str, object] = {
+        "whatsapp_status_webhooks": False,
+        "whatsapp_rate_per_second": 500,
+        "dispatch_batch_size": 100,
+        "dispatch_sending_timeout_s": 2,
         # A process killed inside a locked step leaves the campaign lock to expire.
-        dispatch_lock_ttl_ms=3_000,
-    )
-    first = Worker(env, log, processes=2)
-    try:
-        await gql.ok(START, {"id": str(campaign_id)})
+        "dispatch_lock_ttl_ms": 3_000,
+    }
+    first = await start_worker(**env)
+    await gql.ok(START, {"id": str(campaign_id)})
 
-        async def mid_campaign() -> bool:
-            return sum(fake.sends.values()) >= 400
+    async def mid_campaign() -> bool:
+        return slowed.is_set()
 
-        await wait_until(mid_campaign, 30, first, log)
+    await first.wait_until(mid_campaign, "400 sends")
 
-        # when one worker process is killed mid-request (the provider is made slow so
-        # both processes hold claimed batches), dramatiq stops its sibling, and a new
-        # worker is started
-        fake.latency_s = 0.5
-        await asyncio.sleep(0.3)
-        first.kill_busiest_child()
-        sent_when_killed = sum(fake.sends.values())
-        fake.latency_s = 0
-        await asyncio.to_thread(first.proc.wait, 20)
-    finally:
-        first.stop()
-    second = Worker(env, log, processes=2)
-    try:
-
-        async def completed() -> bool:
-            return await campaign_status(session, campaign_id) == "completed"
-
-        await wait_until(completed, 40, second, log)
-    finally:
-        second.stop()
+    # when one worker process is killed mid-request, dramatiq stops its sibling, and a new
+    # worker is started
+    await asyncio.sleep(0.3)
+    first.kill_busiest_child()
+    sent_when_killed = sum(fake.sends.values())
+    fake.latency_s = 0
+    await first.exited()
+    second = await start_worker(**env)
+    await second.completed(session, campaign_id)
+    second.stop()
 
     # then the provider saw at most one send per contact; nothing was left open
     assert max(fake.sends.values()) == 1
@@ -194,35 +143,24 @@ async def test_daily_quota_reached_mid_campaign_waits(
     session: AsyncSession,
     settings: Settings,
     fake: FakeWhatsApp,
-    fake_server: tuple[FakeWhatsApp, str],
-    tmp_path: Path,
+    start_worker: StartWorker,
 ) -> None:
     # given a daily quota of 450 with 600 targeted contacts
     campaign_id = await seed_campaign(session, 600)
-    log = tmp_path / "worker.log"
-    worker = Worker(
-        worker_env(
-            settings,
-            fake_server[1],
-            whatsapp_daily_quota=450,
-            dispatch_batch_size=100,
-            whatsapp_rate_per_second=100_000,
-        ),
-        log,
-        processes=2,
+    worker = await start_worker(
+        whatsapp_daily_quota=450, dispatch_batch_size=100, whatsapp_rate_per_second=100_000
     )
     client = redis.Redis.from_url(str(settings.redis_url))
-    try:
-        # when
-        await gql.ok(START, {"id": str(campaign_id)})
 
-        async def quota_reached() -> bool:
-            return await status_counts(session, campaign_id) == {"sent": 450, "pending": 150}
+    # when
+    await gql.ok(START, {"id": str(campaign_id)})
 
-        await wait_until(quota_reached, 30, worker, log)
-        await asyncio.sleep(1.0)  # nothing more goes out while waiting
-    finally:
-        worker.stop()
+    async def quota_reached() -> bool:
+        return await status_counts(session, campaign_id) == {"sent": 450, "pending": 150}
+
+    await worker.wait_until(quota_reached, "450 sent and 150 pending")
+    await asyncio.sleep(1.0)  # nothing more goes out while waiting
+    worker.stop()
 
     # then the campaign waits (still sending, nothing failed), counted exactly at the quota
     assert sum(fake.sends.values()) == 450
@@ -240,32 +178,34 @@ def _simulated_undeliverable(index: int, rate: float) -> bool:
 
 
 async def test_demo_campaign_with_the_simulated_provider_moves_past_sent(
-    gql: GqlClient, session: AsyncSession, settings: Settings, server: Server, tmp_path: Path
+    gql: GqlClient,
+    session: AsyncSession,
+    settings: Settings,
+    server: Server,
+    start_worker: StartWorker,
 ) -> None:
     # given a demo-sized campaign sent at full speed, so that ~3,000 status callbacks
     # reach the API's webhook within a few seconds
     size = 1_200
     campaign_id = await seed_campaign(session, size)
-    log = tmp_path / "worker.log"
-    env = worker_env(
-        settings,
-        "http://unused",
+    worker = await start_worker(
         whatsapp_provider="simulated",
         whatsapp_webhook_url=f"{server.url}/webhooks/whatsapp",
         whatsapp_rate_per_second=100_000,
     )
-    worker = Worker(env, log, processes=2)
-    try:
-        # when
-        await gql.ok(START, {"id": str(campaign_id)})
 
-        async def settled() -> bool:
-            counts = await status_counts(session, campaign_id)
-            return sum(counts.values()) == size and not {"pending", "sending", "sent"} & set(counts)
+    # when
+    await gql.ok(START, {"id": str(campaign_id)})
 
-        await wait_until(settled, 120, worker, log)
-    finally:
-        worker.stop()
+    async def settled() -> bool:
+        counts = await status_counts(session, campaign_id)
+        return sum(counts.values()) == size and not {"pending", "sending", "sent"} & set(counts)
+
+    async def messages() -> dict[str, int]:
+        return await status_counts(session, campaign_id)
+
+    await worker.wait_until(settled, "every message past sent", messages)
+    worker.stop()
 
     # then every message moved past `sent` by itself: delivered or read, or failed for the
     # numbers the simulation makes undeliverable; no callback was given up on
@@ -274,7 +214,7 @@ async def test_demo_campaign_with_the_simulated_provider_moves_past_sent(
     assert counts.get("failed", 0) == failed
     assert counts["delivered"] + counts["read"] == size - failed
     assert counts["read"] > 0
-    assert "lost after" not in log.read_text()
+    assert "lost after" not in worker.output()
     assert await campaign_status(session, campaign_id) == "completed"
 
 
@@ -283,54 +223,54 @@ async def test_chains_lost_in_a_redis_outage_are_rearmed_without_a_restart(
     session: AsyncSession,
     settings: Settings,
     fake: FakeWhatsApp,
-    fake_server: tuple[FakeWhatsApp, str],
-    tmp_path: Path,
+    start_worker: StartWorker,
 ) -> None:
     # given workers reaching Redis through a proxy, with few client retries, so an outage
     # drops their chains' enqueues (and Dramatiq's retries) as a long outage would
     campaign_id = await seed_campaign(session, 1_500)
-    log = tmp_path / "worker.log"
     client = redis.Redis.from_url(str(settings.redis_url))
     with TcpProxy("127.0.0.1", 6379) as proxy:
-        env = worker_env(
-            settings,
-            fake_server[1],
+        cut = threading.Event()
+
+        def cut_mid_campaign(total: int) -> None:
+            if total == 300:
+                proxy.cut()
+                cut.set()
+
+        fake.on_send = cut_mid_campaign
+        worker = await start_worker(
             redis_url=proxy.url_for(str(settings.redis_url)),
             worker_redis_retries=2,
             whatsapp_rate_per_second=500,
             dispatch_batch_size=50,
             dispatch_recovery_interval_s=1,
         )
-        worker = Worker(env, log, processes=2)
-        try:
-            await gql.ok(START, {"id": str(campaign_id)})
+        await gql.ok(START, {"id": str(campaign_id)})
 
-            async def mid_campaign() -> bool:
-                return sum(fake.sends.values()) >= 300
+        async def redis_cut() -> bool:
+            return cut.is_set()
 
-            await wait_until(mid_campaign, 30, worker, log)
+        await worker.wait_until(redis_cut, "300 sends")
 
-            # when Redis goes away for the workers, and every chain is lost with it
-            proxy.cut()
-            await asyncio.sleep(1.5)
-            lost = [
-                key
-                for pattern in ("dramatiq:*", "campaign:sweep:*", "campaign:active:*")
-                for key in client.scan_iter(pattern)
-            ]
-            if lost:
-                client.delete(*lost)
-            proxy.restore()
+        # when Redis goes away for the workers after 300 sends, and every chain is lost
+        # with it
+        await asyncio.sleep(1.5)
+        lost = [
+            key
+            for pattern in ("dramatiq:*", "campaign:sweep:*", "campaign:active:*")
+            for key in client.scan_iter(pattern)
+        ]
+        if lost:
+            client.delete(*lost)
+        logged_before = len(worker.output())
+        proxy.restore()
+        await worker.completed(session, campaign_id)
+        worker.stop()
+        client.close()
 
-            async def completed() -> bool:
-                return await campaign_status(session, campaign_id) == "completed"
-
-            await wait_until(completed, 40, worker, log)
-        finally:
-            worker.stop()
-            client.close()
-
-    # then the campaign completed by itself: every contact sent exactly once
+    # then recovery re-armed the campaign, which completed by itself: every contact sent
+    # exactly once
+    assert "re-armed 1 campaigns" in worker.output()[logged_before:]
     assert await status_counts(session, campaign_id) == {"sent": 1_500}
     assert len(fake.sends) == 1_500
     assert set(fake.sends.values()) == {1}

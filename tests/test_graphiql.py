@@ -19,15 +19,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app import __version__
 from app.config import Settings
 from app.graphiql import ASSETS_DIR, render_graphiql
-from tests.conftest import Server, serve
-from tests.fake_whatsapp import (
-    FakeWhatsApp,
-    Worker,
-    fake_fixture,  # noqa: F401 (the `fake` fixture)
-    fake_server_fixture,  # noqa: F401 (the `fake_server` fixture)
-    seed_campaign,
-    worker_env,
-)
+from tests.conftest import Server, StartWorker, serve
+from tests.fake_whatsapp import seed_campaign
 
 selenium = pytest.importorskip("selenium", reason="selenium is in the [dev] extra")
 
@@ -274,69 +267,59 @@ async def test_graphiql_subscription_shows_a_campaign_moving(
     admin_key: str,
     session: AsyncSession,
     browser: webdriver.Chrome,
-    fake: FakeWhatsApp,
-    fake_server: tuple[FakeWhatsApp, str],
-    tmp_path: Path,
+    start_worker: StartWorker,
 ) -> None:
     # given GraphiQL in dev with its pre-filled key, subscribed to a draft campaign
     campaign_id = await seed_campaign(session, 400)
-    worker = Worker(
-        worker_env(settings, fake_server[1], whatsapp_rate_per_second=100, dispatch_batch_size=20),
-        tmp_path / "worker.log",
-        processes=1,
-    )
-    try:
-        with serve(settings.model_copy(update={"graphiql_api_key": admin_key})) as ide:
-            browser.get(f"{ide.url}/graphql")
-            wait = WebDriverWait(browser, 60, poll_frequency=0.05)
-            editor = wait.until(
-                ec.presence_of_element_located(
-                    (By.CSS_SELECTOR, ".graphiql-query-editor .CodeMirror")
-                )
+    worker = await start_worker(processes=1, whatsapp_rate_per_second=100, dispatch_batch_size=20)
+    with serve(settings.model_copy(update={"graphiql_api_key": admin_key})) as ide:
+        browser.get(f"{ide.url}/graphql")
+        wait = WebDriverWait(browser, 60, poll_frequency=0.05)
+        editor = wait.until(
+            ec.presence_of_element_located((By.CSS_SELECTOR, ".graphiql-query-editor .CodeMirror"))
+        )
+        browser.execute_script(
+            "arguments[0].CodeMirror.setValue(arguments[1]);", editor, SUBSCRIPTION
+        )
+        variables = browser.find_element(By.CSS_SELECTOR, ".graphiql-editor-tool .CodeMirror")
+        browser.execute_script(
+            "arguments[0].CodeMirror.setValue(arguments[1]);",
+            variables,
+            json.dumps({"id": str(campaign_id)}),
+        )
+        browser.find_element(By.CSS_SELECTOR, "button.graphiql-execute-button").click()
+
+        def progress(driver: webdriver.Chrome) -> dict[str, Any] | bool:
+            result = _result_json(driver)
+            data = (result or {}).get("data") or {}
+            return data.get("campaignProgress") or False
+
+        first = wait.until(progress)
+        assert first == {"status": "DRAFT", "stats": {"total": 0, "sent": 0}}
+
+        # when the campaign starts
+        async with httpx.AsyncClient() as client:
+            response = await client.post(
+                f"{ide.url}/graphql",
+                json={"query": START, "variables": {"id": str(campaign_id)}},
+                headers={"Authorization": f"Bearer {admin_key}"},
             )
-            browser.execute_script(
-                "arguments[0].CodeMirror.setValue(arguments[1]);", editor, SUBSCRIPTION
-            )
-            variables = browser.find_element(By.CSS_SELECTOR, ".graphiql-editor-tool .CodeMirror")
-            browser.execute_script(
-                "arguments[0].CodeMirror.setValue(arguments[1]);",
-                variables,
-                json.dumps({"id": str(campaign_id)}),
-            )
-            browser.find_element(By.CSS_SELECTOR, "button.graphiql-execute-button").click()
+        assert response.json()["data"]["startCampaign"]["__typename"] == "StartCampaignSuccess"
 
-            def progress(driver: webdriver.Chrome) -> dict[str, Any] | bool:
-                result = _result_json(driver)
-                data = (result or {}).get("data") or {}
-                return data.get("campaignProgress") or False
+        # then the page's numbers move, up to the final event
+        seen: list[int] = []
 
-            first = wait.until(progress)
-            assert first == {"status": "DRAFT", "stats": {"total": 0, "sent": 0}}
+        def completed(driver: webdriver.Chrome) -> bool:
+            now = progress(driver)
+            if isinstance(now, dict):
+                if not seen or seen[-1] != now["stats"]["sent"]:
+                    seen.append(now["stats"]["sent"])
+                return bool(now["status"] == "COMPLETED")
+            return False
 
-            # when the campaign starts
-            async with httpx.AsyncClient() as client:
-                response = await client.post(
-                    f"{ide.url}/graphql",
-                    json={"query": START, "variables": {"id": str(campaign_id)}},
-                    headers={"Authorization": f"Bearer {admin_key}"},
-                )
-            assert response.json()["data"]["startCampaign"]["__typename"] == "StartCampaignSuccess"
-
-            # then the page's numbers move, up to the final event
-            seen: list[int] = []
-
-            def completed(driver: webdriver.Chrome) -> bool:
-                now = progress(driver)
-                if isinstance(now, dict):
-                    if not seen or seen[-1] != now["stats"]["sent"]:
-                        seen.append(now["stats"]["sent"])
-                    return bool(now["status"] == "COMPLETED")
-                return False
-
-            wait.until(completed)
-            last = progress(browser)
-    finally:
-        worker.stop()
+        wait.until(completed)
+        last = progress(browser)
+    worker.stop()
 
     assert last == {"status": "COMPLETED", "stats": {"total": 400, "sent": 400}}
     assert seen == sorted(seen)

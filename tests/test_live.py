@@ -19,17 +19,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from websockets.exceptions import ConnectionClosed
 
 from app.config import Settings
-from tests.conftest import GqlClient, Server, create_api_key, serve
-from tests.fake_whatsapp import (
-    FakeWhatsApp,
-    Worker,
-    fake_fixture,  # noqa: F401 (the `fake` fixture)
-    fake_server_fixture,  # noqa: F401 (the `fake_server` fixture)
-    free_port,
-    seed_campaign,
-    status_counts,
-    worker_env,
-)
+from tests.conftest import GqlClient, Server, StartWorker, create_api_key, serve
+from tests.fake_whatsapp import WAIT_S, free_port, seed_campaign, status_counts
 from tests.ws_client import GqlSocket, gql_socket
 
 pytestmark = pytest.mark.asyncio
@@ -101,14 +92,15 @@ def api_process(settings: Settings, **extra: str) -> Iterator[str]:
     )
     url = f"http://127.0.0.1:{port}"
     try:
-        for _ in range(600):
+        deadline = time.monotonic() + WAIT_S  # booting takes long on a busy machine
+        while True:
             try:
                 if httpx.get(url + "/readyz").status_code == 200:
                     break
             except httpx.TransportError:
                 pass
-            if process.poll() is not None:
-                raise RuntimeError("herald serve exited")
+            if process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError("herald serve exited or did not start")
             time.sleep(0.1)
         yield url
     finally:
@@ -121,46 +113,35 @@ async def test_campaign_progress_counts_up_then_completes_on_two_api_processes(
     session: AsyncSession,
     settings: Settings,
     admin_key: str,
-    fake: FakeWhatsApp,
-    fake_server: tuple[FakeWhatsApp, str],
-    tmp_path: Path,
+    start_worker: StartWorker,
 ) -> None:
     # given a 600-contact campaign paced at 200 messages/s, watched from this process and
     # from a second API process, both polling only once a minute: what they see in between
     # comes through Redis pub/sub
     campaign_id = await seed_campaign(session, 600)
     variables = {"id": str(campaign_id)}
-    log = tmp_path / "worker.log"
-    worker = Worker(
-        worker_env(settings, fake_server[1], whatsapp_rate_per_second=200, dispatch_batch_size=50),
-        log,
-        processes=2,
-    )
-    try:
-        with (
-            serve(settings.model_copy(update=NO_POLLING)) as server,
-            api_process(
-                settings, HERALD_LIVE_POLL_S="60", HERALD_LIVE_FALLBACK_POLL_S="60"
-            ) as other_url,
-        ):
-            async with gql_socket(server.url) as here, gql_socket(other_url) as there:
-                for socket in (here, there):
-                    assert (await socket.init(admin_key))["type"] == "connection_ack"
-                    await socket.subscribe("p", PROGRESS, variables)
-                    first = await asyncio.wait_for(socket.receive(), WAIT)
-                    # the current state at once: a draft with no messages yet
-                    assert first["type"] == "next"
-                    assert first["payload"]["data"]["campaignProgress"]["status"] == "DRAFT"
+    worker = await start_worker(whatsapp_rate_per_second=200, dispatch_batch_size=50)
+    with (
+        serve(settings.model_copy(update=NO_POLLING)) as server,
+        api_process(settings, HERALD_LIVE_POLL_S="60", HERALD_LIVE_FALLBACK_POLL_S="60") as other,
+    ):
+        async with gql_socket(server.url) as here, gql_socket(other) as there:
+            for socket in (here, there):
+                assert (await socket.init(admin_key))["type"] == "connection_ack"
+                await socket.subscribe("p", PROGRESS, variables)
+                first = await asyncio.wait_for(socket.receive(), WAIT)
+                # the current state at once: a draft with no messages yet
+                assert first["type"] == "next"
+                assert first["payload"]["data"]["campaignProgress"]["status"] == "DRAFT"
 
-                # when the campaign starts
-                assert (await gql.ok(START, variables))["startCampaign"]["__typename"] == (
-                    "StartCampaignSuccess"
-                )
-                events_here, events_there = await asyncio.gather(
-                    collect(here, "p"), collect(there, "p")
-                )
-    finally:
-        worker.stop()
+            # when the campaign starts
+            assert (await gql.ok(START, variables))["startCampaign"]["__typename"] == (
+                "StartCampaignSuccess"
+            )
+            events_here, events_there = await asyncio.gather(
+                collect(here, "p"), collect(there, "p")
+            )
+    worker.stop()
 
     # then both processes saw counts go up several times, then one final COMPLETED event
     for events in (events_here, events_there):

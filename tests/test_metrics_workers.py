@@ -22,18 +22,9 @@ from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.config import Settings
-from tests.conftest import ROOT, GqlClient, create_api_key
-from tests.fake_whatsapp import (
-    FakeWhatsApp,
-    Worker,
-    campaign_status,
-    fake_fixture,  # noqa: F401 (the `fake` fixture)
-    fake_server_fixture,  # noqa: F401 (the `fake_server` fixture)
-    phone,
-    seed_campaign,
-    worker_env,
-)
-from tests.test_dispatch_workers import START, wait_until
+from tests.conftest import ROOT, GqlClient, StartWorker, create_api_key
+from tests.fake_whatsapp import WAIT_S, FakeWhatsApp, phone, seed_campaign, worker_env
+from tests.test_dispatch_workers import START
 
 pytestmark = pytest.mark.asyncio
 
@@ -58,7 +49,7 @@ def herald_serve(env: dict[str, str], log: IO[bytes]) -> Iterator[str]:
     )
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 60
+        deadline = time.monotonic() + WAIT_S  # booting takes long on a busy machine
         while True:
             try:
                 if httpx.get(f"{url}/readyz", timeout=2).status_code == 200:
@@ -110,6 +101,7 @@ async def test_metrics_add_up_over_api_processes_after_a_campaign(
     settings: Settings,
     fake: FakeWhatsApp,
     fake_server: tuple[FakeWhatsApp, str],
+    start_worker: StartWorker,
     tmp_path: Path,
 ) -> None:
     # given `herald serve --workers 2`, a dispatch worker, and a 300-contact campaign
@@ -124,21 +116,14 @@ async def test_metrics_add_up_over_api_processes_after_a_campaign(
     serve_env.pop("PROMETHEUS_MULTIPROC_DIR", None)
     key = await create_api_key(settings, "admin")
     log_path = tmp_path / "serve.log"
-    worker_log = tmp_path / "worker.log"
     with log_path.open("ab") as log, herald_serve(serve_env, log) as url:
-        worker = Worker(env, worker_log, processes=1)
+        worker = await start_worker(processes=1, whatsapp_rate_per_second=100_000)
         limits = httpx.Limits(max_keepalive_connections=0)  # each request a new connection
         async with httpx.AsyncClient(base_url=url, timeout=30, limits=limits) as http:
             gql = GqlClient(http, key)
-            try:
-                await gql.ok(START, {"id": str(campaign_id)})
-
-                async def completed() -> bool:
-                    return await campaign_status(session, campaign_id) == "completed"
-
-                await wait_until(completed, 60, worker, worker_log)
-            finally:
-                worker.stop()
+            await gql.ok(START, {"id": str(campaign_id)})
+            await worker.completed(session, campaign_id)
+            worker.stop()
 
             # when REQUESTS cached reads are spread over both processes, then scraped
             for _ in range(REQUESTS // 8):

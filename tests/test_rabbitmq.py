@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 from dramatiq.brokers.rabbitmq import RabbitmqBroker
@@ -16,16 +14,8 @@ from app.config import Settings
 from app.dispatch.broker import build_broker
 from app.dispatch.jobs import jobs_for
 from bench.rabbitmq import Node, Vhost, reachable
-from tests.fake_whatsapp import (
-    FakeWhatsApp,
-    Worker,
-    campaign_status,
-    fake_fixture,  # noqa: F401 (the `fake` fixture)
-    fake_server_fixture,  # noqa: F401 (the `fake_server` fixture)
-    seed_campaign,
-    status_counts,
-    worker_env,
-)
+from tests.conftest import StartWorker
+from tests.fake_whatsapp import FakeWhatsApp, seed_campaign, status_counts
 
 pytestmark = pytest.mark.asyncio
 
@@ -48,14 +38,6 @@ async def start(session: AsyncSession, settings: Settings, campaign_id: int) -> 
     jobs_for(settings).materialize(campaign_id)
 
 
-async def wait_for(session: AsyncSession, campaign_id: int, within: float, worker: Worker) -> None:
-    deadline = time.monotonic() + within
-    while await campaign_status(session, campaign_id) != "completed":
-        assert time.monotonic() < deadline, await status_counts(session, campaign_id)
-        assert worker.proc.poll() is None, "the worker exited"
-        await asyncio.sleep(0.2)
-
-
 async def test_an_amqp_broker_url_selects_rabbitmq(settings: Settings, vhost: Vhost) -> None:
     # given / when
     broker = build_broker(settings.model_copy(update={"broker_url": vhost.url}))
@@ -73,22 +55,17 @@ async def test_campaign_on_rabbitmq_reaches_each_contact_once(
     settings: Settings,
     vhost: Vhost,
     fake: FakeWhatsApp,
-    fake_server: tuple[FakeWhatsApp, str],
-    tmp_path: Path,
+    start_worker: StartWorker,
 ) -> None:
     # given workers on the machine's RabbitMQ (a vhost of this run)
     campaign_id = await seed_campaign(session, 1_000, opted_out=10)
     on_rabbit = settings.model_copy(update={"broker_url": vhost.url})
-    env = worker_env(
-        settings, fake_server[1], broker_url=vhost.url, whatsapp_rate_per_second=100_000
-    )
-    worker = Worker(env, tmp_path / "worker.log", processes=2)
-    try:
-        # when
-        await start(session, on_rabbit, campaign_id)
-        await wait_for(session, campaign_id, 60, worker)
-    finally:
-        worker.stop()
+    worker = await start_worker(broker_url=vhost.url, whatsapp_rate_per_second=100_000)
+
+    # when
+    await start(session, on_rabbit, campaign_id)
+    await worker.completed(session, campaign_id)
+    worker.stop()
 
     # then
     assert await status_counts(session, campaign_id) == {"sent": 990}
@@ -97,41 +74,33 @@ async def test_campaign_on_rabbitmq_reaches_each_contact_once(
 
 
 async def test_rabbitmq_restart_mid_campaign_loses_nothing(
-    session: AsyncSession,
-    settings: Settings,
-    fake: FakeWhatsApp,
-    fake_server: tuple[FakeWhatsApp, str],
-    tmp_path: Path,
+    session: AsyncSession, settings: Settings, fake: FakeWhatsApp, start_worker: StartWorker
 ) -> None:
-    # given a RabbitMQ node of this test's own, and a campaign paced at 400 messages/s
+    # given a RabbitMQ node of this test's own, and a campaign paced at 250 messages/s:
+    # after 400 sends, at least 6 s of sending remain, and stopping the broker takes ~1 s
     node = await asyncio.to_thread(Node)
     try:
         campaign_id = await seed_campaign(session, 2_000)
         on_node = settings.model_copy(update={"broker_url": node.url})
-        env = worker_env(
-            settings,
-            fake_server[1],
+        worker = await start_worker(
             broker_url=node.url,
-            whatsapp_rate_per_second=400,
+            whatsapp_rate_per_second=250,
             dispatch_batch_size=50,
             dispatch_recovery_interval_s=1,
         )
-        worker = Worker(env, tmp_path / "worker.log", processes=2)
-        try:
-            await start(session, on_node, campaign_id)
-            deadline = time.monotonic() + 60
-            while sum(fake.sends.values()) < 400:
-                assert time.monotonic() < deadline, "the campaign did not start"
-                await asyncio.sleep(0.05)
+        await start(session, on_node, campaign_id)
 
-            # when the broker restarts mid-campaign
-            await asyncio.to_thread(node.stop_app)
-            stopped_at = sum(fake.sends.values())
-            await asyncio.to_thread(node.start_app)
+        async def started() -> bool:
+            return sum(fake.sends.values()) >= 400
 
-            await wait_for(session, campaign_id, 90, worker)
-        finally:
-            worker.stop()
+        await worker.wait_until(started, "400 sends")
+
+        # when the broker restarts mid-campaign
+        await asyncio.to_thread(node.stop_app)
+        stopped_at = sum(fake.sends.values())
+        await asyncio.to_thread(node.start_app)
+        await worker.completed(session, campaign_id)
+        worker.stop()
     finally:
         await asyncio.to_thread(node.stop)
 

@@ -29,8 +29,6 @@ from app.stats.service import find_drift
 from tests.conftest import GqlClient
 from tests.fake_whatsapp import (
     FakeWhatsApp,
-    fake_fixture,  # noqa: F401 (the `fake` fixture)
-    fake_server_fixture,  # noqa: F401 (the `fake_server` fixture)
     phone,
     seed_campaign,
 )

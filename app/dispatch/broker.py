@@ -6,7 +6,6 @@ from collections.abc import Awaitable, Callable
 from typing import Any, ParamSpec
 
 import dramatiq
-from dramatiq.brokers.redis import RedisBroker
 from dramatiq.middleware import (
     AgeLimit,
     AsyncIO,
@@ -18,6 +17,7 @@ from dramatiq.middleware import (
 )
 
 from app.config import Settings
+from app.dispatch.redis_broker import HealingRedisBroker
 from app.redis_clients import broker_redis
 
 NAMESPACE = "dramatiq"
@@ -41,7 +41,8 @@ def build_broker(settings: Settings, extra: list[Middleware] | None = None) -> d
         from dramatiq.brokers.rabbitmq import RabbitmqBroker  # the [rabbitmq] extra (pika)
 
         return RabbitmqBroker(url=settings.broker_url, middleware=middleware, confirm_delivery=True)
-    return RedisBroker(
+    # Delayed messages outlive a Redis outage (app/dispatch/redis_broker.py).
+    return HealingRedisBroker(
         client=broker_redis(settings),  # heals after a Redis blip (app/redis_clients.py)
         namespace=NAMESPACE,
         middleware=middleware,

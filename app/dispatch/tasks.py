@@ -176,8 +176,18 @@ async def _one_batch(deps: Deps, campaign_id: int) -> int | None:
         await _record(deps, results, {m.id: m.contact_id for m in claimed}, sorted(unsent))
         if unsent:
             await _refund(quota, len(unsent))
+    unknown = [r for r in results if r.unknown]
+    if unknown:
+        # They hold the campaign open until reconciled: never silently.
+        logger.warning(
+            "campaign %s: %d sends of unknown fate stay sending until reconciled (%s)",
+            campaign_id,
+            len(unknown),
+            unknown[0].error,
+        )
     sent = sum(1 for r in results if r.ok)
-    await _count(deps, campaign_id, sent=sent, failed=len(results) - sent)
+    # Not the unknown ones: their re-send counts them sent, or reconciliation failed.
+    await _count(deps, campaign_id, sent=sent, failed=len(results) - sent - len(unknown))
     await notify_campaign_progress(deps.redis, campaign_id)
     if any(r.undeliverable for r in results):
         await notify_contacts_changed(deps.redis)
