@@ -8,10 +8,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.messages.repository import MessageColumns, MessageRepository
 from app.pagination import Page
-from loaders.messages import build_messages
+from loaders.messages import MessageBuilder
 from schema.cache import decode, encode
 from schema.common.selection import ColumnNotFetched
 from schema.messages.types import MessageType
+from schema.request import TYPES
 from tests import factories
 from tests.conftest import GqlClient
 
@@ -34,7 +35,9 @@ async def _projected_page(session: AsyncSession) -> list[MessageType]:
     rows = await MessageRepository(session).page_per_campaign(
         [campaign_id], None, Page(limit=10), columns
     )
-    return await build_messages(session, rows, with_contact=True, with_interactions=False)
+    return await MessageBuilder(session, TYPES).build(
+        rows, with_contact=True, with_interactions=False
+    )
 
 
 async def test_unselected_message_column_raises_on_read(session: AsyncSession) -> None:
