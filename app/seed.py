@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
 
-from app.stats.repository import STATUSES
+from app.stats.repository import CAMPAIGN_FIELDS, STATUSES, TOTAL_FIELDS
 
 # Every statement below is one INSERT ... SELECT over generate_series: PostgreSQL builds
 # the rows itself, so a million messages cost one round trip, not a million.
@@ -339,6 +339,9 @@ _TRIGGERS = "ALTER TABLE {table} {action} TRIGGER USER"
 # What the disabled triggers would have counted: every row of these tables is the seed's
 # (it starts from no contacts, hence no messages or interactions).
 _BY_STATUS = ", ".join(f"count(*) FILTER (WHERE status = '{s}') AS {s}" for s in STATUSES)
+_MESSAGE_TOTALS = ", ".join(
+    f"coalesce(sum({f}), 0)::bigint" if f in CAMPAIGN_FIELDS else "0" for f in TOTAL_FIELDS
+)
 _COUNTERS = (
     """
 SELECT herald_add_contact_counts(count(*), count(*) FILTER (WHERE opted_out_at IS NOT NULL))
@@ -354,6 +357,8 @@ LEFT JOIN (SELECT campaign_id, count(*) AS n FROM interactions GROUP BY campaign
   USING (campaign_id)
 ORDER BY m.campaign_id
 """,
+    # campaigns and categories were counted by their own triggers as they were inserted
+    f"SELECT herald_add_total_counts({_MESSAGE_TOTALS}) FROM campaign_counters",
 )
 
 
