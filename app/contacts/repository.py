@@ -31,6 +31,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.errors import Duplicate
 from app.models import Contact, WhatsAppStatus, category_contacts
 from app.pagination import Page, apply_page, page_parameters, page_per_parent
+from app.stats.repository import StatsRepository
 
 contacts = Contact.__table__
 # Core's insert/update/delete take a Table; `__table__` is typed as the wider FromClause.
@@ -89,6 +90,9 @@ class ContactRepository:
         return (await self.session.execute(stmt)).all()
 
     async def count(self, where: ContactFilter) -> int:
+        """From the counters when only opt-outs filter (constant time), else count(*)."""
+        if not where.search and where.category_id is None and where.whatsapp_status is None:
+            return await StatsRepository(self.session).contact_count(where.opted_out)
         stmt = select(func.count()).select_from(contacts).where(where.where())
         return (await self.session.execute(stmt)).scalar_one()
 

@@ -54,6 +54,20 @@ _MESSAGE_COUNTS = {
     )
     for status in (None, *MessageStatus)
 }
+_ALL_CAMPAIGNS = " + ".join(f"campaigns_{s}" for s in CAMPAIGN_STATUSES)
+_CAMPAIGN_COUNT = {
+    status: text(
+        f"SELECT coalesce(sum({f'campaigns_{status.value}' if status else _ALL_CAMPAIGNS}), 0)"
+        "::bigint FROM total_counters"
+    )
+    for status in (None, *CampaignStatus)
+}
+_CATEGORY_COUNT = text("SELECT coalesce(sum(categories), 0)::bigint FROM total_counters")
+_CONTACT_COUNT = {
+    None: text("SELECT coalesce(sum(contacts), 0)::bigint FROM contact_counters"),
+    True: text("SELECT coalesce(sum(opted_out), 0)::bigint FROM contact_counters"),
+    False: text("SELECT coalesce(sum(contacts - opted_out), 0)::bigint FROM contact_counters"),
+}
 _MESSAGE_COUNT = {
     status: text(f"SELECT coalesce(sum({_message_total(status)}), 0)::bigint FROM total_counters")
     for status in (None, *MessageStatus)
@@ -235,6 +249,16 @@ class StatsRepository:
 
     async def message_count(self, status: MessageStatus | None) -> int:
         return int((await self.session.execute(_MESSAGE_COUNT[status])).scalar_one())
+
+    async def campaign_count(self, status: CampaignStatus | None) -> int:
+        return int((await self.session.execute(_CAMPAIGN_COUNT[status])).scalar_one())
+
+    async def category_count(self) -> int:
+        return int((await self.session.execute(_CATEGORY_COUNT)).scalar_one())
+
+    async def contact_count(self, opted_out: bool | None) -> int:
+        """All contacts, or only those who opted out (True) or did not (False)."""
+        return int((await self.session.execute(_CONTACT_COUNT[opted_out])).scalar_one())
 
     # -- folding --------------------------------------------------------------------------
 
