@@ -16,8 +16,9 @@ from sqlalchemy.pool import NullPool
 from app.config import Settings
 from app.stats.repository import CAMPAIGN_FIELDS, TOTAL_FIELDS, StatsRepository
 from app.stats.service import find_drift, fold
-from tests.fake_whatsapp import seed_campaign
+from tests.fake_whatsapp import Worker, seed_campaign, worker_env
 from tests.test_cli import herald
+from tests.test_dispatch_workers import wait_until
 
 pytestmark = pytest.mark.asyncio
 
@@ -287,4 +288,35 @@ async def test_repair_of_an_orphan_row_leaves_the_totals_exact(
     # then
     assert repaired.code == 0, repaired.stdout + repaired.stderr
     assert repaired.stdout.splitlines()[0].startswith("herald: folded ")
+    assert await find_drift(engine) == []
+
+
+async def test_worker_processes_fold_the_counter_rows_by_themselves(
+    session: AsyncSession, engine: AsyncEngine, settings: Settings, tmp_path: Path
+) -> None:
+    # given a campaign whose counters were spread over 6 rows by 6 writers open at once
+    campaign_id, ids = await sent_campaign(session, 6)
+    writers = [await open_writer(engine, message_id) for message_id in ids]
+    for writer in writers:
+        await writer.commit()
+        await writer.close()
+    spread = await rows(session, "campaign_counters", campaign_id)
+    log = tmp_path / "worker.log"
+
+    # when a worker process runs, with nothing to send
+    worker = Worker(
+        worker_env(settings, "http://127.0.0.1:9", dispatch_recovery_interval_s=1), log, 1
+    )
+    try:
+
+        async def folded() -> bool:
+            return await rows(session, "campaign_counters", campaign_id) == 1
+
+        await wait_until(folded, 60, worker, log)
+    finally:
+        worker.stop()
+
+    # then
+    assert spread >= 6
+    assert await campaign_sums(session, campaign_id) == (0, 0, 0, 6, 0, 0, 0)
     assert await find_drift(engine) == []
