@@ -346,6 +346,7 @@ class CacheService:
         self._outage = False
         self._pending: set[str] = set()  # generation keys whose INCR did not reach Redis
         self._inflight: dict[tuple[str, Stamp], asyncio.Future[Any]] = {}
+        self._writes: dict[str, asyncio.Task[None]] = {}  # value key -> its write in flight
         self._tokens = (f"{os.getpid()}:{n}" for n in itertools.count())
 
     def request(self) -> RequestCache:
@@ -407,6 +408,9 @@ class CacheService:
         `gens` is the request's snapshot; it is filled in so later reads of the same request
         validate against the same generations. A None stamp means Redis is unavailable.
         """
+        writes = [self._writes[e.key] for e in entries if e.key in self._writes]
+        if writes:  # read this process's own fresh values, not the state before them
+            await asyncio.wait(writes)
         wanted = sorted({g for e in entries for g in e.gen_keys if g not in gens})
         keys = [guard(k) for k in (*wanted, *(e.key for e in entries))]
         pending = sorted(self._pending)
@@ -542,10 +546,32 @@ class CacheService:
         except TypeError:
             payload = None
         if payload is not None or token is not None:
-            await store(entry, payload, token)
+            self._write_behind(entry, store(entry, payload, token))
         if payload is None:
             raise NotCacheable(value)
         return value, True
+
+    def _write_behind(self, entry: Entry, write: Awaitable[None]) -> None:
+        """Store a computed value (and release the fill lock) without holding up the answer.
+
+        The value is already in hand, so the request need not wait for Redis to take it. A
+        later read of the same key in this process waits for the write (`read_many`), so
+        it never misses a value this process has just computed; other processes wait on
+        the fill lock until the write releases it, as before.
+        """
+        task = asyncio.ensure_future(write)
+        self._writes[entry.key] = task
+
+        def done(finished: asyncio.Task[None]) -> None:
+            if self._writes.get(entry.key) is finished:
+                del self._writes[entry.key]
+
+        task.add_done_callback(done)
+
+    async def settle(self) -> None:
+        """Wait for every write still in flight (tests, and anyone about to read Redis raw)."""
+        while self._writes:
+            await asyncio.wait(list(self._writes.values()))
 
     # Invalidation ------------------------------------------------------------------------
 

@@ -56,10 +56,11 @@ async def _prepare(scale: Scale) -> None:
             await admin.execute(f'CREATE DATABASE "{scale.database}"')
     finally:
         await admin.close()
+    settings = load_settings(database_url=database_url(scale), redis_url=REDIS_URL)
+    # A database seeded by older code is brought to the current schema (counters included).
+    await asyncio.to_thread(migrate.upgrade, settings.async_database_url)
     if exists:
         return
-    settings = load_settings(database_url=database_url(scale), redis_url=REDIS_URL)
-    await asyncio.to_thread(migrate.upgrade, settings.async_database_url)
     engine = create_engine(settings)
     try:
         report = await seed(engine, scale.contacts, scale.campaigns, scale.messages_per_campaign)

@@ -146,6 +146,11 @@ COUNTER_TRIGGERS = (
     "contacts_count_insert",
     "contacts_count_update",
     "contacts_count_delete",
+    "campaigns_count_insert",
+    "campaigns_count_update",
+    "campaigns_count_delete",
+    "categories_count_insert",
+    "categories_count_delete",
 )
 
 

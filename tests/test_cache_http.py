@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -91,6 +92,11 @@ async def test_ttls_in_redis_follow_the_settings(
 ) -> None:
     await post(http, FIVE_CACHED)
     await post(http, "{ dashboard { recentCampaigns { name } } }")
+    # values are written just after the answer, each releasing its fill lock: wait for that
+    for _ in range(500):
+        if not [key async for key in redis.scan_iter("cache:lock:*")]:
+            break
+        await asyncio.sleep(0.01)
     ttls = {
         "stats": settings.cache_ttl_stats,
         "categories": settings.cache_ttl_categories,

@@ -12,9 +12,13 @@ from typing import Any
 import phonenumbers
 import pytest
 from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession, create_async_engine
+from sqlalchemy.pool import NullPool
 
+from app.config import Settings
 from app.models import CampaignStatus, InteractionKind, MessageStatus
+from app.stats.service import find_drift
 
 pytestmark = pytest.mark.asyncio
 
@@ -208,6 +212,49 @@ async def test_seed_data_is_consistent(
         """,
     )
     assert opted_out == opt_out_contacts
+
+
+# What the seed sets aside while it loads: it must all come back exactly as migrated.
+CATALOG = """
+SELECT 'index ' || pg_get_indexdef(indexrelid) FROM pg_index
+WHERE indrelid::regclass::text IN ('contacts', 'category_contacts', 'messages', 'interactions')
+UNION ALL
+SELECT 'constraint ' || conrelid::regclass || ' ' || conname || ' ' || pg_get_constraintdef(oid)
+FROM pg_constraint WHERE connamespace = 'public'::regnamespace
+UNION ALL
+SELECT 'trigger ' || tgrelid::regclass || ' ' || tgname || ' ' || tgenabled::text FROM pg_trigger
+WHERE NOT tgisinternal
+"""
+
+
+async def test_seed_restores_indexes_constraints_triggers_and_counts_what_it_loaded(
+    database_url: str, session: AsyncSession, settings: Settings, tmp_path: Path
+) -> None:
+    # given
+    before = await _values(session, CATALOG)
+    await session.commit()
+
+    # when
+    run = await herald("seed", *SEED_ARGS, cwd=tmp_path, HERALD_DATABASE_URL=database_url)
+
+    # then
+    assert run.code == 0, run.stderr
+    assert await _values(session, CATALOG) == before
+    assert len([entry for entry in before if entry.startswith("trigger ")]) > 10
+    await session.commit()
+    engine = create_async_engine(settings.async_database_url, poolclass=NullPool)
+    try:
+        assert await find_drift(engine) == []
+    finally:
+        await engine.dispose()
+    # and the constraints hold again
+    with pytest.raises(IntegrityError, match="uq_messages_campaign_id_contact_id"):
+        await session.execute(
+            text(
+                "INSERT INTO messages (campaign_id, contact_id)"
+                " SELECT campaign_id, contact_id FROM messages LIMIT 1"
+            )
+        )
 
 
 async def test_seed_refuses_existing_data_without_reset(

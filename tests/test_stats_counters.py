@@ -20,6 +20,7 @@ from sqlalchemy.pool import NullPool
 
 from app.campaigns.dispatch_service import CampaignDispatchService
 from app.config import Settings
+from app.dashboard.repository import DashboardRepository
 from app.dispatch import tasks
 from app.dispatch.providers import sign
 from app.messages.dispatch_repository import MessageDispatchRepository
@@ -310,11 +311,13 @@ async def test_stats_verify_reports_drift_and_repair_corrects_it(
     assert before.stdout.splitlines() == [
         f"drift: campaign {campaign_id} sent: counter 4, count(*) 2 (-2)",
         f"drift: campaign {campaign_id} read: counter 0, count(*) 2 (+2)",
+        "drift: totals sent: counter 4, count(*) 2 (-2)",
+        "drift: totals read: counter 0, count(*) 2 (+2)",
         "drift: contacts opted_out: counter 0, count(*) 1 (+1)",
-        "herald: 3 counters drift; run with --repair to correct them",
+        "herald: 5 counters drift; run with --repair to correct them",
     ]
     assert repaired.code == 0, repaired.stderr
-    assert repaired.stdout.splitlines()[-1] == "herald: repaired 3 counters; they are exact now"
+    assert repaired.stdout.splitlines()[-1] == "herald: repaired 5 counters; they are exact now"
     assert (after.code, after.stdout) == (0, "herald: statistics counters are exact\n")
     assert await counted(session) == await exact(session)
 
@@ -457,3 +460,56 @@ async def test_concurrent_dispatch_webhooks_and_deletions_leave_counters_exact(
     assert figures == await exact(session)
     assert figures["contacts"][0] == 215
     assert third not in figures["campaigns"]
+
+
+async def test_totals_follow_campaigns_categories_and_truncation(
+    session: AsyncSession, engine: AsyncEngine
+) -> None:
+    # given campaigns and categories created, moved and deleted by plain SQL
+    campaign_id = await seed_campaign(session, 3)
+    await session.execute(
+        text(
+            "INSERT INTO campaigns (name, template_name, template_language, template_body,"
+            " status) SELECT 'C' || i, 't', 'fr', 'b', 'completed' FROM generate_series(1, 4) i"
+        )
+    )
+    await session.execute(text("INSERT INTO categories (name) VALUES ('x'), ('y'), ('z')"))
+    await session.execute(text("DELETE FROM categories WHERE name = 'y'"))
+    await session.execute(
+        text("UPDATE campaigns SET status = 'cancelled' WHERE name IN ('C1', 'C2')")
+    )
+    await session.execute(text("DELETE FROM campaigns WHERE name = 'C3'"))
+    await set_status(session, campaign_id, "sending")
+    await session.execute(
+        text("INSERT INTO messages (campaign_id, contact_id) SELECT :c, id FROM contacts"),
+        {"c": campaign_id},
+    )
+    await session.commit()
+    exact_then = await find_drift(engine)
+    figures = await DashboardRepository(session).totals()
+    categories = (await session.execute(text("SELECT count(*) FROM categories"))).scalar_one()
+    await session.commit()
+
+    # when everything is truncated
+    await session.execute(text("TRUNCATE campaigns, categories CASCADE"))
+    await session.commit()
+    emptied = await DashboardRepository(session).totals()
+    await session.commit()
+
+    # then
+    assert exact_then == []
+    assert figures["categories"] == categories
+    assert figures["campaigns"] == {
+        "draft": 0,
+        "scheduled": 0,
+        "sending": 1,
+        "paused": 0,
+        "completed": 1,
+        "cancelled": 2,
+        "failed": 0,
+    }
+    assert figures["messages"]["pending"] == 3
+    assert emptied["categories"] == 0
+    assert set(emptied["campaigns"].values()) == {0}
+    assert set(emptied["messages"].values()) == {0}
+    assert await find_drift(engine) == []

@@ -26,6 +26,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.models import Campaign, CampaignStatus, campaign_categories
 from app.pagination import Page
 from app.reads import rows
+from app.stats.repository import StatsRepository
 
 campaigns = Campaign.__table__
 # Core's insert/update/delete take a Table; `__table__` is typed as the wider FromClause.
@@ -43,13 +44,10 @@ def _page(filtered: bool, after: bool) -> Select:
     return stmt.order_by(campaigns.c.id.desc()).limit(bindparam("limit"))
 
 
-@lru_cache(maxsize=2)
-def _count(filtered: bool) -> Select:
-    stmt = select(func.count()).select_from(campaigns)
-    return stmt.where(campaigns.c.status == bindparam("status")) if filtered else stmt
-
-
+# Built once: the campaign(id) and dashboard paths neither build nor compile them, and
+# one prepared statement serves any number of ids.
 _BY_IDS = select(campaigns).where(campaigns.c.id == any_(bindparam("ids", type_=ARRAY(BigInteger))))
+_RECENT = select(campaigns).order_by(campaigns.c.id.desc()).limit(bindparam("limit"))
 
 
 class CampaignRepository:
@@ -66,16 +64,14 @@ class CampaignRepository:
         return (await rows(self.session, stmt, values)).named()
 
     async def count(self, status: CampaignStatus | None) -> int:
-        values = {} if status is None else {"status": status}
-        found = await rows(self.session, _count(status is not None), values)
-        return int(found.records[0][0])
+        """From the counters: constant time however many campaigns there are."""
+        return await StatsRepository(self.session).campaign_count(status)
 
     async def by_ids(self, ids: Sequence[int]) -> Sequence[Any]:
         return (await rows(self.session, _BY_IDS, {"ids": list(ids)})).named()
 
-    async def recent(self, limit: int) -> Sequence[Row]:
-        stmt = select(campaigns).order_by(campaigns.c.id.desc()).limit(limit)
-        return (await self.session.execute(stmt)).all()
+    async def recent(self, limit: int) -> Sequence[Any]:
+        return (await rows(self.session, _RECENT, {"limit": limit})).named()
 
     # -- writes ---------------------------------------------------------------------------
 

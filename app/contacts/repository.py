@@ -34,7 +34,7 @@ from app.errors import Duplicate
 from app.models import Contact, WhatsAppStatus, category_contacts
 from app.pagination import Page, page_parameters, page_per_parent
 from app.reads import rows
-from app.stats.repository import contact_counts
+from app.stats.repository import StatsRepository
 
 contacts = Contact.__table__
 # Core's insert/update/delete take a Table; `__table__` is typed as the wider FromClause.
@@ -101,12 +101,7 @@ def _page(shape: tuple[bool, bool, bool, bool | None], after: bool) -> Select:
 
 @lru_cache(maxsize=32)
 def _count(shape: tuple[bool, bool, bool, bool | None]) -> Select:
-    if shape == _ALL:  # every contact: the counters kept with each change, constant time
-        return select(contact_counts().subquery().c.contacts)
     return select(func.count()).select_from(contacts).where(_where(shape))
-
-
-_ALL = ContactFilter().shape()
 
 
 _BY_IDS = select(contacts).where(contacts.c.id == any_(bindparam("ids", type_=ARRAY(BigInteger))))
@@ -136,6 +131,9 @@ class ContactRepository:
         return (await rows(self.session, stmt, values)).named()
 
     async def count(self, where: ContactFilter) -> int:
+        """From the counters when only opt-outs filter (constant time), else count(*)."""
+        if not where.search and where.category_id is None and where.whatsapp_status is None:
+            return await StatsRepository(self.session).contact_count(where.opted_out)
         found = await rows(self.session, _count(where.shape()), where.values())
         return int(found.records[0][0])
 

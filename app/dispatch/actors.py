@@ -39,7 +39,8 @@ class PrefetchPerThread(Middleware):
 
 
 class Recovery(Middleware):
-    """Each worker process runs `tasks.recover` at boot and then periodically.
+    """Each worker process runs `tasks.recover` (then folds the statistics counters' rows)
+    at boot and then periodically.
 
     In-process, not a chain of broker messages: a Redis outage can drop an enqueue, but
     not this loop, and a failed round (Redis still down) is simply tried again next time.
@@ -89,6 +90,7 @@ def deps() -> tasks.Deps:
 
 async def _recover() -> None:
     await tasks.recover(deps())
+    await tasks.fold_counters(deps())
 
 
 @actor(broker, names.MATERIALIZE)

@@ -32,6 +32,7 @@ from app.dispatch.quota import DailyQuota, RateLimiter
 from app.messages.dispatch_repository import Claimed, MessageDispatchRepository
 from app.metrics import record_dispatch
 from app.models import CampaignStatus
+from app.stats.repository import StatsRepository
 
 logger = logging.getLogger(__name__)
 
@@ -392,6 +393,19 @@ async def recover(deps: Deps) -> int:
     if rearmed:
         logger.warning("re-armed %d campaigns with no live dispatch chain", rearmed)
     return rearmed
+
+
+async def fold_counters(deps: Deps) -> int:
+    """Merge the statistics counters' shard rows back into one per campaign; how many went.
+
+    Each concurrent writer may add a row (app/stats), so without this a campaign keeps
+    as many rows as it ever had writers at once. Never waits for a writer, nor a writer
+    for it, so every worker can run it every recovery round.
+    """
+    async with deps.sessionmaker() as session:
+        folded = await StatsRepository(session).fold()
+        await session.commit()
+    return folded
 
 
 async def verify_contacts(deps: Deps, contact_ids: list[int]) -> int:

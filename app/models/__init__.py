@@ -16,6 +16,7 @@ from app.models.enums import (
 )
 from app.models.interaction import Interaction
 from app.models.message import Message
+from app.models.total_counter import TotalCounter
 
 __all__ = [
     "ApiKey",
@@ -31,6 +32,7 @@ __all__ = [
     "InteractionKind",
     "Message",
     "MessageStatus",
+    "TotalCounter",
     "WhatsAppStatus",
     "campaign_categories",
     "category_contacts",

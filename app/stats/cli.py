@@ -20,7 +20,9 @@ logger = logging.getLogger(__name__)
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     actions = parser.add_subparsers(dest="stats_action", required=True, metavar="ACTION")
     check = actions.add_parser("verify", help="compare the counters with count(*); exit 1 on drift")
-    check.add_argument("--repair", action="store_true", help="correct the drift found")
+    check.add_argument(
+        "--repair", action="store_true", help="fold the counter rows, then correct any drift"
+    )
 
 
 async def _run(settings: Settings, repair: bool) -> Verification:
@@ -43,8 +45,10 @@ async def _run(settings: Settings, repair: bool) -> Verification:
 def run(args: argparse.Namespace, settings: Settings) -> int:
     """Prints one line per drifting counter; 0 when exact (or repaired), 1 otherwise."""
     result = asyncio.run(_run(settings, args.repair))
+    if result.folded:
+        print(f"herald: folded {result.folded:,} counter rows into the others")
     for drift in result.drift:
-        scope = "contacts" if drift.scope == "contacts" else f"campaign {drift.scope}"
+        scope = drift.scope if isinstance(drift.scope, str) else f"campaign {drift.scope}"
         print(
             f"drift: {scope} {drift.field}: counter {drift.counted:,}, "
             f"count(*) {drift.actual:,} ({drift.delta:+,})"
