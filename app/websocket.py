@@ -32,7 +32,7 @@ from strawberry.utils.aio import aclosing
 
 from app.api_keys.auth import CallerCache, RequestAuth
 from app.api_keys.service import ApiKeyService, Caller, bearer_token
-from app.live import LiveConnection, LiveHub
+from app.live import CapReached, LiveConnection, LiveHub
 from app.models import ApiKeyRole
 from schema.context import Context
 
@@ -410,21 +410,17 @@ class LiveTransportHandler(BaseGraphQLTransportWSHandler[Context, None]):
         ):
             await self._run_alone(operation)
             return
-        refused = self._hub.reserve(self.live)
-        if refused is not None:
-            limit = (
-                settings.live_max_subscriptions_per_connection
-                if refused == "per connection"
-                else settings.live_max_subscriptions_per_key
-            )
-            await operation.send_initial_errors([SubscriptionLimitError(refused, limit)])
+        try:
+            slot = await self._hub.reserve(self.live)
+        except CapReached as cap:
+            await operation.send_initial_errors([SubscriptionLimitError(cap.which, cap.limit)])
             return
         try:
             await self._run_shared(operation)
         except WebSocketDisconnected:
             self.operations.pop(operation.id, None)
         finally:
-            self._hub.release(self.live)
+            self._hub.release(self.live, slot)
 
     async def _run_shared(self, operation: Operation[Context, None]) -> None:
         assert self.live is not None
