@@ -53,7 +53,12 @@ return 1
 
 
 class KeyCaps:
-    """This process's side of the per-key cap: what it holds, and the Redis count."""
+    """This process's side of the per-key cap: what it holds, and the Redis count.
+
+    Takes and releases made while a round trip is out wait for the next one and go together
+    in one pipeline: a thousand dashboards opening at once cost a few round trips and one
+    connection, not a thousand of each.
+    """
 
     def __init__(self, redis: Redis, lease_s: float) -> None:
         self._redis = redis
@@ -63,27 +68,24 @@ class KeyCaps:
         self._token = secrets.token_hex(6)  # this process's members
         self._serial = itertools.count()
         self._held: dict[int, set[str]] = {}  # key id -> members held here
-        self._forgetting: set[asyncio.Task[None]] = set()
+        self._takes: list[tuple[int, int, str, asyncio.Future[bool]]] = []
+        self._released: dict[int, set[str]] = {}  # to remove from Redis at the next trip
+        self._sending: asyncio.Task[None] | None = None
         self._outage = False
 
     async def take(self, key_id: int, limit: int) -> str | None:
         """A slot for one more subscription of the key (its member), or None at the cap."""
-        held = self._held.setdefault(key_id, set())
         member = f"{self._token}:{next(self._serial)}"
+        answer: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+        self._takes.append((key_id, limit, member, answer))
+        self._send_soon()
         try:
-            granted = await self._take(
-                keys=[PREFIX + str(key_id)], args=[limit, self._lease_ms, member]
-            )
-        except (RedisError, OSError) as exc:
-            self._down(exc)
-            granted = len(held) < limit  # this process's own count, until Redis is back
-        else:
-            self._up()
+            granted = await answer
+        except (RedisError, OSError):
+            granted = len(self._held.get(key_id, ())) < limit  # this process's own count
         if not granted:
-            if not held:
-                del self._held[key_id]
             return None
-        held.add(member)
+        self._held.setdefault(key_id, set()).add(member)
         return member
 
     def give_back(self, key_id: int, member: str) -> None:
@@ -93,9 +95,8 @@ class KeyCaps:
             held.discard(member)
             if not held:
                 del self._held[key_id]
-        task = asyncio.create_task(self._forget(key_id, [member]))
-        self._forgetting.add(task)
-        task.add_done_callback(self._forgetting.discard)
+        self._released.setdefault(key_id, set()).add(member)
+        self._send_soon()
 
     async def renew(self) -> None:
         """Push back the leases of every member held here (one round trip)."""
@@ -104,16 +105,14 @@ class KeyCaps:
         try:
             async with self._redis.pipeline(transaction=False) as pipe:
                 for key_id, members in self._held.items():
-                    await self._renew(
-                        keys=[PREFIX + str(key_id)],
-                        args=[self._lease_ms, *sorted(members)],
-                        client=pipe,
-                    )
+                    args: list[str | int] = [self._lease_ms, *sorted(members)]
+                    await self._renew(keys=[PREFIX + str(key_id)], args=args, client=pipe)
                 await pipe.execute()
         except (RedisError, OSError) as exc:
             self._down(exc)
         else:
             self._up()
+        self._send_soon()  # releases that failed during an outage
 
     async def keep_renewing(self) -> None:
         while True:
@@ -122,17 +121,44 @@ class KeyCaps:
 
     async def close(self) -> None:
         """Give every slot held here back (a clean shutdown), as far as Redis answers."""
-        for task in list(self._forgetting):
-            await task
-        held, self._held = self._held, {}
-        for key_id, members in held.items():
-            await self._forget(key_id, sorted(members))
+        for key_id, members in list(self._held.items()):
+            for member in members:
+                self.give_back(key_id, member)
+        while self._sending is not None:
+            await asyncio.shield(self._sending)
 
-    async def _forget(self, key_id: int, members: list[str]) -> None:
+    def _send_soon(self) -> None:
+        if self._sending is None and (self._takes or self._released):
+            self._sending = asyncio.create_task(self._send())
+
+    async def _send(self) -> None:
+        """Round trips until nothing waits; takes are answered in the order they came."""
         try:
-            await self._redis.zrem(PREFIX + str(key_id), *members)
-        except (RedisError, OSError) as exc:  # the lease lapses by itself
-            self._down(exc)
+            while self._takes or self._released:
+                takes, self._takes = self._takes, []
+                released, self._released = self._released, {}
+                try:
+                    async with self._redis.pipeline(transaction=False) as pipe:
+                        for key_id, limit, member, _ in takes:
+                            take: list[str | int] = [limit, self._lease_ms, member]
+                            await self._take(keys=[PREFIX + str(key_id)], args=take, client=pipe)
+                        for key_id, members in released.items():
+                            pipe.zrem(PREFIX + str(key_id), *members)
+                        answers = await pipe.execute()
+                except (RedisError, OSError) as exc:
+                    self._down(exc)
+                    for *_, answer in takes:
+                        if not answer.done():
+                            answer.set_exception(exc)
+                    for key_id, members in released.items():  # retried after the next renewal
+                        self._released.setdefault(key_id, set()).update(members)
+                    return
+                self._up()
+                for (*_, answer), granted in zip(takes, answers, strict=False):
+                    if not answer.done():
+                        answer.set_result(bool(granted))
+        finally:
+            self._sending = None
 
     def _down(self, exc: BaseException) -> None:
         if not self._outage:

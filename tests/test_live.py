@@ -8,18 +8,20 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AsyncExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+import redis
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 from websockets.exceptions import ConnectionClosed
 
 from app.config import Settings
+from app.live_caps import PREFIX
 from tests.conftest import GqlClient, Server, create_api_key, serve
 from tests.fake_whatsapp import (
     FakeWhatsApp,
@@ -411,6 +413,47 @@ async def test_the_per_key_cap_holds_across_api_processes(
     assert [e["extensions"]["code"] for e in refused[0]["payload"]] == ["SUBSCRIPTION_LIMIT"]
     assert refused[0]["payload"][0]["extensions"]["limit"] == 3
     assert allowed["type"] == "next"
+
+
+async def test_a_burst_of_subscriptions_is_counted_in_redis_then_given_back(
+    session: AsyncSession, settings: Settings
+) -> None:
+    # given a key opening 200 subscriptions at once over 20 sockets (more than the Redis
+    # client's pool of connections)
+    viewer = await create_api_key(settings, "viewer")
+    campaign_id = await seed_campaign(session, 1)
+    variables = {"id": str(campaign_id)}
+    counted = redis.Redis.from_url(str(settings.redis_url))
+    cap_key = f"{PREFIX}{await key_id(session, viewer)}"
+    with serve(settings.model_copy(update={"live_max_subscriptions_per_key": 300})) as server:
+        async with AsyncExitStack() as stack:
+            sockets = [await stack.enter_async_context(gql_socket(server.url)) for _ in range(20)]
+            for socket in sockets:
+                assert (await socket.init(viewer))["type"] == "connection_ack"
+
+            # when
+            for socket in sockets:
+                for n in range(10):
+                    await socket.subscribe(f"s{n}", PROGRESS, variables)
+            firsts = [
+                await asyncio.wait_for(socket.receive(), WAIT)
+                for socket in sockets
+                for _ in range(10)
+            ]
+            held = counted.zcard(cap_key)
+
+        # and when they all close
+        deadline = time.monotonic() + WAIT
+        for _ in range(10_000):
+            if not counted.zcard(cap_key) or time.monotonic() > deadline:
+                break
+            await asyncio.sleep(0.1)
+        left = counted.zcard(cap_key)
+
+    # then every one was granted and counted in Redis, and every slot was given back
+    assert {m["type"] for m in firsts} == {"next"}
+    assert held == 200
+    assert left == 0
 
 
 async def test_slots_held_by_a_killed_api_process_come_back_with_their_leases(
