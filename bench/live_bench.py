@@ -129,6 +129,8 @@ async def _subscribe(
                 await ws.send_str('{"type":"pong"}')
                 continue
             if message["type"] != "next":
+                if first:
+                    raise RuntimeError(f"subscription refused: {message}")
                 break  # complete (or an error, which the final check reports)
             progress = message["payload"]["data"]["campaignProgress"]
             into.events.append((now, progress["stats"]["sent"], progress["status"]))
@@ -168,7 +170,14 @@ async def _level(
             )
             if len(tasks) % 50 == 0:
                 await asyncio.sleep(0.05)  # connect in waves, as browsers arrive
-        await asyncio.wait_for(ready.wait(), 120)
+        connecting = asyncio.ensure_future(ready.wait())
+        done, _ = await asyncio.wait(
+            [connecting, *tasks], timeout=120, return_when=asyncio.FIRST_COMPLETED
+        )
+        for task in done - {connecting}:
+            task.result()  # a subscriber refused: say why
+        if not ready.is_set():
+            raise RuntimeError(f"{connected[0]} of {subscribers} subscribed within 120 s")
         await asyncio.sleep(1.0)
 
         api = psutil.Process(_server_pid(server))
