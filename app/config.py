@@ -100,7 +100,9 @@ class Settings(BaseSettings):
     live_poll_s: float = Field(default=2.0, gt=0)  # safety re-read while pub/sub is up
     live_fallback_poll_s: float = Field(default=1.0, gt=0)  # re-read while Redis is down
     live_max_subscriptions_per_connection: int = Field(default=10, ge=1)
-    live_max_subscriptions_per_key: int = Field(default=100, ge=1)  # per API process
+    live_max_subscriptions_per_key: int = Field(default=100, ge=1)  # over all API processes
+    # A subscription counts against its key's cap this long after its process last renewed it.
+    live_subscription_lease_s: float = Field(default=30.0, ge=1)
     live_connection_init_timeout_s: float = Field(default=5.0, gt=0)
     live_ping_interval_s: float = Field(default=15.0, gt=0)  # server pings; no pong: closed
     live_key_recheck_s: float = Field(default=5.0, gt=0)  # revoked keys end within this

@@ -26,6 +26,7 @@ from app.api_keys.repository import ApiKeyRepository
 from app.campaigns.repository import CampaignRepository
 from app.config import Settings
 from app.db import SerializedSession
+from app.live_caps import KeyCaps
 from app.models.enums import CampaignStatus
 from app.stats.repository import CAMPAIGN_FIELDS, StatsRepository
 
@@ -123,6 +124,15 @@ class CampaignNotFound(Exception):
     pass
 
 
+class CapReached(Exception):
+    """A subscription refused: `which` cap ("per connection", "per API key") and its limit."""
+
+    def __init__(self, which: str, limit: int) -> None:
+        super().__init__(which, limit)
+        self.which = which
+        self.limit = limit
+
+
 @dataclass(eq=False)  # compared and hashed by identity: one per socket
 class LiveConnection:
     """One authenticated WebSocket: its key, its open subscriptions, how to close it."""
@@ -145,13 +155,14 @@ class LiveHub:
         self.listening = False  # whether pub/sub notifications currently arrive
         self._watches: dict[int, _Watch] = {}
         self._connections: set[LiveConnection] = set()
-        self._per_key: dict[str, int] = {}
+        self.caps = KeyCaps(redis, settings.live_subscription_lease_s)
         self._tasks: list[asyncio.Task[None]] = []
 
     async def start(self) -> None:
         self._tasks = [
             asyncio.create_task(self._listen(), name="live-listener"),
             asyncio.create_task(self._recheck_keys(), name="live-key-recheck"),
+            asyncio.create_task(self.caps.keep_renewing(), name="live-cap-leases"),
         ]
 
     async def close(self) -> None:
@@ -159,6 +170,7 @@ class LiveHub:
             task.cancel()
             with suppress(asyncio.CancelledError, Exception):
                 await task
+        await self.caps.close()
 
     # -- connections and caps -----------------------------------------------------------
 
@@ -168,24 +180,27 @@ class LiveHub:
     def remove_connection(self, connection: LiveConnection) -> None:
         self._connections.discard(connection)
 
-    def reserve(self, connection: LiveConnection) -> str | None:
-        """Count one more subscription, or say which cap refuses it."""
-        if connection.subscriptions >= self.settings.live_max_subscriptions_per_connection:
-            return "per connection"
-        held = self._per_key.get(connection.key_digest, 0)
-        if held >= self.settings.live_max_subscriptions_per_key:
-            return "per API key"
-        connection.subscriptions += 1
-        self._per_key[connection.key_digest] = held + 1
-        return None
+    async def reserve(self, connection: LiveConnection) -> str:
+        """Count one more subscription (its slot in the key's cap, app/live_caps.py), or
+        raise CapReached naming the cap that refuses it."""
+        per_connection = self.settings.live_max_subscriptions_per_connection
+        if connection.subscriptions >= per_connection:
+            raise CapReached("per connection", per_connection)
+        connection.subscriptions += 1  # before the round trip: the socket's next one waits
+        per_key = self.settings.live_max_subscriptions_per_key
+        try:
+            slot = await self.caps.take(connection.key_id, per_key)
+        except BaseException:
+            connection.subscriptions -= 1
+            raise
+        if slot is None:
+            connection.subscriptions -= 1
+            raise CapReached("per API key", per_key)
+        return slot
 
-    def release(self, connection: LiveConnection) -> None:
+    def release(self, connection: LiveConnection, slot: str) -> None:
         connection.subscriptions -= 1
-        left = self._per_key.get(connection.key_digest, 1) - 1
-        if left > 0:
-            self._per_key[connection.key_digest] = left
-        else:
-            self._per_key.pop(connection.key_digest, None)
+        self.caps.give_back(connection.key_id, slot)
 
     async def _end_key(self, key_id: int) -> None:
         for connection in [c for c in self._connections if c.key_id == key_id]:

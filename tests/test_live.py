@@ -8,17 +8,20 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AsyncExitStack, contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+import redis
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 from websockets.exceptions import ConnectionClosed
 
 from app.config import Settings
+from app.live_caps import PREFIX
 from tests.conftest import GqlClient, Server, StartWorker, create_api_key, serve
 from tests.fake_whatsapp import WAIT_S, free_port, seed_campaign, status_counts
 from tests.ws_client import GqlSocket, gql_socket
@@ -72,8 +75,14 @@ async def key_id(session: AsyncSession, key: str) -> int:
     return int(row.scalar_one())
 
 
+@dataclass(frozen=True)
+class ApiProcess:
+    url: str
+    process: subprocess.Popen[bytes]
+
+
 @contextmanager
-def api_process(settings: Settings, **extra: str) -> Iterator[str]:
+def api_process(settings: Settings, **extra: str) -> Iterator[ApiProcess]:
     """`herald serve` in a process of its own, on the same database and Redis."""
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("HERALD_")}
@@ -102,7 +111,7 @@ def api_process(settings: Settings, **extra: str) -> Iterator[str]:
             if process.poll() is not None or time.monotonic() > deadline:
                 raise RuntimeError("herald serve exited or did not start")
             time.sleep(0.1)
-        yield url
+        yield ApiProcess(url, process)
     finally:
         process.terminate()
         process.wait(timeout=30)
@@ -125,7 +134,7 @@ async def test_campaign_progress_counts_up_then_completes_on_two_api_processes(
         serve(settings.model_copy(update=NO_POLLING)) as server,
         api_process(settings, HERALD_LIVE_POLL_S="60", HERALD_LIVE_FALLBACK_POLL_S="60") as other,
     ):
-        async with gql_socket(server.url) as here, gql_socket(other) as there:
+        async with gql_socket(server.url) as here, gql_socket(other.url) as there:
             for socket in (here, there):
                 assert (await socket.init(admin_key))["type"] == "connection_ack"
                 await socket.subscribe("p", PROGRESS, variables)
@@ -325,6 +334,167 @@ async def test_subscriptions_are_capped_per_key_across_connections(
     assert [m["type"] for m in refused] == ["error"]
     assert [e["extensions"]["code"] for e in refused[0]["payload"]] == ["SUBSCRIPTION_LIMIT"]
     assert allowed["type"] == "next"
+
+
+async def subscribe_until_granted(socket: GqlSocket, prefix: str, variables: dict[str, str]) -> int:
+    """Subscribe until the cap lets one through (a slot freed elsewhere arrives a Redis round
+    trip later); how many were refused first."""
+    deadline = time.monotonic() + WAIT
+    for attempt in range(10_000):
+        await socket.subscribe(f"{prefix}{attempt}", PROGRESS, variables)
+        message = await asyncio.wait_for(socket.receive(), WAIT)
+        if message["type"] == "next":
+            return attempt
+        assert [e["extensions"]["code"] for e in message["payload"]] == ["SUBSCRIPTION_LIMIT"]
+        assert time.monotonic() < deadline, "the cap never let one through"
+        await asyncio.sleep(0.1)
+    raise AssertionError("unreachable")
+
+
+async def test_the_per_key_cap_holds_across_api_processes(
+    session: AsyncSession, settings: Settings
+) -> None:
+    # given two API processes allowing 3 subscriptions per key, and a key holding 2 of them
+    # on the first and 1 on the second
+    viewer = await create_api_key(settings, "viewer")
+    other = await create_api_key(settings, "viewer", name="other")
+    campaign_id = await seed_campaign(session, 1)
+    variables = {"id": str(campaign_id)}
+    with (
+        serve(settings.model_copy(update={"live_max_subscriptions_per_key": 3})) as here,
+        api_process(settings, HERALD_LIVE_MAX_SUBSCRIPTIONS_PER_KEY="3") as there,
+    ):
+        async with (
+            gql_socket(here.url) as first,
+            gql_socket(there.url) as second,
+            gql_socket(there.url) as third,
+        ):
+            for socket, key in ((first, viewer), (second, viewer), (third, other)):
+                assert (await socket.init(key))["type"] == "connection_ack"
+            for op_id in ("a", "b"):
+                await first.subscribe(op_id, PROGRESS, variables)
+                assert (await asyncio.wait_for(first.receive(), WAIT))["type"] == "next"
+            await second.subscribe("c", PROGRESS, variables)
+            assert (await asyncio.wait_for(second.receive(), WAIT))["type"] == "next"
+
+            # when the same key asks the second process for a fourth, and another key for
+            # its first
+            await second.subscribe("d", PROGRESS, variables)
+            refused = await collect(second, "d")
+            await third.subscribe("e", PROGRESS, variables)
+            allowed = await asyncio.wait_for(third.receive(), WAIT)
+
+            # and one of the key's subscriptions on the first process ends
+            await first.send({"id": "a", "type": "complete"})
+            await subscribe_until_granted(second, "again", variables)
+
+    # then only the key over its cap was refused, and a slot freed on one process serves
+    # the other
+    assert [m["type"] for m in refused] == ["error"]
+    assert [e["extensions"]["code"] for e in refused[0]["payload"]] == ["SUBSCRIPTION_LIMIT"]
+    assert refused[0]["payload"][0]["extensions"]["limit"] == 3
+    assert allowed["type"] == "next"
+
+
+async def test_a_burst_of_subscriptions_is_counted_in_redis_then_given_back(
+    session: AsyncSession, settings: Settings
+) -> None:
+    # given a key opening 200 subscriptions at once over 20 sockets (more than the Redis
+    # client's pool of connections)
+    viewer = await create_api_key(settings, "viewer")
+    campaign_id = await seed_campaign(session, 1)
+    variables = {"id": str(campaign_id)}
+    counted = redis.Redis.from_url(str(settings.redis_url))
+    cap_key = f"{PREFIX}{await key_id(session, viewer)}"
+    with serve(settings.model_copy(update={"live_max_subscriptions_per_key": 300})) as server:
+        async with AsyncExitStack() as stack:
+            sockets = [await stack.enter_async_context(gql_socket(server.url)) for _ in range(20)]
+            for socket in sockets:
+                assert (await socket.init(viewer))["type"] == "connection_ack"
+
+            # when
+            for socket in sockets:
+                for n in range(10):
+                    await socket.subscribe(f"s{n}", PROGRESS, variables)
+            firsts = [
+                await asyncio.wait_for(socket.receive(), WAIT)
+                for socket in sockets
+                for _ in range(10)
+            ]
+            held = counted.zcard(cap_key)
+
+        # and when they all close
+        deadline = time.monotonic() + WAIT
+        for _ in range(10_000):
+            if not counted.zcard(cap_key) or time.monotonic() > deadline:
+                break
+            await asyncio.sleep(0.1)
+        left = counted.zcard(cap_key)
+
+    # then every one was granted and counted in Redis, and every slot was given back
+    assert {m["type"] for m in firsts} == {"next"}
+    assert held == 200
+    assert left == 0
+
+
+async def test_slots_held_by_a_killed_api_process_come_back_with_their_leases(
+    session: AsyncSession, settings: Settings
+) -> None:
+    # given two API processes allowing 2 subscriptions per key with 2 s leases, and a key
+    # holding both on the second
+    viewer = await create_api_key(settings, "viewer")
+    campaign_id = await seed_campaign(session, 1)
+    variables = {"id": str(campaign_id)}
+    caps = {"live_max_subscriptions_per_key": 2, "live_subscription_lease_s": 2.0}
+    env = {"HERALD_LIVE_MAX_SUBSCRIPTIONS_PER_KEY": "2", "HERALD_LIVE_SUBSCRIPTION_LEASE_S": "2"}
+    with serve(settings.model_copy(update=caps)) as here, api_process(settings, **env) as there:
+        async with gql_socket(here.url) as mine:
+            assert (await mine.init(viewer))["type"] == "connection_ack"
+            async with gql_socket(there.url) as doomed:
+                assert (await doomed.init(viewer))["type"] == "connection_ack"
+                for op_id in ("a", "b"):
+                    await doomed.subscribe(op_id, PROGRESS, variables)
+                    assert (await asyncio.wait_for(doomed.receive(), WAIT))["type"] == "next"
+                await mine.subscribe("over", PROGRESS, variables)
+                refused = await collect(mine, "over")
+
+                # when the second process dies without giving its slots back
+                there.process.kill()
+                there.process.wait(timeout=30)
+
+            # then the key gets its slots back on the first process once the leases lapse
+            await subscribe_until_granted(mine, "after", variables)
+
+    assert [e["extensions"]["code"] for e in refused[0]["payload"]] == ["SUBSCRIPTION_LIMIT"]
+
+
+async def test_without_redis_the_per_key_cap_holds_per_process(
+    session: AsyncSession, settings: Settings
+) -> None:
+    # given a server whose Redis is unreachable, allowing 2 subscriptions per key
+    viewer = await create_api_key(settings, "viewer")
+    campaign_id = await seed_campaign(session, 1)
+    variables = {"id": str(campaign_id)}
+    degraded = {
+        "redis_url": f"redis://127.0.0.1:{free_port()}/0",
+        "live_max_subscriptions_per_key": 2,
+    }
+    with serve(settings.model_copy(update=degraded)) as server:
+        async with gql_socket(server.url) as first, gql_socket(server.url) as second:
+            for socket in (first, second):
+                assert (await socket.init(viewer))["type"] == "connection_ack"
+            await first.subscribe("a", PROGRESS, variables)
+            granted = [await asyncio.wait_for(first.receive(), WAIT)]
+            await second.subscribe("b", PROGRESS, variables)
+            granted.append(await asyncio.wait_for(second.receive(), WAIT))
+
+            # when the key asks for a third
+            await second.subscribe("c", PROGRESS, variables)
+            refused = await collect(second, "c")
+
+    # then subscribing still works, within the cap this process counts
+    assert [m["type"] for m in granted] == ["next", "next"]
+    assert [e["extensions"]["code"] for e in refused[0]["payload"]] == ["SUBSCRIPTION_LIMIT"]
 
 
 async def test_connection_without_init_times_out(settings: Settings) -> None:
