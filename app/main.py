@@ -28,11 +28,11 @@ from app.logging_filters import install_phone_masking
 from app.metrics import CACHE_REDIS_UP, exposition, observe_read_pool, sync_totals
 from app.observability import RequestObservability, configure_logging, tracing_extension
 from app.runtime import Runtime
-from app.web import HeraldGraphQL
 from app.webhooks import routes as webhook_routes
 from schema.http import PlannedQueries
 from schema.schema import build_schema
 from schema.schema import schema as default_schema
+from schema.view import HeraldGraphQL
 
 logger = logging.getLogger(__name__)
 

@@ -6,7 +6,7 @@ runner and graphql-core's execution loop, with the same steps the view's extensi
 limit, the operation's label, the limits, the timeout, the transaction boundary with its
 statement count and `Server-Timing`, the Redis round trips, and the same response bytes.
 
-Everything else goes to Strawberry's view (app/web.py), which answers it as it always has:
+Everything else goes to Strawberry's view (schema/view.py), which answers it as it always has:
 GET, other content types, batches, streaming `Accept`s, mutations, subscriptions,
 introspection, documents that do not parse or validate, variables that do not coerce, an
 operation over a limit or the rate limit, and any error while answering. A request handed
@@ -32,10 +32,10 @@ from app.cache import count_round_trips
 from app.config import Settings
 from app.metrics import PLANNED_QUERIES
 from app.observability import label_operation
-from app.web import HeraldGraphQL
 from schema.extensions import begin_read_only, request_boundary
 from schema.limits import HANDOFF, Handoff, limit_error, take_rate_limit
 from schema.plans import DocumentPlans, execute
+from schema.view import HeraldGraphQL
 
 logger = logging.getLogger(__name__)
 

@@ -1,4 +1,4 @@
-"""The shared streams' fan-out (app/websocket.py): frames written in the publisher's own step,
+"""The shared streams' fan-out (schema/fanout.py): frames written in the publisher's own step,
 the newest frame for a peer whose socket pushes back, the stream's end after its frames."""
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ import json
 
 import pytest
 
-from app.websocket import Outlet, start_eagerly
+from schema.fanout import Outlet, start_eagerly
 
 pytestmark = pytest.mark.asyncio
 

@@ -43,7 +43,7 @@ class CampaignSubscription:
                 extensions={"code": "BAD_REQUEST"},
             )
         campaign_id = parse_id(id, "id")
-        # The caps are counted per operation by the transport (app/websocket.py).
+        # The caps are counted per operation by the transport (schema/websocket.py).
         try:
             async with hub.watch(campaign_id) as mailbox:
                 while (snapshot := await mailbox.get()) is not None:

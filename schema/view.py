@@ -16,15 +16,16 @@ from app.db import SerializedSession
 from app.graphiql import is_loopback, render_graphiql
 from app.live import LiveHub
 from app.runtime import Runtime
-from app.websocket import LiveTransportHandler, SharedStreams, TextWebSocketAdapter
 from schema.context import Context
+from schema.fanout import SharedStreams
 from schema.request import request_cache, request_loaders
+from schema.websocket import LiveTransportHandler, TextWebSocketAdapter
 
 
 class HeraldGraphQL(GraphQL[Context, None]):
     # Shown in the IDE's Headers tab (the dev key); only set when bound to loopback.
     graphiql_default_headers: dict[str, str] | None = None
-    # graphql-transport-ws with the API key in connection_init (app/websocket.py).
+    # graphql-transport-ws with the API key in connection_init (schema/websocket.py).
     graphql_transport_ws_handler_class = LiveTransportHandler
     websocket_adapter_class = TextWebSocketAdapter
     shared_streams: SharedStreams

@@ -1,0 +1,52 @@
+"""Dependencies point one way: HTTP → schema → loaders and services → repositories.
+
+`app/` (configuration, models, repositories, services, workers) never imports `schema/` or
+`loaders/`, except its composition root (`app/main.py`, `app/cli.py`, `app/dev.py`), which
+assembles the application. `loaders/` never imports `schema/`. Read from the code's own
+imports, so a wrong arrow fails here before a reviewer has to spot it.
+"""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+COMPOSITION_ROOT = {"app/main.py", "app/cli.py", "app/dev.py"}
+FORBIDDEN = {"app": ("schema", "loaders"), "loaders": ("schema",)}
+
+
+def _imports(path: Path) -> set[str]:
+    """Top-level packages a module imports (TYPE_CHECKING blocks included: a type is a
+    dependency too)."""
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if isinstance(node, ast.Import):
+            found.update(alias.name.split(".")[0] for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            found.add(node.module.split(".")[0])
+    return found
+
+
+def _wrong_arrows(package: str) -> list[str]:
+    wrong = []
+    for path in sorted((ROOT / package).rglob("*.py")):
+        name = str(path.relative_to(ROOT))
+        if name in COMPOSITION_ROOT:
+            continue
+        for target in sorted(_imports(path) & set(FORBIDDEN[package])):
+            wrong.append(f"{name} -> {target}")
+    return wrong
+
+
+@pytest.mark.parametrize("package", sorted(FORBIDDEN))
+def test_no_module_imports_against_the_flow(package: str) -> None:
+    assert _wrong_arrows(package) == []
+
+
+def test_the_check_sees_imports() -> None:
+    """The composition root does import schema; a check blind to imports would pass anyway."""
+    assert "schema" in _imports(ROOT / "app/main.py")
+    assert "loaders" in _imports(ROOT / "schema/request.py")
