@@ -106,6 +106,8 @@ def check_redis(settings: Settings) -> None:
 def _cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
+    from app.http_protocol import HttpProtocol
+
     # GraphiQL is opt-in in production; spawned worker processes read it from the env.
     if args.graphiql:
         os.environ["HERALD_GRAPHIQL"] = "true"
@@ -130,6 +132,7 @@ def _cmd_serve(args: argparse.Namespace) -> int:
         workers=args.workers,
         proxy_headers=True,
         log_level="info",
+        http=HttpProtocol,
     )
     return 0
 

@@ -25,6 +25,7 @@ from sqlalchemy.pool import NullPool
 
 from app import migrate
 from app.config import Settings, load_settings
+from app.http_protocol import HttpProtocol
 from app.main import create_app
 from tests.fake_whatsapp import FakeWhatsApp, Worker, serve_fake, worker_env
 
@@ -147,12 +148,15 @@ class Server:
 
 @contextmanager
 def serve(settings: Settings) -> Iterator[Server]:
-    """The real ASGI app under uvicorn on a free loopback port, in a background thread."""
+    """The real ASGI app under uvicorn, with `herald serve`'s HTTP protocol, on a free loopback
+    port, in a background thread."""
     app = create_app(settings)
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
-    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
+    config = uvicorn.Config(
+        app, host="127.0.0.1", port=port, log_level="warning", lifespan="on", http=HttpProtocol
+    )
     uv = uvicorn.Server(config)
     thread = threading.Thread(target=uv.run, daemon=True)
     thread.start()
