@@ -1,10 +1,12 @@
 """`python -m bench`: a frontend-like query mix against `herald serve`, one table out.
 
 Seeds a realistic data set once (default 20,000 contacts, 50 campaigns x 2,000
-messages; --scale multiplies it), starts the server as operators do, drives each
-query of the mix over HTTP at several concurrency levels with a bounded number of
-requests, and writes the table as Markdown and JSON (plus a latency plot when
-matplotlib is installed) under bench/results/. `--baseline` runs the same mix with
+messages; --scale multiplies it), starts the server as operators do, and drives each
+query of the mix at several concurrency levels with `wrk` (a C load generator, Debian
+package `wrk`, so the client takes no Python core from the server). A Lua script varies
+the inputs, counts errors (GraphQL errors and typed error results) and sums the
+statements the server reports. The table goes to bench/results/ as Markdown and JSON
+(plus a latency plot when matplotlib is installed). `--baseline` runs the same mix with
 batching and caching turned off: the audit's N+1 state, for the ratio.
 """
 
@@ -12,23 +14,21 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import functools
 import json
 import os
 import platform
 import random
+import shutil
+import subprocess
 import sys
-import time
-from collections.abc import Callable
+import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-import aiohttp
 import asyncpg
-import orjson
 
-from bench.common import Scale, authorization, percentile, prepare, running_server, table
+from bench.common import Scale, authorization, lua_string, prepare, running_server, table
 
 RESULTS = Path(__file__).with_name("results")
 
@@ -85,80 +85,95 @@ class Row:
     errors: int
 
 
-class Variables:
-    """Per-request variables: mutations need fresh phones and fresh draft campaigns."""
-
-    def __init__(self, campaign_ids: list[int], draft_ids: list[int]) -> None:
-        self.campaign_ids = campaign_ids
-        self.draft_ids = draft_ids
-        self.counter = 0
-        self.phone_base = random.randrange(100_000_000)
-
-    def __call__(self, name: str) -> dict[str, Any]:
-        self.counter += 1
-        n = self.counter
-        if name.startswith("campaign detail"):
-            return {"id": str(self.campaign_ids[n % len(self.campaign_ids)])}
-        if name.startswith("contacts search"):
-            return {"search": f"{n % 90 + 10}"}
-        if name.startswith("createContact"):  # a fresh valid French mobile number each time
-            return {"phone": f"+336{(self.phone_base + n) % 100_000_000:08d}"}
-        if name.startswith("startCampaign"):
-            return {"id": str(self.draft_ids.pop())}
-        return {}
+PHONE = "+336PHONE"  # wrk replaces it with a fresh French mobile number per request
 
 
-async def drive(
-    url: str,
-    headers: dict[str, str],
-    query: str,
-    variables: Callable[[], dict[str, Any]],
-    concurrency: int,
-    requests: int,
-) -> tuple[list[float], list[int], int, float]:
-    """Send `requests` requests with `concurrency` in flight; latencies, SQL counts, errors.
+def bodies(name: str, query: str, campaign_ids: list[int], draft_ids: list[int]) -> list[str]:
+    """The JSON bodies wrk cycles through for one query: mutations need fresh inputs."""
 
-    aiohttp, not httpx: on a 2-core machine the client shares the CPU with the server,
-    and aiohttp spends ~0.5 ms of it per request where httpx spends ~1.2 ms.
-    An error is a GraphQL error or a typed error result (`__typename` ending in Error).
-    """
-    latencies: list[float] = []
-    statements: list[int] = []
-    errors = 0
-    remaining = requests
+    def body(variables: dict[str, Any]) -> str:
+        return json.dumps({"query": query, "variables": variables})
 
-    async def worker(client: aiohttp.ClientSession) -> None:
-        nonlocal remaining, errors
-        while remaining > 0:
-            remaining -= 1
-            body = {"query": query, "variables": variables()}
-            started = time.perf_counter()
-            async with client.post("/graphql", json=body) as response:
-                payload = await response.json(loads=orjson.loads)
-                status = response.status
-            latencies.append((time.perf_counter() - started) * 1000)
-            if status != 200 or payload.get("errors") or _typed_error(payload.get("data")):
-                errors += 1
-            statements.append(payload.get("extensions", {}).get("sqlStatements", 0))
-
-    connector = aiohttp.TCPConnector(limit=concurrency)
-    timeout = aiohttp.ClientTimeout(total=60)
-    async with aiohttp.ClientSession(
-        base_url=url, headers=headers, connector=connector, timeout=timeout
-    ) as client:
-        started = time.perf_counter()
-        await asyncio.gather(*(worker(client) for _ in range(concurrency)))
-        elapsed = time.perf_counter() - started
-    return latencies, statements, errors, elapsed
+    if name.startswith("campaign detail"):
+        return [body({"id": str(i)}) for i in campaign_ids]
+    if name.startswith("contacts search"):
+        return [body({"search": str(n)}) for n in range(10, 100)]
+    if name.startswith("startCampaign"):  # each draft campaign is started once
+        return [body({"id": str(i)}) for i in draft_ids]
+    if name.startswith("createContact"):
+        return [body({"phone": PHONE})]
+    return [body({})]
 
 
-def _typed_error(data: object) -> bool:
-    if isinstance(data, dict):
-        return any(
-            (key == "__typename" and str(value).endswith("Error")) or _typed_error(value)
-            for key, value in data.items()
-        )
-    return isinstance(data, list) and any(_typed_error(item) for item in data)
+_RESULT = "mix-result"
+
+# Runs in wrk: request() takes the next body, response() counts GraphQL errors and typed
+# errors (a `__typename` ending in Error) and sums the statement counts the server reports
+# in its thread; done() adds up the threads and prints one line for cell() to read.
+_LUA = r"""
+wrk.method = "POST"
+local threads = {}
+function setup(thread) table.insert(threads, thread) end
+function init(args) n, errors, statements, counted = 0, 0, 0, 0 end
+function request()
+  n = n + 1
+  local body = bodies[(n - 1) % #bodies + 1]
+  body = string.gsub(body, "%+336PHONE", string.format("+336%08d", (phone_base + n) % 100000000))
+  return wrk.format(nil, "/graphql", nil, body)
+end
+function response(status, headers, body)
+  if status < 400 and (string.find(body, '"errors":', 1, true)
+      or string.find(body, '"__typename":"%a*Error"')) then
+    errors = errors + 1
+  end
+  local count = string.match(body, '"sqlStatements":(%d+)')
+  if count then statements = statements + tonumber(count); counted = counted + 1 end
+end
+function done(summary, latency, requests)
+  local e = summary.errors
+  local bad, sql, answers = e.connect + e.read + e.write + e.status + e.timeout, 0, 0
+  for _, thread in ipairs(threads) do
+    bad = bad + thread:get("errors")
+    sql = sql + thread:get("statements")
+    answers = answers + thread:get("counted")
+  end
+  io.write(string.format("RESULT %d %d %d %d %d %f %f %f\n",
+    summary.requests, summary.duration, bad, sql, answers,
+    latency:percentile(50), latency:percentile(95), latency:percentile(99)))
+end
+""".replace("RESULT", _RESULT)
+
+
+def lua_script(headers: dict[str, str], cycle: list[str]) -> str:
+    lines = [f"wrk.headers[ {lua_string(k)} ] = {lua_string(v)}" for k, v in headers.items()]
+    lines.append("bodies = {" + ",\n".join(lua_string(b) for b in cycle) + "}")
+    lines.append(f"phone_base = {random.randrange(100_000_000)}")
+    return "\n".join(lines) + "\n" + _LUA
+
+
+def cell(url: str, name: str, script: str, connections: int, seconds: int) -> Row:
+    """One `wrk -t1 -c<connections>` run of one query."""
+    with tempfile.NamedTemporaryFile("w", suffix=".lua", prefix="herald-mix-") as file:
+        file.write(script)
+        file.flush()
+        command = ["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--latency"]
+        command += ["--timeout", "30s", "-s", file.name, url + "/graphql"]
+        finished = subprocess.run(command, capture_output=True, text=True, check=True)
+    line = next((x for x in finished.stdout.splitlines() if x.startswith(_RESULT)), None)
+    if line is None:
+        raise RuntimeError(f"wrk printed no summary: {finished.stdout}{finished.stderr}")
+    requests, micros, errors, statements, counted, p50, p95, p99 = line.split()[1:]
+    return Row(
+        query=name,
+        concurrency=connections,
+        requests=int(requests),
+        p50_ms=round(float(p50) / 1000, 1),
+        p95_ms=round(float(p95) / 1000, 1),
+        p99_ms=round(float(p99) / 1000, 1),
+        requests_per_s=round(int(requests) / (int(micros) / 1e6), 1),
+        sql_per_request=round(int(statements) / max(int(counted), 1), 1),
+        errors=int(errors),
+    )
 
 
 async def fixtures(database: str, drafts: int) -> tuple[list[int], list[int], int]:
@@ -250,7 +265,7 @@ def plot(rows: list[Row], path: Path) -> bool:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--scale", type=float, default=1.0, help="multiplies the data set")
-    parser.add_argument("--requests", type=int, default=200, help="per query and concurrency")
+    parser.add_argument("--seconds", type=int, default=5, help="wrk run per query and level")
     parser.add_argument("--concurrency", default="1,8,32")
     parser.add_argument("--workers", type=int, default=2, help="herald serve --workers")
     parser.add_argument("--baseline", action="store_true", help="no batching, no caching")
@@ -262,34 +277,26 @@ def main() -> None:
     args = parser.parse_args()
     scale = Scale(round(20_000 * args.scale), round(50 * args.scale), 2_000)
     levels = [int(c) for c in args.concurrency.split(",")]
+    if shutil.which("wrk") is None:
+        raise SystemExit("wrk is needed to drive the load: apt-get install wrk")
     database = prepare(scale)
-    readable, drafts, messages = asyncio.run(fixtures(database, (args.requests + 10) * len(levels)))
-    variables = Variables(readable, drafts)
+    # startCampaign starts each draft once: enough drafts for the fastest server seen, x3.
+    drafts = 1_500 * (args.seconds + 1) * len(levels)
+    readable, draft_ids, messages = asyncio.run(fixtures(database, drafts))
     headers = {"Authorization": args.auth_header} if args.auth_header else authorization(database)
+    headers["Content-Type"] = "application/json"
     rows: list[Row] = []
     naive = "true" if args.baseline else "false"
     with running_server(database, args.workers, HERALD_NAIVE_RESOLVERS=naive) as url:
         for name, query in MIX.items():
-            next_variables = functools.partial(variables, name)
+            cycle = bodies(name, query, readable, draft_ids)
             for level in levels:
-                asyncio.run(drive(url, headers, query, next_variables, level, 10))  # warm up
-                latencies, statements, errors, elapsed = asyncio.run(
-                    drive(url, headers, query, next_variables, level, args.requests)
-                )
-                rows.append(
-                    Row(
-                        query=name,
-                        concurrency=level,
-                        requests=len(latencies),
-                        p50_ms=round(percentile(latencies, 0.50), 1),
-                        p95_ms=round(percentile(latencies, 0.95), 1),
-                        p99_ms=round(percentile(latencies, 0.99), 1),
-                        requests_per_s=round(len(latencies) / elapsed, 1),
-                        sql_per_request=round(sum(statements) / len(statements), 1),
-                        errors=errors,
-                    )
-                )
-                print(rows[-1], file=sys.stderr)
+                for seconds in (1, args.seconds):  # a warm-up, then the measured run
+                    row = cell(url, name, lua_script(headers, cycle), level, seconds)
+                    if name.startswith("startCampaign"):  # never start a draft twice
+                        cycle = cycle[row.requests + level :]
+                rows.append(row)
+                print(row, file=sys.stderr)
     asyncio.run(clean_up(database))
     RESULTS.mkdir(exist_ok=True)
     stem = "baseline" if args.baseline else "herald"
@@ -326,7 +333,8 @@ def main() -> None:
         f"{stem}: {scale.contacts:,} contacts, {scale.campaigns} campaigns, {messages:,} messages "
         f"(up to {scale.messages_per_campaign:,} per started campaign); "
         f"herald serve --workers {args.workers}; "
-        f"{args.requests} requests per cell; client and server on one machine ({machine})."
+        f"`wrk -t1 -c<concurrency> -d{args.seconds}s` per cell after a 1 s warm-up; "
+        f"wrk and server on one machine ({machine})."
     )
     (RESULTS / f"{stem}.md").write_text(header + "\n\n" + markdown + "\n")
     (RESULTS / f"{stem}.json").write_text(

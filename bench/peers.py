@@ -49,7 +49,16 @@ from typing import Any
 
 import httpx
 
-from bench.common import Scale, authorization, free_port, median, prepare, running_server, table
+from bench.common import (
+    Scale,
+    authorization,
+    free_port,
+    lua_string,
+    median,
+    prepare,
+    running_server,
+    table,
+)
 
 PEERS = Path(__file__).with_name("peers")
 V4 = PEERS
@@ -326,20 +335,12 @@ end
 """
 
 
-def _lua_string(text: str) -> str:
-    """A Lua long-bracket literal holding `text` verbatim."""
-    level = 1
-    while f"]{'=' * level}]" in text:
-        level += 1
-    return f"[{'=' * level}[{text}]{'=' * level}]"
-
-
 def lua_script(server: Server, shape: Shape) -> str:
     """A wrk script that POSTs the shape's document and prints a parseable summary."""
     body = json.dumps({"query": shape.documents[server.dialect]})
     headers = {"Content-Type": "application/json", **server.headers}
-    lines = ['wrk.method = "POST"', f"wrk.body = {_lua_string(body)}"]
-    lines += [f"wrk.headers[ {_lua_string(k)} ] = {_lua_string(v)}" for k, v in headers.items()]
+    lines = ['wrk.method = "POST"', f"wrk.body = {lua_string(body)}"]
+    lines += [f"wrk.headers[ {lua_string(k)} ] = {lua_string(v)}" for k, v in headers.items()]
     return "\n".join(lines) + "\n" + _COUNT_AND_REPORT
 
 
