@@ -49,7 +49,7 @@ PHASES: list[tuple[str, tuple[str, ...]]] = [
     ("rows to objects (loaders' generated builders)", ("<string>:build",)),
     ("response building (the plan's generated code)", ("<string>",)),
     ("plan: waves, batches, resolver calls", ("schema/plans/",)),
-    ("executor build, limits", ("graphql/", "schema/limits.py", "schema/execution.py")),
+    ("executor build, limits", ("graphql/", "schema/limits/", "schema/execution.py")),
     ("transaction boundary, statement count", ("schema/extensions.py",)),
     ("planned path: body, JSON, plan lookup, encode", ("schema/http.py",)),
     ("middleware: request id, metrics, body limit", _MIDDLEWARE),
