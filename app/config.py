@@ -107,7 +107,6 @@ class Settings(BaseSettings):
     live_ping_interval_s: float = Field(default=15.0, gt=0)  # server pings; no pong: closed
     live_key_recheck_s: float = Field(default=5.0, gt=0)  # revoked keys end within this
 
-    cache_ttl_default: int = Field(default=60, ge=1)
     cache_ttl_stats: int = Field(default=60, ge=1)
     cache_ttl_categories: int = Field(default=120, ge=1)
     cache_ttl_contacts_count: int = Field(default=60, ge=1)

@@ -45,11 +45,11 @@ _MIDDLEWARE = (
 # (phase, files whose frames belong to it); the innermost frame that matches names it.
 PHASES: list[tuple[str, tuple[str, ...]]] = [
     ("PostgreSQL: driver and read pool", ("asyncpg/", "app/db.py")),
-    ("Redis: client and cache", ("redis/", "app/cache.py", "app/ratelimit.py", "schema/cache.py")),
+    ("Redis: client and cache", ("redis/", "app/cache/", "app/ratelimit.py", "schema/cache/")),
     ("rows to objects (loaders' generated builders)", ("<string>:build",)),
     ("response building (the plan's generated code)", ("<string>",)),
     ("plan: waves, batches, resolver calls", ("schema/plans/",)),
-    ("executor build, limits", ("graphql/", "schema/limits.py", "schema/execution.py")),
+    ("executor build, limits", ("graphql/", "schema/limits/", "schema/execution.py")),
     ("transaction boundary, statement count", ("schema/extensions.py",)),
     ("planned path: body, JSON, plan lookup, encode", ("schema/http.py",)),
     ("middleware: request id, metrics, body limit", _MIDDLEWARE),

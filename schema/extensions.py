@@ -107,7 +107,7 @@ class TransactionBoundary(SchemaExtension):
 class HeraldSchema(strawberry.Schema):
     """Logs unexpected errors with their stack and an id; a client's mistake is not a server
     event. Masks them in prod (schema/masking.py). Refuses to build with a cached field
-    whose permission check would run after its cache lookup (schema/cache.py)."""
+    whose permission check would run after its cache lookup (schema/cache/field.py)."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)

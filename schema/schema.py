@@ -52,11 +52,11 @@ def build_schema(*more_extensions: type) -> HeraldSchema:
         execution_context_class=PlannedExecutor,
         subscription=Subscription,
         extensions=[
-            RateLimit,  # first: refuses before anything else starts (schema/limits.py)
+            RateLimit,  # first: refuses before anything else starts (schema/limits/)
             OperationLabel,  # names the request in metrics and logs
             TransactionBoundary,
             RedisRoundTrips,
-            QueryLimits,  # tokens, introspection, depth, aliases, cost, timeout (schema/limits.py)
+            QueryLimits,  # tokens, introspection, depth, aliases, cost, timeout (schema/limits/)
             # Parsing and validating the same document again on each request dominates
             # small queries; both caches are keyed by the document text.
             lambda: ParserCache(maxsize=512),

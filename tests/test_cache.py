@@ -203,7 +203,6 @@ def cache_settings(settings: Settings) -> Settings:
             "cache_ttl_contacts_list": 34,
             "cache_ttl_campaigns_list": 15,
             "cache_ttl_campaign_stats": 66,
-            "cache_ttl_default": 67,
         }
     )
 
@@ -507,18 +506,6 @@ async def test_invalidations_of_one_request_are_one_pipeline_after_commit(
     assert [await redis.get(k) for k in ("cache:gen:stats", "cache:gen:contacts")] == [b"1", b"1"]
     assert await redis.get("cache:gen:campaigns:7") == b"1"
     assert await redis.get("cache:gen:campaigns") is None
-
-
-async def test_get_or_compute_for_callers_outside_graphql(service: CacheService) -> None:
-    calls = Counter[str]()
-
-    async def compute() -> dict[str, int]:
-        calls["n"] += 1
-        return {"sent": 3}
-
-    assert await service.get_or_compute("stats", "worker:summary", compute) == {"sent": 3}
-    assert await service.get_or_compute("stats", "worker:summary", compute) == {"sent": 3}
-    assert calls["n"] == 1
 
 
 async def test_lazy_part_is_stored_only_when_asked_for(service: CacheService) -> None:

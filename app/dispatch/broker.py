@@ -18,9 +18,9 @@ from dramatiq.middleware import (
 
 from app.config import Settings
 from app.dispatch.redis_broker import HealingRedisBroker
+from app.keyspace import BROKER_NAMESPACE as NAMESPACE
 from app.redis_clients import broker_redis
 
-NAMESPACE = "dramatiq"
 QUEUE = "default"
 
 P = ParamSpec("P")

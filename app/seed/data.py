@@ -1,27 +1,15 @@
-"""Set-based generator of realistic demo and benchmark data (`herald seed`, `herald dev`, bench)."""
+"""The demo data, as SQL: countries, contacts, categories, campaigns, messages, interactions.
+
+Every statement is one INSERT ... SELECT over generate_series: PostgreSQL builds the rows
+itself, so a million messages cost one round trip, not a million.
+"""
 
 from __future__ import annotations
-
-import time
-from dataclasses import dataclass
-
-from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
-
-from app.stats.repository import CAMPAIGN_FIELDS, STATUSES, TOTAL_FIELDS
-
-# Every statement below is one INSERT ... SELECT over generate_series: PostgreSQL builds
-# the rows itself, so a million messages cost one round trip, not a million.
-
-DATA_TABLES = (
-    "interactions, messages, campaign_categories, campaigns, category_contacts, "
-    "categories, contacts"
-)
 
 # Mobile ranges that `phonenumbers` accepts as valid for each country. A contact's
 # number is prefix || lpad(base + (k * 7919 + offset) % span, width): 7919 is prime and coprime
 # with every span, so k -> number is a bijection within a country and phones stay unique.
-_COUNTRIES = (
+COUNTRIES = (
     "DROP TABLE IF EXISTS pg_temp.seed_country",
     """
 CREATE TEMP TABLE seed_country ON COMMIT DROP AS
@@ -55,7 +43,7 @@ SELECT * FROM (VALUES
 """,
 )
 
-_CONTACTS = """
+CONTACTS = """
 INSERT INTO contacts (phone, name, attributes, whatsapp_status, whatsapp_checked_at,
                       created_at, updated_at)
 SELECT
@@ -87,7 +75,7 @@ ORDER BY n.i
 
 # Segments: one per country (membership by the contact's country) and interest segments
 # joined by a random share of contacts.
-_CATEGORIES = (
+CATEGORIES = (
     "DROP TABLE IF EXISTS pg_temp.seed_category",
     """
 CREATE TEMP TABLE seed_category ON COMMIT DROP AS
@@ -126,7 +114,7 @@ JOIN contacts AS ct
 # the rest follow a realistic mix where most campaigns are finished. Creation dates grow
 # with the id, as ids are handed out at creation (lists, recentCampaigns included, are
 # newest first by id), spread over the past year; each start follows its creation.
-_CAMPAIGNS = """
+CAMPAIGNS = """
 INSERT INTO campaigns (name, template_name, template_language, template_body, status,
                        scheduled_at, started_at, completed_at, created_at, updated_at)
 SELECT
@@ -185,7 +173,7 @@ JOIN (VALUES
 ORDER BY g.i
 """
 
-_CAMPAIGN_TARGETS = """
+CAMPAIGN_TARGETS = """
 WITH cats AS (
   SELECT id, row_number() OVER (ORDER BY id) - 1 AS idx, count(*) OVER () AS n
   FROM categories
@@ -199,13 +187,13 @@ JOIN cats ON cats.idx IN (c.id % cats.n, (c.id * 7 + 3) % cats.n)
 # One statement per started campaign (drafts and scheduled ones have no messages yet), so
 # ids follow (campaign, position) with a sort of one campaign's rows in memory rather than
 # of all of them on disk.
-_STARTED = "SELECT id FROM campaigns WHERE status NOT IN ('draft', 'scheduled') ORDER BY id"
+STARTED = "SELECT id FROM campaigns WHERE status NOT IN ('draft', 'scheduled') ORDER BY id"
 # Each started campaign sends to a window of :per_campaign consecutive contacts starting at
 # a campaign-specific offset; per_campaign <= contacts keeps (campaign_id, contact_id) unique.
 # Message status follows the campaign: a `sending` campaign is 60% through its window (the
 # rest pending, a band in flight), `paused` 40%, `cancelled` 30%, `failed` failed after 10%.
 # Numbers known to be off WhatsApp fail with 131026, as the provider reports them.
-_MESSAGES = """
+MESSAGES = """
 INSERT INTO messages (campaign_id, contact_id, status, provider_message_id, error,
                       sent_at, delivered_at, read_at, failed_at, created_at, updated_at)
 SELECT
@@ -277,7 +265,7 @@ ORDER BY w.j
 """
 
 # Recipients who got the message interact with some of it; an opt-out also marks the contact.
-_INTERACTIONS = """
+INTERACTIONS = """
 INSERT INTO interactions (message_id, campaign_id, kind, payload, created_at)
 SELECT
   m.id, m.campaign_id, k.kind,
@@ -300,7 +288,7 @@ WHERE m.status IN ('delivered', 'read')
 ORDER BY m.id
 """
 
-_OPT_OUTS = """
+OPT_OUTS = """
 UPDATE contacts AS c
 SET opted_out_at = o.at, updated_at = greatest(c.updated_at, o.at)
 FROM (
@@ -311,194 +299,3 @@ FROM (
 ) AS o
 WHERE c.id = o.contact_id
 """
-
-
-# Bulk loading. The four large tables are filled with their secondary indexes, unique and
-# foreign-key constraints and triggers set aside, then each is rebuilt once: a sorted index
-# build and one anti-join per foreign key instead of ~6 index insertions and 2 key lookups
-# per row, and no transition tables of millions of rows for the counting triggers (the
-# counters are then added from one GROUP BY). Definitions are read back from the catalog,
-# so what is rebuilt is exactly what the migrations made. It is one transaction: other
-# sessions never see the tables without them (they wait on the locks instead).
-_BULK_TABLES = ("contacts", "category_contacts", "messages", "interactions")
-_SET_ASIDE = f"""
-SELECT format('ALTER TABLE %s DROP CONSTRAINT %I', c.conrelid::regclass, c.conname) AS drop,
-       format('ALTER TABLE %s ADD CONSTRAINT %I %s', c.conrelid::regclass, c.conname,
-              pg_get_constraintdef(c.oid)) AS restore,
-       c.contype = 'f' AS foreign_key
-FROM pg_constraint AS c
-WHERE c.conrelid = ANY ('{{{",".join(_BULK_TABLES)}}}'::regclass[]) AND c.contype IN ('u', 'f')
-UNION ALL
-SELECT format('DROP INDEX %s', i.indexrelid::regclass), pg_get_indexdef(i.indexrelid), false
-FROM pg_index AS i
-WHERE i.indrelid = ANY ('{{{",".join(_BULK_TABLES)}}}'::regclass[])
-  AND NOT EXISTS (SELECT FROM pg_constraint AS c
-                  WHERE c.conindid = i.indexrelid AND c.conrelid = i.indrelid)
-"""
-_TRIGGERS = "ALTER TABLE {table} {action} TRIGGER USER"
-# What the disabled triggers would have counted: every row of these tables is the seed's
-# (it starts from no contacts, hence no messages or interactions).
-_BY_STATUS = ", ".join(f"count(*) FILTER (WHERE status = '{s}') AS {s}" for s in STATUSES)
-_MESSAGE_TOTALS = ", ".join(
-    f"coalesce(sum({f}), 0)::bigint" if f in CAMPAIGN_FIELDS else "0" for f in TOTAL_FIELDS
-)
-_COUNTERS = (
-    """
-SELECT herald_add_contact_counts(count(*), count(*) FILTER (WHERE opted_out_at IS NOT NULL))
-FROM contacts
-""",
-    f"""
-SELECT herald_add_campaign_counts(m.campaign_id,
-       {", ".join(f"m.{f}" for f in STATUSES)}, coalesce(i.n, 0))
-FROM (
-  SELECT campaign_id, {_BY_STATUS} FROM messages GROUP BY campaign_id
-) AS m
-LEFT JOIN (SELECT campaign_id, count(*) AS n FROM interactions GROUP BY campaign_id) AS i
-  USING (campaign_id)
-ORDER BY m.campaign_id
-""",
-    # campaigns and categories were counted by their own triggers as they were inserted
-    f"SELECT herald_add_total_counts({_MESSAGE_TOTALS}) FROM campaign_counters",
-)
-
-
-class SeedError(Exception):
-    """The seed cannot run as asked (arguments, or a database that already holds data)."""
-
-
-@dataclass(frozen=True)
-class SeedReport:
-    contacts: int
-    categories: int
-    category_contacts: int
-    campaigns: int
-    messages: int
-    interactions: int
-    seconds: float
-
-    def summary(self) -> str:
-        return (
-            f"{self.contacts:,} contacts, {self.categories:,} categories "
-            f"({self.category_contacts:,} memberships), {self.campaigns:,} campaigns, "
-            f"{self.messages:,} messages, {self.interactions:,} interactions "
-            f"in {self.seconds:.1f} s"
-        )
-
-
-async def seed(
-    target: AsyncEngine | AsyncConnection | AsyncSession,
-    contacts: int,
-    campaigns: int,
-    messages_per_campaign: int,
-    *,
-    reset: bool = False,
-) -> SeedReport:
-    """Fill an empty database (or a reset one) with generated data.
-
-    `messages_per_campaign` applies to every campaign that has started (drafts and
-    scheduled campaigns have no messages yet). With an engine the seed commits; with a
-    connection or session it leaves the commit to the caller.
-    """
-    if contacts < 1 or campaigns < 0 or messages_per_campaign < 0:
-        raise SeedError("contacts must be >= 1; campaigns and messages must be >= 0")
-    if messages_per_campaign > contacts:
-        raise SeedError(
-            f"messages per campaign ({messages_per_campaign}) cannot exceed contacts "
-            f"({contacts}): a campaign sends at most one message per contact"
-        )
-    if isinstance(target, AsyncEngine):
-        async with target.begin() as connection:
-            return await _seed(connection, contacts, campaigns, messages_per_campaign, reset)
-    return await _seed(target, contacts, campaigns, messages_per_campaign, reset)
-
-
-async def has_data(engine: AsyncEngine) -> bool:
-    """Whether the database already holds contacts (`herald dev` seeds only the first time)."""
-    async with engine.connect() as connection:
-        result = await connection.execute(text("SELECT EXISTS (SELECT 1 FROM contacts)"))
-        return bool(result.scalar_one())
-
-
-async def _execute_all(db: AsyncConnection | AsyncSession, statements: tuple[str, ...]) -> None:
-    # asyncpg prepares each statement, so a script goes one statement at a time.
-    for statement in statements:
-        await db.execute(text(statement))
-
-
-async def _seed(
-    db: AsyncConnection | AsyncSession,
-    contacts: int,
-    campaigns: int,
-    per_campaign: int,
-    reset: bool,
-) -> SeedReport:
-    started = time.perf_counter()
-    if (await db.execute(text("SELECT to_regclass('contacts')"))).scalar_one() is None:
-        raise SeedError("the database has no Herald tables; run `herald migrate` first")
-    if reset:
-        await db.execute(text(f"TRUNCATE {DATA_TABLES} RESTART IDENTITY CASCADE"))
-    existing = (await db.execute(text("SELECT count(*) FROM contacts"))).scalar_one()
-    if existing:
-        raise SeedError(
-            f"the database already has {existing:,} contacts; pass --reset to replace them"
-        )
-    # Committing a million rows need not wait for each WAL flush; the sorts and index
-    # builds of millions of rows stay in memory.
-    await db.execute(text("SET LOCAL synchronous_commit = off"))
-    await db.execute(text("SET LOCAL work_mem = '256MB'"))
-    await db.execute(text("SET LOCAL maintenance_work_mem = '512MB'"))
-    set_aside = (await db.execute(text(_SET_ASIDE))).all()
-    for drop, _, _ in set_aside:
-        await db.execute(text(drop))
-    for table in _BULK_TABLES:
-        await db.execute(text(_TRIGGERS.format(table=table, action="DISABLE")))
-
-    await _execute_all(db, _COUNTRIES)
-    await db.execute(text(_CONTACTS), {"contacts": contacts})
-    first, last = (await db.execute(text("SELECT min(id), max(id) FROM contacts"))).one()
-    # Messages address contacts by id arithmetic, which needs one contiguous block.
-    if last - first + 1 != contacts:
-        raise SeedError("contact ids are not contiguous; seed into an empty database")
-    await _execute_all(db, _CATEGORIES)
-    await db.execute(text(_CAMPAIGNS), {"campaigns": campaigns})
-    await db.execute(text(_CAMPAIGN_TARGETS))
-    for campaign_id in (await db.execute(text(_STARTED))).scalars().all():
-        await db.execute(
-            text(_MESSAGES),
-            {
-                "campaign_id": campaign_id,
-                "first_contact": first,
-                "contacts": contacts,
-                "per_campaign": per_campaign,
-            },
-        )
-    await db.execute(text(_INTERACTIONS))
-    await db.execute(text(_OPT_OUTS))
-
-    # Indexes and unique constraints first: the foreign keys' checks then use them.
-    for _, restore, _ in sorted(set_aside, key=lambda row: row.foreign_key):
-        await db.execute(text(restore))
-    for table in _BULK_TABLES:
-        await db.execute(text(_TRIGGERS.format(table=table, action="ENABLE")))
-    await _execute_all(db, _COUNTERS)
-    # Fresh statistics so the first queries after a seed get sensible plans.
-    await db.execute(text("ANALYZE"))
-
-    counts = (
-        await db.execute(
-            text(
-                "SELECT (SELECT count(*) FROM contacts), (SELECT count(*) FROM categories),"
-                " (SELECT count(*) FROM category_contacts), (SELECT count(*) FROM campaigns),"
-                " (SELECT count(*) FROM messages), (SELECT count(*) FROM interactions)"
-            )
-        )
-    ).one()
-    return SeedReport(
-        contacts=counts[0],
-        categories=counts[1],
-        category_contacts=counts[2],
-        campaigns=counts[3],
-        messages=counts[4],
-        interactions=counts[5],
-        seconds=time.perf_counter() - started,
-    )

@@ -1,9 +1,4 @@
-"""Query limits: tokens, depth, aliases, cost (page sizes multiply), execution time, rate.
-
-All limits come from Settings at request time, so one schema serves any configuration.
-Refusals are client errors with a code (QUERY_TOO_LARGE, QUERY_TOO_DEEP, TOO_MANY_ALIASES,
-TOO_MANY_REPEATS, QUERY_TOO_COMPLEX, TIMEOUT, RATE_LIMITED), returned with no data and
-nothing executed.
+"""An operation's shape: depth, aliases, repeated fields and cost, measured in one walk.
 
 Depth, aliases, repeats and cost are measured in one walk of the operation before the
 standard validation rules run, with each fragment measured once: Strawberry's
@@ -14,19 +9,15 @@ of fragments each spreading the next twice turns into exponential validation tim
 
 from __future__ import annotations
 
-import asyncio
-import logging
-import math
-from collections.abc import AsyncIterator, Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import orjson
 from graphql import (
     FieldNode,
     FragmentDefinitionNode,
     FragmentSpreadNode,
-    GraphQLError,
     GraphQLField,
     GraphQLInterfaceType,
     GraphQLList,
@@ -41,41 +32,9 @@ from graphql import (
     get_named_type,
     get_operation_ast,
 )
-from graphql.validation import NoSchemaIntrospectionCustomRule
-from strawberry.extensions import SchemaExtension
 
 from app.config import Settings
-from app.ratelimit import Verdict, limiter_for
-from schema.context import Context
-
-if TYPE_CHECKING:
-    from redis.asyncio import Redis
-
-    from app.api_keys.auth import RequestAuth
-
-logger = logging.getLogger(__name__)
-
-
-class LimitError(GraphQLError):
-    """A request refused by a limit; always the client's to fix, never masked."""
-
-    def __init__(self, message: str, code: str, **extensions: Any) -> None:
-        super().__init__(message, extensions={"code": code, **extensions})
-
-
-class QueryTimeoutError(LimitError):
-    def __init__(self, seconds: float) -> None:
-        super().__init__(
-            f"the operation took longer than {seconds:g} s and was stopped; nothing was written",
-            "TIMEOUT",
-        )
-
-
-class RateLimitedError(LimitError):
-    def __init__(self, retry_after: int) -> None:
-        super().__init__(
-            f"too many requests: retry in {retry_after} s", "RATE_LIMITED", retryAfter=retry_after
-        )
+from schema.limits.errors import LimitError
 
 
 @dataclass(frozen=True, slots=True)
@@ -322,113 +281,3 @@ def limit_error(
     """The refusal of an operation too deep, too wide or too costly; None when within limits."""
     measure = _measures.get(settings, schema, document, query, operation_name, variables)
     return None if measure is None else check_measure(measure, settings)
-
-
-class QueryLimits(SchemaExtension):
-    """Tokens at parse; shape (depth, aliases, repeats, cost) and the introspection switch
-    at validation; time at execution."""
-
-    def on_operation(self) -> Iterator[None]:
-        settings = self._settings()
-        ctx = self.execution_context
-        ctx.parse_options["max_tokens"] = settings.query_max_tokens
-        if not settings.introspection_enabled:
-            ctx.validation_rules = (*ctx.validation_rules, NoSchemaIntrospectionCustomRule)
-        yield
-
-    def on_validate(self) -> Iterator[None]:
-        # Before the standard rules: some of them cost time quadratic in repeated fields.
-        settings = self._settings()
-        ctx = self.execution_context
-        if ctx.graphql_document is not None:
-            error = limit_error(
-                settings,
-                ctx.schema._schema,
-                ctx.graphql_document,
-                ctx.query,
-                ctx.operation_name,
-                ctx.variables,
-            )
-            if error is not None:
-                raise error  # the operation ends here: nothing is validated or executed
-        yield
-
-    async def on_execute(self) -> AsyncIterator[None]:
-        settings = self._settings()
-        ctx = self.execution_context
-        handoff = handoff_of(ctx.context)
-        if handoff is not None and handoff.timed_out:  # the planned path ran out of time
-            raise QueryTimeoutError(settings.query_timeout_s)
-        try:
-            async with asyncio.timeout(settings.query_timeout_s):
-                yield
-        except TimeoutError:
-            logger.warning(
-                "operation %s stopped after %g s",
-                ctx.operation_name or "-",
-                settings.query_timeout_s,
-            )
-            raise QueryTimeoutError(settings.query_timeout_s) from None
-
-    def _settings(self) -> Settings:
-        context: Context = self.execution_context.context
-        return context.settings
-
-
-HANDOFF = "herald.handoff"  # the request scope's key for a Handoff
-
-
-@dataclass
-class Handoff:
-    """What the planned path (schema/http.py) already did for a request it hands over to
-    the standard path, so that nothing is done twice."""
-
-    verdict: Verdict | None = None  # the rate limiter's answer, when it was asked
-    timed_out: bool = False  # the operation already ran out of time
-
-
-def handoff_of(context: Context) -> Handoff | None:
-    found = context.request.scope.get(HANDOFF)
-    return found if isinstance(found, Handoff) else None
-
-
-async def take_rate_limit(
-    settings: Settings, redis: Redis, auth: RequestAuth, client: str | None
-) -> Verdict | None:
-    """Count one operation against the caller's window (per API key, else per client
-    address); None when rate limiting is off. Also learns the key revocation epoch."""
-    if settings.rate_limit_requests <= 0:
-        return None
-    digest = auth.token_digest
-    bucket = f"key:{digest}" if digest else f"ip:{client or '-'}"
-    verdict = await limiter_for(redis).hit(
-        bucket, settings.rate_limit_requests, settings.rate_limit_window_s
-    )
-    if verdict.revocation_epoch is not None:
-        auth.observe_epoch(verdict.revocation_epoch)
-    return verdict
-
-
-class RateLimit(SchemaExtension):
-    """Sliding-window limit per API key (or client address); refuses before parsing.
-
-    Listed first, so a refusal leaves no other extension half-entered and its Redis round
-    trip stays out of the request's own counters.
-    """
-
-    async def on_operation(self) -> AsyncIterator[None]:
-        context: Context = self.execution_context.context
-        handoff = handoff_of(context)
-        if handoff is not None and handoff.verdict is not None:
-            verdict: Verdict | None = handoff.verdict  # counted once, by the planned path
-        else:
-            client = context.request.client
-            verdict = await take_rate_limit(
-                context.settings, context.redis, context.auth, client.host if client else None
-            )
-        if verdict is not None and (retry_after_ms := verdict.retry_after_ms) is not None:
-            retry_after = max(1, math.ceil(retry_after_ms / 1000))
-            context.response.status_code = 429
-            context.response.headers["Retry-After"] = str(retry_after)
-            raise RateLimitedError(retry_after)
-        yield

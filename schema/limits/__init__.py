@@ -1,0 +1,38 @@
+"""Query limits: tokens, depth, aliases, cost (page sizes multiply), execution time, rate.
+
+All limits come from Settings at request time, so one schema serves any configuration.
+Refusals are client errors with a code (QUERY_TOO_LARGE, QUERY_TOO_DEEP, TOO_MANY_ALIASES,
+TOO_MANY_REPEATS, QUERY_TOO_COMPLEX, TIMEOUT, RATE_LIMITED), returned with no data and
+nothing executed.
+
+  - shape.py:      depth, aliases, repeats and cost, measured in one walk of the operation
+  - extensions.py: QueryLimits and RateLimit, and the planned path's Handoff
+  - errors.py:     the refusals
+"""
+
+from schema.limits.errors import LimitError, QueryTimeoutError, RateLimitedError
+from schema.limits.extensions import (
+    HANDOFF,
+    Handoff,
+    QueryLimits,
+    RateLimit,
+    handoff_of,
+    take_rate_limit,
+)
+from schema.limits.shape import Measure, check_measure, limit_error, measure_operation
+
+__all__ = [
+    "HANDOFF",
+    "Handoff",
+    "LimitError",
+    "Measure",
+    "QueryLimits",
+    "QueryTimeoutError",
+    "RateLimit",
+    "RateLimitedError",
+    "check_measure",
+    "handoff_of",
+    "limit_error",
+    "measure_operation",
+    "take_rate_limit",
+]

@@ -1,0 +1,29 @@
+"""The refusals a limit answers with: client errors with a code, never masked."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from graphql import GraphQLError
+
+
+class LimitError(GraphQLError):
+    """A request refused by a limit; always the client's to fix, never masked."""
+
+    def __init__(self, message: str, code: str, **extensions: Any) -> None:
+        super().__init__(message, extensions={"code": code, **extensions})
+
+
+class QueryTimeoutError(LimitError):
+    def __init__(self, seconds: float) -> None:
+        super().__init__(
+            f"the operation took longer than {seconds:g} s and was stopped; nothing was written",
+            "TIMEOUT",
+        )
+
+
+class RateLimitedError(LimitError):
+    def __init__(self, retry_after: int) -> None:
+        super().__init__(
+            f"too many requests: retry in {retry_after} s", "RATE_LIMITED", retryAfter=retry_after
+        )
