@@ -30,7 +30,7 @@ from app.dispatch.jobs import MATERIALIZE, SEND_BATCH, SWEEP, Jobs
 from app.dispatch.lock import RedisLock
 from app.dispatch.providers import CloudApiProvider, SimulatedProvider, sign
 from app.dispatch.quota import DAILY_KEY, DailyQuota, RateLimiter
-from app.messages.dispatch_repository import MessageDispatchRepository
+from app.messages.repository import MessageRepository
 from app.metrics import dispatch_counts
 from app.models import MessageStatus
 from app.redis_clients import worker_redis
@@ -406,7 +406,7 @@ async def test_daily_quota_waits_until_next_day_and_counts_exactly(
 
 async def dead_worker_claim(session: AsyncSession, campaign_id: int) -> list[int]:
     """Claim every message as a worker that then died would have, a minute ago."""
-    claimed = await MessageDispatchRepository(session).claim(campaign_id, 100)
+    claimed = await MessageRepository(session).claim(campaign_id, 100)
     await session.execute(text("UPDATE messages SET updated_at = now() - interval '1 minute'"))
     await session.commit()
     return sorted(m.id for m in claimed)
@@ -450,7 +450,7 @@ async def test_unknown_messages_are_settled_by_webhooks_then_resent_at_most_once
         text("UPDATE messages SET attempts = 2 WHERE id = :id"), {"id": resent_before}
     )
     await session.commit()
-    await MessageDispatchRepository(session).apply_status(
+    await MessageRepository(session).apply_status(
         MessageStatus.SENT, "wamid.late", confirmed, datetime.now(UTC)
     )
     await session.commit()

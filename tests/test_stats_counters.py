@@ -18,12 +18,12 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, create_async_engine
 from sqlalchemy.pool import NullPool
 
-from app.campaigns.dispatch_service import CampaignDispatchService
+from app.campaigns.service import CampaignDispatchService
 from app.config import Settings
 from app.dashboard.repository import DashboardRepository
 from app.dispatch import tasks
 from app.dispatch.providers import sign
-from app.messages.dispatch_repository import MessageDispatchRepository
+from app.messages.repository import MessageRepository
 from app.models import MessageStatus
 from app.stats.repository import Drift, StatsRepository
 from app.stats.service import find_drift
@@ -161,7 +161,7 @@ async def test_counters_follow_every_dispatch_step(
     await drain(deps, campaign_id)
     sent = await step()
     # status webhooks arrive (delivered, read, a late failure)
-    repository = MessageDispatchRepository(session)
+    repository = MessageRepository(session)
     ids, now = await wamids(session, campaign_id), datetime.now(UTC)
     for wamid in ids[:6]:
         await repository.apply_status(MessageStatus.DELIVERED, wamid, None, now)

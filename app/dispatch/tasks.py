@@ -21,15 +21,15 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.campaigns.dispatch_repository import CampaignDispatchRepository
+from app.campaigns.repository import CampaignRepository
 from app.config import Settings
-from app.contacts.dispatch_repository import ContactDispatchRepository
+from app.contacts.repository import ContactRepository
 from app.dispatch.jobs import Jobs
 from app.dispatch.lock import campaign_lock_key, try_lock
 from app.dispatch.progress import notify_campaign_progress, notify_contacts_changed
 from app.dispatch.providers import Outbound, SendResult, Template, WhatsAppProvider
 from app.dispatch.quota import DailyQuota, RateLimiter
-from app.messages.dispatch_repository import Claimed, MessageDispatchRepository
+from app.messages.repository import Claimed, MessageRepository
 from app.metrics import record_dispatch
 from app.models import CampaignStatus
 from app.stats.repository import StatsRepository
@@ -101,10 +101,10 @@ async def materialize(deps: Deps, campaign_id: int) -> int:
             deps.jobs.materialize(campaign_id, delay_ms=LOCK_RETRY_MS)
             return 0
         async with deps.sessionmaker() as session:
-            campaign = await CampaignDispatchRepository(session).get(campaign_id)
+            campaign = await CampaignRepository(session).get(campaign_id)
             if campaign is None or campaign.status != CampaignStatus.SENDING:
                 return 0
-            created = await MessageDispatchRepository(session).materialize(campaign_id)
+            created = await MessageRepository(session).materialize(campaign_id)
             await session.commit()
     await _start_lanes(deps, campaign_id)
     await _start_sweep_chain(deps, campaign_id, _sweep_interval_ms(deps))
@@ -136,7 +136,7 @@ async def _one_batch(deps: Deps, campaign_id: int) -> int | None:
     """Claim, commit, send, record one batch; None when the chain must stop here."""
     settings = deps.settings
     async with deps.sessionmaker() as session:
-        campaign = await CampaignDispatchRepository(session).get(campaign_id)
+        campaign = await CampaignRepository(session).get(campaign_id)
     if campaign is None or campaign.status != CampaignStatus.SENDING:
         return None
     quota = DailyQuota(deps.redis, settings.whatsapp_daily_quota)
@@ -150,7 +150,7 @@ async def _one_batch(deps: Deps, campaign_id: int) -> int | None:
         return None
 
     async with deps.sessionmaker() as session:
-        claimed = await MessageDispatchRepository(session).claim(campaign_id, granted)
+        claimed = await MessageRepository(session).claim(campaign_id, granted)
         await session.commit()  # `sending` is durable before anything leaves
     eligible = [m for m in claimed if not (m.opted_out or m.invalid)]
     if not claimed:
@@ -250,7 +250,7 @@ async def _record(
     sent = [r for r in results if r.ok]
     failed = [r for r in results if not (r.ok or r.unknown)]  # unknown ones stay `sending`
     async with deps.sessionmaker() as session:
-        messages = MessageDispatchRepository(session)
+        messages = MessageRepository(session)
         await messages.record_sent(
             [r.message_id for r in sent], [r.provider_message_id or "" for r in sent]
         )
@@ -258,7 +258,7 @@ async def _record(
             [r.message_id for r in failed], [r.error or "failed" for r in failed]
         )
         await messages.release(unsent)
-        await ContactDispatchRepository(session).mark_invalid(
+        await ContactRepository(session).mark_invalid(
             [contact_of[r.message_id] for r in failed if r.undeliverable]
         )
         await session.commit()
@@ -277,7 +277,7 @@ async def _count_held_back(deps: Deps, campaign_id: int) -> None:
     failure here (logged) can neither stop the chain nor, through a retry, fork it."""
     try:
         async with deps.sessionmaker() as session:
-            waiting = (await MessageDispatchRepository(session).open_counts(campaign_id)).pending
+            waiting = (await MessageRepository(session).open_counts(campaign_id)).pending
     except Exception as exc:  # the database's own errors vary by driver; none may escape
         logger.warning("campaign %s: held-back messages not counted: %r", campaign_id, exc)
         return
@@ -301,8 +301,8 @@ async def finish(deps: Deps, campaign_id: int) -> bool:
             deps.jobs.send_batch(campaign_id, delay_ms=LOCK_RETRY_MS)
             return True
         async with deps.sessionmaker() as session:
-            messages = MessageDispatchRepository(session)
-            campaigns = CampaignDispatchRepository(session)
+            messages = MessageRepository(session)
+            campaigns = CampaignRepository(session)
             reconciled = await messages.reconcile(campaign_id, older_than, resend=webhooks)
             campaign = await campaigns.get(campaign_id)
             cancelled = campaign is not None and campaign.status == CampaignStatus.CANCELLED
@@ -348,9 +348,7 @@ async def sweep(deps: Deps, campaign_id: int, token: str) -> None:
 async def start_scheduled(deps: Deps, campaign_id: int) -> bool:
     """scheduled → sending when due; a campaign rescheduled later or started by hand is skipped."""
     async with deps.sessionmaker() as session:
-        started = await CampaignDispatchRepository(session).start_if_due(
-            campaign_id, datetime.now(UTC)
-        )
+        started = await CampaignRepository(session).start_if_due(campaign_id, datetime.now(UTC))
         await session.commit()
     if started:
         await materialize(deps, campaign_id)
@@ -372,10 +370,10 @@ async def recover(deps: Deps) -> int:
     if not await deps.redis.set(recovery_key(), "1", nx=True, px=max(100, interval_ms // 2)):
         return 0
     async with deps.sessionmaker() as session:
-        campaigns = CampaignDispatchRepository(session)
+        campaigns = CampaignRepository(session)
         sending = await campaigns.ids_with_status(CampaignStatus.SENDING)
         due = await campaigns.sending_started_before(deps.settings.dispatch_recovery_interval_s)
-        stuck = await MessageDispatchRepository(session).campaigns_with_sending()
+        stuck = await MessageRepository(session).campaigns_with_sending()
     rearmed = 0
     for campaign_id in sorted(set(due) | (set(stuck) - set(sending))):
         if await deps.redis.exists(sweep_key(campaign_id)):
@@ -411,14 +409,14 @@ async def fold_counters(deps: Deps) -> int:
 async def verify_contacts(deps: Deps, contact_ids: list[int]) -> int:
     """Ask the provider which numbers are on WhatsApp; returns how many were checked."""
     async with deps.sessionmaker() as session:
-        phones = await ContactDispatchRepository(session).phones(contact_ids)
+        phones = await ContactRepository(session).phones(contact_ids)
     if not phones:
         return 0
     availability = await deps.provider.check_contacts(list(phones.values()))
     valid = [cid for cid, phone in phones.items() if availability.get(phone) is True]
     invalid = [cid for cid, phone in phones.items() if availability.get(phone) is False]
     async with deps.sessionmaker() as session:
-        await ContactDispatchRepository(session).set_availability(valid, invalid)
+        await ContactRepository(session).set_availability(valid, invalid)
         await session.commit()
     await notify_contacts_changed(deps.redis)
     return len(valid) + len(invalid)

@@ -6,7 +6,7 @@ from typing import Annotated
 
 import strawberry
 
-from app.campaigns.dispatch_service import CampaignDispatchService
+from app.campaigns.service import CampaignDispatchService
 from app.dispatch.jobs import jobs_for
 from schema.cache import campaign_changed
 from schema.campaigns.types import CampaignType

@@ -6,7 +6,7 @@ from typing import Annotated
 
 import strawberry
 
-from app.contacts.dispatch_service import ContactVerificationService, chunks
+from app.contacts.service import ContactVerificationService, chunks
 from app.dispatch.jobs import jobs_for
 from schema.common.errors import InvalidInputError, NotFoundError
 from schema.common.mutations import after_commit, savepoint
