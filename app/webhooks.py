@@ -19,15 +19,15 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 
+from app.campaigns.progress import notify_campaign_progress, notify_contacts_changed
 from app.config import Env, Settings
 from app.contacts.repository import ContactRepository
-from app.dispatch.progress import notify_campaign_progress, notify_contacts_changed
-from app.dispatch.providers import UNDELIVERABLE
 from app.ids import parse_key
 from app.interactions.repository import InteractionRepository
 from app.messages.repository import MessageRepository
 from app.models import InteractionKind, MessageStatus
 from app.runtime import Runtime
+from app.whatsapp.providers import UNDELIVERABLE
 
 logger = logging.getLogger(__name__)
 

@@ -11,8 +11,8 @@ import pytest
 
 from app.cache import open_redis
 from app.config import Settings
-from app.dispatch.broker import NAMESPACE, QUEUE, build_broker
 from app.redis_clients import broker_redis, worker_redis
+from app.worker.broker import NAMESPACE, QUEUE, build_broker
 from bench.tcp_proxy import TcpProxy
 
 pytestmark = pytest.mark.asyncio

@@ -1,1 +1,1 @@
-"""Campaign dispatch: the Dramatiq broker, actors, WhatsApp providers, quota and locks."""
+"""Empty but for broker.py, which app/cache.py still imports the broker's namespace from."""
