@@ -144,7 +144,7 @@ def _cmd_worker(args: argparse.Namespace) -> int:
     check_redis(settings)
     processes = args.processes or settings.worker_processes
     threads = args.threads or settings.worker_threads
-    argv = [sys.executable, "-m", "dramatiq", "app.dispatch.actors"]
+    argv = [sys.executable, "-m", "dramatiq", "app.worker.process"]
     argv += ["--processes", str(processes), "--threads", str(threads)]
     sys.stdout.flush()
     os.execv(sys.executable, argv)

@@ -138,7 +138,7 @@ class Settings(BaseSettings):
     worker_processes: int = Field(default=2, ge=1)
     worker_threads: int = Field(default=4, ge=1)
 
-    # Dispatch (app/dispatch): actor retries and time limits, batch shape, crash recovery.
+    # Dispatch (app/worker): actor retries and time limits, batch shape, crash recovery.
     worker_max_retries: int = Field(default=5, ge=0)
     worker_min_backoff_ms: int = Field(default=1_000, ge=1)
     worker_max_backoff_ms: int = Field(default=60_000, ge=1)

@@ -100,13 +100,9 @@ def _make_dev_server(config: uvicorn.Config, url: str) -> uvicorn.Server:
 def _start_worker(settings: Settings) -> tuple[dramatiq.Broker, dramatiq.Worker]:
     import dramatiq
 
-    from app.dispatch.broker import setup_broker
+    from app.worker.actors import build_worker_broker
 
-    setup_broker(settings)
-    # Importing the actors registers them on the global broker (their module may build its own).
-    import app.dispatch.actors  # noqa: F401
-
-    broker = dramatiq.get_broker()
+    broker = build_worker_broker(settings)
     worker = dramatiq.Worker(broker, worker_threads=settings.worker_threads)
     worker.start()
     return broker, worker

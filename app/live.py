@@ -1,6 +1,6 @@
 """Live campaign progress: one Redis pub/sub listener per API process, fanned out locally.
 
-Workers and webhooks publish "campaign N changed" (debounced, app/dispatch/progress.py).
+Workers and webhooks publish "campaign N changed" (debounced, app/campaigns/progress.py).
 Each API process keeps one pub/sub connection; per watched campaign one task re-reads the
 numbers from PostgreSQL (at most every `live_min_interval_ms`) and hands the same snapshot
 to every local subscriber, so 1,000 subscribers cost one read per tick, not 1,000.

@@ -12,6 +12,7 @@ from app.cache import CacheService, open_redis
 from app.config import Settings
 from app.db import SerializedSession, create_engine, create_sessionmaker
 from app.reads import ReadPool
+from app.worker.jobs import Jobs, open_jobs
 
 
 @dataclass
@@ -23,10 +24,12 @@ class Runtime:
     reads: ReadPool  # read-only requests' statements (app/db.py)
     cache: CacheService = field(init=False)
     callers: CallerCache = field(init=False)  # recent API key lookups, per process
+    jobs: Jobs = field(init=False)  # enqueues dispatch work on this process's broker
 
     def __post_init__(self) -> None:
         self.cache = CacheService(self.redis, self.settings)
         self.callers = CallerCache(self.settings.auth_cache_seconds)
+        self.jobs = open_jobs(self.settings)
 
     @classmethod
     def open(cls, settings: Settings) -> Runtime:
@@ -40,6 +43,7 @@ class Runtime:
         return cls(settings, engine, create_sessionmaker(engine, reads), redis, reads)
 
     async def close(self) -> None:
+        self.jobs.broker.close()
         await self.redis.aclose()
         await self.reads.close()
         await self.engine.dispose()

@@ -19,14 +19,15 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 
+from app.campaigns.progress import notify_campaign_progress, notify_contacts_changed
 from app.config import Env, Settings
-from app.contacts.dispatch_repository import ContactDispatchRepository
-from app.dispatch.progress import notify_campaign_progress, notify_contacts_changed
-from app.dispatch.providers import UNDELIVERABLE
+from app.contacts.repository import ContactRepository
 from app.ids import parse_key
-from app.messages.dispatch_repository import MessageDispatchRepository
+from app.interactions.repository import InteractionRepository
+from app.messages.repository import MessageRepository
 from app.models import InteractionKind, MessageStatus
 from app.runtime import Runtime
+from app.whatsapp.providers import UNDELIVERABLE
 
 logger = logging.getLogger(__name__)
 
@@ -125,8 +126,9 @@ def _timestamp(event: dict[str, Any]) -> datetime:
 
 class _Handler:
     def __init__(self, session: AsyncSession) -> None:
-        self.messages = MessageDispatchRepository(session)
-        self.contacts = ContactDispatchRepository(session)
+        self.messages = MessageRepository(session)
+        self.contacts = ContactRepository(session)
+        self.interactions = InteractionRepository(session)
         self.contacts_changed = False  # an opt-out or an invalid number: contact lists move
 
     async def status(self, event: dict[str, Any]) -> set[int]:
@@ -163,7 +165,7 @@ class _Handler:
         message = await self.messages.for_inbound(context_id, phone)
         if message is None:
             return set()
-        await self.messages.add_interaction(message.id, kind.value, event_id, {"text": text})
+        await self.interactions.add(message.id, kind.value, event_id, {"text": text})
         return {message.campaign_id}
 
 

@@ -33,7 +33,7 @@ from sqlalchemy.ext.asyncio import async_sessionmaker, create_async_engine
 from sqlalchemy.pool import NullPool
 
 from app.config import load_settings
-from app.messages.dispatch_repository import MessageDispatchRepository
+from app.messages.repository import MessageRepository
 from bench.common import fresh_database, table
 from bench.dispatch_bench import COUNTER_TRIGGERS
 
@@ -155,7 +155,7 @@ async def _dispatch_statements(url: str, batch: int) -> float:
     try:
         async with sessions() as session:
             while True:
-                repository = MessageDispatchRepository(session)
+                repository = MessageRepository(session)
                 claimed = await repository.claim(1, batch)
                 await session.commit()
                 if not claimed:

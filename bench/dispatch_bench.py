@@ -1,7 +1,7 @@
 """`python -m bench.dispatch_bench`: messages/s dispatched by real worker processes.
 
 Seeds a campaign (default 10,000 targeted contacts) in a database of its own, starts
-`dramatiq app.dispatch.actors` with N processes against a zero-latency fake Cloud API
+`dramatiq app.worker.process` with N processes against a zero-latency fake Cloud API
 (a bare asyncio HTTP server in its own process, so the fake costs as little CPU as
 possible), starts the campaign the way startCampaign does, and times it to completion.
 Prints one table row per configuration; also checks that no contact got two sends.
@@ -26,7 +26,7 @@ import httpx
 import orjson
 
 from app.config import load_settings
-from app.dispatch.jobs import jobs_for
+from app.worker.jobs import open_jobs
 from bench.common import clean_dispatch_redis, free_port, fresh_database
 
 ADMIN_URL = os.environ.get(
@@ -36,7 +36,7 @@ REDIS_URL = os.environ.get("HERALD_DISPATCH_BENCH_REDIS_URL", "redis://127.0.0.1
 DATABASE = os.environ.get("HERALD_DISPATCH_BENCH_DATABASE", "herald_dispatch_bench")
 PHONE_NUMBER_ID = "100200300"
 ROOT = Path(__file__).resolve().parent.parent
-DRAMATIQ = [sys.executable, "-m", "dramatiq", "app.dispatch.actors"]
+DRAMATIQ = [sys.executable, "-m", "dramatiq", "app.worker.process"]
 
 
 # --- the fake provider -------------------------------------------------------------
@@ -186,7 +186,7 @@ async def _prepare_database(contacts: int, counters: bool = True) -> tuple[str, 
 def _start_workers(
     env: dict[str, str], log_path: Path, processes: int, threads: int
 ) -> subprocess.Popen[bytes]:
-    """What `herald worker` execs: dramatiq on app.dispatch.actors."""
+    """What `herald worker` execs: dramatiq on app.worker.process."""
     with log_path.open("wb") as log:
         return subprocess.Popen(
             [*DRAMATIQ, "-p", str(processes), "-t", str(threads)],
@@ -242,7 +242,7 @@ async def run_once(
                 campaign_id,
             )
             began = time.perf_counter()
-            jobs_for(load_settings(redis_url=REDIS_URL)).materialize(campaign_id)
+            open_jobs(load_settings(redis_url=REDIS_URL)).materialize(campaign_id)
             while (
                 await conn.fetchval("SELECT status FROM campaigns WHERE id = $1", campaign_id)
                 != "completed"

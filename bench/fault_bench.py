@@ -42,8 +42,8 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from app.config import Settings, load_settings
-from app.dispatch.jobs import jobs_for
-from app.dispatch.providers import sign
+from app.whatsapp.providers import sign
+from app.worker.jobs import open_jobs
 from bench.common import (
     REDIS_URL,
     clean_dispatch_redis,
@@ -59,7 +59,7 @@ DATABASE = "herald_fault_bench"
 PHONE_NUMBER_ID = "100200300"
 SECRET = "fault-bench-secret"
 ROOT = Path(__file__).resolve().parent.parent
-DRAMATIQ = [sys.executable, "-m", "dramatiq", "app.dispatch.actors"]
+DRAMATIQ = [sys.executable, "-m", "dramatiq", "app.worker.process"]
 LOGS = ROOT / "bench" / "results"
 OPTED_OUT, INVALID = 30, 20
 SENDING_TIMEOUT_S, GRACE_S = 15, 120  # the timeout; the default grace
@@ -316,7 +316,7 @@ async def _drive(
             campaign_id,
         )
         began = time.perf_counter()
-        jobs_for(settings).materialize(campaign_id)
+        open_jobs(settings).materialize(campaign_id)
         plan = [(0.25, "kill -9"), (0.50, "pg_terminate_backend"), (0.70, "redis outage 3 s")]
         # Messages still `sending` a few seconds after a fault, claimed before it: the
         # killed or cut-off worker's. Live workers record their batches well within that.

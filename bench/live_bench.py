@@ -3,7 +3,7 @@
 Starts `herald serve` (one process), opens N graphql-transport-ws subscribers on one
 campaign, and plays the worker's part in a process of its own: every `--interval-ms` it
 commits a batch of messages as sent and calls the workers' own notifier
-(app/dispatch/progress.py), then completes the campaign. Each subscriber timestamps its
+(app/campaigns/progress.py), then completes the campaign. Each subscriber timestamps its
 events; a commit's latency is the time until a subscriber's first event that includes it.
 Reported per subscriber count, in the same run: p50/p99 latency, events per subscriber,
 the API process's CPU, and whether every subscriber's final event equals the database's
@@ -39,7 +39,7 @@ import psutil
 import uvloop
 
 from app.cache import open_redis
-from app.dispatch.progress import notify_campaign_progress
+from app.campaigns.progress import notify_campaign_progress
 from bench.common import (
     REDIS_URL,
     authorization,

@@ -14,7 +14,9 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.messages.repository import ALL_COLUMNS, CONTACT_PREFIX, MessageColumns, MessageRepository
+from app.interactions.repository import InteractionRepository
+from app.messages.columns import ALL_COLUMNS, CONTACT_PREFIX, MessageColumns
+from app.messages.repository import MessageRepository
 from app.models import MessageStatus, WhatsAppStatus
 from app.pagination import Page
 from app.reads import Rows
@@ -105,7 +107,7 @@ class MessageBuilder:
         messages = _builder(rows.fields, types.message, types.contact)(records) if records else []
         if with_interactions:
             found = group_by_owner(
-                await MessageRepository(self.session).interactions_by_message_ids(
+                await InteractionRepository(self.session).by_message_ids(
                     [int(message.id) for message in messages]
                 )
                 if messages
@@ -184,6 +186,6 @@ class MessageCountByContactIdLoader(MessageCountLoader):
 
 class InteractionsByContactIdLoader(SessionLoader[int, list[Any]]):
     async def batch_load_fn(self, keys: Sequence[int]) -> list[list[Any]]:
-        rows = await MessageRepository(self.session).interactions_by_contact_ids(keys)
+        rows = await InteractionRepository(self.session).by_contact_ids(keys)
         found = group_by_owner(rows, self.types.interaction.from_row)
         return [found.get(key, []) for key in keys]

@@ -14,7 +14,8 @@ from typing import Any
 
 from app.cache import MISS, Entry, RequestCache, Stamp
 from app.contacts.repository import ContactRepository
-from app.messages.repository import MessageColumns, MessageRepository
+from app.interactions.repository import InteractionRepository
+from app.messages.columns import MessageColumns
 from app.reads import Rows
 from loaders.messages import MessageBuilder
 from loaders.registry import Loaders
@@ -32,9 +33,7 @@ class NaiveMessageBuilder(MessageBuilder):
                 [contact] = await ContactRepository(self.session).by_ids([message.contact_id])
                 message.contact = types.contact.from_row(contact)
             if with_interactions:
-                found = await MessageRepository(self.session).interactions_by_message_ids(
-                    [int(message.id)]
-                )
+                found = await InteractionRepository(self.session).by_message_ids([int(message.id)])
                 message.interactions = [types.interaction.from_row(row) for row in found]
         return messages
 

@@ -14,6 +14,7 @@ from starlette.responses import Response
 from app.cache import RequestCache
 from app.config import Settings
 from app.db import SerializedSession
+from app.worker.jobs import Jobs
 from loaders.registry import Loaders
 
 if TYPE_CHECKING:
@@ -33,6 +34,7 @@ class Context:
     loaders: Loaders
     cache: RequestCache  # field-level Redis cache (schema/cache.py), batched per request
     auth: RequestAuth  # the caller, resolved on the first permission check (schema/permissions.py)
+    jobs: Jobs  # enqueues dispatch work (on commit: see `after_commit`)
     # Work that must only happen once the request's transaction is durable
     # (cache invalidation, enqueuing jobs); dropped on rollback.
     after_commit: list[AfterCommit] = field(default_factory=list)

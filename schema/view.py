@@ -98,4 +98,5 @@ def _context(
         loaders=request_loaders(session, runtime.settings),
         cache=request_cache(runtime.cache, runtime.settings),
         auth=auth(session),
+        jobs=runtime.jobs,
     )

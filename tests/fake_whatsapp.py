@@ -34,7 +34,7 @@ from starlette.routing import Route
 from app.config import Settings
 
 PHONE_NUMBER_ID = "1234567890"
-DRAMATIQ = [sys.executable, "-m", "dramatiq", "app.dispatch.actors"]
+DRAMATIQ = [sys.executable, "-m", "dramatiq", "app.worker.process"]
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -253,7 +253,7 @@ WAIT_S = 180.0
 
 
 class Worker:
-    """`python -m dramatiq app.dispatch.actors -p N -t 2` as a real process group."""
+    """`python -m dramatiq app.worker.process -p N -t 2` as a real process group."""
 
     def __init__(self, env: dict[str, str], log: Path, processes: int = 2) -> None:
         self.log_path = log

@@ -3,7 +3,8 @@
 `app/` (configuration, models, repositories, services, workers) never imports `schema/` or
 `loaders/`, except its composition root (`app/main.py`, `app/cli.py`, `app/dev.py`), which
 assembles the application. `loaders/` never imports `schema/`. Read from the code's own
-imports, so a wrong arrow fails here before a reviewer has to spot it.
+imports, so a wrong arrow fails here before a reviewer has to spot it. Modules stay small
+enough to read in one sitting.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 COMPOSITION_ROOT = {"app/main.py", "app/cli.py", "app/dev.py"}
 FORBIDDEN = {"app": ("schema", "loaders"), "loaders": ("schema",)}
+MAX_LINES = 400
 
 
 def _imports(path: Path) -> set[str]:
@@ -27,6 +29,18 @@ def _imports(path: Path) -> set[str]:
             found.update(alias.name.split(".")[0] for alias in node.names)
         elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
             found.add(node.module.split(".")[0])
+    return found
+
+
+def _modules(path: Path) -> set[str]:
+    """Full names of the modules (or packages) a module imports, `from` imports included."""
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            found.add(node.module)
+            found.update(f"{node.module}.{alias.name}" for alias in node.names)
     return found
 
 
@@ -50,3 +64,15 @@ def test_the_check_sees_imports() -> None:
     """The composition root does import schema; a check blind to imports would pass anyway."""
     assert "schema" in _imports(ROOT / "app/main.py")
     assert "loaders" in _imports(ROOT / "schema/request.py")
+    assert "app.worker.jobs.Jobs" in _modules(ROOT / "schema/context.py")
+
+
+def test_modules_stay_small() -> None:
+    """A module past MAX_LINES holds more than one concern: split it along its seams."""
+    sizes = {
+        str(path.relative_to(ROOT)): len(path.read_text().splitlines())
+        for folder in ("app", "schema", "loaders")
+        for path in (ROOT / folder).rglob("*.py")
+    }
+    assert {p: n for p, n in sizes.items() if n > MAX_LINES} == {}
+    assert max(sizes.values()) > MAX_LINES // 2  # the walk does see the modules

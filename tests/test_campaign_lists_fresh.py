@@ -16,9 +16,10 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.campaigns import tasks as campaign_tasks
 from app.config import Settings
-from app.dispatch import tasks
-from app.dispatch.providers import sign
+from app.contacts import tasks as contact_tasks
+from app.whatsapp.providers import sign
 from tests.conftest import GqlClient
 from tests.fake_whatsapp import (
     FakeWhatsApp,
@@ -130,7 +131,7 @@ async def test_worker_starting_a_scheduled_campaign_refreshes_lists(
     cached = await lists(gql, campaign_id)
 
     # when the worker's timer fires
-    started = await tasks.start_scheduled(make_deps(), campaign_id)
+    started = await campaign_tasks.start_scheduled(make_deps(), campaign_id)
 
     # then
     assert started is True
@@ -146,7 +147,7 @@ async def test_worker_completing_a_campaign_refreshes_lists(
     cached = await lists(gql, campaign_id)
 
     # when the worker looks for the end
-    await tasks.finish(make_deps(), campaign_id)
+    await campaign_tasks.finish(make_deps(), campaign_id)
 
     # then
     assert cached == ("SENDING", "SENDING", ["SENDING"])
@@ -249,7 +250,7 @@ async def test_verify_contacts_refreshes_contact_lists(
     await session.commit()
 
     # when the worker checks them
-    await tasks.verify_contacts(make_deps(), ids)
+    await contact_tasks.verify_contacts(make_deps(), ids)
 
     # then
     assert {c["whatsappStatus"] for c in cached["contacts"]["nodes"]} == {"UNKNOWN"}

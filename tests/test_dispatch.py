@@ -23,17 +23,20 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from app.campaigns import tasks as campaign_tasks
+from app.campaigns.lock import RedisLock
 from app.config import Provider, Settings
+from app.contacts import tasks as contact_tasks
 from app.db import create_engine, create_sessionmaker
-from app.dispatch import tasks
-from app.dispatch.jobs import MATERIALIZE, SEND_BATCH, SWEEP, Jobs
-from app.dispatch.lock import RedisLock
-from app.dispatch.providers import CloudApiProvider, SimulatedProvider, sign
-from app.dispatch.quota import DAILY_KEY, DailyQuota, RateLimiter
-from app.messages.dispatch_repository import MessageDispatchRepository
+from app.messages import tasks as message_tasks
+from app.messages.repository import MessageRepository
 from app.metrics import dispatch_counts
 from app.models import MessageStatus
 from app.redis_clients import worker_redis
+from app.whatsapp.providers import CloudApiProvider, SimulatedProvider, sign
+from app.whatsapp.quota import DAILY_KEY, DailyQuota, RateLimiter
+from app.worker.deps import Deps
+from app.worker.jobs import MATERIALIZE, SEND_BATCH, SWEEP, Jobs
 from tests.conftest import Server
 from tests.fake_whatsapp import (
     PHONE_NUMBER_ID,
@@ -81,13 +84,13 @@ async def make_deps_fixture(
     settings: Settings, fake: FakeWhatsApp, fake_server: tuple[FakeWhatsApp, str]
 ) -> AsyncIterator[Any]:
     """Build Deps with Settings overrides; everything is closed after the test."""
-    opened: list[tasks.Deps] = []
+    opened: list[Deps] = []
     engines: list[AsyncEngine] = []
 
-    def make(**overrides: Any) -> tasks.Deps:
+    def make(**overrides: Any) -> Deps:
         s = dispatch_settings(settings, fake_server[1], **overrides)
         engines.append(create_engine(s))
-        deps = tasks.Deps(
+        deps = Deps(
             settings=s,
             sessionmaker=create_sessionmaker(engines[-1]),
             redis=worker_redis(s),
@@ -111,15 +114,15 @@ async def set_status(session: AsyncSession, campaign_id: int, status: str) -> No
     await session.commit()
 
 
-async def drain(deps: tasks.Deps, campaign_id: int) -> int:
+async def drain(deps: Deps, campaign_id: int) -> int:
     """Run send_batch until a batch claims nothing, like one lane's chain would."""
     total = 0
-    while claimed := await tasks.send_batch(deps, campaign_id):
+    while claimed := await message_tasks.send_batch(deps, campaign_id):
         total += claimed
     return total
 
 
-def jobs(deps: tasks.Deps) -> RecordingJobs:
+def jobs(deps: Deps) -> RecordingJobs:
     assert isinstance(deps.jobs, RecordingJobs)
     return deps.jobs
 
@@ -135,8 +138,8 @@ async def test_materialize_creates_one_pending_message_per_eligible_contact(
     deps = make_deps()
 
     # when
-    first = await tasks.materialize(deps, campaign_id)
-    second = await tasks.materialize(deps, campaign_id)
+    first = await campaign_tasks.materialize(deps, campaign_id)
+    second = await campaign_tasks.materialize(deps, campaign_id)
 
     # then
     assert (first, second) == (42, 0)
@@ -159,7 +162,7 @@ async def test_materialize_does_nothing_unless_sending(
     deps = make_deps()
 
     # when
-    created = await tasks.materialize(deps, campaign_id)
+    created = await campaign_tasks.materialize(deps, campaign_id)
 
     # then
     assert created == 0
@@ -175,7 +178,7 @@ async def test_send_batch_sends_each_message_once_and_completes(
     campaign_id = await seed_campaign(session, 30)
     await set_status(session, campaign_id, "sending")
     deps = make_deps(dispatch_batch_size=12)
-    await tasks.materialize(deps, campaign_id)
+    await campaign_tasks.materialize(deps, campaign_id)
 
     # when
     sent = await drain(deps, campaign_id)
@@ -198,7 +201,9 @@ async def test_send_batch_sends_each_message_once_and_completes(
     assert parameter["parameter_name"] == "first_name"
     assert parameter["text"] == "C" + str(int(str(payload["to"])[-7:]))
     assert str(payload["biz_opaque_callback_data"]).isdigit()
-    assert await tasks.send_batch(deps, campaign_id) == 0  # a late duplicate changes nothing
+    assert (
+        await message_tasks.send_batch(deps, campaign_id) == 0
+    )  # a late duplicate changes nothing
     assert set(fake.sends.values()) == {1}
 
 
@@ -210,7 +215,7 @@ async def test_undeliverable_number_fails_and_marks_contact_invalid(
     fake.undeliverable.add(phone(2).lstrip("+"))
     await set_status(session, campaign_id, "sending")
     deps = make_deps()
-    await tasks.materialize(deps, campaign_id)
+    await campaign_tasks.materialize(deps, campaign_id)
 
     # when
     await drain(deps, campaign_id)
@@ -243,7 +248,7 @@ async def test_429_and_5xx_are_retried_then_sent_once(
     fake.transient[flaky] = [429, 503]
     await set_status(session, campaign_id, "sending")
     deps = make_deps()
-    await tasks.materialize(deps, campaign_id)
+    await campaign_tasks.materialize(deps, campaign_id)
 
     # when
     await drain(deps, campaign_id)
@@ -263,7 +268,7 @@ async def test_provider_down_after_retries_fails_message_with_reason(
     fake.transient[down] = [503] * 10
     await set_status(session, campaign_id, "sending")
     deps = make_deps(whatsapp_http_retries=2)
-    await tasks.materialize(deps, campaign_id)
+    await campaign_tasks.materialize(deps, campaign_id)
 
     # when
     await drain(deps, campaign_id)
@@ -331,9 +336,9 @@ async def test_a_batch_after_a_pause_is_not_lost_to_the_providers_idle_close(
         dispatch_batch_size=2,
         dispatch_send_concurrency=1,
     )
-    await tasks.materialize(deps, campaign_id)
+    await campaign_tasks.materialize(deps, campaign_id)
     try:
-        await tasks.send_batch(deps, campaign_id)
+        await message_tasks.send_batch(deps, campaign_id)
         await asyncio.sleep(3.0)
 
         # when the next batch goes out after the pause
@@ -356,12 +361,12 @@ async def test_pause_stops_within_one_batch(
     campaign_id = await seed_campaign(session, 20)
     await set_status(session, campaign_id, "sending")
     deps = make_deps(dispatch_batch_size=5)
-    await tasks.materialize(deps, campaign_id)
-    assert await tasks.send_batch(deps, campaign_id) == 5
+    await campaign_tasks.materialize(deps, campaign_id)
+    assert await message_tasks.send_batch(deps, campaign_id) == 5
 
     # when paused
     await set_status(session, campaign_id, "paused")
-    claimed = await tasks.send_batch(deps, campaign_id)
+    claimed = await message_tasks.send_batch(deps, campaign_id)
 
     # then
     assert claimed == 0
@@ -377,7 +382,7 @@ async def test_daily_quota_waits_until_next_day_and_counts_exactly(
     campaign_id = await seed_campaign(session, 40)
     await set_status(session, campaign_id, "sending")
     deps = make_deps(whatsapp_daily_quota=25, dispatch_batch_size=10)
-    await tasks.materialize(deps, campaign_id)
+    await campaign_tasks.materialize(deps, campaign_id)
     jobs(deps).sent.clear()
 
     # when
@@ -406,7 +411,7 @@ async def test_daily_quota_waits_until_next_day_and_counts_exactly(
 
 async def dead_worker_claim(session: AsyncSession, campaign_id: int) -> list[int]:
     """Claim every message as a worker that then died would have, a minute ago."""
-    claimed = await MessageDispatchRepository(session).claim(campaign_id, 100)
+    claimed = await MessageRepository(session).claim(campaign_id, 100)
     await session.execute(text("UPDATE messages SET updated_at = now() - interval '1 minute'"))
     await session.commit()
     return sorted(m.id for m in claimed)
@@ -420,13 +425,13 @@ async def test_without_webhooks_unknown_messages_fail_unknown_and_complete(
     campaign_id = await seed_campaign(session, 4)
     await set_status(session, campaign_id, "sending")
     deps = make_deps(dispatch_sending_timeout_s=0.5, whatsapp_status_webhooks=False)
-    await tasks.materialize(deps, campaign_id)
+    await campaign_tasks.materialize(deps, campaign_id)
     await dead_worker_claim(session, campaign_id)
     token = jobs(deps).named(SWEEP)[-1][1]
     assert isinstance(token, str)
 
     # when
-    await tasks.sweep(deps, campaign_id, token)
+    await campaign_tasks.sweep(deps, campaign_id, token)
 
     # then nothing was sent again; all 4 are failed "unknown" and the campaign is done
     assert sum(fake.sends.values()) == 0
@@ -444,13 +449,13 @@ async def test_unknown_messages_are_settled_by_webhooks_then_resent_at_most_once
     campaign_id = await seed_campaign(session, 4)
     await set_status(session, campaign_id, "sending")
     patient = make_deps(dispatch_sending_timeout_s=0.5, dispatch_reconcile_grace_s=600)
-    await tasks.materialize(patient, campaign_id)
+    await campaign_tasks.materialize(patient, campaign_id)
     confirmed, first, second, resent_before = await dead_worker_claim(session, campaign_id)
     await session.execute(
         text("UPDATE messages SET attempts = 2 WHERE id = :id"), {"id": resent_before}
     )
     await session.commit()
-    await MessageDispatchRepository(session).apply_status(
+    await MessageRepository(session).apply_status(
         MessageStatus.SENT, "wamid.late", confirmed, datetime.now(UTC)
     )
     await session.commit()
@@ -458,10 +463,10 @@ async def test_unknown_messages_are_settled_by_webhooks_then_resent_at_most_once
     # when the sweeper runs within the grace period, then after it
     token = jobs(patient).named(SWEEP)[-1][1]
     assert isinstance(token, str)
-    await tasks.sweep(patient, campaign_id, token)
+    await campaign_tasks.sweep(patient, campaign_id, token)
     within_grace = await status_counts(session, campaign_id)
     deps = make_deps(dispatch_sending_timeout_s=0.5, dispatch_reconcile_grace_s=0.5)
-    await tasks.sweep(deps, campaign_id, token)
+    await campaign_tasks.sweep(deps, campaign_id, token)
     after_grace = await status_counts(session, campaign_id)
     await drain(deps, campaign_id)
 
@@ -492,18 +497,18 @@ async def test_superseded_sweep_chain_stops(session: AsyncSession, make_deps: An
     campaign_id = await seed_campaign(session, 3)
     await set_status(session, campaign_id, "sending")
     deps = make_deps()
-    await tasks.materialize(deps, campaign_id)
-    await tasks.materialize(deps, campaign_id)
+    await campaign_tasks.materialize(deps, campaign_id)
+    await campaign_tasks.materialize(deps, campaign_id)
     old, new = (args[1] for args in jobs(deps).named(SWEEP))
     assert isinstance(old, str)
     jobs(deps).sent.clear()
 
     # when the old chain fires
-    await tasks.sweep(deps, campaign_id, old)
+    await campaign_tasks.sweep(deps, campaign_id, old)
 
     # then it does nothing and does not re-arm itself
     assert jobs(deps).sent == []
-    assert (await deps.redis.get(tasks.sweep_key(campaign_id))).decode() == new
+    assert (await deps.redis.get(campaign_tasks.sweep_key(campaign_id))).decode() == new
 
 
 async def test_lock_is_released_only_by_its_owner(make_deps: Any) -> None:
@@ -544,7 +549,7 @@ async def test_verify_contacts_sets_whatsapp_status(
     deps = make_deps()
 
     # when
-    checked = await tasks.verify_contacts(deps, ids)
+    checked = await contact_tasks.verify_contacts(deps, ids)
 
     # then
     assert checked == 3
@@ -580,8 +585,8 @@ async def test_recover_rearms_sending_campaigns_once(session: AsyncSession, make
     await session.commit()
 
     # when two worker processes boot
-    await tasks.recover(deps)
-    await tasks.recover(deps)
+    await campaign_tasks.recover(deps)
+    await campaign_tasks.recover(deps)
 
     # then
     assert jobs(deps).named(MATERIALIZE) == [(sending,)]
@@ -605,7 +610,7 @@ async def test_simulated_provider_posts_status_callbacks_to_the_webhook(
             }
         )
     )
-    await tasks.materialize(deps, campaign_id)
+    await campaign_tasks.materialize(deps, campaign_id)
 
     # when
     await drain(deps, campaign_id)
@@ -681,7 +686,7 @@ async def test_simulated_callback_given_up_on_is_counted_and_logged_at_warning(
     provider = SimulatedProvider(_callback_settings(settings, f"http://127.0.0.1:{free_port()}/"))
     try:
         # when
-        with caplog.at_level(logging.WARNING, logger="app.dispatch.providers"):
+        with caplog.at_level(logging.WARNING, logger="app.whatsapp.providers"):
             delivered = await provider.post_callback(b"{}")
     finally:
         await provider.aclose()
@@ -690,7 +695,7 @@ async def test_simulated_callback_given_up_on_is_counted_and_logged_at_warning(
     assert delivered is False
     assert (provider.callbacks_posted, provider.callbacks_retried) == (0, 3)
     assert provider.callbacks_lost == 1
-    [record] = [r for r in caplog.records if r.name == "app.dispatch.providers"]
+    [record] = [r for r in caplog.records if r.name == "app.whatsapp.providers"]
     assert record.levelno == logging.WARNING
     assert "lost after 4 attempts" in record.getMessage()
 
@@ -711,15 +716,15 @@ async def test_recover_rearms_only_campaigns_without_a_live_chain(
     await session.commit()
     await set_status(session, alive, "sending")
     deps = make_deps()
-    await tasks.materialize(deps, alive)
+    await campaign_tasks.materialize(deps, alive)
     jobs(deps).sent.clear()
     await session.execute(text("UPDATE campaigns SET started_at = now() - interval '1 minute'"))
     await session.commit()
 
     # when recovery runs in two later rounds
-    first = await tasks.recover(deps)
-    await deps.redis.delete(tasks.recovery_key())
-    second = await tasks.recover(deps)
+    first = await campaign_tasks.recover(deps)
+    await deps.redis.delete(campaign_tasks.recovery_key())
+    second = await campaign_tasks.recover(deps)
 
     # then only the lost campaign was re-armed, and only once; one just started is left
     # to its own materialize message
@@ -729,8 +734,8 @@ async def test_recover_rearms_only_campaigns_without_a_live_chain(
         text("UPDATE campaigns SET started_at = now() WHERE id = :c"), {"c": lost}
     )
     await session.commit()
-    await deps.redis.delete(tasks.recovery_key(), tasks.sweep_key(lost))
-    assert await tasks.recover(deps) == 0
+    await deps.redis.delete(campaign_tasks.recovery_key(), campaign_tasks.sweep_key(lost))
+    assert await campaign_tasks.recover(deps) == 0
 
 
 async def test_a_send_that_timed_out_is_reconciled_not_failed(
@@ -744,11 +749,11 @@ async def test_a_send_that_timed_out_is_reconciled_not_failed(
     deps = make_deps(
         whatsapp_http_timeout_s=1.0, dispatch_sending_timeout_s=0.2, dispatch_reconcile_grace_s=0
     )
-    await tasks.materialize(deps, campaign_id)
+    await campaign_tasks.materialize(deps, campaign_id)
 
     # when the batch runs
-    with caplog.at_level(logging.WARNING, logger="app.dispatch.tasks"):
-        await tasks.send_batch(deps, campaign_id)
+    with caplog.at_level(logging.WARNING, logger="app.messages.tasks"):
+        await message_tasks.send_batch(deps, campaign_id)
 
     # then the message is of unknown fate, not failed, until reconciliation decides; the
     # worker says so, since it holds the campaign open
@@ -758,7 +763,7 @@ async def test_a_send_that_timed_out_is_reconciled_not_failed(
     await asyncio.sleep(0.3)
     token = jobs(deps).named(SWEEP)[-1][1]
     assert isinstance(token, str)
-    await tasks.sweep(deps, campaign_id, token)
+    await campaign_tasks.sweep(deps, campaign_id, token)
     await drain(deps, campaign_id)
     assert await status_counts(session, campaign_id) == {"sent": 1}
     # /metrics counts the message once, as sent by its re-send, never as failed

@@ -13,8 +13,8 @@ from dramatiq.broker import Consumer, MessageProxy
 from dramatiq.errors import ConnectionClosed
 
 from app.config import Settings
-from app.dispatch.broker import build_broker
-from app.dispatch.redis_broker import HealingRedisBroker
+from app.worker.broker import build_broker
+from app.worker.redis_broker import HealingRedisBroker
 from bench.tcp_proxy import TcpProxy
 from tests.fake_whatsapp import WAIT_S
 

@@ -10,8 +10,9 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.campaigns import tasks as campaign_tasks
 from app.config import Settings
-from app.dispatch import tasks
+from app.messages import tasks as message_tasks
 from bench.tcp_proxy import TcpProxy
 from tests.fake_whatsapp import (
     FakeWhatsApp,
@@ -52,12 +53,12 @@ async def test_redis_failing_mid_batch_records_what_was_sent_and_releases_the_re
     deps = make_deps(
         dispatch_batch_size=12, dispatch_send_concurrency=4, **through(proxy, settings)
     )
-    await tasks.materialize(deps, campaign_id)
+    await campaign_tasks.materialize(deps, campaign_id)
     fake.on_send = lambda total: proxy.cut() if total == 4 else None
 
     # when the rate limiter's next call fails
     with pytest.raises(RedisConnectionError):
-        await tasks.send_batch(deps, campaign_id)
+        await message_tasks.send_batch(deps, campaign_id)
 
     # then the 4 sends are recorded with their provider ids, the 8 others are pending again
     assert await status_counts(session, campaign_id) == {"sent": 4, "pending": 8}
@@ -86,12 +87,12 @@ async def test_redis_down_before_the_quota_claims_nothing_and_sends_nothing(
     campaign_id = await seed_campaign(session, 5)
     await set_status(session, campaign_id, "sending")
     deps = make_deps(**through(proxy, settings))
-    await tasks.materialize(deps, campaign_id)
+    await campaign_tasks.materialize(deps, campaign_id)
 
     # when the quota cannot be asked
     proxy.cut()
     with pytest.raises(RedisConnectionError):
-        await tasks.send_batch(deps, campaign_id)
+        await message_tasks.send_batch(deps, campaign_id)
 
     # then nothing was claimed or sent: in doubt, wait
     assert await status_counts(session, campaign_id) == {"pending": 5}

@@ -12,7 +12,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.config import Settings
-from app.dispatch.quota import DAILY_KEY
+from app.whatsapp.quota import DAILY_KEY
 from bench.tcp_proxy import TcpProxy
 from tests.conftest import GqlClient, Server, StartWorker
 from tests.fake_whatsapp import FakeWhatsApp, campaign_status, phone, seed_campaign, status_counts

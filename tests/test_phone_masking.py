@@ -70,9 +70,9 @@ async def test_message_arguments_and_exceptions_are_masked(
 
 
 async def test_worker_processes_mask_phone_numbers_too() -> None:
-    """Loading the actors module (what `herald worker` does) installs the masking."""
+    """Loading the worker module (what `herald worker` does) installs the masking."""
     code = (
-        "import logging, app.dispatch.actors;"
+        "import logging, app.worker.process;"
         "r = logging.getLogger('x').makeRecord('x', 20, 'f', 1, 'to +33612345678', None, None);"
         "print(r.getMessage())"
     )

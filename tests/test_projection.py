@@ -6,7 +6,8 @@ from __future__ import annotations
 import pytest
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.messages.repository import MessageColumns, MessageRepository
+from app.messages.columns import MessageColumns
+from app.messages.repository import MessageRepository
 from app.pagination import Page
 from loaders.messages import MessageBuilder
 from schema.cache import decode, encode

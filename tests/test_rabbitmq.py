@@ -11,8 +11,8 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.config import Settings
-from app.dispatch.broker import build_broker
-from app.dispatch.jobs import jobs_for
+from app.worker.broker import build_broker
+from app.worker.jobs import open_jobs
 from bench.rabbitmq import Node, Vhost, reachable
 from tests.conftest import StartWorker
 from tests.fake_whatsapp import FakeWhatsApp, seed_campaign, status_counts
@@ -35,7 +35,7 @@ async def start(session: AsyncSession, settings: Settings, campaign_id: int) -> 
         {"c": campaign_id},
     )
     await session.commit()
-    jobs_for(settings).materialize(campaign_id)
+    open_jobs(settings).materialize(campaign_id)
 
 
 async def test_an_amqp_broker_url_selects_rabbitmq(settings: Settings, vhost: Vhost) -> None:

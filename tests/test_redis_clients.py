@@ -11,8 +11,9 @@ import pytest
 
 from app.cache import open_redis
 from app.config import Settings
-from app.dispatch.broker import NAMESPACE, QUEUE, build_broker
+from app.keyspace import BROKER_NAMESPACE
 from app.redis_clients import broker_redis, worker_redis
+from app.worker.broker import QUEUE, build_broker
 from bench.tcp_proxy import TcpProxy
 
 pytestmark = pytest.mark.asyncio
@@ -104,5 +105,5 @@ async def test_broker_enqueues_through_a_blip_and_an_outage(
         broker.close()
 
     # then all three messages are queued
-    assert client.llen(f"{NAMESPACE}:{QUEUE}") == 3
+    assert client.llen(f"{BROKER_NAMESPACE}:{QUEUE}") == 3
     client.close()

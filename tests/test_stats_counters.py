@@ -18,15 +18,16 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, create_async_engine
 from sqlalchemy.pool import NullPool
 
-from app.campaigns.dispatch_service import CampaignDispatchService
+from app.campaigns import tasks as campaign_tasks
+from app.campaigns.service import CampaignDispatchService
 from app.config import Settings
 from app.dashboard.repository import DashboardRepository
-from app.dispatch import tasks
-from app.dispatch.providers import sign
-from app.messages.dispatch_repository import MessageDispatchRepository
+from app.messages.repository import MessageRepository
 from app.models import MessageStatus
 from app.stats.repository import Drift, StatsRepository
 from app.stats.service import find_drift
+from app.whatsapp.providers import sign
+from app.worker.deps import Deps
 from tests.conftest import GqlClient
 from tests.fake_whatsapp import (
     FakeWhatsApp,
@@ -156,12 +157,12 @@ async def test_counters_follow_every_dispatch_step(
         return dict(steps[-1][0]["campaigns"].get(campaign_id, {}))
 
     # when it is materialized and sent
-    await tasks.materialize(deps, campaign_id)
+    await campaign_tasks.materialize(deps, campaign_id)
     materialized = await step()
     await drain(deps, campaign_id)
     sent = await step()
     # status webhooks arrive (delivered, read, a late failure)
-    repository = MessageDispatchRepository(session)
+    repository = MessageRepository(session)
     ids, now = await wamids(session, campaign_id), datetime.now(UTC)
     for wamid in ids[:6]:
         await repository.apply_status(MessageStatus.DELIVERED, wamid, None, now)
@@ -406,12 +407,12 @@ async def test_concurrent_dispatch_webhooks_and_deletions_leave_counters_exact(
     await set_status(session, first, "sending")
     deps = [make_deps(dispatch_batch_size=20) for _ in range(2)]
     for campaign_id in (first, second):
-        await tasks.materialize(deps[0], campaign_id)
+        await campaign_tasks.materialize(deps[0], campaign_id)
     rng = random.Random(7)
     sending = asyncio.Event()
     events = itertools.count()
 
-    async def lane(d: tasks.Deps, campaign_id: int) -> None:
+    async def lane(d: Deps, campaign_id: int) -> None:
         await drain(d, campaign_id)
 
     async def webhooks() -> int:

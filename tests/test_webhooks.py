@@ -12,7 +12,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.config import Settings
-from app.dispatch.providers import sign
+from app.whatsapp.providers import sign
 from tests.conftest import GqlClient
 from tests.fake_whatsapp import phone, seed_campaign
 

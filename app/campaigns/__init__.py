@@ -1,1 +1,1 @@
-"""The campaigns domain: repository (all SQL) and service."""
+"""The campaigns domain: repository (all SQL), service, dispatch tasks, lock and progress."""

@@ -1,8 +1,9 @@
-"""All SQL about campaigns: reads, and the draft-side writes (dispatch has its own file)."""
+"""All SQL about campaigns: reads, draft-side writes, and dispatch's status transitions."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from datetime import datetime
 from functools import lru_cache
 from typing import Any, cast
 
@@ -15,15 +16,18 @@ from sqlalchemy import (
     any_,
     bindparam,
     delete,
+    exists,
     func,
     insert,
+    or_,
     select,
     update,
 )
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.models import Campaign, CampaignStatus, campaign_categories
+from app.models import Campaign, CampaignStatus, MessageStatus, campaign_categories
+from app.models import Message as MessageModel
 from app.pagination import Page
 from app.reads import rows
 from app.stats.repository import StatsRepository
@@ -31,6 +35,7 @@ from app.stats.repository import StatsRepository
 campaigns = Campaign.__table__
 # Core's insert/update/delete take a Table; `__table__` is typed as the wider FromClause.
 _table = cast(Table, campaigns)
+messages = cast(Table, MessageModel.__table__)
 
 
 @lru_cache(maxsize=8)
@@ -73,6 +78,27 @@ class CampaignRepository:
     async def recent(self, limit: int) -> Sequence[Any]:
         return (await rows(self.session, _RECENT, {"limit": limit})).named()
 
+    async def get(self, campaign_id: int) -> Row | None:
+        stmt = select(campaigns).where(campaigns.c.id == campaign_id)
+        return (await self.session.execute(stmt)).first()
+
+    async def sending_started_before(self, seconds_ago: float) -> list[int]:
+        """Sending campaigns started over `seconds_ago` (a younger one's own materialize
+        message may still be on its way)."""
+        stmt = select(campaigns.c.id).where(
+            campaigns.c.status == CampaignStatus.SENDING,
+            or_(
+                campaigns.c.started_at.is_(None),
+                campaigns.c.started_at
+                < func.now() - func.make_interval(0, 0, 0, 0, 0, 0, seconds_ago),
+            ),
+        )
+        return list((await self.session.execute(stmt)).scalars())
+
+    async def ids_with_status(self, status: CampaignStatus) -> list[int]:
+        stmt = select(campaigns.c.id).where(campaigns.c.status == status)
+        return list((await self.session.execute(stmt)).scalars())
+
     # -- writes ---------------------------------------------------------------------------
 
     async def insert(self, values: Mapping[str, Any]) -> Row:
@@ -89,7 +115,8 @@ class CampaignRepository:
     ) -> Row | None:
         """Update only while the status is `allowed`, atomically; None otherwise.
 
-        The WHERE clause settles a race with a concurrent start: one of them matches.
+        The WHERE clause is the arbiter: of an edit and a concurrent start, or of two
+        concurrent starts, exactly one matches. Status transitions go through here too.
         """
         stmt = (
             update(_table)
@@ -121,3 +148,33 @@ class CampaignRepository:
                 .values([{"campaign_id": campaign_id, "category_id": c} for c in category_ids])
                 .on_conflict_do_nothing()
             )
+
+    async def start_if_due(self, campaign_id: int, now: datetime) -> bool:
+        """scheduled → sending once its time has come (a rescheduled campaign is not due)."""
+        stmt = (
+            update(_table)
+            .where(
+                campaigns.c.id == campaign_id,
+                campaigns.c.status == CampaignStatus.SCHEDULED,
+                campaigns.c.scheduled_at <= now,
+            )
+            .values(status=CampaignStatus.SENDING, started_at=func.now(), updated_at=func.now())
+        )
+        return (await self.session.execute(stmt)).rowcount == 1  # type: ignore[attr-defined]
+
+    async def complete_if_done(self, campaign_id: int) -> bool:
+        """sending → completed when no message is pending or sending any more."""
+        open_messages = exists().where(
+            messages.c.campaign_id == campaign_id,
+            messages.c.status.in_([MessageStatus.PENDING, MessageStatus.SENDING]),
+        )
+        stmt = (
+            update(_table)
+            .where(
+                campaigns.c.id == campaign_id,
+                campaigns.c.status == CampaignStatus.SENDING,
+                ~open_messages,
+            )
+            .values(status=CampaignStatus.COMPLETED, completed_at=func.now(), updated_at=func.now())
+        )
+        return (await self.session.execute(stmt)).rowcount == 1  # type: ignore[attr-defined]

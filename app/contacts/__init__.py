@@ -1,1 +1,1 @@
-"""The contacts domain: repository (all SQL) and service."""
+"""The contacts domain: repository (all SQL), service and availability-check tasks."""

@@ -1,4 +1,5 @@
-"""Contact rules: E.164 phone normalization, duplicate detection, bulk import, memberships.
+"""Contact rules: E.164 phone normalization, duplicate detection, bulk import, memberships,
+and which contacts a WhatsApp availability check covers.
 
 Services raise DomainError subclasses and never commit; the caller wraps each mutation in a
 savepoint, so an error raised half-way leaves nothing written.
@@ -18,6 +19,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.categories.repository import CategoryRepository
 from app.contacts.repository import ContactRepository, ImportRow
 from app.errors import Duplicate, InvalidInput, InvalidPhone, NotFound
+
+VERIFY_CHUNK = 500
 
 
 def check_region(region: str | None) -> str | None:
@@ -255,3 +258,24 @@ class ContactService:
         for contact_id in contact_ids:
             if contact_id not in found:
                 raise NotFound("Contact", contact_id)
+
+
+class ContactVerificationService:
+    def __init__(self, session: AsyncSession) -> None:
+        self.contacts = ContactRepository(session)
+
+    async def to_verify(self, ids: Sequence[int] | None, limit: int) -> list[int]:
+        """The contacts to check: the given ones (all must exist), else every unchecked one."""
+        if ids is None:
+            return await self.contacts.unchecked_ids()
+        if len(ids) > limit:
+            raise InvalidInput("contactIds", f"at most {limit} contacts per request")
+        found = await self.contacts.phones(ids)
+        for contact_id in ids:
+            if contact_id not in found:
+                raise NotFound("Contact", contact_id)
+        return sorted(set(ids))
+
+
+def chunks(ids: Sequence[int], size: int = VERIFY_CHUNK) -> list[list[int]]:
+    return [list(ids[i : i + size]) for i in range(0, len(ids), size)]

@@ -1,1 +1,1 @@
-"""The messages domain: repository (all SQL) and service."""
+"""The messages domain: repository (all SQL), the columns a page selects, send tasks."""

@@ -1,1 +1,1 @@
-"""Statistics counters: per campaign and status, interactions, contacts."""
+"""Statistics counters: per campaign and status, interactions, contacts; their upkeep task."""

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from app.messages.repository import MessageColumns
+from app.messages.columns import MessageColumns
 from schema.common.selection import node_child_columns, node_columns, selects
 
 # Field node → (the node, its shape). The look-ahead reads names only, ignoring @skip and

@@ -6,8 +6,8 @@ from typing import Annotated
 
 import strawberry
 
-from app.campaigns.dispatch_service import CampaignDispatchService
-from app.dispatch.progress import notify_campaign_progress
+from app.campaigns.progress import notify_campaign_progress
+from app.campaigns.service import CampaignDispatchService
 from schema.cache import campaign_changed
 from schema.campaigns.types import CampaignType
 from schema.common.errors import InvalidStateError, NotFoundError

@@ -6,8 +6,7 @@ from typing import Annotated
 
 import strawberry
 
-from app.campaigns.dispatch_service import CampaignDispatchService
-from app.dispatch.jobs import jobs_for
+from app.campaigns.service import CampaignDispatchService
 from schema.cache import campaign_changed
 from schema.campaigns.types import CampaignType
 from schema.common.errors import InvalidStateError, NotFoundError
@@ -44,7 +43,7 @@ class RetryFailedMessagesMutation:
         campaign_id = parse_id(id, "id")
         retried = await CampaignDispatchService(info.context.session).retry_failed(campaign_id)
         if retried.messages:
-            after_commit(info, jobs_for(info.context.settings).materialize, campaign_id)
+            after_commit(info, info.context.jobs.materialize, campaign_id)
         campaign_changed(info.context)  # lists and dashboard show the status
         return RetryFailedMessagesSuccess(
             campaign=CampaignType.from_row(retried.campaign), retried=retried.messages

@@ -7,8 +7,7 @@ from typing import Annotated
 
 import strawberry
 
-from app.campaigns.dispatch_service import CampaignDispatchService
-from app.dispatch.jobs import jobs_for
+from app.campaigns.service import CampaignDispatchService
 from schema.cache import campaign_changed
 from schema.campaigns.types import CampaignType
 from schema.common.errors import InvalidInputError, InvalidStateError, NotFoundError
@@ -44,7 +43,7 @@ class ScheduleCampaignMutation:
         row = await CampaignDispatchService(info.context.session).schedule(campaign_id, at)
         delay_ms = max(0, int((at - datetime.now(UTC)).total_seconds() * 1000))
         # Fires at `at`; if the campaign was rescheduled meanwhile it is not due and skips.
-        start = jobs_for(info.context.settings).start_scheduled
+        start = info.context.jobs.start_scheduled
         after_commit(info, start, campaign_id, delay_ms=delay_ms)
         campaign_changed(info.context)  # lists and dashboard show the status
         return ScheduleCampaignSuccess(campaign=CampaignType.from_row(row))

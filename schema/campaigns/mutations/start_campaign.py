@@ -6,8 +6,7 @@ from typing import Annotated
 
 import strawberry
 
-from app.campaigns.dispatch_service import CampaignDispatchService
-from app.dispatch.jobs import jobs_for
+from app.campaigns.service import CampaignDispatchService
 from schema.cache import campaign_changed
 from schema.campaigns.types import CampaignType
 from schema.common.errors import InvalidStateError, NotFoundError
@@ -39,6 +38,6 @@ class StartCampaignMutation:
     async def start_campaign(self, info: Info, id: strawberry.ID) -> StartCampaignResult:
         campaign_id = parse_id(id, "id")
         row = await CampaignDispatchService(info.context.session).start(campaign_id)
-        after_commit(info, jobs_for(info.context.settings).materialize, campaign_id)
+        after_commit(info, info.context.jobs.materialize, campaign_id)
         campaign_changed(info.context)  # lists and dashboard show the status
         return StartCampaignSuccess(campaign=CampaignType.from_row(row))

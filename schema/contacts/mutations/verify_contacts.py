@@ -6,8 +6,7 @@ from typing import Annotated
 
 import strawberry
 
-from app.contacts.dispatch_service import ContactVerificationService, chunks
-from app.dispatch.jobs import jobs_for
+from app.contacts.service import ContactVerificationService, chunks
 from schema.common.errors import InvalidInputError, NotFoundError
 from schema.common.mutations import after_commit, savepoint
 from schema.common.pagination import parse_id
@@ -41,7 +40,7 @@ class VerifyContactsMutation:
     ) -> VerifyContactsResult:
         ids = None if contact_ids is None else [parse_id(i, "contactIds") for i in contact_ids]
         targets = await ContactVerificationService(info.context.session).to_verify(ids, MAX_IDS)
-        verify = jobs_for(info.context.settings).verify_contacts
+        verify = info.context.jobs.verify_contacts
         for chunk in chunks(targets):
             after_commit(info, verify, chunk)
         return VerifyContactsSuccess(queued=len(targets))

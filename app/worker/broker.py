@@ -1,4 +1,4 @@
-"""The Dramatiq broker, configured once per process from Settings, and the `actor()` helper."""
+"""The Dramatiq broker, built from Settings by each process that needs one, and `actor()`."""
 
 from __future__ import annotations
 
@@ -17,9 +17,9 @@ from dramatiq.middleware import (
 )
 
 from app.config import Settings
-from app.dispatch.redis_broker import HealingRedisBroker
-from app.keyspace import BROKER_NAMESPACE as NAMESPACE
+from app.keyspace import BROKER_NAMESPACE
 from app.redis_clients import broker_redis
+from app.worker.redis_broker import HealingRedisBroker
 
 QUEUE = "default"
 
@@ -41,10 +41,10 @@ def build_broker(settings: Settings, extra: list[Middleware] | None = None) -> d
         from dramatiq.brokers.rabbitmq import RabbitmqBroker  # the [rabbitmq] extra (pika)
 
         return RabbitmqBroker(url=settings.broker_url, middleware=middleware, confirm_delivery=True)
-    # Delayed messages outlive a Redis outage (app/dispatch/redis_broker.py).
+    # Delayed messages outlive a Redis outage (app/worker/redis_broker.py).
     return HealingRedisBroker(
         client=broker_redis(settings),  # heals after a Redis blip (app/redis_clients.py)
-        namespace=NAMESPACE,
+        namespace=BROKER_NAMESPACE,
         middleware=middleware,
     )
 
@@ -64,13 +64,6 @@ def _middleware(settings: Settings, extra: list[Middleware] | None) -> list[Midd
         AsyncIO(),  # run `async def` actors on one event loop per worker process
         *(extra or []),
     ]
-
-
-def setup_broker(settings: Settings, extra: list[Middleware] | None = None) -> dramatiq.Broker:
-    """Create the broker and make it the global one (the worker's)."""
-    broker = build_broker(settings, extra)
-    dramatiq.set_broker(broker)
-    return broker
 
 
 def actor(

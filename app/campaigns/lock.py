@@ -10,6 +10,8 @@ from contextlib import asynccontextmanager
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
+from app.keyspace import CAMPAIGN_PREFIX
+
 logger = logging.getLogger(__name__)
 
 # Delete only if the key still holds our token: an expired lock re-taken by another
@@ -36,7 +38,7 @@ return 0
 
 
 def campaign_lock_key(campaign_id: int) -> str:
-    return f"campaign:lock:{campaign_id}"
+    return f"{CAMPAIGN_PREFIX}lock:{campaign_id}"
 
 
 class RedisLock:

@@ -8,13 +8,14 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from app.cache import Scope, bump_generations
+from app.keyspace import CAMPAIGN_PREFIX
 from app.live import publish_campaign_changed
 
 logger = logging.getLogger(__name__)
 
 
 def progress_key(campaign_id: int) -> str:
-    return f"campaign:progress:{campaign_id}"
+    return f"{CAMPAIGN_PREFIX}progress:{campaign_id}"
 
 
 async def notify_campaign_progress(redis: Redis, campaign_id: int, *, force: bool = False) -> bool:

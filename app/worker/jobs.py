@@ -1,4 +1,4 @@
-"""Enqueue dispatch work by actor name, so API processes never import the worker module."""
+"""Enqueue dispatch work by actor name, so API processes never import the actors."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from typing import Any
 import dramatiq
 
 from app.config import Settings
-from app.dispatch.broker import QUEUE, build_broker
+from app.worker.broker import QUEUE, build_broker
 
 MATERIALIZE = "campaign.materialize"
 SEND_BATCH = "campaign.send_batch"
@@ -44,13 +44,6 @@ class Jobs:
         self._send(VERIFY_CONTACTS, contact_ids)
 
 
-_brokers: dict[tuple[str | None, str | None], dramatiq.Broker] = {}
-
-
-def jobs_for(settings: Settings) -> Jobs:
-    """Jobs on the broker these Settings name (API processes and tests), one per URL."""
-    key = (settings.broker_url, settings.redis_url)
-    broker = _brokers.get(key)
-    if broker is None:
-        broker = _brokers[key] = build_broker(settings)
-    return Jobs(broker)
+def open_jobs(settings: Settings) -> Jobs:
+    """Jobs on a new broker for these Settings: one per API runtime, test or tool."""
+    return Jobs(build_broker(settings))

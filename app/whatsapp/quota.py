@@ -8,7 +8,9 @@ from datetime import UTC, datetime, timedelta
 
 from redis.asyncio import Redis
 
-DAILY_KEY = "whatsapp:daily:count"
+from app.keyspace import WHATSAPP_PREFIX
+
+DAILY_KEY = f"{WHATSAPP_PREFIX}daily:count"
 
 # Grant up to ARGV[1] units without passing the limit ARGV[2]; the key expires at ARGV[3]
 # (unix seconds). Atomic, so concurrent workers can never overshoot the limit together.
@@ -72,7 +74,7 @@ class RateLimiter:
             second = int(now)
             granted = int(
                 await self.redis.eval(
-                    _TAKE, 1, f"whatsapp:rate:{second}", wanted, self.per_second, second + 2
+                    _TAKE, 1, f"{WHATSAPP_PREFIX}rate:{second}", wanted, self.per_second, second + 2
                 )
             )
             if granted:

@@ -1,0 +1,212 @@
+"""A campaign's dispatch: materializing its messages, starting its send chains, sweeping
+and completing it, scheduled starts, and recovery of campaigns whose chains were lost.
+
+Plain coroutines taking their dependencies (testable directly); app/worker/actors.py
+runs them. A message is committed as `sending` before it goes to the provider, and a
+live worker always records what it knows (app/messages/tasks.py). Only a worker that
+dies mid-batch leaves messages `sending`, of unknown fate: the sweeper lets status
+webhooks settle them for a grace period, then re-sends each at most once (or, with a
+provider that posts no webhooks, fails them "unknown").
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from datetime import UTC, datetime
+
+from redis.exceptions import RedisError
+
+from app.campaigns.lock import campaign_lock_key, try_lock
+from app.campaigns.progress import notify_campaign_progress
+from app.campaigns.repository import CampaignRepository
+from app.keyspace import CAMPAIGN_PREFIX
+from app.messages.repository import MessageRepository
+from app.metrics import record_dispatch
+from app.models import CampaignStatus
+from app.worker.deps import Deps
+
+logger = logging.getLogger(__name__)
+
+# Lock busy: another step of this campaign is running; try again shortly.
+LOCK_RETRY_MS = 500
+
+
+def active_key(campaign_id: int) -> str:
+    """Present while some send_batch chain of the campaign is alive (or waiting on quota)."""
+    return f"{CAMPAIGN_PREFIX}active:{campaign_id}"
+
+
+def sweep_key(campaign_id: int) -> str:
+    """The token of the campaign's one live sweep chain."""
+    return f"{CAMPAIGN_PREFIX}sweep:{campaign_id}"
+
+
+def sending_timeout_ms(deps: Deps) -> int:
+    return int(deps.settings.dispatch_sending_timeout_s * 1000)
+
+
+async def _start_lanes(deps: Deps, campaign_id: int) -> None:
+    await deps.redis.set(active_key(campaign_id), "1", px=sending_timeout_ms(deps))
+    for _ in range(deps.settings.dispatch_lanes):
+        deps.jobs.send_batch(campaign_id)
+
+
+async def _start_sweep_chain(deps: Deps, campaign_id: int, delay_ms: int) -> None:
+    """Replace any earlier chain: an older token finds itself superseded and stops.
+
+    Enqueued before its key is set: a chain whose key was not set still runs (it sets
+    the key itself), whereas a key without a chain would hide a lost chain from recovery.
+    """
+    token = uuid.uuid4().hex
+    deps.jobs.sweep(campaign_id, token, delay_ms=delay_ms)
+    await deps.redis.set(sweep_key(campaign_id), token, px=_sweep_key_ttl_ms(delay_ms))
+
+
+def _sweep_key_ttl_ms(delay_ms: int) -> int:
+    """The sweep key outlives a healthy chain's next run; a lost chain's key soon expires."""
+    return delay_ms * 2 + 5_000
+
+
+def _sweep_interval_ms(deps: Deps) -> int:
+    return max(200, sending_timeout_ms(deps) // 2)
+
+
+async def materialize(deps: Deps, campaign_id: int) -> int:
+    """Create the campaign's messages, then (re)start its send chains and its sweeper.
+
+    Idempotent (ON CONFLICT DO NOTHING), so it is also how a campaign resumes, retries,
+    or recovers after a crash. Returns how many messages it created.
+    """
+    lock_key = campaign_lock_key(campaign_id)
+    async with try_lock(deps.redis, lock_key, deps.settings.dispatch_lock_ttl_ms) as locked:
+        if not locked:
+            deps.jobs.materialize(campaign_id, delay_ms=LOCK_RETRY_MS)
+            return 0
+        async with deps.sessionmaker() as session:
+            campaign = await CampaignRepository(session).get(campaign_id)
+            if campaign is None or campaign.status != CampaignStatus.SENDING:
+                return 0
+            created = await MessageRepository(session).materialize(campaign_id)
+            await session.commit()
+    await _start_lanes(deps, campaign_id)
+    await _start_sweep_chain(deps, campaign_id, _sweep_interval_ms(deps))
+    await notify_campaign_progress(deps.redis, campaign_id, force=True)
+    return created
+
+
+async def count_dispatch(deps: Deps, campaign_id: int, **outcomes: int) -> None:
+    """Add to the dispatch counters of /metrics; they never hold up or fail a dispatch."""
+    try:
+        await record_dispatch(deps.redis, campaign_id, **outcomes)
+    except (RedisError, OSError) as exc:
+        logger.warning("campaign %s: dispatch counters not updated: %r", campaign_id, exc)
+
+
+async def finish(deps: Deps, campaign_id: int) -> bool:
+    """Reconcile messages of unknown fate and complete the campaign if every one is final.
+
+    Returns whether the campaign is still dispatching (has open messages or is sending).
+    """
+    settings = deps.settings
+    webhooks = settings.whatsapp_status_webhooks
+    older_than = settings.dispatch_sending_timeout_s + (
+        settings.dispatch_reconcile_grace_s if webhooks else 0
+    )
+    lock_key = campaign_lock_key(campaign_id)
+    async with try_lock(deps.redis, lock_key, settings.dispatch_lock_ttl_ms) as locked:
+        if not locked:
+            # Someone else holds the campaign; look again shortly rather than miss the end.
+            deps.jobs.send_batch(campaign_id, delay_ms=LOCK_RETRY_MS)
+            return True
+        async with deps.sessionmaker() as session:
+            messages = MessageRepository(session)
+            campaigns = CampaignRepository(session)
+            reconciled = await messages.reconcile(campaign_id, older_than, resend=webhooks)
+            campaign = await campaigns.get(campaign_id)
+            cancelled = campaign is not None and campaign.status == CampaignStatus.CANCELLED
+            if reconciled.resent and cancelled:
+                await messages.fail_pending(campaign_id, "cancelled")
+            completed = await campaigns.complete_if_done(campaign_id)
+            counts = await messages.open_counts(campaign_id)
+            await session.commit()
+    if reconciled.resent or reconciled.failed:
+        logger.warning(
+            "campaign %s: messages of unknown fate: %d re-sent, %d failed unknown",
+            campaign_id,
+            reconciled.resent,
+            reconciled.failed,
+        )
+    if reconciled.failed:
+        await count_dispatch(deps, campaign_id, failed=reconciled.failed)
+    if reconciled.failed or completed:
+        await notify_campaign_progress(deps.redis, campaign_id, force=True)
+    sending = campaign is not None and campaign.status == CampaignStatus.SENDING and not completed
+    if sending and counts.pending and not await deps.redis.exists(active_key(campaign_id)):
+        # Every send chain died with its worker (or re-sends wait): start new ones.
+        await _start_lanes(deps, campaign_id)
+    return sending or counts.sending > 0
+
+
+async def sweep(deps: Deps, campaign_id: int, token: str) -> None:
+    """The campaign's watchdog: runs every half sending-timeout while it has work left."""
+    current = await deps.redis.get(sweep_key(campaign_id))
+    if isinstance(current, bytes):
+        current = current.decode()
+    if current is not None and current != token:
+        return  # superseded by a newer chain
+    if await finish(deps, campaign_id):
+        active_ttl = await deps.redis.pttl(active_key(campaign_id))
+        delay = max(_sweep_interval_ms(deps), min(int(active_ttl), 3_600_000))
+        deps.jobs.sweep(campaign_id, token, delay_ms=delay)
+        await deps.redis.set(sweep_key(campaign_id), token, px=_sweep_key_ttl_ms(delay))
+    elif current is not None:
+        await deps.redis.delete(sweep_key(campaign_id))
+
+
+async def start_scheduled(deps: Deps, campaign_id: int) -> bool:
+    """scheduled → sending when due; a campaign rescheduled later or started by hand is skipped."""
+    async with deps.sessionmaker() as session:
+        started = await CampaignRepository(session).start_if_due(campaign_id, datetime.now(UTC))
+        await session.commit()
+    if started:
+        await materialize(deps, campaign_id)
+    return started
+
+
+def recovery_key() -> str:
+    return f"{CAMPAIGN_PREFIX}recovering"
+
+
+async def recover(deps: Deps) -> int:
+    """Re-arm every campaign with work left and no live sweep chain; returns how many.
+
+    Run by every worker process at boot and then every dispatch_recovery_interval_s, so
+    liveness never rests on a message a Redis blip could drop. Idempotent: a campaign
+    whose chain is alive is left alone. One process per half interval does the scan.
+    """
+    interval_ms = int(deps.settings.dispatch_recovery_interval_s * 1000)
+    if not await deps.redis.set(recovery_key(), "1", nx=True, px=max(100, interval_ms // 2)):
+        return 0
+    async with deps.sessionmaker() as session:
+        campaigns = CampaignRepository(session)
+        sending = await campaigns.ids_with_status(CampaignStatus.SENDING)
+        due = await campaigns.sending_started_before(deps.settings.dispatch_recovery_interval_s)
+        stuck = await MessageRepository(session).campaigns_with_sending()
+    rearmed = 0
+    for campaign_id in sorted(set(due) | (set(stuck) - set(sending))):
+        if await deps.redis.exists(sweep_key(campaign_id)):
+            continue
+        if campaign_id in sending:
+            # materialize restarts its lanes and its sweep chain; until that chain sets its
+            # own token, this placeholder keeps the next rounds from re-arming it again
+            # (and expires, to be re-armed, if the materialize message is lost too).
+            deps.jobs.materialize(campaign_id)
+            placeholder_ms = _sweep_key_ttl_ms(_sweep_interval_ms(deps))
+            await deps.redis.set(sweep_key(campaign_id), "rearming", px=placeholder_ms)
+        else:  # paused or cancelled with messages of unknown fate: only the sweeper
+            await _start_sweep_chain(deps, campaign_id, _sweep_interval_ms(deps))
+        rearmed += 1
+    if rearmed:
+        logger.warning("re-armed %d campaigns with no live dispatch chain", rearmed)
+    return rearmed

@@ -1,0 +1,23 @@
+"""WhatsApp availability checks, run by workers (verifyContacts enqueues them)."""
+
+from __future__ import annotations
+
+from app.campaigns.progress import notify_contacts_changed
+from app.contacts.repository import ContactRepository
+from app.worker.deps import Deps
+
+
+async def verify_contacts(deps: Deps, contact_ids: list[int]) -> int:
+    """Ask the provider which numbers are on WhatsApp; returns how many were checked."""
+    async with deps.sessionmaker() as session:
+        phones = await ContactRepository(session).phones(contact_ids)
+    if not phones:
+        return 0
+    availability = await deps.provider.check_contacts(list(phones.values()))
+    valid = [cid for cid, phone in phones.items() if availability.get(phone) is True]
+    invalid = [cid for cid, phone in phones.items() if availability.get(phone) is False]
+    async with deps.sessionmaker() as session:
+        await ContactRepository(session).set_availability(valid, invalid)
+        await session.commit()
+    await notify_contacts_changed(deps.redis)
+    return len(valid) + len(invalid)

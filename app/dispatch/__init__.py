@@ -1,1 +1,0 @@
-"""Campaign dispatch: the Dramatiq broker, actors, WhatsApp providers, quota and locks."""

@@ -1,0 +1,1 @@
+"""The interactions domain: replies and events recorded against sent messages."""

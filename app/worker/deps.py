@@ -1,0 +1,47 @@
+"""What every task receives: the worker process's settings, database, Redis, provider and jobs."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import dramatiq
+from redis.asyncio import Redis
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.config import Settings
+from app.db import create_engine, create_sessionmaker
+from app.redis_clients import worker_redis
+from app.whatsapp.providers import WhatsAppProvider, build_provider
+from app.worker.jobs import Jobs
+
+
+@dataclass
+class Deps:
+    settings: Settings
+    sessionmaker: Callable[[], AsyncSession]
+    redis: Redis
+    provider: WhatsAppProvider
+    jobs: Jobs
+
+
+class LazyDeps:
+    """A worker process's Deps, built on the first call: it must come from the worker's
+    event loop, which the engine, Redis client and provider then belong to."""
+
+    def __init__(self, settings: Settings, broker: dramatiq.Broker) -> None:
+        self.settings = settings
+        self.broker = broker
+        self._deps: Deps | None = None
+
+    def __call__(self) -> Deps:
+        if self._deps is None:
+            engine = create_engine(self.settings)
+            self._deps = Deps(
+                settings=self.settings,
+                sessionmaker=create_sessionmaker(engine),
+                redis=worker_redis(self.settings),
+                provider=build_provider(self.settings),
+                jobs=Jobs(self.broker),
+            )
+        return self._deps

@@ -1,0 +1,17 @@
+"""The worker process: `herald worker` runs `python -m dramatiq app.worker.process`.
+
+Dramatiq's CLI imports this module and runs the broker it leaves as Dramatiq's global
+one; `herald dev` builds the same broker in its own process (app/worker/actors.py).
+"""
+
+from __future__ import annotations
+
+import dramatiq
+
+from app.config import get_settings
+from app.logging_filters import install_phone_masking
+from app.worker.actors import build_worker_broker
+
+# Workers log phone numbers' messages too (send failures, invalid numbers): mask them.
+install_phone_masking()
+dramatiq.set_broker(build_worker_broker(get_settings()))
