@@ -8,97 +8,14 @@ import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, NoReturn
+from typing import TYPE_CHECKING
 
-from app.config import ConfigError, Settings, get_settings, load_settings
+from app.config import ConfigError, get_settings, load_settings
+from app.preflight import Unavailable, check_database, check_redis, fail, require_urls
+from app.seed.demo import DEMO_CAMPAIGNS, DEMO_CONTACTS, DEMO_MESSAGES_PER_CAMPAIGN
 
 if TYPE_CHECKING:
     from app.seed import SeedReport
-
-# Demo data for the first `herald dev`: enough to page through, small enough to load in a second.
-DEMO_CONTACTS = 2_000
-DEMO_CAMPAIGNS = 12
-DEMO_MESSAGES_PER_CAMPAIGN = 500
-
-
-class Unavailable(Exception):
-    """A service named in the configuration cannot be reached; the message is one line."""
-
-
-def _fail(message: str, code: int = 1) -> NoReturn:
-    print(f"herald: {message}", file=sys.stderr, flush=True)
-    raise SystemExit(code)
-
-
-# --- preflight checks: turn unreachable services into one line instead of a traceback ---
-
-
-def _require_urls(settings: Settings, command: str, redis: bool = True) -> None:
-    missing = ["HERALD_DATABASE_URL"] if settings.database_url is None else []
-    if redis and settings.redis_url is None:
-        missing.append("HERALD_REDIS_URL")
-    if missing:
-        raise ConfigError(
-            f"{' and '.join(missing)}: not set (required by `herald {command}`; "
-            "`herald dev` starts embedded services instead)"
-        )
-
-
-def _database_location(dsn: str) -> str:
-    from sqlalchemy.engine import make_url
-
-    try:
-        url = make_url(dsn)
-    except ValueError as exc:
-        raise ConfigError(f"HERALD_DATABASE_URL: malformed URL: {exc}") from None
-    if url.host:
-        return f"{url.host}:{url.port or 5432}"
-    socket_dir = url.query.get("host")
-    return f"{socket_dir}" if socket_dir else "the default socket"
-
-
-def check_database(settings: Settings) -> None:
-    """Connect once to PostgreSQL, raising ConfigError or Unavailable with one line."""
-    import asyncpg
-
-    dsn = settings.async_database_url.replace("+asyncpg", "", 1)
-    where = _database_location(dsn)
-
-    async def probe() -> None:
-        connection = await asyncpg.connect(dsn, timeout=5)
-        await connection.close()
-
-    try:
-        asyncio.run(probe())
-    except ConnectionRefusedError:
-        raise Unavailable(f"cannot reach PostgreSQL at {where}: connection refused") from None
-    except TimeoutError:
-        raise Unavailable(f"cannot reach PostgreSQL at {where}: timed out") from None
-    except OSError as exc:
-        reason = (exc.strerror or str(exc)).lower()
-        raise Unavailable(f"cannot reach PostgreSQL at {where}: {reason}") from None
-    except asyncpg.PostgresError as exc:
-        raise Unavailable(f"cannot use PostgreSQL at {where}: {exc}") from None
-    except (ValueError, asyncpg.ClientConfigurationError) as exc:
-        raise ConfigError(f"HERALD_DATABASE_URL: malformed URL: {exc}") from None
-
-
-def check_redis(settings: Settings) -> None:
-    import redis
-    from redis.exceptions import RedisError
-
-    assert settings.redis_url is not None
-    try:
-        client = redis.Redis.from_url(settings.redis_url, socket_connect_timeout=5)
-    except ValueError as exc:
-        raise ConfigError(f"HERALD_REDIS_URL: malformed URL: {exc}") from None
-    try:
-        client.ping()
-    except (RedisError, OSError) as exc:
-        raise Unavailable(f"cannot reach Redis at {settings.redis_url}: {exc}") from None
-    finally:
-        client.close()
-
 
 # --- herald serve / worker ---
 
@@ -115,7 +32,7 @@ def _cmd_serve(args: argparse.Namespace) -> int:
         os.environ.setdefault("HERALD_GRAPHIQL", "false")
     get_settings.cache_clear()
     settings = load_settings()
-    _require_urls(settings, "serve")
+    require_urls(settings, "serve")
     check_database(settings)
     given = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
     if args.workers > 1 or given:
@@ -139,7 +56,7 @@ def _cmd_serve(args: argparse.Namespace) -> int:
 
 def _cmd_worker(args: argparse.Namespace) -> int:
     settings = load_settings()
-    _require_urls(settings, "worker")
+    require_urls(settings, "worker")
     check_database(settings)
     check_redis(settings)
     processes = args.processes or settings.worker_processes
@@ -159,7 +76,7 @@ def _cmd_migrate(args: argparse.Namespace) -> int:
     from app import migrate
 
     settings = load_settings()
-    _require_urls(settings, "migrate", redis=False)
+    require_urls(settings, "migrate", redis=False)
     check_database(settings)
     try:
         if args.downgrade:
@@ -169,7 +86,7 @@ def _cmd_migrate(args: argparse.Namespace) -> int:
             migrate.upgrade(settings.async_database_url, args.revision)
             print(f"herald: database upgraded to {args.revision}")
     except CommandError as exc:
-        _fail(f"migrate: {exc}")
+        fail(f"migrate: {exc}")
     return 0
 
 
@@ -180,7 +97,7 @@ def _cmd_seed(args: argparse.Namespace) -> int:
     from app.seed import SeedError, seed
 
     settings = load_settings()
-    _require_urls(settings, "seed", redis=False)
+    require_urls(settings, "seed", redis=False)
     check_database(settings)
 
     async def run() -> SeedReport:
@@ -199,7 +116,7 @@ def _cmd_seed(args: argparse.Namespace) -> int:
     try:
         report = asyncio.run(run())
     except SeedError as exc:
-        _fail(f"seed: {exc}")
+        fail(f"seed: {exc}")
     print(f"herald: seeded {report.summary()}")
     return 0
 
@@ -211,7 +128,7 @@ def _cmd_apikey(args: argparse.Namespace) -> int:
     from app.api_keys.cli import run
 
     settings = load_settings()
-    _require_urls(settings, "apikey", redis=False)
+    require_urls(settings, "apikey", redis=False)
     check_database(settings)
     return run(args, settings)
 
@@ -220,7 +137,7 @@ def _cmd_stats(args: argparse.Namespace) -> int:
     from app.stats.cli import run
 
     settings = load_settings()
-    _require_urls(settings, "stats", redis=False)
+    require_urls(settings, "stats", redis=False)
     check_database(settings)
     return run(args, settings)
 
@@ -310,9 +227,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return int(args.handler(args))
     except ConfigError as exc:
-        _fail(f"configuration error: {exc}", code=2)
+        fail(f"configuration error: {exc}", code=2)
     except Unavailable as exc:
-        _fail(str(exc))
+        fail(str(exc))
 
 
 if __name__ == "__main__":

@@ -18,8 +18,9 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
-from app.cli import DEMO_CAMPAIGNS, DEMO_CONTACTS, DEMO_MESSAGES_PER_CAMPAIGN, _fail, check_database
 from app.config import Settings, get_settings, load_settings
+from app.preflight import check_database, fail
+from app.seed.demo import DEMO_CAMPAIGNS, DEMO_CONTACTS, DEMO_MESSAGES_PER_CAMPAIGN
 
 if TYPE_CHECKING:
     import dramatiq
@@ -59,7 +60,7 @@ def _claim_data_dir(data_dir: Path) -> TextIO:
         handle.seek(0)
         pid = handle.read().strip() or "?"
         handle.close()
-        _fail(f"herald dev is already running for {data_dir} (pid {pid}); stop it first")
+        fail(f"herald dev is already running for {data_dir} (pid {pid}); stop it first")
     handle.truncate(0)
     handle.write(f"{os.getpid()}\n")
     handle.flush()
@@ -77,7 +78,7 @@ def _reserve_port(host: str, port: int) -> socket.socket:
     except OSError as exc:
         sock.close()
         reason = "already in use" if exc.errno == errno.EADDRINUSE else (exc.strerror or exc)
-        _fail(f"cannot listen on {host}:{port}: {reason} (set HERALD_PORT to another port)")
+        fail(f"cannot listen on {host}:{port}: {reason} (set HERALD_PORT to another port)")
     return sock
 
 

@@ -13,9 +13,9 @@ import pytest_asyncio
 from sqlalchemy.ext.asyncio import create_async_engine
 from sqlalchemy.pool import NullPool
 
-from app.cli import DEMO_CAMPAIGNS, DEMO_CONTACTS, DEMO_MESSAGES_PER_CAMPAIGN
 from app.config import Settings
 from app.seed import SeedReport, seed
+from app.seed.demo import DEMO_CAMPAIGNS, DEMO_CONTACTS, DEMO_MESSAGES_PER_CAMPAIGN
 from tests.conftest import ROOT
 
 README = (ROOT / "README.md").read_text()
