@@ -34,6 +34,11 @@ logger = logging.getLogger(__package__)
 T = TypeVar("T")
 
 _DOWN: Any = object()  # a command that was skipped or failed
+# How fill() claims a key across processes (None: Redis could not say) and stores what it
+# computed (None: nothing storable), releasing the lock token it holds (None: none held).
+Lock = Callable[[Entry, str], Awaitable[bool | None]]
+Store = Callable[[Entry, bytes | None, str | None], Awaitable[None]]
+
 _FAILED: Any = object()  # a fill whose leader raised: followers compute for themselves
 
 _UNLOCK = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end"
@@ -220,8 +225,8 @@ class CacheService:
         entry: Entry,
         stamp: Stamp,
         compute: Callable[[], Awaitable[Any]],
-        lock: Callable[[Entry, str], Awaitable[bool | None]],
-        store: Callable[[Entry, bytes | None, str | None], Awaitable[None]],
+        lock: Lock,
+        store: Store,
     ) -> tuple[Any, bool]:
         """Compute a missed value once per process and once per lock window across processes.
 
@@ -250,8 +255,8 @@ class CacheService:
         entry: Entry,
         stamp: Stamp,
         compute: Callable[[], Awaitable[Any]],
-        lock: Callable[[Entry, str], Awaitable[bool | None]],
-        store: Callable[[Entry, bytes | None, str | None], Awaitable[None]],
+        lock: Lock,
+        store: Store,
     ) -> tuple[Any, bool]:
         token: str | None = next(self._tokens)
         assert token is not None
