@@ -32,13 +32,12 @@ from app.metrics import CACHE_REDIS_UP
 logger = logging.getLogger(__package__)
 
 T = TypeVar("T")
-
-_DOWN: Any = object()  # a command that was skipped or failed
 # How fill() claims a key across processes (None: Redis could not say) and stores what it
 # computed (None: nothing storable), releasing the lock token it holds (None: none held).
 Lock = Callable[[Entry, str], Awaitable[bool | None]]
 Store = Callable[[Entry, bytes | None, str | None], Awaitable[None]]
 
+_DOWN: Any = object()  # a command that was skipped or failed
 _FAILED: Any = object()  # a fill whose leader raised: followers compute for themselves
 
 _UNLOCK = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end"
