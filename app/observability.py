@@ -16,8 +16,8 @@ import sys
 import time
 import uuid
 from collections.abc import AsyncIterator
-from contextvars import ContextVar
-from dataclasses import dataclass
+from contextvars import ContextVar, Token
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -47,6 +47,7 @@ class RequestInfo:
     operation: str | None = None
     graphql: bool = False
     statements: int | None = None
+    started: float = field(default_factory=time.perf_counter)
 
 
 _current: ContextVar[RequestInfo | None] = ContextVar("herald_request", default=None)
@@ -75,6 +76,23 @@ def _route_of(scope: Scope) -> str:
     return path if isinstance(path, str) else "unmatched"
 
 
+# Where a request's info is kept in its ASGI scope: the planned path (schema/http.py) starts
+# it in front of the middleware, and a request it hands over keeps its id and start time.
+REQUEST_INFO = "herald.request"
+
+
+def begin_request(scope: Scope) -> tuple[RequestInfo, Token[RequestInfo | None]]:
+    """The request's info, made on first sight, as the current one (log records, labels)."""
+    info: RequestInfo | None = scope.get(REQUEST_INFO)
+    if info is None:
+        info = scope[REQUEST_INFO] = RequestInfo(request_id_from(scope["headers"]))
+    return info, _current.set(info)
+
+
+def end_request(token: Token[RequestInfo | None]) -> None:
+    _current.reset(token)
+
+
 class RequestObservability:
     """ASGI middleware: request id, latency histogram, access log line."""
 
@@ -85,16 +103,14 @@ class RequestObservability:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        info = RequestInfo(request_id_from(scope["headers"]))
-        token = _current.set(info)
+        info, token = begin_request(scope)
         status = 500  # unless the app gets as far as starting a response
-        started = time.perf_counter()
         done = False
 
         def finish() -> None:
             nonlocal done
             done = True
-            self._record(scope, info, status, time.perf_counter() - started)
+            record_request(scope, info, status)
 
         async def send_with_id(message: Message) -> None:
             nonlocal status
@@ -112,31 +128,33 @@ class RequestObservability:
         finally:
             if not done:
                 finish()
-            _current.reset(token)
+            end_request(token)
 
-    @staticmethod
-    def _record(scope: Scope, info: RequestInfo, status: int, elapsed: float) -> None:
-        route = _route_of(scope)
-        metrics.observe_request(route, (info.operation or "") if info.graphql else None, elapsed)
-        metrics.sync_totals(total_round_trips(), total_statements())
-        if info.statements is not None:
-            metrics.observe_sql(info.operation, info.statements)
-        quiet = (scope["method"], route) in QUIET_ROUTES and status < 400
-        access_log.log(
-            logging.DEBUG if quiet else logging.INFO,
-            "%s %s %d %.1fms",
-            scope["method"],
-            scope["path"],
-            status,
-            elapsed * 1000,
-            extra={
-                "method": scope["method"],
-                "path": scope["path"],
-                "route": route,
-                "status": status,
-                "duration_ms": round(elapsed * 1000, 3),
-            },
-        )
+
+def record_request(scope: Scope, info: RequestInfo, status: int) -> None:
+    """The request's latency in the metrics and its access line."""
+    elapsed = time.perf_counter() - info.started
+    route = _route_of(scope)
+    metrics.observe_request(route, (info.operation or "") if info.graphql else None, elapsed)
+    metrics.sync_totals(total_round_trips(), total_statements())
+    if info.statements is not None:
+        metrics.observe_sql(info.operation, info.statements)
+    quiet = (scope["method"], route) in QUIET_ROUTES and status < 400
+    access_log.log(
+        logging.DEBUG if quiet else logging.INFO,
+        "%s %s %d %.1fms",
+        scope["method"],
+        scope["path"],
+        status,
+        elapsed * 1000,
+        extra={
+            "method": scope["method"],
+            "path": scope["path"],
+            "route": route,
+            "status": status,
+            "duration_ms": round(elapsed * 1000, 3),
+        },
+    )
 
 
 class OperationLabel(SchemaExtension):

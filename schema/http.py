@@ -1,10 +1,11 @@
-"""Planned queries over HTTP: answered in front of the router, everything else by the view.
+"""Planned queries over HTTP: answered in front of the middleware, everything else by the view.
 
 A POST to /graphql of one JSON-encoded query that compiles to a plan (schema/plans/) is
-answered by this middleware, without the router, Strawberry's HTTP view, its extension
-runner and graphql-core's execution loop, with the same steps the view's extensions take: the rate
-limit, the operation's label, the limits, the timeout, the transaction boundary with its
-statement count and `Server-Timing`, the Redis round trips, and the same response bytes.
+answered here, without the middleware stack, the router, Strawberry's HTTP view, its
+extension runner and graphql-core's execution loop, with the same steps they take: the
+request id, metrics and access line, the body size limit, the rate limit, the operation's
+label, the limits, the timeout, the transaction boundary with its statement count and
+`Server-Timing`, the Redis round trips, and the same response bytes.
 
 Everything else goes to Strawberry's view (schema/view.py), which answers it as it always has:
 GET, other content types, batches, streaming `Accept`s, mutations, subscriptions,
@@ -31,7 +32,7 @@ from strawberry.execution.is_awaitable import optimized_is_awaitable
 from app.cache import count_round_trips
 from app.config import Settings
 from app.metrics import PLANNED_QUERIES
-from app.observability import label_operation
+from app.observability import begin_request, end_request, label_operation, record_request
 from schema.extensions import begin_read_only, request_boundary
 from schema.limits import HANDOFF, Handoff, limit_error, take_rate_limit
 from schema.plans import DocumentPlans, execute
@@ -48,8 +49,9 @@ _STREAMING = (b"multipart/", b"text/event-stream")
 
 
 class PlannedQueries:
-    """ASGI middleware: planned queries to `route` answered here, the rest passed on to
-    `app` (the router, then Strawberry's `view`)."""
+    """In front of the application's middleware (`app`): planned queries to `route` answered
+    here, with the request id, metrics, access line and body size limit the middleware would
+    give them; everything else, handed-over requests included, passed on to `app`."""
 
     def __init__(
         self,
@@ -65,6 +67,7 @@ class PlannedQueries:
         self.settings = settings
         self.route = route
         self.path = getattr(route, "path", "/graphql")
+        self.max_bytes = settings.request_max_bytes
         # Schema extensions that wrap every resolver (tracing) must see each field.
         self.enabled = settings.fast_execution and not settings.otel_enabled
         executor_class = schema.execution_context_class
@@ -84,45 +87,58 @@ class PlannedQueries:
             await self.app(scope, receive, send)
             return
         content_type = accept = b""
+        declared = 0
         for name, value in scope["headers"]:
             if name == b"content-type":
                 content_type = value
             elif name == b"accept":
                 accept = value
-        if b"application/json" not in content_type or any(s in accept for s in _STREAMING):
+            elif name == b"content-length":
+                declared = int(value) if value.isdigit() else self.max_bytes + 1
+        if (
+            b"application/json" not in content_type
+            or any(s in accept for s in _STREAMING)
+            or declared > self.max_bytes
+        ):
             await self.app(scope, receive, send)
             return
-        body = await _read_body(receive)
-        if body is None:
-            return  # the client went away
-        replay = _replay(body, receive)
-        handoff = Handoff()
+        info, token = begin_request(scope)
         try:
-            answer = await self._answer(scope, replay, body, handoff)
-        except Exception as exc:
-            # The view answers whatever went wrong here, exactly as it would have.
-            logger.debug("planned path handed over: %s: %s", type(exc).__name__, exc)
+            body, complete = await _read_body(receive, self.max_bytes)
+            if body is None:
+                record_request(scope, info, 500)  # the client went away, as the middleware has it
+                return
+            replay = _replay(body, complete, receive)
+            handoff = Handoff()
             answer = None
-        if answer is None:
-            _HANDED_OVER.inc()
-            scope[HANDOFF] = handoff
-            await self.app(scope, replay, send)
-            return
-        _ANSWERED.inc()
-        content, response = answer
-        headers = [
-            (b"content-length", str(len(content)).encode()),
-            (b"content-type", b"application/json"),
-            *response.raw_headers,
-        ]
-        await send(
-            {
-                "type": "http.response.start",
-                "status": response.status_code or 200,
-                "headers": headers,
-            }
-        )
-        await send({"type": "http.response.body", "body": content})
+            if complete:
+                try:
+                    answer = await self._answer(scope, replay, body, handoff)
+                except Exception as exc:
+                    # The view answers whatever went wrong here, exactly as it would have.
+                    logger.debug("planned path handed over: %s: %s", type(exc).__name__, exc)
+            if answer is None:
+                # Through the middleware (size limit, observability under the same id) to
+                # the view.
+                _HANDED_OVER.inc()
+                scope[HANDOFF] = handoff
+                await self.app(scope, replay, send)
+                return
+            _ANSWERED.inc()
+            content, response = answer
+            status = response.status_code or 200
+            headers = [
+                (b"content-length", str(len(content)).encode()),
+                (b"content-type", b"application/json"),
+                *response.raw_headers,
+                (b"x-request-id", info.request_id.encode("latin-1")),
+            ]
+            # Recorded before the answer leaves, as the middleware does.
+            record_request(scope, info, status)
+            await send({"type": "http.response.start", "status": status, "headers": headers})
+            await send({"type": "http.response.body", "body": content})
+        finally:
+            end_request(token)
 
     async def _answer(
         self, scope: Scope, receive: Receive, body: bytes, handoff: Handoff
@@ -200,27 +216,34 @@ class PlannedQueries:
         return orjson.dumps(result), response
 
 
-async def _read_body(receive: Receive) -> bytes | None:
+async def _read_body(receive: Receive, limit: int) -> tuple[bytes | None, bool]:
+    """The body and whether it is complete: reading stops once it passes `limit` (the
+    size-limit middleware then refuses it). None when the client went away."""
     chunks: list[bytes] = []
+    size = 0
     while True:
         message = await receive()
         if message["type"] != "http.request":
-            return None
-        chunks.append(message.get("body", b""))
+            return None, False
+        chunk = message.get("body", b"")
+        chunks.append(chunk)
+        size += len(chunk)
         if not message.get("more_body", False):
-            return b"".join(chunks)
+            return b"".join(chunks), True
+        if size > limit:
+            return b"".join(chunks), False
 
 
-def _replay(body: bytes, receive: Receive) -> Receive:
-    """`receive` for the view once the body has been read here: the body again, then the
-    connection's own messages (a disconnect)."""
+def _replay(body: bytes, complete: bool, receive: Receive) -> Receive:
+    """`receive` for the view once the body (or its start) has been read here: that again,
+    then the connection's own messages (the rest of the body, a disconnect)."""
     pending = True
 
     async def replayed() -> Message:
         nonlocal pending
         if pending:
             pending = False
-            return {"type": "http.request", "body": body, "more_body": False}
+            return {"type": "http.request", "body": body, "more_body": not complete}
         return await receive()
 
     return replayed

@@ -184,6 +184,27 @@ async def test_request_id_is_echoed_and_in_the_log_records(
     assert mine[0].status == 200  # type: ignore[attr-defined]
 
 
+async def test_a_request_the_plan_hands_over_keeps_its_id_and_one_access_line(
+    http: httpx.AsyncClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    # given: a POST the planned path reads, then hands to the view (it does not validate)
+    caplog.set_level(logging.INFO, logger="herald.access")
+
+    # when
+    response = await http.post(
+        "/graphql", json={"query": "{ nope }"}, headers={"X-Request-ID": "req-handed.1"}
+    )
+
+    # then: the view answered, under the same id, and the request was recorded once
+    assert response.status_code == 200
+    assert response.json()["errors"][0]["message"].startswith("Cannot query field 'nope'")
+    assert response.headers["x-request-id"] == "req-handed.1"
+    mine = [r for r in caplog.records if getattr(r, "request_id", None) == "req-handed.1"]
+    access = [r for r in mine if r.name == "herald.access"]
+    assert len(access) == 1
+    assert access[0].status == 200  # type: ignore[attr-defined]
+
+
 async def test_request_id_is_generated_when_missing_or_unsafe(http: httpx.AsyncClient) -> None:
     # when
     plain = [await http.get("/healthz") for _ in range(2)]
