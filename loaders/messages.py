@@ -17,10 +17,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.interactions.repository import InteractionRepository
 from app.messages.columns import ALL_COLUMNS, CONTACT_PREFIX, MessageColumns
 from app.messages.repository import MessageRepository
-from app.models import MessageStatus, WhatsAppStatus
+from app.models import MessageStatus
 from app.pagination import Page
 from app.reads import Rows
-from loaders.base import SessionLoader, Types, group_by_owner
+from loaders.base import ENUMS, SessionLoader, Types, group_by_owner
 
 
 @dataclass(frozen=True)
@@ -34,13 +34,6 @@ class MessagePageKey:
     def shape(self) -> tuple[Page, MessageStatus | None, MessageColumns, bool]:
         """Keys of the same shape are served by one statement."""
         return (self.page, self.status, self.columns, self.with_interactions)
-
-
-# Enum columns of a page (message status, contact WhatsApp status): value → member.
-_ENUMS: dict[str, dict[Any, Any]] = {
-    "status": dict(MessageStatus._value2member_map_),
-    "whatsapp_status": dict(WhatsAppStatus._value2member_map_),
-}
 
 
 @lru_cache(maxsize=256)
@@ -62,7 +55,7 @@ def _builder(
             continue
         attribute = name.removeprefix(CONTACT_PREFIX)
         value = f"str(row[{index}])" if attribute == "id" else f"row[{index}]"
-        if attribute in _ENUMS:  # driver rows carry the value, SQLAlchemy's the member
+        if attribute in ENUMS:  # driver rows carry the value, SQLAlchemy's the member
             value = f"{attribute}[{value}]"
         (contact if name.startswith(CONTACT_PREFIX) else message).append(f"{attribute!r}: {value}")
     body = ["def build(rows):", "    built = []", "    for row in rows:"]
@@ -82,7 +75,7 @@ def _builder(
         "new": object.__new__,
         "Contact": contact_type,
         "Message": message_type,
-        **_ENUMS,
+        **ENUMS,
     }
     exec("\n".join(body), namespace)  # the names are the repository's own column names
     build: Callable[[Sequence[Any]], list[Any]] = namespace["build"]

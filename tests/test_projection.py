@@ -6,12 +6,16 @@ from __future__ import annotations
 import pytest
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.contacts.repository import ContactFilter, ContactRepository
 from app.messages.columns import MessageColumns
 from app.messages.repository import MessageRepository
+from app.models import WhatsAppStatus
 from app.pagination import Page
+from loaders.base import projected
 from loaders.messages import MessageBuilder
 from schema.cache import decode, encode
 from schema.common.selection import ColumnNotFetched
+from schema.contacts.types import ContactType
 from schema.messages.types import MessageType
 from schema.request import TYPES
 from tests import factories
@@ -94,3 +98,44 @@ async def test_selected_columns_answer_over_http(gql: GqlClient, session: AsyncS
     nodes = data["campaign"]["messages"]["nodes"]
     assert [node["status"] for node in nodes] == ["SENT", "SENT"]
     assert all(node["contact"]["phone"].startswith("+336") for node in nodes)
+
+
+async def test_contacts_page_fetches_only_the_selected_columns(session: AsyncSession) -> None:
+    # given
+    await factories.contacts(session, 3)
+    await session.commit()
+
+    # when: a page for `{ phone whatsappStatus }` (names that are no column are dropped)
+    rows = await ContactRepository(session).page(
+        ContactFilter(), Page(limit=10), {"phone", "whatsapp_status", "categories"}
+    )
+    contacts = projected(rows.fields, ContactType)(rows.records)
+
+    # then: those columns and the id, nothing else fetched or readable
+    assert sorted(rows.fields) == ["id", "phone", "whatsapp_status"]
+    assert len(contacts) == 3
+    assert contacts[0].whatsapp_status is WhatsAppStatus.UNKNOWN
+    assert contacts[0].phone.startswith("+336")
+    assert isinstance(contacts[0].id, str)
+    with pytest.raises(ColumnNotFetched, match=r"ContactType\.attributes was not fetched"):
+        _ = contacts[0].attributes
+
+
+async def test_a_cached_contacts_page_serves_any_later_selection(
+    gql: GqlClient, session: AsyncSession
+) -> None:
+    # given: a searched page (cached) first asked for ids only
+    await factories.contacts(session, 2)
+    await session.commit()
+    search = "query ($s: String) { contacts(search: $s) { nodes { id %s } } }"
+    first = await gql.ok(search % "", {"s": "Contact"})
+
+    # when: the same page, now with columns the first selection did not need
+    second = await gql.ok(search % "name attributes createdAt", {"s": "Contact"})
+
+    # then: the cached value held whole contacts
+    nodes = second["contacts"]["nodes"]
+    assert [n["id"] for n in nodes] == [n["id"] for n in first["contacts"]["nodes"]]
+    assert sorted(n["name"] for n in nodes) == ["Contact 0", "Contact 1"]
+    assert sorted(n["attributes"]["first_name"] for n in nodes) == ["C0", "C1"]
+    assert all(n["createdAt"] for n in nodes)

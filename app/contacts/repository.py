@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any, cast
@@ -33,12 +33,13 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.errors import Duplicate
 from app.models import Contact, WhatsAppStatus, category_contacts
 from app.pagination import Page, page_parameters, page_per_parent
-from app.reads import rows
+from app.reads import Rows, rows
 from app.stats.repository import StatsRepository
 
 contacts = Contact.__table__
 # Core's insert/update/delete take a Table; `__table__` is typed as the wider FromClause.
 _table = cast(Table, contacts)
+_COLUMNS = frozenset(contacts.c.keys())
 
 
 @dataclass(frozen=True)
@@ -92,8 +93,11 @@ def _where(shape: tuple[bool, bool, bool, bool | None]) -> ColumnElement[bool]:
 
 
 @lru_cache(maxsize=64)
-def _page(shape: tuple[bool, bool, bool, bool | None], after: bool) -> Select:
-    stmt = select(contacts).where(_where(shape))
+def _page(
+    shape: tuple[bool, bool, bool, bool | None], after: bool, columns: frozenset[str] | None
+) -> Select:
+    wanted = contacts.c if columns is None else [c for c in contacts.c if c.name in columns]
+    stmt = select(*wanted).where(_where(shape))
     if after:
         stmt = stmt.where(contacts.c.id < bindparam("before_id"))
     return stmt.order_by(contacts.c.id.desc()).limit(bindparam("limit"))
@@ -123,12 +127,18 @@ class ContactRepository:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
 
-    async def page(self, where: ContactFilter, page: Page) -> Sequence[Any]:
+    async def page(
+        self, where: ContactFilter, page: Page, columns: Iterable[str] | None = None
+    ) -> Rows:
+        """A page, newest first: of the named `columns` (others ignored; `id` always), or
+        of every column."""
         values = {**where.values(), "limit": page.limit + 1}
         if page.before_id is not None:
             values["before_id"] = page.before_id
-        stmt = _page(where.shape(), page.before_id is not None)
-        return (await rows(self.session, stmt, values)).named()
+        wanted = None if columns is None else frozenset(columns) & _COLUMNS | {"id"}
+        return await rows(
+            self.session, _page(where.shape(), page.before_id is not None, wanted), values
+        )
 
     async def count(self, where: ContactFilter) -> int:
         """From the counters when only opt-outs filter (constant time), else count(*)."""

@@ -8,10 +8,12 @@ that needs an unselected column fails on its first run rather than returning wro
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Iterator
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Iterable, Iterator
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from strawberry.types.nodes import FragmentSpread, InlineFragment, SelectedField, Selection
+
+T = TypeVar("T")
 
 
 def _fields(selections: Iterable[Selection]) -> Iterator[SelectedField]:
@@ -69,6 +71,31 @@ def node_child_columns(info: Any, name: str) -> frozenset[str] | None:
     if not children:
         return None
     return frozenset(_snake(sub.name) for child in children for sub in _fields(child.selections))
+
+
+# (purpose, id of a field node) → (the node, what was derived from it). The look-ahead reads
+# names only, ignoring @skip and @include (a superset of columns is harmless), so what a
+# node yields never changes: parsed documents are cached, and their nodes come back request
+# after request, and every parent of a nested connection shares the same node.
+_per_node: dict[tuple[str, int], tuple[object, Any]] = {}
+_MAX_NODES = 4096
+
+
+def per_field_node(info: Any, purpose: str, derive: Callable[[Any], T]) -> T:
+    """`derive(info)`, once per field node: the look-ahead runs once per document."""
+    node = info._raw_info.field_nodes[0]
+    key = (purpose, id(node))
+    found = _per_node.get(key)
+    if found is None or found[0] is not node:
+        if len(_per_node) >= _MAX_NODES:
+            _per_node.clear()
+        found = _per_node[key] = (node, derive(info))  # the node is kept: its id stays unique
+    return cast("T", found[1])
+
+
+def page_columns(info: Any) -> frozenset[str]:
+    """The names a connection's nodes select, as candidate columns (see `node_columns`)."""
+    return per_field_node(info, "columns", node_columns)
 
 
 class ColumnNotFetched(AttributeError):

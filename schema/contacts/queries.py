@@ -2,17 +2,30 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 import strawberry
 
 from app.contacts.repository import ContactFilter, ContactRepository
+from loaders.base import projected
 from schema.cache import Cached
 from schema.common.enums import WhatsAppStatus
 from schema.common.pagination import Connection, page_args, parse_id
+from schema.common.selection import page_columns
 from schema.contacts.types import ContactType
 from schema.context import Info
 from schema.permissions import viewer
+
+
+def _scans(
+    search: str | None = None,
+    whatsapp_status: WhatsAppStatus | None = None,
+    opted_out: bool | None = None,
+    **_: Any,
+) -> bool:
+    """Whether a page scans (a search, or a filter no index serves), and so is cached: a
+    plain or a category's page is an index range, cheaper than a cache hit."""
+    return bool(search) or whatsapp_status is not None or opted_out is not None
 
 
 @strawberry.type
@@ -23,13 +36,7 @@ class ContactQuery:
             Cached(
                 "contacts",
                 ttl=lambda s: s.cache_ttl_contacts_list,
-                # Only pages that scan: a search, or a filter no index serves. A plain or
-                # a category's page is an index range, cheaper than a cache hit.
-                when=lambda _, arguments: bool(
-                    arguments.get("search")
-                    or arguments.get("whatsapp_status") is not None
-                    or arguments.get("opted_out") is not None
-                ),
+                when=lambda _, arguments: _scans(**arguments),
             ),
             *viewer(),
         ],
@@ -54,9 +61,12 @@ class ContactQuery:
             opted_out=opted_out,
         )
         repository = ContactRepository(info.context.session)
-        rows = await repository.page(where, page)
+        # A cached page is stored whole (any later selection may read it); one that is not
+        # fetches only the columns its nodes select.
+        scans = _scans(search, whatsapp_status, opted_out)
+        rows = await repository.page(where, page, None if scans else page_columns(info))
         return Connection.of(
-            [ContactType.from_row(r) for r in rows], page, lambda: repository.count(where)
+            projected(rows.fields, ContactType)(rows.records), page, lambda: repository.count(where)
         )
 
     @strawberry.field(extensions=viewer())
