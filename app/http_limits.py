@@ -10,6 +10,11 @@ class _TooLarge(Exception):
     pass
 
 
+def declared_too_large(content_length: bytes, max_bytes: int) -> bool:
+    """A Content-Length over the limit, or not a number at all: refused before reading."""
+    return not content_length.isdigit() or int(content_length) > max_bytes
+
+
 class BodySizeLimit:
     """Refuses bodies over `max_bytes`: at once from Content-Length, or while streaming
     a chunked body (the declared length can be absent or a lie)."""
@@ -23,7 +28,7 @@ class BodySizeLimit:
             await self.app(scope, receive, send)
             return
         declared = dict(scope["headers"]).get(b"content-length")
-        if declared is not None and (not declared.isdigit() or int(declared) > self.max_bytes):
+        if declared is not None and declared_too_large(declared, self.max_bytes):
             await self._refuse(scope, receive, send)
             return
         received = 0

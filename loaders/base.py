@@ -43,18 +43,20 @@ ENUMS: dict[str, dict[Any, Any]] = {
 }
 
 
+def column_value(index: int, attribute: str) -> str:
+    """The expression a generated builder reads an attribute with from `row`: ids as
+    strings, enum columns as members (driver rows carry the value, SQLAlchemy's the member)."""
+    value = f"str(row[{index}])" if attribute == "id" else f"row[{index}]"
+    return f"{attribute}[{value}]" if attribute in ENUMS else value
+
+
 @lru_cache(maxsize=256)
 def projected(fields: tuple[str, ...], cls: type) -> Callable[[Sequence[Any]], list[Any]]:
     """Objects of `cls` from rows of `fields`, read by index, with only those columns set
     (a `Projected` type raises on the others): no constructor call, ids as strings, enum
     columns as members. A constructor per row and decoding unselected columns (jsonb,
     timestamps) cost more than the rest of a small page's building."""
-    values = []
-    for index, name in enumerate(fields):
-        value = f"str(row[{index}])" if name == "id" else f"row[{index}]"
-        if name in ENUMS:
-            value = f"{name}[{value}]"
-        values.append(f"{name!r}: {value}")
+    values = [f"{name!r}: {column_value(index, name)}" for index, name in enumerate(fields)]
     body = [
         "def build(rows):",
         "    built = []",

@@ -20,7 +20,7 @@ from app.messages.repository import MessageRepository
 from app.models import MessageStatus
 from app.pagination import Page
 from app.reads import Rows
-from loaders.base import ENUMS, SessionLoader, Types, group_by_owner
+from loaders.base import ENUMS, SessionLoader, Types, column_value, group_by_owner
 
 
 @dataclass(frozen=True)
@@ -54,9 +54,7 @@ def _builder(
         if name == "owner_id":
             continue
         attribute = name.removeprefix(CONTACT_PREFIX)
-        value = f"str(row[{index}])" if attribute == "id" else f"row[{index}]"
-        if attribute in ENUMS:  # driver rows carry the value, SQLAlchemy's the member
-            value = f"{attribute}[{value}]"
+        value = column_value(index, attribute)
         (contact if name.startswith(CONTACT_PREFIX) else message).append(f"{attribute!r}: {value}")
     body = ["def build(rows):", "    built = []", "    for row in rows:"]
     if contact:

@@ -31,6 +31,7 @@ from strawberry.execution.is_awaitable import optimized_is_awaitable
 
 from app.cache import count_round_trips
 from app.config import Settings
+from app.http_limits import declared_too_large
 from app.metrics import PLANNED_QUERIES
 from app.observability import begin_request, end_request, label_operation, record_request
 from schema.extensions import begin_read_only, request_boundary
@@ -86,20 +87,19 @@ class PlannedQueries:
         ):
             await self.app(scope, receive, send)
             return
-        content_type = accept = b""
-        declared = 0
+        content_type = accept = declared = b""
         for name, value in scope["headers"]:
             if name == b"content-type":
                 content_type = value
             elif name == b"accept":
                 accept = value
             elif name == b"content-length":
-                declared = int(value) if value.isdigit() else self.max_bytes + 1
+                declared = value
         if (
             b"application/json" not in content_type
             or any(s in accept for s in _STREAMING)
-            or declared > self.max_bytes
-        ):
+            or (declared and declared_too_large(declared, self.max_bytes))
+        ):  # the size-limit middleware refuses a body over the limit
             await self.app(scope, receive, send)
             return
         info, token = begin_request(scope)
