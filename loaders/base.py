@@ -43,20 +43,24 @@ ENUMS: dict[str, dict[Any, Any]] = {
 }
 
 
-def column_value(index: int, attribute: str) -> str:
+def column_value(index: int, attribute: str, enums: bool = True) -> str:
     """The expression a generated builder reads an attribute with from `row`: ids as
-    strings, enum columns as members (driver rows carry the value, SQLAlchemy's the member)."""
+    strings, enum columns of `ENUMS` as members when `enums` (driver rows carry the value,
+    SQLAlchemy's the member)."""
     value = f"str(row[{index}])" if attribute == "id" else f"row[{index}]"
-    return f"{attribute}[{value}]" if attribute in ENUMS else value
+    return f"{attribute}[{value}]" if enums and attribute in ENUMS else value
 
 
 @lru_cache(maxsize=256)
-def projected(fields: tuple[str, ...], cls: type) -> Callable[[Sequence[Any]], list[Any]]:
+def projected(
+    fields: tuple[str, ...], cls: type, enums: bool = True
+) -> Callable[[Sequence[Any]], list[Any]]:
     """Objects of `cls` from rows of `fields`, read by index, with only those columns set
     (a `Projected` type raises on the others): no constructor call, ids as strings, enum
-    columns as members. A constructor per row and decoding unselected columns (jsonb,
-    timestamps) cost more than the rest of a small page's building."""
-    values = [f"{name!r}: {column_value(index, name)}" for index, name in enumerate(fields)]
+    columns as members (`enums` false: as their values, for a table whose enum columns are
+    not the messages' and contacts'). A constructor per row and decoding unselected columns
+    (jsonb, timestamps) cost more than the rest of a small page's building."""
+    values = [f"{name!r}: {column_value(index, name, enums)}" for index, name in enumerate(fields)]
     body = [
         "def build(rows):",
         "    built = []",

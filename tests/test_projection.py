@@ -6,14 +6,16 @@ from __future__ import annotations
 import pytest
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.campaigns.repository import CampaignRepository
 from app.contacts.repository import ContactFilter, ContactRepository
 from app.messages.columns import MessageColumns
 from app.messages.repository import MessageRepository
-from app.models import WhatsAppStatus
+from app.models import CampaignStatus, WhatsAppStatus
 from app.pagination import Page
 from loaders.base import projected
 from loaders.messages import MessageBuilder
 from schema.cache import decode, encode
+from schema.campaigns.types import TEMPLATE_COLUMNS, CampaignType
 from schema.common.selection import ColumnNotFetched
 from schema.contacts.types import ContactType
 from schema.messages.types import MessageType
@@ -139,3 +141,42 @@ async def test_a_cached_contacts_page_serves_any_later_selection(
     assert sorted(n["name"] for n in nodes) == ["Contact 0", "Contact 1"]
     assert sorted(n["attributes"]["first_name"] for n in nodes) == ["C0", "C1"]
     assert all(n["createdAt"] for n in nodes)
+
+
+async def test_campaigns_page_fetches_the_selected_columns_and_builds_the_template(
+    session: AsyncSession,
+) -> None:
+    # given
+    await factories.campaign(session, name="Winter sale")
+    await session.commit()
+
+    # when: a page for `{ name template { name } messages { … } }`
+    rows = await CampaignRepository(session).page(
+        None, Page(limit=10), {"name", "messages", *TEMPLATE_COLUMNS}
+    )
+    [campaign] = CampaignType.of_page(rows)
+
+    # then: those columns and the id, the template built from its three
+    assert sorted(rows.fields) == sorted(["id", "name", *TEMPLATE_COLUMNS])
+    assert (campaign.name, campaign.template.name, campaign.template.language) == (
+        "Winter sale",
+        "spring_sale",
+        "en",
+    )
+    assert isinstance(campaign.id, str)
+    with pytest.raises(ColumnNotFetched, match=r"CampaignType\.created_at was not fetched"):
+        _ = campaign.created_at
+
+
+async def test_a_campaigns_page_fetches_what_its_resolvers_read(
+    gql: GqlClient, session: AsyncSession
+) -> None:
+    # given: a finished campaign (its stats are cached, which the status decides)
+    await factories.campaign(session, status=CampaignStatus.COMPLETED)
+    await session.commit()
+
+    # when: neither the status nor the template's columns are selected by name
+    data = await gql.ok("{ campaigns { nodes { stats { total } template { body } } } }")
+
+    # then
+    assert data["campaigns"]["nodes"] == [{"stats": {"total": 0}, "template": {"body": ""}}]

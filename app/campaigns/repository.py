@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from functools import lru_cache
 from typing import Any, cast
@@ -29,19 +29,22 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.models import Campaign, CampaignStatus, MessageStatus, campaign_categories
 from app.models import Message as MessageModel
 from app.pagination import Page
-from app.reads import rows
+from app.reads import Rows, rows
 from app.stats.repository import StatsRepository
 
 campaigns = Campaign.__table__
 # Core's insert/update/delete take a Table; `__table__` is typed as the wider FromClause.
 _table = cast(Table, campaigns)
 messages = cast(Table, MessageModel.__table__)
+_COLUMNS = frozenset(campaigns.c.keys())
 
 
-@lru_cache(maxsize=8)
-def _page(filtered: bool, after: bool) -> Select:
-    """Campaigns newest first, optionally in one status, below a cursor."""
-    stmt = select(campaigns)
+@lru_cache(maxsize=64)
+def _page(filtered: bool, after: bool, columns: frozenset[str] | None) -> Select:
+    """Campaigns newest first, optionally in one status, below a cursor; of `columns` (None:
+    all)."""
+    wanted = campaigns.c if columns is None else [c for c in campaigns.c if c.name in columns]
+    stmt = select(*wanted)
     if filtered:
         stmt = stmt.where(campaigns.c.status == bindparam("status"))
     if after:
@@ -59,14 +62,19 @@ class CampaignRepository:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
 
-    async def page(self, status: CampaignStatus | None, page: Page) -> Sequence[Any]:
+    async def page(
+        self, status: CampaignStatus | None, page: Page, columns: Iterable[str] | None = None
+    ) -> Rows:
+        """A page, newest first: of the named `columns` (others ignored; `id` always), or
+        of every column."""
         values: dict[str, object] = {"limit": page.limit + 1}
         if status is not None:
             values["status"] = status
         if page.before_id is not None:
             values["before_id"] = page.before_id
-        stmt = _page(status is not None, page.before_id is not None)
-        return (await rows(self.session, stmt, values)).named()
+        wanted = None if columns is None else frozenset(columns) & _COLUMNS | {"id"}
+        stmt = _page(status is not None, page.before_id is not None, wanted)
+        return await rows(self.session, stmt, values)
 
     async def count(self, status: CampaignStatus | None) -> int:
         """From the counters: constant time however many campaigns there are."""

@@ -5,9 +5,10 @@ from __future__ import annotations
 import strawberry
 
 from app.campaigns.repository import CampaignRepository
-from schema.campaigns.types import CampaignType
+from schema.campaigns.types import TEMPLATE_COLUMNS, CampaignType
 from schema.common.enums import CampaignStatus
 from schema.common.pagination import Connection, page_args, parse_id
+from schema.common.selection import node_columns, per_field_node
 from schema.context import Info
 from schema.permissions import viewer
 
@@ -26,11 +27,20 @@ class CampaignQuery:
     ) -> Connection[CampaignType]:
         page = page_args(info.context.settings, first, after)
         repository = CampaignRepository(info.context.session)
-        rows = await repository.page(status, page)
-        return Connection.of(
-            [CampaignType.from_row(r) for r in rows], page, lambda: repository.count(status)
-        )
+        rows = await repository.page(status, page, per_field_node(info, "campaigns", _columns))
+        return Connection.of(CampaignType.of_page(rows), page, lambda: repository.count(status))
 
     @strawberry.field(extensions=viewer())
     async def campaign(self, info: Info, id: strawberry.ID) -> CampaignType | None:
         return await info.context.loaders.campaign_by_id.load(parse_id(id, "id"))
+
+
+def _columns(info: Info) -> frozenset[str]:
+    """The columns a page's nodes read: those selected, the template's for `template`, and
+    the status for `stats` (cached only once its campaign is finished)."""
+    names = node_columns(info)
+    if "template" in names:
+        names |= frozenset(TEMPLATE_COLUMNS)
+    if "stats" in names:
+        names |= {"status"}
+    return names

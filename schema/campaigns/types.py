@@ -8,9 +8,12 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import strawberry
 
+from app.reads import Rows
+from loaders.base import projected
 from schema.cache import Cached
 from schema.common.enums import CampaignStatus, MessageStatus
 from schema.common.pagination import Connection
+from schema.common.selection import Projected
 from schema.context import Info
 from schema.messages.pages import messages_of, messages_of_many
 from schema.plans import batched
@@ -21,6 +24,8 @@ if TYPE_CHECKING:
 
 
 FINISHED = frozenset({CampaignStatus.COMPLETED, CampaignStatus.CANCELLED})
+# The columns `Campaign.template` is built from, in `Template`'s field order.
+TEMPLATE_COLUMNS = ("template_name", "template_language", "template_body")
 
 
 @strawberry.type
@@ -66,7 +71,7 @@ class MessageStats:
 
 
 @strawberry.type(name="Campaign")
-class CampaignType:
+class CampaignType(Projected):
     id: strawberry.ID
     name: str
     status: CampaignStatus
@@ -94,6 +99,18 @@ class CampaignType:
             created_at=row.created_at,
             updated_at=row.updated_at,
         )
+
+    @classmethod
+    def of_page(cls, rows: Rows) -> list[CampaignType]:
+        """Campaigns of a page fetched for a selection: its columns set, the others
+        unreadable, and the template built when its columns were fetched."""
+        build = projected(rows.fields, CampaignType, enums=False)
+        campaigns: list[CampaignType] = build(rows.records)
+        if TEMPLATE_COLUMNS[0] in rows.fields:
+            name, language, body = (rows.fields.index(column) for column in TEMPLATE_COLUMNS)
+            for campaign, row in zip(campaigns, rows.records, strict=True):
+                campaign.template = Template(name=row[name], language=row[language], body=row[body])
+        return campaigns
 
     @strawberry.field(description="The categories whose contacts this campaign reaches.")
     async def targets(
