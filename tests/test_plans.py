@@ -20,8 +20,11 @@ from hypothesis import HealthCheck, given
 from hypothesis import settings as hypothesis_settings
 
 from app.config import Settings
+from schema.common.enums import WhatsAppStatus
 from schema.execution import PlannedExecutor
 from schema.plans import DocumentPlans, execute
+from schema.plans.calls import STRAWBERRY_FIELD, arguments_converter
+from schema.schema import build_schema
 from tests.conftest import GqlClient, Server, serve
 from tests.test_execution import (
     NODE_FIELDS,
@@ -197,3 +200,25 @@ async def test_a_query_out_of_time_is_refused_once(
         assert [e["extensions"]["code"] for e in result.errors or []] == ["TIMEOUT"]
         stopped = [r for r in caplog.records if "stopped after" in r.getMessage()]
         assert len(stopped) == 1
+
+
+async def test_argument_conversions_are_shared_only_when_nothing_in_them_can_change() -> None:
+    # given Herald's fields: a page's arguments (scalars, enums) and a mutation's input
+    herald = build_schema()
+    fields = herald._schema.query_type.fields  # type: ignore[union-attr]
+    mutations = herald._schema.mutation_type.fields  # type: ignore[union-attr]
+    contacts = arguments_converter(fields["contacts"].extensions[STRAWBERRY_FIELD], herald)
+    create = arguments_converter(mutations["createCampaign"].extensions[STRAWBERRY_FIELD], herald)
+    page = {"first": 5, "search": None, "whatsappStatus": "valid"}
+    draft = {"input": {"name": "Sale", "template": {"name": "sale"}, "targetIds": []}}
+
+    # when each is converted twice
+    first, again = contacts(page, None), contacts(page, None)
+    made, remade = create(draft, None), create(draft, None)
+
+    # then equal values, never the same dict (a resolver may change its own), and input
+    # objects built anew for each call
+    assert first == again == {"first": 5, "search": None, "whatsapp_status": WhatsAppStatus.VALID}
+    assert first is not again
+    assert made["input"] == remade["input"]
+    assert made["input"] is not remade["input"]

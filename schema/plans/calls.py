@@ -1,5 +1,5 @@
-"""How a plan calls fields and awaits them: resolvers, permission-guarded resolvers,
-batched fields, and the waves in which awaitable results are gathered."""
+"""How a plan calls fields and awaits them: resolvers, permission-guarded and cached
+resolvers, batched fields, and the waves in which awaitable results are gathered."""
 
 from __future__ import annotations
 
@@ -12,10 +12,14 @@ from graphql import FieldNode, GraphQLField, GraphQLObjectType
 from graphql.execution import Executor, get_argument_values
 from graphql.execution.collect_fields import FieldDetails, FieldDetailsList
 from graphql.pyutils import Path, gather_with_cancel
+from strawberry import ID
 from strawberry.permission import PermissionExtension
-from strawberry.schema.schema_converter import get_arguments
 from strawberry.types.arguments import convert_arguments
+from strawberry.types.base import StrawberryOptional
+from strawberry.types.enum import StrawberryEnumDefinition
 from strawberry.types.field import StrawberryField
+
+from schema.cache import Cached
 
 F = TypeVar("F", bound=Callable[..., Any])
 STRAWBERRY_FIELD = "strawberry-definition"  # Strawberry's back-reference on a GraphQLField
@@ -69,7 +73,7 @@ def resolver(
     strawberry_schema: Any,
 ) -> Callable[..., Any]:
     """A field with a resolver, called as graphql-core's `execute_field` calls it."""
-    resolve = _guarded_call(field_def, strawberry_schema) or field_def.resolve
+    resolve = _direct_call(field_def, strawberry_schema) or field_def.resolve
     nodes = [detail.node for detail in details]
     first = details[0]
     parent_name = parent_type.name
@@ -89,15 +93,17 @@ def resolver(
     return run_field
 
 
-def _guarded_call(field_def: GraphQLField, strawberry_schema: Any) -> Callable[..., Any] | None:
-    """Strawberry's resolver wrapper for the most common resolver field, one whose only
-    extensions are permission checks: the same arguments, checks and call, in one
-    coroutine instead of four. A refused check raises, and the request leaves the plan.
-    None for any other field (its own wrapper runs)."""
+def _direct_call(field_def: GraphQLField, strawberry_schema: Any) -> Callable[..., Any] | None:
+    """Strawberry's resolver wrapper for the common resolver fields, those whose only
+    extensions are permission checks and a `Cached` listed before them: the same argument
+    conversion, checks, cache and call, in one coroutine instead of a chain of partials.
+    A refused check raises, and the request leaves the plan. None for any other field (its
+    own wrapper runs)."""
     definition = field_def.extensions.get(STRAWBERRY_FIELD)
     if not isinstance(definition, StrawberryField) or definition.base_resolver is None:
         return None
-    extensions = definition.extensions
+    extensions = list(definition.extensions)
+    cached = extensions.pop(0) if extensions and isinstance(extensions[0], Cached) else None
     if not all(isinstance(e, PermissionExtension) and not e.fail_silently for e in extensions):
         return None
     converter = strawberry_schema.schema_converter
@@ -106,28 +112,80 @@ def _guarded_call(field_def: GraphQLField, strawberry_schema: Any) -> Callable[.
         return None
     checks = [permission for e in extensions for permission in e.permissions]  # type: ignore[attr-defined]
     info_class = strawberry_schema.config.info_class
-    config = strawberry_schema.config
-    registry = converter.scalar_registry
+    convert = arguments_converter(definition, strawberry_schema)
     get_result = definition.get_result
+    base = definition.base_resolver
+    positional = base.self_parameter is not None
+    # get_arguments' parameters: the parent and root given by name, the info by its own.
+    sources = [p.name for p in (base.parent_parameter, base.root_parameter) if p is not None]
+    info_name = base.info_parameter.name if base.info_parameter is not None else None
 
     async def call(source: Any, info: Any, **raw: Any) -> Any:
         strawberry_info = info_class(_raw_info=info, _field=definition)
-        args, kwargs = get_arguments(
-            field=definition,
-            source=source,
-            info=strawberry_info,
-            kwargs=raw,
-            config=config,
-            scalar_registry=registry,
-        )
-        checked = {k: v for k, v in kwargs.items() if k != "info"}
+        kwargs = convert(raw, strawberry_info)
+        for name in sources:
+            kwargs[name] = source
+        if info_name is not None:
+            kwargs[info_name] = strawberry_info
+        # Strawberry hands extensions the arguments without an `info` (put back below).
+        requested = kwargs.pop("info", None) is not None
         for permission in checks:
-            if await permission.has_permission(source, strawberry_info, **checked) is not True:
+            if await permission.has_permission(source, strawberry_info, **kwargs) is not True:
                 raise Bail
-        result = get_result(source, strawberry_info, args, kwargs)
+        args = [source] if positional else []
+
+        def resolve(source: Any, info: Any, **kwargs: Any) -> Any:
+            if requested:
+                kwargs["info"] = info
+            return get_result(source, info, args, kwargs)
+
+        if cached is not None:
+            return await cached.resolve_async(resolve, source, strawberry_info, **kwargs)
+        result = resolve(source, strawberry_info, **kwargs)
         return await result if inspect.isawaitable(result) else result
 
     return call
+
+
+def arguments_converter(
+    definition: StrawberryField, strawberry_schema: Any
+) -> Callable[[dict[str, Any], Any], dict[str, Any]]:
+    """Strawberry's conversion of a field's arguments, as a function (raw arguments, info)
+    → a new dict of keyword arguments. When every argument is a scalar or an enum (values
+    that cannot change), a conversion is remembered per raw values: a page's `first` and
+    `status` are converted once, not on every request."""
+    arguments = definition.arguments
+    registry = strawberry_schema.schema_converter.scalar_registry
+    config = strawberry_schema.config
+
+    def convert(raw: dict[str, Any], info: Any) -> dict[str, Any]:
+        return convert_arguments(raw, arguments, scalar_registry=registry, config=config, info=info)
+
+    if not all(_immutable(argument.type) for argument in arguments):
+        return convert
+    memo: dict[tuple[tuple[str, Any], ...], dict[str, Any]] = {}
+
+    def remembered(raw: dict[str, Any], info: Any) -> dict[str, Any]:
+        key = tuple(raw.items())
+        try:
+            found = memo.get(key)
+        except TypeError:  # a value that is no key (a custom scalar's): converted each time
+            return convert(raw, info)
+        if found is None:
+            found = convert(raw, info)
+            if len(memo) < 256:  # a few shapes per field; literal values in documents
+                memo[key] = found
+        return dict(found)
+
+    return remembered
+
+
+def _immutable(type_: Any) -> bool:
+    """Whether a Strawberry argument type only takes values that cannot be changed (not a
+    `Maybe`, whose conversion wraps the value in an object of its own)."""
+    if type(type_) is StrawberryOptional:
+        type_ = type_.of_type
+    return type_ in (str, int, float, bool, ID) or isinstance(type_, StrawberryEnumDefinition)
 
 
 BatchResolver = Callable[..., Awaitable[Sequence[Any]]]
@@ -166,6 +224,7 @@ class BatchField:
     parent_type: GraphQLObjectType
     complete: Callable[..., Any]
     batch: BatchResolver
+    convert: Callable[[dict[str, Any], Any], dict[str, Any]]  # its arguments_converter
 
 
 class _BatchCall:
@@ -187,13 +246,7 @@ class _BatchCall:
         )
         strawberry_schema = executor.schema._strawberry_schema  # type: ignore[attr-defined]
         info = strawberry_schema.config.info_class(_raw_info=raw_info, _field=field.definition)
-        arguments = convert_arguments(
-            run.arguments(field.field_def, field.first),
-            field.definition.arguments,
-            scalar_registry=strawberry_schema.schema_converter.scalar_registry,
-            config=strawberry_schema.config,
-            info=info,
-        )
+        arguments = field.convert(run.arguments(field.field_def, field.first), info)
         return field.batch(self.sources, info, **arguments)
 
     def settle(self, values: Sequence[Any], run: Run) -> None:

@@ -32,6 +32,7 @@ from schema.plans.calls import (
     BatchField,
     BatchResolver,
     Plan,
+    arguments_converter,
     batch_of,
     batcher,
     resolver,
@@ -130,7 +131,14 @@ class Generator:
             definition = field_def.extensions[STRAWBERRY_FIELD]
             nodes = [detail.node for detail in details]
             field = BatchField(
-                field_def, definition, nodes, details[0], parent_type, self.names[complete], batch
+                field_def,
+                definition,
+                nodes,
+                details[0],
+                parent_type,
+                self.names[complete],
+                batch,
+                arguments_converter(definition, self.schema._strawberry_schema),  # type: ignore[attr-defined]
             )
             self.names[name] = batcher(field)
         plan: Plan = self.names["plan"]
