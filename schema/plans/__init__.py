@@ -12,10 +12,12 @@ that `@skip`/`@include` read:
   its value is what the scalar passes through unchanged (a `str` for String and ID, an
   `int` in range, a `bool`, an enum member seen before) and by the type's own
   `coerce_output_value` otherwise;
-- any other field (resolvers, permissions, `Cached`, arguments) calls the field's own
-  `resolve` — Strawberry's wrapper with its extensions — with the resolve info, path and
-  arguments that graphql-core's executor builds; awaitable results are gathered in waves,
-  so sibling resolvers of a list still batch in their DataLoaders.
+- any other field (resolvers, permissions, `Cached`, arguments) is called with the resolve
+  info, path and arguments that graphql-core's executor builds: through Strawberry's
+  wrapper with its extensions, or, for a resolver whose only extensions are permission
+  checks and `Cached`, through one coroutine doing the same steps (scalar and enum
+  arguments converted once per values); awaitable results are gathered in waves, so
+  sibling resolvers of a list still batch in their DataLoaders.
 
 A plan answers only when nothing goes wrong. Any exception, a null in a non-null position,
 a value a scalar refuses, a list that is not a list: `Bail`, and the caller runs the whole
