@@ -8,7 +8,15 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar, cast
 
-from graphql import FieldNode, GraphQLField, GraphQLObjectType
+from graphql import (
+    FieldNode,
+    GraphQLField,
+    GraphQLObjectType,
+    ListValueNode,
+    ObjectValueNode,
+    ValueNode,
+    VariableNode,
+)
 from graphql.execution import Executor, get_argument_values
 from graphql.execution.collect_fields import FieldDetails, FieldDetailsList
 from graphql.pyutils import Path, gather_with_cancel
@@ -75,7 +83,7 @@ def resolver(
     """A field with a resolver, called as graphql-core's `execute_field` calls it."""
     resolve = _direct_call(field_def, strawberry_schema) or field_def.resolve
     nodes = [detail.node for detail in details]
-    first = details[0]
+    arguments = arguments_of(field_def, details[0])
     parent_name = parent_type.name
 
     def run_field(
@@ -84,13 +92,39 @@ def resolver(
         path = Path(parent, key, parent_name)
         executor = run.executor
         info = executor.build_resolve_info(field_def, nodes, parent_type, path)
-        result = resolve(source, info, **run.arguments(field_def, first))  # type: ignore[misc]
+        result = resolve(source, info, **arguments(run))  # type: ignore[misc]
         if executor.is_awaitable(result):
             run.pending.append((result, into, key, complete, path))
             return None  # a placeholder keeping the key's place in the response
         return complete(result, path, run)
 
     return run_field
+
+
+def arguments_of(field_def: GraphQLField, details: FieldDetails) -> Callable[[Run], dict[str, Any]]:
+    """The field node's arguments in a request (`run`): coerced once per request, or once
+    for good when they are literals (no variable: the same in every request of the plan)."""
+    node = details.node
+    if not all(_literal(argument.value) for argument in node.arguments or ()):
+        return lambda run: run.arguments(field_def, details)
+    constant: list[dict[str, Any]] = []
+
+    def literal(run: Run) -> dict[str, Any]:
+        if not constant:
+            constant.append(run.arguments(field_def, details))  # only once coerced without error
+        return constant[0]
+
+    return literal
+
+
+def _literal(value: ValueNode) -> bool:
+    if isinstance(value, VariableNode):
+        return False
+    if isinstance(value, ListValueNode):
+        return all(_literal(item) for item in value.values)
+    if isinstance(value, ObjectValueNode):
+        return all(_literal(field.value) for field in value.fields)
+    return True
 
 
 def _direct_call(field_def: GraphQLField, strawberry_schema: Any) -> Callable[..., Any] | None:
@@ -220,7 +254,7 @@ class BatchField:
     field_def: GraphQLField
     definition: StrawberryField
     nodes: list[FieldNode]
-    first: FieldDetails
+    arguments: Callable[[Run], dict[str, Any]]  # its arguments_of
     parent_type: GraphQLObjectType
     complete: Callable[..., Any]
     batch: BatchResolver
@@ -246,7 +280,7 @@ class _BatchCall:
         )
         strawberry_schema = executor.schema._strawberry_schema  # type: ignore[attr-defined]
         info = strawberry_schema.config.info_class(_raw_info=raw_info, _field=field.definition)
-        arguments = field.convert(run.arguments(field.field_def, field.first), info)
+        arguments = field.convert(field.arguments(run), info)
         return field.batch(self.sources, info, **arguments)
 
     def settle(self, values: Sequence[Any], run: Run) -> None:
