@@ -8,7 +8,7 @@ resolve from memory. Awaiting one `.load()` per message costs ~0.1 ms each.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any
 
@@ -30,6 +30,14 @@ class MessagePageKey:
     status: MessageStatus | None = None
     columns: MessageColumns = ALL_COLUMNS
     with_interactions: bool = False
+    # A load hashes its keys about seven times (batch, cache, results): hashed once here.
+    _hash: int = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_hash", hash((self.owner_id, *self.shape())))
+
+    def __hash__(self) -> int:
+        return self._hash
 
     def shape(self) -> tuple[Page, MessageStatus | None, MessageColumns, bool]:
         """Keys of the same shape are served by one statement."""
