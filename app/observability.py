@@ -14,7 +14,6 @@ import os
 import re
 import sys
 import time
-import uuid
 from collections.abc import AsyncIterator
 from contextvars import ContextVar, Token
 from dataclasses import dataclass, field
@@ -60,7 +59,7 @@ def request_id_from(headers: list[tuple[bytes, bytes]]) -> str:
             if _SANE_ID.fullmatch(candidate):
                 return candidate
             break
-    return uuid.uuid4().hex
+    return os.urandom(16).hex()  # as random as uuid4().hex, without building a UUID
 
 
 # Accepted status webhooks arrive by the hundred a second during a send (three per message
@@ -140,8 +139,11 @@ def record_request(scope: Scope, info: RequestInfo, status: int) -> None:
     if info.statements is not None:
         metrics.observe_sql(info.operation, info.statements)
     quiet = (scope["method"], route) in QUIET_ROUTES and status < 400
+    level = logging.DEBUG if quiet else logging.INFO
+    if not access_log.isEnabledFor(level):
+        return
     access_log.log(
-        logging.DEBUG if quiet else logging.INFO,
+        level,
         "%s %s %d %.1fms",
         scope["method"],
         scope["path"],
