@@ -134,8 +134,15 @@ def measure(
         total = int(re.search(r"(\d+) requests in ([\d.]+)s", output)[1])  # type: ignore[index]
         per_second = total / (duration + 2)
         samples: Counter[str] = Counter()
+        # Sampling without pausing the process can read a frame name mid-change, newlines
+        # included: such a stack spans lines, and only its last line ends with the count.
+        pending = ""
         for line in raw.read_text().splitlines():
-            stack, _, count = line.rpartition(" ")
+            stack, _, count = (pending + line).rpartition(" ")
+            if not count.isdigit():
+                pending += line
+                continue
+            pending = ""
             samples[_phase(stack.split(";"))] += int(count)
     return cpu / (per_second * duration), samples
 
