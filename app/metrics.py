@@ -84,6 +84,12 @@ PLANNED_QUERIES = Counter(
     ["outcome"],
     registry=_registry,
 )
+PROJECTION_FALLBACKS = Counter(
+    "herald_projection_fallbacks",
+    "Columns read without being fetched (a look-ahead missed them): one more statement each.",
+    ["type"],
+    registry=_registry,
+)
 
 
 # -- Cache and process totals -----------------------------------------------------------------

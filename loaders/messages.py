@@ -20,7 +20,14 @@ from app.messages.repository import MessageRepository
 from app.models import MessageStatus
 from app.pagination import Page
 from app.reads import Rows
-from loaders.base import ENUMS, SessionLoader, Types, column_value, group_by_owner
+from loaders.base import (
+    ENUMS,
+    SessionLoader,
+    Types,
+    column_value,
+    group_by_owner,
+    projected,
+)
 
 
 @dataclass(frozen=True)
@@ -158,6 +165,16 @@ class MessagePageByContactIdLoader(MessagePageLoader):
         return await MessageRepository(self.session).page_per_contact(
             owners, key.status, key.page, columns
         )
+
+
+class MessageByIdLoader(SessionLoader[int, Any]):
+    """Whole messages, without their contacts (a page's projection lacked a column)."""
+
+    async def batch_load_fn(self, keys: Sequence[int]) -> list[Any]:
+        rows = await MessageRepository(self.session).by_ids(keys)
+        built = projected(rows.fields, self.types.message)(rows.records)
+        found = {int(message.id): message for message in built}
+        return [found.get(key) for key in keys]
 
 
 class MessageCountLoader(SessionLoader[tuple[int, MessageStatus | None], int]):

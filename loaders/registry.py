@@ -22,6 +22,7 @@ from loaders.contacts import ContactByIdLoader, ContactPageByCategoryIdLoader
 from loaders.messages import (
     InteractionsByContactIdLoader,
     MessageBuilder,
+    MessageByIdLoader,
     MessageCountByCampaignIdLoader,
     MessageCountByContactIdLoader,
     MessagePageByCampaignIdLoader,
@@ -83,6 +84,10 @@ class Loaders:
     @cached_property
     def message_page_by_contact_id(self) -> MessagePageByContactIdLoader:
         return MessagePageByContactIdLoader(self.session, self.types, self.messages, **self.options)
+
+    @cached_property
+    def message_by_id(self) -> MessageByIdLoader:
+        return MessageByIdLoader(self.session, self.types, **self.options)
 
     @cached_property
     def message_count_by_campaign_id(self) -> MessageCountByCampaignIdLoader:

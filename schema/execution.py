@@ -49,6 +49,8 @@ from graphql.pyutils import Path, Undefined, gather_with_cancel
 from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
 from strawberry.types.field import StrawberryField
 
+from schema.common.selection import ColumnNotFetched, reads_attribute
+
 STRAWBERRY_FIELD = "strawberry-definition"  # Strawberry's back-reference on a GraphQLField
 
 # Kinds of a planned type node.
@@ -106,7 +108,7 @@ def _plan_field(parent_type: GraphQLObjectType, name: str) -> _FieldPlan | None:
         and definition.is_basic_field
         and not definition.arguments
         and not field_def.args
-        and definition.default_resolver is getattr
+        and reads_attribute(definition.default_resolver)
     ):
         node = _type_node(field_def.type)
         if node is not None:
@@ -248,7 +250,7 @@ class PlannedExecutor(StrawberryGraphQLCoreExecutionContext):
         try:
             value = getattr(source, plan.attribute)
             completed = self._complete(node, value, details, field_path, parent_type)
-        except _NotAList:
+        except (_NotAList, ColumnNotFetched):  # the resolver reports it, or fetches it
             return self.execute_field(parent_type, source, details, field_path, None)
         except Exception as raw_error:
             self.handle_field_error(raw_error, node.type_, details, field_path)

@@ -18,6 +18,7 @@ from strawberry.types.graphql import OperationType
 from app.db import count_statements
 from app.observability import record_statements
 from schema.cache import check_cache_permissions
+from schema.common.selection import refetching
 from schema.context import Context
 from schema.masking import report_errors
 
@@ -42,7 +43,7 @@ async def request_boundary(context: Context) -> AsyncIterator[Boundary]:
     boundary = Boundary()
     committed = False
     started = time.perf_counter()
-    with count_statements() as counter:
+    with count_statements() as counter, refetching(context.loaders):
         try:
             yield boundary
             if boundary.succeeded and context.session.in_transaction():

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from strawberry.extensions import ParserCache, ValidationCache
+from strawberry.schema.config import StrawberryConfig
 from strawberry.tools import merge_types
 
 from app.observability import OperationLabel
@@ -14,6 +15,7 @@ from schema.campaigns.queries import CampaignQuery
 from schema.campaigns.subscriptions import CampaignSubscription
 from schema.categories.mutations import CategoryMutation
 from schema.categories.queries import CategoryQuery
+from schema.common.selection import read_field
 from schema.contacts.mutations import ContactMutation
 from schema.contacts.queries import ContactQuery
 from schema.dashboard.queries import DashboardQuery
@@ -51,6 +53,8 @@ def build_schema(*more_extensions: type) -> HeraldSchema:
         mutation=Mutation,
         execution_context_class=PlannedExecutor,
         subscription=Subscription,
+        # Attribute reads, except that a column a page did not fetch costs a statement.
+        config=StrawberryConfig(default_resolver=read_field),
         extensions=[
             RateLimit,  # first: refuses before anything else starts (schema/limits/)
             OperationLabel,  # names the request in metrics and logs

@@ -205,12 +205,17 @@ class GqlClient:
         return {} if self.key is None else {"Authorization": f"Bearer {self.key}"}
 
     async def __call__(
-        self, query: str, variables: dict[str, Any] | None = None, **headers: str
+        self,
+        query: str,
+        variables: dict[str, Any] | None = None,
+        operation_name: str | None = None,
+        **headers: str,
     ) -> GqlResult:
+        payload = {"query": query, "variables": variables or {}, "operationName": operation_name}
         request = self.http.build_request(
             "POST",
             "/graphql",
-            json={"query": query, "variables": variables or {}},
+            json=payload,
             headers={**self.auth_headers, **headers},
         )
         if self.key is None and "Authorization" not in headers:

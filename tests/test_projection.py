@@ -7,19 +7,22 @@ import pytest
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.campaigns.repository import CampaignRepository
+from app.config import Settings
 from app.contacts.repository import ContactFilter, ContactRepository
+from app.db import count_statements, create_engine, create_sessionmaker
 from app.messages.columns import MessageColumns
 from app.messages.repository import MessageRepository
-from app.models import CampaignStatus, WhatsAppStatus
+from app.metrics import PROJECTION_FALLBACKS
+from app.models import CampaignStatus, MessageStatus, WhatsAppStatus
 from app.pagination import Page
 from loaders.base import projected
 from loaders.messages import MessageBuilder
 from schema.cache import decode, encode
 from schema.campaigns.types import TEMPLATE_COLUMNS, CampaignType
-from schema.common.selection import ColumnNotFetched
+from schema.common.selection import ColumnNotFetched, read_field, refetching
 from schema.contacts.types import ContactType
 from schema.messages.types import MessageType
-from schema.request import TYPES
+from schema.request import TYPES, request_loaders
 from tests import factories
 from tests.conftest import GqlClient
 
@@ -180,3 +183,137 @@ async def test_a_campaigns_page_fetches_what_its_resolvers_read(
 
     # then
     assert data["campaigns"]["nodes"] == [{"stats": {"total": 0}, "template": {"body": ""}}]
+
+
+MERGED_UNDER_A_DIRECTIVE = """
+query ($id: ID!, $x: Boolean!) {
+  campaign(id: $id) {
+    messages(first: 2) { nodes { id } }
+    messages(first: 2) @include(if: $x) { nodes { sentAt contact { phone } } }
+  }
+}
+"""
+SHARED_FRAGMENT = """
+query OpA($id: ID!) { campaign(id: $id) { ...F } }
+query OpB($id: ID!) { campaign(id: $id) { ...F messages(first: 2) { nodes { readAt } } } }
+fragment F on Campaign { messages(first: 2) { nodes { id } } }
+"""
+ONE_FRAGMENT_TWO_MERGES = """
+query ($a: ID!, $b: ID!) {
+  b: campaign(id: $b) { ...F }
+  a: campaign(id: $a) { ...F messages(first: 2) { nodes { readAt contact { phone } } } }
+}
+fragment F on Campaign { messages(first: 2) { nodes { id } } }
+"""
+
+
+async def _two_campaigns(session: AsyncSession) -> tuple[int, int]:
+    contacts = await factories.contacts(session, 2)
+    first = await factories.campaign(session, "first")
+    second = await factories.campaign(session, "second")
+    await factories.messages(session, first, contacts, MessageStatus.READ)
+    await factories.messages(session, second, contacts, MessageStatus.READ)
+    await session.commit()
+    return first, second
+
+
+async def test_a_field_merged_under_a_directive_fetches_what_it_selects(
+    gql: GqlClient, session: AsyncSession
+) -> None:
+    # given: the document answered once without its second `messages`
+    campaign_id, _ = await _two_campaigns(session)
+    variables = {"id": str(campaign_id)}
+    await gql.ok(MERGED_UNDER_A_DIRECTIVE, {**variables, "x": False})
+    before = _fallbacks()
+
+    # when: the same document, now with it
+    data = await gql.ok(MERGED_UNDER_A_DIRECTIVE, {**variables, "x": True})
+
+    # then: its columns were fetched with the page, not afterwards
+    nodes = data["campaign"]["messages"]["nodes"]
+    assert len(nodes) == 2
+    assert [set(node) for node in nodes] == [{"id", "sentAt", "contact"}] * 2
+    assert all(node["contact"]["phone"].startswith("+336") for node in nodes)
+    assert _fallbacks() == before
+
+
+async def test_operations_sharing_a_fragment_fetch_each_their_own_columns(
+    gql: GqlClient, session: AsyncSession
+) -> None:
+    # given: the first operation answered
+    campaign_id, _ = await _two_campaigns(session)
+    first = await gql(SHARED_FRAGMENT, {"id": str(campaign_id)}, operation_name="OpA")
+    assert first.errors is None
+    before = _fallbacks()
+
+    # when: the other operation, whose `messages` merges the fragment's with its own
+    second = await gql(SHARED_FRAGMENT, {"id": str(campaign_id)}, operation_name="OpB")
+
+    # then
+    assert second.errors is None
+    nodes = second.data["campaign"]["messages"]["nodes"]
+    assert [set(node) for node in nodes] == [{"id", "readAt"}] * 2
+    assert _fallbacks() == before
+
+
+async def test_one_fragment_merged_differently_in_one_request(
+    gql: GqlClient, session: AsyncSession
+) -> None:
+    # given
+    first, second = await _two_campaigns(session)
+    before = _fallbacks()
+
+    # when: `b.messages` is the fragment's alone, `a.messages` the fragment's and more
+    data = await gql.ok(ONE_FRAGMENT_TWO_MERGES, {"a": str(first), "b": str(second)})
+
+    # then
+    assert [set(node) for node in data["b"]["messages"]["nodes"]] == [{"id"}, {"id"}]
+    nodes = data["a"]["messages"]["nodes"]
+    assert [set(node) for node in nodes] == [{"id", "readAt", "contact"}] * 2
+    assert all(node["contact"]["phone"].startswith("+336") for node in nodes)
+    assert _fallbacks() == before
+
+
+def _fallbacks() -> float:
+    return sum(
+        sample.value
+        for metric in PROJECTION_FALLBACKS.collect()
+        for sample in metric.samples
+        if sample.name.endswith("_total")
+    )
+
+
+async def test_a_column_read_without_being_fetched_costs_one_statement(
+    session: AsyncSession, settings: Settings
+) -> None:
+    # given: a page's messages, fetched for `{ status contact { phone } }`
+    messages = await _projected_page(session)
+    engine = create_engine(settings)
+    before = _fallbacks()
+
+    # when: a column of each message and of its contact is read by the default resolver
+    async with create_sessionmaker(engine)() as reader:
+        loaders = request_loaders(reader, settings)
+        with refetching(loaders), count_statements() as statements:
+            sent_at = await read_field(messages[0], "sent_at")
+            name = await read_field(messages[0].contact, "name")
+            again = read_field(messages[0], "error")
+    await engine.dispose()
+
+    # then: the rows were fetched (one statement each), and kept for later reads
+    assert sent_at is None  # fetched: the factory's messages were never sent
+    assert str(name).startswith("Contact ")
+    assert again is None  # read from what the first fetch brought
+    assert statements.value == 2
+    assert _fallbacks() == before + 2
+
+
+async def test_outside_an_operation_an_unfetched_column_still_raises(
+    session: AsyncSession,
+) -> None:
+    # given
+    [message, *_] = await _projected_page(session)
+
+    # when / then
+    with pytest.raises(ColumnNotFetched):
+        read_field(message, "sent_at")

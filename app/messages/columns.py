@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
+from functools import lru_cache
 
 from sqlalchemy import Select, bindparam, select
 
 from app.models import Contact, Message
+from app.pagination import page_per_parent
 
 messages = Message.__table__
 contacts = Contact.__table__
@@ -60,3 +62,21 @@ class MessageColumns:
 MESSAGE_COLUMNS = frozenset(messages.c.keys())
 CONTACT_COLUMNS = frozenset(contacts.c.keys())
 ALL_COLUMNS = MessageColumns()
+
+
+@lru_cache(maxsize=512)
+def page_select(columns: MessageColumns, filtered: bool, of_campaign: bool, after: bool) -> Select:
+    """Query.messages: newest first, optionally of one campaign and in one status."""
+    stmt = columns.select(filtered)
+    if of_campaign:
+        stmt = stmt.where(messages.c.campaign_id == bindparam("campaign_id"))
+    if after:
+        stmt = stmt.where(messages.c.id < bindparam("before_id"))
+    return stmt.order_by(messages.c.id.desc()).limit(bindparam("limit"))
+
+
+@lru_cache(maxsize=512)
+def page_per_owner_select(
+    owner: str, columns: MessageColumns, filtered: bool, after: bool
+) -> Select:
+    return page_per_parent(columns.select(filtered), messages.c[owner], messages.c.id, after)

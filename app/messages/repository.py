@@ -10,36 +10,22 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import BigInteger, Select, Text, bindparam, func, select, text
+from sqlalchemy import BigInteger, Text, any_, bindparam, func, select, text
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.messages.columns import MessageColumns
+from app.messages.columns import MessageColumns, page_per_owner_select, page_select
 from app.models import Message, MessageStatus
-from app.pagination import Page, page_parameters, page_per_parent
+from app.pagination import Page, page_parameters
 from app.reads import Rows, rows
 from app.stats.repository import StatsRepository
 
 messages = Message.__table__
 
 
-@lru_cache(maxsize=512)
-def _page(columns: MessageColumns, filtered: bool, of_campaign: bool, after: bool) -> Select:
-    """Query.messages: newest first, optionally of one campaign and in one status."""
-    stmt = columns.select(filtered)
-    if of_campaign:
-        stmt = stmt.where(messages.c.campaign_id == bindparam("campaign_id"))
-    if after:
-        stmt = stmt.where(messages.c.id < bindparam("before_id"))
-    return stmt.order_by(messages.c.id.desc()).limit(bindparam("limit"))
-
-
-@lru_cache(maxsize=512)
-def _page_per_owner(owner: str, columns: MessageColumns, filtered: bool, after: bool) -> Select:
-    return page_per_parent(columns.select(filtered), messages.c[owner], messages.c.id, after)
+_BY_IDS = select(messages).where(messages.c.id == any_(bindparam("ids", type_=ARRAY(BigInteger))))
 
 
 def _status(status: MessageStatus | None) -> dict[str, object]:
@@ -260,7 +246,7 @@ class MessageRepository:
         page: Page,
         columns: MessageColumns,
     ) -> Rows:
-        stmt = _page(
+        stmt = page_select(
             columns, status is not None, campaign_id is not None, page.before_id is not None
         )
         values: dict[str, object] = {"limit": page.limit + 1, **_status(status)}
@@ -269,6 +255,9 @@ class MessageRepository:
         if page.before_id is not None:
             values["before_id"] = page.before_id
         return await rows(self.session, stmt, values)
+
+    async def by_ids(self, ids: Sequence[int]) -> Rows:
+        return await rows(self.session, _BY_IDS, {"ids": list(ids)})
 
     async def count(self, campaign_id: int | None, status: MessageStatus | None) -> int:
         """From the counters: constant time however many messages there are."""
@@ -303,7 +292,7 @@ class MessageRepository:
         page: Page,
         columns: MessageColumns,
     ) -> Rows:
-        stmt = _page_per_owner(owner, columns, status is not None, page.before_id is not None)
+        stmt = page_per_owner_select(owner, columns, status is not None, page.before_id is not None)
         values = page_parameters(owner_ids, page, **_status(status))
         return await rows(self.session, stmt, values)
 

@@ -19,6 +19,7 @@ from schema.messages.pages import messages_of, messages_of_many
 from schema.plans import batched
 
 if TYPE_CHECKING:
+    from loaders.registry import Loaders
     from schema.categories.types import CategoryType
     from schema.messages.types import MessageType
 
@@ -99,6 +100,10 @@ class CampaignType(Projected):
             created_at=row.created_at,
             updated_at=row.updated_at,
         )
+
+    @classmethod
+    async def refetch(cls, loaders: Loaders, item: Any) -> CampaignType | None:
+        return await loaders.campaign_by_id.load(int(item.id))
 
     @classmethod
     def of_page(cls, rows: Rows) -> list[CampaignType]:

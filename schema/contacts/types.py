@@ -15,6 +15,7 @@ from schema.context import Info
 from schema.messages.pages import messages_of
 
 if TYPE_CHECKING:
+    from loaders.registry import Loaders
     from schema.categories.types import CategoryType
     from schema.messages.types import InteractionType, MessageType
 
@@ -45,6 +46,10 @@ class ContactType(Projected):
             created_at=row.created_at,
             updated_at=row.updated_at,
         )
+
+    @classmethod
+    async def refetch(cls, loaders: Loaders, item: Any) -> ContactType | None:
+        return await loaders.contact_by_id.load(int(item.id))
 
     def __repr__(self) -> str:
         # Message pages build contacts with only the selected columns (loaders/messages.py).

@@ -14,6 +14,7 @@ from schema.contacts.types import ContactType
 from schema.context import Info
 
 if TYPE_CHECKING:
+    from loaders.registry import Loaders
     from schema.campaigns.types import CampaignType
 
 
@@ -60,6 +61,10 @@ class MessageType(Projected):
     interactions: list[InteractionType] | None = strawberry.field(
         default=None, graphql_type=list[InteractionType]
     )
+
+    @classmethod
+    async def refetch(cls, loaders: Loaders, item: Any) -> MessageType | None:
+        return await loaders.message_by_id.load(int(item.id))
 
     def __repr__(self) -> str:
         # Pages build messages with only the selected columns (loaders/messages.py).

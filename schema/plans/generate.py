@@ -26,6 +26,7 @@ from graphql.execution.collect_fields import (
 from graphql.pyutils import Path, Undefined
 from strawberry.types.field import StrawberryField
 
+from schema.common.selection import reads_attribute
 from schema.plans.calls import (
     STRAWBERRY_FIELD,
     Bail,
@@ -347,7 +348,7 @@ def _plain_attribute(field_def: GraphQLField) -> str | None:
         and definition.is_basic_field
         and not definition.arguments
         and not field_def.args
-        and definition.default_resolver is getattr
+        and reads_attribute(definition.default_resolver)
         and definition.python_name.isidentifier()
     ):
         return definition.python_name
