@@ -2,6 +2,10 @@
 
 Events are applied with forward-only conditional UPDATEs in one short transaction, so
 the provider gets its 2xx fast and redeliveries or out-of-order events change nothing.
+A signed delivery is still untrusted input: each item is checked (types, lengths, no NUL,
+timestamps in range) and applied in a savepoint of its own, so one malformed or failing
+item is logged and skipped while the others are applied. The answer is 200 once what was
+applied is committed, and 503 when it could not be (the provider then delivers again).
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import orjson
+from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
@@ -91,14 +96,15 @@ async def receive(request: Request) -> Response:
     except orjson.JSONDecodeError:
         return PlainTextResponse("bad json", status_code=400)
     campaigns: set[int] = set()
-    async with runtime.sessionmaker() as session:
-        handler = _Handler(session)
-        for value in _values(payload):
-            for status in value.get("statuses") or []:
-                campaigns |= await handler.status(status)
-            for message in value.get("messages") or []:
-                campaigns |= await handler.inbound(message)
-        await session.commit()
+    try:
+        async with runtime.sessionmaker() as session:
+            handler = _Handler(session)
+            for kind, item in _items(payload):
+                campaigns |= await handler.apply(kind, item)
+            await session.commit()
+    except (OSError, SQLAlchemyError):
+        logger.warning("webhook delivery not recorded: the database is unavailable")
+        return PlainTextResponse("unavailable", status_code=503)
     for campaign_id in campaigns:
         await notify_campaign_progress(runtime.redis, campaign_id)
     if handler.contacts_changed:
@@ -106,41 +112,84 @@ async def receive(request: Request) -> Response:
     return Response(b'{"status":"ok"}', media_type="application/json")
 
 
-def _values(payload: Any) -> list[dict[str, Any]]:
+def _dicts(value: Any) -> list[dict[str, Any]]:
+    """The objects of a list (anything else in it, or a list that is not one, is dropped)."""
+    return [item for item in value if isinstance(item, dict)] if isinstance(value, list) else []
+
+
+def _items(payload: Any) -> list[tuple[str, dict[str, Any]]]:
+    """("statuses" | "messages", event) for every event object of a delivery."""
     if not isinstance(payload, dict):
         return []
     return [
-        change.get("value") or {}
-        for entry in payload.get("entry") or []
-        for change in entry.get("changes") or []
-        if change.get("field") == "messages"
+        (kind, item)
+        for entry in _dicts(payload.get("entry"))
+        for change in _dicts(entry.get("changes"))
+        if change.get("field") == "messages" and isinstance(change.get("value"), dict)
+        for kind in ("statuses", "messages")
+        for item in _dicts(change["value"].get(kind))
     ]
 
 
+_MAX_TEXT = 4096  # a WhatsApp text message holds at most 4,096 characters
+_MAX_ID = 256
+
+
+def _text(value: Any, limit: int = _MAX_TEXT) -> str | None:
+    """A string fit to store: at most `limit` characters, without NUL (which PostgreSQL's
+    text refuses); None for anything else."""
+    if not isinstance(value, str) or len(value) > limit or "\x00" in value:
+        return None
+    return value
+
+
 def _timestamp(event: dict[str, Any]) -> datetime:
+    """The event's time; now when it is missing or no plausible Unix time."""
     try:
-        return datetime.fromtimestamp(int(event["timestamp"]), UTC)
+        seconds = int(event["timestamp"])
     except (KeyError, TypeError, ValueError):
         return datetime.now(UTC)
+    if not 0 <= seconds < 2**33:  # until the year 2242
+        return datetime.now(UTC)
+    return datetime.fromtimestamp(seconds, UTC)
 
 
 class _Handler:
     def __init__(self, session: AsyncSession) -> None:
+        self.session = session
         self.messages = MessageRepository(session)
         self.contacts = ContactRepository(session)
         self.interactions = InteractionRepository(session)
         self.contacts_changed = False  # an opt-out or an invalid number: contact lists move
 
+    async def apply(self, kind: str, event: dict[str, Any]) -> set[int]:
+        """One event in a savepoint of its own: the campaigns it touched; none when it was
+        malformed or failed (logged, and undone without undoing the others)."""
+        try:
+            async with self.session.begin_nested():
+                if kind == "statuses":
+                    return await self.status(event)
+                return await self.inbound(event)
+        except Exception as exc:
+            if isinstance(exc, OSError) or (
+                isinstance(exc, DBAPIError) and exc.connection_invalidated
+            ):
+                raise  # the database, not the item: the delivery is answered 503
+            logger.exception("webhook %s item skipped: %s", kind, type(exc).__name__)
+            return set()
+
     async def status(self, event: dict[str, Any]) -> set[int]:
         status = _STATUSES.get(str(event.get("status")))
-        wamid = event.get("id")
-        if status is None or not isinstance(wamid, str):
+        wamid = _text(event.get("id"), _MAX_ID)
+        if status is None or wamid is None:
+            logger.warning("webhook status item skipped: no known status or id")
             return set()
-        opaque = str(event.get("biz_opaque_callback_data") or "")
-        message_id = parse_key(opaque)
-        errors = event.get("errors") or [{}]
-        code = errors[0].get("code")
-        reason = f"{code}: {errors[0].get('title') or errors[0].get('message') or ''}".strip(": ")
+        message_id = parse_key(_text(event.get("biz_opaque_callback_data"), _MAX_ID) or "")
+        [error] = _dicts(event.get("errors"))[:1] or [{}]
+        code = error.get("code")
+        code = code if isinstance(code, int) and not isinstance(code, bool) else None
+        title = _text(error.get("title"), 512) or _text(error.get("message"), 512) or ""
+        reason = f"{code or ''}: {title}".strip(": ")
         matched = await self.messages.apply_status(
             status, wamid, message_id, _timestamp(event), error=reason or None
         )
@@ -150,9 +199,10 @@ class _Handler:
         return {campaign_id for campaign_id, _ in matched}
 
     async def inbound(self, event: dict[str, Any]) -> set[int]:
-        sender = event.get("from")
-        event_id = event.get("id")
-        if not isinstance(sender, str) or not isinstance(event_id, str):
+        sender = _text(event.get("from"), 32)
+        event_id = _text(event.get("id"), _MAX_ID)
+        if sender is None or event_id is None or not sender.lstrip("+").isdigit():
+            logger.warning("webhook message item skipped: no sender number or id")
             return set()
         phone = "+" + sender.lstrip("+")
         kind, text = _classify(event)
@@ -161,7 +211,8 @@ class _Handler:
             kind = InteractionKind.OPT_OUT
             await self.contacts.opt_out(phone)
             self.contacts_changed = True
-        context_id = (event.get("context") or {}).get("id")
+        context = event.get("context")
+        context_id = _text(context.get("id"), _MAX_ID) if isinstance(context, dict) else None
         message = await self.messages.for_inbound(context_id, phone)
         if message is None:
             return set()
@@ -172,17 +223,25 @@ class _Handler:
 def _classify(event: dict[str, Any]) -> tuple[InteractionKind, str]:
     kind = event.get("type")
     if kind == "reaction":
-        return InteractionKind.REACTION, str((event.get("reaction") or {}).get("emoji", ""))
+        return InteractionKind.REACTION, _field(event, "reaction", "emoji")
     if kind == "button":
-        button = event.get("button") or {}
-        text = str(button.get("text") or button.get("payload") or "")
+        text = _field(event, "button", "text") or _field(event, "button", "payload")
         # Meta's marketing opt-out button arrives as a quick reply.
         return (InteractionKind.REPLY if is_stop(text) else InteractionKind.CLICK), text
     if kind == "interactive":
-        reply = event.get("interactive") or {}
-        chosen = reply.get("button_reply") or reply.get("list_reply") or {}
-        return InteractionKind.CLICK, str(chosen.get("title", ""))
-    return InteractionKind.REPLY, str((event.get("text") or {}).get("body", ""))
+        text = _field(event, "interactive", "button_reply", "title") or _field(
+            event, "interactive", "list_reply", "title"
+        )
+        return InteractionKind.CLICK, text
+    return InteractionKind.REPLY, _field(event, "text", "body")
+
+
+def _field(event: dict[str, Any], *path: str) -> str:
+    """The text at `path` in nested objects; empty when any step is missing or malformed."""
+    value: Any = event
+    for name in path:
+        value = value.get(name) if isinstance(value, dict) else None
+    return _text(value) or ""
 
 
 routes = [

@@ -268,3 +268,63 @@ async def test_accepted_webhooks_log_no_info_access_line(
     assert lines == [(logging.DEBUG, "POST /webhooks/whatsapp 200")] * 3 + [
         (logging.INFO, "POST /webhooks/whatsapp 401")
     ]
+
+
+MALFORMED_DELIVERIES: list[Any] = [
+    [1, 2],
+    {"entry": "x"},
+    {"entry": [1, {"changes": "x"}, {"changes": [1, {"field": "messages", "value": 3}]}]},
+    envelope({"statuses": "x", "messages": {"a": 1}}),
+    envelope({"statuses": [1, "x", None, []]}),
+    envelope({"statuses": [{"id": "wamid.0", "status": "failed", "errors": "boom"}]}),
+    envelope({"statuses": [{"id": "wamid.0", "status": "read", "timestamp": 1e20}]}),
+    envelope({"statuses": [{"id": "wamid.\u0000", "status": "read"}]}),
+    envelope({"statuses": [{"id": ["wamid.0"], "status": {"read": 1}}]}),
+    envelope({"messages": [{"from": "33610000000", "id": "in.\u0000", "type": "text"}]}),
+    envelope({"messages": [{"from": "336\u0000", "id": "in.2", "text": {"body": "hi"}}]}),
+    envelope({"messages": [{"from": "33610000000", "id": "in.3", "text": "not an object"}]}),
+    envelope({"messages": [{"from": "33610000000", "id": "in.4", "context": "x"}]}),
+]
+
+
+@pytest.mark.parametrize("payload", MALFORMED_DELIVERIES)
+async def test_a_malformed_signed_delivery_is_acknowledged_not_a_server_error(
+    http: httpx.AsyncClient, session: AsyncSession, payload: Any
+) -> None:
+    # given
+    await given_messages(session, "sent")
+
+    # when
+    code = await post(http, payload)
+
+    # then: acknowledged (the provider would deliver a 5xx again and again)
+    assert code == 200
+    row = await message(session, 1)
+    assert row.status in ("sent", "read", "failed")
+
+
+async def test_a_delivery_applies_its_valid_items_and_skips_the_rest(
+    http: httpx.AsyncClient, session: AsyncSession
+) -> None:
+    # given: two sent messages
+    await given_messages(session, "sent", "sent")
+    second_id = (
+        await session.execute(text("SELECT id FROM messages WHERE contact_id = 2"))
+    ).scalar_one()
+    events: list[Any] = [
+        "not an object",
+        {"id": "wamid.0", "status": "read", "timestamp": "1764000000"},
+        # passes every check, then fails in PostgreSQL (a provider id over 128 characters)
+        {"id": "w" * 200, "status": "read", "biz_opaque_callback_data": str(second_id)},
+        {"id": "wamid.1", "status": "delivered", "errors": "not a list", "timestamp": 1e20},
+    ]
+
+    # when
+    code = await post(http, envelope({"messaging_product": "whatsapp", "statuses": events}))
+
+    # then: the item that failed was undone alone, the others applied
+    assert code == 200
+    assert (await message(session, 1)).status == "read"
+    second = await message(session, 2)
+    assert second.status == "delivered"
+    assert second.delivered_at is not None
