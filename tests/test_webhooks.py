@@ -304,10 +304,10 @@ async def test_a_malformed_signed_delivery_is_acknowledged_not_a_server_error(
 
 
 async def test_a_delivery_applies_its_valid_items_and_skips_the_rest(
-    http: httpx.AsyncClient, session: AsyncSession
+    http: httpx.AsyncClient, session: AsyncSession, caplog: pytest.LogCaptureFixture
 ) -> None:
-    # given: two sent messages
-    await given_messages(session, "sent", "sent")
+    # given: a sent message, and one whose provider id is not recorded yet
+    await given_messages(session, "sent", "sending")
     second_id = (
         await session.execute(text("SELECT id FROM messages WHERE contact_id = 2"))
     ).scalar_one()
@@ -316,14 +316,24 @@ async def test_a_delivery_applies_its_valid_items_and_skips_the_rest(
         {"id": "wamid.0", "status": "read", "timestamp": "1764000000"},
         # passes every check, then fails in PostgreSQL (a provider id over 128 characters)
         {"id": "w" * 200, "status": "read", "biz_opaque_callback_data": str(second_id)},
-        {"id": "wamid.1", "status": "delivered", "errors": "not a list", "timestamp": 1e20},
+        {
+            "id": "wamid.1",
+            "status": "delivered",
+            "biz_opaque_callback_data": str(second_id),
+            "errors": "not a list",
+            "timestamp": 1e20,
+        },
     ]
 
     # when
-    code = await post(http, envelope({"messaging_product": "whatsapp", "statuses": events}))
+    with caplog.at_level(logging.WARNING, logger="app.webhooks"):
+        code = await post(http, envelope({"messaging_product": "whatsapp", "statuses": events}))
 
     # then: the item that failed was undone alone, the others applied
     assert code == 200
+    assert [r.getMessage() for r in caplog.records if r.name == "app.webhooks"] == [
+        "webhook statuses item skipped: DBAPIError"
+    ]
     assert (await message(session, 1)).status == "read"
     second = await message(session, 2)
     assert second.status == "delivered"
