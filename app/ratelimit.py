@@ -11,6 +11,7 @@ import logging
 import secrets
 import time
 import weakref
+from collections.abc import Sequence
 from typing import NamedTuple
 
 from redis.asyncio import Redis
@@ -24,21 +25,30 @@ PREFIX = "ratelimit:"
 # Skip Redis this long after a failure, so an outage costs one timeout, not one per request.
 RETRY_AFTER_FAILURE_S = 5.0
 
-# Redis' own clock: API processes with skewed clocks still share one window. The second
-# key is the API keys' revocation epoch, returned in the same round trip (app/api_keys/auth.py).
+# Redis' own clock: API processes with skewed clocks still share one window. The first key
+# is the API keys' revocation epoch, returned in the same round trip (app/api_keys/auth.py);
+# the others are the buckets a request counts against: it is allowed only when every one
+# has room, and then recorded in each.
 _SCRIPT = """
-local key, limit, window, member = KEYS[1], tonumber(ARGV[1]), tonumber(ARGV[2]), ARGV[3]
-local epoch = tonumber(redis.call('GET', KEYS[2]) or '0')
+local limit, window, member = tonumber(ARGV[1]), tonumber(ARGV[2]), ARGV[3]
+local epoch = tonumber(redis.call('GET', KEYS[1]) or '0')
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-redis.call('ZREMRANGEBYSCORE', key, '-inf', now - window)
-if redis.call('ZCARD', key) < limit then
-  redis.call('ZADD', key, now, now .. ':' .. member)
-  redis.call('PEXPIRE', key, window)
-  return {-1, epoch}
+local wait = -1
+for i = 2, #KEYS do
+  redis.call('ZREMRANGEBYSCORE', KEYS[i], '-inf', now - window)
+  if redis.call('ZCARD', KEYS[i]) >= limit then
+    local oldest = redis.call('ZRANGE', KEYS[i], 0, 0, 'WITHSCORES')
+    wait = math.max(wait, 1, tonumber(oldest[2]) + window - now)
+  end
 end
-local oldest = redis.call('ZRANGE', key, 0, 0, 'WITHSCORES')
-return {math.max(1, tonumber(oldest[2]) + window - now), epoch}
+if wait < 0 then
+  for i = 2, #KEYS do
+    redis.call('ZADD', KEYS[i], now, now .. ':' .. member)
+    redis.call('PEXPIRE', KEYS[i], window)
+  end
+end
+return {wait, epoch}
 """
 
 
@@ -53,9 +63,10 @@ class RateLimiter:
         self._down_until = 0.0
         self._outage_logged = False
 
-    async def hit(self, bucket: str, limit: int, window_s: float) -> Verdict:
-        """Record one request: milliseconds until a slot frees when over the limit (else
-        None), and the API keys' revocation epoch (None when Redis did not answer).
+    async def hit(self, buckets: Sequence[str], limit: int, window_s: float) -> Verdict:
+        """Record one request in every bucket: milliseconds until a slot frees in all of
+        them when one is full (else None), and the API keys' revocation epoch (None when
+        Redis did not answer).
 
         Redis unavailable: allowed (an outage must not take the API down with it), with one
         warning per outage.
@@ -64,7 +75,7 @@ class RateLimiter:
             return Verdict(None, None)
         try:
             retry_after_ms, epoch = await self._script(
-                keys=[PREFIX + bucket, EPOCH_KEY],
+                keys=[EPOCH_KEY, *(PREFIX + bucket for bucket in buckets)],
                 args=[limit, max(1, int(window_s * 1000)), secrets.token_hex(4)],
             )
         except (RedisError, OSError) as exc:

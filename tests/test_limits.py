@@ -14,7 +14,9 @@ import pytest_asyncio
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.api_keys.service import generate_key
 from app.config import Env, LogFormat, Settings
+from app.db import total_statements
 from tests.conftest import GqlClient, GqlResult, Server, serve
 
 pytestmark = pytest.mark.asyncio
@@ -330,6 +332,41 @@ async def test_anonymous_callers_are_limited_per_address(limited_server: Server)
             for _ in range(4)
         ]
     assert statuses == [200, 200, 200, 429]
+
+
+async def test_a_new_bogus_token_per_request_gains_no_window(limited_server: Server) -> None:
+    # given: tokens that are no key, malformed and well-formed, a new one for each request
+    tokens = ["not-a-key", "hk_short", *(generate_key() for _ in range(4))]
+
+    # when
+    async with httpx.AsyncClient(base_url=limited_server.url) as http:
+        statuses = [
+            (
+                await http.post(
+                    "/graphql",
+                    json={"query": "{ version }"},
+                    headers={"Authorization": f"Bearer {token}"},
+                )
+            ).status_code
+            for token in tokens
+        ]
+
+    # then: they all count against the client's address
+    assert statuses == [200, 200, 200, 429, 429, 429]
+
+
+async def test_a_malformed_token_costs_no_lookup(gql: GqlClient) -> None:
+    # given
+    before = total_statements()
+
+    # when: a protected field asks for the caller
+    results = [await gql.as_key(f"hk_{n}")(NORMAL) for n in range(5)]
+
+    # then: refused without asking PostgreSQL
+    assert [r.errors[0]["extensions"]["code"] for r in results if r.errors] == [
+        "UNAUTHENTICATED"
+    ] * 5
+    assert total_statements() == before
 
 
 # --- production defaults: masking, introspection, GraphiQL ---

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.api_keys.service import ApiKeyService, Caller, bearer_token
+from app.api_keys.service import ApiKeyService, Caller, bearer_token, well_formed
 from app.db import uncounted
 
 if TYPE_CHECKING:
@@ -111,10 +111,20 @@ class RequestAuth:
     def observe_epoch(self, epoch: int) -> None:
         self._callers.observe_epoch(epoch)
 
+    @property
+    def well_formed(self) -> bool:
+        """Whether the presented token could be a key at all (else no lookup is made)."""
+        return self._token is not None and well_formed(self._token)
+
+    def known_caller(self) -> Caller | None:
+        """The caller when this process already knows the key to be valid; no lookup."""
+        digest = self.token_digest
+        return None if digest is None else self._callers.get(digest)[1]
+
     async def caller(self) -> Caller | None:
         if self._lookup is None:
             digest = self.token_digest
-            if digest is None:
+            if digest is None or not self.well_formed:
                 return None
             found, caller = self._callers.get(digest)
             if found:

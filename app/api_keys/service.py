@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import re
 import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -28,6 +29,14 @@ def hash_key(key: str) -> str:
 
 def generate_key() -> str:
     return KEY_PREFIX + secrets.token_urlsafe(32)
+
+
+# What `generate_key` makes: anything else is no key, refused without a lookup.
+_KEY_FORMAT = re.compile(rf"{KEY_PREFIX}[A-Za-z0-9_-]{{43}}")
+
+
+def well_formed(token: str) -> bool:
+    return _KEY_FORMAT.fullmatch(token) is not None
 
 
 def role_allows(role: ApiKeyRole, required: ApiKeyRole) -> bool:

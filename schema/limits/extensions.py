@@ -103,10 +103,18 @@ async def take_rate_limit(
     address); None when rate limiting is off. Also learns the key revocation epoch."""
     if settings.rate_limit_requests <= 0:
         return None
+    # A key known to be valid counts against its own window. Any other token also counts
+    # against its client's address, so a new bogus token per request gains nothing.
+    address = f"ip:{client or '-'}"
     digest = auth.token_digest
-    bucket = f"key:{digest}" if digest else f"ip:{client or '-'}"
+    if digest is None or not auth.well_formed:
+        buckets = [address]
+    elif auth.known_caller() is not None:
+        buckets = [f"key:{digest}"]
+    else:
+        buckets = [f"key:{digest}", address]
     verdict = await limiter_for(redis).hit(
-        bucket, settings.rate_limit_requests, settings.rate_limit_window_s
+        buckets, settings.rate_limit_requests, settings.rate_limit_window_s
     )
     if verdict.revocation_epoch is not None:
         auth.observe_epoch(verdict.revocation_epoch)
