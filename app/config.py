@@ -85,6 +85,8 @@ class Settings(BaseSettings):
     query_cost_list_size: int = Field(default=10, ge=1)
     query_timeout_s: float = Field(default=10.0, gt=0)
     request_max_bytes: int = Field(default=1024 * 1024, ge=1024)
+    # HTTP requests one process works on at once; more are answered 503 (app/shedding.py).
+    max_in_flight: int = Field(default=32, ge=1)
     # Sliding window per API key (anonymous callers: per client address); 0 turns it off.
     rate_limit_requests: int = Field(default=600, ge=0)
     rate_limit_window_s: float = Field(default=60.0, gt=0)

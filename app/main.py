@@ -31,6 +31,7 @@ from app.logging_filters import install_phone_masking
 from app.metrics import CACHE_REDIS_UP, exposition, observe_read_pool, sync_totals
 from app.observability import RequestObservability, configure_logging, tracing_extension
 from app.runtime import Runtime
+from app.shedding import LoadShedding
 from app.webhooks import routes as webhook_routes
 from schema.http import PlannedQueries
 from schema.schema import build_schema
@@ -163,16 +164,20 @@ def create_app(settings: Settings | None = None) -> Starlette:
     planned = partial(
         PlannedQueries, view=graphql, schema=schema, settings=settings, route=graphql_route
     )
-    return HeraldApp(planned, routes=routes, lifespan=lifespan, middleware=middleware)
+    return HeraldApp(planned, settings, routes=routes, lifespan=lifespan, middleware=middleware)
 
 
 class HeraldApp(Starlette):
     """Starlette with planned queries answered in front of its middleware (schema/http.py),
-    so they skip its calls and wrapped sends (6% of a `{ __typename }` request)."""
+    so they skip its calls and wrapped sends (6% of a `{ __typename }` request), and load
+    shedding in front of everything (app/shedding.py)."""
 
-    def __init__(self, front: Callable[[ASGIApp], ASGIApp], **kwargs: Any) -> None:
+    def __init__(
+        self, front: Callable[[ASGIApp], ASGIApp], settings: Settings, **kwargs: Any
+    ) -> None:
         self._front = front
+        self._max_in_flight = settings.max_in_flight
         super().__init__(**kwargs)
 
     def build_middleware_stack(self) -> ASGIApp:
-        return self._front(super().build_middleware_stack())
+        return LoadShedding(self._front(super().build_middleware_stack()), self._max_in_flight)

@@ -84,6 +84,11 @@ PLANNED_QUERIES = Counter(
     ["outcome"],
     registry=_registry,
 )
+SHED_REQUESTS = Counter(
+    "herald_shed_requests",
+    "HTTP requests answered 503 at once: the process had HERALD_MAX_IN_FLIGHT in flight.",
+    registry=_registry,
+)
 PROJECTION_FALLBACKS = Counter(
     "herald_projection_fallbacks",
     "Columns read without being fetched (a look-ahead missed them): one more statement each.",

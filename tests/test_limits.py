@@ -289,6 +289,48 @@ async def test_slow_operation_times_out_cleanly_and_writes_nothing(
             assert (await gql(RENAME, {"id": contact_id})).errors is None
 
 
+# --- load shedding ---
+
+LOCK_WAITS = (
+    "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+    "AND application_name = 'herald' AND wait_event_type = 'Lock'"
+)
+
+
+@pytest.fixture
+def narrow_server(settings: Settings) -> Iterator[Server]:
+    with serve(settings.model_copy(update={"max_in_flight": 2})) as running:
+        yield running
+
+
+async def test_requests_past_the_in_flight_bound_are_shed_at_once(
+    narrow_server: Server, admin_key: str, locked_contact: tuple[str, asyncpg.Connection]
+) -> None:
+    contact_id, conn = locked_contact
+    async with httpx.AsyncClient(base_url=narrow_server.url, timeout=30) as http:
+        gql = GqlClient(http, admin_key)
+        # given: two requests in flight, waiting on a locked row
+        waiting = [asyncio.create_task(gql(RENAME, {"id": contact_id})) for _ in range(2)]
+        for _ in range(200):  # the statistics snapshot is per transaction: cleared each time
+            await conn.execute("SELECT pg_stat_clear_snapshot()")
+            if await conn.fetchval(LOCK_WAITS) == 2:
+                break
+            await asyncio.sleep(0.05)
+
+        # when: a third request, and the probes
+        shed = await http.post("/graphql", json={"query": NORMAL}, headers=gql.auth_headers)
+        health = await http.get("/healthz")
+
+        # then: the request is refused without being worked on; the probes still answer
+        assert shed.status_code == 503
+        assert shed.headers["Retry-After"] == "1"
+        assert shed.json()["errors"][0]["extensions"] == {"code": "OVERLOADED", "retryAfter": 1}
+        assert health.status_code == 200
+        await conn.execute("ROLLBACK")  # the two in flight finish, and room is made again
+        assert [(await task).errors for task in waiting] == [None, None]
+        assert (await gql(NORMAL)).errors is None
+
+
 # --- rate limiting ---
 
 
