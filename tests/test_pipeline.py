@@ -6,6 +6,7 @@ request to a server with planned queries on and to one with them off."""
 from __future__ import annotations
 
 import asyncio
+import logging
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
@@ -22,6 +23,7 @@ pytestmark = pytest.mark.asyncio
 VERSION = "{ version }"
 # The same field 700 times: standard validation compares every pair of them (most of a second).
 REPEATED = "{ " + "contacts { totalCount } " * 700 + "}"
+SUBSCRIPTION = 'subscription { campaignProgress(id: "1") { status } }'
 
 
 @pytest.fixture(scope="module")
@@ -177,3 +179,57 @@ async def test_a_rate_limited_client_gets_the_same_answer_without_validation(
         "retryAfter": 30,
     }
     assert validations == []
+
+
+# -- Subscriptions over HTTP -----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("method", "accept"),
+    [
+        ("POST", "application/json"),
+        ("POST", "multipart/mixed"),
+        ("POST", "text/event-stream"),
+        ("GET", "application/json"),
+        ("GET", "multipart/mixed"),
+        ("GET", "text/event-stream"),
+    ],
+)
+async def test_a_subscription_over_http_is_refused_as_the_clients_mistake(
+    paths: tuple[Server, Server],
+    admin_key: str,
+    method: str,
+    accept: str,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # given
+    headers = {"Authorization": f"Bearer {admin_key}", "Accept": accept}
+    responses = []
+    # when
+    with caplog.at_level(logging.WARNING):
+        for server in paths:
+            async with httpx.AsyncClient(base_url=server.url, timeout=30) as http:
+                if method == "GET":
+                    response = await http.get(
+                        "/graphql", params={"query": SUBSCRIPTION}, headers=headers
+                    )
+                else:
+                    response = await http.post(
+                        "/graphql", json={"query": SUBSCRIPTION}, headers=headers
+                    )
+            responses.append(response)
+    # then: a client error, the same from both paths, and nothing logged as a failure
+    for response in responses:
+        assert response.status_code == 400
+        assert response.json() == {
+            "data": None,
+            "errors": [
+                {
+                    "message": "subscriptions are served over WebSocket (graphql-transport-ws)"
+                    " on /graphql, not over HTTP",
+                    "extensions": {"code": "SUBSCRIPTION_OVER_HTTP"},
+                }
+            ],
+            "extensions": {"sqlStatements": 0, "redisRoundTrips": 0},  # nothing ran
+        }
+    assert [r.getMessage() for r in caplog.records] == []

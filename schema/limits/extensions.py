@@ -10,12 +10,14 @@ from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from starlette.requests import Request
 from strawberry.extensions import SchemaExtension
+from strawberry.types.graphql import OperationType
 
 from app.config import Settings
 from app.ratelimit import Verdict, limiter_for
 from schema.context import Context
-from schema.limits.errors import QueryTimeoutError, RateLimitedError
+from schema.limits.errors import QueryTimeoutError, RateLimitedError, SubscriptionOverHttpError
 from schema.limits.shape import limit_error
 from schema.pipeline import ParsedDocument, parse_document, validation_errors
 
@@ -30,8 +32,8 @@ logger = logging.getLogger(__package__)
 
 class QueryLimits(SchemaExtension):
     """The standard path's steps from parsing to execution (schema/pipeline.py): the cached
-    parse under the token limit, then the shape limits before the cached validation, then
-    the time limit around execution."""
+    parse under the token limit; a subscription over HTTP refused; the shape limits before
+    the cached validation; the time limit around execution."""
 
     parsed: ParsedDocument | None = None
 
@@ -43,10 +45,18 @@ class QueryLimits(SchemaExtension):
         yield
 
     def on_validate(self) -> Iterator[None]:
-        # Before the standard rules: some of them cost time quadratic in repeated fields.
         settings = self._settings()
         ctx = self.execution_context
+        context: Context = ctx.context
+        # Just after Strawberry's check of the operation's type: a subscription needs the
+        # stream only the WebSocket carries (over HTTP it would run as a query and fail).
+        if ctx.operation_type is OperationType.SUBSCRIPTION and isinstance(
+            context.request, Request
+        ):
+            context.response.status_code = 400
+            raise SubscriptionOverHttpError
         assert self.parsed is not None  # on_parse ran
+        # Before the standard rules: some of them cost time quadratic in repeated fields.
         error = limit_error(
             settings,
             ctx.schema._schema,
