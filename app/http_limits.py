@@ -15,6 +15,22 @@ def declared_too_large(content_length: bytes, max_bytes: int) -> bool:
     return not content_length.isdigit() or int(content_length) > max_bytes
 
 
+class StreamedSize:
+    """A body's size as its messages arrive, against `max_bytes`: the one count of this
+    middleware and of the planned path (schema/http.py), which hands a body over the limit
+    to this middleware for its refusal. Every message counts, the last one too."""
+
+    def __init__(self, max_bytes: int) -> None:
+        self.max_bytes = max_bytes
+        self.received = 0
+
+    def over(self, message: Message) -> bool:
+        """Counts a received message; True once the body has passed the limit."""
+        if message["type"] == "http.request":
+            self.received += len(message.get("body", b""))
+        return self.received > self.max_bytes
+
+
 class BodySizeLimit:
     """Refuses bodies over `max_bytes`: at once from Content-Length, or while streaming
     a chunked body (the declared length can be absent or a lie)."""
@@ -31,16 +47,13 @@ class BodySizeLimit:
         if declared is not None and declared_too_large(declared, self.max_bytes):
             await self._refuse(scope, receive, send)
             return
-        received = 0
+        size = StreamedSize(self.max_bytes)
         response_started = False
 
         async def limited_receive() -> Message:
-            nonlocal received
             message = await receive()
-            if message["type"] == "http.request":
-                received += len(message.get("body", b""))
-                if received > self.max_bytes:
-                    raise _TooLarge
+            if size.over(message):
+                raise _TooLarge
             return message
 
         async def tracking_send(message: Message) -> None:

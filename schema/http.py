@@ -2,17 +2,20 @@
 
 A POST to /graphql of one JSON-encoded query that compiles to a plan (schema/plans/) is
 answered here, without the middleware stack, the router, Strawberry's HTTP view, its
-extension runner and graphql-core's execution loop, with the same steps they take: the
-request id, metrics and access line, the body size limit, the rate limit, the operation's
-label, the limits, the timeout, the transaction boundary with its statement count and
-`Server-Timing`, the Redis round trips, and the same response bytes.
+extension runner and graphql-core's execution loop, with the same steps they take, by the
+same functions and in the same order (schema/pipeline.py): the body size, the media type,
+the rate limit, the cached parse, the shape limits, the cached validation, then the
+operation's label, the timeout, the transaction boundary with its statement count and
+`Server-Timing`, the Redis round trips, the request id, metrics and access line, and the
+same response bytes.
 
 Everything else goes to Strawberry's view (schema/view.py), which answers it as it always has:
-GET, other content types, batches, streaming `Accept`s, mutations, subscriptions,
-introspection, documents that do not parse or validate, variables that do not coerce, an
-operation over a limit or the rate limit, and any error while answering. A request handed
-over carries a `Handoff`, so the view neither counts it against the rate limit again nor
-runs an operation that already ran out of time.
+GET, other content types, bodies over the limit, batches, streaming `Accept`s, mutations,
+subscriptions, introspection, documents that do not parse or validate, variables that do
+not coerce, an operation over a limit or the rate limit, and any error while answering. Each
+step hands over what it would refuse, so the view refuses it at the same step. A request
+handed over carries a `Handoff`, so the view neither counts it against the rate limit again
+nor runs an operation that already ran out of time.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from typing import Any
 
 import orjson
 import strawberry
+from graphql import GraphQLError
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute
@@ -31,12 +35,13 @@ from strawberry.execution.is_awaitable import optimized_is_awaitable
 
 from app.cache import count_round_trips
 from app.config import Settings
-from app.http_limits import declared_too_large
+from app.http_limits import StreamedSize, declared_too_large
 from app.metrics import PLANNED_QUERIES
 from app.observability import begin_request, end_request, label_operation, record_request
 from schema.extensions import begin_read_only, request_boundary
 from schema.limits import HANDOFF, Handoff, limit_error, take_rate_limit
-from schema.plans import DocumentPlans, execute
+from schema.pipeline import json_media_type, parse_document, validation_errors
+from schema.plans import DocumentPlans, execute, query_operation
 from schema.view import HeraldGraphQL
 
 logger = logging.getLogger(__name__)
@@ -74,9 +79,7 @@ class PlannedQueries:
         executor_class = schema.execution_context_class
         assert executor_class is not None  # the schema's PlannedExecutor
         self.executor_class = executor_class
-        self.plans = DocumentPlans(
-            schema._schema, settings.query_max_tokens, settings.introspection_enabled
-        )
+        self.plans = DocumentPlans()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if not (
@@ -96,10 +99,10 @@ class PlannedQueries:
             elif name == b"content-length":
                 declared = value
         if (
-            b"application/json" not in content_type
+            (declared and declared_too_large(declared, self.max_bytes))
+            or not json_media_type(content_type.decode("latin-1"))
             or any(s in accept for s in _STREAMING)
-            or (declared and declared_too_large(declared, self.max_bytes))
-        ):  # the size-limit middleware refuses a body over the limit
+        ):  # the size-limit middleware refuses a body over the limit, the view the rest
             await self.app(scope, receive, send)
             return
         info, token = begin_request(scope)
@@ -156,11 +159,7 @@ class PlannedQueries:
             and isinstance(extensions, dict | None)
         ):
             return None
-        document = self.plans.get(query, name)
-        if document is None:
-            return None
         scope["route"] = self.route  # the request's label in metrics and logs, as routed
-        label_operation(document.operation_name)
         settings = self.settings
         graphql_schema = self.schema._schema
         request = Request(scope, receive)
@@ -176,6 +175,19 @@ class PlannedQueries:
             handoff.verdict = verdict
             if verdict is not None and verdict.retry_after_ms is not None:
                 return None
+            try:
+                parsed = parse_document(query, settings.query_max_tokens)
+            except GraphQLError:  # does not parse, or too many tokens
+                return None
+            if query_operation(parsed.document, name) is None:  # mutations, subscriptions
+                return None
+            if limit_error(settings, graphql_schema, parsed.document, query, name, variables):
+                return None
+            if validation_errors(parsed, graphql_schema, settings.introspection_enabled):
+                return None
+            document = self.plans.get(query, name, parsed.document)
+            if document is None:
+                return None
             executor = self.executor_class.build(
                 graphql_schema,
                 document.document,
@@ -188,11 +200,10 @@ class PlannedQueries:
             )
             if isinstance(executor, list):  # variables that do not coerce
                 return None
-            if limit_error(settings, graphql_schema, document.document, query, name, variables):
-                return None
             plan = document.plan(executor)
             if plan is None:
                 return None
+            label_operation(document.operation_name)
             with count_round_trips() as trips:
                 begin_read_only(context)
                 try:
@@ -216,22 +227,21 @@ class PlannedQueries:
         return orjson.dumps(result), response
 
 
-async def _read_body(receive: Receive, limit: int) -> tuple[bytes | None, bool]:
-    """The body and whether it is complete: reading stops once it passes `limit` (the
-    size-limit middleware then refuses it). None when the client went away."""
+async def _read_body(receive: Receive, max_bytes: int) -> tuple[bytes | None, bool]:
+    """The body and whether it was read whole within the limit: reading stops at the message
+    that takes it over, which the size-limit middleware then refuses, counted the same way
+    (`StreamedSize`). None when the client went away."""
+    size = StreamedSize(max_bytes)
     chunks: list[bytes] = []
-    size = 0
     while True:
         message = await receive()
         if message["type"] != "http.request":
             return None, False
-        chunk = message.get("body", b"")
-        chunks.append(chunk)
-        size += len(chunk)
+        chunks.append(message.get("body", b""))
+        if size.over(message):
+            return b"".join(chunks), False
         if not message.get("more_body", False):
             return b"".join(chunks), True
-        if size > limit:
-            return b"".join(chunks), False
 
 
 def _replay(body: bytes, complete: bool, receive: Receive) -> Receive:

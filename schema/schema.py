@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from strawberry.extensions import ParserCache, ValidationCache
 from strawberry.schema.config import StrawberryConfig
 from strawberry.tools import merge_types
 
@@ -60,11 +59,9 @@ def build_schema(*more_extensions: type) -> HeraldSchema:
             OperationLabel,  # names the request in metrics and logs
             TransactionBoundary,
             RedisRoundTrips,
-            QueryLimits,  # tokens, introspection, depth, aliases, cost, timeout (schema/limits/)
-            # Parsing and validating the same document again on each request dominates
-            # small queries; both caches are keyed by the document text.
-            lambda: ParserCache(maxsize=512),
-            lambda: ValidationCache(maxsize=512),
+            # Parse (cached), shape limits, validation (cached), timeout: the request steps
+            # the planned path takes too (schema/pipeline.py, schema/limits/).
+            QueryLimits,
             *more_extensions,
         ],
     )

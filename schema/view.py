@@ -6,10 +6,12 @@ from collections.abc import Callable
 from typing import Any
 
 import orjson
+from cross_web import AsyncHTTPRequestAdapter, HTTPException
 from starlette.requests import HTTPConnection, Request
 from starlette.responses import HTMLResponse, Response
 from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
+from strawberry.http import GraphQLRequestData
 
 from app.api_keys.auth import RequestAuth
 from app.db import SerializedSession
@@ -18,6 +20,7 @@ from app.live import LiveHub
 from app.runtime import Runtime
 from schema.context import Context
 from schema.fanout import SharedStreams
+from schema.pipeline import json_media_type
 from schema.request import request_cache, request_loaders
 from schema.websocket import LiveTransportHandler, TextWebSocketAdapter
 
@@ -46,6 +49,14 @@ class HeraldGraphQL(GraphQL[Context, None]):
         )
         # The page may carry default headers (credentials): never store it in a cache.
         return HTMLResponse(page, headers={"Cache-Control": "no-store"})
+
+    async def parse_http_body(
+        self, request: AsyncHTTPRequestAdapter
+    ) -> GraphQLRequestData | list[GraphQLRequestData]:
+        """Strawberry's, behind the media type check the planned path makes too."""
+        if request.method == "POST" and not json_media_type(request.content_type or ""):
+            raise HTTPException(400, "Unsupported content type")  # as Strawberry words it
+        return await super().parse_http_body(request)
 
     def encode_json(self, data: object) -> bytes:
         return orjson.dumps(data)

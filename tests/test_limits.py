@@ -40,6 +40,11 @@ query($n: Int!) {
     messages(first: $n) { nodes { id status } } } } } }
 }
 """
+# The same bomb with the page size as the variable's declared default.
+DEFAULT_PAGE_BOMB = (
+    "query C($n: Int = 100) { categories(first: $n) { nodes { contacts(first: $n) { nodes {"
+    " messages(first: $n) { totalCount } } } } } }"
+)
 
 
 def code_of(result: GqlResult) -> str:
@@ -120,6 +125,26 @@ async def test_page_size_bomb_is_refused_before_any_sql(gql: GqlClient) -> None:
     assert result.sql == 0
     assert elapsed < FAST_S
     await still_responsive(gql)
+
+
+@pytest.mark.parametrize("variables", [{"n": 100}, {}])
+async def test_a_declared_default_counts_like_a_value_sent(
+    gql: GqlClient, variables: dict[str, Any]
+) -> None:
+    # when: $n sent as 100, or omitted and 100 by its declared default
+    result = await gql(DEFAULT_PAGE_BOMB, variables)
+    # then
+    assert code_of(result) == "QUERY_TOO_COMPLEX"
+    assert result.data is None
+    assert result.sql == 0
+
+
+async def test_an_explicit_null_counts_as_the_default_page_size(gql: GqlClient) -> None:
+    # when: 20 x 20 x 20 (page_size_default at each level), within the limit
+    result = await gql(DEFAULT_PAGE_BOMB, {"n": None})
+    # then
+    assert result.errors is None
+    assert result.data == {"categories": {"nodes": []}}
 
 
 async def test_the_same_shape_with_small_pages_runs(gql: GqlClient) -> None:

@@ -16,13 +16,15 @@ from typing import Any
 
 import httpx
 import pytest
+from graphql import GraphQLError
 from hypothesis import HealthCheck, given
 from hypothesis import settings as hypothesis_settings
 
 from app.config import Settings
 from schema.common.enums import WhatsAppStatus
 from schema.execution import PlannedExecutor
-from schema.plans import DocumentPlans, execute
+from schema.pipeline import parse_document, validation_errors
+from schema.plans import DocumentPlan, DocumentPlans, execute, query_operation
 from schema.plans.calls import STRAWBERRY_FIELD, arguments_converter
 from schema.schema import build_schema
 from tests.conftest import GqlClient, Server, serve
@@ -38,7 +40,21 @@ from tests.test_execution import (
 
 pytestmark = pytest.mark.asyncio
 
-PLANS = DocumentPlans(PLANNED._schema, max_tokens=10_000, introspection=False)
+PLANS = DocumentPlans()
+
+
+def _compiled(document: str, name: str | None = None) -> DocumentPlan | None:
+    """The document's plans, once the steps before them let it through as on the planned
+    path (parse, a query operation, validation with introspection off); None otherwise."""
+    try:
+        parsed = parse_document(document, 10_000)
+    except GraphQLError:
+        return None
+    if query_operation(parsed.document, name) is None:
+        return None
+    if validation_errors(parsed, PLANNED._schema, introspection=False):
+        return None
+    return PLANS.get(document, name, parsed.document)
 
 
 async def _plan_and_standard(
@@ -48,7 +64,7 @@ async def _plan_and_standard(
     standard = _json(
         await STANDARD.execute(document, variable_values=variables, root_value=ROOT_VALUE)
     )
-    compiled = PLANS.get(document, None)
+    compiled = _compiled(document)
     if compiled is None:
         return None, standard
     executor = PlannedExecutor.build(
@@ -119,11 +135,11 @@ async def test_directive_values_get_plans_of_their_own() -> None:
 
 
 async def test_unsupported_documents_are_not_compiled() -> None:
-    assert PLANS.get("{ __schema { queryType { name } } }", None) is None
-    assert PLANS.get("{ good { id", None) is None  # does not parse
-    assert PLANS.get("{ nope }", None) is None  # does not validate
-    assert PLANS.get("query A { good { id } } query B { good { id } }", None) is None
-    assert PLANS.get("query A { good { id } } query B { good { id } }", "B") is not None
+    assert _compiled("{ __schema { queryType { name } } }") is None
+    assert _compiled("{ good { id") is None  # does not parse
+    assert _compiled("{ nope }") is None  # does not validate
+    assert _compiled("query A { good { id } } query B { good { id } }") is None
+    assert _compiled("query A { good { id } } query B { good { id } }", "B") is not None
 
 
 # -- Over HTTP --------------------------------------------------------------------------------

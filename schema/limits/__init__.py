@@ -2,11 +2,13 @@
 
 All limits come from Settings at request time, so one schema serves any configuration.
 Refusals are client errors with a code (QUERY_TOO_LARGE, QUERY_TOO_DEEP, TOO_MANY_ALIASES,
-TOO_MANY_REPEATS, QUERY_TOO_COMPLEX, TIMEOUT, RATE_LIMITED), returned with no data and
-nothing executed.
+TOO_MANY_REPEATS, QUERY_TOO_COMPLEX, TIMEOUT, RATE_LIMITED, and SUBSCRIPTION_OVER_HTTP for a
+subscription sent where nothing can stream it), returned with no data and nothing executed.
+They are steps of the request pipeline (schema/pipeline.py), taken in its order on every path.
 
   - shape.py:      depth, aliases, repeats and cost, measured in one walk of the operation
-  - extensions.py: QueryLimits and RateLimit, and the planned path's Handoff
+  - extensions.py: QueryLimits and RateLimit (the standard path's steps), the planned path's
+                   Handoff
   - errors.py:     the refusals
 """
 

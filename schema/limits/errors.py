@@ -27,3 +27,12 @@ class RateLimitedError(LimitError):
         super().__init__(
             f"too many requests: retry in {retry_after} s", "RATE_LIMITED", retryAfter=retry_after
         )
+
+
+class SubscriptionOverHttpError(LimitError):
+    def __init__(self) -> None:
+        super().__init__(
+            "subscriptions are served over WebSocket (graphql-transport-ws) on /graphql, "
+            "not over HTTP",
+            "SUBSCRIPTION_OVER_HTTP",
+        )

@@ -1,4 +1,4 @@
-"""The limits as schema extensions: tokens, introspection, shape, time and the rate limit,
+"""The limits as schema extensions: the rate limit, then parsing, shape and validation, time;
 and what the planned path hands over so that nothing is counted twice."""
 
 from __future__ import annotations
@@ -10,14 +10,16 @@ from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from graphql.validation import NoSchemaIntrospectionCustomRule
+from starlette.requests import Request
 from strawberry.extensions import SchemaExtension
+from strawberry.types.graphql import OperationType
 
 from app.config import Settings
 from app.ratelimit import Verdict, limiter_for
 from schema.context import Context
-from schema.limits.errors import QueryTimeoutError, RateLimitedError
+from schema.limits.errors import QueryTimeoutError, RateLimitedError, SubscriptionOverHttpError
 from schema.limits.shape import limit_error
+from schema.pipeline import ParsedDocument, parse_document, validation_errors
 
 if TYPE_CHECKING:
     from redis.asyncio import Redis
@@ -29,32 +31,47 @@ logger = logging.getLogger(__package__)
 
 
 class QueryLimits(SchemaExtension):
-    """Tokens at parse; shape (depth, aliases, repeats, cost) and the introspection switch
-    at validation; time at execution."""
+    """The standard path's steps from parsing to execution (schema/pipeline.py): the cached
+    parse under the token limit; a subscription over HTTP refused; the shape limits before
+    the cached validation; the time limit around execution."""
 
-    def on_operation(self) -> Iterator[None]:
-        settings = self._settings()
+    parsed: ParsedDocument | None = None
+
+    def on_parse(self) -> Iterator[None]:
         ctx = self.execution_context
-        ctx.parse_options["max_tokens"] = settings.query_max_tokens
-        if not settings.introspection_enabled:
-            ctx.validation_rules = (*ctx.validation_rules, NoSchemaIntrospectionCustomRule)
+        assert ctx.query is not None  # Strawberry refuses a request without one first
+        self.parsed = parse_document(ctx.query, self._settings().query_max_tokens)
+        ctx.graphql_document = self.parsed.document
         yield
 
     def on_validate(self) -> Iterator[None]:
-        # Before the standard rules: some of them cost time quadratic in repeated fields.
         settings = self._settings()
         ctx = self.execution_context
-        if ctx.graphql_document is not None:
-            error = limit_error(
-                settings,
-                ctx.schema._schema,
-                ctx.graphql_document,
-                ctx.query,
-                ctx.operation_name,
-                ctx.variables,
-            )
-            if error is not None:
-                raise error  # the operation ends here: nothing is validated or executed
+        context: Context = ctx.context
+        # Just after Strawberry's check of the operation's type: a subscription needs the
+        # stream only the WebSocket carries (over HTTP it would run as a query and fail).
+        if ctx.operation_type is OperationType.SUBSCRIPTION and isinstance(
+            context.request, Request
+        ):
+            context.response.status_code = 400
+            raise SubscriptionOverHttpError
+        assert self.parsed is not None  # on_parse ran
+        # Before the standard rules: some of them cost time quadratic in repeated fields.
+        error = limit_error(
+            settings,
+            ctx.schema._schema,
+            self.parsed.document,
+            ctx.query,
+            ctx.operation_name,
+            ctx.variables,
+        )
+        if error is not None:
+            raise error  # the operation ends here: nothing is validated or executed
+        # Set, so Strawberry does not validate again; a list of its own, as error reporting
+        # edits the list it is given.
+        ctx.pre_execution_errors = list(
+            validation_errors(self.parsed, ctx.schema._schema, settings.introspection_enabled)
+        )
         yield
 
     async def on_execute(self) -> AsyncIterator[None]:

@@ -31,6 +31,7 @@ from graphql import (
     VariableNode,
     get_named_type,
     get_operation_ast,
+    value_from_ast_untyped,
 )
 
 from app.config import Settings
@@ -203,8 +204,15 @@ def measure_operation(
     fragments = {
         d.name.value: d for d in document.definitions if isinstance(d, FragmentDefinitionNode)
     }
+    # A variable left out takes its declared default (`$n: Int = 100`), as in execution; one
+    # sent as null stays null. The default is in the document's text, so in the cache key.
+    declared = {
+        d.variable.name.value: value_from_ast_untyped(d.default_value)
+        for d in operation.variable_definitions or ()
+        if d.default_value is not None
+    }
     root = schema.get_root_type(operation.operation)
-    walker = _Walker(schema, fragments, variables or {}, settings)
+    walker = _Walker(schema, fragments, {**declared, **(variables or {})}, settings)
     shape = walker.selection_set(operation.selection_set, root, False)
     return Measure(shape.depth, shape.aliases, shape.cost, max(shape.paths.values(), default=0))
 

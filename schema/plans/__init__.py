@@ -25,9 +25,13 @@ operation through the standard path, which produces the exact errors (queries wr
 nothing, so running one again is safe). Compiled only for query operations over object
 types; mutations, subscriptions, introspection (`__schema`, `__type`), unions, interfaces,
 types with an `is_type_of` check and fragment variables stay on the standard path.
+
+A document reaches its plan only through the steps every request takes, in their order
+(schema/pipeline.py): rate limit, parse, shape limits, validation; a plan changes how the
+fields are resolved, never which requests are answered.
 """
 
 from schema.plans.calls import Bail, batched, execute
-from schema.plans.documents import DocumentPlan, DocumentPlans
+from schema.plans.documents import DocumentPlan, DocumentPlans, query_operation
 
-__all__ = ["Bail", "DocumentPlan", "DocumentPlans", "batched", "execute"]
+__all__ = ["Bail", "DocumentPlan", "DocumentPlans", "batched", "execute", "query_operation"]

@@ -1,4 +1,4 @@
-"""Documents: parsed, validated and checked once, with a plan per `@skip`/`@include` values."""
+"""Documents a plan can answer, checked once, with a plan per `@skip`/`@include` values."""
 
 from __future__ import annotations
 
@@ -9,19 +9,13 @@ from typing import Any
 from graphql import (
     DocumentNode,
     FieldNode,
-    GraphQLError,
-    GraphQLSchema,
     OperationDefinitionNode,
     OperationType,
     Visitor,
-    parse,
-    specified_rules,
     visit,
 )
 from graphql.execution import Executor
 from graphql.language import FragmentDefinitionNode, VariableNode
-from graphql.validation import ASTValidationRule, NoSchemaIntrospectionCustomRule
-from strawberry.schema.schema import validate_document
 
 from schema.plans.calls import Plan
 from schema.plans.generate import Generator, Unsupported
@@ -31,7 +25,7 @@ from schema.plans.generate import Generator, Unsupported
 
 @dataclass
 class DocumentPlan:
-    """A parsed and validated query operation, with its plans per `@skip`/`@include` values."""
+    """A query operation a plan can answer, with its plans per `@skip`/`@include` values."""
 
     document: DocumentNode
     operation_name: str | None  # the selected operation's own name, for metrics and logs
@@ -55,58 +49,51 @@ class DocumentPlan:
 class DocumentPlans:
     """Compiled documents by (query text, operation name), least recently used first out.
 
-    A document that cannot be planned (it does not parse or validate, is not a query,
-    asks for introspection) is remembered as None, so the standard path gets it at once.
+    Given documents that parsed and validated (schema/pipeline.py); one a plan cannot answer
+    (introspection, fragment variables) is remembered as None, so the standard path gets
+    it at once.
     """
 
-    def __init__(
-        self, schema: GraphQLSchema, max_tokens: int, introspection: bool, maxsize: int = 512
-    ) -> None:
-        self.schema = schema
-        self.max_tokens = max_tokens
-        rules: tuple[type[ASTValidationRule], ...] = tuple(specified_rules)
-        if not introspection:
-            rules = (*rules, NoSchemaIntrospectionCustomRule)
-        self.rules = rules
+    def __init__(self, maxsize: int = 512) -> None:
         self.maxsize = maxsize
         self._documents: OrderedDict[tuple[str, str | None], DocumentPlan | None] = OrderedDict()
 
-    def get(self, query: str, operation_name: str | None) -> DocumentPlan | None:
+    def get(
+        self, query: str, operation_name: str | None, document: DocumentNode
+    ) -> DocumentPlan | None:
         key = (query, operation_name)
         documents = self._documents
         if key in documents:
             documents.move_to_end(key)
             return documents[key]
-        found = self._compile(query, operation_name)
+        found = _compile(document, operation_name)
         documents[key] = found
         if len(documents) > self.maxsize:
             documents.popitem(last=False)
         return found
 
-    def _compile(self, query: str, operation_name: str | None) -> DocumentPlan | None:
-        try:
-            document = parse(query, max_tokens=self.max_tokens)
-        except GraphQLError:
-            return None
-        operation = _operation(document, operation_name)
-        if operation is None or operation.operation is not OperationType.QUERY:
-            return None
-        if validate_document(self.schema, document, self.rules):
-            return None
-        scan = _Scan()
-        visit(document, scan)
-        if scan.introspection or scan.fragment_variables:
-            return None
-        name = operation.name.value if operation.name else None
-        return DocumentPlan(document, name, tuple(sorted(scan.directive_variables)))
+
+def _compile(document: DocumentNode, operation_name: str | None) -> DocumentPlan | None:
+    operation = query_operation(document, operation_name)
+    if operation is None:
+        return None
+    scan = _Scan()
+    visit(document, scan)
+    if scan.introspection or scan.fragment_variables:
+        return None
+    name = operation.name.value if operation.name else None
+    return DocumentPlan(document, name, tuple(sorted(scan.directive_variables)))
 
 
-def _operation(document: DocumentNode, name: str | None) -> OperationDefinitionNode | None:
-    """The operation to run, as `Executor.build` picks it; None where it reports an error."""
+def query_operation(document: DocumentNode, name: str | None) -> OperationDefinitionNode | None:
+    """The operation to run, as `Executor.build` picks it, when it is a query; None for a
+    mutation or subscription, or where `build` reports an error."""
     operations = [d for d in document.definitions if isinstance(d, OperationDefinitionNode)]
     if name is None:
-        return operations[0] if len(operations) == 1 else None
-    return next((o for o in operations if o.name and o.name.value == name), None)
+        found = operations[0] if len(operations) == 1 else None
+    else:
+        found = next((o for o in operations if o.name and o.name.value == name), None)
+    return found if found is not None and found.operation is OperationType.QUERY else None
 
 
 class _Scan(Visitor):

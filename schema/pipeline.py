@@ -1,0 +1,66 @@
+"""The steps of a request, in the order every path takes them, one function each.
+
+Strawberry's view (schema/view.py, with the extensions of schema/limits/) and the planned
+path (schema/http.py) call the same functions, so they accept and refuse the same requests:
+
+1. body size: `declared_too_large`, then `StreamedSize` as the body arrives (app/http_limits.py);
+2. media type: `json_media_type`;
+3. rate limit: `take_rate_limit` (schema/limits/);
+4. parse under the token limit: `parse_document`, cached by the document's text;
+5. shape limits (depth, aliases, repeats, cost): `limit_error` (schema/limits/);
+6. validation: `validation_errors`, cached with the parsed document;
+7. execution under the time limit.
+
+A refusal costs no more than the steps before it: a document over a shape limit is never
+validated (the standard rules take most of a second over 700 repeats of one field).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from functools import lru_cache
+
+from graphql import DocumentNode, GraphQLError, GraphQLSchema, parse, specified_rules
+from graphql.validation import ASTValidationRule, NoSchemaIntrospectionCustomRule
+from strawberry.http.parse_content_type import parse_content_type
+from strawberry.schema.schema import validate_document
+
+_RULES: tuple[type[ASTValidationRule], ...] = tuple(specified_rules)
+_RULES_WITHOUT_INTROSPECTION = (*_RULES, NoSchemaIntrospectionCustomRule)
+
+
+def json_media_type(content_type: str) -> bool:
+    """A body sent as JSON: the header's media type, parameters aside, is `application/json`.
+
+    Compared as sent, as Strawberry's own check (which runs after this one in the view) does.
+    """
+    media_type, _ = parse_content_type(content_type)
+    return media_type == "application/json"
+
+
+@dataclass(eq=False, slots=True)
+class ParsedDocument:
+    document: DocumentNode
+    # Validation errors per (schema, introspection allowed): they live and go with the parse.
+    errors: dict[tuple[GraphQLSchema, bool], list[GraphQLError]] = field(default_factory=dict)
+
+
+@lru_cache(maxsize=512)
+def parse_document(query: str, max_tokens: int) -> ParsedDocument:
+    """The document parsed under the token limit; raises GraphQLError when it does not parse.
+
+    Cached by its text: clients send the same few documents again and again.
+    """
+    return ParsedDocument(parse(query, max_tokens=max_tokens))
+
+
+def validation_errors(
+    parsed: ParsedDocument, schema: GraphQLSchema, introspection: bool
+) -> list[GraphQLError]:
+    """The standard rules' errors (and introspection's, when it is off), computed once."""
+    key = (schema, introspection)
+    errors = parsed.errors.get(key)
+    if errors is None:
+        rules = _RULES if introspection else _RULES_WITHOUT_INTROSPECTION
+        errors = parsed.errors[key] = validate_document(schema, parsed.document, rules)
+    return errors

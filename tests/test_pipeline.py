@@ -1,0 +1,235 @@
+"""One request pipeline for both paths: the planned path (schema/http.py) and Strawberry's view
+take the same steps in the same order (body size, media type, rate limit, parse, shape limits,
+validation, execution), so they accept and refuse the same requests. Each test sends the same
+request to a server with planned queries on and to one with them off."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
+
+import httpx
+import pytest
+import strawberry.schema.schema as strawberry_schema
+
+from app.config import Settings
+from tests.conftest import Server, create_api_key, serve
+
+pytestmark = pytest.mark.asyncio
+
+VERSION = "{ version }"
+# The same field 700 times: standard validation compares every pair of them (most of a second).
+REPEATED = "{ " + "contacts { totalCount } " * 700 + "}"
+SUBSCRIPTION = 'subscription { campaignProgress(id: "1") { status } }'
+
+
+@pytest.fixture(scope="module")
+def paths(settings: Settings) -> Iterator[tuple[Server, Server]]:
+    """(planned path on, planned path off), without a rate limit."""
+    update = {"rate_limit_requests": 0}
+    planned = settings.model_copy(update={**update, "fast_execution": True})
+    standard = settings.model_copy(update={**update, "fast_execution": False})
+    with serve(planned) as on, serve(standard) as off:
+        yield on, off
+
+
+@pytest.fixture(scope="module")
+def limited_paths(settings: Settings) -> Iterator[tuple[Server, Server]]:
+    """(planned path on, planned path off), one request per key every 30 s."""
+    update = {"rate_limit_requests": 1, "rate_limit_window_s": 30.0}
+    planned = settings.model_copy(update={**update, "fast_execution": True})
+    standard = settings.model_copy(update={**update, "fast_execution": False})
+    with serve(planned) as on, serve(standard) as off:
+        yield on, off
+
+
+@pytest.fixture
+def validations(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The documents validated from now on (graphql-core's `validate`, as Strawberry's
+    `validate_document` calls it for every path)."""
+    validated: list[str] = []
+    validate = strawberry_schema.validate
+
+    def counted(schema: Any, document: Any, *args: Any, **kwargs: Any) -> Any:
+        validated.append(document.loc.source.body if document.loc else "")
+        return validate(schema, document, *args, **kwargs)
+
+    monkeypatch.setattr(strawberry_schema, "validate", counted)
+    return validated
+
+
+def unseen(document: str) -> str:
+    """The document under a text no cache has seen yet (a comment of its own)."""
+    return f"# {uuid.uuid4().hex}\n{document}"
+
+
+async def post(
+    server: Server,
+    key: str,
+    body: bytes | AsyncIterator[bytes],
+    content_type: str = "application/json",
+) -> httpx.Response:
+    headers = {"Authorization": f"Bearer {key}", "Content-Type": content_type}
+    async with httpx.AsyncClient(base_url=server.url, timeout=30) as http:
+        return await http.post("/graphql", content=body, headers=headers)
+
+
+def json_body(document: str) -> bytes:
+    return httpx.Request("POST", "/", json={"query": document}).content
+
+
+# -- Body size -------------------------------------------------------------------------------------
+
+
+async def test_a_chunked_body_just_over_the_limit_is_413_on_both_paths(
+    paths: tuple[Server, Server], admin_key: str, settings: Settings
+) -> None:
+    # given: a JSON body under the limit until its last chunk, which takes it 64 KB over
+    head = b'{"query": "{ version }", "variables": {"pad": "'
+    first = head + b"x" * (settings.request_max_bytes - len(head))
+    last = b"x" * (64 * 1024) + b'"}}'
+
+    async def chunks() -> AsyncIterator[bytes]:
+        yield first
+        await asyncio.sleep(0.2)  # the server reads the first part before the last arrives
+        yield last
+
+    # when
+    responses = [await post(server, admin_key, chunks()) for server in paths]
+    # then
+    assert [r.status_code for r in responses] == [413, 413]
+    assert all("content-length" not in r.request.headers for r in responses)
+
+
+# -- Media type ------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("content_type", "status"),
+    [
+        ("application/json", 200),
+        ("application/json; charset=utf-8", 200),
+        # Strawberry's view compares the media type as it is sent
+        ("APPLICATION/JSON", 400),
+        ("text/plain; x=application/json", 400),
+        ("multipart/form-data; boundary=application/json", 400),
+    ],
+)
+async def test_both_paths_accept_the_same_media_types(
+    paths: tuple[Server, Server], admin_key: str, content_type: str, status: int
+) -> None:
+    # when
+    responses = [
+        await post(server, admin_key, json_body(VERSION), content_type) for server in paths
+    ]
+    # then
+    assert [r.status_code for r in responses] == [status, status]
+    assert responses[0].content == responses[1].content
+
+
+# -- Rate limit, parse, shape limits, validation, in this order ------------------------------------
+
+
+async def test_a_document_over_a_limit_is_refused_without_validation(
+    paths: tuple[Server, Server], admin_key: str, validations: list[str]
+) -> None:
+    # given
+    document = unseen(REPEATED)
+    # when
+    responses = [await post(server, admin_key, json_body(document)) for server in paths]
+    # then: the same refusal from both paths, and neither validated the document
+    for response in responses:
+        assert response.status_code == 200
+        errors = response.json()["errors"]
+        assert len(errors) == 1
+        assert errors[0]["extensions"] == {"code": "TOO_MANY_REPEATS"}
+    assert responses[0].json() == responses[1].json()
+    assert validations == []
+    # while a document within the limits is validated (once: the cache is the process's)
+    within = unseen(VERSION)
+    for server in paths:
+        assert (await post(server, admin_key, json_body(within))).status_code == 200
+    assert validations == [within]
+
+
+async def test_a_rate_limited_client_gets_the_same_answer_without_validation(
+    limited_paths: tuple[Server, Server], settings: Settings, validations: list[str]
+) -> None:
+    # given: one key per server, each having used its window
+    keys = [await create_api_key(settings, "admin") for _ in limited_paths]
+    for server, key in zip(limited_paths, keys, strict=True):
+        ok = await post(server, key, json_body(VERSION))
+        assert ok.status_code == 200
+    validations.clear()
+    document = unseen(REPEATED)
+    # when
+    responses = [
+        await post(server, key, json_body(document))
+        for server, key in zip(limited_paths, keys, strict=True)
+    ]
+    # then
+    assert [r.status_code for r in responses] == [429, 429]
+    assert [r.headers["Retry-After"] for r in responses] == ["30", "30"]
+    assert responses[0].json() == responses[1].json()
+    assert responses[0].json()["errors"][0]["extensions"] == {
+        "code": "RATE_LIMITED",
+        "retryAfter": 30,
+    }
+    assert validations == []
+
+
+# -- Subscriptions over HTTP -----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("method", "accept"),
+    [
+        ("POST", "application/json"),
+        ("POST", "multipart/mixed"),
+        ("POST", "text/event-stream"),
+        ("GET", "application/json"),
+        ("GET", "multipart/mixed"),
+        ("GET", "text/event-stream"),
+    ],
+)
+async def test_a_subscription_over_http_is_refused_as_the_clients_mistake(
+    paths: tuple[Server, Server],
+    admin_key: str,
+    method: str,
+    accept: str,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # given
+    headers = {"Authorization": f"Bearer {admin_key}", "Accept": accept}
+    responses = []
+    # when
+    with caplog.at_level(logging.WARNING):
+        for server in paths:
+            async with httpx.AsyncClient(base_url=server.url, timeout=30) as http:
+                if method == "GET":
+                    response = await http.get(
+                        "/graphql", params={"query": SUBSCRIPTION}, headers=headers
+                    )
+                else:
+                    response = await http.post(
+                        "/graphql", json={"query": SUBSCRIPTION}, headers=headers
+                    )
+            responses.append(response)
+    # then: a client error, the same from both paths, and nothing logged as a failure
+    for response in responses:
+        assert response.status_code == 400
+        assert response.json() == {
+            "data": None,
+            "errors": [
+                {
+                    "message": "subscriptions are served over WebSocket (graphql-transport-ws)"
+                    " on /graphql, not over HTTP",
+                    "extensions": {"code": "SUBSCRIPTION_OVER_HTTP"},
+                }
+            ],
+            "extensions": {"sqlStatements": 0, "redisRoundTrips": 0},  # nothing ran
+        }
+    assert [r.getMessage() for r in caplog.records] == []
