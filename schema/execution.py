@@ -17,7 +17,7 @@ A field takes the fast path ("plain") when all of these hold:
 `__typename` is answered from the parent type. Everything else (resolvers, field
 extensions, arguments, unions and interfaces, introspection, any value that is not a list
 where a list is expected) runs through the standard executor, whose results and errors the
-fast path reproduces: the same null propagation, messages and paths (tests/test_execution.py
+fast path reproduces: the same null propagation, messages and paths (tests/test_differential.py
 compares both paths on every document of the test suite and the README, and on generated
 ones). `HERALD_FAST_EXECUTION=false` turns the fast path off.
 

@@ -75,8 +75,13 @@ async def messages(
     campaign_id: int,
     contact_ids: Sequence[int],
     status: MessageStatus = MessageStatus.SENT,
+    **values: Any,
 ) -> list[int]:
-    rows = [{"campaign_id": campaign_id, "contact_id": c, "status": status} for c in contact_ids]
+    """One message per contact; `values` sets more columns (`sent_at`, `read_at`, …)."""
+    rows = [
+        {"campaign_id": campaign_id, "contact_id": c, "status": status, **values}
+        for c in contact_ids
+    ]
     result = await session.execute(insert(Message).returning(Message.id), rows)
     return list(result.scalars())
 
