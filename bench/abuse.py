@@ -1,0 +1,372 @@
+"""`python -m bench.abuse`: each known attack against a running `herald serve`, one table out.
+
+Starts `herald serve --workers 1` in production settings, rate limiting on, on a small
+seeded database. For each attack it prints how the server answered, the server CPU one
+attack request cost (its process's CPU time over the requests `wrk` completed, with nothing
+else running), and the p50/p99 of a probe query (a small page, `wrk` at two connections,
+20 requests/s each) while the attack runs, against the same probe on a quiet server. HTTP
+attacks are driven by `wrk` with a Lua script, so no Python client takes a core from the
+server; the few that are not floods (slow connections, big headers, a WebSocket frame) are
+made by this process and take little CPU.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import socket
+import subprocess
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+import psutil
+import websockets
+from websockets.typing import Subprotocol
+
+from app.whatsapp.providers import sign
+from bench.common import Scale, authorization, lua_string, prepare, running_server, table
+
+PROBE = "{ campaigns(first: 5) { nodes { id name status } } }"
+_RESULT = "ABUSE_RESULT"
+_REPORT = f"""
+done = function(summary, latency, requests)
+  local e = summary.errors
+  io.write(string.format("{_RESULT} %d %d %d %d %f %f\\n", summary.requests,
+    summary.duration, e.status, e.connect + e.read + e.write + e.timeout,
+    latency:percentile(50), latency:percentile(99)))
+end
+"""
+
+
+@dataclass(frozen=True)
+class Attack:
+    name: str
+    lua: str  # a wrk script (its `request` builds each request), or "" for `action`
+    action: Callable[[str], Any] | None = None  # holds the attack for the probe's duration
+    path: str = "/graphql"
+    sample: tuple[str, dict[str, str]] | None = None  # one request's body and headers
+
+
+@dataclass(frozen=True)
+class Run:
+    requests: int
+    seconds: float
+    non_2xx: int
+    socket_errors: int
+    p50_ms: float
+    p99_ms: float
+
+
+def _post(body: str, headers: dict[str, str]) -> str:
+    lines = ['wrk.method = "POST"', f"wrk.body = {lua_string(body)}"]
+    headers = {"Content-Type": "application/json", **headers}
+    lines += [f"wrk.headers[ {lua_string(k)} ] = {lua_string(v)}" for k, v in headers.items()]
+    return "\n".join(lines)
+
+
+def _varying(template: str, headers: dict[str, str]) -> str:
+    """POSTs whose body changes per request: `template` with `%d` replaced by a counter."""
+    head = _post("", headers)
+    return (
+        head
+        + f"""
+local n = 0
+request = function()
+  n = n + 1
+  return wrk.format(nil, nil, nil, string.format({lua_string(template)}, n))
+end
+"""
+    )
+
+
+def _wrk(url: str, script: str, seconds: int, connections: int) -> Run:
+    with tempfile.NamedTemporaryFile("w", suffix=".lua", prefix="herald-abuse-") as file:
+        file.write(script + _REPORT)
+        file.flush()
+        command = ["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--latency"]
+        command += ["--timeout", "10s", "-s", file.name, url]
+        done = subprocess.run(command, capture_output=True, text=True, check=True)
+    line = next((row for row in done.stdout.splitlines() if row.startswith(_RESULT)), None)
+    if line is None:
+        raise RuntimeError(f"wrk printed no summary: {done.stdout}{done.stderr}")
+    requests, micros, status, errors, p50, p99 = line.split()[1:]
+    return Run(
+        int(requests),
+        int(micros) / 1e6,
+        int(status),
+        int(errors),
+        float(p50) / 1000,
+        float(p99) / 1000,
+    )
+
+
+def _cpu(process: psutil.Process) -> float:
+    times = process.cpu_times()
+    return times.user + times.system
+
+
+def _server_process(url: str) -> psutil.Process:
+    port = int(url.rsplit(":", 1)[1])
+    for connection in psutil.net_connections("tcp"):
+        if connection.laddr and connection.laddr.port == port and connection.status == "LISTEN":
+            assert connection.pid is not None
+            return psutil.Process(connection.pid)
+    raise RuntimeError("no process listens on the server's port")
+
+
+# -- Attacks that are not request floods ------------------------------------------------------
+
+
+def _slowloris(url: str, seconds: float) -> str:
+    """40 connections that send their request head one byte at a time, slowly."""
+    host, port = url.removeprefix("http://").split(":")
+    sockets = []
+    for _ in range(40):
+        sock = socket.create_connection((host, int(port)))
+        sock.sendall(b"POST /graphql HTTP/1.1\r\nHost: x\r\n")
+        sockets.append(sock)
+    deadline, closed = time.monotonic() + seconds, 0
+    while time.monotonic() < deadline:
+        for sock in sockets:
+            try:
+                sock.sendall(b"X")
+            except OSError:
+                closed += 1
+        time.sleep(1)
+    for sock in sockets:
+        sock.close()
+    return f"{len(sockets)} held; sends refused {closed} times"
+
+
+def _big_headers(url: str, seconds: float) -> str:
+    answers = set()
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        try:
+            answer = httpx.post(url + "/graphql", headers={"X-Big": "a" * (8 << 20)}, json={})
+            answers.add(str(answer.status_code))
+        except httpx.HTTPError as exc:
+            answers.add(type(exc).__name__)
+    return "8 MB header: " + ", ".join(sorted(answers))
+
+
+def _websocket_frames(url: str, seconds: float) -> str:
+    async def attack() -> str:
+        codes = set()
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            endpoint = url.replace("http://", "ws://") + "/graphql"
+            async with websockets.connect(
+                endpoint, subprotocols=[Subprotocol("graphql-transport-ws")]
+            ) as ws:
+                await ws.send("[1]")
+                try:
+                    await asyncio.wait_for(ws.recv(), 5)
+                except websockets.ConnectionClosed as closed:
+                    codes.add(str(closed.rcvd.code if closed.rcvd else "no close frame"))
+        return "frame [1]: close " + ", ".join(sorted(codes))
+
+    return asyncio.run(attack())
+
+
+def attacks(key: str, viewer: str, secret: str) -> list[Attack]:
+    auth = {"Authorization": f"Bearer {viewer}"}
+    search = json.dumps(
+        {
+            "query": "query($s: String) { contacts(search: $s) { totalCount } }",
+            "variables": {"s": "a" * 900_000},
+        }
+    )
+    repeated = "{ dashboard { " + " ".join(["contactCount"] * 700) + " } } #%d"
+    costly = json.dumps(
+        {
+            "query": "query($n: Int = 100) { messages(first: $n) { nodes { campaign "
+            "{ messages(first: $n) { nodes { campaign { messages(first: $n) "
+            "{ nodes { id } } } } } } } } }"
+        }
+    )
+    nested: Any = 1
+    for _ in range(600):
+        nested = [nested]
+    deep = json.dumps({"query": "query($v: [Int]) { version }", "variables": {"v": nested}})
+    nul = json.dumps(
+        {
+            "query": "query($s: String) { contacts(search: $s) { totalCount } }",
+            "variables": {"s": "a\u0000b"},
+        }
+    )
+    name = json.dumps(
+        {
+            "query": "mutation($n: String!) { createContact(input: "
+            '{phone: "+33612340000", name: $n}) { __typename } }',
+            "variables": {"n": "x" * 900_000},
+        }
+    )
+    webhook = json.dumps(
+        {
+            "entry": [
+                {
+                    "changes": [
+                        {
+                            "field": "messages",
+                            "value": {
+                                "statuses": [
+                                    1,
+                                    {"id": "w\u0000", "status": "read", "timestamp": 1e20},
+                                    {"id": "w", "status": "failed", "errors": "boom"},
+                                ]
+                            },
+                        }
+                    ]
+                }
+            ]
+        }
+    )
+    webhook_headers = {"X-Hub-Signature-256": sign(secret, webhook.encode())}
+    tokens = (
+        'wrk.headers["Authorization"] = nil\n'
+        + _post('{"query":"{ version }"}', {})
+        + """
+request = function()
+  local token = "hk_" .. string.format("%043d", math.random(1, 2^31))
+  return wrk.format(nil, nil, {["Authorization"] = "Bearer " .. token})
+end
+"""
+    )
+    repeats = json.dumps({"query": repeated})
+    admin = {"Authorization": f"Bearer {key}"}
+    bogus = {"Authorization": "Bearer hk_" + "0" * 43}
+    return [
+        Attack("900 KB search (key)", _post(search, auth), sample=(search, auth)),
+        Attack(
+            "700 repeats, new text each time, no key",
+            _varying(repeats.replace("%", "%%").replace("#%%d", "#%d"), {}),
+            sample=(repeats.replace("%d", "1"), {}),
+        ),
+        Attack("cost bomb through a declared default", _post(costly, auth), sample=(costly, auth)),
+        Attack(
+            "a new random bearer token per request",
+            tokens,
+            sample=('{"query":"{ version }"}', bogus),
+        ),
+        Attack("variables nested 600 deep, no key", _post(deep, {}), sample=(deep, {})),
+        Attack("NUL byte in search (key)", _post(nul, auth), sample=(nul, auth)),
+        Attack("900 KB contact name (admin)", _post(name, admin), sample=(name, admin)),
+        Attack(
+            "signed malformed webhook",
+            _post(webhook, webhook_headers),
+            path="/webhooks/whatsapp",
+            sample=(webhook, webhook_headers),
+        ),
+        Attack("40 slowloris connections", "", _slowloris_for),
+        Attack("8 MB request headers", "", _big_headers_for),
+        Attack("WebSocket frame [1]", "", _websocket_for),
+    ]
+
+
+_HOLD_S = 5
+
+
+def _slowloris_for(url: str) -> str:
+    return _slowloris(url, _HOLD_S)
+
+
+def _big_headers_for(url: str) -> str:
+    return _big_headers(url, _HOLD_S)
+
+
+def _websocket_for(url: str) -> str:
+    return _websocket_frames(url, _HOLD_S)
+
+
+@contextmanager
+def _in_background(action: Callable[[], Any]) -> Iterator[list[Any]]:
+    result: list[Any] = []
+    thread = threading.Thread(target=lambda: result.append(action()), daemon=True)
+    thread.start()
+    try:
+        yield result
+    finally:
+        thread.join()
+
+
+def _answer(url: str, attack: Attack) -> str:
+    """How the server answers one request of the attack: status and GraphQL error code."""
+    if attack.sample is None:
+        return ""
+    body, headers = attack.sample
+    response = httpx.post(
+        url + attack.path,
+        content=body.encode(),
+        headers={"Content-Type": "application/json", **headers},
+        timeout=30,
+    )
+    try:
+        errors = response.json().get("errors") or []
+    except ValueError:
+        errors = []
+    codes = sorted({str((e.get("extensions") or {}).get("code")) for e in errors})
+    return f"{response.status_code} {' '.join(codes)}".strip()
+
+
+def measure(url: str, probe: str, attack: Attack, seconds: int) -> list[object]:
+    server = _server_process(url)
+    target = url + attack.path
+    if attack.action is None:
+        before = _cpu(server)
+        alone = _wrk(target, attack.lua, seconds, 2)
+        per_request_ms = (_cpu(server) - before) * 1000 / max(1, alone.requests)
+        with _in_background(lambda: _wrk(target, attack.lua, seconds + 1, 2)) as flood:
+            during = _wrk(url + "/graphql", probe, seconds, 2)
+        load = flood[0]
+        answered = f"{_answer(url, attack)} ({load.requests / load.seconds:,.0f} req/s)"
+        cost = f"{per_request_ms:.2f} ms"
+    else:
+        before = _cpu(server)
+        with _in_background(lambda: attack.action(url)) as outcome:  # type: ignore[misc]
+            during = _wrk(url + "/graphql", probe, seconds, 2)
+        answered = outcome[0]
+        cost = f"{(_cpu(server) - before) * 1000:.0f} ms in all"
+    return [attack.name, answered, cost, f"{during.p50_ms:.1f}", f"{during.p99_ms:.1f}"]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=int, default=5, help="each attack's duration")
+    parser.add_argument("--only", help="attacks whose name contains this text")
+    args = parser.parse_args()
+    database = prepare(Scale(2_000, 5, 200))
+    # The attacks' key and the probe's: each has its own rate-limit window.
+    key = authorization(database)["Authorization"].removeprefix("Bearer ")
+    viewer = authorization(database)["Authorization"].removeprefix("Bearer ")
+    secret = "bench-app-secret"
+    # Rate limiting on (the other benches turn it off), 100 requests/s per window: the
+    # probe, paced at 20 requests/s per connection, stays inside its own.
+    limited = {"HERALD_RATE_LIMIT_REQUESTS": "6000"}
+    with running_server(database, 1, HERALD_WHATSAPP_APP_SECRET=secret, **limited) as url:
+        probe_key = authorization(database)  # the probe's own window
+        probe = (
+            _post(json.dumps({"query": PROBE}), probe_key) + "\ndelay = function() return 50 end"
+        )
+        quiet = _wrk(url + "/graphql", probe, args.seconds, 2)
+        rows: list[list[object]] = [
+            ["(quiet server)", "-", "-", f"{quiet.p50_ms:.1f}", f"{quiet.p99_ms:.1f}"]
+        ]
+        for attack in attacks(key, viewer, secret):
+            if args.only and args.only not in attack.name:
+                continue
+            rows.append(measure(url, probe, attack, args.seconds))
+            print(rows[-1], flush=True)
+    headers = ["attack", "answered", "server CPU per request", "probe p50 ms", "probe p99 ms"]
+    print(table(headers, rows))
+
+
+if __name__ == "__main__":
+    main()
