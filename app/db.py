@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import weakref
-from collections.abc import Awaitable, Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
 
+import asyncpg
 import orjson
 from sqlalchemy import Engine, event, text
 from sqlalchemy.exc import DBAPIError
@@ -77,6 +78,17 @@ def count_statement(*_: Any) -> None:
         counter.value += 1
 
 
+def sqlstate(error: BaseException | None) -> str | None:
+    """The SQLSTATE PostgreSQL refused a statement with, whichever way it ran: asyncpg's
+    own error (the read pool) or SQLAlchemy's wrapping of it; None for any other error."""
+    if isinstance(error, DBAPIError):
+        error = error.orig
+    elif not isinstance(error, asyncpg.PostgresError):
+        return None
+    code = getattr(error, "sqlstate", None)
+    return code if isinstance(code, str) else None
+
+
 def create_engine(settings: Settings) -> AsyncEngine:
     engine = create_async_engine(
         settings.async_database_url,
@@ -117,6 +129,7 @@ class SerializedSession(AsyncSession):
         self._statement_lock = asyncio.Lock()
         self._finished = False
         self._read_only = False
+        self._interrupted = False  # a statement was cancelled mid-flight
 
     def read_only(self) -> None:
         """Run each statement in its own implicit transaction: no BEGIN/COMMIT round trips.
@@ -152,8 +165,7 @@ class SerializedSession(AsyncSession):
                 await self.execute(_LIVE)
 
     async def _retrying(self, run: Callable[[], Awaitable[T]]) -> T:
-        async with self._statement_lock:
-            self._check_open()
+        async with self._turn():
             retriable = self._read_only or not self.in_transaction()
             try:
                 return await run()
@@ -162,6 +174,27 @@ class SerializedSession(AsyncSession):
                     raise
             await super().rollback()
             return await run()
+
+    @asynccontextmanager
+    async def _turn(self) -> AsyncIterator[None]:
+        """The session's connection for one statement, after the previous one is done.
+
+        A statement cancelled mid-flight (a failed sibling field's, the time limit's) has
+        its connection invalidated by SQLAlchemy, whose transaction then refuses every
+        further statement ("Can't reconnect until invalid transaction is rolled back"): the
+        next statement rolls it back first. Nothing the request could still commit is lost:
+        a cancellation only comes with an error, and a request with errors rolls back.
+        """
+        async with self._statement_lock:
+            self._check_open()
+            if self._interrupted:
+                await super().rollback()
+                self._interrupted = False
+            try:
+                yield
+            except asyncio.CancelledError:
+                self._interrupted = True
+                raise
 
     async def finish(self) -> None:
         """Close for good: a straggling loader task must not check out a new connection.
@@ -193,8 +226,7 @@ class SerializedSession(AsyncSession):
         return await self._retrying(lambda: super(SerializedSession, self).get(*args, **kwargs))
 
     async def flush(self, *args: Any, **kwargs: Any) -> None:
-        async with self._statement_lock:
-            self._check_open()
+        async with self._turn():
             await super().flush(*args, **kwargs)
 
 

@@ -10,6 +10,7 @@ Repositories call `rows(session, statement, params)`; a session not reading in a
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections import deque, namedtuple
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -22,6 +23,11 @@ from sqlalchemy import Select, TextClause
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from app.db import SerializedSession, count_statement
+
+logger = logging.getLogger(__name__)
+
+# How long a connection whose statement was cancelled may wait for PostgreSQL to confirm it.
+SETTLE_TIMEOUT_S = 5.0
 
 
 class Rows:
@@ -113,7 +119,9 @@ class ReadPool:
     skip them. The connections run in autocommit with nothing to reset, so checking one
     out and back is a list operation. A connection the server closed is found by its
     statement: every idle one is then dropped (they are likely dead too, as SQLAlchemy's
-    pool does it) and the statement retried once on a new connection.
+    pool does it) and the statement retried once on a new connection. A cancelled
+    statement is stopped on the server too, and its connection comes back once the server
+    has confirmed it (`_settle`).
     """
 
     def __init__(self, engine: AsyncEngine, size: int) -> None:
@@ -127,6 +135,7 @@ class ReadPool:
         self._idle: list[asyncpg.Connection] = []
         self._open = 0
         self._waiters: deque[asyncio.Future[None]] = deque()
+        self._settling: set[asyncio.Task[None]] = set()  # connections waiting for a cancel
         self._closed = False
 
     async def _new(self) -> asyncpg.Connection:
@@ -196,19 +205,45 @@ class ReadPool:
         arguments = sql.arguments(params)
         for attempt in (1, 2):
             connection = await self._acquire()
-            broken = True
             try:
                 records: list[asyncpg.Record] = await connection.fetch(sql.text, *arguments)
-                broken = False
-                return records
+            except asyncio.CancelledError:
+                self._settle(connection)
+                raise
             except BaseException as exc:
-                # A cancelled statement (the request's timeout) leaves the connection busy.
+                # PostgreSQL's own errors (a value it refuses) leave the connection ready.
+                self._release(connection, broken=not isinstance(exc, asyncpg.PostgresError))
                 if attempt == 2 or not _disconnected(exc):
                     raise
                 self._drop_idle()
-            finally:
-                self._release(connection, broken)
+            else:
+                self._release(connection, broken=False)
+                return records
         raise AssertionError("unreachable")
+
+    def _settle(self, connection: asyncpg.Connection) -> None:
+        """Take back a connection whose statement was cancelled (a failed sibling field, the
+        time limit) once PostgreSQL has stopped the statement.
+
+        asyncpg asks the server to cancel it, from a task of the connection's own that
+        terminating the connection would cancel too: the statement would run on. Until the
+        server acknowledges, the connection can run nothing else, so it is neither idle nor
+        dropped: a trivial statement waits for the acknowledgement, and a connection whose
+        server does not answer within `SETTLE_TIMEOUT_S` is closed.
+        """
+        task = asyncio.get_running_loop().create_task(self._settled(connection))
+        self._settling.add(task)
+        task.add_done_callback(self._settling.discard)
+
+    async def _settled(self, connection: asyncpg.Connection) -> None:
+        broken = True
+        try:
+            await connection.execute("SELECT 1", timeout=SETTLE_TIMEOUT_S)
+            broken = False
+        except Exception as exc:
+            logger.warning("read connection closed after a cancelled statement: %r", exc)
+        finally:
+            self._release(connection, broken)
 
     @property
     def open(self) -> int:
@@ -220,6 +255,9 @@ class ReadPool:
 
     async def close(self) -> None:
         self._closed = True
+        for task in list(self._settling):
+            task.cancel()
+        await asyncio.gather(*self._settling, return_exceptions=True)
         idle, self._idle = self._idle, []
         for connection in idle:
             self._open -= 1

@@ -12,9 +12,9 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any, Generic, TypeVar
 
-from aiodataloader import DataLoader
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.loading import ShieldedLoader
 from app.models import MessageStatus, WhatsAppStatus
 
 K = TypeVar("K", bound=Hashable)
@@ -76,8 +76,9 @@ def projected(
     return build
 
 
-class SessionLoader(DataLoader[K, V], Generic[K, V]):
-    """A DataLoader whose batch function reads through the request's session."""
+class SessionLoader(ShieldedLoader[K, V], Generic[K, V]):
+    """A DataLoader whose batch function reads through the request's session; its futures
+    outlive any one awaiter's cancellation (`ShieldedLoader`)."""
 
     def __init__(self, session: AsyncSession, types: Types, **options: Any) -> None:
         super().__init__(**options)
@@ -95,7 +96,7 @@ class SessionLoader(DataLoader[K, V], Generic[K, V]):
         if missing:
             for key, value in zip(missing, await self.batch_load_fn(missing), strict=True):
                 self.prime(key, value)
-        return [await cache[key] for key in keys]
+        return [await self.awaitable(cache[key]) for key in keys]
 
 
 def group_by_owner(rows: Iterable[Any], build: Callable[[Any], T]) -> dict[int, list[T]]:

@@ -28,6 +28,7 @@ plans its items once).
 
 from __future__ import annotations
 
+import asyncio
 import weakref
 from collections.abc import Awaitable
 from typing import Any, NamedTuple
@@ -155,6 +156,33 @@ class PlannedExecutor(StrawberryGraphQLCoreExecutionContext):
         )
         # id(grouped field set) → (the set, kept alive so its id stays unique; its plan)
         self._plans: dict[int, tuple[GroupedFieldSet, list[_Step]]] = {}
+
+    def execute_operation(self, serially: bool | None = None) -> Any:
+        """graphql-core's, ending once the work it left behind has settled.
+
+        When a field fails before its siblings were awaited, graphql-core leaves them to
+        settle in the background (`settle_in_background`), where they would go on reading
+        after the request's session is finished and past its time limit: the operation
+        waits for them, and cancels them if it is cancelled itself.
+        """
+        result = super().execute_operation(serially)
+        if self.background_futures or self.is_awaitable(result):
+            return self._settled(result)
+        return result
+
+    async def _settled(self, result: Any) -> Any:
+        background = self.background_futures  # graphql-core drops each one once it is done
+        try:
+            if self.is_awaitable(result):
+                result = await result
+        except BaseException:
+            for future in background:
+                future.cancel()
+            raise
+        finally:
+            while background:
+                await asyncio.wait(list(background))
+        return result
 
     def _plan(self, parent_type: GraphQLObjectType, fields: GroupedFieldSet) -> list[_Step]:
         cached = self._plans.get(id(fields))

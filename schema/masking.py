@@ -20,6 +20,8 @@ import uuid
 from graphql import GraphQLError, GraphQLSyntaxError
 from strawberry.types import ExecutionContext
 
+from app.db import sqlstate
+
 logger = logging.getLogger("herald.errors")
 
 MASKED_MESSAGE = "Internal server error"
@@ -41,23 +43,31 @@ def is_unexpected(error: GraphQLError) -> bool:
     return error.path is not None or not error.nodes
 
 
+# What a refused value was, by SQLSTATE, in words that reveal nothing of the database.
+_REFUSALS = {
+    "22001": "a text value is too long",
+    "22003": "a number is out of range",
+    "22021": "a text value holds a character that cannot be stored (such as NUL)",
+    "22P05": "a JSON value holds a character that cannot be stored (such as \\u0000)",
+}
+
+
 def _refused_value(error: GraphQLError) -> GraphQLError | None:
     """PostgreSQL's data exceptions (SQLSTATE class 22: a NUL character, a value too long
     or out of range) are the client's input, caught by the database rather than by
-    validation: a client error, and the request has been rolled back as a whole."""
-    cause = _root_cause(error)
-    orig = getattr(cause, "orig", None)
-    sqlstate = getattr(orig, "sqlstate", None)
-    if not isinstance(sqlstate, str) or not sqlstate.startswith("22"):
+    validation: a client error, and the request has been rolled back as a whole. Neither
+    PostgreSQL's message nor its code reaches the client."""
+    code = sqlstate(_root_cause(error))
+    if code is None or not code.startswith("22"):
         return None
-    reason = str(orig).splitlines()[0] if str(orig) else "invalid value"
+    reason = _REFUSALS.get(code, "a value cannot be stored")
     return GraphQLError(
-        f"a value was refused by the database ({reason}); nothing was written",
+        f"{reason}; nothing was written",
         nodes=error.nodes,
         source=error.source,
         positions=error.positions,
         path=error.path,
-        extensions={"code": "BAD_USER_INPUT", "sqlstate": sqlstate},
+        extensions={"code": "BAD_USER_INPUT"},
     )
 
 

@@ -178,6 +178,17 @@ def server(settings: Settings) -> Iterator[Server]:
         yield running
 
 
+@pytest.fixture(scope="module")
+def servers(settings: Settings) -> Iterator[tuple[Server, Server]]:
+    """Two servers on the same database and Redis: planned queries on, and the standard
+    path only (`fast_execution` off); no rate limit."""
+    update = {"rate_limit_requests": 0}
+    fast = settings.model_copy(update={**update, "fast_execution": True})
+    standard = settings.model_copy(update={**update, "fast_execution": False})
+    with serve(fast) as planned, serve(standard) as reference:
+        yield planned, reference
+
+
 @dataclass(frozen=True)
 class GqlResult:
     data: Any

@@ -12,7 +12,10 @@ from __future__ import annotations
 
 import asyncio
 import enum
+import gc
+import warnings
 from datetime import UTC, datetime
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -20,12 +23,14 @@ import strawberry
 from graphql import (
     GraphQLObjectType,
     get_named_type,
+    parse,
 )
 from hypothesis import HealthCheck, given
 from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 
 from schema.execution import PlannedExecutor
+from schema.plans import DocumentPlans, batched, execute
 
 pytestmark = pytest.mark.asyncio
 
@@ -237,3 +242,108 @@ async def test_generated_documents_match_on_the_misbehaving_schema() -> None:
         planned, standard = await _both(document, {"v": flag})
         # then
         assert planned == standard, document
+
+
+# -- Work a failed operation leaves behind ----------------------------------------------------
+
+ENDINGS: list[str] = []
+
+
+@strawberry.type
+class Slow:
+    @strawberry.field
+    async def wait(self) -> int:
+        try:
+            await asyncio.sleep(0.05)
+        except asyncio.CancelledError:
+            ENDINGS.append("cancelled")
+            raise
+        except GeneratorExit:
+            ENDINGS.append("closed")
+            raise
+        ENDINGS.append("finished")
+        return 1
+
+
+@strawberry.type
+class SlowQuery:
+    @strawberry.field
+    def slows(self) -> list[Slow]:
+        return [Slow(), Slow()]
+
+    @strawberry.field
+    def strict(self) -> str:
+        raise ValueError("strict failed")
+
+
+SLOW = strawberry.Schema(query=SlowQuery, execution_context_class=PlannedExecutor)
+# `strict` fails while the `wait`s are still pending: graphql-core settles them in the
+# background.
+ABANDONING = "{ slows { wait } strict }"
+WAITING = "{ slows { wait } }"
+
+
+@pytest.mark.parametrize("fast", [True, False])
+async def test_work_a_failed_field_leaves_behind_settles_before_the_operation_ends(
+    fast: bool,
+) -> None:
+    # given
+    ENDINGS.clear()
+    context = SimpleNamespace(settings=SimpleNamespace(fast_execution=fast))
+    # when
+    result = await SLOW.execute(ABANDONING, context_value=context, root_value=SlowQuery())
+    # then: the answer came once the abandoned resolvers were done, not before
+    assert result.data is None
+    assert [error.message for error in result.errors or []] == ["strict failed"]
+    assert ENDINGS == ["finished", "finished"]
+
+
+async def _counts(parents: list[Any], info: Any) -> list[int]:
+    return [1] * len(parents)
+
+
+def _cannot_start(parents: list[Any], info: Any) -> Any:
+    raise ValueError("this batch cannot start")
+
+
+@strawberry.type
+class Batched:
+    @strawberry.field
+    @batched(_counts)
+    async def counted(self) -> int:
+        return 1
+
+    @strawberry.field
+    @batched(_cannot_start)
+    async def refused(self) -> int:
+        return 1
+
+
+@strawberry.type
+class BatchedQuery:
+    @strawberry.field
+    def items(self) -> list[Batched]:
+        return [Batched(), Batched()]
+
+
+BATCHED = strawberry.Schema(query=BatchedQuery, execution_context_class=PlannedExecutor)
+# One wave with two batched calls: the first starts (a coroutine), the second cannot.
+BATCHES = "{ items { counted refused } }"
+
+
+async def test_a_wave_that_cannot_start_leaves_no_coroutine_unawaited() -> None:
+    # given
+    compiled = DocumentPlans().get(BATCHES, None, parse(BATCHES))
+    assert compiled is not None
+    executor = PlannedExecutor.build(BATCHED._schema, compiled.document, BatchedQuery())
+    assert not isinstance(executor, list)
+    plan = compiled.plan(executor)
+    assert plan is not None
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        # when
+        with pytest.raises(ValueError, match="this batch cannot start"):
+            await execute(plan, executor)
+        gc.collect()
+    # then
+    assert [str(w.message) for w in caught] == []

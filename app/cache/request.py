@@ -9,6 +9,7 @@ from aiodataloader import DataLoader
 
 from app.cache.codec import MISS, Stamp
 from app.cache.keys import Entry, Scope
+from app.loading import ShieldedLoader
 
 if TYPE_CHECKING:
     from app.cache.service import CacheService
@@ -21,7 +22,8 @@ class RequestCache:
         self.service = service
         self.gens: dict[str, int] = {}  # generations as this request first saw them
         self._entries: dict[str, Entry] = {}
-        self._reads: DataLoader[str, tuple[Any, Stamp | None]] | None = None
+        # Lookups of one key share a future (ShieldedLoader); claims and writes do not.
+        self._reads: ShieldedLoader[str, tuple[Any, Stamp | None]] | None = None
         self._locks: DataLoader[tuple[Entry, str], bool | None] | None = None
         self._stores: DataLoader[tuple[Entry, bytes | None, str | None], None] | None = None
         self._invalidate: set[str | Scope] = set()
@@ -34,7 +36,7 @@ class RequestCache:
         A stored value that `usable` turns down counts, and is answered, as a miss.
         """
         if self._reads is None:
-            self._reads = DataLoader(self._read_batch)
+            self._reads = ShieldedLoader(self._read_batch)
         self._entries[entry.key] = entry
         value, stamp = await self._reads.load(entry.key)
         metrics = self.service.metrics[entry.namespace]

@@ -45,12 +45,35 @@ def normalize_phone(raw: str, region: str | None) -> str:
 
 
 def check_attributes(value: Any) -> dict[str, Any]:
-    """Template variables are a JSON object (or nothing, stored as {})."""
+    """Template variables are a JSON object (or nothing, stored as {}) that jsonb can store."""
     if value is None:
         return {}
     if not isinstance(value, dict):
         raise InvalidInput("attributes", "attributes must be a JSON object")
+    problem = _unstorable(value)
+    if problem is not None:
+        raise InvalidInput("attributes", f"attributes cannot hold {problem}")
     return value
+
+
+def _unstorable(value: Any) -> str | None:
+    """What of a JSON value jsonb cannot store: a NUL character (PostgreSQL refuses it) or
+    an integer beyond 64 bits (the JSON encoder's limit). Walked without recursion: a
+    client chooses the nesting."""
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, dict):
+            stack.extend(item)
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+        elif isinstance(item, str):
+            if "\x00" in item:
+                return "a NUL character (U+0000)"
+        elif isinstance(item, int) and not -(2**63) <= item < 2**64:
+            return "an integer beyond 64 bits"
+    return None
 
 
 def _check_ids(ids: Sequence[int], field: str, limit: int) -> list[int]:

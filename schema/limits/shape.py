@@ -1,7 +1,9 @@
 """An operation's shape: depth, aliases, repeated fields and cost, measured in one walk.
 
 Depth, aliases, repeats and cost are measured in one walk of the operation before the
-standard validation rules run, with each fragment measured once: Strawberry's
+standard validation rules run, with each fragment measured once. The same walk finds a
+NUL character in a String argument (literal or variable): PostgreSQL's text cannot hold
+one, so it is refused here, naming the argument, before any resolver sees it. Strawberry's
 QueryDepthLimiter and MaxAliasesLimiter re-walk a fragment at every spread, which a chain
 of fragments each spreading the next twice turns into exponential validation time
 (tests/test_limits.py::test_fragment_fan_out_is_cheap).
@@ -19,12 +21,15 @@ from graphql import (
     FragmentDefinitionNode,
     FragmentSpreadNode,
     GraphQLField,
+    GraphQLInputObjectType,
+    GraphQLInputType,
     GraphQLInterfaceType,
     GraphQLList,
     GraphQLNamedType,
     GraphQLNonNull,
     GraphQLObjectType,
     GraphQLSchema,
+    GraphQLString,
     InlineFragmentNode,
     IntValueNode,
     SelectionSetNode,
@@ -47,6 +52,7 @@ class Measure:
     # standard OverlappingFieldsCanBeMerged rule compares those nodes pairwise, so a
     # document repeating the same fields costs validation time quadratic in this number.
     repeats: int = 0
+    nul: str | None = None  # the argument (and path inside it) of a String holding a NUL
 
 
 @dataclass(slots=True)
@@ -75,13 +81,14 @@ class _Walker:
         self,
         schema: GraphQLSchema,
         fragments: Mapping[str, FragmentDefinitionNode],
-        variables: Mapping[str, Any],
+        variables: dict[str, Any],
         settings: Settings,
     ) -> None:
         self.schema = schema
         self.fragments = fragments
         self.variables = variables
         self.settings = settings
+        self.nul: str | None = None
         self._memo: dict[tuple[str, bool], _Shape] = {}
         self._active: set[str] = set()
         self.cap = settings.query_max_cost + 1  # costs saturate: no giant integers
@@ -136,6 +143,8 @@ class _Walker:
             # fields are for validation to report. Their children still count as repeats.
             children = self.selection_set(node.selection_set, None, False)
             return _Shape(1, alias + children.aliases, 0, children.paths)
+        if node.arguments and self.nul is None:
+            self.nul = _nul_argument(node, definition, self.variables)
         multiplier, children_paged = self._multiplier(node, definition, paged)
         child_type = get_named_type(definition.type)
         children = self.selection_set(node.selection_set, child_type, children_paged)
@@ -176,6 +185,45 @@ class _Walker:
         return max(value, 1)
 
 
+def _nul_argument(
+    node: FieldNode, definition: GraphQLField, variables: dict[str, Any]
+) -> str | None:
+    """The first of the field's String arguments or input fields holding a NUL character,
+    as `argument.field[index]`; variables are read as sent (with their defaults)."""
+    for argument in node.arguments or ():
+        name = argument.name.value
+        argument_def = definition.args.get(name)
+        if argument_def is not None:  # unknown arguments are for validation to report
+            value = value_from_ast_untyped(argument.value, variables)
+            found = _nul_path(value, argument_def.type, name)
+            if found is not None:
+                return found
+    return None
+
+
+def _nul_path(value: Any, type_: GraphQLInputType, path: str) -> str | None:
+    if isinstance(type_, GraphQLNonNull):
+        type_ = type_.of_type
+    if isinstance(type_, GraphQLList):
+        if not isinstance(value, list):  # one item stands for a list of it
+            return _nul_path(value, type_.of_type, path)
+        for index, item in enumerate(value):
+            found = _nul_path(item, type_.of_type, f"{path}[{index}]")
+            if found is not None:
+                return found
+    elif isinstance(type_, GraphQLInputObjectType):
+        if isinstance(value, dict):
+            for name, field_value in value.items():
+                field_def = type_.fields.get(name)
+                if field_def is not None:
+                    found = _nul_path(field_value, field_def.type, f"{path}.{name}")
+                    if found is not None:
+                        return found
+    elif type_ is GraphQLString and isinstance(value, str) and "\x00" in value:
+        return path
+    return None
+
+
 def _field_def(parent: GraphQLNamedType | None, name: str) -> GraphQLField | None:
     if isinstance(parent, GraphQLObjectType | GraphQLInterfaceType):
         return parent.fields.get(name)
@@ -214,7 +262,8 @@ def measure_operation(
     root = schema.get_root_type(operation.operation)
     walker = _Walker(schema, fragments, {**declared, **(variables or {})}, settings)
     shape = walker.selection_set(operation.selection_set, root, False)
-    return Measure(shape.depth, shape.aliases, shape.cost, max(shape.paths.values(), default=0))
+    repeats = max(shape.paths.values(), default=0)
+    return Measure(shape.depth, shape.aliases, shape.cost, repeats, walker.nul)
 
 
 def check_measure(measure: Measure, settings: Settings) -> LimitError | None:
@@ -240,6 +289,12 @@ def check_measure(measure: Measure, settings: Settings) -> LimitError | None:
             "smaller pages (`first`) or fewer nested connections",
             "QUERY_TOO_COMPLEX",
             maxCost=settings.query_max_cost,
+        )
+    if measure.nul is not None:
+        return LimitError(
+            f"{measure.nul} cannot contain a NUL character (U+0000)",
+            "BAD_USER_INPUT",
+            argument=measure.nul,
         )
     return None
 

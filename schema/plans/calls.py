@@ -4,7 +4,7 @@ resolvers, batched fields, and the waves in which awaitable results are gathered
 from __future__ import annotations
 
 import inspect
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar, cast
 
@@ -312,16 +312,15 @@ async def execute(plan: Plan, executor: Executor) -> dict[str, Any]:
     """The response data; raises (`Bail` or the resolver's own error) where the standard
     path would report an error."""
     run = Run(executor)
-    pending = run.pending
+    pending: list[Any] = []
+    awaitables: list[Awaitable[Any]] = []
     try:
         data = plan(executor.root_value, run)
-        pending = run.pending
-        while pending:
-            run.pending = []
-            run.batches = {}
-            awaitables = [
-                item.start(run) if item.__class__ is _BatchCall else item[0] for item in pending
-            ]
+        while run.pending:
+            pending, run.pending, run.batches = run.pending, [], {}
+            awaitables = []
+            for item in pending:
+                awaitables.append(item.start(run) if item.__class__ is _BatchCall else item[0])
             if len(awaitables) == 1:
                 values: Sequence[Any] = [await awaitables[0]]
             else:
@@ -332,16 +331,22 @@ async def execute(plan: Plan, executor: Executor) -> dict[str, Any]:
                 else:
                     _, into, key, complete, path = item
                     into[key] = complete(value, path, run)
-            pending = run.pending
     except BaseException:
-        _discard(pending)
-        _discard(run.pending)
+        # Close what never ran: the next wave, and this one when a batched field's call
+        # could not start (the calls started before it included). What was awaited has
+        # finished, cancelled or not (gather_with_cancel and asyncio's gather wait for
+        # their tasks): closing it does nothing.
+        _close([*awaitables, *_resolvers(pending), *_resolvers(run.pending)])
         raise
     return data
 
 
-def _discard(pending: Sequence[Any]) -> None:
-    """Close resolver coroutines a failed plan will never await (no 'never awaited')."""
-    for item in pending:
-        if item.__class__ is not _BatchCall and inspect.iscoroutine(item[0]):
-            item[0].close()
+def _resolvers(pending: Iterable[Any]) -> Iterator[Any]:
+    return (item[0] for item in pending if item.__class__ is not _BatchCall)
+
+
+def _close(awaitables: Iterable[Any]) -> None:
+    """Close coroutines that never ran and never will (no 'never awaited' warning)."""
+    for awaitable in awaitables:
+        if inspect.iscoroutine(awaitable):
+            awaitable.close()
