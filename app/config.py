@@ -145,6 +145,8 @@ class Settings(BaseSettings):
     worker_min_backoff_ms: int = Field(default=1_000, ge=1)
     worker_max_backoff_ms: int = Field(default=60_000, ge=1)
     worker_time_limit_ms: int = Field(default=10 * 60_000, ge=1_000)
+    # Any one statement of a worker's (materializing a large campaign is the longest).
+    worker_statement_timeout_s: float = Field(default=300.0, gt=0)
     dispatch_batch_size: int = Field(default=200, ge=1)
     # Independent send_batch chains per campaign; SKIP LOCKED lets them share the work.
     dispatch_lanes: int = Field(default=4, ge=1)

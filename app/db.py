@@ -89,7 +89,18 @@ def sqlstate(error: BaseException | None) -> str | None:
     return code if isinstance(code, str) else None
 
 
-def create_engine(settings: Settings) -> AsyncEngine:
+def connection_settings(statement_timeout_s: float | None) -> dict[str, str]:
+    """PostgreSQL settings of every connection a process opens: its name in
+    `pg_stat_activity`, and a bound on any one statement. The bound is a backstop behind
+    cancellation (a request's time limit cancels its statements): whatever goes wrong, no
+    statement runs on long after the work that sent it has given up."""
+    found = {"application_name": "herald"}
+    if statement_timeout_s is not None:
+        found["statement_timeout"] = str(max(1, round(statement_timeout_s * 1000)))
+    return found
+
+
+def create_engine(settings: Settings, statement_timeout_s: float | None = None) -> AsyncEngine:
     engine = create_async_engine(
         settings.async_database_url,
         pool_size=settings.db_pool_size,
@@ -101,7 +112,7 @@ def create_engine(settings: Settings) -> AsyncEngine:
         # jsonb (contact attributes, payloads) decoded by orjson: ~3x faster on big pages.
         json_deserializer=orjson.loads,
         json_serializer=lambda value: orjson.dumps(value).decode(),
-        connect_args={"server_settings": {"application_name": "herald"}},
+        connect_args={"server_settings": connection_settings(statement_timeout_s)},
     )
     # before_cursor_execute fires once per round trip the driver makes for a statement,
     # including executemany batches, so this is the number the audit cares about.

@@ -22,7 +22,7 @@ import orjson
 from sqlalchemy import Select, TextClause
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
-from app.db import SerializedSession, count_statement
+from app.db import SerializedSession, connection_settings, count_statement
 
 logger = logging.getLogger(__name__)
 
@@ -124,12 +124,15 @@ class ReadPool:
     has confirmed it (`_settle`).
     """
 
-    def __init__(self, engine: AsyncEngine, size: int) -> None:
+    def __init__(
+        self, engine: AsyncEngine, size: int, statement_timeout_s: float | None = None
+    ) -> None:
         dialect = engine.sync_engine.dialect
         _, kwargs = dialect.create_connect_args(engine.sync_engine.url)
         kwargs.pop("prepared_statement_cache_size", None)
         kwargs.pop("async_creator_fn", None)
         self._connect_kwargs = kwargs
+        self._statement_timeout_s = statement_timeout_s
         self.dialect = dialect
         self.size = size
         self._idle: list[asyncpg.Connection] = []
@@ -142,7 +145,7 @@ class ReadPool:
         connection = await asyncpg.connect(
             **self._connect_kwargs,
             server_settings={
-                "application_name": "herald",
+                **connection_settings(self._statement_timeout_s),
                 # The reads are keyset pages and lookups by key, whose best plan does not
                 # depend on the values: plan each prepared statement once, not per execution
                 # (a page of messages per campaign: 0.5 ms of planning for 0.25 ms of work).

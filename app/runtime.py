@@ -35,8 +35,10 @@ class Runtime:
     def open(cls, settings: Settings) -> Runtime:
         if settings.redis_url is None:
             raise ValueError("HERALD_REDIS_URL: not set")
-        engine = create_engine(settings)
-        reads = ReadPool(engine, settings.db_pool_size + settings.db_max_overflow)
+        # A request's statements are cancelled with it; none may outlive it by over 1 s.
+        bound = settings.query_timeout_s + 1
+        engine = create_engine(settings, bound)
+        reads = ReadPool(engine, settings.db_pool_size + settings.db_max_overflow, bound)
         # Short timeouts, no retries, round trips counted: a slow Redis must degrade the
         # cache, not stall requests.
         redis = open_redis(settings.redis_url, timeout=0.05)

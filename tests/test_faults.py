@@ -19,10 +19,13 @@ import httpx
 import pytest
 import pytest_asyncio
 from sqlalchemy import text
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app import migrate
 from app.config import Env, LogFormat, Settings, load_settings
+from app.reads import rows
+from app.runtime import Runtime
 from tests.conftest import GqlClient, GqlResult, Server, create_api_key, serve
 
 pytestmark = pytest.mark.asyncio
@@ -367,3 +370,24 @@ async def test_import_whose_last_row_fails_in_postgres_writes_nothing(
     # and the same import without the bad row goes through
     ok = await gql.ok(IMPORT, {"rows": rows[:-1], "categories": [category]})
     assert ok["importContacts"]["created"] == 49
+
+
+async def test_no_statement_outlives_its_request_by_more_than_a_second(
+    settings: Settings,
+) -> None:
+    # given: the API's connections, both pools, with a 0.5 s operation time limit
+    runtime = Runtime.open(settings.model_copy(update={"query_timeout_s": 0.5}))
+    try:
+        # when: statements that would run 3 s, past the limit and its second of grace
+        async with runtime.engine.connect() as connection:
+            with pytest.raises(DBAPIError) as through_the_engine:
+                await connection.execute(text("SELECT pg_sleep(3)"))
+        async with runtime.sessionmaker() as session:
+            session.read_only()
+            with pytest.raises(asyncpg.QueryCanceledError):
+                await rows(session, text("SELECT pg_sleep(3)"))
+    finally:
+        await runtime.close()
+
+    # then: PostgreSQL stopped both (statement_timeout)
+    assert through_the_engine.value.orig.sqlstate == "57014"  # type: ignore[union-attr]

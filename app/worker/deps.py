@@ -36,7 +36,7 @@ class LazyDeps:
 
     def __call__(self) -> Deps:
         if self._deps is None:
-            engine = create_engine(self.settings)
+            engine = create_engine(self.settings, self.settings.worker_statement_timeout_s)
             self._deps = Deps(
                 settings=self.settings,
                 sessionmaker=create_sessionmaker(engine),
