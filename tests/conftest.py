@@ -27,6 +27,7 @@ from app import migrate
 from app.config import Settings, load_settings
 from app.http_protocol import HttpProtocol
 from app.main import create_app
+from app.metrics import PROJECTION_FALLBACKS
 from tests.fake_whatsapp import FakeWhatsApp, Worker, serve_fake, worker_env
 
 
@@ -295,6 +296,17 @@ async def session(settings: Settings) -> AsyncIterator[AsyncSession]:
 
 
 ROOT = Path(__file__).resolve().parent.parent
+
+
+def projection_fallbacks() -> float:
+    """Columns read without being fetched so far (schema/common/selection.py's fallback),
+    counted in this process, where the servers of `serve` run too."""
+    return sum(
+        sample.value
+        for metric in PROJECTION_FALLBACKS.collect()
+        for sample in metric.samples
+        if sample.name.endswith("_total")
+    )
 
 
 @pytest.fixture(scope="session")

@@ -55,12 +55,11 @@ from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.config import Env, LogFormat, Settings
-from app.metrics import PROJECTION_FALLBACKS
 from app.models import Campaign, CampaignStatus, InteractionKind, MessageStatus
 from schema.common.pagination import encode_cursor
 from schema.schema import schema as herald_schema
 from tests import factories
-from tests.conftest import ROOT, Server, serve
+from tests.conftest import ROOT, Server, projection_fallbacks, serve
 
 pytestmark = pytest.mark.asyncio
 
@@ -241,16 +240,6 @@ def _problem(step: Step, planned: Answer, standard: Answer) -> str | None:
     return f"{step}\n" + "\n".join(found) if found else None
 
 
-def _fallbacks() -> float:
-    """Columns read without being fetched so far (schema/common/selection.py's fallback)."""
-    return sum(
-        sample.value
-        for metric in PROJECTION_FALLBACKS.collect()
-        for sample in metric.samples
-        if sample.name.endswith("_total")
-    )
-
-
 @dataclass(repr=False)
 class Exchange:
     """Steps sent to both servers, the planned one first, one step at a time."""
@@ -262,14 +251,14 @@ class Exchange:
     with_data: int = 0  # planned answers with some data: the corpus meets the schema
 
     async def send(self, step: Step) -> tuple[Answer, Answer]:
-        fallbacks = _fallbacks()
+        fallbacks = projection_fallbacks()
         planned, standard = [
             Answer.of(await self.http.post(server.url + "/graphql", json=step.payload()))
             for server in (self.servers.planned, self.servers.standard)
         ]
         if (problem := _problem(step, planned, standard)) is not None:
             self.problems.append(problem)
-        if _fallbacks() != fallbacks:  # the servers run in this process: one counter
+        if projection_fallbacks() != fallbacks:  # the servers run in this process: one counter
             self.problems.append(f"{step}\n  a column was read that its page had not fetched")
         self.answers += 1
         self.with_data += planned.data is not None

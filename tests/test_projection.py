@@ -12,7 +12,6 @@ from app.contacts.repository import ContactFilter, ContactRepository
 from app.db import count_statements, create_engine, create_sessionmaker
 from app.messages.columns import MessageColumns
 from app.messages.repository import MessageRepository
-from app.metrics import PROJECTION_FALLBACKS
 from app.models import CampaignStatus, MessageStatus, WhatsAppStatus
 from app.pagination import Page
 from loaders.base import projected
@@ -24,7 +23,7 @@ from schema.contacts.types import ContactType
 from schema.messages.types import MessageType
 from schema.request import TYPES, request_loaders
 from tests import factories
-from tests.conftest import GqlClient
+from tests.conftest import GqlClient, projection_fallbacks
 
 pytestmark = pytest.mark.asyncio
 
@@ -224,7 +223,7 @@ async def test_a_field_merged_under_a_directive_fetches_what_it_selects(
     campaign_id, _ = await _two_campaigns(session)
     variables = {"id": str(campaign_id)}
     await gql.ok(MERGED_UNDER_A_DIRECTIVE, {**variables, "x": False})
-    before = _fallbacks()
+    before = projection_fallbacks()
 
     # when: the same document, now with it
     data = await gql.ok(MERGED_UNDER_A_DIRECTIVE, {**variables, "x": True})
@@ -234,7 +233,7 @@ async def test_a_field_merged_under_a_directive_fetches_what_it_selects(
     assert len(nodes) == 2
     assert [set(node) for node in nodes] == [{"id", "sentAt", "contact"}] * 2
     assert all(node["contact"]["phone"].startswith("+336") for node in nodes)
-    assert _fallbacks() == before
+    assert projection_fallbacks() == before
 
 
 async def test_operations_sharing_a_fragment_fetch_each_their_own_columns(
@@ -244,7 +243,7 @@ async def test_operations_sharing_a_fragment_fetch_each_their_own_columns(
     campaign_id, _ = await _two_campaigns(session)
     first = await gql(SHARED_FRAGMENT, {"id": str(campaign_id)}, operation_name="OpA")
     assert first.errors is None
-    before = _fallbacks()
+    before = projection_fallbacks()
 
     # when: the other operation, whose `messages` merges the fragment's with its own
     second = await gql(SHARED_FRAGMENT, {"id": str(campaign_id)}, operation_name="OpB")
@@ -253,7 +252,7 @@ async def test_operations_sharing_a_fragment_fetch_each_their_own_columns(
     assert second.errors is None
     nodes = second.data["campaign"]["messages"]["nodes"]
     assert [set(node) for node in nodes] == [{"id", "readAt"}] * 2
-    assert _fallbacks() == before
+    assert projection_fallbacks() == before
 
 
 async def test_one_fragment_merged_differently_in_one_request(
@@ -261,7 +260,7 @@ async def test_one_fragment_merged_differently_in_one_request(
 ) -> None:
     # given
     first, second = await _two_campaigns(session)
-    before = _fallbacks()
+    before = projection_fallbacks()
 
     # when: `b.messages` is the fragment's alone, `a.messages` the fragment's and more
     data = await gql.ok(ONE_FRAGMENT_TWO_MERGES, {"a": str(first), "b": str(second)})
@@ -271,16 +270,7 @@ async def test_one_fragment_merged_differently_in_one_request(
     nodes = data["a"]["messages"]["nodes"]
     assert [set(node) for node in nodes] == [{"id", "readAt", "contact"}] * 2
     assert all(node["contact"]["phone"].startswith("+336") for node in nodes)
-    assert _fallbacks() == before
-
-
-def _fallbacks() -> float:
-    return sum(
-        sample.value
-        for metric in PROJECTION_FALLBACKS.collect()
-        for sample in metric.samples
-        if sample.name.endswith("_total")
-    )
+    assert projection_fallbacks() == before
 
 
 async def test_a_column_read_without_being_fetched_costs_one_statement(
@@ -289,7 +279,7 @@ async def test_a_column_read_without_being_fetched_costs_one_statement(
     # given: a page's messages, fetched for `{ status contact { phone } }`
     messages = await _projected_page(session)
     engine = create_engine(settings)
-    before = _fallbacks()
+    before = projection_fallbacks()
 
     # when: a column of each message and of its contact is read by the default resolver
     async with create_sessionmaker(engine)() as reader:
@@ -305,7 +295,7 @@ async def test_a_column_read_without_being_fetched_costs_one_statement(
     assert str(name).startswith("Contact ")
     assert again is None  # read from what the first fetch brought
     assert statements.value == 2
-    assert _fallbacks() == before + 2
+    assert projection_fallbacks() == before + 2
 
 
 async def test_outside_an_operation_an_unfetched_column_still_raises(
