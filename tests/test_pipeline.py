@@ -20,6 +20,7 @@ from tests.conftest import Server, create_api_key, serve
 
 pytestmark = pytest.mark.asyncio
 
+PROTECTED = "{ dashboard { contactCount } }"
 VERSION = "{ version }"
 # The same field 700 times: standard validation compares every pair of them (most of a second).
 REPEATED = "{ " + "contacts { totalCount } " * 700 + "}"
@@ -162,8 +163,8 @@ async def test_a_rate_limited_client_gets_the_same_answer_without_validation(
     # given: one key per server, each having used its window
     keys = [await create_api_key(settings, "admin") for _ in limited_paths]
     for server, key in zip(limited_paths, keys, strict=True):
-        for _ in range(2):
-            ok = await post(server, key, json_body(VERSION))
+        for _ in range(2):  # a protected field: the key is looked up, and known from then on
+            ok = await post(server, key, json_body(PROTECTED))
             assert ok.status_code == 200
     validations.clear()
     document = unseen(REPEATED)
