@@ -81,6 +81,13 @@ class ConnectionAuth(RequestAuth):
     def token_digest(self) -> str | None:
         return self._digest
 
+    @property
+    def well_formed(self) -> bool:
+        return True  # looked up at connection_init
+
+    def known_caller(self) -> Caller | None:
+        return self._caller
+
     async def caller(self) -> Caller | None:
         return self._caller
 
