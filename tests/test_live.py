@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import subprocess
 import sys
@@ -621,3 +622,43 @@ async def test_a_query_over_the_socket_gets_one_result(server: Server, settings:
     # then: one result, then the operation completes
     assert [m["type"] for m in messages] == ["next"]
     assert messages[0]["payload"]["data"] == {"dashboard": {"campaignCount": 0}}
+
+
+MALFORMED = [
+    "[1]",
+    '"x"',
+    "1",
+    "null",
+    '{"type": 1}',
+    '{"type": "subscribe", "id": 1, "payload": {"query": "{ version }"}}',
+    '{"type": "subscribe", "id": "a", "payload": "x"}',
+    '{"type": "subscribe", "id": "a", "payload": {"query": 1}}',
+    '{"type": "subscribe", "id": "a", "payload": {"query": "{ version }", "variables": []}}',
+    '{"type": "complete", "id": null}',
+    '{"type": "ping", "payload": 1}',
+]
+
+
+@pytest.mark.parametrize("frame", MALFORMED)
+async def test_a_malformed_message_closes_the_socket_with_4400(
+    server: Server, settings: Settings, frame: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    # given an acknowledged connection
+    viewer = await create_api_key(settings, "viewer")
+    with caplog.at_level(logging.WARNING):
+        async with gql_socket(server.url) as socket:
+            assert (await socket.init(viewer))["type"] == "connection_ack"
+
+            # when a frame is valid JSON but not a graphql-transport-ws message
+            await socket.ws.send(frame)
+
+            # then the server closes with 4400 and says why
+            try:
+                while True:
+                    await asyncio.wait_for(socket.receive(), WAIT)
+            except ConnectionClosed as closed:
+                received = closed.rcvd
+    assert received is not None
+    assert (received.code, bool(received.reason)) == (4400, True)
+    # and nothing was logged as a server error
+    assert [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR] == []
