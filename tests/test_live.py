@@ -274,6 +274,37 @@ async def test_a_key_revoked_without_notice_is_caught_by_the_recheck(
             assert await closed_with(socket) == 4401
 
 
+async def test_herald_apikey_revoke_ends_the_keys_streams_at_once(
+    session: AsyncSession, settings: Settings
+) -> None:
+    # given a server whose periodic key recheck comes too late to matter, and a viewer
+    # watching a campaign
+    viewer = await create_api_key(settings, "viewer")
+    campaign_id = await seed_campaign(session, 2)
+    with serve(settings.model_copy(update={"live_key_recheck_s": 3600.0})) as late:
+        async with gql_socket(late.url) as socket:
+            assert (await socket.init(viewer))["type"] == "connection_ack"
+            await socket.subscribe("p", PROGRESS, {"id": str(campaign_id)})
+            assert (await asyncio.wait_for(socket.receive(), WAIT))["type"] == "next"
+
+            # when an operator revokes the key from the command line, another process
+            env = {k: v for k, v in os.environ.items() if not k.startswith("HERALD_")}
+            env.update(
+                HERALD_DATABASE_URL=str(settings.database_url),
+                HERALD_REDIS_URL=str(settings.redis_url),
+            )
+            revoke = await asyncio.create_subprocess_exec(
+                str(Path(sys.executable).with_name("herald")),
+                *("apikey", "revoke", str(await key_id(session, viewer))),
+                env=env,
+                stdout=asyncio.subprocess.DEVNULL,
+            )
+            assert await asyncio.wait_for(revoke.wait(), WAIT) == 0
+
+            # then the socket is closed as unauthorized, by the notice
+            assert await closed_with(socket) == 4401
+
+
 async def test_subscriptions_are_capped_per_connection(
     server: Server, session: AsyncSession, settings: Settings
 ) -> None:
