@@ -23,7 +23,7 @@ if TYPE_CHECKING:
 def _cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
-    from app.http_protocol import HttpProtocol
+    from app.http_protocol import server_options
 
     # GraphiQL is opt-in in production; spawned worker processes read it from the env.
     if args.graphiql:
@@ -49,7 +49,7 @@ def _cmd_serve(args: argparse.Namespace) -> int:
         workers=args.workers,
         proxy_headers=True,
         log_level="info",
-        http=HttpProtocol,
+        **server_options(settings),
     )
     return 0
 

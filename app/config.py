@@ -85,6 +85,12 @@ class Settings(BaseSettings):
     query_cost_list_size: int = Field(default=10, ge=1)
     query_timeout_s: float = Field(default=10.0, gt=0)
     request_max_bytes: int = Field(default=1024 * 1024, ge=1024)
+    # A request's line and headers: larger is refused with 431 before it is all buffered.
+    http_max_head_bytes: int = Field(default=16 * 1024, ge=1024)
+    # From connection (or a kept-alive connection's next byte) to a complete head: a client
+    # trickling its headers (slowloris) is cut off after this.
+    http_head_timeout_s: float = Field(default=10.0, gt=0)
+    http_keep_alive_s: float = Field(default=5.0, gt=0)  # an idle connection is closed
     # HTTP requests one process works on at once; more are answered 503 (app/shedding.py).
     max_in_flight: int = Field(default=32, ge=1)
     # Sliding window per API key (anonymous callers: per client address); 0 turns it off.

@@ -121,7 +121,7 @@ def run(args: argparse.Namespace) -> int:
     import uvicorn
 
     from app import migrate
-    from app.http_protocol import HttpProtocol
+    from app.http_protocol import server_options
     from app.main import create_app
 
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
@@ -155,8 +155,8 @@ def run(args: argparse.Namespace) -> int:
             host=settings.host,
             port=settings.port,
             lifespan="on",
-            http=HttpProtocol,
             access_log=False,  # herald.access logs each request once, with its request id
+            **server_options(settings),
         )
         server = _make_dev_server(config, f"http://{settings.host}:{settings.port}/graphql")
         server.run(sockets=[listener])

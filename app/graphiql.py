@@ -33,6 +33,29 @@ DEFAULT_QUERY = """\
 
 _PAGE = Template((STATIC_DIR / "page.html").read_text(encoding="utf-8"))
 
+# The page's own headers (nosniff comes on every response, app/http_protocol.py). The policy
+# allows what the page uses: scripts from Herald only (the page has no inline script),
+# styles from Herald and inline ones (GraphiQL's dialogs add <style> elements at run time,
+# with no way to give them a nonce), GraphiQL's fonts and icons inlined as data: URLs, and
+# /graphql over HTTP and WebSocket ('self' covers ws:/wss: to the page's own host).
+PAGE_HEADERS = {
+    "Content-Security-Policy": "; ".join(
+        [
+            "default-src 'none'",
+            "script-src 'self'",
+            "style-src 'self' 'unsafe-inline'",
+            "img-src data:",
+            "font-src data:",
+            "connect-src 'self'",
+            "base-uri 'none'",
+            "form-action 'none'",
+            "frame-ancestors 'none'",
+        ]
+    ),
+    "X-Frame-Options": "DENY",
+    "Referrer-Policy": "no-referrer",
+}
+
 
 def is_loopback(host: str | None) -> bool:
     """Whether `host` (an address or `localhost`) stays on this machine."""

@@ -1,4 +1,6 @@
-"""uvicorn's HTTP protocol, with a response's head and body leaving in one write.
+"""uvicorn's HTTP protocol, with a response's head and body leaving in one write, and the
+bounds on a request's head that uvicorn only gives its h11 protocol; the options every
+place that starts uvicorn uses (`server_options`).
 
 uvicorn writes the status line and headers as soon as the application starts its response,
 and the body in a second write: two send() calls and two TCP segments per response, which
@@ -10,9 +12,33 @@ streamed response's head is not delayed behind its first chunk.
 from __future__ import annotations
 
 import asyncio
+from functools import partial
 from typing import Any
 
-from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
+
+from app.config import Settings
+
+# Sent on every response by uvicorn itself, so the planned path pays nothing per request.
+DEFAULT_HEADERS = [("x-content-type-options", "nosniff")]
+_TOO_LARGE = b"request headers too large"
+
+
+def server_options(settings: Settings) -> dict[str, Any]:
+    """uvicorn's options wherever Herald starts it (`herald serve`, `herald dev`, the tests):
+    the protocol below with its head bounds, the keep-alive, no `server` banner."""
+    return {
+        "http": partial(
+            HttpProtocol,
+            max_head_bytes=settings.http_max_head_bytes,
+            head_timeout_s=settings.http_head_timeout_s,
+        ),
+        "timeout_keep_alive": settings.http_keep_alive_s,
+        "server_header": False,
+        "headers": DEFAULT_HEADERS,
+        # graphql-transport-ws messages are GraphQL requests: bounded like a request body.
+        "ws_max_size": settings.request_max_bytes,
+    }
 
 
 class HeadHeld:
@@ -52,9 +78,106 @@ class HeadHeld:
         return getattr(self._transport, name)
 
 
+class HeadTooLarge(Exception):
+    """Raised in a parser callback to stop parsing a refused head."""
+
+
 class HttpProtocol(HttpToolsProtocol):
-    """Given to uvicorn as `http=`: httptools parsing, one write per small response."""
+    """Given to uvicorn as `http=` (server_options): httptools parsing, one write per small
+    response, and a request head bounded in size and in time.
+
+    httptools buffers a header until it is complete, so an unfinished 5 MB header costs
+    5 MB: the bytes of an unfinished head are counted as they arrive and refused with 431
+    past `max_head_bytes`. A client gets `head_timeout_s` from connecting, or from its next
+    byte on a kept-alive connection, to finish its head; then it is closed (slowloris).
+    """
+
+    def __init__(
+        self, *args: Any, max_head_bytes: int, head_timeout_s: float, **kwargs: Any
+    ) -> None:
+        super().__init__(*args, **kwargs)
+        self._max_head_bytes = max_head_bytes
+        self._head_timeout_s = head_timeout_s
+        self._head_timer: asyncio.TimerHandle | None = None
+        self._head_pending = False  # a head has begun and is not complete
+        self._head_bytes = 0  # bytes read since it began (at least its own)
+        self._read_bytes = 0  # the current read's size
+        self._read_shared = False  # whether the current read also ended an earlier request
+        self._refused = False
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         held = HeadHeld(transport, asyncio.get_running_loop())
         super().connection_made(held)  # type: ignore[arg-type]
+        self._start_head_timer()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._stop_head_timer()
+        super().connection_lost(exc)
+
+    def data_received(self, data: bytes) -> None:
+        if self._refused:  # after a 431: read and dropped until the connection closes
+            return
+        if self.timeout_keep_alive_task is not None:  # idle until now: a new head starts
+            self._start_head_timer()
+        self._read_bytes = len(data)
+        self._read_shared = False
+        if self._head_pending:
+            self._head_bytes += len(data)
+        super().data_received(data)
+        if self._head_pending and self._head_bytes > self._max_head_bytes:
+            self._refuse_head()
+
+    def on_message_begin(self) -> None:
+        super().on_message_begin()
+        self._head_pending = True
+        # The whole read counts, unless it also held the end of an earlier request
+        # (pipelining): the head's share of it is unknown then, and it is left out.
+        self._head_bytes = 0 if self._read_shared else self._read_bytes
+
+    def on_message_complete(self) -> None:
+        self._read_shared = True
+        super().on_message_complete()
+
+    def on_headers_complete(self) -> None:
+        self._head_pending = False
+        self._stop_head_timer()
+        # Measured only when this read and the ones before could hold a head too large.
+        if self._head_bytes + self._read_bytes > self._max_head_bytes:
+            size = len(self.url) + sum(len(n) + len(v) + 4 for n, v in self.headers)
+            if size > self._max_head_bytes:
+                self._refuse_head()
+                raise HeadTooLarge  # stops the parser; uvicorn answers its errors with a 400
+        super().on_headers_complete()
+
+    def send_400_response(self, msg: str) -> None:
+        if not self._refused:  # the 431 was the answer
+            super().send_400_response(msg)
+
+    def _refuse_head(self) -> None:
+        """431, then a lingering close: closing with the rest of the head unread would reset
+        the connection, and the client could lose the 431. What still comes is dropped until
+        the client closes, or the head timer closes it."""
+        if self._refused:
+            return
+        self._refused = True
+        if self.cycle is None or self.cycle.response_complete:  # not inside a response
+            head = [STATUS_LINE[431]]
+            head += [b"%s: %s\r\n" % pair for pair in self.server_state.default_headers]
+            head.append(b"content-type: text/plain; charset=utf-8\r\n")
+            head.append(b"content-length: %d\r\nconnection: close\r\n\r\n" % len(_TOO_LARGE))
+            self.transport.write(b"".join(head) + _TOO_LARGE)
+            self.transport.write_eof()
+        self._start_head_timer()
+
+    def _start_head_timer(self) -> None:
+        if self._head_timer is None:
+            self._head_timer = self.loop.call_later(self._head_timeout_s, self._head_timed_out)
+
+    def _stop_head_timer(self) -> None:
+        if self._head_timer is not None:
+            self._head_timer.cancel()
+            self._head_timer = None
+
+    def _head_timed_out(self) -> None:
+        self._head_timer = None
+        self.shutdown()  # uvicorn's: closed now, or after a response still being written

@@ -15,7 +15,7 @@ from strawberry.http import GraphQLRequestData
 
 from app.api_keys.auth import RequestAuth
 from app.db import SerializedSession
-from app.graphiql import is_loopback, render_graphiql
+from app.graphiql import PAGE_HEADERS, is_loopback, render_graphiql
 from app.live import LiveHub
 from app.runtime import Runtime
 from schema.context import Context
@@ -48,7 +48,7 @@ class HeraldGraphQL(GraphQL[Context, None]):
             default_headers=self.graphiql_default_headers if is_loopback(client) else None,
         )
         # The page may carry default headers (credentials): never store it in a cache.
-        return HTMLResponse(page, headers={"Cache-Control": "no-store"})
+        return HTMLResponse(page, headers={"Cache-Control": "no-store", **PAGE_HEADERS})
 
     async def parse_http_body(
         self, request: AsyncHTTPRequestAdapter

@@ -24,6 +24,7 @@ from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import (
 from strawberry.subscriptions.protocols.graphql_transport_ws.types import (
     ConnectionInitMessage,
     ErrorMessage,
+    Message,
     PongMessage,
 )
 from strawberry.utils.aio import aclosing
@@ -116,6 +117,31 @@ class TextWebSocketAdapter(ASGIWebSocketAdapter):
                 await self.ws.close(code=code, reason=reason)
 
 
+def malformed(message: object) -> str | None:
+    """Why a frame is not a graphql-transport-ws message, or None when it is one.
+
+    Strawberry's handler indexes into a frame trusting its shape, so `[1]` or a string
+    payload raised out of it and dropped the socket with no close frame; the protocol wants
+    4400 with a reason instead.
+    """
+    if not isinstance(message, dict) or not isinstance(message.get("type"), str):
+        return "a message must be an object with a string type"
+    kind, payload = message["type"], message.get("payload")
+    if kind in ("subscribe", "complete") and not isinstance(message.get("id"), str):
+        return f"a {kind} message needs a string id"
+    if kind != "subscribe":
+        return None if isinstance(payload, dict | None) else "the payload must be an object"
+    if not isinstance(payload, dict) or not isinstance(payload.get("query"), str):
+        return "a subscribe payload needs a string query"
+    if not (
+        isinstance(payload.get("variables"), dict | None)
+        and isinstance(payload.get("operationName"), str | None)
+        and isinstance(payload.get("extensions"), dict | None)
+    ):
+        return "variables and extensions must be objects, operationName a string"
+    return None
+
+
 def _authorization(payload: Mapping[str, Any]) -> str | None:
     for name, value in payload.items():
         if isinstance(name, str) and name.lower() == "authorization" and isinstance(value, str):
@@ -134,6 +160,13 @@ class LiveTransportHandler(BaseGraphQLTransportWSHandler[Context, None]):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._outlets: dict[str, Outlet] = {}  # the shared subscriptions' ends, by operation id
+
+    async def handle_message(self, message: Message) -> None:
+        problem = malformed(message)
+        if problem is not None:
+            await self.handle_invalid_message(problem)
+            return
+        await super().handle_message(message)
 
     @property
     def _view(self) -> HeraldGraphQL:

@@ -25,7 +25,7 @@ from sqlalchemy.pool import NullPool
 
 from app import migrate
 from app.config import Settings, load_settings
-from app.http_protocol import HttpProtocol
+from app.http_protocol import server_options
 from app.main import create_app
 from app.metrics import PROJECTION_FALLBACKS
 from tests.fake_whatsapp import FakeWhatsApp, Worker, serve_fake, worker_env
@@ -149,14 +149,19 @@ class Server:
 
 @contextmanager
 def serve(settings: Settings) -> Iterator[Server]:
-    """The real ASGI app under uvicorn, with `herald serve`'s HTTP protocol, on a free loopback
-    port, in a background thread."""
+    """The real ASGI app under uvicorn, with `herald serve`'s options (HTTP protocol, limits),
+    on a free loopback port, in a background thread."""
     app = create_app(settings)
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
     config = uvicorn.Config(
-        app, host="127.0.0.1", port=port, log_level="warning", lifespan="on", http=HttpProtocol
+        app,
+        host="127.0.0.1",
+        port=port,
+        log_level="warning",
+        lifespan="on",
+        **server_options(settings),
     )
     uv = uvicorn.Server(config)
     thread = threading.Thread(target=uv.run, daemon=True)

@@ -146,6 +146,12 @@ def test_graphiql_runs_a_query_offline(server: Server, browser: webdriver.Chrome
     severe = [e for e in browser.get_log("browser") if e["level"] == "SEVERE"]
     assert severe == []
 
+    # and: the Content-Security-Policy lets GraphiQL's dialogs work too (they add styles)
+    browser.find_element(By.CSS_SELECTOR, '[aria-label="Open settings dialog"]').click()
+    wait.until(ec.presence_of_element_located((By.CSS_SELECTOR, ".graphiql-dialog")))
+    logged = [e["message"] for e in browser.get_log("browser")]
+    assert [m for m in logged if "Content Security Policy" in m] == []
+
 
 AUTHED_QUERY = "{ contacts { totalCount } }"
 
@@ -220,6 +226,13 @@ def test_page_references_only_local_assets(server: Server) -> None:
     # then
     assert response.status_code == 200
     assert response.headers["cache-control"] == "no-store"
+    policy = response.headers["content-security-policy"]
+    assert "script-src 'self';" in policy
+    assert "connect-src 'self';" in policy
+    assert "frame-ancestors 'none'" in policy
+    assert response.headers["x-frame-options"] == "DENY"
+    assert response.headers["x-content-type-options"] == "nosniff"
+    assert response.headers["referrer-policy"] == "no-referrer"
     assert "unpkg.com" not in response.text
     assert "https://" not in response.text
     for asset in ("graphiql.min.js", "graphiql.min.css", "react.production.min.js"):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import subprocess
 import sys
@@ -270,6 +271,37 @@ async def test_a_key_revoked_without_notice_is_caught_by_the_recheck(
             await session.commit()
 
             # then
+            assert await closed_with(socket) == 4401
+
+
+async def test_herald_apikey_revoke_ends_the_keys_streams_at_once(
+    session: AsyncSession, settings: Settings
+) -> None:
+    # given a server whose periodic key recheck comes too late to matter, and a viewer
+    # watching a campaign
+    viewer = await create_api_key(settings, "viewer")
+    campaign_id = await seed_campaign(session, 2)
+    with serve(settings.model_copy(update={"live_key_recheck_s": 3600.0})) as late:
+        async with gql_socket(late.url) as socket:
+            assert (await socket.init(viewer))["type"] == "connection_ack"
+            await socket.subscribe("p", PROGRESS, {"id": str(campaign_id)})
+            assert (await asyncio.wait_for(socket.receive(), WAIT))["type"] == "next"
+
+            # when an operator revokes the key from the command line, another process
+            env = {k: v for k, v in os.environ.items() if not k.startswith("HERALD_")}
+            env.update(
+                HERALD_DATABASE_URL=str(settings.database_url),
+                HERALD_REDIS_URL=str(settings.redis_url),
+            )
+            revoke = await asyncio.create_subprocess_exec(
+                str(Path(sys.executable).with_name("herald")),
+                *("apikey", "revoke", str(await key_id(session, viewer))),
+                env=env,
+                stdout=asyncio.subprocess.DEVNULL,
+            )
+            assert await asyncio.wait_for(revoke.wait(), WAIT) == 0
+
+            # then the socket is closed as unauthorized, by the notice
             assert await closed_with(socket) == 4401
 
 
@@ -621,3 +653,43 @@ async def test_a_query_over_the_socket_gets_one_result(server: Server, settings:
     # then: one result, then the operation completes
     assert [m["type"] for m in messages] == ["next"]
     assert messages[0]["payload"]["data"] == {"dashboard": {"campaignCount": 0}}
+
+
+MALFORMED = [
+    "[1]",
+    '"x"',
+    "1",
+    "null",
+    '{"type": 1}',
+    '{"type": "subscribe", "id": 1, "payload": {"query": "{ version }"}}',
+    '{"type": "subscribe", "id": "a", "payload": "x"}',
+    '{"type": "subscribe", "id": "a", "payload": {"query": 1}}',
+    '{"type": "subscribe", "id": "a", "payload": {"query": "{ version }", "variables": []}}',
+    '{"type": "complete", "id": null}',
+    '{"type": "ping", "payload": 1}',
+]
+
+
+@pytest.mark.parametrize("frame", MALFORMED)
+async def test_a_malformed_message_closes_the_socket_with_4400(
+    server: Server, settings: Settings, frame: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    # given an acknowledged connection
+    viewer = await create_api_key(settings, "viewer")
+    with caplog.at_level(logging.WARNING):
+        async with gql_socket(server.url) as socket:
+            assert (await socket.init(viewer))["type"] == "connection_ack"
+
+            # when a frame is valid JSON but not a graphql-transport-ws message
+            await socket.ws.send(frame)
+
+            # then the server closes with 4400 and says why
+            try:
+                while True:
+                    await asyncio.wait_for(socket.receive(), WAIT)
+            except ConnectionClosed as closed:
+                received = closed.rcvd
+    assert received is not None
+    assert (received.code, bool(received.reason)) == (4400, True)
+    # and nothing was logged as a server error
+    assert [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR] == []

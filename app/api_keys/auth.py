@@ -4,7 +4,8 @@ Lookups are remembered per process for `HERALD_AUTH_CACHE_SECONDS` (key digest â
 so a hot key costs no SQL. Revocation reaches every process at once through a Redis
 epoch (`auth:epoch`) that the rate limiter reads in its own round trip; without that round
 trip (rate limiting off, Redis down) a revoked key is refused at most
-`HERALD_AUTH_CACHE_SECONDS` later, and at once in the process that revoked it.
+`HERALD_AUTH_CACHE_SECONDS` later, and at once in the process that revoked it. The key's
+open WebSockets end at once through the live hub's pub/sub (app/live.py).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.api_keys.service import ApiKeyService, Caller, bearer_token, well_formed
 from app.db import uncounted
+from app.live import publish_key_revoked
 
 if TYPE_CHECKING:
     from redis.asyncio import Redis
@@ -62,14 +64,16 @@ class CallerCache:
         self._entries.clear()
 
 
-async def announce_revocation(redis: Redis, callers: CallerCache) -> None:
-    """After a revocation commits: this process forgets at once, the others on their next
-    rate-limited request (or within the cache's TTL when Redis cannot tell them)."""
+async def announce_revocation(redis: Redis, callers: CallerCache, key_id: int) -> None:
+    """After a revocation commits (revokeApiKey, `herald apikey revoke`): this process
+    forgets at once, the others on their next rate-limited request (or within the cache's
+    TTL when Redis cannot tell them), and every process closes the key's WebSockets."""
     callers.clear()
     try:
         await redis.incr(EPOCH_KEY)
     except Exception as exc:  # Redis down: the TTL still bounds the other processes
         logger.warning("could not announce a key revocation to other processes: %s", exc)
+    await publish_key_revoked(redis, key_id)
 
 
 class RequestAuth:

@@ -48,13 +48,14 @@ async def _in_session(settings: Settings, work: Callable[[AsyncSession], Awaitab
         await engine.dispose()
 
 
-async def _announce_revocation(settings: Settings) -> None:
-    """Running API processes forget their cached lookups (app/api_keys/auth.py)."""
+async def _announce_revocation(settings: Settings, key_id: int) -> None:
+    """Running API processes forget their cached lookups and close the key's WebSockets
+    (app/api_keys/auth.py)."""
     if settings.redis_url is None:
         return
     redis = open_redis(settings.redis_url, timeout=1.0)
     try:
-        await announce_revocation(redis, CallerCache(0))
+        await announce_revocation(redis, CallerCache(0), key_id)
     finally:
         await redis.aclose()
 
@@ -90,7 +91,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
                 print(f"herald: key {row.id} ({row.name}) revoked")
 
             asyncio.run(_in_session(settings, revoke))
-            asyncio.run(_announce_revocation(settings))
+            asyncio.run(_announce_revocation(settings, args.id))
     except (InvalidInput, NotFound) as exc:
         print(f"herald: apikey {action}: {exc.message}")
         return 1

@@ -8,7 +8,6 @@ import strawberry
 
 from app.api_keys.auth import announce_revocation
 from app.api_keys.service import ApiKeyService
-from app.live import publish_key_revoked
 from schema.api_keys.types import ApiKeyType
 from schema.common.errors import NotFoundError
 from schema.common.mutations import after_commit, savepoint
@@ -38,6 +37,5 @@ class RevokeApiKeyMutation:
         key_id = parse_id(id, "id")
         row = await ApiKeyService(info.context.session).revoke(key_id)
         context = info.context
-        after_commit(info, announce_revocation, context.redis, context.auth.callers)
-        after_commit(info, publish_key_revoked, context.redis, key_id)  # ends its live sockets
+        after_commit(info, announce_revocation, context.redis, context.auth.callers, key_id)
         return RevokeApiKeySuccess(api_key=ApiKeyType.from_row(row))
