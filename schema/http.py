@@ -4,18 +4,18 @@ A POST to /graphql of one JSON-encoded query that compiles to a plan (schema/pla
 answered here, without the middleware stack, the router, Strawberry's HTTP view, its
 extension runner and graphql-core's execution loop, with the same steps they take, by the
 same functions and in the same order (schema/pipeline.py): the body size, the media type,
-the rate limit, the cached parse, the shape limits, the cached validation, then the
-operation's label, the timeout, the transaction boundary with its statement count and
-`Server-Timing`, the Redis round trips, the request id, metrics and access line, and the
-same response bytes.
+the variables' bounds, the rate limit, the cached parse, the shape limits, the cached
+validation, then the operation's label, the timeout, the transaction boundary with its
+statement count and `Server-Timing`, the Redis round trips, the request id, metrics and
+access line, and the same response bytes.
 
 Everything else goes to Strawberry's view (schema/view.py), which answers it as it always has:
 GET, other content types, bodies over the limit, batches, streaming `Accept`s, mutations,
-subscriptions, introspection, documents that do not parse or validate, variables that do
-not coerce, an operation over a limit or the rate limit, and any error while answering. Each
-step hands over what it would refuse, so the view refuses it at the same step. A request
-handed over carries a `Handoff`, so the view neither counts it against the rate limit again
-nor runs an operation that already ran out of time.
+subscriptions, introspection, variables over their bounds, documents that do not parse or
+validate, variables that do not coerce, an operation over a limit or the rate limit, and
+any error while answering. Each step hands over what it would refuse, so the view refuses it
+at the same step. A request handed over carries a `Handoff`, so the view neither counts it
+against the rate limit again nor runs an operation that already ran out of time.
 """
 
 from __future__ import annotations
@@ -40,7 +40,7 @@ from app.metrics import PLANNED_QUERIES
 from app.observability import begin_request, end_request, label_operation, record_request
 from schema.extensions import begin_read_only, request_boundary
 from schema.limits import HANDOFF, Handoff, limit_error, take_rate_limit
-from schema.pipeline import json_media_type, parse_document, validation_errors
+from schema.pipeline import json_media_type, parse_document, validation_errors, variables_error
 from schema.plans import DocumentPlans, execute, query_operation
 from schema.view import HeraldGraphQL
 
@@ -159,6 +159,8 @@ class PlannedQueries:
             and isinstance(extensions, dict | None)
         ):
             return None
+        if variables_error(variables) is not None:
+            return None  # the view refuses them, at the same step
         scope["route"] = self.route  # the request's label in metrics and logs, as routed
         settings = self.settings
         graphql_schema = self.schema._schema

@@ -5,11 +5,12 @@ path (schema/http.py) call the same functions, so they accept and refuse the sam
 
 1. body size: `declared_too_large`, then `StreamedSize` as the body arrives (app/http_limits.py);
 2. media type: `json_media_type`;
-3. rate limit: `take_rate_limit` (schema/limits/);
-4. parse under the token limit: `parse_document`, cached by the document's text;
-5. shape limits (depth, aliases, repeats, cost): `limit_error` (schema/limits/);
-6. validation: `validation_errors`, cached with the parsed document;
-7. execution under the time limit.
+3. variables' depth and number of values: `variables_error`, before anything reads them;
+4. rate limit: `take_rate_limit` (schema/limits/);
+5. parse under the token limit: `parse_document`, cached by the document's text;
+6. shape limits (depth, aliases, repeats, cost): `limit_error` (schema/limits/);
+7. validation: `validation_errors`, cached with the parsed document;
+8. execution under the time limit.
 
 A refusal costs no more than the steps before it: a document over a shape limit is never
 validated (the standard rules take most of a second over 700 repeats of one field).
@@ -25,6 +26,16 @@ from graphql.validation import ASTValidationRule, NoSchemaIntrospectionCustomRul
 from strawberry.http.parse_content_type import parse_content_type
 from strawberry.schema.schema import validate_document
 
+from app.inputs import json_excess
+
+# The deepest variables this schema takes nest 8 levels (an import's rows' attributes, 4 deep
+# themselves). Far deeper ones reach the limits of what reads them: orjson encodes 254 levels
+# at most (the shape limits' cache key), and coercion recurses per level.
+VARIABLES_MAX_DEPTH = 32
+# The body size bounds the bytes; this bounds the values whatever the transport, at twice
+# what a 10,000-row import of short attributes holds in a 1 MB body.
+VARIABLES_MAX_VALUES = 250_000
+
 _RULES: tuple[type[ASTValidationRule], ...] = tuple(specified_rules)
 _RULES_WITHOUT_INTROSPECTION = (*_RULES, NoSchemaIntrospectionCustomRule)
 
@@ -36,6 +47,26 @@ def json_media_type(content_type: str) -> bool:
     """
     media_type, _ = parse_content_type(content_type)
     return media_type == "application/json"
+
+
+def variables_error(variables: object) -> GraphQLError | None:
+    """The refusal of variables nested too deep or holding too many values; None if within.
+
+    A client error with a code, like the shape limits; the walk stops at the first level
+    over a bound, so a refusal costs little more than the body's decoding did.
+    """
+    excess = json_excess(variables, VARIABLES_MAX_DEPTH, VARIABLES_MAX_VALUES)
+    if excess == "depth":
+        return GraphQLError(
+            f"variables nest deeper than {VARIABLES_MAX_DEPTH} levels",
+            extensions={"code": "VARIABLES_TOO_DEEP"},
+        )
+    if excess == "entries":
+        return GraphQLError(
+            f"variables hold more than {VARIABLES_MAX_VALUES} values",
+            extensions={"code": "VARIABLES_TOO_LARGE"},
+        )
+    return None
 
 
 @dataclass(eq=False, slots=True)

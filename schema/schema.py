@@ -20,7 +20,7 @@ from schema.contacts.queries import ContactQuery
 from schema.dashboard.queries import DashboardQuery
 from schema.execution import PlannedExecutor
 from schema.extensions import HeraldSchema, TransactionBoundary
-from schema.limits import QueryLimits, RateLimit
+from schema.limits import QueryLimits, RateLimit, VariableLimits
 from schema.messages.queries import MessageQuery
 from schema.system.queries import SystemQuery
 
@@ -55,7 +55,9 @@ def build_schema(*more_extensions: type) -> HeraldSchema:
         # Attribute reads, except that a column a page did not fetch costs a statement.
         config=StrawberryConfig(default_resolver=read_field),
         extensions=[
-            RateLimit,  # first: refuses before anything else starts (schema/limits/)
+            # First: refuse before anything else starts (schema/limits/, schema/pipeline.py).
+            VariableLimits,
+            RateLimit,
             OperationLabel,  # names the request in metrics and logs
             TransactionBoundary,
             RedisRoundTrips,

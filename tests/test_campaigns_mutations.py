@@ -138,6 +138,10 @@ async def test_create_campaign_whose_target_step_fails_leaves_no_campaign(
         ("", TEMPLATE, "name"),
         ("Spring", {**TEMPLATE, "name": " "}, "template.name"),
         ("Spring", {**TEMPLATE, "language": "English"}, "template.language"),
+        ("Spring", {**TEMPLATE, "language": "en\n"}, "template.language"),
+        ("x" * 201, TEMPLATE, "name"),
+        ("Spring", {**TEMPLATE, "name": "x" * 513}, "template.name"),
+        ("Spring", {**TEMPLATE, "body": "x" * 1_025}, "template.body"),
     ],
 )
 async def test_create_campaign_with_bad_input_writes_nothing(
@@ -150,6 +154,23 @@ async def test_create_campaign_with_bad_input_writes_nothing(
     assert data["createCampaign"]["__typename"] == "InvalidInputError"
     assert data["createCampaign"]["field"] == field
     assert await factories.count(session, Campaign) == 0
+
+
+async def test_create_campaign_takes_a_body_of_whatsapps_maximum_length(
+    gql: GqlClient, session: AsyncSession
+) -> None:
+    # given: 1,024 characters, WhatsApp's cap on a template body
+    body = "Hi {{1}} " + "x" * (1_024 - 9)
+
+    # when
+    data = await gql.ok(
+        CREATE_CAMPAIGN, {"input": {"name": "Spring", "template": {**TEMPLATE, "body": body}}}
+    )
+
+    # then
+    assert data["createCampaign"]["campaign"]["template"]["body"] == body
+    stored_body = (await session.execute(select(Campaign.template_body))).scalar_one()
+    assert len(stored_body) == 1_024
 
 
 # -- updateCampaign --------------------------------------------------------------------
@@ -236,6 +257,28 @@ async def test_update_campaign_with_an_empty_name_changes_nothing(
 
     # then
     assert data["updateCampaign"] == {"__typename": "InvalidInputError", "field": "name"}
+    assert await stored(session) == [("Spring", "spring_sale", CampaignStatus.DRAFT)]
+
+
+async def test_update_campaign_with_a_body_over_the_maximum_changes_nothing(
+    gql: GqlClient, session: AsyncSession
+) -> None:
+    # given
+    campaign_id = await factories.campaign(session, "Spring")
+    await session.commit()
+    template = {**TEMPLATE, "name": "summer_sale", "body": "x" * 900_000}
+
+    # when
+    result = await gql(
+        UPDATE_CAMPAIGN, {"id": str(campaign_id), "input": {"name": "Summer", "template": template}}
+    )
+
+    # then
+    assert result.errors is None
+    assert result.data["updateCampaign"] == {
+        "__typename": "InvalidInputError",
+        "field": "template.body",
+    }
     assert await stored(session) == [("Spring", "spring_sale", CampaignStatus.DRAFT)]
 
 

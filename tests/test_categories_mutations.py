@@ -111,6 +111,21 @@ async def test_create_category_with_a_bad_name_is_invalid_input(
     assert await factories.count(session, Category) == 0
 
 
+async def test_create_category_with_a_description_over_the_maximum_writes_nothing(
+    gql: GqlClient, session: AsyncSession
+) -> None:
+    # when
+    data = await gql.ok(CREATE_CATEGORY, {"input": {"name": "VIP", "description": "x" * 1_001}})
+
+    # then
+    assert data["createCategory"] == {
+        "__typename": "InvalidInputError",
+        "message": "description must be at most 1000 characters, got 1001",
+        "field": "description",
+    }
+    assert await factories.count(session, Category) == 0
+
+
 async def test_second_mutation_failing_keeps_the_first(
     gql: GqlClient, session: AsyncSession
 ) -> None:
@@ -177,6 +192,23 @@ async def test_update_category_with_a_null_name_is_invalid_input(
 
     # then
     assert data["updateCategory"] == {"__typename": "InvalidInputError", "field": "name"}
+    assert await names(session) == {"VIP": None}
+
+
+async def test_update_category_with_a_description_over_the_maximum_changes_nothing(
+    gql: GqlClient, session: AsyncSession
+) -> None:
+    # given
+    vip = await factories.category(session, "VIP")
+    await session.commit()
+
+    # when
+    data = await gql.ok(
+        UPDATE_CATEGORY, {"id": str(vip), "input": {"name": "Gold", "description": "x" * 900_000}}
+    )
+
+    # then
+    assert data["updateCategory"] == {"__typename": "InvalidInputError", "field": "description"}
     assert await names(session) == {"VIP": None}
 
 

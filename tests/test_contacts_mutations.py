@@ -7,11 +7,18 @@ from collections.abc import Iterator
 from typing import Any
 
 import httpx
+import orjson
 import pytest
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.config import Settings
+from app.contacts.service import (
+    IMPORT_CHUNK,
+    ContactService,
+    ImportInputRow,
+    ImportRowErrorReason,
+)
 from app.models import Contact, category_contacts
 from tests import factories
 from tests.conftest import GqlClient, Server, serve
@@ -209,6 +216,80 @@ async def test_create_contact_with_attributes_not_an_object_is_invalid_input(
     assert await factories.count(session, Contact) == 0
 
 
+def nested(levels: int) -> dict[str, Any]:
+    """An object `levels` deep: {"a": {"a": ... {}}}."""
+    value: dict[str, Any] = {}
+    for _ in range(levels - 1):
+        value = {"a": value}
+    return value
+
+
+@pytest.mark.parametrize(
+    ("contact", "field", "message"),
+    [
+        pytest.param(
+            {"name": "x" * 201}, "name", "name must be at most 200 characters, got 201", id="name"
+        ),
+        pytest.param(
+            {"attributes": {"note": "x" * 16_380}},
+            "attributes",
+            "attributes must be at most 16384 bytes as JSON",
+            id="attributes' size",
+        ),
+        pytest.param(
+            {"attributes": nested(5)},
+            "attributes",
+            "attributes may nest at most 4 levels deep",
+            id="attributes' depth",
+        ),
+        pytest.param(
+            {"attributes": {f"k{i}": i for i in range(101)}},
+            "attributes",
+            "attributes may hold at most 100 keys and list items",
+            id="attributes' keys",
+        ),
+        pytest.param(
+            {"attributes": {"list": list(range(100))}},
+            "attributes",
+            "attributes may hold at most 100 keys and list items",
+            id="attributes' list items",
+        ),
+    ],
+)
+async def test_create_contact_with_input_over_a_bound_is_invalid_input(
+    gql: GqlClient, session: AsyncSession, contact: dict[str, Any], field: str, message: str
+) -> None:
+    # when
+    data = await gql.ok(CREATE_CONTACT, {"input": {"phone": "+33612345678", **contact}})
+
+    # then
+    assert data["createContact"] == {
+        "__typename": "InvalidInputError",
+        "message": message,
+        "field": field,
+    }
+    assert await factories.count(session, Contact) == 0
+
+
+async def test_create_contact_at_every_bound_is_kept(gql: GqlClient, session: AsyncSession) -> None:
+    # given: a 200-character name; attributes 4 levels deep, with 100 keys in all, and
+    # 16,384 bytes as JSON
+    attributes: dict[str, Any] = {f"k{i}": i for i in range(96)}
+    attributes["deep"] = nested(3)  # 3 more keys, 4 levels
+    filler = 16_384 - len(orjson.dumps({**attributes, "pad": ""}))
+    attributes["pad"] = "x" * filler
+    assert len(orjson.dumps(attributes)) == 16_384
+    variables = {"input": {"phone": "+33612345678", "name": "N" * 200, "attributes": attributes}}
+
+    # when
+    data = await gql.ok(CREATE_CONTACT, variables)
+
+    # then
+    contact = data["createContact"]["contact"]
+    assert (contact["name"], contact["attributes"]) == ("N" * 200, attributes)
+    assert await factories.count(session, Contact) == 1
+
+
 async def test_create_contact_with_a_known_phone_is_a_duplicate_error(
     gql: GqlClient, session: AsyncSession
 ) -> None:
@@ -369,6 +450,27 @@ async def test_update_contact_with_an_invalid_phone_changes_nothing(
     assert await phones(session) == {"+33610000000": "Contact 0"}
 
 
+async def test_update_contact_with_a_name_over_the_maximum_changes_nothing(
+    gql: GqlClient, session: AsyncSession
+) -> None:
+    # given
+    [contact_id] = await factories.contacts(session, 1)
+    await session.commit()
+
+    # when
+    data = await gql.ok(
+        UPDATE_CONTACT,
+        {"id": str(contact_id), "input": {"phone": "+33612345678", "name": "x" * 900_000}},
+    )
+
+    # then
+    assert data["updateContact"] == {
+        "__typename": "InvalidInputError",
+        "message": "name must be at most 200 characters, got 900000",
+    }
+    assert await phones(session) == {"+33610000000": "Contact 0"}
+
+
 async def test_update_unknown_contact_is_not_found(gql: GqlClient) -> None:
     # when
     data = await gql.ok(UPDATE_CONTACT, {"id": "404", "input": {"name": "X"}})
@@ -496,6 +598,67 @@ async def test_import_reports_rows_and_returns_the_contacts_in_input_order(
         }
     ]
     assert await factories.count(session, Contact) == 2
+
+
+async def test_import_reports_rows_over_a_bound_and_keeps_the_others(
+    gql: GqlClient, session: AsyncSession
+) -> None:
+    # given
+    rows = [
+        {"phone": french(0), "name": "x" * 201},
+        {"phone": french(1), "attributes": nested(5)},
+        {"phone": french(2), "name": "Kept", "attributes": {"city": "Paris"}},
+    ]
+
+    # when
+    data = await gql.ok(IMPORT_CONTACTS, {"input": {"rows": rows}})
+
+    # then
+    payload = data["importContacts"]
+    assert (payload["created"], payload["updated"]) == (1, 0)
+    assert payload["errors"] == [
+        {
+            "index": 0,
+            "phone": french(0),
+            "reason": "INVALID_NAME",
+            "message": "name must be at most 200 characters, got 201",
+        },
+        {
+            "index": 1,
+            "phone": french(1),
+            "reason": "INVALID_ATTRIBUTES",
+            "message": "attributes may nest at most 4 levels deep",
+        },
+    ]
+    assert await phones(session) == {french(2): "Kept"}
+
+
+async def test_import_lets_other_tasks_run_while_it_parses_phones(session: AsyncSession) -> None:
+    # given: 10,000 rows, none valid, so the import has no statement to wait for; and a task
+    # that counts its turns on the event loop
+    rows = [ImportInputRow(phone=f"not a phone {i}") for i in range(10_000)]
+    turns = 0
+
+    async def ticker() -> None:
+        nonlocal turns
+        while True:
+            turns += 1
+            await asyncio.sleep(0)
+
+    task = asyncio.create_task(ticker())
+    await asyncio.sleep(0)
+    before = turns
+
+    # when
+    result = await ContactService(session, 10_000).import_rows(rows, "FR")
+
+    # then: the ticker ran once between each two chunks of rows
+    during = turns - before
+    task.cancel()
+    assert during == 10_000 // IMPORT_CHUNK - 1
+    assert len(result.errors) == 10_000
+    assert {e.reason for e in result.errors} == {ImportRowErrorReason.INVALID_PHONE}
+    assert await factories.count(session, Contact) == 0
 
 
 async def test_import_over_the_maximum_is_refused_whole(

@@ -14,8 +14,12 @@ from typing import Any
 import httpx
 import pytest
 import strawberry.schema.schema as strawberry_schema
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.config import Settings
+from app.models import Contact
+from schema.pipeline import VARIABLES_MAX_DEPTH, VARIABLES_MAX_VALUES
+from tests import factories
 from tests.conftest import Server, create_api_key, serve
 
 pytestmark = pytest.mark.asyncio
@@ -25,6 +29,11 @@ VERSION = "{ version }"
 # The same field 700 times: standard validation compares every pair of them (most of a second).
 REPEATED = "{ " + "contacts { totalCount } " * 700 + "}"
 SUBSCRIPTION = 'subscription { campaignProgress(id: "1") { status } }'
+CREATE_CONTACT = """
+mutation($attributes: JSON) {
+  createContact(input: {phone: "+33612345678", attributes: $attributes}) { __typename }
+}
+"""
 
 
 @pytest.fixture(scope="module")
@@ -182,6 +191,104 @@ async def test_a_rate_limited_client_gets_the_same_answer_without_validation(
         "retryAfter": 30,
     }
     assert validations == []
+
+
+# -- Variables -------------------------------------------------------------------------------------
+
+
+def with_variable(document: str, name: str, value: bytes) -> bytes:
+    """A JSON body whose variable `name` is the JSON text `value`, as sent."""
+    head = httpx.Request("POST", "/", json={"query": document}).content[:-1]
+    return head + b', "variables": {"' + name.encode() + b'": ' + value + b"}}"
+
+
+def nested(levels: int) -> bytes:
+    """A JSON object `levels` deep: {"a":{"a":...1}}."""
+    return b'{"a":' * levels + b"1" + b"}" * levels
+
+
+@pytest.mark.parametrize(
+    ("document", "name", "keyed"),
+    [
+        pytest.param(VERSION, "v", False, id="undeclared, no key"),
+        pytest.param(CREATE_CONTACT, "attributes", True, id="a mutation's input"),
+    ],
+)
+async def test_variables_nested_600_deep_are_refused_the_same_on_both_paths(
+    paths: tuple[Server, Server],
+    admin_key: str,
+    session: AsyncSession,
+    caplog: pytest.LogCaptureFixture,
+    document: str,
+    name: str,
+    keyed: bool,
+) -> None:
+    # given
+    body = with_variable(document, name, nested(600))
+    headers = {"Content-Type": "application/json"}
+    if keyed:
+        headers["Authorization"] = f"Bearer {admin_key}"
+    responses = []
+
+    # when
+    with caplog.at_level(logging.WARNING):
+        for server in paths:
+            async with httpx.AsyncClient(base_url=server.url, timeout=30) as http:
+                responses.append(await http.post("/graphql", content=body, headers=headers))
+
+    # then: the client's mistake, named, from both paths; nothing ran, logged or written
+    for response in responses:
+        assert response.status_code == 200
+        assert response.json() == {
+            "data": None,
+            "errors": [
+                {
+                    "message": f"variables nest deeper than {VARIABLES_MAX_DEPTH} levels",
+                    "extensions": {"code": "VARIABLES_TOO_DEEP"},
+                }
+            ],
+            "extensions": {"sqlStatements": 0, "redisRoundTrips": 0},
+        }
+    assert [r.getMessage() for r in caplog.records] == []
+    assert await factories.count(session, Contact) == 0
+
+
+@pytest.mark.parametrize(
+    ("value", "code"),
+    [
+        pytest.param(nested(VARIABLES_MAX_DEPTH - 1), None, id="as deep as allowed"),
+        pytest.param(nested(VARIABLES_MAX_DEPTH), "VARIABLES_TOO_DEEP", id="a level deeper"),
+        # the list is a value of its own
+        pytest.param(
+            b"[" + b",".join([b"0"] * (VARIABLES_MAX_VALUES - 1)) + b"]",
+            None,
+            id="as many values as allowed",
+        ),
+        pytest.param(
+            b"[" + b",".join([b"0"] * VARIABLES_MAX_VALUES) + b"]",
+            "VARIABLES_TOO_LARGE",
+            id="a value more",
+        ),
+    ],
+)
+async def test_variables_at_their_bounds_are_answered_and_past_them_refused_on_both_paths(
+    paths: tuple[Server, Server], admin_key: str, value: bytes, code: str | None
+) -> None:
+    # given
+    body = with_variable(VERSION, "v", value)
+
+    # when
+    responses = [await post(server, admin_key, body) for server in paths]
+
+    # then
+    assert responses[0].json() == responses[1].json()
+    answer = responses[0].json()
+    if code is None:
+        assert list(answer) == ["data", "extensions"]
+        assert list(answer["data"]) == ["version"]
+    else:
+        assert answer["data"] is None
+        assert [e["extensions"]["code"] for e in answer["errors"]] == [code]
 
 
 # -- Subscriptions over HTTP -----------------------------------------------------------------------

@@ -277,6 +277,7 @@ async def test_message_stats_and_dashboard(session: AsyncSession, gql: GqlClient
         pytest.param(CONTACTS, {"after": "not-a-cursor"}, "after", id="malformed cursor"),
         pytest.param(CONTACTS, {"after": "aWQ6eA=="}, "after", id="cursor of another shape"),
         pytest.param(CONTACTS, {"category": "abc"}, "categoryId", id="malformed filter id"),
+        pytest.param(CONTACTS, {"search": "x" * 101}, "search", id="search over the max"),
         pytest.param(CONTACT, {"id": "1; DROP TABLE contacts"}, "id", id="malformed id"),
     ],
 )
@@ -292,6 +293,44 @@ async def test_bad_arguments_are_clear_errors(
     assert len(result.errors) == 1
     assert result.errors[0]["extensions"] == {"code": "BAD_USER_INPUT", "argument": argument}
     assert argument in result.errors[0]["message"] or "cursor" in result.errors[0]["message"]
+
+
+async def test_a_search_of_900_kb_is_refused_before_any_sql(
+    session: AsyncSession, gql: GqlClient
+) -> None:
+    # given
+    await factories.contacts(session, 3)
+    await session.commit()
+
+    # when
+    result = await gql(CONTACTS, {"search": "a" * 900_000})
+
+    # then
+    assert result.data is None
+    assert result.errors == [
+        {
+            "message": "search must be at most 100 characters, got 900000",
+            "locations": [{"line": 4, "column": 3}],
+            "path": ["contacts"],
+            "extensions": {"code": "BAD_USER_INPUT", "argument": "search"},
+        }
+    ]
+    assert result.sql == 0
+
+
+async def test_a_search_of_the_maximum_length_is_answered(
+    session: AsyncSession, gql: GqlClient
+) -> None:
+    # given: a name of 100 characters
+    [contact] = await factories.contacts(session, 1, name="n" * 100)
+    await session.commit()
+
+    # when
+    data = await gql.ok(CONTACTS, {"search": "N" * 100})
+
+    # then
+    assert data["contacts"]["totalCount"] == 1
+    assert [e["node"]["id"] for e in data["contacts"]["edges"]] == [str(contact)]
 
 
 async def test_nested_page_over_the_max_is_an_error(session: AsyncSession, gql: GqlClient) -> None:

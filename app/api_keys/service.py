@@ -12,7 +12,8 @@ from sqlalchemy import Row
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.api_keys.repository import ApiKeyRepository
-from app.errors import InvalidInput, NotFound
+from app.errors import NotFound
+from app.inputs import check_text
 from app.models import ApiKeyRole
 
 KEY_PREFIX = "hk_"
@@ -78,11 +79,7 @@ class ApiKeyService:
         self.keys = ApiKeyRepository(session)
 
     async def create(self, name: str, role: ApiKeyRole) -> CreatedKey:
-        name = (name or "").strip()
-        if not name:
-            raise InvalidInput("name", "name cannot be empty")
-        if len(name) > NAME_MAX:
-            raise InvalidInput("name", f"name must be at most {NAME_MAX} characters")
+        name = check_text("name", name, NAME_MAX)
         key = generate_key()
         row = await self.keys.insert(name, role, hash_key(key), key[: len(KEY_PREFIX) + 6])
         return CreatedKey(row, key)

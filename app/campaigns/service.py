@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.campaigns.repository import CampaignRepository
 from app.categories.repository import CategoryRepository
 from app.errors import InvalidInput, InvalidState, NotFound
+from app.inputs import check_length, check_text
 from app.messages.repository import MessageRepository
 from app.models import CampaignStatus
 
@@ -23,10 +24,12 @@ S = CampaignStatus
 EDITABLE = (S.DRAFT,)  # update, delete: once scheduled or sent, the campaign is a record
 RETARGETABLE = (S.DRAFT, S.SCHEDULED)  # targets are resolved into messages at start
 NAME_MAX = 200  # campaigns.name is VARCHAR(200)
-TEMPLATE_NAME_MAX = 512
+TEMPLATE_NAME_MAX = 512  # WhatsApp's cap on a template name; campaigns.template_name too
+TEMPLATE_BODY_MAX = 1_024  # WhatsApp's cap on a template's body text
 MAX_TARGETS = 1_000
-# WhatsApp template language codes: "en", "fr", "en_US", "pt_BR", "zh_Hant" ...
-LANGUAGE = re.compile(r"^[a-z]{2,3}(_[A-Za-z]{2,4})?$")
+# WhatsApp template language codes: "en", "fr", "en_US", "pt_BR", "zh_Hant" ... (at most 8
+# characters, within campaigns.template_language's VARCHAR(16)).
+LANGUAGE = re.compile(r"[a-z]{2,3}(_[A-Za-z]{2,4})?")
 
 
 @dataclass(frozen=True)
@@ -36,25 +39,16 @@ class TemplateValues:
     body: str
 
 
-def _check_text(field: str, value: str | None, limit: int) -> str:
-    text = (value or "").strip()
-    if not text:
-        raise InvalidInput(field, f"{field} cannot be empty")
-    if len(text) > limit:
-        raise InvalidInput(field, f"{field} must be at most {limit} characters")
-    return text
-
-
 def template_columns(template: TemplateValues) -> dict[str, str]:
     """Checked template fields, as the campaign's template_* columns."""
-    if not LANGUAGE.match(template.language):
+    if not LANGUAGE.fullmatch(template.language):
         raise InvalidInput(
             "template.language", f"{template.language!r} is not a language code like 'en_US'"
         )
     return {
-        "template_name": _check_text("template.name", template.name, TEMPLATE_NAME_MAX),
+        "template_name": check_text("template.name", template.name, TEMPLATE_NAME_MAX),
         "template_language": template.language,
-        "template_body": template.body,
+        "template_body": check_length("template.body", template.body, TEMPLATE_BODY_MAX),
     }
 
 
@@ -64,7 +58,7 @@ class CampaignService:
         self.categories = CategoryRepository(session)
 
     async def create(self, name: str, template: TemplateValues, target_ids: Sequence[int]) -> Row:
-        values = {"name": _check_text("name", name, NAME_MAX), **template_columns(template)}
+        values = {"name": check_text("name", name, NAME_MAX), **template_columns(template)}
         targets = self._check_targets(target_ids)
         row = await self.campaigns.insert(values)
         await self._retarget(row.id, targets)
@@ -76,7 +70,7 @@ class CampaignService:
         """Rename and/or replace the template of a draft (None: leave as is)."""
         values: dict[str, Any] = {}
         if name is not None:
-            values["name"] = _check_text("name", name, NAME_MAX)
+            values["name"] = check_text("name", name, NAME_MAX)
         if template is not None:
             values.update(template_columns(template))
         row = await self.campaigns.update_if(campaign_id, EDITABLE, values)

@@ -1,4 +1,5 @@
-"""Category rules: names are required, at most 200 characters and unique."""
+"""Category rules: names are required, at most 200 characters and unique; descriptions are
+short."""
 
 from __future__ import annotations
 
@@ -8,19 +9,18 @@ from sqlalchemy import Row
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.categories.repository import CategoryRepository
-from app.errors import Duplicate, InvalidInput, InvalidState, NotFound
+from app.errors import Duplicate, InvalidState, NotFound
+from app.inputs import check_length, check_text
 
 NAME_MAX = 200  # categories.name is VARCHAR(200)
+# categories.description is TEXT; a description is a sentence or two, shown in every list.
+DESCRIPTION_MAX = 1_000
 
 
-def check_name(name: str | None) -> str:
-    """Trimmed, non-empty and short enough for the column."""
-    text = (name or "").strip()
-    if not text:
-        raise InvalidInput("name", "name cannot be empty")
-    if len(text) > NAME_MAX:
-        raise InvalidInput("name", f"name must be at most {NAME_MAX} characters")
-    return text
+def _description(description: str | None) -> str | None:
+    if description is None:
+        return None
+    return check_length("description", description, DESCRIPTION_MAX)
 
 
 class CategoryService:
@@ -28,8 +28,8 @@ class CategoryService:
         self.categories = CategoryRepository(session)
 
     async def create(self, name: str, description: str | None) -> Row:
-        name = check_name(name)
-        row = await self.categories.insert(name, description)
+        name = check_text("name", name, NAME_MAX)
+        row = await self.categories.insert(name, _description(description))
         if row is None:
             raise Duplicate("Category", "name", name)
         return row
@@ -38,7 +38,9 @@ class CategoryService:
         """Apply `changes` (name, description: only the keys given)."""
         values = dict(changes)
         if "name" in values:
-            values["name"] = check_name(values["name"])
+            values["name"] = check_text("name", values["name"], NAME_MAX)
+        if "description" in values:
+            values["description"] = _description(values["description"])
         if not values:
             rows = await self.categories.by_ids([category_id])
             if not rows:

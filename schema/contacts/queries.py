@@ -10,11 +10,23 @@ from app.contacts.repository import ContactFilter, ContactRepository
 from loaders.base import projected
 from schema.cache import Cached
 from schema.common.enums import WhatsAppStatus
-from schema.common.pagination import Connection, page_args, parse_id
+from schema.common.pagination import BadInputError, Connection, page_args, parse_id
 from schema.common.selection import page_columns
 from schema.contacts.types import ContactType
 from schema.context import Info
 from schema.permissions import viewer
+
+# A name or a number to look for, not a document: each character costs every row a
+# search reads (the trigram index serves 3 characters or more).
+SEARCH_MAX = 100
+
+
+def _search(search: str | None) -> str | None:
+    if search is not None and len(search) > SEARCH_MAX:
+        raise BadInputError(
+            f"search must be at most {SEARCH_MAX} characters, got {len(search)}", "search"
+        )
+    return search
 
 
 def _scans(
@@ -47,7 +59,10 @@ class ContactQuery:
         first: int | None = None,
         after: str | None = None,
         search: Annotated[
-            str | None, strawberry.argument(description="Case-insensitive match on name or phone.")
+            str | None,
+            strawberry.argument(
+                description="Case-insensitive match on name or phone; at most 100 characters."
+            ),
         ] = None,
         category_id: strawberry.ID | None = None,
         whatsapp_status: WhatsAppStatus | None = None,
@@ -55,7 +70,7 @@ class ContactQuery:
     ) -> Connection[ContactType]:
         page = page_args(info.context.settings, first, after)
         where = ContactFilter(
-            search=search,
+            search=_search(search),
             category_id=None if category_id is None else parse_id(category_id, "categoryId"),
             whatsapp_status=whatsapp_status,
             opted_out=opted_out,

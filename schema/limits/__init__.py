@@ -1,14 +1,16 @@
-"""Query limits: tokens, depth, aliases, cost (page sizes multiply), execution time, rate.
+"""Query limits: variables, tokens, depth, aliases, cost (page sizes multiply), time, rate.
 
-All limits come from Settings at request time, so one schema serves any configuration.
-Refusals are client errors with a code (QUERY_TOO_LARGE, QUERY_TOO_DEEP, TOO_MANY_ALIASES,
-TOO_MANY_REPEATS, QUERY_TOO_COMPLEX, TIMEOUT, RATE_LIMITED, and SUBSCRIPTION_OVER_HTTP for a
-subscription sent where nothing can stream it), returned with no data and nothing executed.
-They are steps of the request pipeline (schema/pipeline.py), taken in its order on every path.
+The limits come from Settings at request time, so one schema serves any configuration; the
+variables' bounds are constants of schema/pipeline.py. Refusals are client errors with a
+code (VARIABLES_TOO_DEEP, VARIABLES_TOO_LARGE, QUERY_TOO_LARGE, QUERY_TOO_DEEP,
+TOO_MANY_ALIASES, TOO_MANY_REPEATS, QUERY_TOO_COMPLEX, TIMEOUT, RATE_LIMITED, and
+SUBSCRIPTION_OVER_HTTP for a subscription sent where nothing can stream it), returned with
+no data and nothing executed. They are steps of the request pipeline (schema/pipeline.py),
+taken in its order on every path.
 
   - shape.py:      depth, aliases, repeats and cost, measured in one walk of the operation
-  - extensions.py: QueryLimits and RateLimit (the standard path's steps), the planned path's
-                   Handoff
+  - extensions.py: VariableLimits, RateLimit and QueryLimits (the standard path's steps),
+                   the planned path's Handoff
   - errors.py:     the refusals
 """
 
@@ -18,6 +20,7 @@ from schema.limits.extensions import (
     Handoff,
     QueryLimits,
     RateLimit,
+    VariableLimits,
     handoff_of,
     take_rate_limit,
 )
@@ -32,6 +35,7 @@ __all__ = [
     "QueryTimeoutError",
     "RateLimit",
     "RateLimitedError",
+    "VariableLimits",
     "check_measure",
     "handoff_of",
     "limit_error",

@@ -1,5 +1,5 @@
-"""The limits as schema extensions: the rate limit, then parsing, shape and validation, time;
-and what the planned path hands over so that nothing is counted twice."""
+"""The limits as schema extensions: the variables' bounds, the rate limit, then parsing, shape
+and validation, time; and what the planned path hands over so that nothing is counted twice."""
 
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ from app.ratelimit import Verdict, limiter_for
 from schema.context import Context
 from schema.limits.errors import QueryTimeoutError, RateLimitedError, SubscriptionOverHttpError
 from schema.limits.shape import limit_error
-from schema.pipeline import ParsedDocument, parse_document, validation_errors
+from schema.pipeline import ParsedDocument, parse_document, validation_errors, variables_error
 
 if TYPE_CHECKING:
     from redis.asyncio import Redis
@@ -138,11 +138,23 @@ async def take_rate_limit(
     return verdict
 
 
+class VariableLimits(SchemaExtension):
+    """Variables nested too deep or holding too many values, refused before anything else
+    reads them (schema/pipeline.py). Listed first, so a refusal leaves no other extension
+    half-entered."""
+
+    def on_operation(self) -> Iterator[None]:
+        error = variables_error(self.execution_context.variables)
+        if error is not None:
+            raise error
+        yield
+
+
 class RateLimit(SchemaExtension):
     """Sliding-window limit per API key (or client address); refuses before parsing.
 
-    Listed first, so a refusal leaves no other extension half-entered and its Redis round
-    trip stays out of the request's own counters.
+    Listed right after VariableLimits, so a refusal leaves no other extension half-entered
+    and its Redis round trip stays out of the request's own counters.
     """
 
     async def on_operation(self) -> AsyncIterator[None]:

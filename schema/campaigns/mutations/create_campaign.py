@@ -20,7 +20,9 @@ from schema.permissions import editor
 class TemplateInput:
     name: str = strawberry.field(description="The approved WhatsApp template's name.")
     language: str = strawberry.field(description='Template language code, e.g. "en_US".')
-    body: str = strawberry.field(default="", description="Text with {{1}}-style variables.")
+    body: str = strawberry.field(
+        default="", description="Text with {{1}}-style variables; at most 1,024 characters."
+    )
 
     def values(self) -> TemplateValues:
         return TemplateValues(self.name, self.language, self.body)

@@ -18,7 +18,9 @@ from schema.permissions import editor
 @strawberry.input
 class CreateCategoryInput:
     name: str = strawberry.field(description="Unique, at most 200 characters.")
-    description: str | None = None
+    description: str | None = strawberry.field(
+        default=None, description="At most 1,000 characters."
+    )
 
 
 @strawberry.type

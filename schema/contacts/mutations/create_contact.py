@@ -22,9 +22,11 @@ class CreateContactInput:
     phone: str = strawberry.field(
         description='Any notation; national ones ("06 12 34 56 78") need defaultRegion.'
     )
-    name: str | None = None
+    name: str | None = strawberry.field(default=None, description="At most 200 characters.")
     attributes: JSON | None = strawberry.field(
-        default=None, description="Template variables: a JSON object."
+        default=None,
+        description="Template variables: a JSON object of at most 16 KB, 4 levels deep, "
+        "100 keys and list items.",
     )
     default_region: str | None = strawberry.field(
         default=None, description='ISO 3166 region for national numbers, e.g. "FR".'
