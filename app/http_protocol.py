@@ -13,12 +13,16 @@ from __future__ import annotations
 
 import asyncio
 from functools import partial
-from typing import Any
+from typing import Any, cast
 
 from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
 
 from app.config import Settings
 
+# The scope's keys for work that stops when its client goes away: the task to cancel (set
+# by whoever may be cancelled safely: a query writes nothing), and the mark that it was.
+CANCEL_ON_DISCONNECT = "herald.cancel_on_disconnect"
+DISCONNECTED = "herald.disconnected"
 # Sent on every response by uvicorn itself, so the planned path pays nothing per request.
 DEFAULT_HEADERS = [("x-content-type-options", "nosniff")]
 _TOO_LARGE = b"request headers too large"
@@ -112,6 +116,14 @@ class HttpProtocol(HttpToolsProtocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._stop_head_timer()
+        cycle = self.cycle
+        if cycle is not None and not cycle.response_complete:
+            # Nobody will read the answer: the work on it (its SQL included) stops now.
+            scope = cast("dict[str, Any]", cycle.scope)  # the ASGI scope, with Herald's keys
+            task = scope.pop(CANCEL_ON_DISCONNECT, None)
+            if task is not None:
+                scope[DISCONNECTED] = True
+                task.cancel()
         super().connection_lost(exc)
 
     def data_received(self, data: bytes) -> None:

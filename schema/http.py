@@ -36,6 +36,7 @@ from strawberry.execution.is_awaitable import optimized_is_awaitable
 from app.cache import count_round_trips
 from app.config import Settings
 from app.http_limits import StreamedSize, declared_too_large
+from app.http_protocol import CANCEL_ON_DISCONNECT, DISCONNECTED
 from app.metrics import PLANNED_QUERIES
 from app.observability import begin_request, end_request, label_operation, record_request
 from schema.extensions import begin_read_only, request_boundary
@@ -106,6 +107,7 @@ class PlannedQueries:
             await self.app(scope, receive, send)
             return
         info, token = begin_request(scope)
+        scope[CANCEL_ON_DISCONNECT] = asyncio.current_task()  # a query: nothing to undo
         try:
             body, complete = await _read_body(receive, self.max_bytes)
             if body is None:
@@ -122,11 +124,13 @@ class PlannedQueries:
                     logger.debug("planned path handed over: %s: %s", type(exc).__name__, exc)
             if answer is None:
                 # Through the middleware (size limit, observability under the same id) to
-                # the view.
+                # the view, which may write: it runs to its end even if the client goes.
+                scope.pop(CANCEL_ON_DISCONNECT, None)
                 _HANDED_OVER.inc()
                 scope[HANDOFF] = handoff
                 await self.app(scope, replay, send)
                 return
+            scope.pop(CANCEL_ON_DISCONNECT, None)  # done: the answer is sent whatever happens
             _ANSWERED.inc()
             content, response = answer
             status = response.status_code or 200
@@ -140,6 +144,11 @@ class PlannedQueries:
             record_request(scope, info, status)
             await send({"type": "http.response.start", "status": status, "headers": headers})
             await send({"type": "http.response.body", "body": content})
+        except asyncio.CancelledError:
+            task = asyncio.current_task()
+            if not scope.get(DISCONNECTED) or task is None or task.uncancel():
+                raise  # not (only) the client leaving: the server stopping, say
+            record_request(scope, info, 499)  # nginx's "client closed request"
         finally:
             end_request(token)
 

@@ -9,6 +9,7 @@ from typing import Any
 
 import asyncpg
 import httpx
+import orjson
 import pytest
 import pytest_asyncio
 from sqlalchemy import text
@@ -354,6 +355,57 @@ async def test_requests_past_the_in_flight_bound_are_shed_at_once(
         await conn.execute("ROLLBACK")  # the two in flight finish, and room is made again
         assert [(await task).errors for task in waiting] == [None, None]
         assert (await gql(NORMAL)).errors is None
+
+
+@pytest.fixture
+def patient_server(settings: Settings) -> Iterator[Server]:
+    """Queries may run two minutes: only their client's leaving stops them early."""
+    with serve(settings.model_copy(update={"query_timeout_s": 120.0})) as running:
+        yield running
+
+
+async def test_a_query_whose_client_goes_away_stops_at_once(
+    patient_server: Server, admin_key: str, settings: Settings
+) -> None:
+    server = patient_server
+    # given: the contacts table locked, so a query on it waits
+    conn = await asyncpg.connect(settings.async_database_url.replace("+asyncpg", ""))
+    transaction = conn.transaction()
+    await transaction.start()
+    await conn.execute("LOCK TABLE contacts IN ACCESS EXCLUSIVE MODE")
+    body = orjson.dumps({"query": NORMAL})
+    host, port = server.url.removeprefix("http://").split(":")
+    _, writer = await asyncio.open_connection(host, int(port))
+    writer.write(
+        b"POST /graphql HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+        b"Authorization: Bearer %s\r\nContent-Length: %d\r\n\r\n%s"
+        % (admin_key.encode(), len(body), body)
+    )
+    await writer.drain()
+    waiting = 0
+    for _ in range(200):
+        await conn.execute("SELECT pg_stat_clear_snapshot()")
+        if (waiting := await conn.fetchval(LOCK_WAITS)) == 1:
+            break
+        await asyncio.sleep(0.05)
+    assert waiting == 1
+
+    # when: the client goes away
+    writer.close()
+    await writer.wait_closed()
+
+    # then: its statement is cancelled on the server, the lock still held (well within the
+    # two minutes it would otherwise wait)
+    for _ in range(600):
+        await conn.execute("SELECT pg_stat_clear_snapshot()")
+        if (waiting := await conn.fetchval(LOCK_WAITS)) == 0:
+            break
+        await asyncio.sleep(0.05)
+    await transaction.rollback()
+    await conn.close()
+    assert waiting == 0
+    async with httpx.AsyncClient(base_url=server.url) as http:  # and it answers the next one
+        assert (await GqlClient(http, admin_key)(NORMAL)).errors is None
 
 
 # --- rate limiting ---
