@@ -30,6 +30,8 @@ _HEADERS = [
     (b"content-type", b"application/json"),
     (b"content-length", str(len(_BODY)).encode()),
     (b"retry-after", b"1"),
+    # A client that does not wait as told must connect again to be refused again.
+    (b"connection", b"close"),
 ]
 
 

@@ -337,10 +337,76 @@ def measure(url: str, probe: str, attack: Attack, seconds: int) -> list[object]:
     return [attack.name, answered, cost, f"{during.p50_ms:.1f}", f"{during.p99_ms:.1f}"]
 
 
+# A frontend's read/write mix: three page reads to one contact rename.
+_MIX = """
+local reads = {READS}
+local write = {WRITE}
+local n = 0
+request = function()
+  n = n + 1
+  if n % 4 == 0 then
+    return wrk.format(nil, nil, nil, string.format(write, n % 2000 + 1, n))
+  end
+  return wrk.format(nil, nil, nil, reads[n % #reads + 1])
+end
+"""
+_READS = [
+    "{ campaigns(first: 5) { nodes { id name messages(first: 10) { nodes { status contact "
+    "{ phone } } } } } }",
+    "{ contacts(first: 20) { nodes { id name phone } } }",
+    "{ dashboard { contactCount campaignCount } }",
+]
+_WRITE = (
+    '{"query":"mutation { updateContact(id: \\"%d\\", input: {name: \\"Mix %d\\"}) '
+    '{ __typename } }"}'
+)
+
+
+def _mix(headers: dict[str, str]) -> str:
+    reads = "{" + ", ".join(lua_string(json.dumps({"query": q})) for q in _READS) + "}"
+    return _post("", headers) + _MIX.replace("{READS}", reads).replace(
+        "{WRITE}", lua_string(_WRITE)
+    )
+
+
+def _shed_times(url: str) -> list[float]:
+    """Milliseconds each of 40 light requests took when it was shed (503), sent one by one."""
+    found = []
+    time.sleep(1)  # the load is on by then
+    for _ in range(40):
+        started = time.perf_counter()
+        answer = httpx.post(url + "/graphql", json={"query": "{ version }"})
+        if answer.status_code == 503:
+            found.append((time.perf_counter() - started) * 1000)
+        time.sleep(0.05)
+    return found
+
+
+def shedding(database: str, headers: dict[str, str], seconds: int) -> str:
+    """The mix at 16 and at 64 connections (rate limiting off): requests answered 2xx per
+    second, and how long a shed request waited for its 503."""
+    rows: list[list[object]] = []
+    served = {}
+    with running_server(database, 1) as url:
+        script = _mix(headers)
+        for connections in (16, 64):
+            with _in_background(lambda: _shed_times(url)) as sampled:
+                run = _wrk(url + "/graphql", script, seconds, connections)
+            shed_ms = sampled[0]
+            served[connections] = (run.requests - run.non_2xx) / run.seconds
+            shed = f"{max(shed_ms):.1f} ms ({len(shed_ms)} of 40)" if shed_ms else "-"
+            ok = f"{served[connections]:,.1f}"
+            rows.append([connections, ok, run.non_2xx, f"{run.p99_ms:.0f}", shed])
+    names = ["connections", "2xx req/s", "non-2xx", "p99 ms", "slowest 503 (sampled)"]
+    ratio = served[64] / served[16]
+    return table(names, rows) + f"\n\n64 against 16 connections: {ratio:.2f}x the 2xx throughput"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=int, default=5, help="each attack's duration")
     parser.add_argument("--only", help="attacks whose name contains this text")
+    parser.add_argument("--no-shedding", action="store_true", help="skip the 16/64 mix")
     args = parser.parse_args()
     database = prepare(Scale(2_000, 5, 200))
     # The attacks' key and the probe's: each has its own rate-limit window.
@@ -366,6 +432,9 @@ def main() -> None:
             print(rows[-1], flush=True)
     headers = ["attack", "answered", "server CPU per request", "probe p50 ms", "probe p99 ms"]
     print(table(headers, rows))
+    if not args.no_shedding:
+        print()
+        print(shedding(database, probe_key, args.seconds))
 
 
 if __name__ == "__main__":
