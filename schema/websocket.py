@@ -81,6 +81,14 @@ class ConnectionAuth(RequestAuth):
     def token_digest(self) -> str | None:
         return self._digest
 
+    @property
+    def well_formed(self) -> bool:
+        """The key was checked at connection_init: there is one if a digest is."""
+        return self._digest is not None
+
+    def known_caller(self) -> Caller | None:
+        return self._caller
+
     async def caller(self) -> Caller | None:
         return self._caller
 
