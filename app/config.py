@@ -133,6 +133,9 @@ class Settings(BaseSettings):
     whatsapp_status_webhooks: bool = True
     whatsapp_daily_quota: int = Field(default=100_000, ge=1)
     whatsapp_rate_per_second: int = Field(default=80, ge=1)
+    # A slow-down error (130429...) halves the shared rate; it climbs back linearly, from 0
+    # to the full rate in this many seconds (app/whatsapp/pacing.py).
+    whatsapp_rate_recovery_s: float = Field(default=20.0, gt=0)
 
     # Redis clients heal after a blip: connections idle this long are checked before use,
     # and a command failing on a connection or timeout error is retried on a fresh one.

@@ -9,9 +9,10 @@ from __future__ import annotations
 
 # The field-level read cache (app/cache): values, generation counters and fill locks.
 CACHE_PREFIX = "cache:"
-# Campaign dispatch (app/campaigns): per-campaign locks, progress, activity and sweep marks.
+# Campaign dispatch (app/campaigns): per-campaign locks, progress, activity, sweep and halt
+# marks.
 CAMPAIGN_PREFIX = "campaign:"
-# The WhatsApp provider's limits shared by every worker (app/whatsapp/quota.py).
+# The WhatsApp provider's limits shared by every worker (app/whatsapp/quota.py, pacing.py).
 WHATSAPP_PREFIX = "whatsapp:"
 # Dramatiq's Redis broker (app/worker/broker.py): queues and their bookkeeping.
 BROKER_NAMESPACE = "dramatiq"

@@ -71,6 +71,8 @@ class Snapshot:
     counts: dict[str, int]
     messages_per_second: float
     eta_seconds: float | None
+    # Why Herald paused it (code, Cloud API error code, message); Nones when it did not.
+    pause: tuple[str | None, int | None, str | None] = (None, None, None)
 
     @property
     def final(self) -> bool:
@@ -349,7 +351,8 @@ class LiveHub:
             counts: dict[str, int] = (
                 {name: found[0]._mapping[name] for name in CAMPAIGN_FIELDS} if found else {}
             )
-        status = CampaignStatus(rows[0].status)
+        campaign = rows[0]
+        status = CampaignStatus(campaign.status)
         processed = sum(counts.get(s, 0) for s in ("sent", "delivered", "read", "failed"))
         remaining = counts.get("pending", 0) + counts.get("sending", 0)
         rate = 0.0
@@ -362,4 +365,5 @@ class LiveHub:
             if now - then > 0.2:
                 rate = round((processed - before) / (now - then), 2)
         eta = round(remaining / rate, 1) if rate > 0 and status not in FINAL else None
-        return Snapshot(status, counts, rate, eta)
+        pause = (campaign.pause_code, campaign.pause_error_code, campaign.pause_message)
+        return Snapshot(status, counts, rate, eta, pause)

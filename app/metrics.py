@@ -209,18 +209,26 @@ def observe_pool(engine: AsyncEngine) -> None:
 # -- Dispatch counters (Redis-backed, cluster-wide) -------------------------------------------
 
 DISPATCH_KEY = "metrics:dispatch"
-OUTCOMES = ("sent", "failed", "rate_limited")
+PAUSES_KEY = "metrics:pauses"
+OUTCOMES = ("sent", "failed", "rate_limited", "deferred")
 
 
 async def record_dispatch(
-    redis: Redis, campaign_id: int, *, sent: int = 0, failed: int = 0, rate_limited: int = 0
+    redis: Redis,
+    campaign_id: int,
+    *,
+    sent: int = 0,
+    failed: int = 0,
+    rate_limited: int = 0,
+    deferred: int = 0,
 ) -> None:
     """Count dispatch outcomes of one campaign; one round trip, call once per batch.
 
     sent: accepted by the provider; failed: refused or undeliverable; rate_limited: messages
-    held back for a later window by the rate limiter or the daily quota.
+    held back for a later window by the daily quota, or put back by a slow-down error;
+    deferred: put back by a retry-later error, to be sent after a wait.
     """
-    counts = {"sent": sent, "failed": failed, "rate_limited": rate_limited}
+    counts = {"sent": sent, "failed": failed, "rate_limited": rate_limited, "deferred": deferred}
     if any(value < 0 for value in counts.values()):
         raise ValueError(f"dispatch counts must not be negative: {counts}")
     pipe = redis.pipeline(transaction=False)
@@ -243,6 +251,17 @@ async def dispatch_counts(redis: Redis) -> dict[tuple[str, str], int]:
     return counts
 
 
+async def record_pauses(redis: Redis, code: str, campaigns: int) -> None:
+    """Count campaigns Herald paused over a campaign-stopping error, by pause code."""
+    if campaigns:
+        await redis.hincrby(PAUSES_KEY, code, campaigns)
+
+
+async def pause_counts(redis: Redis) -> dict[str, int]:
+    raw = await redis.hgetall(PAUSES_KEY)
+    return {(k.decode() if isinstance(k, bytes) else k): int(v) for k, v in raw.items()}
+
+
 class _Snapshot(Collector):
     """Metrics read before the scrape (collectors are synchronous, Redis is not)."""
 
@@ -253,17 +272,26 @@ class _Snapshot(Collector):
         return self.metrics
 
 
-def _dispatch_families(counts: dict[tuple[str, str], int] | None) -> list[Metric]:
+def _dispatch_families(
+    counts: dict[tuple[str, str], int] | None, pauses: dict[str, int] | None
+) -> list[Metric]:
     family = CounterMetricFamily(
         "herald_dispatch_messages",
-        "Messages per campaign and outcome (sent, failed, rate_limited), all workers.",
+        "Messages per campaign and outcome (sent, failed, rate_limited, deferred), all workers.",
         labels=["campaign", "outcome"],
     )
     for (campaign, outcome), value in sorted((counts or {}).items()):
         family.add_metric([campaign, outcome], value)
+    paused = CounterMetricFamily(
+        "herald_campaign_pauses",
+        "Campaigns Herald paused over a Cloud API error, by pause code (TEMPLATE_PAUSED...).",
+        labels=["code"],
+    )
+    for code, value in sorted((pauses or {}).items()):
+        paused.add_metric([code.upper()], value)
     up = GaugeMetricFamily("herald_dispatch_metrics_up", "1 if Redis answered for the counters.")
     up.add_metric([], 0 if counts is None else 1)
-    return [family, up]
+    return [family, paused, up]
 
 
 def _hit_ratio(source: CollectorRegistry) -> Metric:
@@ -297,10 +325,12 @@ async def exposition(engine: AsyncEngine, redis: Redis) -> bytes:
         MultiProcessCollector(source)
     else:
         source = REGISTRY
+    counts: dict[tuple[str, str], int] | None
+    pauses: dict[str, int] | None
     try:
-        counts: dict[tuple[str, str], int] | None = await dispatch_counts(redis)
+        counts, pauses = await dispatch_counts(redis), await pause_counts(redis)
     except (RedisError, OSError, TimeoutError):
-        counts = None  # Redis down: say so, keep the rest of the scrape
+        counts = pauses = None  # Redis down: say so, keep the rest of the scrape
     derived = CollectorRegistry()
-    derived.register(_Snapshot([_hit_ratio(source), *_dispatch_families(counts)]))
+    derived.register(_Snapshot([_hit_ratio(source), *_dispatch_families(counts, pauses)]))
     return generate_latest(source) + generate_latest(derived)

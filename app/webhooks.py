@@ -2,6 +2,10 @@
 
 Events are applied with forward-only conditional UPDATEs in one short transaction, so
 the provider gets its 2xx fast and redeliveries or out-of-order events change nothing.
+A failed status carries the Cloud API's error code, and its class (app/whatsapp/errors.py)
+decides as for a send's answer: the message fails, or goes back to pending (retry-later,
+slow-down, campaign-stopping) while its campaign may still send; a slow-down error also
+halves the shared send rate, a campaign-stopping one pauses the campaigns it touches.
 A signed delivery is still untrusted input: each item is checked (types, lengths, no NUL,
 timestamps in range) and applied in a savepoint of its own, so one malformed or failing
 item is logged and skipped while the others are applied. The answer is 200 once what was
@@ -14,17 +18,23 @@ import hashlib
 import hmac
 import logging
 import unicodedata
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
 import orjson
+from redis.exceptions import RedisError
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 
+from app.campaigns.halts import announce_paused
 from app.campaigns.progress import notify_campaign_progress, notify_contacts_changed
+from app.campaigns.repository import CampaignRepository
+from app.campaigns.service import CampaignDispatchService, Paused
+from app.campaigns.tasks import active_key
 from app.config import Env, Settings
 from app.contacts.repository import ContactRepository
 from app.ids import parse_key
@@ -32,7 +42,8 @@ from app.interactions.repository import InteractionRepository
 from app.messages.repository import MessageRepository
 from app.models import InteractionKind, MessageStatus
 from app.runtime import Runtime
-from app.whatsapp.providers import UNDELIVERABLE
+from app.whatsapp.errors import ErrorClass, Rule, classify
+from app.whatsapp.pacing import Pacer
 
 logger = logging.getLogger(__name__)
 
@@ -107,9 +118,50 @@ async def receive(request: Request) -> Response:
         return PlainTextResponse("unavailable", status_code=503)
     for campaign_id in campaigns:
         await notify_campaign_progress(runtime.redis, campaign_id)
-    if handler.contacts_changed:
+    if handler.effects.contacts_changed:
         await notify_contacts_changed(runtime.redis)
+    await _follow_up(runtime, handler.effects)
     return Response(b'{"status":"ok"}', media_type="application/json")
+
+
+@dataclass
+class _Effects:
+    """What applied items call for once committed."""
+
+    contacts_changed: bool = False  # an opt-out or an invalid number: contact lists move
+    slowed: bool = False
+    paused: list[Paused] = field(default_factory=list)
+    requeued: dict[int, float] = field(default_factory=dict)  # campaign → first due, s
+
+    def merge(self, other: _Effects) -> None:
+        self.contacts_changed |= other.contacts_changed
+        self.slowed |= other.slowed
+        self.paused += other.paused
+        for campaign_id, due in other.requeued.items():
+            self.requeued[campaign_id] = min(due, self.requeued.get(campaign_id, due))
+
+
+async def _follow_up(runtime: Runtime, effects: _Effects) -> None:
+    """Pauses announced, the shared rate halved, and a send chain for campaigns whose
+    requeued messages no chain will pick up (none is active). Best effort: the sweeper
+    restarts chains of a sending campaign with pending messages anyway."""
+    for paused in effects.paused:
+        await announce_paused(runtime.redis, paused)
+    settings = runtime.settings
+    try:
+        if effects.slowed:
+            pacer = Pacer(
+                runtime.redis, settings.whatsapp_rate_per_second, settings.whatsapp_rate_recovery_s
+            )
+            await pacer.slow_down()
+        timeout_ms = int(settings.dispatch_sending_timeout_s * 1000)
+        for campaign_id, due_s in effects.requeued.items():
+            delay_ms = int(due_s * 1000)
+            key = active_key(campaign_id)
+            if await runtime.redis.set(key, "1", nx=True, px=delay_ms + timeout_ms):
+                runtime.jobs.send_batch(campaign_id, delay_ms=delay_ms)
+    except (RedisError, OSError) as exc:
+        logger.warning("webhook follow-up (send rate, send chains) not done: %r", exc)
 
 
 def _dicts(value: Any) -> list[dict[str, Any]]:
@@ -160,16 +212,19 @@ class _Handler:
         self.messages = MessageRepository(session)
         self.contacts = ContactRepository(session)
         self.interactions = InteractionRepository(session)
-        self.contacts_changed = False  # an opt-out or an invalid number: contact lists move
+        self.effects = _Effects()  # of the items applied so far
+        self.item = _Effects()  # of the item being applied
 
     async def apply(self, kind: str, event: dict[str, Any]) -> set[int]:
         """One event in a savepoint of its own: the campaigns it touched; none when it was
         malformed or failed (logged, and undone without undoing the others)."""
+        self.item = _Effects()
         try:
             async with self.session.begin_nested():
                 if kind == "statuses":
-                    return await self.status(event)
-                return await self.inbound(event)
+                    touched = await self.status(event)
+                else:
+                    touched = await self.inbound(event)
         except Exception as exc:
             if isinstance(exc, OSError) or (
                 isinstance(exc, DBAPIError) and exc.connection_invalidated
@@ -177,6 +232,8 @@ class _Handler:
                 raise  # the database, not the item: the delivery is answered 503
             logger.exception("webhook %s item skipped: %s", kind, type(exc).__name__)
             return set()
+        self.effects.merge(self.item)
+        return touched
 
     async def status(self, event: dict[str, Any]) -> set[int]:
         status = _STATUSES.get(str(event.get("status")))
@@ -190,13 +247,50 @@ class _Handler:
         code = code if isinstance(code, int) and not isinstance(code, bool) else None
         title = _text(error.get("title"), 512) or _text(error.get("message"), 512) or ""
         reason = f"{code or ''}: {title}".strip(": ")
+        rule = classify(code) if status is MessageStatus.FAILED and code is not None else None
+        if rule is not None and rule.kind is not ErrorClass.MESSAGE_FINAL:
+            matched = await self.send_again(rule, wamid, message_id)
+            if matched:
+                await self.stop(rule, code, matched)
+                return {campaign_id for campaign_id, _ in matched}
         matched = await self.messages.apply_status(
-            status, wamid, message_id, _timestamp(event), error=reason or None
+            status, wamid, message_id, _timestamp(event), error=reason or None, code=code
         )
-        if status is MessageStatus.FAILED and code == UNDELIVERABLE:
+        if rule is not None and rule.undeliverable:
             await self.contacts.mark_invalid([contact_id for _, contact_id in matched])
-            self.contacts_changed = True
+            self.item.contacts_changed = True
+        await self.stop(rule, code, matched)
         return {campaign_id for campaign_id, _ in matched}
+
+    async def send_again(
+        self, rule: Rule, wamid: str, message_id: int | None
+    ) -> list[tuple[int, int]]:
+        """Back to pending, if its campaign may still send and it has deferrals left."""
+        later = rule.kind is ErrorClass.RETRY_LATER
+        delay = rule.retry_after_s if later else 0.0
+        # Only retry-later errors count against an allowance; the others put it back as
+        # often as they come (a slow-down paces it, a stop pauses its campaign).
+        allowed = rule.deferrals if later else 2**15 - 1
+        matched = await self.messages.requeue(wamid, message_id, delay, later, allowed)
+        for campaign_id, _ in matched:
+            self.item.requeued[campaign_id] = delay
+        self.item.slowed |= bool(matched) and rule.kind is ErrorClass.SLOW_DOWN
+        return matched
+
+    async def stop(
+        self, rule: Rule | None, code: int | None, matched: list[tuple[int, int]]
+    ) -> None:
+        """A campaign-stopping error pauses what it touches, judged by the template of the
+        message's campaign."""
+        stopping = rule is not None and rule.kind is ErrorClass.CAMPAIGN_STOPPING
+        if not stopping or code is None or not matched:
+            return
+        campaign = await CampaignRepository(self.session).get(matched[0][0])
+        if campaign is None:
+            return
+        template = (campaign.template_name, campaign.template_language)
+        paused = await CampaignDispatchService(self.session).pause_for_error(code, template)
+        self.item.paused.append(paused)
 
     async def inbound(self, event: dict[str, Any]) -> set[int]:
         sender = _text(event.get("from"), 32)
@@ -210,7 +304,7 @@ class _Handler:
         if opted_out:
             kind = InteractionKind.OPT_OUT
             await self.contacts.opt_out(phone)
-            self.contacts_changed = True
+            self.item.contacts_changed = True
         context = event.get("context")
         context_id = _text(context.get("id"), _MAX_ID) if isinstance(context, dict) else None
         message = await self.messages.for_inbound(context_id, phone)

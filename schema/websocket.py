@@ -84,7 +84,8 @@ class ConnectionAuth(RequestAuth):
 
     @property
     def well_formed(self) -> bool:
-        return True  # looked up at connection_init
+        """The key was checked at connection_init: there is one if a digest is."""
+        return self._digest is not None
 
     def known_caller(self) -> Caller | None:
         return self._caller

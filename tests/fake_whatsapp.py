@@ -1,7 +1,9 @@
 """A local stand-in for the WhatsApp Cloud API, plus helpers to seed campaigns and run workers.
 
-The fake counts sends per recipient (the at-most-once evidence) and can be told to answer
-429, 5xx or error 131026 for chosen numbers.
+The fake counts sends per recipient (the at-most-once evidence) and plays Meta's errors on
+demand: any error code in the send response, for chosen numbers, for a paused template or
+for everyone during a burst, or after accepting a send in a signed `failed` status webhook
+to Herald (as the Cloud API reports 131049 and the like), and bare HTTP 429 or 5xx.
 """
 
 from __future__ import annotations
@@ -20,20 +22,66 @@ from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO
+from typing import IO, Any, NamedTuple
 
+import httpx
+import orjson
 import pytest
 import uvicorn
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.applications import Starlette
-from starlette.requests import Request
+from starlette.requests import Request as StarletteRequest
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from app.config import Settings
+from app.whatsapp.errors import ERRORS
+from app.whatsapp.providers import sign
 
 PHONE_NUMBER_ID = "1234567890"
+# The HTTP status the Cloud API answers an error code with (400 when not listed).
+ERROR_STATUS = {
+    0: 401,
+    190: 401,
+    10: 403,
+    368: 403,
+    131005: 403,
+    131031: 403,
+    132001: 404,
+    4: 429,
+    80007: 429,
+    130429: 429,
+    131000: 500,
+    131016: 503,
+    133004: 503,
+}
+
+
+class Request(NamedTuple):
+    """One send request as the fake saw it: when (Unix time, as the workers' one-second
+    rate windows), to whom, with which template, and the error code it was answered with
+    (0: accepted, -1: a bare HTTP status)."""
+
+    at: float
+    to: str
+    template: str
+    code: int
+
+
+def error_body(code: int) -> dict[str, Any]:
+    title = ERRORS[code].title if code in ERRORS else "Unknown error"
+    return {
+        "error": {
+            "message": f"(#{code}) {title}",
+            "type": "OAuthException",
+            "code": code,
+            "error_data": {"messaging_product": "whatsapp", "details": title},
+            "fbtrace_id": "fake",
+        }
+    }
+
+
 DRAMATIQ = [sys.executable, "-m", "dramatiq", "app.worker.process"]
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -43,58 +91,103 @@ class FakeWhatsApp:
     """Behaviour and observations of the fake Cloud API (shared with the server thread)."""
 
     undeliverable: set[str] = field(default_factory=set)  # wa ids answered with 131026
-    # wa id -> statuses to answer before accepting (e.g. [429, 503]).
+    # wa id -> bare HTTP statuses (no error code) to answer before accepting ([429, 503]).
     transient: dict[str, list[int]] = field(default_factory=dict)
+    # wa id -> error codes to answer, in turn, before accepting (e.g. [131056]).
+    errors: dict[str, list[int]] = field(default_factory=dict)
+    # wa id -> error code posted in a `failed` status webhook after accepting each send.
+    async_errors: dict[str, int] = field(default_factory=dict)
+    # template name -> error code answered to every send of it (e.g. 132015: paused).
+    templates: dict[str, int] = field(default_factory=dict)
+    # (error code, until, monotonic): every send answered with the code until then.
+    burst: tuple[int, float] | None = None
+    # Where failed status webhooks go, signed with the app secret.
+    webhook_url: str | None = None
+    app_secret: str = ""
     latency_s: float = 0.0
     sends: Counter[str] = field(default_factory=Counter)  # accepted sends per wa id
     attempts: Counter[str] = field(default_factory=Counter)  # every request per wa id
+    requests: list[Request] = field(default_factory=list)
+    webhooks: Counter[int] = field(default_factory=Counter)  # posted and accepted, per code
     payloads: list[dict[str, object]] = field(default_factory=list)
     keep_payloads: bool = False
     # Called with the running total after each accepted send (from the server thread).
     on_send: Callable[[int], None] | None = None
     _ids: itertools.count[int] = field(default_factory=itertools.count)
     _lock: threading.Lock = field(default_factory=threading.Lock)
+    _tasks: set[asyncio.Task[None]] = field(default_factory=set)
 
     def reset(self) -> None:
         """Forget every behaviour and observation (the fake is shared by a test run)."""
-        self.undeliverable.clear()
-        self.transient.clear()
+        for values in (self.undeliverable, self.transient, self.errors, self.async_errors):
+            values.clear()
+        self.templates.clear()
+        self.burst = None
+        self.webhook_url = None
+        self.app_secret = ""
         self.sends.clear()
         self.attempts.clear()
+        self.requests.clear()
+        self.webhooks.clear()
         self.payloads.clear()
         self.keep_payloads = False
         self.on_send = None
         self.latency_s = 0
 
+    def start_burst(self, code: int, seconds: float) -> None:
+        """Answer every send with `code` for `seconds` from now."""
+        self.burst = (code, time.monotonic() + seconds)
+
+    def answered(self, code: int, template: str | None = None) -> list[Request]:
+        """The requests answered with `code` (0: accepted), of `template` if given."""
+        with self._lock:
+            return [
+                r
+                for r in self.requests
+                if r.code == code and (template is None or r.template == template)
+            ]
+
+    def _error_for(self, to: str, template: str) -> int:
+        """The error code this send meets, 0 if none (called under the lock)."""
+        if self.burst is not None and time.monotonic() < self.burst[1]:
+            return self.burst[0]
+        if template in self.templates:
+            return self.templates[template]
+        queued = self.errors.get(to)
+        if queued:
+            return queued.pop(0)
+        return 131026 if to in self.undeliverable else 0
+
     def app(self) -> Starlette:
-        async def messages(request: Request) -> JSONResponse:
+        async def messages(request: StarletteRequest) -> JSONResponse:
             body = await request.json()
             to = str(body["to"])
+            template = str(body.get("template", {}).get("name", ""))
             if self.latency_s:
                 await asyncio.sleep(self.latency_s)
             with self._lock:
                 self.attempts[to] += 1
                 pending = self.transient.get(to)
                 if pending:
-                    status = pending.pop(0)
-                    return JSONResponse({"error": {"code": 4, "message": "try later"}}, status)
-                if to in self.undeliverable:
-                    return JSONResponse(
-                        {
-                            "error": {
-                                "code": 131026,
-                                "message": "Message undeliverable",
-                                "error_data": {"details": "Message undeliverable"},
-                            }
-                        },
-                        400,
-                    )
+                    self.requests.append(Request(time.time(), to, template, -1))
+                    return JSONResponse({"error": {"message": "try later"}}, pending.pop(0))
+                code = self._error_for(to, template)
+                self.requests.append(Request(time.time(), to, template, code))
+                if code:
+                    return JSONResponse(error_body(code), ERROR_STATUS.get(code, 400))
                 self.sends[to] += 1
                 if self.keep_payloads:
                     self.payloads.append(body)
                 wamid = f"wamid.fake.{next(self._ids)}"
                 if self.on_send is not None:
                     self.on_send(sum(self.sends.values()))
+                failure = self.async_errors.get(to)
+            if failure is not None:
+                task = asyncio.create_task(
+                    self._post_failed(wamid, to, body.get("biz_opaque_callback_data"), failure)
+                )
+                self._tasks.add(task)
+                task.add_done_callback(self._tasks.discard)
             return JSONResponse(
                 {
                     "messaging_product": "whatsapp",
@@ -103,7 +196,7 @@ class FakeWhatsApp:
                 }
             )
 
-        async def contacts(request: Request) -> JSONResponse:
+        async def contacts(request: StarletteRequest) -> JSONResponse:
             body = await request.json()
             return JSONResponse(
                 {
@@ -125,6 +218,53 @@ class FakeWhatsApp:
                 Route(f"/v21.0/{PHONE_NUMBER_ID}/contacts", contacts, methods=["POST"]),
             ]
         )
+
+    async def _post_failed(self, wamid: str, to: str, callback: object, code: int) -> None:
+        """The Cloud API's `failed` status for an accepted send, a moment later, signed."""
+        await asyncio.sleep(0.1)
+        error = error_body(code)["error"]
+        event = {
+            "id": wamid,
+            "status": "failed",
+            "timestamp": str(int(time.time())),
+            "recipient_id": to,
+            "biz_opaque_callback_data": callback,
+            "errors": [
+                {
+                    "code": code,
+                    "title": error["error_data"]["details"],
+                    "message": error["message"],
+                    "error_data": {"details": error["error_data"]["details"]},
+                    "href": "https://developers.facebook.com/docs/whatsapp/cloud-api/support/error-codes/",
+                }
+            ],
+        }
+        value = {
+            "messaging_product": "whatsapp",
+            "metadata": {"display_phone_number": "15550000000", "phone_number_id": PHONE_NUMBER_ID},
+            "statuses": [event],
+        }
+        payload = {
+            "object": "whatsapp_business_account",
+            "entry": [{"id": "0", "changes": [{"field": "messages", "value": value}]}],
+        }
+        body = orjson.dumps(payload)
+        assert self.webhook_url is not None, "set fake.webhook_url to post status webhooks"
+        headers = {
+            "Content-Type": "application/json",
+            "X-Hub-Signature-256": sign(self.app_secret, body),
+        }
+        async with httpx.AsyncClient(timeout=10) as client:
+            for _ in range(20):  # the Cloud API retries a webhook that got no 2xx
+                try:
+                    response = await client.post(self.webhook_url, content=body, headers=headers)
+                except httpx.TransportError:
+                    response = None
+                if response is not None and response.status_code < 300:
+                    with self._lock:
+                        self.webhooks[code] += 1
+                    return
+                await asyncio.sleep(0.2)
 
 
 def free_port() -> int:

@@ -33,8 +33,10 @@ from app.messages.repository import MessageRepository
 from app.metrics import dispatch_counts
 from app.models import MessageStatus
 from app.redis_clients import worker_redis
-from app.whatsapp.providers import CloudApiProvider, SimulatedProvider, sign
-from app.whatsapp.quota import DAILY_KEY, DailyQuota, RateLimiter
+from app.whatsapp.pacing import Pacer
+from app.whatsapp.providers import CloudApiProvider, sign
+from app.whatsapp.quota import DAILY_KEY, DailyQuota
+from app.whatsapp.simulated import SimulatedProvider
 from app.worker.deps import Deps
 from app.worker.jobs import MATERIALIZE, SEND_BATCH, SWEEP, Jobs
 from tests.conftest import Server
@@ -259,25 +261,56 @@ async def test_429_and_5xx_are_retried_then_sent_once(
     assert await status_counts(session, campaign_id) == {"sent": 3}
 
 
-async def test_provider_down_after_retries_fails_message_with_reason(
+async def test_provider_down_defers_the_message_then_fails_it_once_its_deferrals_are_used(
     session: AsyncSession, make_deps: Any, fake: FakeWhatsApp
 ) -> None:
-    # given
+    # given a number whose sends all meet a 503 without an error code
     campaign_id = await seed_campaign(session, 2)
     down = phone(0).lstrip("+")
     fake.transient[down] = [503] * 10
     await set_status(session, campaign_id, "sending")
     deps = make_deps(whatsapp_http_retries=2)
     await campaign_tasks.materialize(deps, campaign_id)
+    jobs(deps).sent.clear()
 
     # when
     await drain(deps, campaign_id)
 
-    # then
+    # then three quick tries, then the message waits 5 s (its chain sleeps until then)
     assert fake.attempts[down] == 3
     assert fake.sends[down] == 0
-    error = await session.execute(text("SELECT error FROM messages WHERE status = 'failed'"))
-    assert error.scalar_one() == "provider unavailable (HTTP 503)"
+    assert await status_counts(session, campaign_id) == {"sent": 1, "pending": 1}
+    row = (
+        await session.execute(
+            text(
+                "SELECT deferrals, attempts, error, extract(epoch FROM not_before - now()) AS wait"
+                " FROM messages WHERE status = 'pending'"
+            )
+        )
+    ).one()
+    assert (row.deferrals, row.attempts, row.error) == (1, 0, None)
+    assert 3.5 < row.wait <= 5
+    [(name, args, delay)] = [job for job in jobs(deps).sent if job[2]]
+    assert (name, args) == (SEND_BATCH, (campaign_id,))
+    assert delay is not None
+    assert 3_500 < delay <= 5_001
+
+    # when it is due again after its last deferral (6 for a service error)
+    await session.execute(
+        text("UPDATE messages SET deferrals = 6, not_before = now() WHERE status = 'pending'")
+    )
+    await session.commit()
+    await drain(deps, campaign_id)
+
+    # then it fails with the reason, and the campaign completes
+    assert fake.attempts[down] == 6
+    failed = (
+        await session.execute(
+            text("SELECT error, error_code FROM messages WHERE status = 'failed'")
+        )
+    ).one()
+    assert tuple(failed) == ("HTTP 503: provider unavailable", None)
+    assert await campaign_status(session, campaign_id) == "completed"
 
 
 class IdleClosingCloudApi:
@@ -526,13 +559,13 @@ async def test_lock_is_released_only_by_its_owner(make_deps: Any) -> None:
     assert await second.acquire()
 
 
-async def test_rate_limiter_grants_at_most_the_rate_per_second(make_deps: Any) -> None:
+async def test_pacer_grants_at_most_the_rate_per_second(make_deps: Any) -> None:
     # given
     deps = make_deps()
-    limiter = RateLimiter(deps.redis, 5)
+    pacer = Pacer(deps.redis, 5, recovery_s=10)
 
     # when
-    grants = [await limiter.take(4), await limiter.take(4)]
+    grants = [await pacer.take(4, "campaign:halt:1"), await pacer.take(4, "campaign:halt:1")]
 
     # then the second call got the remainder of the same second or a new second's share
     assert grants[0] == 4
@@ -686,7 +719,7 @@ async def test_simulated_callback_given_up_on_is_counted_and_logged_at_warning(
     provider = SimulatedProvider(_callback_settings(settings, f"http://127.0.0.1:{free_port()}/"))
     try:
         # when
-        with caplog.at_level(logging.WARNING, logger="app.whatsapp.providers"):
+        with caplog.at_level(logging.WARNING, logger="app.whatsapp.simulated"):
             delivered = await provider.post_callback(b"{}")
     finally:
         await provider.aclose()
@@ -695,7 +728,7 @@ async def test_simulated_callback_given_up_on_is_counted_and_logged_at_warning(
     assert delivered is False
     assert (provider.callbacks_posted, provider.callbacks_retried) == (0, 3)
     assert provider.callbacks_lost == 1
-    [record] = [r for r in caplog.records if r.name == "app.whatsapp.providers"]
+    [record] = [r for r in caplog.records if r.name == "app.whatsapp.simulated"]
     assert record.levelno == logging.WARNING
     assert "lost after 4 attempts" in record.getMessage()
 

@@ -74,6 +74,26 @@ mutation Retry($id: ID!) {
   }
 }
 """
+RETRY_MARKETING = """
+mutation Retry($id: ID!, $all: Boolean!) {
+  retryFailedMessages(id: $id, includeMarketingLimited: $all) {
+    ... on RetryFailedMessagesSuccess { retried marketingLimited }
+  }
+}
+"""
+PAUSE_REASON = """
+query Reason($id: ID!) {
+  campaign(id: $id) { status pauseReason { code errorCode message } }
+  campaigns(first: 5) { nodes { id pauseReason { code errorCode } } }
+}
+"""
+RESUME_REASON = """
+mutation Resume($id: ID!) {
+  resumeCampaign(id: $id) {
+    ... on ResumeCampaignSuccess { campaign { status pauseReason { code } } }
+  }
+}
+"""
 VERIFY = """
 mutation Verify($ids: [ID!]) {
   verifyContacts(contactIds: $ids) {
@@ -257,3 +277,73 @@ async def test_verify_contacts(gql: GqlClient, session: AsyncSession, settings: 
     assert missing == {"__typename": "NotFoundError", "entity": "Contact", "id": "77"}
     assert everyone == {"__typename": "VerifyContactsSuccess", "queued": 3}
     assert enqueued(settings) == [("contacts.verify", [[1, 2, 3]], False)]
+
+
+async def test_retry_leaves_messages_at_the_marketing_limit_alone_for_24_hours_unless_asked(
+    gql: GqlClient, session: AsyncSession
+) -> None:
+    # given a completed campaign: 2 messages refused at the per-user marketing limit an
+    # hour ago, 1 a day and a half ago, 1 failed otherwise
+    campaign_id = await seed_campaign(session, 4)
+    await session.execute(
+        text(
+            "INSERT INTO messages (campaign_id, contact_id, status, error, error_code, failed_at)"
+            " SELECT :c, id, 'failed', CASE WHEN id < 4 THEN '131049: limit' ELSE 'other' END,"
+            " CASE WHEN id < 4 THEN 131049 END,"
+            " now() - CASE WHEN id = 3 THEN interval '36 hours' ELSE interval '1 hour' END"
+            " FROM contacts"
+        ),
+        {"c": campaign_id},
+    )
+    await session.execute(
+        text("UPDATE campaigns SET status = 'completed', completed_at = now() WHERE id = :c"),
+        {"c": campaign_id},
+    )
+    await session.commit()
+
+    # when retried, then retried again asking for them
+    first = await gql.ok(RETRY_MARKETING, {"id": str(campaign_id), "all": False})
+    kept = await session.execute(
+        text("SELECT contact_id, error_code FROM messages WHERE status = 'failed' ORDER BY 1")
+    )
+    kept_rows = [tuple(row) for row in kept]
+    await session.commit()
+    second = await gql.ok(RETRY_MARKETING, {"id": str(campaign_id), "all": True})
+
+    # then the recent ones kept their code the first time, and went back when asked
+    assert first["retryFailedMessages"] == {"retried": 2, "marketingLimited": 2}
+    assert kept_rows == [(1, 131049), (2, 131049)]
+    assert second["retryFailedMessages"] == {"retried": 2, "marketingLimited": 0}
+    assert await status_counts(session, campaign_id) == {"pending": 4}
+
+
+async def test_a_pause_reason_shows_until_the_campaign_is_resumed(
+    gql: GqlClient, session: AsyncSession, settings: Settings
+) -> None:
+    # given a campaign Herald paused over a paused template, with its halt mark
+    campaign_id = await seed_campaign(session, 1)
+    await session.execute(
+        text(
+            "UPDATE campaigns SET status = 'paused', pause_code = 'template_paused',"
+            " pause_error_code = 132015, pause_message = 'Resume later.' WHERE id = :c"
+        ),
+        {"c": campaign_id},
+    )
+    await session.commit()
+    client = redis.Redis.from_url(str(settings.redis_url))
+    client.set(f"campaign:halt:{campaign_id}", "template_paused")
+
+    # when
+    shown = await gql.ok(PAUSE_REASON, {"id": str(campaign_id)})
+    resumed = await gql.ok(RESUME_REASON, {"id": str(campaign_id)})
+    after = await gql.ok(PAUSE_REASON, {"id": str(campaign_id)})
+
+    # then
+    reason = {"code": "TEMPLATE_PAUSED", "errorCode": 132015, "message": "Resume later."}
+    assert shown["campaign"] == {"status": "PAUSED", "pauseReason": reason}
+    assert shown["campaigns"]["nodes"] == [
+        {"id": str(campaign_id), "pauseReason": {"code": "TEMPLATE_PAUSED", "errorCode": 132015}}
+    ]
+    assert resumed["resumeCampaign"]["campaign"] == {"status": "SENDING", "pauseReason": None}
+    assert after["campaign"] == {"status": "SENDING", "pauseReason": None}
+    assert not client.exists(f"campaign:halt:{campaign_id}")

@@ -16,6 +16,15 @@ from sqlalchemy.pool import NullPool
 from app.config import Settings
 from app.seed import SeedReport, seed
 from app.seed.demo import DEMO_CAMPAIGNS, DEMO_CONTACTS, DEMO_MESSAGES_PER_CAMPAIGN
+from app.whatsapp.errors import (
+    ERRORS,
+    HTTP_429,
+    REFUSED,
+    UNAVAILABLE,
+    UNKNOWN,
+    ErrorClass,
+    Rule,
+)
 from tests.conftest import ROOT
 
 README = (ROOT / "README.md").read_text()
@@ -198,3 +207,40 @@ async def test_readme_examples_find_something_in_the_demo_data(
     created_at = [c["createdAt"] for c in dated["dashboard"]["recentCampaigns"]]
     assert len(created_at) == DEMO_CAMPAIGNS + 1
     assert created_at == sorted(created_at, reverse=True)
+
+
+def _error_class(rule: Rule) -> str:
+    if rule.kind is ErrorClass.MESSAGE_FINAL:
+        return "message-final" + (" (contact marked invalid)" if rule.undeliverable else "")
+    if rule.kind is ErrorClass.RETRY_LATER:
+        doubling = " doubling" if rule.backoff != 1 else ""
+        return f"retry-later: {rule.retry_after_s:g} s{doubling}, {rule.deferrals} times"
+    if rule.kind is ErrorClass.SLOW_DOWN:
+        return "slow-down"
+    assert rule.pause is not None
+    return f"campaign-stopping: {rule.pause.name}" + (
+        "" if rule.template_scoped else " (all campaigns)"
+    )
+
+
+def test_readme_shows_the_cloud_api_error_table() -> None:
+    section = README.split("### Cloud API errors", 1)[1].split("\n## ", 1)[0]
+    shown = re.findall(r"^\| (.+?) \| (.+?) \| (.+?) \|$", section, re.MULTILINE)[1:]
+    permission = [code for code in ERRORS if 200 <= code < 300]
+    expected = [
+        ("200-299" if code == 200 else str(code), rule.title, _error_class(rule))
+        for code, rule in sorted(ERRORS.items())
+        if code not in permission[1:]
+    ]
+    expected += [
+        (label, rule.title, _error_class(rule))
+        for label, rule in (
+            ("none, HTTP 429", HTTP_429),
+            ("none, HTTP 5xx or no answer", UNAVAILABLE),
+            ("none, other HTTP 4xx", REFUSED),
+            ("any other code", UNKNOWN),
+        )
+    ]
+    assert permission == list(range(200, 300))
+    assert {ERRORS[code] for code in permission} == {ERRORS[200]}
+    assert shown == expected

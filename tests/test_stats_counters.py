@@ -172,7 +172,7 @@ async def test_counters_follow_every_dispatch_step(
     await session.commit()
     statuses = await step()
     # the failures are retried (the undeliverable one stays failed), then the rest cancelled
-    await CampaignDispatchService(session).retry_failed(campaign_id)
+    await CampaignDispatchService(session).retry_failed(campaign_id, False)
     await session.commit()
     retried = await step()
     await CampaignDispatchService(session).cancel(campaign_id)

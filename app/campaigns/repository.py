@@ -170,6 +170,21 @@ class CampaignRepository:
         )
         return (await self.session.execute(stmt)).rowcount == 1  # type: ignore[attr-defined]
 
+    async def pause_sending(
+        self, values: Mapping[str, Any], template: tuple[str, str] | None
+    ) -> list[int]:
+        """sending → paused with `values`, for every sending campaign, or those sending the
+        template (name, language); returns their ids."""
+        stmt = update(_table).where(campaigns.c.status == CampaignStatus.SENDING)
+        if template is not None:
+            stmt = stmt.where(
+                campaigns.c.template_name == template[0],
+                campaigns.c.template_language == template[1],
+            )
+        stmt = stmt.values(status=CampaignStatus.PAUSED, updated_at=func.now(), **values)
+        result = await self.session.execute(stmt.returning(campaigns.c.id))
+        return sorted(result.scalars())
+
     async def complete_if_done(self, campaign_id: int) -> bool:
         """sending → completed when no message is pending or sending any more."""
         open_messages = exists().where(

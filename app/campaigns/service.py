@@ -19,6 +19,7 @@ from app.errors import InvalidInput, InvalidState, NotFound
 from app.inputs import check_length, check_text
 from app.messages.repository import MessageRepository
 from app.models import CampaignStatus
+from app.whatsapp.errors import MARKETING_LIMITED, PauseReason, classify, pause_reason
 
 S = CampaignStatus
 EDITABLE = (S.DRAFT,)  # update, delete: once scheduled or sent, the campaign is a record
@@ -27,6 +28,12 @@ NAME_MAX = 200  # campaigns.name is VARCHAR(200)
 TEMPLATE_NAME_MAX = 512  # WhatsApp's cap on a template name; campaigns.template_name too
 TEMPLATE_BODY_MAX = 1_024  # WhatsApp's cap on a template's body text
 MAX_TARGETS = 1_000
+# Leaving `paused` (resume, cancel) forgets why Herald paused the campaign.
+NO_PAUSE_REASON: dict[str, object] = {
+    "pause_code": None,
+    "pause_error_code": None,
+    "pause_message": None,
+}
 # WhatsApp template language codes: "en", "fr", "en_US", "pt_BR", "zh_Hant" ... (at most 8
 # characters, within campaigns.template_language's VARCHAR(16)).
 LANGUAGE = re.compile(r"[a-z]{2,3}(_[A-Za-z]{2,4})?")
@@ -124,6 +131,15 @@ class CampaignService:
 class Retried:
     campaign: Row
     messages: int
+    held_back: int  # failed at the per-user marketing limit within 24 hours, left alone
+
+
+@dataclass(frozen=True)
+class Paused:
+    """The campaigns a campaign-stopping error paused, and why."""
+
+    reason: PauseReason
+    campaign_ids: list[int]
 
 
 class CampaignDispatchService:
@@ -172,19 +188,33 @@ class CampaignDispatchService:
     async def pause(self, campaign_id: int) -> Row:
         return await self._move(campaign_id, [S.SENDING], S.PAUSED, "pause")
 
+    async def pause_for_error(self, code: int, template: tuple[str, str]) -> Paused:
+        """Pause what a campaign-stopping error touches: the sending campaigns of the
+        template (name, language) for a template error, every sending one otherwise."""
+        rule = classify(code)
+        reason = pause_reason(code, rule)
+        scope = template if rule.template_scoped else None
+        return Paused(reason, await self.campaigns.pause_sending(reason.columns(), scope))
+
     async def resume(self, campaign_id: int) -> Row:
-        return await self._move(campaign_id, [S.PAUSED], S.SENDING, "resume")
+        return await self._move(campaign_id, [S.PAUSED], S.SENDING, "resume", **NO_PAUSE_REASON)
 
     async def cancel(self, campaign_id: int) -> Row:
         row = await self._move(
-            campaign_id, [S.DRAFT, S.SCHEDULED, S.SENDING, S.PAUSED], S.CANCELLED, "cancel"
+            campaign_id,
+            [S.DRAFT, S.SCHEDULED, S.SENDING, S.PAUSED],
+            S.CANCELLED,
+            "cancel",
+            **NO_PAUSE_REASON,
         )
         # Messages already handed to a worker finish; the rest will never be sent.
         await self.messages.fail_pending(campaign_id, "cancelled")
         return row
 
-    async def retry_failed(self, campaign_id: int) -> Retried:
-        """Put failed messages back to pending on purpose (never for undeliverable numbers)."""
+    async def retry_failed(self, campaign_id: int, include_marketing_limited: bool) -> Retried:
+        """Put failed messages back to pending on purpose: never for undeliverable numbers
+        or opted-out contacts, and for messages that met the per-user marketing limit
+        (131049) within 24 hours only when asked (re-sent at once, they fail again)."""
         row = await self.campaigns.get(campaign_id)
         if row is None:
             raise NotFound("Campaign", campaign_id)
@@ -192,9 +222,11 @@ class CampaignDispatchService:
             raise InvalidState(
                 "Campaign", campaign_id, row.status, f"cannot retry a {row.status} campaign"
             )
-        count = await self.messages.retry_failed(campaign_id)
+        held_code = None if include_marketing_limited else MARKETING_LIMITED
+        count = await self.messages.retry_failed(campaign_id, held_code)
+        held = 0 if held_code is None else await self.messages.held_back(campaign_id, held_code)
         if count and row.status == S.COMPLETED:
             row = await self._move(
                 campaign_id, [S.COMPLETED], S.SENDING, "retry", completed_at=None
             )
-        return Retried(row, count)
+        return Retried(row, count, held)

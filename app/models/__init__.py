@@ -12,6 +12,7 @@ from app.models.enums import (
     CampaignStatus,
     InteractionKind,
     MessageStatus,
+    PauseCode,
     WhatsAppStatus,
 )
 from app.models.interaction import Interaction
@@ -32,6 +33,7 @@ __all__ = [
     "InteractionKind",
     "Message",
     "MessageStatus",
+    "PauseCode",
     "TotalCounter",
     "WhatsAppStatus",
     "campaign_categories",

@@ -34,14 +34,14 @@ class TimestampMixin:
     )
 
 
-def checked_enum(enum: type[StrEnum], name: str) -> Enum:
+def checked_enum(enum: type[StrEnum], name: str, length: int = 16) -> Enum:
     """A VARCHAR + CHECK enum: cheaper to evolve than a native PostgreSQL enum type."""
     return Enum(
         enum,
         name=name,
         native_enum=False,
         create_constraint=True,
-        length=16,
+        length=length,
         values_callable=lambda members: [m.value for m in members],
         validate_strings=True,
     )

@@ -5,11 +5,11 @@ from __future__ import annotations
 from datetime import datetime
 from typing import TYPE_CHECKING
 
-from sqlalchemy import BigInteger, Column, DateTime, ForeignKey, Index, String, Table, Text
+from sqlalchemy import BigInteger, Column, DateTime, ForeignKey, Index, Integer, String, Table, Text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from app.models.base import Base, IdMixin, TimestampMixin, checked_enum
-from app.models.enums import CampaignStatus
+from app.models.enums import CampaignStatus, PauseCode
 
 if TYPE_CHECKING:
     from app.models.category import Category
@@ -49,5 +49,10 @@ class Campaign(IdMixin, TimestampMixin, Base):
     scheduled_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     completed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # Set when Herald paused the campaign over a Cloud API error (app/whatsapp/errors.py);
+    # cleared when it leaves `paused`.
+    pause_code: Mapped[PauseCode | None] = mapped_column(checked_enum(PauseCode, "pause_code", 32))
+    pause_error_code: Mapped[int | None] = mapped_column(Integer)
+    pause_message: Mapped[str | None] = mapped_column(Text)
 
     targets: Mapped[list[Category]] = relationship(secondary=campaign_categories, lazy="raise")

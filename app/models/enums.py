@@ -21,6 +21,18 @@ class CampaignStatus(StrEnum):
     FAILED = "failed"
 
 
+class PauseCode(StrEnum):
+    """Why Herald paused a campaign: a Cloud API error that every further send would meet."""
+
+    TEMPLATE_PAUSED = "template_paused"
+    TEMPLATE_DISABLED = "template_disabled"
+    TEMPLATE_MISMATCH = "template_mismatch"
+    SPAM_RATE_LIMIT = "spam_rate_limit"
+    ACCOUNT_RESTRICTED = "account_restricted"
+    PAYMENT_REQUIRED = "payment_required"
+    ACCESS_TOKEN_INVALID = "access_token_invalid"
+
+
 class MessageStatus(StrEnum):
     PENDING = "pending"
     SENDING = "sending"

@@ -10,6 +10,7 @@ from sqlalchemy import (
     DateTime,
     ForeignKey,
     Index,
+    Integer,
     SmallInteger,
     String,
     Text,
@@ -50,9 +51,15 @@ class Message(IdMixin, TimestampMixin, Base):
     )
     provider_message_id: Mapped[str | None] = mapped_column(String(128), unique=True)
     error: Mapped[str | None] = mapped_column(Text)
+    # The Cloud API's error code, when the provider gave one (app/whatsapp/errors.py).
+    error_code: Mapped[int | None] = mapped_column(Integer)
     # Times handed to the provider; reconciliation re-sends a message of unknown fate
     # only while this is 1 (at most one automatic re-send).
     attempts: Mapped[int] = mapped_column(SmallInteger, nullable=False, server_default="0")
+    # A message put back by a retry-later error is not claimed before `not_before`;
+    # `deferrals` counts the put-backs, and past its code's allowance it fails instead.
+    not_before: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    deferrals: Mapped[int] = mapped_column(SmallInteger, nullable=False, server_default="0")
     sent_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     delivered_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     read_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))

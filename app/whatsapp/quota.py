@@ -1,9 +1,7 @@
-"""Provider limits shared by every worker: the daily quota and the per-second rate."""
+"""The daily quota shared by every worker (the per-second rate: app/whatsapp/pacing.py)."""
 
 from __future__ import annotations
 
-import asyncio
-import time
 from datetime import UTC, datetime, timedelta
 
 from redis.asyncio import Redis
@@ -58,25 +56,3 @@ class DailyQuota:
     @staticmethod
     def ms_until_reset() -> int:
         return int((next_day_boundary() - datetime.now(UTC)).total_seconds() * 1000) + 1
-
-
-class RateLimiter:
-    """A fixed one-second window counted in Redis, shared by all worker processes."""
-
-    def __init__(self, redis: Redis, per_second: int) -> None:
-        self.redis = redis
-        self.per_second = per_second
-
-    async def take(self, wanted: int) -> int:
-        """Wait until at least one send is allowed in the current second; return how many."""
-        while True:
-            now = time.time()
-            second = int(now)
-            granted = int(
-                await self.redis.eval(
-                    _TAKE, 1, f"{WHATSAPP_PREFIX}rate:{second}", wanted, self.per_second, second + 2
-                )
-            )
-            if granted:
-                return granted
-            await asyncio.sleep(second + 1 - now)

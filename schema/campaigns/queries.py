@@ -5,7 +5,7 @@ from __future__ import annotations
 import strawberry
 
 from app.campaigns.repository import CampaignRepository
-from schema.campaigns.types import TEMPLATE_COLUMNS, CampaignType
+from schema.campaigns.types import PAUSE_COLUMNS, TEMPLATE_COLUMNS, CampaignType
 from schema.common.enums import CampaignStatus
 from schema.common.pagination import Connection, page_args, parse_id
 from schema.common.selection import node_columns, per_field_node
@@ -36,11 +36,14 @@ class CampaignQuery:
 
 
 def _columns(info: Info) -> frozenset[str]:
-    """The columns a page's nodes read: those selected, the template's for `template`, and
-    the status for `stats` (cached only once its campaign is finished)."""
+    """The columns a page's nodes read: those selected, the template's for `template`, the
+    pause's for `pauseReason`, and the status for `stats` (cached only once its campaign is
+    finished)."""
     names = node_columns(info)
     if "template" in names:
         names |= frozenset(TEMPLATE_COLUMNS)
+    if "pause_reason" in names:
+        names |= frozenset(PAUSE_COLUMNS)
     if "stats" in names:
         names |= {"status"}
     return names

@@ -8,7 +8,7 @@ import strawberry
 from graphql import GraphQLError
 
 from app.live import CampaignNotFound, Snapshot
-from schema.campaigns.types import CampaignProgress, MessageStats
+from schema.campaigns.types import CampaignProgress, MessageStats, PauseReason
 from schema.common.pagination import parse_id
 from schema.context import Info
 from schema.permissions import viewer
@@ -17,6 +17,7 @@ from schema.permissions import viewer
 def _event(snapshot: Snapshot) -> CampaignProgress:
     return CampaignProgress(
         status=snapshot.status,
+        pause_reason=PauseReason.of(*snapshot.pause),
         stats=MessageStats.of(snapshot.counts),
         messages_per_second=snapshot.messages_per_second,
         eta_seconds=snapshot.eta_seconds,

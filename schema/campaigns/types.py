@@ -11,7 +11,7 @@ import strawberry
 from app.reads import Rows
 from loaders.base import projected
 from schema.cache import Cached
-from schema.common.enums import CampaignStatus, MessageStatus
+from schema.common.enums import CampaignStatus, MessageStatus, PauseCode
 from schema.common.pagination import Connection
 from schema.common.selection import Projected
 from schema.context import Info
@@ -27,6 +27,8 @@ if TYPE_CHECKING:
 FINISHED = frozenset({CampaignStatus.COMPLETED, CampaignStatus.CANCELLED})
 # The columns `Campaign.template` is built from, in `Template`'s field order.
 TEMPLATE_COLUMNS = ("template_name", "template_language", "template_body")
+# And those `Campaign.pauseReason` is built from, in `PauseReason`'s.
+PAUSE_COLUMNS = ("pause_code", "pause_error_code", "pause_message")
 
 
 @strawberry.type
@@ -34,6 +36,25 @@ class Template:
     name: str = strawberry.field(description="The approved WhatsApp template's name.")
     language: str
     body: str = strawberry.field(description="Text with {{1}}-style variables.")
+
+
+@strawberry.type(
+    description="Why Herald paused a campaign: a Cloud API error every further send would "
+    "meet. Resuming the campaign clears it; its pending messages then go out."
+)
+class PauseReason:
+    code: PauseCode
+    error_code: int = strawberry.field(description="The WhatsApp Cloud API error code.")
+    message: str = strawberry.field(description="What happened and what to do about it.")
+
+    @classmethod
+    def of(
+        cls, code: str | None, error_code: int | None, message: str | None
+    ) -> PauseReason | None:
+        """From the campaign's pause columns; None when Herald did not pause it."""
+        if code is None:
+            return None
+        return cls(code=PauseCode(code), error_code=error_code or 0, message=message or "")
 
 
 @strawberry.type
@@ -77,6 +98,10 @@ class CampaignType(Projected):
     name: str
     status: CampaignStatus
     template: Template
+    pause_reason: PauseReason | None = strawberry.field(
+        description="Set while the campaign is PAUSED by Herald over a Cloud API error; null "
+        "when it was paused by hand, or is not paused."
+    )
     scheduled_at: datetime | None
     started_at: datetime | None
     completed_at: datetime | None
@@ -94,6 +119,7 @@ class CampaignType(Projected):
                 language=row.template_language,
                 body=row.template_body,
             ),
+            pause_reason=PauseReason.of(row.pause_code, row.pause_error_code, row.pause_message),
             scheduled_at=row.scheduled_at,
             started_at=row.started_at,
             completed_at=row.completed_at,
@@ -108,13 +134,18 @@ class CampaignType(Projected):
     @classmethod
     def of_page(cls, rows: Rows) -> list[CampaignType]:
         """Campaigns of a page fetched for a selection: its columns set, the others
-        unreadable, and the template built when its columns were fetched."""
+        unreadable, and the template and pause reason built when their columns were
+        fetched."""
         build = projected(rows.fields, CampaignType, enums=False)
         campaigns: list[CampaignType] = build(rows.records)
         if TEMPLATE_COLUMNS[0] in rows.fields:
             name, language, body = (rows.fields.index(column) for column in TEMPLATE_COLUMNS)
             for campaign, row in zip(campaigns, rows.records, strict=True):
                 campaign.template = Template(name=row[name], language=row[language], body=row[body])
+        if PAUSE_COLUMNS[0] in rows.fields:
+            code, error_code, message = (rows.fields.index(column) for column in PAUSE_COLUMNS)
+            for campaign, row in zip(campaigns, rows.records, strict=True):
+                campaign.pause_reason = PauseReason.of(row[code], row[error_code], row[message])
         return campaigns
 
     @strawberry.field(description="The categories whose contacts this campaign reaches.")
@@ -183,6 +214,7 @@ class CampaignProgress:
     """One event of the `campaignProgress` subscription."""
 
     status: CampaignStatus
+    pause_reason: PauseReason | None
     stats: MessageStats
     messages_per_second: float = strawberry.field(
         description="Messages that reached an outcome per second, over the last ~10 s."

@@ -49,6 +49,9 @@ class MessageType(Projected):
     status: MessageStatus
     provider_message_id: str | None
     error: str | None
+    error_code: int | None = strawberry.field(
+        description="The WhatsApp Cloud API error code of a failed message, when it gave one."
+    )
     sent_at: datetime | None
     delivered_at: datetime | None
     read_at: datetime | None

@@ -1,4 +1,5 @@
-"""resumeCampaign: paused → sending; workers pick up the pending messages again."""
+"""resumeCampaign: paused → sending; workers pick up the pending messages again, and the
+reason Herald paused it, if it did, is cleared."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ from typing import Annotated
 
 import strawberry
 
+from app.campaigns.halts import clear_halt
 from app.campaigns.service import CampaignDispatchService
 from schema.cache import campaign_changed
 from schema.campaigns.types import CampaignType
@@ -30,12 +32,15 @@ ResumeCampaignResult = Annotated[
 @strawberry.type
 class ResumeCampaignMutation:
     @strawberry.mutation(
-        description="Continue a paused campaign where it stopped.", extensions=admin()
+        description="Continue a paused campaign where it stopped; clears its pauseReason.",
+        extensions=admin(),
     )
     @savepoint
     async def resume_campaign(self, info: Info, id: strawberry.ID) -> ResumeCampaignResult:
         campaign_id = parse_id(id, "id")
         row = await CampaignDispatchService(info.context.session).resume(campaign_id)
+        # The halt mark of a pause over an error must go before the chains start.
+        after_commit(info, clear_halt, info.context.redis, campaign_id)
         # Idempotent: also covers a pause that came before the messages were created.
         after_commit(info, info.context.jobs.materialize, campaign_id)
         campaign_changed(info.context)  # lists and dashboard show the status
