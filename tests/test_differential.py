@@ -205,6 +205,20 @@ class Answer:
             errors.sort(key=lambda error: orjson.dumps(error, option=orjson.OPT_SORT_KEYS))
         return cls(response.status_code, body.get("data"), errors)
 
+    def comparable(self) -> tuple[Any, ...]:
+        """The answer with the errors that nulled a parent by propagation reduced to that
+        parent's path. When two siblings fail under one non-null chain, the executor
+        cancels the other once the first error reaches the parent, so which of them is
+        reported depends on which finished first: both answers are right."""
+        if not isinstance(self.errors, list):
+            return (self.status, self.data, self.errors)
+        kept: list[Any] = []
+        for error in self.errors:
+            nulled = _nulled_above(self.data, error.get("path") or [])
+            kept.append(("below", nulled) if nulled is not None else error)
+        unique = {orjson.dumps(e, option=orjson.OPT_SORT_KEYS) for e in kept}
+        return (self.status, self.data, sorted(unique))
+
     def internal_errors(self) -> list[Any]:
         if not isinstance(self.errors, list):
             return []
@@ -213,6 +227,20 @@ class Answer:
             for error in self.errors
             if (error.get("extensions") or {}).get("code") == "INTERNAL_SERVER_ERROR"
         ]
+
+
+def _nulled_above(data: Any, path: list[Any]) -> list[Any] | None:
+    """The path of the nearest proper ancestor of `path` that is null in `data` (where an
+    error below stopped propagating); None when there is none."""
+    value = data
+    for depth, key in enumerate(path[:-1]):
+        if value is None:
+            return path[:depth]
+        try:
+            value = value[key]
+        except (KeyError, IndexError, TypeError):
+            return None
+    return path[: len(path) - 1] if value is None else None
 
 
 def _crash(answer: Answer) -> str | None:
@@ -235,7 +263,7 @@ def _problem(step: Step, planned: Answer, standard: Answer) -> str | None:
         for path, answer in (("planned", planned), ("standard", standard))
         if (crash := _crash(answer)) is not None
     ]
-    if planned != standard:
+    if planned != standard and planned.comparable() != standard.comparable():
         found.append(f"  paths differ:\n    planned  {planned}\n    standard {standard}")
     return f"{step}\n" + "\n".join(found) if found else None
 
