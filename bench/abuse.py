@@ -320,13 +320,17 @@ def measure(url: str, probe: str, attack: Attack, seconds: int) -> list[object]:
     server = _server_process(url)
     target = url + attack.path
     if attack.action is None:
+        sample = _answer(url, attack)  # before the flood fills the attack's window
         before = _cpu(server)
         alone = _wrk(target, attack.lua, seconds, 2)
         per_request_ms = (_cpu(server) - before) * 1000 / max(1, alone.requests)
         with _in_background(lambda: _wrk(target, attack.lua, seconds + 1, 2)) as flood:
             during = _wrk(url + "/graphql", probe, seconds, 2)
         load = flood[0]
-        answered = f"{_answer(url, attack)} ({load.requests / load.seconds:,.0f} req/s)"
+        refused = load.non_2xx / max(1, load.requests)
+        answered = (
+            f"{sample}; flood {load.requests / load.seconds:,.0f} req/s, {refused:.0%} non-2xx"
+        )
         cost = f"{per_request_ms:.2f} ms"
     else:
         before = _cpu(server)
