@@ -474,6 +474,22 @@ async def test_a_new_bogus_token_per_request_gains_no_window(limited_server: Ser
     assert statuses == [200, 200, 200, 429, 429, 429]
 
 
+async def test_a_key_found_valid_keeps_its_own_window_past_the_lookup_cache(
+    settings: Settings, admin_key: str
+) -> None:
+    # given: a window of 3, and no lookup remembered from one request to the next
+    update = {"rate_limit_requests": 3, "rate_limit_window_s": 30.0, "auth_cache_seconds": 0}
+    with serve(settings.model_copy(update=update)) as server:
+        async with httpx.AsyncClient(base_url=server.url) as http:
+            gql = GqlClient(http, admin_key)
+            # when: the key's three requests, each looked up again
+            keyed = [(await gql(NORMAL)).status for _ in range(3)]
+            # then: only its first, before it was known valid, counted for the address too
+            anonymous = await http.post("/graphql", json={"query": "{ version }"})
+    assert keyed == [200, 200, 200]
+    assert anonymous.status_code == 200
+
+
 async def test_a_malformed_token_costs_no_lookup(gql: GqlClient) -> None:
     # given
     before = total_statements()

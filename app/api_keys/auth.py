@@ -43,13 +43,16 @@ class CallerCache:
 
     def get(self, digest: str) -> tuple[bool, Caller | None]:
         entry = self._entries.get(digest)
-        if entry is None or entry[1] < time.monotonic():
+        if entry is None or entry[1] <= time.monotonic():
             return False, None
         return True, entry[0]
 
+    def last(self, digest: str) -> Caller | None:
+        """The caller last found for the key, however long ago (a revocation forgets it)."""
+        entry = self._entries.get(digest)
+        return None if entry is None else entry[0]
+
     def put(self, digest: str, caller: Caller | None) -> None:
-        if self.ttl_s <= 0:
-            return
         if len(self._entries) >= _MAX_ENTRIES:
             self._entries.clear()
         self._entries[digest] = (caller, time.monotonic() + self.ttl_s)
@@ -121,9 +124,11 @@ class RequestAuth:
         return self._token is not None and well_formed(self._token)
 
     def known_caller(self) -> Caller | None:
-        """The caller when this process already knows the key to be valid; no lookup."""
+        """The caller when this process has found the key valid, even longer ago than the
+        cache's TTL (a revocation makes every process forget it); no lookup. Enough for the
+        key to have a rate-limit window of its own."""
         digest = self.token_digest
-        return None if digest is None else self._callers.get(digest)[1]
+        return None if digest is None else self._callers.last(digest)
 
     async def caller(self) -> Caller | None:
         if self._lookup is None:
