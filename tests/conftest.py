@@ -138,6 +138,7 @@ def clean_state(settings: Settings) -> None:
             await conn.close()
 
     asyncio.run(truncate())
+    _settle_cache_writes()
     redis.Redis.from_url(settings.redis_url).flushdb()  # type: ignore[arg-type]
 
 
@@ -164,18 +165,45 @@ def serve(settings: Settings) -> Iterator[Server]:
         **server_options(settings),
     )
     uv = uvicorn.Server(config)
-    thread = threading.Thread(target=uv.run, daemon=True)
+    loops: list[asyncio.AbstractEventLoop] = []
+
+    async def run() -> None:
+        loops.append(asyncio.get_running_loop())
+        await uv.serve()
+
+    def thread_main() -> None:
+        """`uv.run`, with its loop recorded for `_settle_cache_writes`."""
+        with asyncio.Runner(loop_factory=config.get_loop_factory()) as runner:
+            runner.run(run())
+
+    thread = threading.Thread(target=thread_main, daemon=True)
     thread.start()
     deadline = time.monotonic() + 20
     while not uv.started:
         if time.monotonic() > deadline or not thread.is_alive():
             raise RuntimeError("test server did not start")
         time.sleep(0.02)
+    running = (loops[0], app)
+    _RUNNING.append(running)
     try:
         yield Server(f"http://127.0.0.1:{port}", app)
     finally:
+        _RUNNING.remove(running)
         uv.should_exit = True
         thread.join(timeout=10)
+
+
+# The servers of `serve` now running: their event loops and apps.
+_RUNNING: list[tuple[asyncio.AbstractEventLoop, Any]] = []
+
+
+def _settle_cache_writes() -> None:
+    """Wait until every running server's cache has stored what it computed: a value written
+    behind its answer must not land in the next test's Redis database, after the flush."""
+    for loop, app in list(_RUNNING):
+        runtime = getattr(app.state, "runtime", None)
+        if runtime is not None and loop.is_running():
+            asyncio.run_coroutine_threadsafe(runtime.cache.settle(), loop).result(timeout=10)
 
 
 @pytest.fixture(scope="session")
