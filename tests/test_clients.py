@@ -17,7 +17,6 @@ import asyncio
 import os
 import shutil
 import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -31,7 +30,7 @@ SUITES = sorted(p.name for p in CLIENTS.glob("*.test.mjs"))
 
 
 @pytest.fixture(scope="session")
-def node() -> Iterator[Path]:
+def node() -> Path:
     """The pinned Node.js with the clients installed from the lockfile (once per checkout)."""
     lock = CLIENTS / "package-lock.json"
     installed = CLIENTS / "node_modules" / ".package-lock.json"
@@ -40,7 +39,7 @@ def node() -> Iterator[Path]:
         if npm is None:
             pytest.fail("npm is needed to install the client tests' packages (tests/clients/)")
         subprocess.run([npm, "ci", "--no-audit", "--no-fund"], cwd=CLIENTS, check=True)
-    yield NODE
+    return NODE
 
 
 @pytest.mark.asyncio
