@@ -12,6 +12,7 @@ import httpx
 import orjson
 import pytest
 import pytest_asyncio
+import redis
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -451,6 +452,40 @@ async def test_anonymous_callers_are_limited_per_address(limited_server: Server)
             for _ in range(4)
         ]
     assert statuses == [200, 200, 200, 429]
+
+
+async def test_a_used_window_is_refused_without_a_redis_round_trip(
+    limited_server: Server, settings: Settings
+) -> None:
+    # given: an address that used its window and was refused once
+    redis_client = redis.Redis.from_url(settings.redis_url)
+    async with httpx.AsyncClient(base_url=limited_server.url) as http:
+
+        async def post() -> int:
+            return (await http.post("/graphql", json={"query": "{ version }"})).status_code
+
+        assert [await post() for _ in range(4)] == [200, 200, 200, 429]
+        scripts_before = _script_calls(redis_client)
+
+        # when: it keeps sending within the window
+        refused = [await post() for _ in range(5)]
+        scripts_during = _script_calls(redis_client) - scripts_before
+
+        # then: refused from memory; once the window frees, Redis decides again
+        await asyncio.sleep(1.05)
+        again = await post()
+    assert refused == [429] * 5
+    assert scripts_during == 0
+    assert again == 200
+    assert _script_calls(redis_client) > scripts_before
+
+
+def _script_calls(client: redis.Redis) -> int:
+    """Lua scripts Redis has run (the rate limit is one per request that reaches it)."""
+    stats = client.info("commandstats")
+    return sum(
+        int(stats.get(f"cmdstat_{name}", {}).get("calls", 0)) for name in ("evalsha", "eval")
+    )
 
 
 async def test_a_new_bogus_token_per_request_gains_no_window(limited_server: Server) -> None:
