@@ -458,6 +458,7 @@ async def test_a_used_window_is_refused_without_a_redis_round_trip(
     limited_server: Server, settings: Settings
 ) -> None:
     # given: an address that used its window and was refused once
+    assert settings.redis_url is not None
     redis_client = redis.Redis.from_url(settings.redis_url)
     async with httpx.AsyncClient(base_url=limited_server.url) as http:
 
