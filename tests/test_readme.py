@@ -28,6 +28,7 @@ from app.whatsapp.errors import (
 from tests.conftest import ROOT
 
 README = (ROOT / "README.md").read_text()
+DOCS = ROOT / "docs"
 
 
 def _quick_start_commands() -> list[str]:
@@ -81,7 +82,8 @@ def test_env_example_lists_every_setting_with_its_default() -> None:
 
 
 def test_every_setting_is_documented() -> None:
-    documented = set(re.findall(r"^\| `(HERALD_[A-Z0-9_]+)` \|", README, re.MULTILINE))
+    reference = (DOCS / "configuration.md").read_text()
+    documented = set(re.findall(r"^\| `(HERALD_[A-Z0-9_]+)` \|", reference, re.MULTILINE))
 
     assert documented == {f"HERALD_{name.upper()}" for name in Settings.model_fields}
 
@@ -224,7 +226,8 @@ def _error_class(rule: Rule) -> str:
 
 
 def test_readme_shows_the_cloud_api_error_table() -> None:
-    section = README.split("### Cloud API errors", 1)[1].split("\n## ", 1)[0]
+    dispatch = (DOCS / "dispatch.md").read_text()
+    section = dispatch.split("### Cloud API errors", 1)[1].split("\n## ", 1)[0]
     shown = re.findall(r"^\| (.+?) \| (.+?) \| (.+?) \|$", section, re.MULTILINE)[1:]
     permission = [code for code in ERRORS if 200 <= code < 300]
     expected = [
@@ -244,3 +247,36 @@ def test_readme_shows_the_cloud_api_error_table() -> None:
     assert permission == list(range(200, 300))
     assert {ERRORS[code] for code in permission} == {ERRORS[200]}
     assert shown == expected
+
+
+# --- the README stays short, and every link in it and in docs/ leads somewhere ---
+
+
+def test_readme_is_short_and_links_every_page_of_the_docs() -> None:
+    linked = set(re.findall(r"\]\((docs/[^)#]+)", README))
+
+    assert len(README.encode()) < 15_000
+    assert "ARCHITECTURE.md" in README.split("## ", 1)[0]  # linked before the first section
+    assert linked == {f"docs/{page.name}" for page in DOCS.glob("*.md")}
+
+
+def _anchors(markdown: str) -> set[str]:
+    """GitHub's anchors for a page's headings."""
+    headings = re.findall(r"^#+ (.+)$", markdown, re.MULTILINE)
+    return {re.sub(r"[^\w\- ]", "", h.strip().lower()).replace(" ", "-") for h in headings}
+
+
+@pytest.mark.parametrize(
+    "page", ["README.md", "ARCHITECTURE.md", *(f"docs/{p.name}" for p in sorted(DOCS.glob("*.md")))]
+)
+def test_every_relative_link_resolves(page: str) -> None:
+    source = ROOT / page
+    text = re.sub(r"```.*?```", "", source.read_text(), flags=re.DOTALL)
+    for target in re.findall(r"\]\(([^)\s]+)\)", text):
+        if re.match(r"[a-z]+:", target):
+            continue
+        path, _, anchor = target.partition("#")
+        linked = (source.parent / path).resolve() if path else source
+        assert linked.exists(), (page, target)
+        if anchor:
+            assert anchor in _anchors(linked.read_text()), (page, target)
