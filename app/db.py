@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any, TypeVar
 
 import asyncpg
 import orjson
@@ -22,9 +22,6 @@ from sqlalchemy.ext.asyncio import (
 )
 
 from app.config import Settings
-
-if TYPE_CHECKING:
-    from app.reads import ReadPool
 
 T = TypeVar("T")
 
@@ -134,7 +131,7 @@ class SerializedSession(AsyncSession):
     `pg_terminate_backend`.
     """
 
-    def __init__(self, *args: Any, reads: ReadPool | None = None, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, reads: object = None, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._reads = reads
         self._statement_lock = asyncio.Lock()
@@ -161,8 +158,9 @@ class SerializedSession(AsyncSession):
         self._read_only = True
 
     @property
-    def direct_reads(self) -> ReadPool | None:
-        """The pool `app.reads.rows()` reads through: only while reading in autocommit."""
+    def direct_reads(self) -> object:
+        """The pool `app.reads.rows()` reads through, only while reading in autocommit: held
+        here, used there (app/reads.py depends on this module, not the reverse)."""
         return self._reads if self._read_only else None
 
     async def begin_live(self) -> None:
@@ -246,7 +244,7 @@ _LIVE = text("SELECT 1")
 
 
 def create_sessionmaker(
-    engine: AsyncEngine, reads: ReadPool | None = None
+    engine: AsyncEngine, reads: object = None
 ) -> async_sessionmaker[SerializedSession]:
     """Sessions on `engine`; with `reads`, read-only sessions read through that pool."""
     return async_sessionmaker(

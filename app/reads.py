@@ -282,7 +282,9 @@ async def rows(
     For statements built once per shape (repositories cache them): each is compiled once,
     and takes arrays (`= ANY(:ids)`) rather than expanding IN lists.
     """
-    if isinstance(session, SerializedSession) and (reads := session.direct_reads) is not None:
+    if isinstance(session, SerializedSession) and isinstance(
+        reads := session.direct_reads, ReadPool
+    ):
         session._check_open()
         sql = _sql(statement, reads.dialect)
         count_statement()

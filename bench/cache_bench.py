@@ -14,7 +14,7 @@ import sys
 import time
 from collections.abc import Awaitable, Callable
 
-from app.cache import CacheService, Entry, open_redis
+from app.cache import CacheService, Entry, RequestCache, open_redis
 from app.config import load_settings
 
 BATCH = 10
@@ -45,19 +45,19 @@ async def main(url: str, iterations: int) -> None:
     try:
         entries = [Entry.of("stats", f"bench:{i}", ttl=60) for i in range(BATCH)]
         payload = {"total": 123_456, "sent": 120_000, "delivered": 110_000, "read": 90_000}
-        stamp = (await service.request().lookup(entries[0]))[1]
+        stamp = (await RequestCache(service).lookup(entries[0]))[1]
         assert stamp is not None, f"Redis at {url} is not reachable"
         for entry in entries:
-            await service.request().fill(entry, stamp, lambda: asyncio.sleep(0, payload))
+            await RequestCache(service).fill(entry, stamp, lambda: asyncio.sleep(0, payload))
 
         async def get() -> object:
-            return await service.request().lookup(entries[0])
+            return await RequestCache(service).lookup(entries[0])
 
         async def set_() -> None:
             await service.store_many([(entries[0], b"0|{}", None)])
 
         async def mget() -> object:
-            request = service.request()
+            request = RequestCache(service)
             return await asyncio.gather(*(request.lookup(e) for e in entries))
 
         rows = [

@@ -33,4 +33,4 @@ def request_loaders(session: SerializedSession, settings: Settings) -> Loaders:
 
 def request_cache(service: CacheService, settings: Settings) -> RequestCache:
     """The field cache of one request; the N+1 baseline caches nothing."""
-    return NoCache(service) if settings.naive_resolvers else service.request()
+    return NoCache(service) if settings.naive_resolvers else RequestCache(service)

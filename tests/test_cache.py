@@ -230,7 +230,7 @@ async def patient(cache_settings: Settings) -> AsyncIterator[CacheService]:
 
 
 async def run(service: CacheService, query: str) -> tuple[Any, FakeContext]:
-    context = FakeContext(cache=service.request())
+    context = FakeContext(cache=RequestCache(service))
     result = await SCHEMA.execute(query, context_value=context)
     assert result.errors is None, result.errors
     return result.data, context
@@ -369,7 +369,7 @@ async def test_value_computed_before_an_invalidation_is_never_served(
 ) -> None:
     """The fill carries the generations read before computing, not those at write time."""
     entry = Entry.of("stats", "race", ttl=60)
-    request = service.request()
+    request = RequestCache(service)
     value, stamp = await request.lookup(entry)
     assert value is MISS
     assert stamp is not None
@@ -379,7 +379,7 @@ async def test_value_computed_before_an_invalidation_is_never_served(
         return 1
 
     await request.fill(entry, stamp, compute_then_mutation_commits)
-    value, _ = await service.request().lookup(entry)
+    value, _ = await RequestCache(service).lookup(entry)
     assert value is MISS
 
 
@@ -434,7 +434,7 @@ async def test_uncacheable_value_still_answers_and_is_reported_once(
 ) -> None:
     with caplog.at_level(logging.ERROR, logger="schema.cache"):
         for _ in range(3):
-            context = FakeContext(cache=service.request())
+            context = FakeContext(cache=RequestCache(service))
             result = await SCHEMA.execute(BROKEN, context_value=context)
             assert result.errors is not None  # the resolver's own bad value, reported by GraphQL
     assert CALLS["broken"] == 3
@@ -463,7 +463,7 @@ async def test_protected_keys_survive_every_invalidation(
     # when
     await service.invalidate("stats", "categories", "contacts", "campaigns")
     await service.invalidate(Scope("campaigns", "11"), Scope("stats", 1))
-    context = FakeContext(cache=service.request())
+    context = FakeContext(cache=RequestCache(service))
     invalidate_after_commit(context, "stats", "contacts")  # type: ignore[arg-type]
     for callback in context.after_commit:
         await callback()
@@ -492,7 +492,7 @@ async def test_invalidations_of_one_request_are_one_pipeline_after_commit(
 ) -> None:
     # given
     await redis.ping()
-    context = FakeContext(cache=service.request())
+    context = FakeContext(cache=RequestCache(service))
     # when: two mutations in one request
     invalidate_after_commit(context, "stats", "contacts")  # type: ignore[arg-type]
     invalidate_after_commit(context, "contacts", Scope("campaigns", 7))  # type: ignore[arg-type]
@@ -550,7 +550,7 @@ NEXT_SCHEMA = strawberry.Schema(query=merge_types("Query", (Query, Added)))
 
 
 async def _run_on(schema: strawberry.Schema, service: CacheService, query: str) -> Any:
-    result = await schema.execute(query, context_value=FakeContext(cache=service.request()))
+    result = await schema.execute(query, context_value=FakeContext(cache=RequestCache(service)))
     assert result.errors is None, result.errors
     return result.data
 

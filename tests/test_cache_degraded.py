@@ -16,7 +16,7 @@ import pytest_asyncio
 import redis as sync_redis
 from redis.asyncio import Redis
 
-from app.cache import CacheService, open_redis
+from app.cache import CacheService, RequestCache, open_redis
 from app.config import Settings
 from tests.test_cache import CALLS, DB, FakeContext, data  # noqa: F401  (autouse fixture)
 from tests.test_cache import SCHEMA as CACHED_SCHEMA
@@ -88,7 +88,7 @@ async def client(spare: SpareRedis) -> AsyncIterator[Redis]:
 
 
 async def ask(service: CacheService) -> object:
-    result = await CACHED_SCHEMA.execute(QUERY, context_value=FakeContext(service.request()))
+    result = await CACHED_SCHEMA.execute(QUERY, context_value=FakeContext(RequestCache(service)))
     assert result.errors is None, result.errors
     return result.data
 

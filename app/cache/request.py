@@ -3,16 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from aiodataloader import DataLoader
 
 from app.cache.codec import MISS, Stamp
 from app.cache.keys import Entry, Scope
+from app.cache.service import CacheService
 from app.loading import ShieldedLoader
-
-if TYPE_CHECKING:
-    from app.cache.service import CacheService
 
 
 class RequestCache:

@@ -24,7 +24,6 @@ from redis.exceptions import RedisError
 from app.cache.codec import MISS, Stamp, pack, unpack
 from app.cache.keys import Entry, Scope, gen_key, guard
 from app.cache.metrics import CacheMetrics
-from app.cache.request import RequestCache
 from app.config import Settings
 from app.metrics import CACHE_REDIS_UP
 
@@ -79,9 +78,6 @@ class CacheService:
         self._inflight: dict[tuple[str, Stamp], asyncio.Future[Any]] = {}
         self._writes: dict[str, asyncio.Task[None]] = {}  # value key -> its write in flight
         self._tokens = (f"{os.getpid()}:{n}" for n in itertools.count())
-
-    def request(self) -> RequestCache:
-        return RequestCache(self)
 
     @property
     def available(self) -> bool:
