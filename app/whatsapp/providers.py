@@ -15,7 +15,6 @@ from typing import Any, Protocol
 import httpx
 import orjson
 
-from app.config import Provider as ProviderKind
 from app.config import Settings
 
 _VARIABLE = re.compile(r"\{\{\s*([\w.]+)\s*\}\}")
@@ -231,11 +230,3 @@ class CloudApiProvider:
 def sign(secret: str, body: bytes) -> str:
     """The X-Hub-Signature-256 value for `body`."""
     return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
-
-
-def build_provider(settings: Settings) -> WhatsAppProvider:
-    if settings.whatsapp_provider is ProviderKind.CLOUD_API:
-        return CloudApiProvider(settings)
-    from app.whatsapp.simulated import SimulatedProvider  # it imports this module
-
-    return SimulatedProvider(settings)
