@@ -9,7 +9,7 @@ import hashlib
 import logging
 from collections.abc import Awaitable, Mapping
 from contextlib import suppress
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any, Protocol, cast
 
 import orjson
 from graphql import GraphQLError, OperationType, get_operation_ast, parse
@@ -39,9 +39,16 @@ from schema.fanout import Outlet, SharedStreams
 if TYPE_CHECKING:
     from strawberry.schema.schema import StreamResult
 
-    from schema.view import HeraldGraphQL
-
 logger = logging.getLogger(__name__)
+
+
+class LiveView(Protocol):
+    """What this protocol needs of the view that serves it (schema/view.py's HeraldGraphQL,
+    which imports this module, not the reverse)."""
+
+    shared_streams: SharedStreams
+
+    def operation_context(self, base: Context, hub: LiveHub) -> Context: ...
 
 UNAUTHORIZED = 4401
 FORBIDDEN = 4403
@@ -170,8 +177,8 @@ class LiveTransportHandler(BaseGraphQLTransportWSHandler[Context, None]):
         await super().handle_message(message)
 
     @property
-    def _view(self) -> HeraldGraphQL:
-        return self.view  # type: ignore[return-value]
+    def _view(self) -> LiveView:
+        return cast("LiveView", self.view)
 
     @property
     def _hub(self) -> LiveHub:
