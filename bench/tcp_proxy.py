@@ -11,6 +11,7 @@ import contextlib
 import socket
 import threading
 from types import TracebackType
+from urllib.parse import urlsplit
 
 
 class TcpProxy:
@@ -21,6 +22,14 @@ class TcpProxy:
         self._sockets: set[socket.socket] = set()
         self._listener: socket.socket | None = None
         self.restore()
+
+    @classmethod
+    def before(cls, url: str) -> TcpProxy:
+        """A proxy to the server of `url` (redis://host:port/db, amqp://...)."""
+        parts = urlsplit(url)
+        if parts.hostname is None or parts.port is None:
+            raise ValueError(f"no host and port in {url}")
+        return cls(parts.hostname, parts.port)
 
     def url_for(self, url: str) -> str:
         """`url` (redis://host:port/db, amqp://user:pw@host:port/vhost) rewritten to the proxy."""

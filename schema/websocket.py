@@ -50,6 +50,7 @@ class LiveView(Protocol):
 
     def operation_context(self, base: Context, hub: LiveHub) -> Context: ...
 
+
 UNAUTHORIZED = 4401
 FORBIDDEN = 4403
 

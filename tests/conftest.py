@@ -1,4 +1,4 @@
-"""Test harness: a fresh database per run, real Redis, and the real app served over HTTP."""
+"""Test harness: PostgreSQL, Redis and RabbitMQ of the run's own, and the real app over HTTP."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import threading
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -28,15 +28,16 @@ from app.config import Settings, load_settings
 from app.http_protocol import server_options
 from app.main import create_app
 from app.metrics import PROJECTION_FALLBACKS
+from bench.rabbitmq import Node, scripts
+from bench.servers import OwnPostgres, OwnRedis
 from tests.fake_whatsapp import FakeWhatsApp, Worker, serve_fake, worker_env
 
-
-def _reachable(host: str, port: int) -> bool:
-    try:
-        with socket.create_connection((host, port), timeout=0.5):
-            return True
-    except OSError:
-        return False
+# The suite configures Herald itself: a developer's HERALD_* variables (naming their own
+# services) must reach neither it nor the processes it starts. HERALD_TEST_* choose servers.
+for _name in [
+    n for n in os.environ if n.startswith("HERALD_") and not n.startswith("HERALD_TEST_")
+]:
+    del os.environ[_name]
 
 
 @dataclass(frozen=True)
@@ -46,28 +47,35 @@ class Services:
 
 
 @pytest.fixture(scope="session")
-def services(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Services]:
-    """Env URLs first, then the machine's PostgreSQL/Redis, then embedded ones."""
-    env_db = os.environ.get("HERALD_TEST_DATABASE_URL")
-    env_redis = os.environ.get("HERALD_TEST_REDIS_URL")
-    # A database index per run so concurrent runs on one Redis do not flush each other.
-    redis_db = 1 + os.getpid() % 15
-    have_pg = env_db is not None or _reachable("127.0.0.1", 5432)
-    have_redis = env_redis is not None or _reachable("127.0.0.1", 6379)
-    embedded = None
-    if not (have_pg and have_redis):
-        from app.embedded import start_embedded
+def services() -> Iterator[Services]:
+    """This run's own PostgreSQL cluster and redis-server, stopped and removed at the end.
 
-        embedded = start_embedded(tmp_path_factory.mktemp("embedded"), database="postgres")
-    database = env_db or (
-        "postgresql://postgres@127.0.0.1:5432/postgres" if have_pg else embedded.database_url  # type: ignore[union-attr]
-    )
-    redis_url = env_redis or (
-        f"redis://127.0.0.1:6379/{redis_db}" if have_redis else embedded.redis_url  # type: ignore[union-attr]
-    )
-    yield Services(database, redis_url)
-    if embedded is not None:
-        embedded.stop()
+    HERALD_TEST_DATABASE_URL (a database the run may CREATE DATABASE from) and
+    HERALD_TEST_REDIS_URL (a database the run flushes before every test) name servers of
+    a developer's choosing instead.
+    """
+    with ExitStack() as own:
+        database = os.environ.get("HERALD_TEST_DATABASE_URL")
+        if database is None:
+            postgres = OwnPostgres()
+            own.callback(postgres.close)
+            database = postgres.url
+        redis_url = os.environ.get("HERALD_TEST_REDIS_URL")
+        if redis_url is None:
+            server = OwnRedis()
+            own.callback(server.close)
+            redis_url = server.url
+        yield Services(database, redis_url)
+
+
+@pytest.fixture(scope="session")
+def rabbitmq() -> Iterator[Node]:
+    """A RabbitMQ node of this run's own, started once for the tests that use it."""
+    if scripts() is None:
+        pytest.skip("rabbitmq-server is not installed; the RabbitMQ tests start a node of it")
+    node = Node()
+    yield node
+    node.stop()
 
 
 def _with_database(url: str, name: str) -> str:
@@ -117,6 +125,7 @@ def settings(database_url: str, services: Services) -> Settings:
         redis_url=services.redis_url,
         expose_sql_count=True,
         env="dev",
+        _env_file=None,  # nor a developer's `.env`
     )
 
 

@@ -83,7 +83,6 @@ def error_body(code: int) -> dict[str, Any]:
 
 
 DRAMATIQ = [sys.executable, "-m", "dramatiq", "app.worker.process"]
-ROOT = Path(__file__).resolve().parent.parent
 
 
 @dataclass
@@ -402,7 +401,7 @@ class Worker:
         self._log_start = self.log.seek(0, os.SEEK_END)  # workers of one test share a log
         self.proc = subprocess.Popen(
             [*DRAMATIQ, "-p", str(processes), "-t", "2"],
-            cwd=ROOT,
+            cwd=log.parent,  # not the checkout, whose `.env` may name a developer's services
             env=env,
             stdout=self.log,
             stderr=subprocess.STDOUT,

@@ -4,12 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import shutil
-import socket
-import subprocess
 import time
 from collections.abc import AsyncIterator, Iterator
-from pathlib import Path
 
 import pytest
 import pytest_asyncio
@@ -18,6 +14,7 @@ from redis.asyncio import Redis
 
 from app.cache import CacheService, RequestCache, open_redis
 from app.config import Settings
+from bench.servers import OwnRedis
 from tests.test_cache import CALLS, DB, FakeContext, data  # noqa: F401  (autouse fixture)
 from tests.test_cache import SCHEMA as CACHED_SCHEMA
 
@@ -27,61 +24,15 @@ QUERY = "{ totals { total } }"
 RETRY_AFTER = 0.2
 
 
-class SpareRedis:
-    """A throwaway redis-server on a free loopback port, stoppable and restartable."""
-
-    def __init__(self, directory: Path) -> None:
-        with socket.socket() as sock:
-            sock.bind(("127.0.0.1", 0))
-            self.port = sock.getsockname()[1]
-        self.directory = directory
-        self.process: subprocess.Popen[bytes] | None = None
-
-    @property
-    def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
-
-    def start(self) -> None:
-        binary = shutil.which("redis-server")
-        assert binary is not None, "redis-server is not on PATH"
-        version = subprocess.run([binary, "--version"], capture_output=True, text=True).stdout
-        # DEBUG (used to stall the server) is opt-in from Redis 7; older ones reject the flag.
-        debug = [] if " v=6." in version else ["--enable-debug-command", "yes"]
-        self.process = subprocess.Popen(
-            [binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
-             "--appendonly", "no", "--dir", str(self.directory), *debug],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )  # fmt: skip
-        client = sync_redis.Redis(host="127.0.0.1", port=self.port, socket_timeout=0.2)
-        deadline = time.monotonic() + 10
-        while True:
-            try:
-                client.ping()
-                break
-            except sync_redis.ConnectionError:
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.02)
-        client.close()
-
-    def stop(self) -> None:
-        if self.process is not None:
-            self.process.kill()
-            self.process.wait(timeout=10)
-            self.process = None
-
-
 @pytest.fixture
-def spare(tmp_path: Path) -> Iterator[SpareRedis]:
-    server = SpareRedis(tmp_path)
-    server.start()
+def spare() -> Iterator[OwnRedis]:
+    server = OwnRedis()
     yield server
-    server.stop()
+    server.close()
 
 
 @pytest_asyncio.fixture
-async def client(spare: SpareRedis) -> AsyncIterator[Redis]:
+async def client(spare: OwnRedis) -> AsyncIterator[Redis]:
     redis = open_redis(spare.url)
     yield redis
     await redis.aclose()
@@ -94,7 +45,7 @@ async def ask(service: CacheService) -> object:
 
 
 async def test_killed_redis_degrades_then_recovers(
-    spare: SpareRedis, client: Redis, settings: Settings, caplog: pytest.LogCaptureFixture
+    spare: OwnRedis, client: Redis, settings: Settings, caplog: pytest.LogCaptureFixture
 ) -> None:
     service = CacheService(client, settings, retry_after=RETRY_AFTER)
     # given: a warm value
@@ -135,7 +86,7 @@ async def test_killed_redis_degrades_then_recovers(
 
 
 async def test_slow_redis_answers_within_the_socket_timeout(
-    spare: SpareRedis, client: Redis, settings: Settings
+    spare: OwnRedis, client: Redis, settings: Settings
 ) -> None:
     service = CacheService(client, settings, retry_after=RETRY_AFTER)
     await client.ping()  # connection open; the stall below hits a read, not a connect

@@ -64,7 +64,7 @@ async def herald(*args: str, cwd: Path, **env: str) -> Run:
             "herald: configuration error: HERALD_DATABASE_URL:",
         ),
         (
-            {"HERALD_DATABASE_URL": "postgresql://postgres@127.0.0.1/x", "HERALD_PORT": "abc"},
+            {"HERALD_DATABASE_URL": "postgresql://postgres@127.0.0.1:1/x", "HERALD_PORT": "abc"},
             "herald: configuration error: HERALD_PORT:",
         ),
         ({}, "herald: configuration error: HERALD_DATABASE_URL: not set"),

@@ -23,9 +23,9 @@ DELAYED = 16
 
 
 @pytest.fixture
-def proxy() -> Iterator[TcpProxy]:
+def proxy(settings: Settings) -> Iterator[TcpProxy]:
     """Redis through a TCP proxy that the test can cut."""
-    with TcpProxy("127.0.0.1", 6379) as proxy:
+    with TcpProxy.before(str(settings.redis_url)) as proxy:
         yield proxy
 
 

