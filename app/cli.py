@@ -1,4 +1,4 @@
-"""The `herald` command: dev, serve, worker, migrate, seed, apikey and stats."""
+"""The `herald` command: dev, serve, worker, migrate, seed, apikey, stats and templates."""
 
 from __future__ import annotations
 
@@ -142,6 +142,16 @@ def _cmd_stats(args: argparse.Namespace) -> int:
     return run(args, settings)
 
 
+def _cmd_templates(args: argparse.Namespace) -> int:
+    from app.templates.cli import run
+
+    settings = load_settings()
+    require_urls(settings, "templates")
+    check_database(settings)
+    check_redis(settings)
+    return run(args, settings)
+
+
 # --- argument parsing ---
 
 
@@ -217,6 +227,12 @@ def build_parser() -> argparse.ArgumentParser:
     from app.stats.cli import add_arguments as stats_arguments
 
     stats_arguments(command("stats", _cmd_stats, "Check (and repair) the statistics counters."))
+
+    from app.templates.cli import add_arguments as templates_arguments
+
+    templates_arguments(
+        command("templates", _cmd_templates, "Sync the WhatsApp Business Account's templates.")
+    )
     return parser
 
 

@@ -126,6 +126,8 @@ class Settings(BaseSettings):
     whatsapp_api_base_url: str = "https://graph.facebook.com/v21.0"
     whatsapp_phone_number_id: str = ""
     whatsapp_access_token: str = ""
+    # The WhatsApp Business Account whose message templates `herald templates sync` lists.
+    whatsapp_business_account_id: str = ""
     whatsapp_app_secret: str = ""
     whatsapp_verify_token: str = ""
     # Whether the provider posts status webhooks (the Cloud API does). Off: a message whose

@@ -18,7 +18,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
-from app.config import Settings, get_settings, load_settings
+from app.config import Provider, Settings, get_settings, load_settings
 from app.preflight import check_database, fail
 from app.seed.demo import DEMO_CAMPAIGNS, DEMO_CONTACTS, DEMO_MESSAGES_PER_CAMPAIGN
 
@@ -148,6 +148,13 @@ def run(args: argparse.Namespace) -> int:
         report = asyncio.run(_seed_demo_if_empty(settings))
         if report is not None:
             print(f"herald: loaded demo data: {report.summary()}", flush=True)
+        if settings.whatsapp_provider is Provider.SIMULATED:
+            # The simulated account's templates, also in a database seeded before they were.
+            from app.templates.cli import summary, sync_once
+
+            synced = asyncio.run(sync_once(settings))
+            if synced.added or synced.changed or synced.deleted:
+                print(f"herald: templates synced: {summary(synced)}", flush=True)
         settings = _with_dev_key(settings)
         broker, worker = _start_worker(settings)
         config = uvicorn.Config(

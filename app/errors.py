@@ -46,3 +46,39 @@ class InvalidState(DomainError):
         self.entity = entity
         self.id = str(id)
         self.state = state
+
+
+class TemplateNotFound(DomainError):
+    """No synced template has this name and language (`herald templates sync` brings them)."""
+
+    def __init__(self, name: str, language: str) -> None:
+        super().__init__(
+            f"no template {name!r} in language {language!r} is synced from the WhatsApp "
+            "Business Account: create it there, then run `herald templates sync`"
+        )
+        self.name = name
+        self.language = language
+
+
+class TemplateNotApproved(DomainError):
+    """The template exists but WhatsApp would refuse to send it now."""
+
+    def __init__(self, name: str, language: str, status: str) -> None:
+        super().__init__(
+            f"template {name!r} ({language}) is {status}, not APPROVED: WhatsApp sends only "
+            "approved templates. Once it is approved again (a status webhook, or `herald "
+            "templates sync`), try again."
+        )
+        self.name = name
+        self.language = language
+        self.status = status
+
+
+class TemplateParameters(DomainError):
+    """The campaign cannot fill the template's parameters (count, kind, or components)."""
+
+    def __init__(self, name: str, language: str, parameter_count: int, message: str) -> None:
+        super().__init__(message)
+        self.name = name
+        self.language = language
+        self.parameter_count = parameter_count

@@ -1,4 +1,5 @@
-"""WhatsApp webhook: the subscription handshake, signed status updates and inbound messages.
+"""WhatsApp webhook: the subscription handshake, signed status updates, inbound messages and
+template status changes (a template WhatsApp paused or disabled pauses its campaigns).
 
 Events are applied with forward-only conditional UPDATEs in one short transaction, so
 the provider gets its 2xx fast and redeliveries or out-of-order events change nothing.
@@ -42,6 +43,7 @@ from app.interactions.repository import InteractionRepository
 from app.messages.repository import MessageRepository
 from app.models import InteractionKind, MessageStatus
 from app.runtime import Runtime
+from app.templates.service import HALTING, TemplateService
 from app.whatsapp.errors import ErrorClass, Rule, classify
 from app.whatsapp.pacing import Pacer
 
@@ -170,17 +172,23 @@ def _dicts(value: Any) -> list[dict[str, Any]]:
 
 
 def _items(payload: Any) -> list[tuple[str, dict[str, Any]]]:
-    """("statuses" | "messages", event) for every event object of a delivery."""
+    """("statuses" | "messages", event) for every event object of a delivery, and
+    ("template", change) for every template status change."""
     if not isinstance(payload, dict):
         return []
-    return [
-        (kind, item)
-        for entry in _dicts(payload.get("entry"))
-        for change in _dicts(entry.get("changes"))
-        if change.get("field") == "messages" and isinstance(change.get("value"), dict)
-        for kind in ("statuses", "messages")
-        for item in _dicts(change["value"].get(kind))
-    ]
+    items = []
+    for entry in _dicts(payload.get("entry")):
+        for change in _dicts(entry.get("changes")):
+            value = change.get("value")
+            if not isinstance(value, dict):
+                continue
+            if change.get("field") == "message_template_status_update":
+                items.append(("template", value))
+            elif change.get("field") == "messages":
+                items += [
+                    (k, item) for k in ("statuses", "messages") for item in _dicts(value.get(k))
+                ]
+    return items
 
 
 _MAX_TEXT = 4096  # a WhatsApp text message holds at most 4,096 characters
@@ -223,6 +231,8 @@ class _Handler:
             async with self.session.begin_nested():
                 if kind == "statuses":
                     touched = await self.status(event)
+                elif kind == "template":
+                    touched = await self.template(event)
                 else:
                     touched = await self.inbound(event)
         except Exception as exc:
@@ -291,6 +301,17 @@ class _Handler:
         template = (campaign.template_name, campaign.template_language)
         paused = await CampaignDispatchService(self.session).pause_for_error(code, template)
         self.item.paused.append(paused)
+
+    async def template(self, change: dict[str, Any]) -> set[int]:
+        """A template's new status; paused or disabled by WhatsApp, its sending and
+        scheduled campaigns are paused as a send's 132015 or 132016 would pause them."""
+        reported = await TemplateService(self.session).report(change)
+        if reported is None or reported.status not in HALTING:
+            return set()
+        code = HALTING[reported.status]
+        paused = await CampaignDispatchService(self.session).pause_for_error(code, reported.key)
+        self.item.paused.append(paused)
+        return set(paused.campaign_ids)
 
     async def inbound(self, event: dict[str, Any]) -> set[int]:
         sender = _text(event.get("from"), 32)

@@ -192,12 +192,20 @@ async def fixtures(database: str, drafts: int) -> tuple[list[int], list[int], in
             )
         ]
         target = await conn.fetchval("SELECT id FROM categories ORDER BY id LIMIT 1")
+        # An approved template, its one parameter filled with the contact's name: what a
+        # startCampaign accepts.
+        await conn.execute(
+            "INSERT INTO templates (name, language, status, category, body, parameter_count)"
+            " VALUES ('bench', 'en', 'APPROVED', 'MARKETING', 'Hello {{1}}', 1)"
+            " ON CONFLICT (name, language) DO NOTHING"
+        )
         draft_ids = [
             r["id"]
             for r in await conn.fetch(
-                "INSERT INTO campaigns (name, template_name, template_language, template_body)"
-                " SELECT 'bench ' || g, 'bench', 'en', 'Hello {{1}}' FROM generate_series(1, $1) g"
-                " RETURNING id",
+                "INSERT INTO campaigns (name, template_name, template_language, template_body,"
+                " template_parameters)"
+                " SELECT 'bench ' || g, 'bench', 'en', 'Hello {{1}}', '[{\"source\": \"name\"}]'"
+                " FROM generate_series(1, $1) g RETURNING id",
                 drafts,
             )
         ]

@@ -33,6 +33,7 @@ class Types:
     message: Any
     interaction: Any
     message_stats: Any
+    template: Any
 
 
 # Enum columns of page rows (message status, contact WhatsApp status): value → member. Rows

@@ -28,6 +28,7 @@ from loaders.messages import (
     MessagePageByCampaignIdLoader,
     MessagePageByContactIdLoader,
 )
+from loaders.templates import TemplateByNameLanguageLoader
 
 
 class Loaders:
@@ -100,3 +101,7 @@ class Loaders:
     @cached_property
     def interactions_by_contact_id(self) -> InteractionsByContactIdLoader:
         return InteractionsByContactIdLoader(self.session, self.types, **self.options)
+
+    @cached_property
+    def template_by_name_language(self) -> TemplateByNameLanguageLoader:
+        return TemplateByNameLanguageLoader(self.session, self.types, **self.options)

@@ -14,6 +14,7 @@ from schema.campaigns.types import CampaignType, MessageStats
 from schema.categories.types import CategoryType
 from schema.contacts.types import ContactType
 from schema.messages.types import InteractionType, MessageType
+from schema.templates.types import TemplateType
 
 TYPES = Types(
     campaign=CampaignType,
@@ -22,6 +23,7 @@ TYPES = Types(
     message=MessageType,
     interaction=InteractionType,
     message_stats=MessageStats,
+    template=TemplateType,
 )
 
 

@@ -23,6 +23,7 @@ from schema.extensions import HeraldSchema, TransactionBoundary
 from schema.limits import QueryLimits, RateLimit, VariableLimits
 from schema.messages.queries import MessageQuery
 from schema.system.queries import SystemQuery
+from schema.templates.queries import TemplateQuery
 
 Query = merge_types(
     "Query",
@@ -30,6 +31,7 @@ Query = merge_types(
         ContactQuery,
         CategoryQuery,
         CampaignQuery,
+        TemplateQuery,
         MessageQuery,
         DashboardQuery,
         SystemQuery,

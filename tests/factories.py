@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy import insert, select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.models import (
@@ -17,9 +18,13 @@ from app.models import (
     InteractionKind,
     Message,
     MessageStatus,
+    Template,
+    TemplateCategory,
+    TemplateStatus,
     campaign_categories,
     category_contacts,
 )
+from app.templates.service import placeholders
 
 
 async def contacts(session: AsyncSession, count: int, start: int = 0, **values: Any) -> list[int]:
@@ -49,12 +54,48 @@ async def category(session: AsyncSession, name: str, members: Sequence[int] = ()
     return category_id
 
 
+async def template(
+    session: AsyncSession,
+    name: str = "spring_sale",
+    language: str = "en",
+    body: str = "",
+    status: TemplateStatus = TemplateStatus.APPROVED,
+    category: TemplateCategory = TemplateCategory.MARKETING,
+    **values: Any,
+) -> int:
+    """A synced template (left as it is when one of that name and language exists)."""
+    components = [{"type": "BODY", "text": body}, *values.pop("components", [])]
+    stmt = (
+        pg_insert(Template)
+        .values(
+            name=name,
+            language=language,
+            body=body,
+            status=status.value,
+            category=category.value,
+            components=components,
+            parameter_count=len(placeholders(body)),
+            whatsapp_id=f"wa-{name}-{language}",
+            **values,
+        )
+        .on_conflict_do_nothing()
+        .returning(Template.id)
+    )
+    found = (await session.execute(stmt)).scalar()
+    if found is not None:
+        return int(found)
+    existing = select(Template.id).where(Template.name == name, Template.language == language)
+    return int((await session.execute(existing)).scalar_one())
+
+
 async def campaign(
     session: AsyncSession,
     name: str = "Spring sale",
     status: CampaignStatus = CampaignStatus.DRAFT,
     targets: Sequence[int] = (),
 ) -> int:
+    """A campaign of the approved template spring_sale (en), inserted with it if new."""
+    await template(session)
     campaign_id = (
         await session.execute(
             insert(Campaign)

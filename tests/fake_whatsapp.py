@@ -3,7 +3,8 @@
 The fake counts sends per recipient (the at-most-once evidence) and plays Meta's errors on
 demand: any error code in the send response, for chosen numbers, for a paused template or
 for everyone during a burst, or after accepting a send in a signed `failed` status webhook
-to Herald (as the Cloud API reports 131049 and the like), and bare HTTP 429 or 5xx.
+to Herald (as the Cloud API reports 131049 and the like), and bare HTTP 429 or 5xx. It also
+lists the business account's message templates, a few per page with `paging` cursors.
 """
 
 from __future__ import annotations
@@ -40,6 +41,8 @@ from app.whatsapp.errors import ERRORS
 from app.whatsapp.providers import sign
 
 PHONE_NUMBER_ID = "1234567890"
+BUSINESS_ACCOUNT_ID = "9876543210"
+ACCESS_TOKEN = "test-token"
 # The HTTP status the Cloud API answers an error code with (400 when not listed).
 ERROR_STATUS = {
     0: 401,
@@ -112,6 +115,11 @@ class FakeWhatsApp:
     keep_payloads: bool = False
     # Called with the running total after each accepted send (from the server thread).
     on_send: Callable[[int], None] | None = None
+    # The account's templates, as the Cloud API lists them, `listing_page` per page; the
+    # query of every listing request.
+    message_templates: list[dict[str, Any]] = field(default_factory=list)
+    listing_page: int = 2
+    listings: list[dict[str, str]] = field(default_factory=list)
     _ids: itertools.count[int] = field(default_factory=itertools.count)
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _tasks: set[asyncio.Task[None]] = field(default_factory=set)
@@ -132,6 +140,9 @@ class FakeWhatsApp:
         self.keep_payloads = False
         self.on_send = None
         self.latency_s = 0
+        self.message_templates.clear()
+        self.listing_page = 2
+        self.listings.clear()
 
     def start_burst(self, code: int, seconds: float) -> None:
         """Answer every send with `code` for `seconds` from now."""
@@ -211,10 +222,27 @@ class FakeWhatsApp:
                 }
             )
 
+        async def message_templates(request: StarletteRequest) -> JSONResponse:
+            with self._lock:
+                self.listings.append(dict(request.query_params))
+                listed = list(self.message_templates)
+            if request.headers.get("authorization") != f"Bearer {ACCESS_TOKEN}":
+                return JSONResponse(error_body(190), 401)
+            after = request.query_params.get("after")
+            start = int(after.removeprefix("cursor-")) if after else 0
+            end = start + self.listing_page
+            paging: dict[str, Any] = {
+                "cursors": {"before": f"cursor-{start}", "after": f"cursor-{end}"}
+            }
+            if end < len(listed):
+                paging["next"] = f"{request.url.include_query_params(after=f'cursor-{end}')}"
+            return JSONResponse({"data": listed[start:end], "paging": paging})
+
         return Starlette(
             routes=[
                 Route(f"/v21.0/{PHONE_NUMBER_ID}/messages", messages, methods=["POST"]),
                 Route(f"/v21.0/{PHONE_NUMBER_ID}/contacts", contacts, methods=["POST"]),
+                Route(f"/v21.0/{BUSINESS_ACCOUNT_ID}/message_templates", message_templates),
             ]
         )
 
@@ -292,6 +320,9 @@ def serve_fake(fake: FakeWhatsApp) -> Iterator[str]:
         thread.join(timeout=5)
 
 
+SPRING_SALE = "Bonjour {{first_name}}, -20%!"
+
+
 def phone(i: int) -> str:
     return f"+3361{i:07d}"
 
@@ -305,7 +336,8 @@ async def seed_campaign(
     other_category_overlap: int = 0,
 ) -> int:
     """Contacts 0..n-1 in a targeted category (the first ones opted out, then invalid ones);
-    `other_category_overlap` of them also in a second targeted category. Returns the id."""
+    `other_category_overlap` of them also in a second targeted category; the campaign sends
+    the approved template spring_sale (fr), inserted with it if new. Returns the id."""
     await session.execute(
         text(
             """
@@ -320,15 +352,29 @@ async def seed_campaign(
         ),
         {"n": contacts, "opted_out": opted_out, "invalid": invalid},
     )
+    await session.execute(
+        text(
+            """
+            INSERT INTO templates (name, language, status, category, body, parameter_count,
+                                   components)
+            VALUES ('spring_sale', 'fr', 'APPROVED', 'MARKETING', :body, 1,
+                    jsonb_build_array(jsonb_build_object('type', 'BODY',
+                                                         'text', CAST(:body AS text))))
+            ON CONFLICT (name, language) DO NOTHING
+            """
+        ),
+        {"body": SPRING_SALE},
+    )
     campaign_id = (
         await session.execute(
             text(
                 """
                 INSERT INTO campaigns (name, template_name, template_language, template_body)
-                VALUES ('Spring', 'spring_sale', 'fr', 'Bonjour {{first_name}}, -20%!')
+                VALUES ('Spring', 'spring_sale', 'fr', :body)
                 RETURNING id
                 """
-            )
+            ),
+            {"body": SPRING_SALE},
         )
     ).scalar_one()
     for name in ("targets", "also"):
@@ -378,7 +424,8 @@ def worker_env(settings: Settings, base_url: str, **extra: object) -> dict[str, 
         HERALD_WHATSAPP_PROVIDER="cloud_api",
         HERALD_WHATSAPP_API_BASE_URL=base_url,
         HERALD_WHATSAPP_PHONE_NUMBER_ID=PHONE_NUMBER_ID,
-        HERALD_WHATSAPP_ACCESS_TOKEN="test-token",
+        HERALD_WHATSAPP_BUSINESS_ACCOUNT_ID=BUSINESS_ACCOUNT_ID,
+        HERALD_WHATSAPP_ACCESS_TOKEN=ACCESS_TOKEN,
         HERALD_WHATSAPP_HTTP_BACKOFF_MS="10",
         HERALD_DB_POOL_SIZE="4",
     )

@@ -12,7 +12,10 @@ from tests.conftest import GqlClient
 
 pytestmark = pytest.mark.asyncio
 
-CAMPAIGN_FIELDS = "id name status template { name language body } targets { name }"
+CAMPAIGN_FIELDS = (
+    "id name status template { name language body status parameterCount } "
+    "templateParameters { source value } targets { name }"
+)
 
 CREATE_CAMPAIGN = f"""
 mutation($input: CreateCampaignInput!) {{
@@ -21,6 +24,7 @@ mutation($input: CreateCampaignInput!) {{
     ... on CreateCampaignSuccess {{ campaign {{ {CAMPAIGN_FIELDS} }} }}
     ... on InvalidInputError {{ message field }}
     ... on NotFoundError {{ entity id }}
+    ... on TemplateNotFoundError {{ message name language }}
   }}
 }}
 """
@@ -33,6 +37,7 @@ mutation($id: ID!, $input: UpdateCampaignInput!) {{
     ... on InvalidStateError {{ message entity id state }}
     ... on NotFoundError {{ entity id }}
     ... on InvalidInputError {{ field }}
+    ... on TemplateNotFoundError {{ name language }}
   }}
 }}
 """
@@ -59,7 +64,8 @@ mutation($id: ID!, $categoryIds: [ID!]!) {
 }
 """
 
-TEMPLATE = {"name": "spring_sale", "language": "en_US", "body": "Hi {{1}}!"}
+TEMPLATE = {"name": "spring_sale", "language": "en_US"}
+SYNCED = {**TEMPLATE, "body": "Hi {{1}}!", "status": "APPROVED", "parameterCount": 1}
 
 CAMPAIGN_NAMES = "{ campaigns { nodes { name } } dashboard { recentCampaigns { name } } }"
 
@@ -84,10 +90,12 @@ async def targets(session: AsyncSession, campaign_id: int) -> set[int]:
 async def test_create_campaign_is_a_draft_with_its_targets(
     gql: GqlClient, session: AsyncSession
 ) -> None:
-    # given
+    # given a synced template with one numbered parameter
+    await factories.template(session, "spring_sale", "en_US", body="Hi {{1}}!")
     vip = await factories.category(session, "VIP")
     gold = await factories.category(session, "Gold")
     await session.commit()
+    template = {**TEMPLATE, "parameters": [{"source": "ATTRIBUTE", "value": "first_name"}]}
 
     # when
     data = await gql.ok(
@@ -95,16 +103,17 @@ async def test_create_campaign_is_a_draft_with_its_targets(
         {
             "input": {
                 "name": "Spring",
-                "template": TEMPLATE,
+                "template": template,
                 "targetCategoryIds": [str(vip), str(gold)],
             }
         },
     )
 
-    # then
+    # then it sends the synced template, its parameter filled as asked
     campaign = data["createCampaign"]["campaign"]
     assert campaign["status"] == "DRAFT"
-    assert campaign["template"] == TEMPLATE
+    assert campaign["template"] == SYNCED
+    assert campaign["templateParameters"] == [{"source": "ATTRIBUTE", "value": "first_name"}]
     assert campaign["targets"] == [{"name": "Gold"}, {"name": "VIP"}]
     assert await targets(session, int(campaign["id"])) == {vip, gold}
 
@@ -113,6 +122,7 @@ async def test_create_campaign_whose_target_step_fails_leaves_no_campaign(
     gql: GqlClient, session: AsyncSession
 ) -> None:
     # given: the campaign row is inserted before the unknown category is found
+    await factories.template(session, "spring_sale", "en_US", body="Hi {{1}}!")
     vip = await factories.category(session, "VIP")
     await session.commit()
 
@@ -141,12 +151,35 @@ async def test_create_campaign_whose_target_step_fails_leaves_no_campaign(
         ("Spring", {**TEMPLATE, "language": "en\n"}, "template.language"),
         ("x" * 201, TEMPLATE, "name"),
         ("Spring", {**TEMPLATE, "name": "x" * 513}, "template.name"),
-        ("Spring", {**TEMPLATE, "body": "x" * 1_025}, "template.body"),
+        (
+            "Spring",
+            {**TEMPLATE, "parameters": [{"source": "TEXT"}]},
+            "template.parameters[0].value",
+        ),
+        (
+            "Spring",
+            {**TEMPLATE, "parameters": [{"source": "NAME"}, {"source": "ATTRIBUTE", "value": ""}]},
+            "template.parameters[1].value",
+        ),
+        (
+            "Spring",
+            {**TEMPLATE, "parameters": [{"source": "PHONE", "value": "x"}]},
+            "template.parameters[0].value",
+        ),
+        (
+            "Spring",
+            {**TEMPLATE, "parameters": [{"source": "TEXT", "value": "x" * 1_025}]},
+            "template.parameters[0].value",
+        ),
     ],
 )
 async def test_create_campaign_with_bad_input_writes_nothing(
     gql: GqlClient, session: AsyncSession, name: str, template: dict[str, str], field: str
 ) -> None:
+    # given
+    await factories.template(session, "spring_sale", "en_US", body="Hi {{1}}!")
+    await session.commit()
+
     # when
     data = await gql.ok(CREATE_CAMPAIGN, {"input": {"name": name, "template": template}})
 
@@ -156,21 +189,45 @@ async def test_create_campaign_with_bad_input_writes_nothing(
     assert await factories.count(session, Campaign) == 0
 
 
-async def test_create_campaign_takes_a_body_of_whatsapps_maximum_length(
+async def test_create_campaign_of_a_template_not_synced_writes_nothing(
+    gql: GqlClient, session: AsyncSession
+) -> None:
+    # given: spring_sale is synced in English only
+    await factories.template(session, "spring_sale", "en_US", body="Hi {{1}}!")
+    await session.commit()
+
+    # when
+    data = await gql.ok(
+        CREATE_CAMPAIGN,
+        {"input": {"name": "Spring", "template": {"name": "spring_sale", "language": "fr"}}},
+    )
+
+    # then
+    assert data["createCampaign"] == {
+        "__typename": "TemplateNotFoundError",
+        "message": "no template 'spring_sale' in language 'fr' is synced from the WhatsApp "
+        "Business Account: create it there, then run `herald templates sync`",
+        "name": "spring_sale",
+        "language": "fr",
+    }
+    assert await factories.count(session, Campaign) == 0
+
+
+async def test_create_campaign_keeps_the_synced_body_of_whatsapps_maximum_length(
     gql: GqlClient, session: AsyncSession
 ) -> None:
     # given: 1,024 characters, WhatsApp's cap on a template body
     body = "Hi {{1}} " + "x" * (1_024 - 9)
+    await factories.template(session, "spring_sale", "en_US", body=body)
+    await session.commit()
 
     # when
-    data = await gql.ok(
-        CREATE_CAMPAIGN, {"input": {"name": "Spring", "template": {**TEMPLATE, "body": body}}}
-    )
+    data = await gql.ok(CREATE_CAMPAIGN, {"input": {"name": "Spring", "template": TEMPLATE}})
 
     # then
     assert data["createCampaign"]["campaign"]["template"]["body"] == body
     stored_body = (await session.execute(select(Campaign.template_body))).scalar_one()
-    assert len(stored_body) == 1_024
+    assert stored_body == body
 
 
 # -- updateCampaign --------------------------------------------------------------------
@@ -179,8 +236,9 @@ async def test_create_campaign_takes_a_body_of_whatsapps_maximum_length(
 async def test_update_draft_campaign(gql: GqlClient, session: AsyncSession) -> None:
     # given
     campaign_id = await factories.campaign(session, "Spring")
+    await factories.template(session, "summer_sale", "fr", body="Bonjour {{prenom}}")
     await session.commit()
-    template = {"name": "summer_sale", "language": "fr", "body": "Bonjour {{1}}"}
+    template = {"name": "summer_sale", "language": "fr"}
 
     # when
     data = await gql.ok(
@@ -189,7 +247,11 @@ async def test_update_draft_campaign(gql: GqlClient, session: AsyncSession) -> N
 
     # then
     campaign = data["updateCampaign"]["campaign"]
-    assert (campaign["name"], campaign["template"]) == ("Summer", template)
+    assert (campaign["name"], campaign["template"]) == (
+        "Summer",
+        {**template, "body": "Bonjour {{prenom}}", "status": "APPROVED", "parameterCount": 1},
+    )
+    assert campaign["templateParameters"] == []
     assert await stored(session) == [("Summer", "summer_sale", CampaignStatus.DRAFT)]
 
 
@@ -260,13 +322,13 @@ async def test_update_campaign_with_an_empty_name_changes_nothing(
     assert await stored(session) == [("Spring", "spring_sale", CampaignStatus.DRAFT)]
 
 
-async def test_update_campaign_with_a_body_over_the_maximum_changes_nothing(
+async def test_update_campaign_to_a_template_not_synced_changes_nothing(
     gql: GqlClient, session: AsyncSession
 ) -> None:
     # given
     campaign_id = await factories.campaign(session, "Spring")
     await session.commit()
-    template = {**TEMPLATE, "name": "summer_sale", "body": "x" * 900_000}
+    template = {"name": "summer_sale", "language": "fr"}
 
     # when
     result = await gql(
@@ -276,8 +338,9 @@ async def test_update_campaign_with_a_body_over_the_maximum_changes_nothing(
     # then
     assert result.errors is None
     assert result.data["updateCampaign"] == {
-        "__typename": "InvalidInputError",
-        "field": "template.body",
+        "__typename": "TemplateNotFoundError",
+        "name": "summer_sale",
+        "language": "fr",
     }
     assert await stored(session) == [("Spring", "spring_sale", CampaignStatus.DRAFT)]
 

@@ -19,6 +19,8 @@ from sqlalchemy.pool import NullPool
 from app.config import Settings
 from app.models import CampaignStatus, InteractionKind, MessageStatus
 from app.stats.service import find_drift
+from tests.fake_whatsapp import ACCESS_TOKEN, BUSINESS_ACCOUNT_ID, FakeWhatsApp
+from tests.test_templates_sync import listed
 
 pytestmark = pytest.mark.asyncio
 
@@ -294,3 +296,41 @@ async def test_seed_rejects_more_messages_than_contacts(
     assert run.code == 2
     assert "--messages-per-campaign cannot exceed --contacts" in run.stderr
     assert await _scalar(session, "SELECT count(*) FROM contacts") == 0
+
+
+async def test_templates_sync_lists_the_account_and_says_what_changed(
+    database_url: str,
+    settings: Settings,
+    fake: FakeWhatsApp,
+    fake_server: tuple[FakeWhatsApp, str],
+    tmp_path: Path,
+) -> None:
+    # given three templates in the account, listed two per page
+    fake.message_templates += [listed("a"), listed("b"), listed("c", status="PAUSED")]
+    env = {
+        "HERALD_DATABASE_URL": database_url,
+        "HERALD_REDIS_URL": str(settings.redis_url),
+        "HERALD_WHATSAPP_PROVIDER": "cloud_api",
+        "HERALD_WHATSAPP_API_BASE_URL": fake_server[1],
+        "HERALD_WHATSAPP_BUSINESS_ACCOUNT_ID": BUSINESS_ACCOUNT_ID,
+        "HERALD_WHATSAPP_ACCESS_TOKEN": ACCESS_TOKEN,
+    }
+
+    # when synced twice, then with a token the Cloud API refuses
+    first = await herald("templates", "sync", cwd=tmp_path, **env)
+    again = await herald("templates", "sync", cwd=tmp_path, **env)
+    refused = await herald(
+        "templates", "sync", cwd=tmp_path, **{**env, "HERALD_WHATSAPP_ACCESS_TOKEN": "expired"}
+    )
+
+    # then
+    synced = "herald: templates synced: 3 listed: {} added, 0 changed, {} unchanged; 0 no longer "
+    assert first == Run(0, synced.format(3, 0) + "listed (marked DELETED)\n", "")
+    assert again == Run(0, synced.format(0, 3) + "listed (marked DELETED)\n", "")
+    assert refused == Run(
+        1,
+        "",
+        "herald: templates sync: the Cloud API answered HTTP 401: "
+        "(#190) Access token has expired\n",
+    )
+    assert len(fake.listings) == 2 + 2 + 1  # two pages each, the refused one stops at once

@@ -149,6 +149,12 @@ async def test_a_paused_template_pauses_its_campaigns_and_fails_nothing(
         assert rows[paused].pause_message.startswith("Template is paused (132015). ")
         assert await deps.redis.exists(halt_key(paused))
     assert (rows[other].status, rows[other].pause_code) == ("sending", None)
+    # the template is marked paused: nothing starts or resumes on it until approved again
+    marked = await session.execute(text("SELECT name, status, reason FROM templates"))
+    assert [tuple(row) for row in marked] == [
+        ("spring_sale", "PAUSED", "Template is paused (132015)")
+    ]
+    await session.commit()
     await drain(deps, other)
     assert await status_counts(session, other) == {"sent": 20}
     assert await pause_counts(deps.redis) == {"template_paused": 2}

@@ -26,6 +26,8 @@ from tests.fake_whatsapp import (
 )
 from tests.test_dispatch_mutations import PAUSE_REASON, RESUME_REASON, RETRY_MARKETING
 from tests.test_dispatch_workers import START
+from tests.test_templates_lifecycle import RESUME, template_event
+from tests.test_webhooks import post
 from tests.ws_client import gql_socket
 
 pytestmark = pytest.mark.asyncio
@@ -113,6 +115,7 @@ async def test_a_template_paused_mid_campaign_pauses_it_within_a_batch_and_resum
     http: httpx.AsyncClient,
     server: Server,
     admin_key: str,
+    settings: Settings,
     session: AsyncSession,
     fake: FakeWhatsApp,
     start_worker: StartWorker,
@@ -169,8 +172,18 @@ async def test_a_template_paused_mid_campaign_pauses_it_within_a_batch_and_resum
         worker.output()
     )
 
-    # when the template is active again and the campaign resumed
+    # when resumed while the template is still paused (the error marked it so)
+    refused = await gql.ok(RESUME, {"id": str(campaign_id)})
+
+    # then it stays paused
+    assert refused["resumeCampaign"]["__typename"] == "TemplateNotApprovedError"
+    assert refused["resumeCampaign"]["status"] == "PAUSED"
+    assert await campaign_status(session, campaign_id) == "paused"
+
+    # when WhatsApp approves the template again (its status webhook) and it is resumed
     fake.templates.clear()
+    approved = template_event("APPROVED", language="fr")
+    assert await post(http, approved, secret=settings.whatsapp_app_secret) == 200
     resumed = await gql.ok(RESUME_REASON, {"id": str(campaign_id)})
     await worker.completed(session, campaign_id)
     worker.stop()
@@ -180,6 +193,52 @@ async def test_a_template_paused_mid_campaign_pauses_it_within_a_batch_and_resum
     assert len(fake.sends) == 2_000
     assert set(fake.sends.values()) == {1}
     assert await status_counts(session, campaign_id) == {"sent": 2_000}
+
+
+async def test_a_template_paused_by_its_status_webhook_mid_campaign_sends_nothing_more(
+    gql: GqlClient,
+    http: httpx.AsyncClient,
+    settings: Settings,
+    session: AsyncSession,
+    fake: FakeWhatsApp,
+    start_worker: StartWorker,
+) -> None:
+    # given 2,000 contacts sent at 500/s by 4 lanes, waves of 16, to a provider that goes on
+    # accepting the template (any send after the pause would get through)
+    campaign_id = await seed_campaign(session, 2_000)
+    worker = await start_worker(
+        whatsapp_rate_per_second=500, dispatch_batch_size=100, dispatch_send_concurrency=16
+    )
+    await gql.ok(START, {"id": str(campaign_id)})
+
+    async def under_way() -> bool:
+        return len(fake.sends) >= 400
+
+    await worker.wait_until(under_way, "400 sends")
+
+    # when WhatsApp pauses the template, mid-campaign
+    paused = template_event("PAUSED", language="fr", other_info={"title": "FIRST_PAUSE"})
+    answer = await post(http, paused, secret=settings.whatsapp_app_secret)
+    answered = time.time()
+    await asyncio.sleep(1.5)
+    settled = len(fake.sends)
+    await asyncio.sleep(1.5)
+
+    # then the campaign is paused with the reason; after the answer only waves already in
+    # flight went out (one per lane at most), and nothing at all once they were back
+    assert answer == 200
+    assert await campaign_status(session, campaign_id) == "paused"
+    late = [r for r in fake.answered(0) if r.at > answered]
+    assert len(late) <= 4 * 16, len(late)
+    assert len(fake.sends) == settled < 2_000
+    assert set(fake.sends.values()) == {1}
+    assert await status_counts(session, campaign_id) == {
+        "sent": settled,
+        "pending": 2_000 - settled,
+    }
+    reason = (await gql.ok(PAUSE_REASON, {"id": str(campaign_id)}))["campaign"]["pauseReason"]
+    assert (reason["code"], reason["errorCode"]) == ("TEMPLATE_PAUSED", 132015)
+    worker.stop()
 
 
 async def test_messages_at_the_marketing_limit_are_not_retried_within_24_hours_unless_asked(

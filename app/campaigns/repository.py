@@ -171,11 +171,14 @@ class CampaignRepository:
         return (await self.session.execute(stmt)).rowcount == 1  # type: ignore[attr-defined]
 
     async def pause_sending(
-        self, values: Mapping[str, Any], template: tuple[str, str] | None
+        self,
+        values: Mapping[str, Any],
+        template: tuple[str, str] | None,
+        statuses: Sequence[CampaignStatus] = (CampaignStatus.SENDING,),
     ) -> list[int]:
-        """sending → paused with `values`, for every sending campaign, or those sending the
-        template (name, language); returns their ids."""
-        stmt = update(_table).where(campaigns.c.status == CampaignStatus.SENDING)
+        """sending (or another of `statuses`) → paused with `values`, for every such
+        campaign, or those of the template (name, language); returns their ids."""
+        stmt = update(_table).where(campaigns.c.status.in_(statuses))
         if template is not None:
             stmt = stmt.where(
                 campaigns.c.template_name == template[0],

@@ -16,9 +16,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.campaigns.repository import CampaignRepository
 from app.categories.repository import CategoryRepository
 from app.errors import InvalidInput, InvalidState, NotFound
-from app.inputs import check_length, check_text
+from app.inputs import check_text
 from app.messages.repository import MessageRepository
-from app.models import CampaignStatus
+from app.models import CampaignStatus, ParameterSource
+from app.templates.service import STATUS_OF_ERROR, TemplateService, parameter_columns
 from app.whatsapp.errors import MARKETING_LIMITED, PauseReason, classify, pause_reason
 
 S = CampaignStatus
@@ -26,7 +27,6 @@ EDITABLE = (S.DRAFT,)  # update, delete: once scheduled or sent, the campaign is
 RETARGETABLE = (S.DRAFT, S.SCHEDULED)  # targets are resolved into messages at start
 NAME_MAX = 200  # campaigns.name is VARCHAR(200)
 TEMPLATE_NAME_MAX = 512  # WhatsApp's cap on a template name; campaigns.template_name too
-TEMPLATE_BODY_MAX = 1_024  # WhatsApp's cap on a template's body text
 MAX_TARGETS = 1_000
 # Leaving `paused` (resume, cancel) forgets why Herald paused the campaign.
 NO_PAUSE_REASON: dict[str, object] = {
@@ -41,31 +41,39 @@ LANGUAGE = re.compile(r"[a-z]{2,3}(_[A-Za-z]{2,4})?")
 
 @dataclass(frozen=True)
 class TemplateValues:
+    """A synced template, by name and language, and how the campaign fills its parameters
+    (app/templates/service.py)."""
+
     name: str
     language: str
-    body: str
-
-
-def template_columns(template: TemplateValues) -> dict[str, str]:
-    """Checked template fields, as the campaign's template_* columns."""
-    if not LANGUAGE.fullmatch(template.language):
-        raise InvalidInput(
-            "template.language", f"{template.language!r} is not a language code like 'en_US'"
-        )
-    return {
-        "template_name": check_text("template.name", template.name, TEMPLATE_NAME_MAX),
-        "template_language": template.language,
-        "template_body": check_length("template.body", template.body, TEMPLATE_BODY_MAX),
-    }
+    parameters: Sequence[tuple[ParameterSource, str | None]] = ()
 
 
 class CampaignService:
     def __init__(self, session: AsyncSession) -> None:
         self.campaigns = CampaignRepository(session)
         self.categories = CategoryRepository(session)
+        self.templates = TemplateService(session)
+
+    async def _template_columns(self, template: TemplateValues) -> dict[str, Any]:
+        """The campaign's template_* columns, its body from the synced template."""
+        if not LANGUAGE.fullmatch(template.language):
+            raise InvalidInput(
+                "template.language", f"{template.language!r} is not a language code like 'en_US'"
+            )
+        name = check_text("template.name", template.name, TEMPLATE_NAME_MAX)
+        parameters = parameter_columns(template.parameters)
+        synced = await self.templates.get(name, template.language)
+        return {
+            "template_name": name,
+            "template_language": template.language,
+            "template_body": synced.body,
+            "template_parameters": parameters,
+        }
 
     async def create(self, name: str, template: TemplateValues, target_ids: Sequence[int]) -> Row:
-        values = {"name": check_text("name", name, NAME_MAX), **template_columns(template)}
+        values: dict[str, Any] = {"name": check_text("name", name, NAME_MAX)}
+        values.update(await self._template_columns(template))
         targets = self._check_targets(target_ids)
         row = await self.campaigns.insert(values)
         await self._retarget(row.id, targets)
@@ -79,7 +87,7 @@ class CampaignService:
         if name is not None:
             values["name"] = check_text("name", name, NAME_MAX)
         if template is not None:
-            values.update(template_columns(template))
+            values.update(await self._template_columns(template))
         row = await self.campaigns.update_if(campaign_id, EDITABLE, values)
         if row is None:
             raise await self._refusal(campaign_id, "edit")
@@ -148,6 +156,26 @@ class CampaignDispatchService:
     def __init__(self, session: AsyncSession) -> None:
         self.campaigns = CampaignRepository(session)
         self.messages = MessageRepository(session)
+        self.templates = TemplateService(session)
+
+    async def _locked(self, campaign_id: int, allowed: list[CampaignStatus], verb: str) -> Row:
+        """The campaign, locked against concurrent transitions, if in an `allowed` state."""
+        row = await self.campaigns.get_locked(campaign_id)
+        if row is None:
+            raise NotFound("Campaign", campaign_id)
+        if row.status not in allowed:
+            raise InvalidState(
+                "Campaign", campaign_id, row.status, f"cannot {verb} a {row.status} campaign"
+            )
+        return row
+
+    async def _sendable(self, campaign: Row) -> dict[str, Any]:
+        """Refuse a template WhatsApp would not send or the campaign cannot fill; else the
+        body to send, as approved now."""
+        template = await self.templates.sendable(
+            campaign.template_name, campaign.template_language, campaign.template_parameters
+        )
+        return {"template_body": template.body}
 
     async def _refuse(self, campaign_id: int, verb: str) -> Exception:
         """Why a conditional transition matched nothing: missing, or in the wrong state."""
@@ -172,8 +200,10 @@ class CampaignDispatchService:
         return row
 
     async def start(self, campaign_id: int) -> Row:
+        allowed = [S.DRAFT, S.SCHEDULED]
+        values = await self._sendable(await self._locked(campaign_id, allowed, "start"))
         return await self._move(
-            campaign_id, [S.DRAFT, S.SCHEDULED], S.SENDING, "start", started_at=datetime.now(UTC)
+            campaign_id, allowed, S.SENDING, "start", started_at=datetime.now(UTC), **values
         )
 
     async def schedule(self, campaign_id: int, at: datetime) -> Row:
@@ -181,8 +211,10 @@ class CampaignDispatchService:
             raise InvalidInput("at", "the time must include a UTC offset")
         if at <= datetime.now(UTC):
             raise InvalidInput("at", "the time must be in the future")
+        allowed = [S.DRAFT, S.SCHEDULED]
+        values = await self._sendable(await self._locked(campaign_id, allowed, "schedule"))
         return await self._move(
-            campaign_id, [S.DRAFT, S.SCHEDULED], S.SCHEDULED, "schedule", scheduled_at=at
+            campaign_id, allowed, S.SCHEDULED, "schedule", scheduled_at=at, **values
         )
 
     async def pause(self, campaign_id: int) -> Row:
@@ -190,14 +222,40 @@ class CampaignDispatchService:
 
     async def pause_for_error(self, code: int, template: tuple[str, str]) -> Paused:
         """Pause what a campaign-stopping error touches: the sending campaigns of the
-        template (name, language) for a template error, every sending one otherwise."""
+        template (name, language) for a template error, every sending one otherwise. A
+        template found paused or disabled is marked so, and its scheduled campaigns are
+        paused too: nothing starts on it until WhatsApp approves it again."""
         rule = classify(code)
         reason = pause_reason(code, rule)
         scope = template if rule.template_scoped else None
-        return Paused(reason, await self.campaigns.pause_sending(reason.columns(), scope))
+        statuses = [S.SENDING]
+        status = STATUS_OF_ERROR.get(code)
+        if status is not None:
+            await self.templates.mark(template, status, f"{rule.title} ({code})")
+            statuses.append(S.SCHEDULED)
+        paused = await self.campaigns.pause_sending(reason.columns(), scope, statuses)
+        return Paused(reason, paused)
 
     async def resume(self, campaign_id: int) -> Row:
-        return await self._move(campaign_id, [S.PAUSED], S.SENDING, "resume", **NO_PAUSE_REASON)
+        """paused → sending, or back to scheduled when Herald paused it before its time;
+        refused while its template cannot be sent."""
+        row = await self._locked(campaign_id, [S.PAUSED], "resume")
+        values = await self._sendable(row)
+        now = datetime.now(UTC)
+        if row.started_at is None and row.scheduled_at is not None and row.scheduled_at > now:
+            return await self._move(
+                campaign_id, [S.PAUSED], S.SCHEDULED, "resume", **NO_PAUSE_REASON, **values
+            )
+        started = row.started_at or now
+        return await self._move(
+            campaign_id,
+            [S.PAUSED],
+            S.SENDING,
+            "resume",
+            started_at=started,
+            **NO_PAUSE_REASON,
+            **values,
+        )
 
     async def cancel(self, campaign_id: int) -> Row:
         row = await self._move(
@@ -213,8 +271,9 @@ class CampaignDispatchService:
 
     async def retry_failed(self, campaign_id: int, include_marketing_limited: bool) -> Retried:
         """Put failed messages back to pending on purpose: never for undeliverable numbers
-        or opted-out contacts, and for messages that met the per-user marketing limit
-        (131049) within 24 hours only when asked (re-sent at once, they fail again)."""
+        or opted-out contacts, and for messages of a marketing template that met the
+        per-user marketing limit (131049) within 24 hours only when asked (re-sent at once,
+        they fail again)."""
         row = await self.campaigns.get(campaign_id)
         if row is None:
             raise NotFound("Campaign", campaign_id)
@@ -222,7 +281,9 @@ class CampaignDispatchService:
             raise InvalidState(
                 "Campaign", campaign_id, row.status, f"cannot retry a {row.status} campaign"
             )
-        held_code = None if include_marketing_limited else MARKETING_LIMITED
+        # The limit applies to marketing messages only: the template's category decides.
+        marketing = await self.templates.is_marketing(row.template_name, row.template_language)
+        held_code = MARKETING_LIMITED if marketing and not include_marketing_limited else None
         count = await self.messages.retry_failed(campaign_id, held_code)
         held = 0 if held_code is None else await self.messages.held_back(campaign_id, held_code)
         if count and row.status == S.COMPLETED:

@@ -24,6 +24,7 @@ from app.campaigns.tasks import active_key, count_dispatch, finish, sending_time
 from app.messages.outcomes import Recorded, record
 from app.messages.repository import Claimed, MessageRepository
 from app.models import CampaignStatus
+from app.templates.service import parameter_sources
 from app.whatsapp.errors import ErrorClass, classify
 from app.whatsapp.pacing import Pacer
 from app.whatsapp.providers import Outbound, SendResult, Template
@@ -94,7 +95,10 @@ async def _one_batch(deps: Deps, campaign_id: int) -> int | None:
         await _refund(quota, granted - len(eligible))
         await _mark_active(deps, campaign_id, sending_timeout_ms(deps))
         template = Template(
-            campaign.template_name, campaign.template_language, campaign.template_body
+            campaign.template_name,
+            campaign.template_language,
+            campaign.template_body,
+            parameter_sources(campaign.template_parameters),
         )
         halted = await _send_all(deps, campaign_id, template, eligible, results, unsent)
     finally:

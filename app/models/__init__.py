@@ -12,11 +12,15 @@ from app.models.enums import (
     CampaignStatus,
     InteractionKind,
     MessageStatus,
+    ParameterSource,
     PauseCode,
+    TemplateCategory,
+    TemplateStatus,
     WhatsAppStatus,
 )
 from app.models.interaction import Interaction
 from app.models.message import Message
+from app.models.template import Template
 from app.models.total_counter import TotalCounter
 
 __all__ = [
@@ -33,7 +37,11 @@ __all__ = [
     "InteractionKind",
     "Message",
     "MessageStatus",
+    "ParameterSource",
     "PauseCode",
+    "Template",
+    "TemplateCategory",
+    "TemplateStatus",
     "TotalCounter",
     "WhatsAppStatus",
     "campaign_categories",

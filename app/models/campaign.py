@@ -3,9 +3,21 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import BigInteger, Column, DateTime, ForeignKey, Index, Integer, String, Table, Text
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Table,
+    Text,
+    text,
+)
+from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from app.models.base import Base, IdMixin, TimestampMixin, checked_enum
@@ -40,6 +52,11 @@ class Campaign(IdMixin, TimestampMixin, Base):
     template_name: Mapped[str] = mapped_column(String(512), nullable=False)
     template_language: Mapped[str] = mapped_column(String(16), nullable=False, default="en")
     template_body: Mapped[str] = mapped_column(Text, nullable=False, default="")
+    # How each body parameter of the template is filled, in order: [{"source": "attribute",
+    # "value": "first_name"}, ...]; empty: by the placeholders' own names (app/templates).
+    template_parameters: Mapped[list[dict[str, Any]]] = mapped_column(
+        JSONB, nullable=False, server_default=text("'[]'::jsonb")
+    )
     status: Mapped[CampaignStatus] = mapped_column(
         checked_enum(CampaignStatus, "campaign_status"),
         nullable=False,

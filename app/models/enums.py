@@ -33,6 +33,49 @@ class PauseCode(StrEnum):
     ACCESS_TOKEN_INVALID = "access_token_invalid"
 
 
+class TemplateStatus(StrEnum):
+    """A WhatsApp template's review status, as the Cloud API spells it. Stored as the raw
+    text, so a status WhatsApp adds later is kept as it came; `of` reads it as UNKNOWN."""
+
+    APPROVED = "APPROVED"
+    PENDING = "PENDING"
+    REJECTED = "REJECTED"
+    PAUSED = "PAUSED"
+    DISABLED = "DISABLED"
+    IN_APPEAL = "IN_APPEAL"
+    PENDING_DELETION = "PENDING_DELETION"
+    DELETED = "DELETED"
+    ARCHIVED = "ARCHIVED"
+    LIMIT_EXCEEDED = "LIMIT_EXCEEDED"
+    UNKNOWN = "UNKNOWN"
+
+    @classmethod
+    def of(cls, raw: str | None) -> TemplateStatus:
+        return cls._value2member_map_.get(raw or "", cls.UNKNOWN)  # type: ignore[return-value]
+
+
+class TemplateCategory(StrEnum):
+    """What WhatsApp bills and limits a template as (stored as the raw text, like the status)."""
+
+    MARKETING = "MARKETING"
+    UTILITY = "UTILITY"
+    AUTHENTICATION = "AUTHENTICATION"
+    UNKNOWN = "UNKNOWN"
+
+    @classmethod
+    def of(cls, raw: str | None) -> TemplateCategory:
+        return cls._value2member_map_.get(raw or "", cls.UNKNOWN)  # type: ignore[return-value]
+
+
+class ParameterSource(StrEnum):
+    """Where a campaign takes the value of one of its template's body parameters."""
+
+    NAME = "name"
+    PHONE = "phone"
+    ATTRIBUTE = "attribute"
+    TEXT = "text"
+
+
 class MessageStatus(StrEnum):
     PENDING = "pending"
     SENDING = "sending"

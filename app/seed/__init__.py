@@ -10,8 +10,10 @@ import time
 from dataclasses import dataclass
 
 from sqlalchemy import text
+from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
 
+from app.models import Template
 from app.seed.bulk import BULK_TABLES, COUNTERS, SET_ASIDE, TRIGGERS
 from app.seed.data import (
     CAMPAIGN_TARGETS,
@@ -24,10 +26,12 @@ from app.seed.data import (
     OPT_OUTS,
     STARTED,
 )
+from app.templates.service import columns_of
+from app.whatsapp.templates import SIMULATED_TEMPLATES
 
 DATA_TABLES = (
     "interactions, messages, campaign_categories, campaigns, category_contacts, "
-    "categories, contacts"
+    "categories, contacts, templates"
 )
 
 
@@ -94,6 +98,13 @@ async def _execute_all(db: AsyncConnection | AsyncSession, statements: tuple[str
         await db.execute(text(statement))
 
 
+async def _insert_templates(db: AsyncConnection | AsyncSession) -> None:
+    """The simulated account's templates, as a sync would store them; a template already
+    synced under the same name and language is left as it is."""
+    rows = [columns_of(item) for item in SIMULATED_TEMPLATES]
+    await db.execute(pg_insert(Template).values(rows).on_conflict_do_nothing())
+
+
 async def _seed(
     db: AsyncConnection | AsyncSession,
     contacts: int,
@@ -129,6 +140,7 @@ async def _seed(
     if last - first + 1 != contacts:
         raise SeedError("contact ids are not contiguous; seed into an empty database")
     await _execute_all(db, CATEGORIES)
+    await _insert_templates(db)
     await db.execute(text(CAMPAIGNS), {"campaigns": campaigns})
     await db.execute(text(CAMPAIGN_TARGETS))
     for campaign_id in (await db.execute(text(STARTED))).scalars().all():

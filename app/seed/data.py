@@ -110,16 +110,19 @@ JOIN contacts AS ct
 """,
 )
 
+# Each campaign sends one of the simulated account's approved templates (inserted first),
+# its parameters filled from the contacts' attributes or a fixed text.
 # The first seven campaigns take each status once, so even a tiny seed has them all;
 # the rest follow a realistic mix where most campaigns are finished. Creation dates grow
 # with the id, as ids are handed out at creation (lists, recentCampaigns included, are
 # newest first by id), spread over the past year; each start follows its creation.
 CAMPAIGNS = """
-INSERT INTO campaigns (name, template_name, template_language, template_body, status,
+INSERT INTO campaigns (name, template_name, template_language, template_body,
+                       template_parameters, status,
                        scheduled_at, started_at, completed_at, created_at, updated_at)
 SELECT
   initcap(replace(t.template_name, '_', ' ')) || ' #' || g.i,
-  t.template_name, t.language, t.body, s.status,
+  t.template_name, t.language, tp.body, CAST(t.parameters AS jsonb), s.status,
   CASE s.status
     WHEN 'draft' THEN NULL
     WHEN 'scheduled' THEN now() + interval '1 day' * (1 + 29 * g.r)
@@ -163,13 +166,20 @@ CROSS JOIN LATERAL (
   END AS started_at
 ) AS x
 JOIN (VALUES
-  (0, 'spring_sale', 'en', 'Hi {{1}}, our spring sale starts today: {{2}}% off everything.'),
-  (1, 'order_follow_up', 'en', 'Hello {{1}}, how are you enjoying your order from {{2}}?'),
-  (2, 'nouvelle_collection', 'fr', 'Bonjour {{1}}, la nouvelle collection est arrivée !'),
-  (3, 'store_event', 'en', 'Hi {{1}}, join us at our {{2}} store this Saturday.'),
-  (4, 'loyalty_reward', 'en', '{{1}}, you have {{2}} loyalty points waiting for you.'),
-  (5, 'winterschlussverkauf', 'de', 'Hallo {{1}}, bis zu {{2}}% Rabatt im Winterschlussverkauf.')
-) AS t(idx, template_name, language, body) ON t.idx = g.i % 6
+  (0, 'spring_sale', 'en', '[{"source": "attribute", "value": "first_name"},
+                            {"source": "text", "value": "20"}]'),
+  (1, 'order_follow_up', 'en', '[{"source": "attribute", "value": "first_name"},
+                                {"source": "text", "value": "Herald Store"}]'),
+  (2, 'nouvelle_collection', 'fr', '[{"source": "attribute", "value": "first_name"}]'),
+  (3, 'store_event', 'en', '[{"source": "attribute", "value": "first_name"},
+                            {"source": "attribute", "value": "city"}]'),
+  (4, 'loyalty_reward', 'en', '[{"source": "attribute", "value": "first_name"},
+                               {"source": "attribute", "value": "loyalty_points"}]'),
+  (5, 'winterschlussverkauf', 'de', '[{"source": "attribute", "value": "first_name"},
+                                     {"source": "text", "value": "50"}]')
+) AS t(idx, template_name, language, parameters) ON t.idx = g.i % 6
+-- the simulated account's templates (app/whatsapp/templates.py), inserted just before
+JOIN templates AS tp ON tp.name = t.template_name AND tp.language = t.language
 ORDER BY g.i
 """
 

@@ -16,6 +16,7 @@ import httpx
 import orjson
 
 from app.config import Settings
+from app.models.enums import ParameterSource
 
 _VARIABLE = re.compile(r"\{\{\s*([\w.]+)\s*\}\}")
 
@@ -29,13 +30,17 @@ class Template:
     name: str
     language: str
     body: str
+    # Where each body parameter's value comes from, in order: (ParameterSource, its value:
+    # an attribute's key or a text); empty: each from the attribute its placeholder names.
+    parameters: tuple[tuple[str, str | None], ...] = ()
 
     def variables(self) -> list[str]:
-        """Placeholder names in order of first appearance (`{{1}}` or `{{first_name}}`)."""
-        seen: dict[str, None] = {}
-        for match in _VARIABLE.finditer(self.body):
-            seen.setdefault(match.group(1))
-        return list(seen)
+        """Placeholder names in the order WhatsApp takes their values: `{{1}}`, `{{2}}` ...
+        by number, named ones (`{{first_name}}`) in order of first appearance."""
+        names = list(dict.fromkeys(match.group(1) for match in _VARIABLE.finditer(self.body)))
+        if all(name.isdigit() for name in names):
+            names.sort(key=int)
+        return names
 
 
 @dataclass(frozen=True)
@@ -74,12 +79,11 @@ class WhatsAppProvider(Protocol):
 
 
 def template_payload(template: Template, message: Outbound) -> dict[str, Any]:
-    """The Cloud API template message, variables filled from the contact's attributes."""
+    """The Cloud API template message, its variables filled from the contact."""
     parameters = []
-    for variable in template.variables():
-        value = message.attributes.get(variable)
-        if value is None and variable == "name":
-            value = message.name
+    sources = template.parameters
+    for index, variable in enumerate(template.variables()):
+        value = _value(sources[index] if index < len(sources) else None, variable, message)
         parameter: dict[str, Any] = {"type": "text", "text": "" if value is None else str(value)}
         if not variable.isdigit():
             parameter["parameter_name"] = variable
@@ -97,6 +101,22 @@ def template_payload(template: Template, message: Outbound) -> dict[str, Any]:
         # worker died before recording the provider's message id.
         "biz_opaque_callback_data": str(message.message_id),
     }
+
+
+def _value(source: tuple[str, str | None] | None, variable: str, message: Outbound) -> Any:
+    """One body parameter's value for this contact; without a source, the attribute the
+    placeholder names (for `{{name}}`, the contact's name when it has no such attribute)."""
+    if source is None:
+        value = message.attributes.get(variable)
+        return message.name if value is None and variable == "name" else value
+    kind, given = source
+    if kind == ParameterSource.NAME:
+        return message.name
+    if kind == ParameterSource.PHONE:
+        return message.phone
+    if kind == ParameterSource.TEXT:
+        return given
+    return message.attributes.get(given or "")
 
 
 class CloudApiProvider:

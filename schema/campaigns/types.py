@@ -11,12 +11,13 @@ import strawberry
 from app.reads import Rows
 from loaders.base import projected
 from schema.cache import Cached
-from schema.common.enums import CampaignStatus, MessageStatus, PauseCode
+from schema.common.enums import CampaignStatus, MessageStatus, ParameterSource, PauseCode
 from schema.common.pagination import Connection
 from schema.common.selection import Projected
 from schema.context import Info
 from schema.messages.pages import messages_of, messages_of_many
 from schema.plans import batched
+from schema.templates.types import TemplateParameter, TemplateType
 
 if TYPE_CHECKING:
     from loaders.registry import Loaders
@@ -25,17 +26,10 @@ if TYPE_CHECKING:
 
 
 FINISHED = frozenset({CampaignStatus.COMPLETED, CampaignStatus.CANCELLED})
-# The columns `Campaign.template` is built from, in `Template`'s field order.
+# The columns `Campaign.template` is looked up by (the body: for a template not synced).
 TEMPLATE_COLUMNS = ("template_name", "template_language", "template_body")
 # And those `Campaign.pauseReason` is built from, in `PauseReason`'s.
 PAUSE_COLUMNS = ("pause_code", "pause_error_code", "pause_message")
-
-
-@strawberry.type
-class Template:
-    name: str = strawberry.field(description="The approved WhatsApp template's name.")
-    language: str
-    body: str = strawberry.field(description="Text with {{1}}-style variables.")
 
 
 @strawberry.type(
@@ -97,7 +91,6 @@ class CampaignType(Projected):
     id: strawberry.ID
     name: str
     status: CampaignStatus
-    template: Template
     pause_reason: PauseReason | None = strawberry.field(
         description="Set while the campaign is PAUSED by Herald over a Cloud API error; null "
         "when it was paused by hand, or is not paused."
@@ -107,6 +100,10 @@ class CampaignType(Projected):
     completed_at: datetime | None
     created_at: datetime
     updated_at: datetime
+    template_name: strawberry.Private[str]
+    template_language: strawberry.Private[str]
+    template_body: strawberry.Private[str]
+    template_parameters: strawberry.Private[list[dict[str, Any]]]
 
     @classmethod
     def from_row(cls, row: Any) -> CampaignType:
@@ -114,11 +111,10 @@ class CampaignType(Projected):
             id=strawberry.ID(str(row.id)),
             name=row.name,
             status=row.status,
-            template=Template(
-                name=row.template_name,
-                language=row.template_language,
-                body=row.template_body,
-            ),
+            template_name=row.template_name,
+            template_language=row.template_language,
+            template_body=row.template_body,
+            template_parameters=row.template_parameters,
             pause_reason=PauseReason.of(row.pause_code, row.pause_error_code, row.pause_message),
             scheduled_at=row.scheduled_at,
             started_at=row.started_at,
@@ -134,19 +130,32 @@ class CampaignType(Projected):
     @classmethod
     def of_page(cls, rows: Rows) -> list[CampaignType]:
         """Campaigns of a page fetched for a selection: its columns set, the others
-        unreadable, and the template and pause reason built when their columns were
-        fetched."""
+        unreadable, and the pause reason built when its columns were fetched."""
         build = projected(rows.fields, CampaignType, enums=False)
         campaigns: list[CampaignType] = build(rows.records)
-        if TEMPLATE_COLUMNS[0] in rows.fields:
-            name, language, body = (rows.fields.index(column) for column in TEMPLATE_COLUMNS)
-            for campaign, row in zip(campaigns, rows.records, strict=True):
-                campaign.template = Template(name=row[name], language=row[language], body=row[body])
         if PAUSE_COLUMNS[0] in rows.fields:
             code, error_code, message = (rows.fields.index(column) for column in PAUSE_COLUMNS)
             for campaign, row in zip(campaigns, rows.records, strict=True):
                 campaign.pause_reason = PauseReason.of(row[code], row[error_code], row[message])
         return campaigns
+
+    @strawberry.field(description="The WhatsApp template it sends, as last synced.")
+    @batched(lambda campaigns, info: _templates_of(campaigns, info))
+    async def template(self, info: Info) -> TemplateType:
+        key = (self.template_name, self.template_language)
+        found = await info.context.loaders.template_by_name_language.load(key)
+        return found or TemplateType.unsynced(*key, self.template_body)
+
+    @strawberry.field(
+        name="templateParameters",
+        description="Where each of the template's placeholders takes its value, in the order "
+        "of `template.placeholders`; empty: each from the attribute its placeholder names.",
+    )
+    def parameters(self) -> list[TemplateParameter]:
+        return [
+            TemplateParameter(source=ParameterSource(item["source"]), value=item.get("value"))
+            for item in self.template_parameters
+        ]
 
     @strawberry.field(description="The categories whose contacts this campaign reaches.")
     async def targets(
@@ -187,6 +196,16 @@ class CampaignType(Projected):
     )
     async def stats(self, info: Info) -> MessageStats:
         return await info.context.loaders.stats_by_campaign_id.load(int(self.id))
+
+
+async def _templates_of(campaigns: Sequence[CampaignType], info: Info) -> list[TemplateType]:
+    """`Campaign.template` of many campaigns: one statement for all of them."""
+    keys = [(campaign.template_name, campaign.template_language) for campaign in campaigns]
+    found = await info.context.loaders.template_by_name_language.load_now(keys)
+    return [
+        template or TemplateType.unsynced(c.template_name, c.template_language, c.template_body)
+        for template, c in zip(found, campaigns, strict=True)
+    ]
 
 
 async def _messages_of_many(

@@ -9,13 +9,23 @@ from app.models.enums import (
     CampaignStatus,
     InteractionKind,
     MessageStatus,
+    ParameterSource,
     PauseCode,
+    TemplateCategory,
+    TemplateStatus,
     WhatsAppStatus,
 )
 
 # strawberry.enum annotates the class in place, so the domain enums are the GraphQL ones.
 for _enum in (ApiKeyRole, CampaignStatus, InteractionKind, MessageStatus, WhatsAppStatus):
     strawberry.enum(_enum)
+strawberry.enum(TemplateStatus, description="A WhatsApp template's review status.")
+strawberry.enum(TemplateCategory, description="A WhatsApp template's category.")
+strawberry.enum(
+    ParameterSource,
+    description="Where a template parameter's value comes from: the contact's NAME or PHONE, "
+    "one of its ATTRIBUTES, or a TEXT sent as is to every contact.",
+)
 strawberry.enum(
     PauseCode,
     description="Why Herald paused a campaign: a WhatsApp Cloud API error that every further "
@@ -27,6 +37,9 @@ __all__ = [
     "CampaignStatus",
     "InteractionKind",
     "MessageStatus",
+    "ParameterSource",
     "PauseCode",
+    "TemplateCategory",
+    "TemplateStatus",
     "WhatsAppStatus",
 ]

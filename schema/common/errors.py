@@ -7,6 +7,7 @@ from typing import Any
 import strawberry
 
 from app import errors
+from schema.common.enums import TemplateStatus
 
 
 @strawberry.interface(description="An expected failure; nothing the mutation did was written.")
@@ -66,6 +67,47 @@ class InvalidStateError(Error):
         )
 
 
+@strawberry.type(description="No synced template has this name and language.")
+class TemplateNotFoundError(Error):
+    name: str
+    language: str
+
+    @classmethod
+    def of(cls, exc: errors.TemplateNotFound) -> TemplateNotFoundError:
+        return cls(message=exc.message, name=exc.name, language=exc.language)
+
+
+@strawberry.type(description="The template is not APPROVED: WhatsApp would not send it now.")
+class TemplateNotApprovedError(Error):
+    name: str
+    language: str
+    status: TemplateStatus
+
+    @classmethod
+    def of(cls, exc: errors.TemplateNotApproved) -> TemplateNotApprovedError:
+        status = TemplateStatus.of(exc.status)
+        return cls(message=exc.message, name=exc.name, language=exc.language, status=status)
+
+
+@strawberry.type(
+    description="The campaign cannot fill the template: a parameter without a source, a "
+    "source too many, or a header or button that needs a value of its own."
+)
+class TemplateParametersError(Error):
+    name: str
+    language: str
+    parameter_count: int = strawberry.field(description="Placeholders in the template's body.")
+
+    @classmethod
+    def of(cls, exc: errors.TemplateParameters) -> TemplateParametersError:
+        return cls(
+            message=exc.message,
+            name=exc.name,
+            language=exc.language,
+            parameter_count=exc.parameter_count,
+        )
+
+
 # Domain error → its typed GraphQL error (schema/common/mutations.py returns them).
 TYPED: dict[type[errors.DomainError], Any] = {
     errors.NotFound: NotFoundError,
@@ -73,4 +115,7 @@ TYPED: dict[type[errors.DomainError], Any] = {
     errors.InvalidPhone: InvalidPhoneError,
     errors.Duplicate: DuplicateError,
     errors.InvalidState: InvalidStateError,
+    errors.TemplateNotFound: TemplateNotFoundError,
+    errors.TemplateNotApproved: TemplateNotApprovedError,
+    errors.TemplateParameters: TemplateParametersError,
 }

@@ -9,23 +9,31 @@ import strawberry
 from app.campaigns.service import CampaignService, TemplateValues
 from schema.cache import campaign_changed
 from schema.campaigns.types import CampaignType
-from schema.common.errors import InvalidInputError, NotFoundError
+from schema.common.errors import InvalidInputError, NotFoundError, TemplateNotFoundError
 from schema.common.mutations import savepoint
 from schema.common.pagination import parse_id
 from schema.context import Info
 from schema.permissions import editor
+from schema.templates.types import TemplateParameterInput
 
 
-@strawberry.input
+@strawberry.input(
+    description="A synced template (`templates`), by name and language; its body comes from "
+    "the sync."
+)
 class TemplateInput:
-    name: str = strawberry.field(description="The approved WhatsApp template's name.")
+    name: str = strawberry.field(description="The WhatsApp template's name.")
     language: str = strawberry.field(description='Template language code, e.g. "en_US".')
-    body: str = strawberry.field(
-        default="", description="Text with {{1}}-style variables; at most 1,024 characters."
+    parameters: list[TemplateParameterInput] | None = strawberry.field(
+        default=None,
+        description="One source per placeholder of the body, in the order of "
+        "`Template.placeholders`. Omitted: each placeholder takes the contact attribute it "
+        "names ({{first_name}}), which numbered ones ({{1}}) cannot.",
     )
 
     def values(self) -> TemplateValues:
-        return TemplateValues(self.name, self.language, self.body)
+        given = self.parameters or []
+        return TemplateValues(self.name, self.language, [(p.source, p.value) for p in given])
 
 
 @strawberry.input
@@ -41,7 +49,7 @@ class CreateCampaignSuccess:
 
 
 CreateCampaignResult = Annotated[
-    CreateCampaignSuccess | InvalidInputError | NotFoundError,
+    CreateCampaignSuccess | InvalidInputError | NotFoundError | TemplateNotFoundError,
     strawberry.union("CreateCampaignResult"),
 ]
 
@@ -49,7 +57,8 @@ CreateCampaignResult = Annotated[
 @strawberry.type
 class CreateCampaignMutation:
     @strawberry.mutation(
-        description="Create a draft campaign; an unknown target writes nothing.",
+        description="Create a draft campaign of a synced template; an unknown target or "
+        "template writes nothing.",
         extensions=editor(),
     )
     @savepoint

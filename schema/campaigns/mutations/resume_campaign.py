@@ -1,8 +1,9 @@
-"""resumeCampaign: paused → sending; workers pick up the pending messages again, and the
-reason Herald paused it, if it did, is cleared."""
+"""resumeCampaign: paused → sending (or back to scheduled); workers pick up the pending
+messages again, and the reason Herald paused it, if it did, is cleared."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Annotated
 
 import strawberry
@@ -11,7 +12,14 @@ from app.campaigns.halts import clear_halt
 from app.campaigns.service import CampaignDispatchService
 from schema.cache import campaign_changed
 from schema.campaigns.types import CampaignType
-from schema.common.errors import InvalidStateError, NotFoundError
+from schema.common.enums import CampaignStatus
+from schema.common.errors import (
+    InvalidStateError,
+    NotFoundError,
+    TemplateNotApprovedError,
+    TemplateNotFoundError,
+    TemplateParametersError,
+)
 from schema.common.mutations import after_commit, savepoint
 from schema.common.pagination import parse_id
 from schema.context import Info
@@ -24,7 +32,12 @@ class ResumeCampaignSuccess:
 
 
 ResumeCampaignResult = Annotated[
-    ResumeCampaignSuccess | NotFoundError | InvalidStateError,
+    ResumeCampaignSuccess
+    | NotFoundError
+    | InvalidStateError
+    | TemplateNotFoundError
+    | TemplateNotApprovedError
+    | TemplateParametersError,
     strawberry.union("ResumeCampaignResult"),
 ]
 
@@ -32,7 +45,9 @@ ResumeCampaignResult = Annotated[
 @strawberry.type
 class ResumeCampaignMutation:
     @strawberry.mutation(
-        description="Continue a paused campaign where it stopped; clears its pauseReason.",
+        description="Continue a paused campaign where it stopped (one Herald paused before "
+        "its scheduled time goes back to SCHEDULED); clears its pauseReason. Refused while "
+        "its template is not APPROVED.",
         extensions=admin(),
     )
     @savepoint
@@ -41,7 +56,11 @@ class ResumeCampaignMutation:
         row = await CampaignDispatchService(info.context.session).resume(campaign_id)
         # The halt mark of a pause over an error must go before the chains start.
         after_commit(info, clear_halt, info.context.redis, campaign_id)
-        # Idempotent: also covers a pause that came before the messages were created.
-        after_commit(info, info.context.jobs.materialize, campaign_id)
+        if row.status == CampaignStatus.SCHEDULED:
+            delay_ms = max(0, int((row.scheduled_at - datetime.now(UTC)).total_seconds() * 1000))
+            after_commit(info, info.context.jobs.start_scheduled, campaign_id, delay_ms=delay_ms)
+        else:
+            # Idempotent: also covers a pause that came before the messages were created.
+            after_commit(info, info.context.jobs.materialize, campaign_id)
         campaign_changed(info.context)  # lists and dashboard show the status
         return ResumeCampaignSuccess(campaign=CampaignType.from_row(row))

@@ -10,7 +10,14 @@ import strawberry
 from app.campaigns.service import CampaignDispatchService
 from schema.cache import campaign_changed
 from schema.campaigns.types import CampaignType
-from schema.common.errors import InvalidInputError, InvalidStateError, NotFoundError
+from schema.common.errors import (
+    InvalidInputError,
+    InvalidStateError,
+    NotFoundError,
+    TemplateNotApprovedError,
+    TemplateNotFoundError,
+    TemplateParametersError,
+)
 from schema.common.mutations import after_commit, savepoint
 from schema.common.pagination import parse_id
 from schema.context import Info
@@ -23,7 +30,13 @@ class ScheduleCampaignSuccess:
 
 
 ScheduleCampaignResult = Annotated[
-    ScheduleCampaignSuccess | NotFoundError | InvalidStateError | InvalidInputError,
+    ScheduleCampaignSuccess
+    | NotFoundError
+    | InvalidStateError
+    | InvalidInputError
+    | TemplateNotFoundError
+    | TemplateNotApprovedError
+    | TemplateParametersError,
     strawberry.union("ScheduleCampaignResult"),
 ]
 
@@ -32,7 +45,8 @@ ScheduleCampaignResult = Annotated[
 class ScheduleCampaignMutation:
     @strawberry.mutation(
         description="Start sending at `at` (with a UTC offset, in the future). "
-        "Scheduling again replaces the earlier time.",
+        "Scheduling again replaces the earlier time. Refused, like startCampaign, for a "
+        "template not APPROVED or not filled.",
         extensions=admin(),
     )
     @savepoint

@@ -9,7 +9,13 @@ import strawberry
 from app.campaigns.service import CampaignDispatchService
 from schema.cache import campaign_changed
 from schema.campaigns.types import CampaignType
-from schema.common.errors import InvalidStateError, NotFoundError
+from schema.common.errors import (
+    InvalidStateError,
+    NotFoundError,
+    TemplateNotApprovedError,
+    TemplateNotFoundError,
+    TemplateParametersError,
+)
 from schema.common.mutations import after_commit, savepoint
 from schema.common.pagination import parse_id
 from schema.context import Info
@@ -22,7 +28,12 @@ class StartCampaignSuccess:
 
 
 StartCampaignResult = Annotated[
-    StartCampaignSuccess | NotFoundError | InvalidStateError,
+    StartCampaignSuccess
+    | NotFoundError
+    | InvalidStateError
+    | TemplateNotFoundError
+    | TemplateNotApprovedError
+    | TemplateParametersError,
     strawberry.union("StartCampaignResult"),
 ]
 
@@ -31,7 +42,8 @@ StartCampaignResult = Annotated[
 class StartCampaignMutation:
     @strawberry.mutation(
         description="Start sending now. Returns at once: the messages are created and sent "
-        "by workers. Of two concurrent starts, one gets InvalidStateError.",
+        "by workers. Of two concurrent starts, one gets InvalidStateError. Refused for a "
+        "template that is not APPROVED or whose parameters the campaign does not fill.",
         extensions=admin(),
     )
     @savepoint

@@ -10,7 +10,12 @@ from app.campaigns.service import CampaignService
 from schema.cache import campaign_changed
 from schema.campaigns.mutations.create_campaign import TemplateInput
 from schema.campaigns.types import CampaignType
-from schema.common.errors import InvalidInputError, InvalidStateError, NotFoundError
+from schema.common.errors import (
+    InvalidInputError,
+    InvalidStateError,
+    NotFoundError,
+    TemplateNotFoundError,
+)
 from schema.common.mutations import savepoint
 from schema.common.pagination import parse_id
 from schema.context import Info
@@ -29,7 +34,11 @@ class UpdateCampaignSuccess:
 
 
 UpdateCampaignResult = Annotated[
-    UpdateCampaignSuccess | NotFoundError | InvalidStateError | InvalidInputError,
+    UpdateCampaignSuccess
+    | NotFoundError
+    | InvalidStateError
+    | InvalidInputError
+    | TemplateNotFoundError,
     strawberry.union("UpdateCampaignResult"),
 ]
 

@@ -1,0 +1,1 @@
+"""The WhatsApp Business Account's message templates: sync, status changes, sendability."""
