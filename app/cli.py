@@ -1,4 +1,4 @@
-"""The `herald` command: dev, serve, worker, migrate, seed, apikey, stats and templates."""
+"""The `herald` command: dev, serve, worker, migrate, seed, plan, apikey, stats and templates."""
 
 from __future__ import annotations
 
@@ -175,6 +175,22 @@ def _cmd_dev(args: argparse.Namespace) -> int:
     return run(args)
 
 
+def _cmd_plan(args: argparse.Namespace) -> int:
+    import json
+
+    from schema.plans.documents import plan_source
+    from schema.schema import schema
+
+    try:
+        variables = json.loads(args.variables)
+        if not isinstance(variables, dict):
+            raise ValueError("--variables takes a JSON object")
+        print(plan_source(schema, args.query, args.operation, variables))
+    except ValueError as exc:
+        fail(str(exc))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="herald", description="GraphQL backend for WhatsApp broadcast campaigns."
@@ -219,6 +235,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="messages of each started campaign (at most --contacts)",
     )
     seed.add_argument("--reset", action="store_true", help="delete existing data first")
+
+    plan = command("plan", _cmd_plan, "Print the Python a query's plan is compiled to.")
+    plan.add_argument("query", help="the GraphQL document")
+    plan.add_argument("--operation", help="the operation to plan, when it has several")
+    plan.add_argument("--variables", default="{}", help="as JSON (they pick @skip/@include)")
 
     from app.api_keys.cli import add_arguments as apikey_arguments
 

@@ -19,7 +19,7 @@ from typing import Any
 
 import asyncpg
 import orjson
-from sqlalchemy import Select, TextClause
+from sqlalchemy import Select, SelectBase, TextClause
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from app.db import SerializedSession, connection_settings, count_statement
@@ -92,8 +92,12 @@ def _sql(statement: Select[Any] | TextClause, dialect: Any) -> _Sql:
         raise ValueError("read statements take arrays (= ANY(:ids)), not expanding IN lists")
     names = tuple(compiled.positiontup or ())
     defaults = {name: compiled.binds[name].effective_value for name in names}
-    processors = {n: p for n, p in (compiled._bind_processors or {}).items() if n in names}
-    fields = tuple(column[0] for column in compiled._result_columns)
+    processors = {}
+    for name in names:
+        processor = compiled.binds[name].type.dialect_impl(dialect).bind_processor(dialect)
+        if processor is not None:
+            processors[name] = processor
+    fields = tuple(statement.selected_columns.keys()) if isinstance(statement, SelectBase) else ()
     sql = _Sql(compiled.string, fields, names, defaults, processors)
     _compiled[id(statement)] = (statement, sql)
     return sql

@@ -10,10 +10,11 @@ from collections import defaultdict
 from collections.abc import Callable, Hashable, Iterable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, TypeVar, cast
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.codegen import define
 from app.loading import ShieldedLoader
 from app.models import MessageStatus, WhatsAppStatus
 
@@ -39,12 +40,12 @@ class Types:
 # Enum columns of page rows (message status, contact WhatsApp status): value → member. Rows
 # from the driver carry the value, SQLAlchemy's the member (equal to it).
 ENUMS: dict[str, dict[Any, Any]] = {
-    "status": dict(MessageStatus._value2member_map_),
-    "whatsapp_status": dict(WhatsAppStatus._value2member_map_),
+    "status": {member.value: member for member in MessageStatus},
+    "whatsapp_status": {member.value: member for member in WhatsAppStatus},
 }
 
 
-def column_value(index: int, attribute: str, enums: bool = True) -> str:
+def _column_value(index: int, attribute: str, enums: bool) -> str:
     """The expression a generated builder reads an attribute with from `row`: ids as
     strings, enum columns of `ENUMS` as members when `enums` (driver rows carry the value,
     SQLAlchemy's the member)."""
@@ -54,27 +55,53 @@ def column_value(index: int, attribute: str, enums: bool = True) -> str:
 
 @lru_cache(maxsize=256)
 def projected(
-    fields: tuple[str, ...], cls: type, enums: bool = True
+    fields: tuple[str, ...],
+    cls: type,
+    enums: bool = True,
+    nested: tuple[str, str, type] | None = None,
 ) -> Callable[[Sequence[Any]], list[Any]]:
     """Objects of `cls` from rows of `fields`, read by index, with only those columns set
     (a `Projected` type raises on the others): no constructor call, ids as strings, enum
     columns as members (`enums` false: as their values, for a table whose enum columns are
-    not the messages' and contacts'). A constructor per row and decoding unselected columns
-    (jsonb, timestamps) cost more than the rest of a small page's building."""
-    values = [f"{name!r}: {column_value(index, name, enums)}" for index, name in enumerate(fields)]
-    body = [
-        "def build(rows):",
-        "    built = []",
-        "    for row in rows:",
-        "        item = new(cls)",
-        f"        item.__dict__ = {{{', '.join(values)}}}",
+    not the messages' and contacts'). With `nested` = (prefix, attribute, class), the
+    columns `<prefix><name>` (a join) make an object of that class, set as `attribute`.
+    The key a page groups its rows by (`owner_id`) is not an attribute.
+
+    Generated once per shape, the row indexes written into dict displays: a constructor
+    per row, decoding unselected columns (jsonb, timestamps) and a loop over a column list
+    each cost more than the rest of a page's building (`python -m bench.codegen`)."""
+    prefix = nested[0] if nested else None
+    own: list[str] = []
+    inner: list[str] = []
+    for index, name in enumerate(fields):
+        if name == "owner_id":
+            continue
+        if prefix is not None and name.startswith(prefix):
+            attribute = name.removeprefix(prefix)
+            inner.append(f"{attribute!r}: {_column_value(index, attribute, enums)}")
+        else:
+            own.append(f"{name!r}: {_column_value(index, name, enums)}")
+    names: dict[str, Any] = {"new": object.__new__, cls.__name__: cls, **ENUMS}
+    title = ", ".join(name for name in fields if name != "owner_id")
+    body = [f"def build_{cls.__name__}(rows):", "    built = []", "    for row in rows:"]
+    if nested is not None and inner:
+        _, attribute, nested_cls = nested
+        names[nested_cls.__name__] = nested_cls
+        body += [
+            f"        {attribute} = new({nested_cls.__name__})",
+            f"        {attribute}.__dict__ = {{{', '.join(inner)}}}",
+        ]
+        own.append(f"{attribute!r}: {attribute}")
+    body += [
+        f"        item = new({cls.__name__})",
+        f"        item.__dict__ = {{{', '.join(own)}}}",
         "        built.append(item)",
         "    return built",
     ]
-    namespace: dict[str, Any] = {"new": object.__new__, "cls": cls, **ENUMS}
-    exec("\n".join(body), namespace)  # the names are the repository's own column names
-    build: Callable[[Sequence[Any]], list[Any]] = namespace["build"]
-    return build
+    source = "\n".join(body)  # the names are the repository's own column names
+    entry = f"build_{cls.__name__}"
+    build = define("row builder", f"{cls.__name__}({title})", source, names, entry)
+    return cast("Callable[[Sequence[Any]], list[Any]]", build)
 
 
 class SessionLoader(ShieldedLoader[K, V], Generic[K, V]):
@@ -82,6 +109,8 @@ class SessionLoader(ShieldedLoader[K, V], Generic[K, V]):
     outlive any one awaiter's cancellation (`ShieldedLoader`)."""
 
     def __init__(self, session: AsyncSession, types: Types, **options: Any) -> None:
+        # The futures by key (aiodataloader's cache_map), which `load_now` reads too.
+        self.futures: dict[Any, Any] = options.setdefault("cache_map", {})
         super().__init__(**options)
         self.session = session
         self.types = types
@@ -92,7 +121,7 @@ class SessionLoader(ShieldedLoader[K, V], Generic[K, V]):
         from the cache and new values go into it, as `load` would leave them."""
         if not self.batch:  # a loader told not to batch (loaders/naive.py) loads each key
             return [await self.load(key) for key in keys]
-        cache = self._cache
+        cache = self.futures
         missing = [key for key in dict.fromkeys(keys) if key not in cache]
         if missing:
             for key, value in zip(missing, await self.batch_load_fn(missing), strict=True):

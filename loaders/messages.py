@@ -7,9 +7,8 @@ resolve from memory. Awaiting one `.load()` per message costs ~0.1 ms each.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from functools import lru_cache
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -21,10 +20,8 @@ from app.models import MessageStatus
 from app.pagination import Page
 from app.reads import Rows
 from loaders.base import (
-    ENUMS,
     SessionLoader,
     Types,
-    column_value,
     group_by_owner,
     projected,
 )
@@ -51,50 +48,6 @@ class MessagePageKey:
         return (self.page, self.status, self.columns, self.with_interactions)
 
 
-@lru_cache(maxsize=256)
-def _builder(
-    fields: tuple[str, ...], message_type: type, contact_type: type
-) -> Callable[[Sequence[Any]], list[Any]]:
-    """A function building the objects of one page shape (the columns a query selects).
-
-    Objects get exactly the selected columns as attributes, set in one go: a resolver that
-    reads a column the query did not select fails with AttributeError instead of reading a
-    silent None. The function is generated once per shape, with the row indexes written
-    into dict displays: dataclass constructors, `dict(zip(...))` and Row's mapping views
-    each cost more than the rest of building a 1,000-message page.
-    """
-    message: list[str] = []
-    contact: list[str] = []
-    for index, name in enumerate(fields):
-        if name == "owner_id":
-            continue
-        attribute = name.removeprefix(CONTACT_PREFIX)
-        value = column_value(index, attribute)
-        (contact if name.startswith(CONTACT_PREFIX) else message).append(f"{attribute!r}: {value}")
-    body = ["def build(rows):", "    built = []", "    for row in rows:"]
-    if contact:
-        body += [
-            "        contact = new(Contact)",
-            f"        contact.__dict__ = {{{', '.join(contact)}}}",
-        ]
-        message.append("'contact': contact")
-    body += [
-        "        message = new(Message)",
-        f"        message.__dict__ = {{{', '.join(message)}}}",
-        "        built.append(message)",
-        "    return built",
-    ]
-    namespace: dict[str, Any] = {
-        "new": object.__new__,
-        "Contact": contact_type,
-        "Message": message_type,
-        **ENUMS,
-    }
-    exec("\n".join(body), namespace)  # the names are the repository's own column names
-    build: Callable[[Sequence[Any]], list[Any]] = namespace["build"]
-    return build
-
-
 class MessageBuilder:
     """Messages from the rows of a page: their contacts come in the same rows (a join),
     their interactions in one more statement, so per-message fields resolve from memory."""
@@ -110,7 +63,10 @@ class MessageBuilder:
     async def build(self, rows: Rows, with_contact: bool, with_interactions: bool) -> list[Any]:
         types = self.types
         records = rows.records
-        messages = _builder(rows.fields, types.message, types.contact)(records) if records else []
+        build = projected(
+            rows.fields, types.message, nested=(CONTACT_PREFIX, "contact", types.contact)
+        )
+        messages = build(records) if records else []
         if with_interactions:
             found = group_by_owner(
                 await InteractionRepository(self.session).by_message_ids(

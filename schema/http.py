@@ -33,6 +33,7 @@ from starlette.routing import BaseRoute
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from strawberry.execution.is_awaitable import optimized_is_awaitable
 
+from app import compat
 from app.cache import count_round_trips
 from app.config import Settings
 from app.http_limits import StreamedSize, declared_too_large
@@ -80,7 +81,7 @@ class PlannedQueries:
         executor_class = schema.execution_context_class
         assert executor_class is not None  # the schema's PlannedExecutor
         self.executor_class = executor_class
-        self.plans = DocumentPlans()
+        self.plans = DocumentPlans(schema)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if not (
@@ -121,7 +122,8 @@ class PlannedQueries:
                     answer = await self._answer(scope, replay, body, handoff)
                 except Exception as exc:
                     # The view answers whatever went wrong here, exactly as it would have.
-                    logger.debug("planned path handed over: %s: %s", type(exc).__name__, exc)
+                    # At DEBUG with its traceback: the plan's lines show (app/codegen.py).
+                    logger.debug("planned path handed over: %r", exc, exc_info=True)
             if answer is None:
                 # Through the middleware (size limit, observability under the same id) to
                 # the view, which may write: it runs to its end even if the client goes.
@@ -172,7 +174,7 @@ class PlannedQueries:
             return None  # the view refuses them, at the same step
         scope["route"] = self.route  # the request's label in metrics and logs, as routed
         settings = self.settings
-        graphql_schema = self.schema._schema
+        graphql_schema = compat.graphql_schema(self.schema)
         request = Request(scope, receive)
         response = Response()
         response.status_code = None  # type: ignore[assignment]  # as the view's sub-response

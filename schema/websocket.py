@@ -19,7 +19,6 @@ from strawberry.http.exceptions import WebSocketDisconnected
 from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import (
     BaseGraphQLTransportWSHandler,
     Operation,
-    _OperationStreamClosed,
 )
 from strawberry.subscriptions.protocols.graphql_transport_ws.types import (
     ConnectionInitMessage,
@@ -31,6 +30,7 @@ from strawberry.utils.aio import aclosing
 
 from app.api_keys.auth import CallerCache, RequestAuth
 from app.api_keys.service import ApiKeyService, Caller, bearer_token
+from app.compat import send_result_stream
 from app.live import CapReached, LiveConnection, LiveHub
 from app.models import ApiKeyRole
 from schema.context import Context
@@ -321,10 +321,9 @@ class LiveTransportHandler(BaseGraphQLTransportWSHandler[Context, None]):
                 operation_name=operation.operation_name,
             )
             async with aclosing(result_source):
-                await self._send_result_stream(operation, result_source)
+                if not await send_result_stream(self, operation, result_source):
+                    return  # it closed the socket
             await operation.send_operation_message({"id": operation.id, "type": "complete"})
-        except _OperationStreamClosed:
-            return
         except GraphQLError as error:
             # A refusal raised by an extension before execution (query limits, rate limit):
             # over HTTP it is the response's error, here the operation's `error` message.

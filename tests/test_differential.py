@@ -54,6 +54,7 @@ from hypothesis import strategies as st
 from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.compat import graphql_schema
 from app.config import Env, LogFormat, Settings
 from app.models import Campaign, CampaignStatus, InteractionKind, MessageStatus
 from schema.common.pagination import encode_cursor
@@ -63,7 +64,7 @@ from tests.conftest import ROOT, Server, projection_fallbacks, serve
 
 pytestmark = pytest.mark.asyncio
 
-GQL = herald_schema._schema
+GQL = graphql_schema(herald_schema)
 
 # -- Servers and data ------------------------------------------------------------------------
 

@@ -29,6 +29,7 @@ from hypothesis import HealthCheck, given
 from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 
+from app.compat import graphql_schema
 from schema.execution import PlannedExecutor
 from schema.plans import DocumentPlans, batched, execute
 
@@ -216,7 +217,7 @@ def _toy_selection(type_: GraphQLObjectType, depth: int) -> st.SearchStrategy[st
 
 
 TOY_DOCUMENTS = st.tuples(
-    _toy_selection(STANDARD._schema.query_type, 3),  # type: ignore[arg-type]
+    _toy_selection(graphql_schema(STANDARD).query_type, 3),  # type: ignore[arg-type]
     st.booleans(),
 )
 
@@ -333,9 +334,9 @@ BATCHES = "{ items { counted refused } }"
 
 async def test_a_wave_that_cannot_start_leaves_no_coroutine_unawaited() -> None:
     # given
-    compiled = DocumentPlans().get(BATCHES, None, parse(BATCHES))
+    compiled = DocumentPlans(BATCHED).get(BATCHES, None, parse(BATCHES))
     assert compiled is not None
-    executor = PlannedExecutor.build(BATCHED._schema, compiled.document, BatchedQuery())
+    executor = PlannedExecutor.build(graphql_schema(BATCHED), compiled.document, BatchedQuery())
     assert not isinstance(executor, list)
     plan = compiled.plan(executor)
     assert plan is not None

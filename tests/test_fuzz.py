@@ -34,6 +34,7 @@ from hypothesis import HealthCheck, given
 from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 
+from app.compat import graphql_schema
 from app.config import Env, LogFormat, Settings
 from schema.schema import schema
 from tests.conftest import Server, serve
@@ -54,7 +55,7 @@ CLIENT_CODES = {
     "QUERY_TOO_COMPLEX",
     "TIMEOUT",
 }
-GQL = schema._schema
+GQL = graphql_schema(schema)
 # Strings a client may send: any Unicode text (NUL included), plus values that look valid.
 TEXTS = st.one_of(
     st.text(max_size=30),

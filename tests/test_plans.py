@@ -20,6 +20,7 @@ from graphql import GraphQLError
 from hypothesis import HealthCheck, given
 from hypothesis import settings as hypothesis_settings
 
+from app.compat import graphql_schema
 from app.config import Settings
 from schema.common.enums import WhatsAppStatus
 from schema.execution import PlannedExecutor
@@ -40,7 +41,7 @@ from tests.test_execution import (
 
 pytestmark = pytest.mark.asyncio
 
-PLANS = DocumentPlans()
+PLANS = DocumentPlans(PLANNED)
 
 
 def _compiled(document: str, name: str | None = None) -> DocumentPlan | None:
@@ -52,7 +53,7 @@ def _compiled(document: str, name: str | None = None) -> DocumentPlan | None:
         return None
     if query_operation(parsed.document, name) is None:
         return None
-    if validation_errors(parsed, PLANNED._schema, introspection=False):
+    if validation_errors(parsed, graphql_schema(PLANNED), introspection=False):
         return None
     return PLANS.get(document, name, parsed.document)
 
@@ -68,7 +69,7 @@ async def _plan_and_standard(
     if compiled is None:
         return None, standard
     executor = PlannedExecutor.build(
-        PLANNED._schema, compiled.document, ROOT_VALUE, None, variables, None
+        graphql_schema(PLANNED), compiled.document, ROOT_VALUE, None, variables, None
     )
     assert not isinstance(executor, list)
     plan = compiled.plan(executor)
@@ -221,8 +222,8 @@ async def test_a_query_out_of_time_is_refused_once(
 async def test_argument_conversions_are_shared_only_when_nothing_in_them_can_change() -> None:
     # given Herald's fields: a page's arguments (scalars, enums) and a mutation's input
     herald = build_schema()
-    fields = herald._schema.query_type.fields  # type: ignore[union-attr]
-    mutations = herald._schema.mutation_type.fields  # type: ignore[union-attr]
+    fields = graphql_schema(herald).query_type.fields  # type: ignore[union-attr]
+    mutations = graphql_schema(herald).mutation_type.fields  # type: ignore[union-attr]
     contacts = arguments_converter(fields["contacts"].extensions[STRAWBERRY_FIELD], herald)
     create = arguments_converter(mutations["createCampaign"].extensions[STRAWBERRY_FIELD], herald)
     page = {"first": 5, "search": None, "whatsappStatus": "valid"}

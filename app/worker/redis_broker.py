@@ -20,8 +20,10 @@ from typing import Any
 
 import redis
 from dramatiq.broker import MessageProxy
-from dramatiq.brokers.redis import RedisBroker, _RedisConsumer
+from dramatiq.brokers.redis import RedisBroker
 from dramatiq.errors import ConnectionClosed
+
+from app.compat import RedisConsumer
 
 # redis-py raises these when Redis cannot be reached or answer in time.
 _UNREACHABLE = (redis.ConnectionError, redis.TimeoutError)
@@ -34,11 +36,11 @@ class HealingRedisBroker(RedisBroker):
         self.orphans: dict[str, set[str]] = {}
 
     @property
-    def consumer_class(self) -> type[_RedisConsumer]:
+    def consumer_class(self) -> type[RedisConsumer]:
         return _HealingConsumer
 
 
-class _HealingConsumer(_RedisConsumer):
+class _HealingConsumer(RedisConsumer):
     broker: HealingRedisBroker
 
     def __init__(self, broker: HealingRedisBroker, queue_name: str, prefetch: int, timeout: int):

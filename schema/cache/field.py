@@ -28,6 +28,7 @@ from strawberry.types.field import StrawberryField
 from strawberry.types.nodes import SelectedField
 
 from app.cache import MISS, Entry, NotCacheable, check_namespace, ttl_for
+from app.compat import graphql_schema
 from app.config import Settings
 from schema.cache.codec import Json, arguments_digest, decode, encode, schema_version
 
@@ -49,7 +50,7 @@ def check_cache_permissions(schema: strawberry.Schema) -> None:
     the outermost and runs first: every PermissionExtension must come after `Cached`.
     Root fields hold no parent whose own check already ran, so a cached one needs a check.
     """
-    graphql = schema._schema
+    graphql = graphql_schema(schema)
     roots = {
         root.name
         for root in (graphql.query_type, graphql.mutation_type, graphql.subscription_type)

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from strawberry.types.nodes import FragmentSpread, InlineFragment, SelectedField, Selection
 
+from app.compat import field_nodes
 from app.metrics import PROJECTION_FALLBACKS
 
 if TYPE_CHECKING:
@@ -100,7 +101,7 @@ _MAX_ENTRIES = 4096
 def per_field_node(info: Any, purpose: str, derive: Callable[[Any], T]) -> T:
     """`derive(info)`, once per set of merged field nodes: the look-ahead runs once per
     document, operation and directive values."""
-    nodes = info._raw_info.field_nodes
+    nodes = field_nodes(info)
     key = (purpose, *map(id, nodes))
     found = _per_nodes.get(key)
     if found is None:

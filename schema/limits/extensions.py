@@ -14,6 +14,7 @@ from starlette.requests import Request
 from strawberry.extensions import SchemaExtension
 from strawberry.types.graphql import OperationType
 
+from app.compat import graphql_schema
 from app.config import Settings
 from app.ratelimit import Verdict, limiter_for
 from schema.context import Context
@@ -59,7 +60,7 @@ class QueryLimits(SchemaExtension):
         # Before the standard rules: some of them cost time quadratic in repeated fields.
         error = limit_error(
             settings,
-            ctx.schema._schema,
+            graphql_schema(ctx.schema),
             self.parsed.document,
             ctx.query,
             ctx.operation_name,
@@ -70,7 +71,9 @@ class QueryLimits(SchemaExtension):
         # Set, so Strawberry does not validate again; a list of its own, as error reporting
         # edits the list it is given.
         ctx.pre_execution_errors = list(
-            validation_errors(self.parsed, ctx.schema._schema, settings.introspection_enabled)
+            validation_errors(
+                self.parsed, graphql_schema(ctx.schema), settings.introspection_enabled
+            )
         )
         yield
 

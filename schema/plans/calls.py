@@ -27,6 +27,7 @@ from strawberry.types.base import StrawberryOptional
 from strawberry.types.enum import StrawberryEnumDefinition
 from strawberry.types.field import StrawberryField
 
+from app.compat import new_info
 from schema.cache import Cached
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -140,9 +141,7 @@ def _direct_call(field_def: GraphQLField, strawberry_schema: Any) -> Callable[..
     cached = extensions.pop(0) if extensions and isinstance(extensions[0], Cached) else None
     if not all(isinstance(e, PermissionExtension) and not e.fail_silently for e in extensions):
         return None
-    converter = strawberry_schema.schema_converter
-    handlers = getattr(converter, "_get_field_exception_handlers", None)
-    if handlers is None or handlers(definition):
+    if strawberry_schema.exception_handlers:  # they may turn an error into a result
         return None
     checks = [permission for e in extensions for permission in e.permissions]  # type: ignore[attr-defined]
     info_class = strawberry_schema.config.info_class
@@ -155,7 +154,7 @@ def _direct_call(field_def: GraphQLField, strawberry_schema: Any) -> Callable[..
     info_name = base.info_parameter.name if base.info_parameter is not None else None
 
     async def call(source: Any, info: Any, **raw: Any) -> Any:
-        strawberry_info = info_class(_raw_info=info, _field=definition)
+        strawberry_info = new_info(info_class, info, definition)
         kwargs = convert(raw, strawberry_info)
         for name in sources:
             kwargs[name] = source
@@ -259,6 +258,7 @@ class BatchField:
     complete: Callable[..., Any]
     batch: BatchResolver
     convert: Callable[[dict[str, Any], Any], dict[str, Any]]  # its arguments_converter
+    info_class: type[Any]  # the schema's Strawberry `Info`
 
 
 class _BatchCall:
@@ -278,8 +278,7 @@ class _BatchCall:
         raw_info = executor.build_resolve_info(
             field.field_def, field.nodes, field.parent_type, path
         )
-        strawberry_schema = executor.schema._strawberry_schema  # type: ignore[attr-defined]
-        info = strawberry_schema.config.info_class(_raw_info=raw_info, _field=field.definition)
+        info = new_info(field.info_class, raw_info, field.definition)
         arguments = field.convert(field.arguments(run), info)
         return field.batch(self.sources, info, **arguments)
 
@@ -291,10 +290,29 @@ class _BatchCall:
             into[key] = complete(value, path, run)
 
 
-def batcher(field: BatchField) -> Callable[..., Any]:
+def batcher(
+    field_def: GraphQLField,
+    details: FieldDetailsList,
+    parent_type: GraphQLObjectType,
+    complete: Callable[..., Any],
+    batch: BatchResolver,
+    strawberry_schema: Any,
+) -> Callable[..., Any]:
     """Collects a batched field's parents for the wave (graphql-core's `execute_field`
     would resolve each on its own); the placeholder keeps the key's place."""
-    parent_name = field.parent_type.name
+    definition = field_def.extensions[STRAWBERRY_FIELD]
+    field = BatchField(
+        field_def,
+        definition,
+        [detail.node for detail in details],
+        arguments_of(field_def, details[0]),
+        parent_type,
+        complete,
+        batch,
+        arguments_converter(definition, strawberry_schema),
+        strawberry_schema.config.info_class,
+    )
+    parent_name = parent_type.name
 
     def add(source: Any, into: dict[str, Any], key: str, parent: Path | None, run: Run) -> Any:
         call = run.batches.get(field)

@@ -9,6 +9,7 @@ from typing import Any
 from graphql import (
     DocumentNode,
     FieldNode,
+    GraphQLError,
     OperationDefinitionNode,
     OperationType,
     Visitor,
@@ -17,6 +18,9 @@ from graphql import (
 from graphql.execution import Executor
 from graphql.language import FragmentDefinitionNode, VariableNode
 
+from app.codegen import source_of
+from app.compat import graphql_schema
+from schema.pipeline import parse_document, validation_errors
 from schema.plans.calls import Plan
 from schema.plans.generate import Generator, Unsupported
 
@@ -30,6 +34,7 @@ class DocumentPlan:
     document: DocumentNode
     operation_name: str | None  # the selected operation's own name, for metrics and logs
     directive_variables: tuple[str, ...]  # what `@skip(if: $x)`/`@include(if: $x)` read
+    schema: Any  # the Strawberry schema (its configuration, scalars, resolvers' wrappers)
     _plans: dict[tuple[Any, ...], Plan | None] = field(default_factory=dict)
 
     def plan(self, executor: Executor) -> Plan | None:
@@ -39,7 +44,7 @@ class DocumentPlan:
         if key in self._plans:
             return self._plans[key]
         try:
-            plan: Plan | None = Generator(executor.schema, executor).compile()
+            plan: Plan | None = Generator(self.schema, executor).compile()
         except Unsupported:
             plan = None
         self._plans[key] = plan  # at most 2^n keys for n Boolean variables; n is small
@@ -47,14 +52,16 @@ class DocumentPlan:
 
 
 class DocumentPlans:
-    """Compiled documents by (query text, operation name), least recently used first out.
+    """Compiled documents of `schema` (a Strawberry schema) by (query text, operation
+    name), least recently used first out.
 
     Given documents that parsed and validated (schema/pipeline.py); one a plan cannot answer
     (introspection, fragment variables) is remembered as None, so the standard path gets
     it at once.
     """
 
-    def __init__(self, maxsize: int = 512) -> None:
+    def __init__(self, schema: Any, maxsize: int = 512) -> None:
+        self.schema = schema
         self.maxsize = maxsize
         self._documents: OrderedDict[tuple[str, str | None], DocumentPlan | None] = OrderedDict()
 
@@ -66,23 +73,23 @@ class DocumentPlans:
         if key in documents:
             documents.move_to_end(key)
             return documents[key]
-        found = _compile(document, operation_name)
+        found = _compile(self.schema, document, operation_name)
         documents[key] = found
         if len(documents) > self.maxsize:
             documents.popitem(last=False)
         return found
 
 
-def _compile(document: DocumentNode, operation_name: str | None) -> DocumentPlan | None:
-    operation = query_operation(document, operation_name)
+def _compile(schema: Any, document: DocumentNode, name: str | None) -> DocumentPlan | None:
+    operation = query_operation(document, name)
     if operation is None:
         return None
     scan = _Scan()
     visit(document, scan)
     if scan.introspection or scan.fragment_variables:
         return None
-    name = operation.name.value if operation.name else None
-    return DocumentPlan(document, name, tuple(sorted(scan.directive_variables)))
+    label = operation.name.value if operation.name else None
+    return DocumentPlan(document, label, tuple(sorted(scan.directive_variables)), schema)
 
 
 def query_operation(document: DocumentNode, name: str | None) -> OperationDefinitionNode | None:
@@ -118,3 +125,30 @@ class _Scan(Visitor):
             for argument in node.arguments or ():
                 if isinstance(argument.value, VariableNode):
                     self.directive_variables.add(argument.value.name.value)
+
+
+def plan_source(
+    schema: Any, query: str, operation_name: str | None, variables: dict[str, Any]
+) -> str:
+    """The Python source of the plan answering `query` (`herald plan`); ValueError says why
+    the document has none (it does not validate, is no query, or takes the standard path)."""
+    graphql = graphql_schema(schema)
+    try:
+        parsed = parse_document(query, max_tokens=100_000)
+    except GraphQLError as error:
+        raise ValueError(error.message) from None
+    errors = validation_errors(parsed, graphql, introspection=True)
+    if errors:
+        raise ValueError("; ".join(error.message for error in errors))
+    found = DocumentPlans(schema).get(query, operation_name, parsed.document)
+    if found is None:
+        raise ValueError("not a query, or introspection or fragment variables: no plan")
+    executor = schema.execution_context_class.build(
+        graphql, found.document, None, None, variables, operation_name
+    )
+    if isinstance(executor, list):
+        raise ValueError("; ".join(error.message for error in executor))
+    plan = found.plan(executor)
+    if plan is None:
+        raise ValueError("the standard path answers it (an abstract type or is_type_of check)")
+    return source_of(plan)

@@ -26,15 +26,13 @@ from graphql.execution.collect_fields import (
 from graphql.pyutils import Path, Undefined
 from strawberry.types.field import StrawberryField
 
+from app.codegen import define
 from schema.common.selection import reads_attribute
 from schema.plans.calls import (
     STRAWBERRY_FIELD,
     Bail,
-    BatchField,
     BatchResolver,
     Plan,
-    arguments_converter,
-    arguments_of,
     batch_of,
     batcher,
     resolver,
@@ -83,26 +81,44 @@ def _enum_leaf(type_: GraphQLEnumType, memo: dict[tuple[type, Any], Any]) -> Cal
 
 
 class Generator:
-    """Writes one Python function per selection set of an operation."""
+    """Writes one Python function per selection set of an operation, named after the
+    operation and the field path: `plan_CampaignPage__campaigns_nodes` builds an item of
+    `campaigns.nodes`, `list_...` completes a list, `complete_...` a resolver's result;
+    `resolve_...` and `batch_...` call fields, `serialize_<Type>` serializes a leaf."""
 
-    def __init__(self, schema: GraphQLSchema, executor: Executor) -> None:
-        self.schema = schema
+    def __init__(self, strawberry_schema: Any, executor: Executor) -> None:
+        self.strawberry_schema = strawberry_schema
+        self.schema: GraphQLSchema = executor.schema
         self.executor = executor
+        name = executor.operation.name
+        self.title = name.value if name else ""  # set from the root fields when anonymous
+        self.operation = name.value if name else "query"
         self.lines: list[str] = []
         self.names: dict[str, Any] = {"Bail": Bail, "Path": Path, "bail": _bail}
+        self._taken: set[str] = set(self.names)
         # (name, field, its details, parent type, name of its completer): made after exec
         self._resolvers: list[tuple[str, GraphQLField, FieldDetailsList, GraphQLObjectType, str]]
         self._resolvers = []
         self._batched: list[
             tuple[str, GraphQLField, FieldDetailsList, GraphQLObjectType, str, BatchResolver]
         ] = []
-        self._count = 0
 
-    def _name(self, prefix: str, value: Any = None) -> str:
-        self._count += 1
-        name = f"{prefix}{self._count}"
-        if value is not None:
-            self.names[name] = value
+    def _name(self, kind: str, keys: tuple[str, ...]) -> str:
+        """`kind_Operation__key_key`, unique in the plan."""
+        base = f"{kind}_{self.operation}" + ("__" + "_".join(keys) if keys else "")
+        name, number = base, 1
+        while name in self._taken:
+            number += 1
+            name = f"{base}_{number}"
+        self._taken.add(name)
+        return name
+
+    def _local(self, attribute: str) -> str:
+        """A name for an attribute read once inside an expression (`:=`): `phone_1`."""
+        number = 1
+        while f"{attribute}_{number}" in self._taken:
+            number += 1
+        self._taken.add(name := f"{attribute}_{number}")
         return name
 
     def compile(self) -> Plan:
@@ -117,41 +133,27 @@ class Generator:
             executor.operation,
             executor.hide_suggestions,
         ).grouped_field_set
-        name, with_run = self.selection(root_type, grouped, root=True)
-        entry = f"{name}(root, None, run)" if with_run else f"{name}(root)"
-        self.lines += ["def plan(root, run):", f"    return {entry}"]
-        exec("\n".join(self.lines), self.names)  # the names are the generator's own
-        for name, field_def, details, parent_type, complete in self._resolvers:
-            self.names[name] = resolver(
-                field_def,
-                details,
-                parent_type,
-                self.names[complete],
-                self.schema._strawberry_schema,  # type: ignore[attr-defined]
-            )
-        for name, field_def, details, parent_type, complete, batch in self._batched:
-            definition = field_def.extensions[STRAWBERRY_FIELD]
-            nodes = [detail.node for detail in details]
-            field = BatchField(
-                field_def,
-                definition,
-                nodes,
-                arguments_of(field_def, details[0]),
-                parent_type,
-                self.names[complete],
-                batch,
-                arguments_converter(definition, self.schema._strawberry_schema),  # type: ignore[attr-defined]
-            )
-            self.names[name] = batcher(field)
-        plan: Plan = self.names["plan"]
+        self.title = self.title or "{ " + " ".join(grouped) + " }"
+        entry, _ = self.selection(root_type, grouped, (), root=True)
+        plan: Plan = define("plan", self.title, "\n".join(self.lines), self.names, entry)
+        names, schema = self.names, self.strawberry_schema
+        for name, field_def, details, parent, complete in self._resolvers:
+            names[name] = resolver(field_def, details, parent, names[complete], schema)
+        for name, field_def, details, parent, complete, batch in self._batched:
+            names[name] = batcher(field_def, details, parent, names[complete], batch, schema)
         return plan
 
     def selection(
-        self, type_: GraphQLObjectType, grouped: GroupedFieldSet, root: bool = False
+        self,
+        type_: GraphQLObjectType,
+        grouped: GroupedFieldSet,
+        keys: tuple[str, ...],
+        root: bool = False,
     ) -> tuple[str, bool]:
-        """A function building the response object of `type_` for this selection set;
-        whether it takes (object, path, run) rather than (object) alone. Only the root
-        value may be None (the view passes none)."""
+        """A function building the response object of `type_` for this selection set (at
+        response path `keys`); whether it takes (obj, path, run) rather than (obj) alone.
+        The root's is the plan: (root value, run). Only the root value may be None (the
+        view passes none)."""
         if type_.is_type_of is not None:
             raise Unsupported(f"{type_.name} checks its values (is_type_of)")
         body: list[str] = []
@@ -159,50 +161,62 @@ class Generator:
         for key, details in grouped.items():
             field_name = details[0].node.name.value
             if field_name == "__typename":
-                body.append(f"    d[{key!r}] = {type_.name!r}")
+                body.append(f"    data[{key!r}] = {type_.name!r}")
                 continue
             field_def = self.schema.get_field(type_, field_name)
             if field_def is None or field_name.startswith("__"):
                 raise Unsupported(f"{type_.name}.{field_name}")
             attribute = _plain_attribute(field_def)
             batch = None if attribute is not None else batch_of(field_def)
+            call = f"(obj, data, {key!r}, path, run)"
             if batch is not None:
-                name = self._name("b")
-                complete = self.completer(field_def.type, details)
+                name = self._name("batch", (*keys, key))
+                complete = self.completer(field_def.type, details, (*keys, key))
                 self._batched.append((name, field_def, details, type_, complete, batch))
-                body.append(f"    d[{key!r}] = {name}(o, d, {key!r}, p, run)")
+                body.append(f"    data[{key!r}] = {name}{call}")
                 with_run = True
                 continue
             if attribute is None:
-                resolver = self._name("r")
-                complete = self.completer(field_def.type, details)
-                self._resolvers.append((resolver, field_def, details, type_, complete))
-                body.append(f"    d[{key!r}] = {resolver}(o, d, {key!r}, p, run)")
+                name = self._name("resolve", (*keys, key))
+                complete = self.completer(field_def.type, details, (*keys, key))
+                self._resolvers.append((name, field_def, details, type_, complete))
+                body.append(f"    data[{key!r}] = {name}{call}")
                 with_run = True
                 continue
             value, needs_run = self.value(
-                field_def.type, "v", details, f"Path(p, {key!r}, {type_.name!r})"
+                field_def.type,
+                "value",
+                details,
+                f"Path(path, {key!r}, {type_.name!r})",
+                (*keys, key),
             )
-            body += [f"    v = o.{attribute}", f"    d[{key!r}] = {value}"]
+            body += [f"    value = obj.{attribute}", f"    data[{key!r}] = {value}"]
             with_run = with_run or needs_run
-        name = self._name("s")
-        signature = "o, p, run" if with_run else "o"
-        self.lines += [f"def {name}({signature}):"]
-        if not root:
-            self.lines += ["    if o is None: raise Bail"]
-        self.lines += ["    d = {}"]
-        self.lines += [*body, "    return d", ""]
+        name = self._name("plan", keys)
+        if root:
+            self.lines += [f"def {name}(obj, run):", "    path = None"]
+        else:
+            signature = "obj, path, run" if with_run else "obj"
+            self.lines += [f"def {name}({signature}):", "    if obj is None: raise Bail"]
+        self.lines += ["    data = {}", *body, "    return data", ""]
         return name, with_run
 
-    def completer(self, type_: GraphQLOutputType, details: FieldDetailsList) -> str:
+    def completer(
+        self, type_: GraphQLOutputType, details: FieldDetailsList, keys: tuple[str, ...]
+    ) -> str:
         """A function completing a resolver's result: (value, path, run) → response value."""
-        value, _ = self.value(type_, "v", details, "p")
-        name = self._name("c")
-        self.lines += [f"def {name}(v, p, run):", f"    return {value}", ""]
+        value, _ = self.value(type_, "value", details, "path", keys)
+        name = self._name("complete", keys)
+        self.lines += [f"def {name}(value, path, run):", f"    return {value}", ""]
         return name
 
     def value(
-        self, type_: GraphQLOutputType, var: str, details: FieldDetailsList, path: str
+        self,
+        type_: GraphQLOutputType,
+        var: str,
+        details: FieldDetailsList,
+        path: str,
+        keys: tuple[str, ...],
     ) -> tuple[str, bool]:
         """An expression completing `var` (a value of `type_` whose path is `path`), and
         whether it needs the path and the run."""
@@ -212,16 +226,20 @@ class Generator:
             expression = self.leaf(inner, var)
             needs = False
         elif isinstance(inner, GraphQLList):
-            name, needs = self.list_of(inner, details)
+            name, needs = self.list_of(inner, details, keys)
             expression = f"{name}({var}, {path}, run)" if needs else f"{name}({var})"
         elif isinstance(inner, GraphQLObjectType):
             grouped = self.subfields(inner, details)
-            inline = self.inline(inner, grouped, var)
+            # What an attempt to inline wrote is dropped when it fails (no dead functions).
+            mark = (len(self.lines), set(self._taken), len(self._resolvers), len(self._batched))
+            inline = self.inline(inner, grouped, var, keys)
             if inline is not None:
                 if non_null:
                     return f"({inline} if {var} is not None else bail())", False
                 return f"(None if {var} is None else {inline})", False
-            name, needs = self.selection(inner, grouped)
+            del self.lines[mark[0] :], self._resolvers[mark[2] :], self._batched[mark[3] :]
+            self._taken = mark[1]
+            name, needs = self.selection(inner, grouped, keys)
             expression = f"{name}({var}, {path}, run)" if needs else f"{name}({var})"
         else:
             raise Unsupported(f"abstract type {inner}")
@@ -241,7 +259,9 @@ class Generator:
             executor.hide_suggestions,
         ).grouped_field_set
 
-    def inline(self, type_: GraphQLObjectType, grouped: GroupedFieldSet, var: str) -> str | None:
+    def inline(
+        self, type_: GraphQLObjectType, grouped: GroupedFieldSet, var: str, keys: tuple[str, ...]
+    ) -> str | None:
         """A dict display answering `var` (not None) when every field of the selection is
         plain all the way down: no call per object, nothing awaited, no path. None when
         some field needs more (a resolver): the selection then gets a function."""
@@ -259,29 +279,35 @@ class Generator:
             attribute = _plain_attribute(field_def)
             if attribute is None:
                 return None
-            value = self.inline_value(field_def.type, details, f"{var}.{attribute}")
+            read = f"{var}.{attribute}"
+            value = self.inline_value(field_def.type, details, read, attribute, (*keys, key))
             if value is None:
                 return None
             items.append(f"{key!r}: {value}")
         return "{" + ", ".join(items) + "}"
 
     def inline_value(
-        self, type_: GraphQLOutputType, details: FieldDetailsList, read: str
+        self,
+        type_: GraphQLOutputType,
+        details: FieldDetailsList,
+        read: str,
+        attribute: str,
+        keys: tuple[str, ...],
     ) -> str | None:
         """An expression completing the attribute `read` of `type_` (None: not inlinable).
         The attribute is read once, into a name of its own (`:=`), where first evaluated."""
         non_null = isinstance(type_, GraphQLNonNull)
         inner = type_.of_type if isinstance(type_, GraphQLNonNull) else type_
-        t = self._name("t")
+        t = self._local(attribute)
         if isinstance(inner, GraphQLList):
-            name, needs = self.list_of(inner, details)
+            name, needs = self.list_of(inner, details, keys)
             if needs:
                 return None
             if non_null:
                 return f"{name}({read})"
             return f"(None if ({t} := {read}) is None else {name}({t}))"
         if isinstance(inner, GraphQLObjectType):
-            nested = self.inline(inner, self.subfields(inner, details), t)
+            nested = self.inline(inner, self.subfields(inner, details), t, keys)
             if nested is None:
                 return None
             if non_null:
@@ -299,12 +325,14 @@ class Generator:
         """A non-null leaf: inline when the value passes through the scalar unchanged.
         `first` replaces `var` where it is evaluated first (to read it there)."""
         first = first or var
+        slow = f"serialize_{type_.name}"  # one per type and plan (an enum's with its memo)
         if isinstance(type_, GraphQLEnumType):
-            memo: dict[tuple[type, Any], Any] = {}
-            table = self._name("m", memo)
-            slow = self._name("e", _enum_leaf(type_, memo))
-            return f"({table}.get(({first}.__class__, {var})) or {slow}({var}))"
-        slow = self._name("l", _leaf(type_))
+            seen = f"seen_{type_.name}"
+            if seen not in self.names:
+                memo: dict[tuple[type, Any], Any] = {}
+                self.names[seen], self.names[slow] = memo, _enum_leaf(type_, memo)
+            return f"({seen}.get(({first}.__class__, {var})) or {slow}({var}))"
+        self.names.setdefault(slow, _leaf(type_))
         name = type_.name
         if name in ("String", "ID"):
             return f"({var} if {first}.__class__ is str else {slow}({var}))"
@@ -317,18 +345,20 @@ class Generator:
             return f"({var} if {first}.__class__ is bool else {slow}({var}))"
         return f"{slow}({first})"
 
-    def list_of(self, type_: GraphQLList[Any], details: FieldDetailsList) -> tuple[str, bool]:
+    def list_of(
+        self, type_: GraphQLList[Any], details: FieldDetailsList, keys: tuple[str, ...]
+    ) -> tuple[str, bool]:
         """A function completing a list (a `list` or `tuple`; anything else bails)."""
-        item, needs = self.value(type_.of_type, "x", details, "Path(p, i, None)")
-        name = self._name("a")
+        item, needs = self.value(type_.of_type, "item", details, "Path(path, index, None)", keys)
+        name = self._name("list", keys)
         if needs:
-            self.lines += [f"def {name}(v, p, run):"]
-            loop = f"[{item} for i, x in enumerate(v)]"
+            self.lines += [f"def {name}(value, path, run):"]
+            loop = f"[{item} for index, item in enumerate(value)]"
         else:
-            self.lines += [f"def {name}(v):"]
-            loop = f"[{item} for x in v]"
+            self.lines += [f"def {name}(value):"]
+            loop = f"[{item} for item in value]"
         self.lines += [
-            "    if v.__class__ is not list and v.__class__ is not tuple: raise Bail",
+            "    if value.__class__ is not list and value.__class__ is not tuple: raise Bail",
             f"    return {loop}",
             "",
         ]
