@@ -28,6 +28,7 @@ import orjson
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
+from app.cache import count_round_trips
 from app.config import Settings
 from app.graphql_http import Parameters, Refusal
 from app.keyspace import PERSISTED_PREFIX
@@ -133,7 +134,8 @@ class PersistedDocuments:
         if len(sha256) != 64 or not _HEX.issuperset(sha256):
             return None  # not a hash Herald would have stored: no round trip
         try:
-            stored = await redis.get(PERSISTED_PREFIX + sha256)
+            with count_round_trips():  # not the request's own (`redisRoundTrips`)
+                stored = await redis.get(PERSISTED_PREFIX + sha256)
         except (RedisError, OSError):
             return None
         if stored is None:
@@ -148,7 +150,7 @@ class PersistedDocuments:
             return
         self._keep(sha256, query)
         # Redis down: this process still knows it; the others will ask for the text once.
-        with contextlib.suppress(RedisError, OSError):
+        with contextlib.suppress(RedisError, OSError), count_round_trips():
             await redis.set(PERSISTED_PREFIX + sha256, query, ex=REMEMBERED_TTL_S, nx=True)
 
     def _keep(self, sha256: str, query: str) -> None:

@@ -244,3 +244,23 @@ def test_readme_shows_the_cloud_api_error_table() -> None:
     assert permission == list(range(200, 300))
     assert {ERRORS[code] for code in permission} == {ERRORS[200]}
     assert shown == expected
+
+
+def _subsequence(lines: list[str], within: list[str]) -> bool:
+    remaining = iter(within)
+    return all(any(line == other for other in remaining) for line in lines)
+
+
+def test_client_snippets_are_the_client_tests_code() -> None:
+    """A JavaScript snippet that the README attributes to a client test (tests/clients/,
+    run against a live server) is that test's code, line for line and in order."""
+    found = re.findall(
+        r"\(`tests/clients/([\w-]+\.test\.mjs)`\):\n\n```js\n(.*?)```", README, re.DOTALL
+    )
+    assert len(found) >= 2
+    for name, block in found:
+        test = [
+            line.strip() for line in (ROOT / "tests" / "clients" / name).read_text().splitlines()
+        ]
+        lines = [line.strip() for line in block.splitlines() if line.strip()]
+        assert _subsequence(lines, test), f"{name}:\n{block}"

@@ -1,27 +1,19 @@
 // Apollo Client 4 with automatic persisted queries (its PersistedQueryLink, node's SHA-256).
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { createHash } from "node:crypto";
+import { sent } from "./recorded-fetch.mjs";
 import { ApolloClient, HttpLink, InMemoryCache, gql } from "@apollo/client";
 import { PersistedQueryLink } from "@apollo/client/link/persisted-queries";
+import { createHash } from "node:crypto"; // in a browser: crypto.subtle.digest
 
 const url = process.env.HERALD_URL;
 const key = process.env.HERALD_KEY;
-
-// What the client sent: each request's body, to see the hash-first exchange.
-const sent = [];
-const recordingFetch = (input, init) => {
-  sent.push(JSON.parse(init.body));
-  return fetch(input, init);
-};
 
 const client = new ApolloClient({
   cache: new InMemoryCache(),
   link: new PersistedQueryLink({
     sha256: (text) => createHash("sha256").update(text).digest("hex"),
-  }).concat(
-    new HttpLink({ uri: url, headers: { authorization: `Bearer ${key}` }, fetch: recordingFetch }),
-  ),
+  }).concat(new HttpLink({ uri: url, headers: { authorization: `Bearer ${key}` } })),
 });
 
 const CONTACTS = gql`
@@ -62,7 +54,7 @@ test("a query: the hash first, the text once the server asks for it, then the ha
   assert.equal(again.data.contacts.totalCount, first.data.contacts.totalCount);
   // hash only (PERSISTED_QUERY_NOT_FOUND), hash and text, then the hash it now knows
   assert.deepEqual(
-    sent.map((body) => [typeof body.query, typeof body.extensions.persistedQuery.sha256Hash]),
+    sent.map(({ body }) => [typeof body.query, typeof body.extensions.persistedQuery.sha256Hash]),
     [
       ["undefined", "string"],
       ["string", "string"],

@@ -2,20 +2,16 @@
 // (JSON, multipart and event streams), mutations POSTed; queries answered by their plan.
 import { test } from "node:test";
 import assert from "node:assert/strict";
+import { sent } from "./recorded-fetch.mjs";
 import { Client, fetchExchange, gql } from "@urql/core";
 
 const url = process.env.HERALD_URL;
 const key = process.env.HERALD_KEY;
 
-const requests = [];
 const client = new Client({
   url,
   exchanges: [fetchExchange],
   fetchOptions: { headers: { authorization: `Bearer ${key}` } },
-  fetch: (input, init) => {
-    requests.push({ method: init.method, accept: new Headers(init.headers).get("accept") });
-    return fetch(input, init);
-  },
 });
 
 // Queries answered by their compiled plan, from the server's /metrics (open to loopback).
@@ -56,22 +52,22 @@ const CREATE_CATEGORY = gql`
 `;
 
 test("a query goes as GET with urql's Accept and is answered by its plan", async () => {
-  requests.length = 0;
   const before = await answeredByPlan();
+  sent.length = 0;
   const result = await client.query(CONTACTS, { first: 3 }).toPromise();
   assert.equal(result.error, undefined);
   assert.equal(typeof result.data.contacts.totalCount, "number");
-  assert.deepEqual(requests.map((r) => r.method), ["GET"]);
-  assert.match(requests[0].accept, /multipart\/mixed/);
-  assert.match(requests[0].accept, /text\/event-stream/);
+  assert.deepEqual(sent.map((r) => r.method), ["GET"]);
+  assert.match(sent[0].accept, /multipart\/mixed/);
+  assert.match(sent[0].accept, /text\/event-stream/);
   assert.equal((await answeredByPlan()) - before, 1);
 });
 
 test("a mutation is POSTed and answers with its typed error branch", async () => {
-  requests.length = 0;
+  sent.length = 0;
   const first = await client.mutation(CREATE_CATEGORY, { name: "urql" }).toPromise();
   const second = await client.mutation(CREATE_CATEGORY, { name: "urql" }).toPromise();
-  assert.deepEqual(requests.map((r) => r.method), ["POST", "POST"]);
+  assert.deepEqual(sent.map((r) => r.method), ["POST", "POST"]);
   assert.equal(first.data.createCategory.__typename, "CreateCategorySuccess");
   assert.equal(second.data.createCategory.__typename, "DuplicateError");
   assert.equal(second.data.createCategory.field, "name");
