@@ -75,6 +75,10 @@ def _not_found() -> Refusal:
     return Refusal("PersistedQueryNotFound", "PERSISTED_QUERY_NOT_FOUND")
 
 
+def not_allowed() -> Refusal:
+    return Refusal("only trusted documents may run on this server", "PERSISTED_QUERY_NOT_ALLOWED")
+
+
 class PersistedDocuments:
     """The documents requests may name instead of sending them: trusted ones, and (unless
     only those may run) the ones automatic persisted queries registered."""
@@ -115,16 +119,18 @@ class PersistedDocuments:
             return Document(found, None)
         query = params.query
         assert query is not None  # request_parameters refuses a request without a document
-        if self.only and query not in self.trusted_texts:
-            raise Refusal(
-                "only trusted documents may run on this server", "PERSISTED_QUERY_NOT_ALLOWED"
-            )
+        if not self.allows(query):
+            raise not_allowed()
         if sha256 is None:
             return Document(query, None)
         if sha256_hex(query) != sha256:
             raise Refusal("provided sha does not match query", "PERSISTED_QUERY_HASH_MISMATCH")
         known = self.only or sha256 in self.trusted or sha256 in self._recent
         return Document(query, None if known else sha256)
+
+    def allows(self, query: str) -> bool:
+        """Whether a document sent as text may run (a WebSocket's, say)."""
+        return not self.only or query in self.trusted_texts
 
     async def _registered(self, sha256: str, redis: Redis) -> str | None:
         found = self._recent.get(sha256)

@@ -18,6 +18,7 @@ from redis.asyncio import Redis
 
 from app.config import Settings
 from tests.conftest import Server, serve
+from tests.ws_client import gql_socket
 
 pytestmark = pytest.mark.asyncio
 
@@ -436,3 +437,18 @@ async def test_only_trusted_documents_run(
         assert response.status_code == expected
         assert list(response.json()) == ["errors"]
         assert codes(response) == [code]
+
+
+async def test_only_trusted_documents_run_over_websocket_too(
+    trusted_servers: tuple[Server, Server], admin_key: str
+) -> None:
+    # given
+    subscription = 'subscription { campaignProgress(id: "1") { status } }'
+    async with gql_socket(trusted_servers[1].url) as socket:
+        assert (await socket.init(admin_key))["type"] == "connection_ack"
+        # when: a document that is not in the manifest
+        await socket.subscribe("1", subscription)
+        messages = [message async for message in socket.events("1")]
+    # then
+    assert [m["type"] for m in messages] == ["error"]
+    assert messages[0]["payload"][0]["extensions"]["code"] == "PERSISTED_QUERY_NOT_ALLOWED"

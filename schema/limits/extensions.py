@@ -21,7 +21,12 @@ from app.persisted import Document
 from app.ratelimit import Verdict, limiter_for
 from app.runtime import Runtime
 from schema.context import Context
-from schema.limits.errors import QueryTimeoutError, RateLimitedError, SubscriptionOverHttpError
+from schema.limits.errors import (
+    LimitError,
+    QueryTimeoutError,
+    RateLimitedError,
+    SubscriptionOverHttpError,
+)
 from schema.limits.shape import limit_error
 from schema.pipeline import (
     ParsedDocument,
@@ -60,6 +65,11 @@ class QueryLimits(SchemaExtension):
         if isinstance(request, Request) and (error := method_error(operation, request.method)):
             context.response.headers["Allow"] = "POST"
             raise error
+        runtime: Runtime = request.app.state.runtime
+        if not runtime.persisted.allows(ctx.query):  # a WebSocket's (HTTP's: checked before)
+            raise LimitError(
+                "only trusted documents may run on this server", "PERSISTED_QUERY_NOT_ALLOWED"
+            )
         await rate_limit(context)
         ctx.graphql_document = self.parsed.document
         yield
