@@ -19,6 +19,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
+from urllib.parse import parse_qsl
 
 import orjson
 from starlette.responses import Response
@@ -189,14 +190,22 @@ def request_parameters(data: object) -> Parameters:
         )
     if not isinstance(data, dict):
         raise Refusal("the request body must be a JSON object", "BAD_REQUEST")
-    query = _typed(data, "query", str)
-    name = _typed(data, "operationName", str)
-    variables = _typed(data, "variables", dict)
-    extensions = _typed(data, "extensions", dict)
-    document_id = next(
-        (v for k in ("documentId", "doc_id", "id") if (v := _typed(data, k, str)) is not None),
-        None,
-    )
+    get = data.get
+    query, name = get("query"), get("operationName")
+    variables, extensions = get("variables"), get("extensions")
+    if not (
+        isinstance(query, str | None)
+        and isinstance(name, str | None)
+        and isinstance(variables, dict | None)
+        and isinstance(extensions, dict | None)
+    ):  # refused, naming the first one of the wrong type
+        for key, kind in _TYPES:
+            _typed(data, key, kind)
+    document_id = None
+    if "documentId" in data or "doc_id" in data or "id" in data:
+        document_id = next(
+            (v for k in _DOCUMENT_IDS if (v := _typed(data, k, str)) is not None), None
+        )
     sha256 = None
     if extensions is not None and "persistedQuery" in extensions:
         persisted = extensions["persistedQuery"]
@@ -214,6 +223,10 @@ def request_parameters(data: object) -> Parameters:
     return Parameters(query, variables, name or None, extensions, document_id, sha256)
 
 
+_TYPES = (("query", str), ("operationName", str), ("variables", dict), ("extensions", dict))
+_DOCUMENT_IDS = ("documentId", "doc_id", "id")
+
+
 def _typed(data: dict[str, Any], key: str, kind: type) -> Any:
     value = data.get(key)
     if value is not None and not isinstance(value, kind):
@@ -222,9 +235,14 @@ def _typed(data: dict[str, Any], key: str, kind: type) -> Any:
     return value
 
 
-def query_parameters(params: Mapping[str, Any]) -> dict[str, Any]:
-    """A GET's query string as request parameters: `variables` and `extensions` are JSON."""
-    data: dict[str, Any] = dict(params)
+def query_parameters(params: Mapping[str, Any] | bytes) -> dict[str, Any]:
+    """A GET's query string (raw, or as Starlette parsed it) as request parameters, the last
+    of a repeated name winning as in Starlette; `variables` and `extensions` are JSON."""
+    data: dict[str, Any] = (
+        dict(parse_qsl(params.decode("latin-1"), keep_blank_values=True))
+        if isinstance(params, bytes)
+        else dict(params)
+    )
     for key in ("variables", "extensions"):
         if key in data:  # empty: not given
             data[key] = decode_json(data[key], f"`{key}`") if data[key] else None

@@ -32,7 +32,6 @@ from typing import Any
 import orjson
 import strawberry
 from graphql import GraphQLError
-from starlette.datastructures import QueryParams
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute
@@ -188,9 +187,7 @@ class PlannedQueries:
         """The response of a planned query; None to hand the request to the view."""
         try:
             payload = (
-                query_parameters(QueryParams(scope["query_string"]))
-                if body is None
-                else orjson.loads(body)
+                query_parameters(scope["query_string"]) if body is None else orjson.loads(body)
             )
             parameters = request_parameters(payload)
         except (Refusal, orjson.JSONDecodeError):
