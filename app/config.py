@@ -99,6 +99,10 @@ class Settings(BaseSettings):
     # How long a process trusts a key lookup (app/api_keys/auth.py); 0 looks up every request.
     auth_cache_seconds: float = Field(default=5.0, ge=0)
     introspection: bool | None = None  # None: on in dev, off in prod
+    # A JSON manifest of trusted documents, {id: document} (app/persisted.py), read at start;
+    # with `trusted_documents_only` no other document runs.
+    trusted_documents: str | None = None
+    trusted_documents_only: bool = False
     mask_errors: bool | None = None  # None: off in dev, on in prod
     # Pre-filled in GraphiQL's headers; set by `herald dev` only, ignored outside dev.
     graphiql_api_key: str | None = None

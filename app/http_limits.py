@@ -1,9 +1,11 @@
-"""Request body size limit (ASGI middleware): 413 before a byte too many is buffered."""
+"""Request body size limit (ASGI middleware): 413 before a byte too many is buffered, as a
+GraphQL response (app/graphql_http.py)."""
 
 from __future__ import annotations
 
-from starlette.responses import PlainTextResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from app.graphql_http import Refusal
 
 
 class _TooLarge(Exception):
@@ -72,7 +74,6 @@ class BodySizeLimit:
         # No `Connection: close`: closing with the client still sending makes the kernel
         # reset the connection, and the client would see a broken pipe instead of the 413.
         # The server drops the rest of the body as it arrives.
-        response = PlainTextResponse(
-            f"request body larger than {self.max_bytes} bytes", status_code=413
-        )
-        await response(scope, receive, send)
+        accept = dict(scope["headers"]).get(b"accept", b"").decode("latin-1")
+        refusal = Refusal(f"request body larger than {self.max_bytes} bytes", "REQUEST_TOO_LARGE")
+        await refusal.response(accept)(scope, receive, send)

@@ -80,7 +80,7 @@ _read_pool = {
 }
 PLANNED_QUERIES = Counter(
     "herald_planned_queries",
-    "POSTed queries by outcome: answered by their plan, or handed over to the standard path.",
+    "Queries by outcome: answered by their plan, or handed over to the standard path.",
     ["outcome"],
     registry=_registry,
 )

@@ -11,6 +11,7 @@ from app.api_keys.auth import CallerCache
 from app.cache import CacheService, open_redis
 from app.config import Settings
 from app.db import SerializedSession, create_engine, create_sessionmaker
+from app.persisted import PersistedDocuments
 from app.reads import ReadPool
 from app.worker.jobs import Jobs, open_jobs
 
@@ -25,11 +26,13 @@ class Runtime:
     cache: CacheService = field(init=False)
     callers: CallerCache = field(init=False)  # recent API key lookups, per process
     jobs: Jobs = field(init=False)  # enqueues dispatch work on this process's broker
+    persisted: PersistedDocuments = field(init=False)  # documents named by id or hash
 
     def __post_init__(self) -> None:
         self.cache = CacheService(self.redis, self.settings)
         self.callers = CallerCache(self.settings.auth_cache_seconds)
         self.jobs = open_jobs(self.settings)
+        self.persisted = PersistedDocuments.from_settings(self.settings)
 
     @classmethod
     def open(cls, settings: Settings) -> Runtime:

@@ -1,21 +1,26 @@
 """Planned queries over HTTP: answered in front of the middleware, everything else by the view.
 
-A POST to /graphql of one JSON-encoded query that compiles to a plan (schema/plans/) is
-answered here, without the middleware stack, the router, Strawberry's HTTP view, its
-extension runner and graphql-core's execution loop, with the same steps they take, by the
-same functions and in the same order (schema/pipeline.py): the body size, the media type,
-the variables' bounds, the rate limit, the cached parse, the shape limits, the cached
-validation, then the operation's label, the timeout, the transaction boundary with its
-statement count and `Server-Timing`, the Redis round trips, the request id, metrics and
-access line, and the same response bytes.
+A query sent to /graphql, POSTed as JSON or as a GET, named by its text or by id or hash
+(app/persisted.py), whose operation compiles to a plan (schema/plans/), is answered here,
+without the middleware stack, the router, Strawberry's HTTP view, its extension runner and
+graphql-core's execution loop, with the same steps they take, by the same functions and in
+the same order (schema/pipeline.py): the body size, the media types, the request's
+parameters, the persisted document, the variables' bounds, the cached parse and its
+operation, the rate limit, the shape limits, the cached validation, then the operation's
+label, the timeout, the transaction boundary with its statement count and `Server-Timing`,
+the Redis round trips, the request id, metrics and access line, and the same response bytes
+in the media type `Accept` asks for (app/graphql_http.py).
 
 Everything else goes to Strawberry's view (schema/view.py), which answers it as it always has:
-GET, other content types, bodies over the limit, batches, streaming `Accept`s, mutations,
-subscriptions, introspection, variables over their bounds, documents that do not parse or
-validate, variables that do not coerce, an operation over a limit or the rate limit, and
-any error while answering. Each step hands over what it would refuse, so the view refuses it
-at the same step. A request handed over carries a `Handoff`, so the view neither counts it
-against the rate limit again nor runs an operation that already ran out of time.
+other methods and content types, bodies over the limit, an `Accept` that takes no JSON,
+malformed parameters, batches, unknown document ids, mutations, subscriptions,
+introspection, variables over their bounds, documents that do not parse or validate,
+variables that do not coerce, an operation over a limit or the rate limit, and any error
+while answering: this path answers only what succeeds, so every refusal and every error is
+the view's. Each step hands over what it would refuse, so the view refuses it at the same
+step. A request handed over carries a `Handoff`, so the view neither looks its document up
+nor counts it against the rate limit again, nor runs an operation that already ran out of
+time.
 """
 
 from __future__ import annotations
@@ -36,12 +41,27 @@ from strawberry.execution.is_awaitable import optimized_is_awaitable
 from app import compat
 from app.cache import count_round_trips
 from app.config import Settings
+from app.graphql_http import (
+    CONTENT_TYPES,
+    Refusal,
+    answer_media_type,
+    query_parameters,
+    request_parameters,
+)
 from app.http_limits import StreamedSize, declared_too_large
 from app.http_protocol import CANCEL_ON_DISCONNECT, DISCONNECTED
 from app.metrics import PLANNED_QUERIES
 from app.observability import begin_request, end_request, label_operation, record_request
+from app.runtime import Runtime
 from schema.extensions import begin_read_only, request_boundary
-from schema.limits import HANDOFF, Handoff, limit_error, take_rate_limit
+from schema.limits import (
+    HANDOFF,
+    REMEMBER,
+    Handoff,
+    limit_error,
+    remember_document,
+    take_rate_limit,
+)
 from schema.pipeline import json_media_type, parse_document, validation_errors, variables_error
 from schema.plans import DocumentPlans, execute, query_operation
 from schema.view import HeraldGraphQL
@@ -50,10 +70,11 @@ logger = logging.getLogger(__name__)
 
 _ANSWERED = PLANNED_QUERIES.labels("answered")
 _HANDED_OVER = PLANNED_QUERIES.labels("handed_over")
+_CONTENT_TYPES: dict[str | None, bytes] = {
+    media: value.encode() for media, value in CONTENT_TYPES.items()
+}
 # Strawberry's predicate, as its schema passes it to graphql-core (typed there as a guard).
 _IS_AWAITABLE: Any = optimized_is_awaitable
-# Accept values that ask the view for a streamed answer (multipart, server-sent events).
-_STREAMING = (b"multipart/", b"text/event-stream")
 
 
 class PlannedQueries:
@@ -84,10 +105,11 @@ class PlannedQueries:
         self.plans = DocumentPlans(schema)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        method = scope.get("method")
         if not (
             self.enabled
             and scope["type"] == "http"
-            and scope["method"] == "POST"
+            and (method == "POST" or method == "GET")
             and scope["path"] == self.path
         ):
             await self.app(scope, receive, send)
@@ -100,21 +122,28 @@ class PlannedQueries:
                 accept = value
             elif name == b"content-length":
                 declared = value
-        if (
-            (declared and declared_too_large(declared, self.max_bytes))
-            or not json_media_type(content_type.decode("latin-1"))
-            or any(s in accept for s in _STREAMING)
+        # None for an `Accept` that takes no JSON: the view refuses it, or streams.
+        answer_type = _CONTENT_TYPES.get(answer_media_type(accept.decode("latin-1")))
+        if answer_type is None or (
+            method == "POST"
+            and (
+                (declared and declared_too_large(declared, self.max_bytes))
+                or not json_media_type(content_type.decode("latin-1"))
+            )
         ):  # the size-limit middleware refuses a body over the limit, the view the rest
             await self.app(scope, receive, send)
             return
         info, token = begin_request(scope)
         scope[CANCEL_ON_DISCONNECT] = asyncio.current_task()  # a query: nothing to undo
         try:
-            body, complete = await _read_body(receive, self.max_bytes)
-            if body is None:
-                record_request(scope, info, 500)  # the client went away, as the middleware has it
-                return
-            replay = _replay(body, complete, receive)
+            if method == "GET":
+                body, complete, replay = None, True, receive
+            else:
+                body, complete = await _read_body(receive, self.max_bytes)
+                if body is None:  # the client went away: 500, as the middleware has it
+                    record_request(scope, info, 500)
+                    return
+                replay = _replay(body, complete, receive)
             handoff = Handoff()
             answer = None
             if complete:
@@ -135,10 +164,10 @@ class PlannedQueries:
             scope.pop(CANCEL_ON_DISCONNECT, None)  # done: the answer is sent whatever happens
             _ANSWERED.inc()
             content, response = answer
-            status = response.status_code or 200
+            status = 200  # a result: the only answer this path gives
             headers = [
                 (b"content-length", str(len(content)).encode()),
-                (b"content-type", b"application/json"),
+                (b"content-type", answer_type),
                 *response.raw_headers,
                 (b"x-request-id", info.request_id.encode("latin-1")),
             ]
@@ -155,30 +184,38 @@ class PlannedQueries:
             end_request(token)
 
     async def _answer(
-        self, scope: Scope, receive: Receive, body: bytes, handoff: Handoff
+        self, scope: Scope, receive: Receive, body: bytes | None, handoff: Handoff
     ) -> tuple[bytes, Response] | None:
         """The response of a planned query; None to hand the request to the view."""
-        payload = orjson.loads(body)
-        if not isinstance(payload, dict):
+        try:
+            payload = (
+                query_parameters(scope["query_string"]) if body is None else orjson.loads(body)
+            )
+            parameters = request_parameters(payload)
+        except (Refusal, orjson.JSONDecodeError):
+            return None  # the view refuses it, at the same step
+        runtime: Runtime = scope["app"].state.runtime
+        try:
+            named = await runtime.persisted.document(parameters, runtime.redis)
+        except Refusal:
             return None
-        query, variables = payload.get("query"), payload.get("variables")
-        name, extensions = payload.get("operationName"), payload.get("extensions")
-        if not (
-            isinstance(query, str)
-            and isinstance(variables, dict | None)
-            and isinstance(name, str | None)
-            and isinstance(extensions, dict | None)
-        ):
-            return None
+        handoff.document = named
+        query, name = named.query, parameters.operation_name
+        variables, extensions = parameters.variables, parameters.extensions
         if variables_error(variables) is not None:
-            return None  # the view refuses them, at the same step
-        scope["route"] = self.route  # the request's label in metrics and logs, as routed
+            return None
         settings = self.settings
+        try:
+            parsed = parse_document(query, settings.query_max_tokens)
+        except GraphQLError:  # does not parse, or too many tokens
+            return None
+        if query_operation(parsed.document, name) is None:  # mutations, subscriptions
+            return None
+        scope["route"] = self.route  # the request's label in metrics and logs, as routed
         graphql_schema = compat.graphql_schema(self.schema)
         request = Request(scope, receive)
         response = Response()
-        response.status_code = None  # type: ignore[assignment]  # as the view's sub-response
-        del response.headers["content-length"]
+        del response.headers["content-length"]  # as the view's sub-response
         context = self.view.http_context(request, response)
         async with request_boundary(context) as boundary:
             client = request.client
@@ -188,16 +225,13 @@ class PlannedQueries:
             handoff.verdict = verdict
             if verdict is not None and verdict.retry_after_ms is not None:
                 return None
-            try:
-                parsed = parse_document(query, settings.query_max_tokens)
-            except GraphQLError:  # does not parse, or too many tokens
-                return None
-            if query_operation(parsed.document, name) is None:  # mutations, subscriptions
-                return None
             if limit_error(settings, graphql_schema, parsed.document, query, name, variables):
                 return None
             if validation_errors(parsed, graphql_schema, settings.introspection_enabled):
                 return None
+            if named.remember is not None:
+                scope[REMEMBER] = named.remember
+                await remember_document(context, query)
             document = self.plans.get(query, name, parsed.document)
             if document is None:
                 return None

@@ -15,6 +15,7 @@ result only after every `on_operation` hook has exited, so MaskErrors never sees
 from __future__ import annotations
 
 import logging
+import re
 import uuid
 
 from graphql import GraphQLError, GraphQLSyntaxError
@@ -71,6 +72,17 @@ def _refused_value(error: GraphQLError) -> GraphQLError | None:
     )
 
 
+# A quoted value (kept as it is), or one of Python's words for a JSON literal.
+_PYTHON_WORDS = re.compile(r"'(?:[^'\\]|\\.)*'|\"(?:[^\"\\]|\\.)*\"|\b(None|True|False)\b")
+_JSON_WORDS = {"None": "null", "True": "true", "False": "false"}
+
+
+def _json_words(message: str) -> str:
+    """graphql-core words the values of variables and literals in Python (`None`, `True`):
+    the client sent JSON, so they say `null` and `true`."""
+    return _PYTHON_WORDS.sub(lambda m: _JSON_WORDS[m[1]] if m[1] else m[0], message)
+
+
 def _client_code(error: GraphQLError) -> str:
     if isinstance(error, GraphQLSyntaxError):
         return "QUERY_TOO_LARGE" if "tokens. Parsing aborted" in error.message else "PARSE_FAILED"
@@ -93,6 +105,8 @@ def report_errors(errors: list[GraphQLError], execution_context: ExecutionContex
         if not is_unexpected(error):
             if "code" not in extensions:
                 error.extensions = {**extensions, "code": _client_code(error)}
+            if error.path is None:  # validation's and variables' messages
+                error.message = _json_words(error.message)
             if hide_schema and "Did you mean" in error.message:
                 # Suggestions would reveal field names with introspection off.
                 error.message = error.message.split("Did you mean")[0].strip()

@@ -1,19 +1,28 @@
 """The steps of a request, in the order every path takes them, one function each.
 
 Strawberry's view (schema/view.py, with the extensions of schema/limits/) and the planned
-path (schema/http.py) call the same functions, so they accept and refuse the same requests:
+path (schema/http.py) call the same functions, so they accept and refuse the same requests,
+in order of cost:
 
 1. body size: `declared_too_large`, then `StreamedSize` as the body arrives (app/http_limits.py);
-2. media type: `json_media_type`;
-3. variables' depth and number of values: `variables_error`, before anything reads them;
-4. rate limit: `take_rate_limit` (schema/limits/);
-5. parse under the token limit: `parse_document`, cached by the document's text;
-6. shape limits (depth, aliases, repeats, cost): `limit_error` (schema/limits/);
-7. validation: `validation_errors`, cached with the parsed document;
-8. execution under the time limit.
+2. media types: the body's, `json_media_type`; the answer's, `answer_media_type`
+   (app/graphql_http.py: 406 when `Accept` takes no JSON);
+3. the request's parameters, a well-formed GraphQL-over-HTTP request's:
+   `request_parameters` (app/graphql_http.py; batches refused);
+4. a document named by id or hash: `PersistedDocuments.document` (app/persisted.py: no
+   round trip for a hash this process knows, one Redis read for another);
+5. variables' depth and number of values: `variables_error`, before anything reads them;
+6. parse under the token limit: `parse_document`, cached by the document's text; the
+   operation to run, `select_operation` (and no mutation over GET: `method_error`);
+7. rate limit: `take_rate_limit` (schema/limits/), one Redis round trip;
+8. shape limits (depth, aliases, repeats, cost): `limit_error` (schema/limits/);
+9. validation: `validation_errors`, cached with the parsed document; a document registered
+   by hash is remembered once it validates (`PersistedDocuments.remember`);
+10. execution under the time limit.
 
-A refusal costs no more than the steps before it: a document over a shape limit is never
-validated (the standard rules take most of a second over 700 repeats of one field).
+A refusal costs no more than the steps before it: a document that does not parse costs no
+round trip, a document over a shape limit is never validated (the standard rules take most
+of a second over 700 repeats of one field).
 """
 
 from __future__ import annotations
@@ -21,7 +30,15 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from functools import lru_cache
 
-from graphql import DocumentNode, GraphQLError, GraphQLSchema, parse, specified_rules
+from graphql import (
+    DocumentNode,
+    GraphQLError,
+    GraphQLSchema,
+    OperationDefinitionNode,
+    OperationType,
+    parse,
+    specified_rules,
+)
 from graphql.validation import ASTValidationRule, NoSchemaIntrospectionCustomRule
 from strawberry.http.parse_content_type import parse_content_type
 from strawberry.schema.schema import validate_document
@@ -86,6 +103,36 @@ def parse_document(query: str, max_tokens: int) -> ParsedDocument:
     Cached by its text: clients send the same few documents again and again.
     """
     return ParsedDocument(parse(query, max_tokens=max_tokens))
+
+
+def select_operation(document: DocumentNode, name: str | None) -> OperationDefinitionNode:
+    """The operation the request names (GraphQL's GetOperation): the only one when it names
+    none; a request error when there is no such operation, or several and no name."""
+    operations = [d for d in document.definitions if isinstance(d, OperationDefinitionNode)]
+    if name is not None:
+        found = next((o for o in operations if o.name and o.name.value == name), None)
+        if found is None:
+            raise _operation_error(f"Unknown operation named '{name}'.")
+        return found
+    if len(operations) == 1:
+        return operations[0]
+    if not operations:
+        raise _operation_error("Must provide an operation.")
+    raise _operation_error("Must provide operation name if query contains multiple operations.")
+
+
+def _operation_error(message: str) -> GraphQLError:
+    return GraphQLError(message, extensions={"code": "OPERATION_NOT_FOUND"})
+
+
+def method_error(operation: OperationDefinitionNode, method: str) -> GraphQLError | None:
+    """A mutation sent over GET, which must change nothing (the spec: 405); None if fine."""
+    if method == "GET" and operation.operation is OperationType.MUTATION:
+        return GraphQLError(
+            "mutations are not allowed over GET: send them with POST",
+            extensions={"code": "METHOD_NOT_ALLOWED"},
+        )
+    return None
 
 
 def validation_errors(

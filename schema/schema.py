@@ -20,7 +20,7 @@ from schema.contacts.queries import ContactQuery
 from schema.dashboard.queries import DashboardQuery
 from schema.execution import PlannedExecutor
 from schema.extensions import HeraldSchema, TransactionBoundary
-from schema.limits import QueryLimits, RateLimit, VariableLimits
+from schema.limits import QueryLimits, VariableLimits
 from schema.messages.queries import MessageQuery
 from schema.system.queries import SystemQuery
 from schema.templates.queries import TemplateQuery
@@ -59,12 +59,11 @@ def build_schema(*more_extensions: type) -> HeraldSchema:
         extensions=[
             # First: refuse before anything else starts (schema/limits/, schema/pipeline.py).
             VariableLimits,
-            RateLimit,
             OperationLabel,  # names the request in metrics and logs
             TransactionBoundary,
             RedisRoundTrips,
-            # Parse (cached), shape limits, validation (cached), timeout: the request steps
-            # the planned path takes too (schema/pipeline.py, schema/limits/).
+            # Parse (cached), rate limit, shape limits, validation (cached), timeout: the
+            # request steps the planned path takes too (schema/pipeline.py, schema/limits/).
             QueryLimits,
             *more_extensions,
         ],

@@ -1,28 +1,64 @@
-"""The GraphQL view over HTTP and WebSocket: typed context, orjson encoding."""
+"""The GraphQL view over HTTP and WebSocket: typed context, orjson encoding, and GraphQL over
+HTTP as the spec has it (app/graphql_http.py): the answer's media type from `Accept`, its
+status, JSON refusals, GET, persisted documents (app/persisted.py)."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import orjson
 from cross_web import AsyncHTTPRequestAdapter, HTTPException
 from starlette.requests import HTTPConnection, Request
 from starlette.responses import HTMLResponse, Response
+from starlette.types import Receive, Scope, Send
 from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
-from strawberry.http import GraphQLRequestData
+from strawberry.http import (
+    GraphQLHTTPResponse,
+    GraphQLRequestData,
+    GraphQLRequestProtocol,
+    process_result,
+)
+from strawberry.http.base import BaseRequestProtocol
+from strawberry.types import ExecutionResult, SubscriptionExecutionResult
 
 from app.api_keys.auth import RequestAuth
 from app.db import SerializedSession
 from app.graphiql import PAGE_HEADERS, is_loopback, render_graphiql
+from app.graphql_http import (
+    CONTENT_TYPES,
+    JSON,
+    STREAM,
+    Parameters,
+    Refusal,
+    answer_media_type,
+    decode_json,
+    graphql_status,
+    is_request_error,
+    query_parameters,
+    request_parameters,
+    response_media_type,
+)
 from app.live import LiveHub
 from app.runtime import Runtime
 from schema.context import Context
 from schema.fanout import SharedStreams
+from schema.limits import REMEMBER, handoff_of_scope
 from schema.pipeline import json_media_type
 from schema.request import request_cache, request_loaders
 from schema.websocket import LiveTransportHandler, TextWebSocketAdapter
+
+# Request parameters that name a document without its text (app/persisted.py).
+_DOCUMENT_IDS = ("documentId", "doc_id", "id", "extensions")
+
+
+@dataclass
+class HeraldRequestData(GraphQLRequestData):
+    """Strawberry's request data, with the parameters that may name a persisted document."""
+
+    parameters: Parameters | None = None
 
 
 class HeraldGraphQL(GraphQL[Context, None]):
@@ -50,13 +86,117 @@ class HeraldGraphQL(GraphQL[Context, None]):
         # The page may carry default headers (credentials): never store it in a cache.
         return HTMLResponse(page, headers={"Cache-Control": "no-store", **PAGE_HEADERS})
 
-    async def parse_http_body(
-        self, request: AsyncHTTPRequestAdapter
-    ) -> GraphQLRequestData | list[GraphQLRequestData]:
-        """Strawberry's, behind the media type check the planned path makes too."""
-        if request.method == "POST" and not json_media_type(request.content_type or ""):
-            raise HTTPException(400, "Unsupported content type")  # as Strawberry words it
-        return await super().parse_http_body(request)
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Strawberry's, with its refusals (a reason and a status) answered as JSON."""
+        if scope["type"] != "http":
+            await super().__call__(scope, receive, send)
+            return
+        request = Request(scope, receive)
+        try:
+            response = await self.run(request)
+        except HTTPException as exc:
+            response = Refusal.of_status(exc.status_code, exc.reason).response(_accept(request))
+        except Refusal as refusal:
+            response = refusal.response(_accept(request))
+        await response(scope, receive, send)
+
+    def should_render_graphql_ide(self, request: BaseRequestProtocol) -> bool:
+        """A GET without a document, by text or by id, from a browser."""
+        return super().should_render_graphql_ide(request) and not any(
+            name in request.query_params for name in _DOCUMENT_IDS
+        )
+
+    async def parse_http_body(self, request: AsyncHTTPRequestAdapter) -> GraphQLRequestData:
+        """The request's parameters (schema/pipeline.py's steps 2 and 3), as the planned path
+        reads them: GET's query string, or a POSTed JSON object."""
+        accept = request.headers.get("accept", "")
+        media = answer_media_type(accept)
+        if media is None:
+            raise Refusal(
+                "the answer is JSON: accept application/graphql-response+json or application/json",
+                "NOT_ACCEPTABLE",
+            )
+        if request.method == "GET":
+            data = query_parameters(request.query_params)
+        elif json_media_type(request.content_type or ""):
+            data = decode_json(await request.get_body())
+        else:
+            raise Refusal("send the request as application/json", "UNSUPPORTED_MEDIA_TYPE")
+        parameters = request_parameters(data)
+        return HeraldRequestData(
+            query=parameters.query,
+            variables=parameters.variables,
+            operation_name=parameters.operation_name,
+            extensions=parameters.extensions,
+            protocol=self._stream_protocol(accept) if media == STREAM else "http",
+            parameters=parameters,
+        )
+
+    def _stream_protocol(self, accept: str) -> GraphQLRequestProtocol:
+        """The stream a client that accepts nothing but a stream asked for, if served."""
+        for protocol in self.protocols:
+            transport = self.stream_transport_classes_by_protocol.get(protocol)
+            if transport is not None and transport().accepts(accept):
+                return transport.protocol
+        return "http"
+
+    async def execute_operation(
+        self,
+        request: Request,
+        request_adapter: AsyncHTTPRequestAdapter,
+        request_data: GraphQLRequestData | list[GraphQLRequestData],
+        context: Context,
+        root_value: None,
+        sub_response: Response,
+    ) -> ExecutionResult | list[ExecutionResult] | SubscriptionExecutionResult:
+        """Strawberry's, once the document a request names by id or hash is found (step 4)."""
+        assert isinstance(request_data, HeraldRequestData)
+        assert request_data.parameters is not None
+        handoff = handoff_of_scope(request.scope)
+        if handoff is not None and handoff.document is not None:
+            document = handoff.document  # found already by the planned path
+        else:
+            runtime: Runtime = request.app.state.runtime
+            document = await runtime.persisted.document(request_data.parameters, context.redis)
+        request_data.query = document.query
+        if document.remember is not None:
+            request.scope[REMEMBER] = document.remember
+        return await super().execute_operation(
+            request, request_adapter, request_data, context, root_value, sub_response
+        )
+
+    async def get_sub_response(self, request: Request | WebSocket) -> Response:
+        """The response the resolvers add headers to; its media type is the answer's."""
+        response = await super().get_sub_response(request)
+        response.media_type = response_media_type(request.headers.get("accept", ""))
+        return response
+
+    async def process_result(
+        self, request: Request, result: ExecutionResult
+    ) -> GraphQLHTTPResponse:
+        """Strawberry's, without `data` when the operation never ran (a request error)."""
+        body = process_result(result)
+        if result.data is None and is_request_error(body.get("errors")):
+            del body["data"]
+        return body
+
+    def create_response(
+        self,
+        response_data: GraphQLHTTPResponse | list[GraphQLHTTPResponse],
+        sub_response: Response,
+    ) -> Response:
+        """The answer in its media type, with the status that media type gives it."""
+        assert isinstance(response_data, dict)  # batches are refused with the parameters
+        media = sub_response.media_type or JSON
+        response = Response(
+            self.encode_json(response_data),
+            status_code=graphql_status(response_data, media),
+            media_type=CONTENT_TYPES[media],
+        )
+        response.headers.raw.extend(sub_response.headers.raw)
+        if sub_response.background:
+            response.background = sub_response.background
+        return response
 
     def encode_json(self, data: object) -> bytes:
         return orjson.dumps(data)
@@ -111,3 +251,7 @@ def _context(
         auth=auth(session),
         jobs=runtime.jobs,
     )
+
+
+def _accept(request: Request) -> str:
+    return request.headers.get("accept", "")

@@ -18,7 +18,6 @@ from strawberry.subscriptions.protocols.graphql_transport_ws import handlers
 from uvicorn.config import Config
 from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
 from uvicorn.server import ServerState
-from websockets.exceptions import ConnectionClosed
 
 from app.compat import RedisConsumer, field_nodes, graphql_schema, new_info
 from app.config import Settings
@@ -26,7 +25,7 @@ from app.http_protocol import HttpProtocol
 from tests.conftest import Server, create_api_key
 from tests.test_http_protocol import Recorded
 from tests.test_live import WAIT
-from tests.ws_client import GqlSocket, gql_socket
+from tests.ws_client import gql_socket
 
 
 @strawberry.type
@@ -77,28 +76,25 @@ def test_strawberry_sends_an_operations_results_as_relied_on() -> None:
     assert issubclass(handlers._OperationStreamClosed, Exception)
 
 
-async def _drain(socket: GqlSocket) -> None:
-    while True:
-        await asyncio.wait_for(socket.receive(), WAIT)
-
-
 @pytest.mark.asyncio
-async def test_a_query_closing_the_socket_ends_its_operation(
+async def test_an_operation_that_does_not_validate_gets_its_error_message(
     server: Server, settings: Settings
 ) -> None:
     # given an acknowledged connection
     viewer = await create_api_key(settings, "viewer")
     async with gql_socket(server.url) as socket:
         assert (await socket.init(viewer))["type"] == "connection_ack"
-        # when a query names an operation it lacks (Strawberry closes the socket)
-        payload = {"query": "{ dashboard { campaignCount } }", "operationName": "Nope"}
+        # when a query asks for a field that does not exist (a pre-execution error, which
+        # Strawberry's result sender turns into the operation's `error` message)
+        payload = {"query": "{ dashboard { nope } }"}
         await socket.send({"id": "q", "type": "subscribe", "payload": payload})
-        # then
-        with pytest.raises(ConnectionClosed) as closed:
-            await _drain(socket)
-    received = closed.value.rcvd
-    assert received is not None
-    assert (received.code, received.reason) == (4400, 'Unknown operation named "Nope".')
+        message = await asyncio.wait_for(socket.receive(), WAIT)
+        # then the socket stays open for the next operation
+        await socket.send({"id": "v", "type": "subscribe", "payload": {"query": "{ version }"}})
+        following = await asyncio.wait_for(socket.receive(), WAIT)
+    assert (message["type"], message["id"]) == ("error", "q")
+    assert "nope" in message["payload"][0]["message"]
+    assert (following["type"], following["id"]) == ("next", "v")
 
 
 def test_dramatiq_redis_consumers_are_the_class_extended() -> None:

@@ -2,11 +2,12 @@
 
 Two servers share one database and Redis: one with `fast_execution=True` (compiled plans,
 schema/http.py), one with False (Strawberry's view and graphql-core's executor). Every
-document is sent to both, then again to the same two servers with other variable values
-and under other operation names (renamed, and as one of two operations sharing a
-fragment), so that what a process keeps between requests (plans per document and
-directive values, look-ahead per field node, literal arguments coerced once, measured
-costs, parsed documents) meets state left by earlier requests.
+document is sent to both, then again to the same two servers with other variable values,
+under other operation names (renamed, and as one of two operations sharing a fragment), as
+a GET with urql's `Accept` and by its hash (Apollo's persisted queries), so that what a
+process keeps between requests (plans per document and directive values, look-ahead per
+field node, literal arguments coerced once, measured costs, parsed documents, persisted
+documents) meets state left by earlier requests.
 
 Every answer must have no 5xx and no INTERNAL_SERVER_ERROR, and both paths must give the
 same status, `data` and `errors` (an `errorId` is random): two equal crashes fail too.
@@ -168,6 +169,8 @@ class Step:
     document: str
     variables: dict[str, Any] | None = None
     operation_name: str | None = None
+    # POSTed as JSON; as a GET (urql); or by its hash first (Apollo's persisted queries)
+    transport: str = "post"
 
     def payload(self) -> dict[str, Any]:
         payload: dict[str, Any] = {"query": self.document, "variables": self.variables}
@@ -175,12 +178,34 @@ class Step:
             payload["operationName"] = self.operation_name
         return payload
 
+    async def send(self, http: httpx.AsyncClient, url: str) -> httpx.Response:
+        if self.transport == "get":
+            params = {"query": self.document, "variables": orjson.dumps(self.variables).decode()}
+            if self.operation_name is not None:
+                params["operationName"] = self.operation_name
+            return await http.get(url, params=params, headers={"Accept": URQL_ACCEPT})
+        if self.transport == "hash":
+            digest = hashlib.sha256(self.document.encode()).hexdigest()
+            extensions = {"persistedQuery": {"version": 1, "sha256Hash": digest}}
+            hashed = {k: v for k, v in self.payload().items() if k != "query"}
+            response = await http.post(url, json={**hashed, "extensions": extensions})
+            if "PERSISTED_QUERY_NOT_FOUND" not in response.text:
+                return response
+            return await http.post(url, json={**self.payload(), "extensions": extensions})
+        return await http.post(url, json=self.payload())
+
     def __str__(self) -> str:
         document = " ".join(self.document.split())
         return (
             f"document {document!r}, variables {self.variables!r}, "
-            f"operationName {self.operation_name!r}"
+            f"operationName {self.operation_name!r}, sent by {self.transport}"
         )
+
+
+URQL_ACCEPT = (
+    "application/graphql-response+json, application/graphql+json, application/json, "
+    "text/event-stream, multipart/mixed"
+)
 
 
 @dataclass(frozen=True)
@@ -282,7 +307,7 @@ class Exchange:
     async def send(self, step: Step) -> tuple[Answer, Answer]:
         fallbacks = projection_fallbacks()
         planned, standard = [
-            Answer.of(await self.http.post(server.url + "/graphql", json=step.payload()))
+            Answer.of(await step.send(self.http, server.url + "/graphql"))
             for server in (self.servers.planned, self.servers.standard)
         ]
         if (problem := _problem(step, planned, standard)) is not None:
@@ -358,7 +383,7 @@ def _two_operations(document: str) -> str:
 def _sequence(document: str, first: dict[str, Any], second: dict[str, Any]) -> list[Step]:
     """The document with one set of values, the other, the first again; renamed, with the
     values the other way round, and under another name; then as one of two operations
-    sharing a fragment, each selected by name."""
+    sharing a fragment, each selected by name; then as a GET and by its hash."""
     renamed, other, two = (
         _renamed(document, "OpA"),
         _renamed(document, "OpB"),
@@ -373,6 +398,8 @@ def _sequence(document: str, first: dict[str, Any], second: dict[str, Any]) -> l
         Step(other, first, "OpB"),
         Step(two, first, "OpA"),
         Step(two, second, "OpB"),
+        Step(document, second, transport="get"),
+        Step(renamed, first, "OpA", transport="hash"),
     ]
 
 
@@ -444,7 +471,7 @@ async def test_every_query_of_the_suite_and_readme_agrees(exchange: Exchange) ->
         await exchange.run(_sequence(document, _variables(document, 0), _variables(document, 1)))
     # then
     assert not exchange.problems, _report(exchange.problems)
-    assert exchange.answers == 8 * len(documents)
+    assert exchange.answers == 10 * len(documents)
     assert exchange.with_data >= exchange.answers * 0.7  # most answer data, not only errors
 
 

@@ -1,7 +1,7 @@
 """One request pipeline for both paths: the planned path (schema/http.py) and Strawberry's view
-take the same steps in the same order (body size, media type, rate limit, parse, shape limits,
-validation, execution), so they accept and refuse the same requests. Each test sends the same
-request to a server with planned queries on and to one with them off."""
+take the same steps in the same order (body size, media type, parameters, parse, rate limit,
+shape limits, validation, execution), so they accept and refuse the same requests. Each test
+sends the same request to a server with planned queries on and to one with them off."""
 
 from __future__ import annotations
 
@@ -124,9 +124,9 @@ async def test_a_chunked_body_just_over_the_limit_is_413_on_both_paths(
         ("application/json", 200),
         ("application/json; charset=utf-8", 200),
         # Strawberry's view compares the media type as it is sent
-        ("APPLICATION/JSON", 400),
-        ("text/plain; x=application/json", 400),
-        ("multipart/form-data; boundary=application/json", 400),
+        ("APPLICATION/JSON", 415),
+        ("text/plain; x=application/json", 415),
+        ("multipart/form-data; boundary=application/json", 415),
     ],
 )
 async def test_both_paths_accept_the_same_media_types(
@@ -141,7 +141,7 @@ async def test_both_paths_accept_the_same_media_types(
     assert responses[0].content == responses[1].content
 
 
-# -- Rate limit, parse, shape limits, validation, in this order ------------------------------------
+# -- Parse, rate limit, shape limits, validation, in this order ------------------------------------
 
 
 async def test_a_document_over_a_limit_is_refused_without_validation(
@@ -193,6 +193,20 @@ async def test_a_rate_limited_client_gets_the_same_answer_without_validation(
     assert validations == []
 
 
+async def test_a_document_that_does_not_parse_is_refused_before_the_rate_limit(
+    limited_paths: tuple[Server, Server], settings: Settings
+) -> None:
+    # given: one key per server, two operations a window
+    keys = [await create_api_key(settings, "admin") for _ in limited_paths]
+    for server, key in zip(limited_paths, keys, strict=True):
+        # when: three documents that do not parse, then three that do
+        broken = [await post(server, key, json_body("{ version")) for _ in range(3)]
+        parsed = [await post(server, key, json_body(PROTECTED)) for _ in range(3)]
+        # then: the broken ones cost no place in the window
+        assert [r.json()["errors"][0]["extensions"]["code"] for r in broken] == ["PARSE_FAILED"] * 3
+        assert [r.status_code for r in parsed] == [200, 200, 429]
+
+
 # -- Variables -------------------------------------------------------------------------------------
 
 
@@ -240,7 +254,6 @@ async def test_variables_nested_600_deep_are_refused_the_same_on_both_paths(
     for response in responses:
         assert response.status_code == 200
         assert response.json() == {
-            "data": None,
             "errors": [
                 {
                     "message": f"variables nest deeper than {VARIABLES_MAX_DEPTH} levels",
@@ -287,7 +300,7 @@ async def test_variables_at_their_bounds_are_answered_and_past_them_refused_on_b
         assert list(answer) == ["data", "extensions"]
         assert list(answer["data"]) == ["version"]
     else:
-        assert answer["data"] is None
+        assert "data" not in answer
         assert [e["extensions"]["code"] for e in answer["errors"]] == [code]
 
 
@@ -332,7 +345,6 @@ async def test_a_subscription_over_http_is_refused_as_the_clients_mistake(
     for response in responses:
         assert response.status_code == 400
         assert response.json() == {
-            "data": None,
             "errors": [
                 {
                     "message": "subscriptions are served over WebSocket (graphql-transport-ws)"

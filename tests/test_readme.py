@@ -281,3 +281,23 @@ def test_every_relative_link_resolves(page: str) -> None:
         assert linked.exists(), (page, target)
         if anchor:
             assert anchor in _anchors(linked.read_text()), (page, target)
+
+
+def _subsequence(lines: list[str], within: list[str]) -> bool:
+    remaining = iter(within)
+    return all(any(line == other for other in remaining) for line in lines)
+
+
+def test_client_snippets_are_the_client_tests_code() -> None:
+    """A JavaScript snippet that the README attributes to a client test (tests/clients/,
+    run against a live server) is that test's code, line for line and in order."""
+    found = re.findall(
+        r"\(`tests/clients/([\w-]+\.test\.mjs)`\):\n\n```js\n(.*?)```", README, re.DOTALL
+    )
+    assert len(found) >= 2
+    for name, block in found:
+        test = [
+            line.strip() for line in (ROOT / "tests" / "clients" / name).read_text().splitlines()
+        ]
+        lines = [line.strip() for line in block.splitlines() if line.strip()]
+        assert _subsequence(lines, test), f"{name}:\n{block}"

@@ -51,9 +51,20 @@ from typing import NamedTuple
 from redis.asyncio import Redis
 
 from app.config import Settings
-from app.keyspace import BROKER_NAMESPACE, CACHE_PREFIX, CAMPAIGN_PREFIX, WHATSAPP_PREFIX
+from app.keyspace import (
+    BROKER_NAMESPACE,
+    CACHE_PREFIX,
+    CAMPAIGN_PREFIX,
+    PERSISTED_PREFIX,
+    WHATSAPP_PREFIX,
+)
 
-PROTECTED_PREFIXES: tuple[str, ...] = (WHATSAPP_PREFIX, CAMPAIGN_PREFIX, BROKER_NAMESPACE)
+PROTECTED_PREFIXES: tuple[str, ...] = (
+    WHATSAPP_PREFIX,
+    CAMPAIGN_PREFIX,
+    PERSISTED_PREFIX,
+    BROKER_NAMESPACE,
+)
 NAMESPACES: tuple[str, ...] = ("stats", "categories", "contacts", "campaigns")
 # Sub-prefixes the service itself uses; a namespace may never be named like them.
 _RESERVED = ("gen", "lock")

@@ -5,40 +5,46 @@ variables' bounds are constants of schema/pipeline.py. Refusals are client error
 code (VARIABLES_TOO_DEEP, VARIABLES_TOO_LARGE, QUERY_TOO_LARGE, QUERY_TOO_DEEP,
 TOO_MANY_ALIASES, TOO_MANY_REPEATS, QUERY_TOO_COMPLEX, TIMEOUT, RATE_LIMITED, and
 SUBSCRIPTION_OVER_HTTP for a subscription sent where nothing can stream it), returned with
-no data and nothing executed. They are steps of the request pipeline (schema/pipeline.py),
-taken in its order on every path.
+nothing executed, and, but for TIMEOUT, no data (HTTP statuses: app/graphql_http.py). They
+are steps of the request pipeline (schema/pipeline.py), taken in its order on every path.
 
   - shape.py:      depth, aliases, repeats and cost, measured in one walk of the operation
-  - extensions.py: VariableLimits, RateLimit and QueryLimits (the standard path's steps),
-                   the planned path's Handoff
+  - extensions.py: VariableLimits and QueryLimits (the standard path's steps, the rate
+                   limit among them), the planned path's Handoff
   - errors.py:     the refusals
 """
 
 from schema.limits.errors import LimitError, QueryTimeoutError, RateLimitedError
 from schema.limits.extensions import (
     HANDOFF,
+    REMEMBER,
     Handoff,
     QueryLimits,
-    RateLimit,
     VariableLimits,
     handoff_of,
+    handoff_of_scope,
+    rate_limit,
+    remember_document,
     take_rate_limit,
 )
 from schema.limits.shape import Measure, check_measure, limit_error, measure_operation
 
 __all__ = [
     "HANDOFF",
+    "REMEMBER",
     "Handoff",
     "LimitError",
     "Measure",
     "QueryLimits",
     "QueryTimeoutError",
-    "RateLimit",
     "RateLimitedError",
     "VariableLimits",
     "check_measure",
     "handoff_of",
+    "handoff_of_scope",
     "limit_error",
     "measure_operation",
+    "rate_limit",
+    "remember_document",
     "take_rate_limit",
 ]

@@ -1,26 +1,42 @@
-"""The limits as schema extensions: the variables' bounds, the rate limit, then parsing, shape
-and validation, time; and what the planned path hands over so that nothing is counted twice."""
+"""The limits as schema extensions: the variables' bounds; then parsing, the operation, the
+rate limit, shape and validation, time; and what the planned path hands over so that nothing
+is counted twice."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
 import math
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Iterator, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from starlette.requests import Request
 from strawberry.extensions import SchemaExtension
 from strawberry.types.graphql import OperationType
 
+from app.cache import count_round_trips
 from app.compat import graphql_schema
 from app.config import Settings
+from app.persisted import Document
 from app.ratelimit import Verdict, limiter_for
+from app.runtime import Runtime
 from schema.context import Context
-from schema.limits.errors import QueryTimeoutError, RateLimitedError, SubscriptionOverHttpError
+from schema.limits.errors import (
+    LimitError,
+    QueryTimeoutError,
+    RateLimitedError,
+    SubscriptionOverHttpError,
+)
 from schema.limits.shape import limit_error
-from schema.pipeline import ParsedDocument, parse_document, validation_errors, variables_error
+from schema.pipeline import (
+    ParsedDocument,
+    method_error,
+    parse_document,
+    select_operation,
+    validation_errors,
+    variables_error,
+)
 
 if TYPE_CHECKING:
     from redis.asyncio import Redis
@@ -33,15 +49,29 @@ logger = logging.getLogger(__package__)
 
 class QueryLimits(SchemaExtension):
     """The standard path's steps from parsing to execution (schema/pipeline.py): the cached
-    parse under the token limit; a subscription over HTTP refused; the shape limits before
-    the cached validation; the time limit around execution."""
+    parse under the token limit and the operation it names; the rate limit; a subscription
+    over HTTP refused; the shape limits before the cached validation; the document
+    registered by hash remembered; the time limit around execution."""
 
     parsed: ParsedDocument | None = None
 
-    def on_parse(self) -> Iterator[None]:
+    async def on_parse(self) -> AsyncIterator[None]:
         ctx = self.execution_context
-        assert ctx.query is not None  # Strawberry refuses a request without one first
-        self.parsed = parse_document(ctx.query, self._settings().query_max_tokens)
+        context: Context = ctx.context
+        assert ctx.query is not None  # the view refuses a request without one first
+        self.parsed = parse_document(ctx.query, context.settings.query_max_tokens)
+        # The name as the request gives it: the document is not the context's yet.
+        operation = select_operation(self.parsed.document, ctx.operation_name)
+        request = context.request
+        if isinstance(request, Request) and (error := method_error(operation, request.method)):
+            context.response.headers["Allow"] = "POST"
+            raise error
+        runtime: Runtime = request.app.state.runtime
+        if not runtime.persisted.allows(ctx.query):  # a WebSocket's (HTTP's: checked before)
+            raise LimitError(
+                "only trusted documents may run on this server", "PERSISTED_QUERY_NOT_ALLOWED"
+            )
+        await rate_limit(context)
         ctx.graphql_document = self.parsed.document
         yield
 
@@ -54,7 +84,6 @@ class QueryLimits(SchemaExtension):
         if ctx.operation_type is OperationType.SUBSCRIPTION and isinstance(
             context.request, Request
         ):
-            context.response.status_code = 400
             raise SubscriptionOverHttpError
         assert self.parsed is not None  # on_parse ran
         # Before the standard rules: some of them cost time quadratic in repeated fields.
@@ -83,6 +112,8 @@ class QueryLimits(SchemaExtension):
         handoff = handoff_of(ctx.context)
         if handoff is not None and handoff.timed_out:  # the planned path ran out of time
             raise QueryTimeoutError(settings.query_timeout_s)
+        assert ctx.query is not None
+        await remember_document(ctx.context, ctx.query)
         try:
             async with asyncio.timeout(settings.query_timeout_s):
                 yield
@@ -107,12 +138,17 @@ class Handoff:
     """What the planned path (schema/http.py) already did for a request it hands over to
     the standard path, so that nothing is done twice."""
 
+    document: Document | None = None  # the document it named, found
     verdict: Verdict | None = None  # the rate limiter's answer, when it was asked
     timed_out: bool = False  # the operation already ran out of time
 
 
 def handoff_of(context: Context) -> Handoff | None:
-    found = context.request.scope.get(HANDOFF)
+    return handoff_of_scope(context.request.scope)
+
+
+def handoff_of_scope(scope: Mapping[str, Any]) -> Handoff | None:
+    found = scope.get(HANDOFF)
     return found if isinstance(found, Handoff) else None
 
 
@@ -133,9 +169,10 @@ async def take_rate_limit(
         buckets = [f"key:{digest}"]
     else:
         buckets = [f"key:{digest}", address]
-    verdict = await limiter_for(redis).hit(
-        buckets, settings.rate_limit_requests, settings.rate_limit_window_s
-    )
+    with count_round_trips():  # the limiter's, not the request's own (`redisRoundTrips`)
+        verdict = await limiter_for(redis).hit(
+            buckets, settings.rate_limit_requests, settings.rate_limit_window_s
+        )
     if verdict.revocation_epoch is not None:
         auth.observe_epoch(verdict.revocation_epoch)
     return verdict
@@ -144,7 +181,7 @@ async def take_rate_limit(
 class VariableLimits(SchemaExtension):
     """Variables nested too deep or holding too many values, refused before anything else
     reads them (schema/pipeline.py). Listed first, so a refusal leaves no other extension
-    half-entered."""
+    half-entered and costs no statement or round trip."""
 
     def on_operation(self) -> Iterator[None]:
         error = variables_error(self.execution_context.variables)
@@ -153,26 +190,30 @@ class VariableLimits(SchemaExtension):
         yield
 
 
-class RateLimit(SchemaExtension):
-    """Sliding-window limit per API key (or client address); refuses before parsing.
+async def rate_limit(context: Context) -> None:
+    """The rate limit step: refused with 429 and `Retry-After` when the caller's window is
+    full; counted once, by the planned path when it handed the request over."""
+    handoff = handoff_of(context)
+    if handoff is not None and handoff.verdict is not None:
+        verdict: Verdict | None = handoff.verdict
+    else:
+        client = context.request.client
+        verdict = await take_rate_limit(
+            context.settings, context.redis, context.auth, client.host if client else None
+        )
+    if verdict is not None and (retry_after_ms := verdict.retry_after_ms) is not None:
+        retry_after = max(1, math.ceil(retry_after_ms / 1000))
+        context.response.headers["Retry-After"] = str(retry_after)
+        raise RateLimitedError(retry_after)
 
-    Listed right after VariableLimits, so a refusal leaves no other extension half-entered
-    and its Redis round trip stays out of the request's own counters.
-    """
 
-    async def on_operation(self) -> AsyncIterator[None]:
-        context: Context = self.execution_context.context
-        handoff = handoff_of(context)
-        if handoff is not None and handoff.verdict is not None:
-            verdict: Verdict | None = handoff.verdict  # counted once, by the planned path
-        else:
-            client = context.request.client
-            verdict = await take_rate_limit(
-                context.settings, context.redis, context.auth, client.host if client else None
-            )
-        if verdict is not None and (retry_after_ms := verdict.retry_after_ms) is not None:
-            retry_after = max(1, math.ceil(retry_after_ms / 1000))
-            context.response.status_code = 429
-            context.response.headers["Retry-After"] = str(retry_after)
-            raise RateLimitedError(retry_after)
-        yield
+REMEMBER = "herald.remember"  # the request scope's key for the hash of a document to store
+
+
+async def remember_document(context: Context, query: str) -> None:
+    """A document sent with its hash (automatic persisted queries), stored once it validated
+    (app/persisted.py); nothing for any other request."""
+    sha256 = context.request.scope.get(REMEMBER)
+    if sha256 is not None:
+        runtime: Runtime = context.request.app.state.runtime
+        await runtime.persisted.remember(sha256, query, context.redis)

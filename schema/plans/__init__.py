@@ -27,7 +27,7 @@ types; mutations, subscriptions, introspection (`__schema`, `__type`), unions, i
 types with an `is_type_of` check and fragment variables stay on the standard path.
 
 A document reaches its plan only through the steps every request takes, in their order
-(schema/pipeline.py): rate limit, parse, shape limits, validation; a plan changes how the
+(schema/pipeline.py): parse, rate limit, shape limits, validation; a plan changes how the
 fields are resolved, never which requests are answered.
 """
 
