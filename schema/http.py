@@ -58,6 +58,7 @@ from schema.limits import (
     HANDOFF,
     REMEMBER,
     Handoff,
+    known_rate_limit,
     limit_error,
     remember_document,
     take_rate_limit,
@@ -205,23 +206,25 @@ class PlannedQueries:
         if variables_error(variables) is not None:
             return None
         settings = self.settings
+        scope["route"] = self.route  # the request's label in metrics and logs, as routed
+        request = Request(scope, receive)
+        response = Response()
+        del response.headers["content-length"]  # as the view's sub-response
+        context = self.view.http_context(request, response)
+        client = request.client.host if request.client else None
+        known = known_rate_limit(settings, context.redis, context.auth, client)
+        if known is not None:
+            handoff.verdict = known
+            return None
         try:
             parsed = parse_document(query, settings.query_max_tokens)
         except GraphQLError:  # does not parse, or too many tokens
             return None
         if query_operation(parsed.document, name) is None:  # mutations, subscriptions
             return None
-        scope["route"] = self.route  # the request's label in metrics and logs, as routed
         graphql_schema = compat.graphql_schema(self.schema)
-        request = Request(scope, receive)
-        response = Response()
-        del response.headers["content-length"]  # as the view's sub-response
-        context = self.view.http_context(request, response)
         async with request_boundary(context) as boundary:
-            client = request.client
-            verdict = await take_rate_limit(
-                settings, context.redis, context.auth, client.host if client else None
-            )
+            verdict = await take_rate_limit(settings, context.redis, context.auth, client)
             handoff.verdict = verdict
             if verdict is not None and verdict.retry_after_ms is not None:
                 return None

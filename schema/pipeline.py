@@ -12,6 +12,8 @@ in order of cost:
 4. a document named by id or hash: `PersistedDocuments.document` (app/persisted.py: no
    round trip for a hash this process knows, one Redis read for another);
 5. variables' depth and number of values: `variables_error`, before anything reads them;
+   then a rate limit refusal this process already knows, from memory (`known_rate_limit`,
+   schema/limits/: a window found full stays full until its oldest request leaves it);
 6. parse under the token limit: `parse_document`, cached by the document's text; the
    operation to run, `select_operation` (and no mutation over GET: `method_error`);
 7. rate limit: `take_rate_limit` (schema/limits/), one Redis round trip;
@@ -20,8 +22,8 @@ in order of cost:
    by hash is remembered once it validates (`PersistedDocuments.remember`);
 10. execution under the time limit.
 
-A refusal costs no more than the steps before it: a document that does not parse costs no
-round trip, a document over a shape limit is never validated (the standard rules take most
+A refusal costs no more than the steps before it: a caller whose window is used costs
+neither a parse nor a round trip, a document that does not parse costs no round trip, a document over a shape limit is never validated (the standard rules take most
 of a second over 700 repeats of one field).
 """
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import secrets
 import time
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
@@ -486,6 +487,26 @@ async def test_a_used_window_is_refused_without_a_redis_round_trip(
     assert scripts_during == 0
     assert again == 200
     assert _script_calls(redis_client) > scripts_before
+
+
+async def test_a_used_window_refuses_before_the_document_is_parsed(
+    limited_server: Server,
+) -> None:
+    # given: an address that used its window and was refused once
+    async with httpx.AsyncClient(base_url=limited_server.url) as http:
+
+        async def post(query: str) -> httpx.Response:
+            return await http.post("/graphql", json={"query": query})
+
+        assert [(await post("{ version }")).status_code for _ in range(4)] == [
+            200, 200, 200, 429,
+        ]  # fmt: skip
+        # when: it sends a document never seen before, one that does not even parse
+        unparsed = "{ version } " + secrets.token_hex(8) + " {"
+        refused = await post(unparsed)
+    # then: refused by the rate limit, not by the parser (the next step): it never ran
+    assert refused.status_code == 429
+    assert refused.json()["errors"][0]["extensions"]["code"] == "RATE_LIMITED"
 
 
 def _script_calls(client: redis.Redis) -> int:

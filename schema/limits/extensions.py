@@ -48,8 +48,9 @@ logger = logging.getLogger(__package__)
 
 
 class QueryLimits(SchemaExtension):
-    """The standard path's steps from parsing to execution (schema/pipeline.py): the cached
-    parse under the token limit and the operation it names; the rate limit; a subscription
+    """The standard path's steps from parsing to execution (schema/pipeline.py): a rate
+    limit refusal known without a round trip; the cached parse under the token limit and
+    the operation it names; the rate limit; a subscription
     over HTTP refused; the shape limits before the cached validation; the document
     registered by hash remembered; the time limit around execution."""
 
@@ -59,6 +60,7 @@ class QueryLimits(SchemaExtension):
         ctx = self.execution_context
         context: Context = ctx.context
         assert ctx.query is not None  # the view refuses a request without one first
+        refuse_known_rate_limit(context)
         self.parsed = parse_document(ctx.query, context.settings.query_max_tokens)
         # The name as the request gives it: the document is not the context's yet.
         operation = select_operation(self.parsed.document, ctx.operation_name)
@@ -159,16 +161,7 @@ async def take_rate_limit(
     address); None when rate limiting is off. Also learns the key revocation epoch."""
     if settings.rate_limit_requests <= 0:
         return None
-    # A key known to be valid counts against its own window. Any other token also counts
-    # against its client's address, so a new bogus token per request gains nothing.
-    address = f"ip:{client or '-'}"
-    digest = auth.token_digest
-    if digest is None or not auth.well_formed:
-        buckets = [address]
-    elif auth.known_caller() is not None:
-        buckets = [f"key:{digest}"]
-    else:
-        buckets = [f"key:{digest}", address]
+    buckets = _buckets(auth, client)
     with count_round_trips():  # the limiter's, not the request's own (`redisRoundTrips`)
         verdict = await limiter_for(redis).hit(
             buckets, settings.rate_limit_requests, settings.rate_limit_window_s
@@ -176,6 +169,31 @@ async def take_rate_limit(
     if verdict.revocation_epoch is not None:
         auth.observe_epoch(verdict.revocation_epoch)
     return verdict
+
+
+def known_rate_limit(
+    settings: Settings, redis: Redis, auth: RequestAuth, client: str | None
+) -> Verdict | None:
+    """The rate limit's refusal when this process knows it without a round trip (a window
+    it found full stays full until its oldest request leaves it: app/ratelimit.py); None
+    when Redis must decide. Checked before the document is parsed, so a flood from a caller
+    whose window is used costs neither a parse nor a round trip."""
+    if settings.rate_limit_requests <= 0:
+        return None
+    wait = limiter_for(redis).known_wait(_buckets(auth, client))
+    return None if wait is None else Verdict(wait, None)
+
+
+def _buckets(auth: RequestAuth, client: str | None) -> list[str]:
+    """A key known to be valid counts against its own window. Any other token also counts
+    against its client's address, so a new bogus token per request gains nothing."""
+    address = f"ip:{client or '-'}"
+    digest = auth.token_digest
+    if digest is None or not auth.well_formed:
+        return [address]
+    if auth.known_caller() is not None:
+        return [f"key:{digest}"]
+    return [f"key:{digest}", address]
 
 
 class VariableLimits(SchemaExtension):
@@ -190,6 +208,20 @@ class VariableLimits(SchemaExtension):
         yield
 
 
+def refuse_known_rate_limit(context: Context) -> None:
+    """The step before the parse: refused with 429 and `Retry-After` when this process
+    already knows the caller's window is full (`known_rate_limit`)."""
+    handoff = handoff_of(context)
+    if handoff is not None and handoff.verdict is not None:
+        verdict: Verdict | None = handoff.verdict
+    else:
+        client = context.request.client
+        verdict = known_rate_limit(
+            context.settings, context.redis, context.auth, client.host if client else None
+        )
+    _refuse(context, verdict)
+
+
 async def rate_limit(context: Context) -> None:
     """The rate limit step: refused with 429 and `Retry-After` when the caller's window is
     full; counted once, by the planned path when it handed the request over."""
@@ -201,6 +233,10 @@ async def rate_limit(context: Context) -> None:
         verdict = await take_rate_limit(
             context.settings, context.redis, context.auth, client.host if client else None
         )
+    _refuse(context, verdict)
+
+
+def _refuse(context: Context, verdict: Verdict | None) -> None:
     if verdict is not None and (retry_after_ms := verdict.retry_after_ms) is not None:
         retry_after = max(1, math.ceil(retry_after_ms / 1000))
         context.response.headers["Retry-After"] = str(retry_after)
