@@ -122,7 +122,7 @@ def settings(database_url: str, services: Services) -> Settings:
 
 TABLES = (
     "interactions, messages, campaign_categories, campaigns, category_contacts, "
-    "categories, contacts, api_keys"
+    "categories, contacts, api_keys, sender_numbers, messaging_limit"
 )
 
 

@@ -136,7 +136,8 @@ class Retried:
 
 @dataclass(frozen=True)
 class Paused:
-    """The campaigns a campaign-stopping error paused, and why."""
+    """The campaigns a campaign-stopping error (or a sender number's quality) paused, and
+    why."""
 
     reason: PauseReason
     campaign_ids: list[int]
@@ -195,6 +196,14 @@ class CampaignDispatchService:
         reason = pause_reason(code, rule)
         scope = template if rule.template_scoped else None
         return Paused(reason, await self.campaigns.pause_sending(reason.columns(), scope))
+
+    async def pause_bound(
+        self, reason: PauseReason, number_id: int | None, campaign_id: int | None = None
+    ) -> Paused:
+        """Pause the sending campaigns bound to a sender number that takes no traffic (or
+        the one campaign that found no usable number)."""
+        ids = await self.campaigns.pause_bound(reason.columns(), number_id, campaign_id)
+        return Paused(reason, ids)
 
     async def resume(self, campaign_id: int) -> Row:
         return await self._move(campaign_id, [S.PAUSED], S.SENDING, "resume", **NO_PAUSE_REASON)

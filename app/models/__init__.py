@@ -13,10 +13,14 @@ from app.models.enums import (
     InteractionKind,
     MessageStatus,
     PauseCode,
+    QualityRating,
+    SenderStatus,
     WhatsAppStatus,
 )
 from app.models.interaction import Interaction
 from app.models.message import Message
+from app.models.messaging_limit import MessagingLimit
+from app.models.sender_number import SenderNumber
 from app.models.total_counter import TotalCounter
 
 __all__ = [
@@ -33,7 +37,11 @@ __all__ = [
     "InteractionKind",
     "Message",
     "MessageStatus",
+    "MessagingLimit",
     "PauseCode",
+    "QualityRating",
+    "SenderNumber",
+    "SenderStatus",
     "TotalCounter",
     "WhatsAppStatus",
     "campaign_categories",
