@@ -206,6 +206,9 @@ class Settings(BaseSettings):
     simulated_latency_ms: int = Field(default=40, ge=0)
     simulated_failure_rate: float = Field(default=0.02, ge=0, le=1)
     simulated_reply_rate: float = Field(default=0.05, ge=0, le=1)
+    # The messaging limit the simulator reports on its first send (a new portfolio's 250), so
+    # a demo campaign larger than that shows one waiting for the window; -1: unlimited.
+    simulated_messaging_limit: int = Field(default=250, ge=-1)
     # Callback posts in flight per worker process, and attempts per callback: a campaign's
     # callbacks come in bursts, and the API must not be flooded into refusing them.
     simulated_callback_concurrency: int = Field(default=8, ge=1)

@@ -22,6 +22,8 @@ from schema.execution import PlannedExecutor
 from schema.extensions import HeraldSchema, TransactionBoundary
 from schema.limits import QueryLimits, RateLimit, VariableLimits
 from schema.messages.queries import MessageQuery
+from schema.senders.mutations import SenderMutation
+from schema.senders.queries import SenderQuery
 from schema.system.queries import SystemQuery
 
 Query = merge_types(
@@ -34,12 +36,13 @@ Query = merge_types(
         DashboardQuery,
         SystemQuery,
         ApiKeyQuery,
+        SenderQuery,
     ),
 )
 
 Mutation = merge_types(
     "Mutation",
-    (ContactMutation, CategoryMutation, CampaignMutation, ApiKeyMutation),
+    (ContactMutation, CategoryMutation, CampaignMutation, ApiKeyMutation, SenderMutation),
 )
 
 Subscription = merge_types("Subscription", (CampaignSubscription,))

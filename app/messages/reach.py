@@ -40,7 +40,8 @@ class Gate:
     admitted: list[Claimed] = field(default_factory=list)
     waiting: list[tuple[int, datetime]] = field(default_factory=list)  # (message, until)
     reservation: Reservation | None = None
-    new: dict[int, str] = field(default_factory=dict)  # message → phone, newly counted
+    counted: dict[int, str] = field(default_factory=dict)  # message → phone, admitted
+    new: set[int] = field(default_factory=set)  # of those, the ones newly in the window
 
     @property
     def first_free(self) -> datetime | None:
@@ -60,21 +61,23 @@ async def admit(deps: Deps, limit: int | None, eligible: Sequence[Claimed]) -> G
             gate.waiting.append((message.id, at(next(frees))))
             continue
         gate.admitted.append(message)
+        gate.counted[message.id] = message.phone
         if reservation.flags[index] == ADMITTED_NEW:
-            gate.new[message.id] = message.phone
+            gate.new.add(message.id)
     return gate
 
 
-async def give_back(
-    deps: Deps, gate: Gate, results: Sequence[SendResult], unsent: set[int]
-) -> None:
+async def settle(deps: Deps, gate: Gate, results: Sequence[SendResult], unsent: set[int]) -> None:
     """Newly counted recipients whose message did not go out leave the window again (a
-    send of unknown fate stays counted). Best effort: a refund lost only makes it stricter."""
-    if gate.reservation is None or not gate.new:
+    send of unknown fate stays counted); those reached are counted again if Redis lost the
+    window meanwhile. Best effort: a refund lost only makes the limit stricter."""
+    if gate.reservation is None or not gate.counted:
         return
     failed = {r.message_id for r in results if not r.ok and not r.unknown}
-    phones = [phone for mid, phone in gate.new.items() if mid in unsent or mid in failed]
+    sent = {r.message_id for r in results if r.ok}
+    back = [gate.counted[m] for m in gate.new if m in unsent or m in failed]
+    reached = [phone for m, phone in gate.counted.items() if m in sent]
     try:
-        await limiter(deps).refund(gate.reservation, phones)
+        await limiter(deps).settle(gate.reservation, back, reached)
     except RedisError as exc:
-        logger.warning("messaging limit: %d reservations not given back: %r", len(phones), exc)
+        logger.warning("messaging limit: batch not settled (%d to give back): %r", len(back), exc)

@@ -129,14 +129,14 @@ WAIT_FOR_WINDOW = text(
     bindparam("ats", type_=ARRAY(DateTime(timezone=True))),
 )
 
-# Who was reached in the window, as far as PostgreSQL knows: sent since `:since`, or handed
-# over and of unknown fate yet; by phone, at the last reach (Unix ms). Seeds the reach set.
+# Who was reached in the window, as far as PostgreSQL knows: sent since `:since`, by phone,
+# at the last send (Unix ms). Seeds the reach set. Not what is `sending`: claimed messages
+# wait there for their reservation (sends in flight are added again as they are recorded).
 REACHED_SINCE = text(
     """
-    SELECT c.phone,
-           floor(extract(epoch FROM max(coalesce(m.sent_at, m.updated_at))) * 1000)::bigint
+    SELECT c.phone, floor(extract(epoch FROM max(m.sent_at)) * 1000)::bigint
     FROM messages m JOIN contacts c ON c.id = m.contact_id
-    WHERE m.sent_at > :since OR m.status = 'sending'
+    WHERE m.sent_at > :since
     GROUP BY c.phone
     """
 ).bindparams(bindparam("since", type_=DateTime(timezone=True)))

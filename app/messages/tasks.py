@@ -31,7 +31,7 @@ from app.campaigns.tasks import (
     sending_timeout_ms,
 )
 from app.messages.outcomes import Recorded, record
-from app.messages.reach import Gate, admit, at, give_back
+from app.messages.reach import Gate, admit, at, settle
 from app.messages.repository import Claimed, MessageRepository
 from app.models import CampaignStatus
 from app.senders.numbers import Number
@@ -115,7 +115,7 @@ async def _one_batch(deps: Deps, campaign_id: int) -> int | None:
             await MessageRepository(session).release(sorted(unsent))
             await MessageRepository(session).wait_for_window(gate.waiting)
             await session.commit()
-        await give_back(deps, gate, results, unsent)
+        await settle(deps, gate, results, unsent)
     await _after(deps, campaign, recorded)
     if gate.waiting:
         await _wait_for_window(deps, campaign_id, gate, route)

@@ -10,16 +10,23 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.campaigns.repository import CampaignRepository
 from app.campaigns.service import CampaignDispatchService, Paused
 from app.config import Settings
-from app.errors import InvalidInput
-from app.models import PauseCode, QualityRating, SenderStatus
+from app.errors import InvalidInput, InvalidState, NotFound
+from app.models import CampaignStatus, PauseCode, QualityRating, SenderStatus
 from app.senders.numbers import Number
 from app.senders.repository import Reported, SenderRepository
 from app.whatsapp.errors import PauseReason
 from app.whatsapp.limit import DEFAULT_TIER
 
-DEFAULT_NUMBER_ID = "default"  # the default number's key when no phone number id is set
+DEFAULT_NUMBER_ID = "default"
+BINDABLE = (
+    CampaignStatus.DRAFT,
+    CampaignStatus.SCHEDULED,
+    CampaignStatus.SENDING,
+    CampaignStatus.PAUSED,
+)  # the default number's key when no phone number id is set
 
 
 class LimitSource(StrEnum):
@@ -109,6 +116,20 @@ class SenderService:
         if not 1 <= throughput <= 1_000:
             raise InvalidInput("throughput", "messages per second, 1 to 1,000")
         return await self.senders.add(phone_number_id, display, throughput)
+
+    async def bind(self, campaign_id: int, number_id: int | None) -> Any:
+        """Bind a campaign that has not ended to a sender number (None: the pool)."""
+        if number_id is not None and not await self.senders.by_ids([number_id]):
+            raise NotFound("SenderNumber", number_id)
+        campaigns = CampaignRepository(self.session)
+        row = await campaigns.bind_sender(campaign_id, number_id, BINDABLE)
+        if row is not None:
+            return row
+        found = await campaigns.by_ids([campaign_id])
+        if not found:
+            raise NotFound("Campaign", campaign_id)
+        status = found[0].status
+        raise InvalidState("Campaign", campaign_id, status, f"a {status} campaign has ended")
 
     async def quality_changed(
         self, display_number: str, event: str, rating: QualityRating | None

@@ -9,14 +9,17 @@ with the time a slot frees for each: concurrent workers can never admit more tog
 
 A reservation of a send that did not go out is given back (only if no later reservation
 re-reached the recipient since); a send of unknown fate stays counted. The set is rebuilt
-from PostgreSQL (what was sent in the last 24 hours, and what is `sending`) whenever its
-seed mark is missing: Redis emptied, or the tier was unlimited (nothing is recorded then).
-The clock is injected: the window moves with it, in tests without waiting a day.
+from PostgreSQL (what was sent in the last 24 hours) whenever its seed mark is missing:
+Redis emptied, or the tier was unlimited (nothing is recorded then). The mark holds a token
+per seeding: a batch whose sends were recorded after a re-seeding began adds them again
+(`settle`), so sends in flight across a Redis loss are counted too. The clock is injected:
+the window moves with it, in tests without waiting a day.
 """
 
 from __future__ import annotations
 
 import time
+import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 
@@ -39,17 +42,19 @@ ADMITTED_NEW, ADMITTED_AGAIN, REFUSED = 1, 0, -1
 
 # KEYS: the set, the seed mark, the sequence. ARGV: limit (-1: unlimited), now ms, window
 # ms, recipients... Returns {-1} when the set must be seeded first; else {score, flags,
-# expiries}: a flag per recipient (1 new, 0 already in the window, -1 refused) and, when
-# some were refused, the scores of the oldest members (when their slots free).
+# expiries, token}: a flag per recipient (1 new, 0 already in the window, -1 refused),
+# when some were refused the scores of the oldest members (when their slots free), and the
+# seeding's token.
 _RESERVE = """
 local limit, now, window = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
 local flags = {}
 if limit < 0 then
     redis.call('del', KEYS[2])
     for i = 4, #ARGV do flags[#flags + 1] = 0 end
-    return {0, flags, {}}
+    return {0, flags, {}, ''}
 end
-if redis.call('exists', KEYS[2]) == 0 then
+local token = redis.call('get', KEYS[2])
+if not token then
     return {-1}
 end
 redis.call('zremrangebyscore', KEYS[1], '-inf', (now - window) * 1000 + 999)
@@ -73,24 +78,35 @@ local expiries = {}
 if refused > 0 then
     expiries = redis.call('zrange', KEYS[1], 0, refused - 1, 'WITHSCORES')
 end
-return {score, flags, expiries}
+return {score, flags, expiries, token}
 """
 
-# KEYS: the set. ARGV: a reservation's score, recipients: removed if still at that score.
-_REFUND = """
-local given = 0
-for i = 2, #ARGV do
+# KEYS: the set, the seed mark. ARGV: a reservation's score and token, how many recipients
+# to give back, those (removed if still at that score), then the recipients it reached
+# (added again, at that score, if the set was seeded anew since). Returns how many it gave
+# back.
+_SETTLE = """
+local score, given, back = tonumber(ARGV[1]), 0, tonumber(ARGV[3])
+for i = 4, 3 + back do
     local at = redis.call('zscore', KEYS[1], ARGV[i])
-    if at and tonumber(at) == tonumber(ARGV[1]) then
+    if at and tonumber(at) == score then
         redis.call('zrem', KEYS[1], ARGV[i])
         given = given + 1
+    end
+end
+if redis.call('get', KEYS[2]) ~= ARGV[2] then
+    for i = 4 + back, #ARGV do
+        local at = redis.call('zscore', KEYS[1], ARGV[i])
+        if not at or tonumber(at) < score then
+            redis.call('zadd', KEYS[1], score, ARGV[i])
+        end
     end
 end
 return given
 """
 
-# KEYS: the set, the seed mark. ARGV: pairs of recipient and score, then whether to mark
-# the set seeded. A score only ever moves forward.
+# KEYS: the set, the seed mark. ARGV: pairs of recipient and score, then the token to mark
+# the set seeded with ('' for all chunks but the last). A score only ever moves forward.
 _SEED = """
 local last = #ARGV - 1
 for i = 1, last, 2 do
@@ -99,8 +115,8 @@ for i = 1, last, 2 do
         redis.call('zadd', KEYS[1], ARGV[i + 1], ARGV[i])
     end
 end
-if ARGV[#ARGV] == '1' then
-    redis.call('set', KEYS[2], '1')
+if ARGV[#ARGV] ~= '' then
+    redis.call('set', KEYS[2], ARGV[#ARGV])
 end
 return 1
 """
@@ -112,6 +128,7 @@ class Reservation:
     flags: list[int]
     # When a slot frees for each refused recipient, in order (Unix seconds).
     frees_at: list[float] = field(default_factory=list)
+    token: str = ""  # the seeding it was made under; empty: unlimited, nothing recorded
 
     def admitted(self, index: int) -> bool:
         return self.flags[index] != REFUSED
@@ -157,11 +174,12 @@ class MessagingLimiter:
             )
             if int(reply[0]) >= 0:
                 score, flags, expiries = int(reply[0]), [int(f) for f in reply[1]], reply[2]
+                token = reply[3].decode() if isinstance(reply[3], bytes) else str(reply[3])
                 frees = [_expiry(float(s)) for s in expiries[1::2]]
                 refused = flags.count(REFUSED)
                 fallback = frees[-1] if frees else now_ms / 1000 + WINDOW_S
                 frees += [fallback] * (refused - len(frees))
-                return Reservation(score, flags, frees)
+                return Reservation(score, flags, frees, token)
             await self.load_seed()
 
     async def load_seed(self) -> None:
@@ -169,16 +187,33 @@ class MessagingLimiter:
         since = self.clock() - WINDOW_S
         reached = list(await self.seed(since))
         chunks = [reached[i : i + SEED_CHUNK] for i in range(0, len(reached), SEED_CHUNK)] or [[]]
+        token = uuid.uuid4().hex
         for number, chunk in enumerate(chunks, 1):
             pairs = [value for phone, ms in chunk for value in (phone, ms * 1000)]
-            last = "1" if number == len(chunks) else "0"
+            last = token if number == len(chunks) else ""
             await self.redis.eval(_SEED, 2, REACH_KEY, SEEDED_KEY, *pairs, last)
 
-    async def refund(self, reservation: Reservation, recipients: Sequence[str]) -> int:
-        """Give back new admissions whose send did not go out; returns how many."""
-        if not recipients:
+    async def settle(
+        self, reservation: Reservation, back: Sequence[str], reached: Sequence[str] = ()
+    ) -> int:
+        """Give back new admissions whose send did not go out (`back`), and count again the
+        recipients `reached` if the set was seeded anew meanwhile; returns how many it gave
+        back."""
+        if not reservation.token or not (back or reached):
             return 0
-        return int(await self.redis.eval(_REFUND, 1, REACH_KEY, reservation.score, *recipients))
+        return int(
+            await self.redis.eval(
+                _SETTLE,
+                2,
+                REACH_KEY,
+                SEEDED_KEY,
+                reservation.score,
+                reservation.token,
+                len(back),
+                *back,
+                *reached,
+            )
+        )
 
     def _low(self, now: float) -> str:
         """The set's scores past this bound are in the window (exclusive)."""

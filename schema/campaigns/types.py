@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import strawberry
 
 from app.reads import Rows
+from app.senders.outlook import Outlooks
 from loaders.base import projected
 from schema.cache import Cached
 from schema.common.enums import CampaignStatus, MessageStatus, PauseCode
@@ -17,6 +18,7 @@ from schema.common.selection import Projected
 from schema.context import Info
 from schema.messages.pages import messages_of, messages_of_many
 from schema.plans import batched
+from schema.senders.types import CampaignReach, SenderNumberType
 
 if TYPE_CHECKING:
     from loaders.registry import Loaders
@@ -107,6 +109,7 @@ class CampaignType(Projected):
     completed_at: datetime | None
     created_at: datetime
     updated_at: datetime
+    sender_number_id: strawberry.Private[int | None]
 
     @classmethod
     def from_row(cls, row: Any) -> CampaignType:
@@ -125,6 +128,7 @@ class CampaignType(Projected):
             completed_at=row.completed_at,
             created_at=row.created_at,
             updated_at=row.updated_at,
+            sender_number_id=row.sender_number_id,
         )
 
     @classmethod
@@ -147,6 +151,24 @@ class CampaignType(Projected):
             for campaign, row in zip(campaigns, rows.records, strict=True):
                 campaign.pause_reason = PauseReason.of(row[code], row[error_code], row[message])
         return campaigns
+
+    @strawberry.field(description="The one number it sends through; null: the pool.")
+    async def sender_number(self, info: Info) -> SenderNumberType | None:
+        if self.sender_number_id is None:
+            return None
+        number = await info.context.loaders.sender_number_by_id.load(self.sender_number_id)
+        return None if number is None else SenderNumberType.of(number)
+
+    @strawberry.field(
+        description="How many pending messages may go now under the messaging limit, and "
+        "when it should finish."
+    )
+    async def reach(self, info: Info) -> CampaignReach:
+        context = info.context
+        stats = await context.loaders.stats_by_campaign_id.load(int(self.id))
+        outlooks = Outlooks(context.session, context.redis, context.settings)
+        outlook = await outlooks.campaign(int(self.id), self.sender_number_id, stats.pending)
+        return CampaignReach.of(outlook)
 
     @strawberry.field(description="The categories whose contacts this campaign reaches.")
     async def targets(

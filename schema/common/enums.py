@@ -10,6 +10,8 @@ from app.models.enums import (
     InteractionKind,
     MessageStatus,
     PauseCode,
+    QualityRating,
+    SenderStatus,
     WhatsAppStatus,
 )
 
@@ -17,9 +19,16 @@ from app.models.enums import (
 for _enum in (ApiKeyRole, CampaignStatus, InteractionKind, MessageStatus, WhatsAppStatus):
     strawberry.enum(_enum)
 strawberry.enum(
+    QualityRating,
+    description="A sender number's quality as WhatsApp rates it; RED takes no campaign traffic.",
+)
+strawberry.enum(
+    SenderStatus, description="FLAGGED: WhatsApp flagged the number; it takes no campaign traffic."
+)
+strawberry.enum(
     PauseCode,
     description="Why Herald paused a campaign: a WhatsApp Cloud API error that every further "
-    "send would meet.",
+    "send would meet, or its sender number taking no traffic.",
 )
 
 __all__ = [
@@ -28,5 +37,7 @@ __all__ = [
     "InteractionKind",
     "MessageStatus",
     "PauseCode",
+    "QualityRating",
+    "SenderStatus",
     "WhatsAppStatus",
 ]
