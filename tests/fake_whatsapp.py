@@ -422,6 +422,8 @@ def worker_env(settings: Settings, base_url: str, **extra: object) -> dict[str, 
         HERALD_WHATSAPP_ACCESS_TOKEN="test-token",
         HERALD_WHATSAPP_HTTP_BACKOFF_MS="10",
         HERALD_DB_POOL_SIZE="4",
+        # Counted, not limiting (a test about the limit sets its own tier).
+        HERALD_WHATSAPP_MESSAGING_LIMIT="100000",
     )
     env.update({f"HERALD_{k.upper()}": str(v) for k, v in extra.items()})
     return env
