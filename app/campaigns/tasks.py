@@ -38,19 +38,6 @@ def active_key(campaign_id: int) -> str:
     return f"{CAMPAIGN_PREFIX}active:{campaign_id}"
 
 
-def window_key(campaign_id: int) -> str:
-    """Until when (Unix s) the campaign waits for the messaging limit's window, while it does."""
-    return f"{CAMPAIGN_PREFIX}window:{campaign_id}"
-
-
-async def mark_window_wait(deps: Deps, campaign_id: int, until: float, wait_ms: int) -> None:
-    """Best effort: only what the API shows depends on it."""
-    try:
-        await deps.redis.set(window_key(campaign_id), str(until), px=wait_ms)
-    except RedisError as exc:
-        logger.warning("campaign %s: window wait not marked: %r", campaign_id, exc)
-
-
 def sweep_key(campaign_id: int) -> str:
     """The token of the campaign's one live sweep chain."""
     return f"{CAMPAIGN_PREFIX}sweep:{campaign_id}"

@@ -27,9 +27,9 @@ from app.campaigns.tasks import (
     active_key,
     count_dispatch,
     finish,
-    mark_window_wait,
     sending_timeout_ms,
 )
+from app.campaigns.waits import mark_window_wait, window_key
 from app.messages.outcomes import Recorded, record
 from app.messages.reach import Gate, admit, at, settle
 from app.messages.repository import Claimed, MessageRepository
@@ -101,7 +101,7 @@ async def _one_batch(deps: Deps, campaign_id: int) -> int | None:
     try:
         gate = await admit(deps, route.limit.limit, eligible)
         unsent -= {message_id for message_id, _ in gate.waiting}
-        await _mark_active(deps, campaign_id, sending_timeout_ms(deps))
+        await _mark_active(deps, campaign_id, sending_timeout_ms(deps), sending=True)
         template = Template(
             campaign.template_name, campaign.template_language, campaign.template_body
         )
@@ -140,7 +140,7 @@ async def _wait_for_window(deps: Deps, campaign_id: int, gate: Gate, route: Rout
         first.isoformat(timespec="seconds"),
         wait_ms // 1000,
     )
-    await mark_window_wait(deps, campaign_id, first.timestamp(), wait_ms)
+    await mark_window_wait(deps.redis, campaign_id, first.timestamp(), wait_ms)
     await count_dispatch(deps, campaign_id, rate_limited=len(gate.waiting))
 
 
@@ -201,10 +201,15 @@ async def _wait_for_deferred(deps: Deps, campaign_id: int) -> None:
     deps.jobs.send_batch(campaign_id, delay_ms=delay_ms)
 
 
-async def _mark_active(deps: Deps, campaign_id: int, ttl_ms: int) -> None:
-    """Best effort: a missing mark only lets the sweeper start a spare chain (harmless)."""
+async def _mark_active(deps: Deps, campaign_id: int, ttl_ms: int, sending: bool = False) -> None:
+    """Best effort: a missing mark only lets the sweeper start a spare chain (harmless).
+    `sending`: the campaign no longer waits for the messaging limit's window (if it did)."""
     try:
-        await deps.redis.set(active_key(campaign_id), "1", px=ttl_ms)
+        pipe = deps.redis.pipeline(transaction=False)
+        pipe.set(active_key(campaign_id), "1", px=ttl_ms)
+        if sending:
+            pipe.delete(window_key(campaign_id))
+        await pipe.execute()
     except RedisError as exc:
         logger.warning("campaign %s: active mark not set: %s", campaign_id, exc)
 

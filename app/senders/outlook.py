@@ -11,7 +11,7 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.campaigns.tasks import window_key
+from app.campaigns.waits import waiting_until
 from app.config import Settings
 from app.messages.repository import MessageRepository
 from app.senders.service import Limit, SenderService
@@ -77,7 +77,7 @@ class Outlooks:
         sender numbers' throughput, waiting for the slots the rest needs."""
         window = await self.window()
         now = self.clock()
-        waiting = await self._waiting_until(campaign_id)
+        waiting = _at(await waiting_until(self.redis, campaign_id))
         if window.usage is None:
             return Outlook(pending, None, None, waiting)
         repository = MessageRepository(self.session)
@@ -94,13 +94,6 @@ class Outlooks:
         # The last message leaves once its slot is free and the ones before it have gone.
         finish = max(now + pending / rate, start + 1 / rate)
         return Outlook(pending, reachable, _at(finish), waiting)
-
-    async def _waiting_until(self, campaign_id: int) -> datetime | None:
-        try:
-            value = await self.redis.get(window_key(campaign_id))
-        except (RedisError, OSError):
-            return None
-        return None if value is None else _at(float(value))
 
     async def _throughput(self, sender_number_id: int | None) -> int:
         numbers = await self.senders.senders.all()

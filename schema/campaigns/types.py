@@ -242,5 +242,10 @@ class CampaignProgress:
         description="Messages that reached an outcome per second, over the last ~10 s."
     )
     eta_seconds: float | None = strawberry.field(
-        description="Seconds until nothing is pending at the current rate; null when unknown."
+        description="Seconds until nothing is pending at the current rate; null when unknown "
+        "or waiting for the messaging limit's window."
+    )
+    waiting_until: datetime | None = strawberry.field(
+        description="Set while the campaign waits for the messaging limit's window to slide: "
+        "when its next messages may go (see Campaign.reach)."
     )
