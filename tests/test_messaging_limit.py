@@ -284,6 +284,22 @@ async def test_business_capability_update_sets_the_limit_dispatch_follows(
     assert (await gql.ok(LIMIT))["messagingLimit"]["tier"] is None
 
 
+async def test_metrics_show_the_limit_and_what_its_window_has_left(
+    make_deps: Any, http: httpx.AsyncClient
+) -> None:
+    # given 3 recipients reached under the assumed 250
+    deps = make_deps()
+    await MessagingLimiter(deps.redis, no_seed).reserve(250, ["+1", "+2", "+3"])
+
+    # when
+    body = (await http.get("/metrics")).text
+
+    # then
+    assert "herald_messaging_limit 250.0" in body
+    assert "herald_messaging_limit_used 3.0" in body
+    assert "herald_messaging_limit_remaining 247.0" in body
+
+
 async def test_a_waiting_campaign_shows_what_it_can_reach_and_when_it_should_finish(
     session: AsyncSession, make_deps: Any, fake: FakeWhatsApp, gql: GqlClient
 ) -> None:
