@@ -7,6 +7,7 @@ from typing import Any
 
 import httpx
 import pytest
+from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.campaigns import tasks as campaign_tasks
@@ -58,6 +59,14 @@ query {
 CAMPAIGN = """
 query ($id: ID!) {
   campaign(id: $id) { status pauseReason { code errorCode message } senderNumber { id } }
+}
+"""
+
+CAMPAIGNS = """
+query {
+  campaigns(first: 10) {
+    nodes { name senderNumber { phoneNumberId } reach { pending reachableNow waitingUntil } }
+  }
 }
 """
 
@@ -211,3 +220,27 @@ async def test_binding_to_an_unknown_number_is_a_typed_error(
     assert result == {"__typename": "NotFoundError", "entity": "SenderNumber", "id": "999"}
     campaign = (await gql.ok(CAMPAIGN, {"id": str(campaign_id)}))["campaign"]
     assert campaign["senderNumber"] is None
+
+
+async def test_a_campaign_list_shows_each_ones_number_and_reach(
+    session: AsyncSession, gql: GqlClient
+) -> None:
+    # given a campaign bound to a number, its 3 messages pending
+    second = await add_second(gql)
+    campaign_id = await seed_campaign(session, 3)
+    await gql.ok(BIND, {"id": str(campaign_id), "number": second})
+    await set_status(session, campaign_id, "sending")
+    all_now = {"pending": 3, "reachableNow": 3, "waitingUntil": None}
+
+    # when
+    await session.execute(
+        text("INSERT INTO messages (campaign_id, contact_id) SELECT :c, id FROM contacts"),
+        {"c": campaign_id},
+    )
+    await session.commit()
+    nodes = (await gql.ok(CAMPAIGNS))["campaigns"]["nodes"]
+
+    # then
+    assert nodes == [
+        {"name": "Spring", "senderNumber": {"phoneNumberId": SECOND_ID}, "reach": all_now}
+    ]

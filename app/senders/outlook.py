@@ -45,7 +45,8 @@ class Outlook:
 
 
 class Outlooks:
-    """Reads only (an API request may run in a read-only transaction)."""
+    """Reads PostgreSQL only (an API request may run in a read-only transaction); Redis
+    may get the window seeded, as dispatch would."""
 
     def __init__(self, session: AsyncSession, redis: Redis, settings: Settings) -> None:
         self.session = session
@@ -69,7 +70,7 @@ class Outlooks:
             return Window(limit, None)
 
     async def campaign(
-        self, campaign_id: int, sender_number_id: int | None, pending: int
+        self, campaign_id: int, sending: bool, sender_number_id: int | None, pending: int
     ) -> Outlook:
         """Reachable now: the pending messages to contacts whose customer-service window is
         open, plus new recipients up to what the window has left (contacts another campaign
@@ -77,7 +78,7 @@ class Outlooks:
         sender numbers' throughput, waiting for the slots the rest needs."""
         window = await self.window()
         now = self.clock()
-        waiting = _at(await waiting_until(self.redis, campaign_id))
+        waiting = _at(await waiting_until(self.redis, campaign_id)) if sending else None
         if window.usage is None:
             return Outlook(pending, None, None, waiting)
         repository = MessageRepository(self.session)

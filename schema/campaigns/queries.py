@@ -46,6 +46,8 @@ def _columns(info: Info) -> frozenset[str]:
         names |= frozenset(PAUSE_COLUMNS)
     if "stats" in names:
         names |= {"status"}
+    if "reach" in names:
+        names |= {"status"}
     if names & {"sender_number", "reach"}:
         names |= {"sender_number_id"}
     return names

@@ -167,7 +167,10 @@ class CampaignType(Projected):
         context = info.context
         stats = await context.loaders.stats_by_campaign_id.load(int(self.id))
         outlooks = Outlooks(context.session, context.redis, context.settings)
-        outlook = await outlooks.campaign(int(self.id), self.sender_number_id, stats.pending)
+        sending = self.status == CampaignStatus.SENDING
+        outlook = await outlooks.campaign(
+            int(self.id), sending, self.sender_number_id, stats.pending
+        )
         return CampaignReach.of(outlook)
 
     @strawberry.field(description="The categories whose contacts this campaign reaches.")
