@@ -238,7 +238,8 @@ async def test_contacts_whose_customer_service_window_is_open_are_not_counted(
 async def test_business_capability_update_sets_the_limit_dispatch_follows(
     session: AsyncSession, make_deps: Any, fake: FakeWhatsApp, gql: GqlClient, http: Any
 ) -> None:
-    # given nothing reported: a new portfolio's 250 is assumed
+    # given nothing reported (a limit no tier has is ignored): a new portfolio's 250 is assumed
+    assert await post(http, capability_update(2**40)) == 200
     assert (await gql.ok(LIMIT))["messagingLimit"] == {
         "tier": 250,
         "source": "ASSUMED",

@@ -13,6 +13,7 @@ from typing import Any
 
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.campaigns.halts import announce_paused
@@ -57,23 +58,38 @@ async def apply_account_changes(
     effects = AccountEffects()
     service = SenderService(session, settings)
     for kind, value in changes:
-        tier = value.get("max_daily_conversations_per_business")
-        if tier is None:  # the per-phone field older payloads carry
-            tier = value.get("max_daily_conversation_per_phone", value.get("current_limit"))
-        understood, limit = parse_tier(tier)
-        if understood:
-            effects.tier_changed |= await service.tier_reported(limit)
-            logger.info("messaging limit reported by %s: %s", kind, limit or "unlimited")
-        if kind != QUALITY:
-            continue
-        display = str(value.get("display_phone_number") or "").lstrip("+")
-        event = str(value.get("event") or "")
-        rating = _RATINGS.get(str(value.get("quality_rating") or "").upper())
-        if display.isdigit():
-            paused = await service.quality_changed(display, event, rating)
-            effects.paused += paused
-            logger.info("sender number +%s: %s (quality %s)", display, event, rating)
+        try:
+            async with session.begin_nested():
+                await _apply(service, kind, value, effects)
+        except Exception as exc:
+            if isinstance(exc, OSError) or (
+                isinstance(exc, DBAPIError) and exc.connection_invalidated
+            ):
+                raise  # the database, not the change: the delivery is answered 503
+            logger.exception("webhook %s change skipped: %s", kind, type(exc).__name__)
     return effects
+
+
+async def _apply(
+    service: SenderService, kind: str, value: dict[str, Any], effects: AccountEffects
+) -> None:
+    """One change: a limit it reports, and for a quality update the number's new state."""
+    tier = value.get("max_daily_conversations_per_business")
+    if tier is None:  # the per-phone field older payloads carry
+        tier = value.get("max_daily_conversation_per_phone", value.get("current_limit"))
+    understood, limit = parse_tier(tier)
+    if understood:
+        effects.tier_changed |= await service.tier_reported(limit)
+        logger.info("messaging limit reported by %s: %s", kind, limit or "unlimited")
+    if kind != QUALITY:
+        return
+    display = str(value.get("display_phone_number") or "").lstrip("+")
+    event = str(value.get("event") or "")
+    rating = _RATINGS.get(str(value.get("quality_rating") or "").upper())
+    if display.isdigit():
+        paused = await service.quality_changed(display, event, rating)
+        effects.paused += paused
+        logger.info("sender number +%s: %s (quality %s)", display, event, rating)
 
 
 async def follow_up(redis: Redis, effects: AccountEffects) -> None:

@@ -73,18 +73,6 @@ class SenderRepository:
         row = (await self.session.execute(stmt)).first()
         return None if row is None else number_of(row)
 
-    async def ensure(self, phone_number_id: str, display_number: str, throughput: int) -> None:
-        """The configured default number, once (its later changes are the table's)."""
-        await self.session.execute(
-            pg_insert(_numbers)
-            .values(
-                phone_number_id=phone_number_id,
-                display_number=display_number,
-                throughput=throughput,
-            )
-            .on_conflict_do_nothing(index_elements=["phone_number_id"])
-        )
-
     async def add(self, phone_number_id: str, display_number: str, throughput: int) -> Number:
         """Add a number, or update the display number and throughput of a known one."""
         stmt = pg_insert(_numbers).values(

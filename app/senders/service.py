@@ -74,13 +74,14 @@ class SenderService:
         return self.settings.whatsapp_phone_number_id or DEFAULT_NUMBER_ID
 
     async def _numbers_and_limit(self) -> tuple[list[Number], Reported]:
+        """The numbers, the configured default one as its settings say (it joins the table,
+        or follows a changed setting, the first time it is needed)."""
         numbers, reported = await self.senders.numbers_and_limit()
-        if not any(n.phone_number_id == self.default_id for n in numbers):
-            # The configured number joins the table the first time it is needed.
-            s = self.settings
-            await self.senders.ensure(
-                self.default_id, s.whatsapp_display_number, s.whatsapp_rate_per_second
-            )
+        s = self.settings
+        configured = (s.whatsapp_display_number, s.whatsapp_rate_per_second)
+        found = [n for n in numbers if n.phone_number_id == self.default_id]
+        if not found or (found[0].display_number, found[0].throughput) != configured:
+            await self.senders.add(self.default_id, *configured)
             numbers, reported = await self.senders.numbers_and_limit()
         return numbers, reported
 
@@ -189,4 +190,4 @@ def parse_tier(value: Any) -> tuple[bool, int | None]:
         return False, None
     if number == -1:
         return True, None
-    return (True, number) if number > 0 else (False, None)
+    return (True, number) if 0 < number < 2**31 else (False, None)
