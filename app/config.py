@@ -31,6 +31,21 @@ class LogLevel(StrEnum):
     ERROR = "ERROR"
 
 
+class MessagingTier(StrEnum):
+    """The Cloud API's messaging limit tiers: unique users per moving 24 hours."""
+
+    TIER_250 = "250"
+    TIER_2K = "2000"
+    TIER_10K = "10000"
+    TIER_100K = "100000"
+    UNLIMITED = "unlimited"
+
+    @property
+    def limit(self) -> int | None:
+        """Unique users per window; None when unlimited."""
+        return None if self is MessagingTier.UNLIMITED else int(self.value)
+
+
 class ConfigError(Exception):
     """Raised with one human-readable line naming the offending variable."""
 
@@ -129,6 +144,8 @@ class Settings(BaseSettings):
     whatsapp_provider: Provider = Provider.SIMULATED
     whatsapp_api_base_url: str = "https://graph.facebook.com/v21.0"
     whatsapp_phone_number_id: str = ""
+    # The default number as WhatsApp shows it (digits): quality webhooks name it so.
+    whatsapp_display_number: str = ""
     whatsapp_access_token: str = ""
     # The WhatsApp Business Account whose message templates `herald templates sync` lists.
     whatsapp_business_account_id: str = ""
@@ -137,7 +154,14 @@ class Settings(BaseSettings):
     # Whether the provider posts status webhooks (the Cloud API does). Off: a message whose
     # worker died mid-send stays failed "unknown"; retryFailedMessages may re-send it.
     whatsapp_status_webhooks: bool = True
-    whatsapp_daily_quota: int = Field(default=100_000, ge=1)
+    # The portfolio's messaging limit: unique users reached outside a customer-service window
+    # in a moving 24 h (app/whatsapp/limit.py). Unset: the tier the Cloud API last reported
+    # (business_capability_update), 250 until it reports one.
+    whatsapp_messaging_limit: MessagingTier | None = None
+    # Replaced by whatsapp_messaging_limit: set, it stops the process with a pointer to it.
+    whatsapp_daily_quota: str | None = None
+    # The default sender number's throughput, messages per second (each sender number has
+    # its own, app/senders/).
     whatsapp_rate_per_second: int = Field(default=80, ge=1)
     # A slow-down error (130429...) halves the shared rate; it climbs back linearly, from 0
     # to the full rate in this many seconds (app/whatsapp/pacing.py).
@@ -188,6 +212,9 @@ class Settings(BaseSettings):
     simulated_latency_ms: int = Field(default=40, ge=0)
     simulated_failure_rate: float = Field(default=0.02, ge=0, le=1)
     simulated_reply_rate: float = Field(default=0.05, ge=0, le=1)
+    # The messaging limit the simulator reports on its first send (a new portfolio's 250), so
+    # a demo campaign larger than that shows one waiting for the window; -1: unlimited.
+    simulated_messaging_limit: int = Field(default=250, ge=-1)
     # Callback posts in flight per worker process, and attempts per callback: a campaign's
     # callbacks come in bursts, and the API must not be flooded into refusing them.
     simulated_callback_concurrency: int = Field(default=8, ge=1)
@@ -202,6 +229,18 @@ class Settings(BaseSettings):
         if not value.startswith(("postgresql://", "postgresql+asyncpg://", "postgres://")):
             raise ValueError("must be a postgresql:// URL")
         return value
+
+    @field_validator("whatsapp_daily_quota")
+    @classmethod
+    def _quota_replaced(cls, value: str | None) -> None:
+        if value is not None:
+            raise ValueError(
+                "replaced by HERALD_WHATSAPP_MESSAGING_LIMIT (250, 2000, 10000, 100000 or "
+                "unlimited): WhatsApp limits the unique users reached in a moving 24 hours, "
+                "not messages a day; unset it and set that one, or leave both unset to follow "
+                "the tier the Cloud API reports"
+            )
+        return None
 
     @field_validator("log_level", mode="before")
     @classmethod

@@ -12,7 +12,7 @@ CACHE_PREFIX = "cache:"
 # Campaign dispatch (app/campaigns): per-campaign locks, progress, activity, sweep and halt
 # marks.
 CAMPAIGN_PREFIX = "campaign:"
-# The WhatsApp provider's limits shared by every worker (app/whatsapp/quota.py, pacing.py).
+# The WhatsApp provider's limits shared by every worker (app/whatsapp/limit.py, pacing.py).
 WHATSAPP_PREFIX = "whatsapp:"
 # Documents registered by Apollo's automatic persisted queries (app/persisted.py).
 PERSISTED_PREFIX = "apq:"

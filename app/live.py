@@ -24,6 +24,7 @@ from sqlalchemy.ext.asyncio import async_sessionmaker
 
 from app.api_keys.repository import ApiKeyRepository
 from app.campaigns.repository import CampaignRepository
+from app.campaigns.waits import waiting_until
 from app.config import Settings
 from app.db import SerializedSession
 from app.live_caps import KeyCaps
@@ -73,6 +74,8 @@ class Snapshot:
     eta_seconds: float | None
     # Why Herald paused it (code, Cloud API error code, message); Nones when it did not.
     pause: tuple[str | None, int | None, str | None] = (None, None, None)
+    # Until when (Unix s) it waits for the messaging limit's window, while it does.
+    waiting_until: float | None = None
 
     @property
     def final(self) -> bool:
@@ -364,6 +367,9 @@ class LiveHub:
             then, before = watch.history[0]
             if now - then > 0.2:
                 rate = round((processed - before) / (now - then), 2)
-        eta = round(remaining / rate, 1) if rate > 0 and status not in FINAL else None
+        sending = status is CampaignStatus.SENDING
+        waiting = await waiting_until(self.redis, campaign_id) if sending else None
+        moving = rate > 0 and status not in FINAL and waiting is None
+        eta = round(remaining / rate, 1) if moving else None
         pause = (campaign.pause_code, campaign.pause_error_code, campaign.pause_message)
-        return Snapshot(status, counts, rate, eta, pause)
+        return Snapshot(status, counts, rate, eta, pause, waiting)

@@ -10,8 +10,10 @@ from datetime import timedelta
 from functools import partial
 from typing import Any
 
+from prometheus_client.core import Metric
 from redis.exceptions import RedisError
 from sqlalchemy import text
+from sqlalchemy.exc import SQLAlchemyError
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.requests import Request
@@ -28,9 +30,16 @@ from app.graphiql import graphiql_routes, is_loopback
 from app.http_limits import BodySizeLimit
 from app.live import LiveHub
 from app.logging_filters import install_phone_masking
-from app.metrics import CACHE_REDIS_UP, exposition, observe_read_pool, sync_totals
+from app.metrics import (
+    CACHE_REDIS_UP,
+    exposition,
+    messaging_limit_families,
+    observe_read_pool,
+    sync_totals,
+)
 from app.observability import RequestObservability, configure_logging, tracing_extension
 from app.runtime import Runtime
+from app.senders.outlook import Outlooks
 from app.shedding import LoadShedding
 from app.webhooks import routes as webhook_routes
 from schema.http import PlannedQueries
@@ -98,8 +107,20 @@ async def metrics(request: Request) -> Response:
     CACHE_REDIS_UP.set(int(runtime.cache.available))  # this process's breaker, now
     observe_read_pool(runtime.reads.open, runtime.reads.idle)
     # Requests, SQL, DB pool, cache and dispatch counters, summed over processes (app/metrics.py).
-    body = await exposition(runtime.engine, runtime.redis)
+    body = await exposition(runtime.engine, runtime.redis, await _limit_gauges(runtime))
     return Response(body, media_type="text/plain; version=0.0.4")
+
+
+async def _limit_gauges(runtime: Runtime) -> list[Metric]:
+    """The messaging limit's gauges; none when PostgreSQL cannot say which limit is in force."""
+    try:
+        async with runtime.sessionmaker() as session:
+            window = await Outlooks(session, runtime.redis, runtime.settings).window()
+    except (SQLAlchemyError, OSError) as exc:
+        logger.warning("/metrics: messaging limit not read: %r", exc)
+        return []
+    used = None if window.usage is None else window.usage.used
+    return messaging_limit_families(window.limit.limit, used)
 
 
 def create_app(settings: Settings | None = None) -> Starlette:

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -225,7 +226,8 @@ async def record_dispatch(
     """Count dispatch outcomes of one campaign; one round trip, call once per batch.
 
     sent: accepted by the provider; failed: refused or undeliverable; rate_limited: messages
-    held back for a later window by the daily quota, or put back by a slow-down error;
+    refused by the messaging limit until its window slides (each time they are), or put
+    back by a slow-down error;
     deferred: put back by a retry-later error, to be sent after a wait.
     """
     counts = {"sent": sent, "failed": failed, "rate_limited": rate_limited, "deferred": deferred}
@@ -312,12 +314,36 @@ def _hit_ratio(source: CollectorRegistry) -> Metric:
     return ratio
 
 
+def messaging_limit_families(tier: int | None, used: int | None) -> list[Metric]:
+    """The portfolio's messaging limit (-1: unlimited) and its window now: what the API's
+    `messagingLimit` shows, for alerts before campaigns start waiting."""
+    limit = GaugeMetricFamily(
+        "herald_messaging_limit", "Unique users per moving 24 h the portfolio may reach; -1: none."
+    )
+    limit.add_metric([], -1 if tier is None else tier)
+    families: list[Metric] = [limit]
+    if used is not None:
+        reached = GaugeMetricFamily(
+            "herald_messaging_limit_used", "Users reached in the messaging limit's window now."
+        )
+        reached.add_metric([], used)
+        families.append(reached)
+        if tier is not None:
+            remaining = GaugeMetricFamily(
+                "herald_messaging_limit_remaining",
+                "Users the messaging limit's window can still take now.",
+            )
+            remaining.add_metric([], max(0, tier - used))
+            families.append(remaining)
+    return families
+
+
 def observe_read_pool(open_: int, idle: int) -> None:
     _read_pool["open"].set(open_)
     _read_pool["idle"].set(idle)
 
 
-async def exposition(engine: AsyncEngine, redis: Redis) -> bytes:
+async def exposition(engine: AsyncEngine, redis: Redis, more: Sequence[Metric] = ()) -> bytes:
     """Every series of /metrics in Prometheus text format, summed over this host's processes."""
     observe_pool(engine)
     if MULTIPROCESS:
@@ -332,5 +358,5 @@ async def exposition(engine: AsyncEngine, redis: Redis) -> bytes:
     except (RedisError, OSError, TimeoutError):
         counts = pauses = None  # Redis down: say so, keep the rest of the scrape
     derived = CollectorRegistry()
-    derived.register(_Snapshot([_hit_ratio(source), *_dispatch_families(counts, pauses)]))
+    derived.register(_Snapshot([_hit_ratio(source), *_dispatch_families(counts, pauses), *more]))
     return generate_latest(source) + generate_latest(derived)

@@ -43,6 +43,9 @@ from app.interactions.repository import InteractionRepository
 from app.messages.repository import MessageRepository
 from app.models import InteractionKind, MessageStatus
 from app.runtime import Runtime
+from app.senders.events import account_changes, apply_account_changes, follow_up
+from app.senders.repository import SenderRepository
+from app.senders.service import DEFAULT_NUMBER_ID
 from app.templates.service import HALTING, TemplateService
 from app.whatsapp.errors import ErrorClass, Rule, classify
 from app.whatsapp.pacing import Pacer
@@ -112,8 +115,10 @@ async def receive(request: Request) -> Response:
     try:
         async with runtime.sessionmaker() as session:
             handler = _Handler(session)
-            for kind, item in _items(payload):
-                campaigns |= await handler.apply(kind, item)
+            for kind, item, number in _items(payload):
+                campaigns |= await handler.apply(kind, item, number)
+            changes = account_changes(payload)
+            account = await apply_account_changes(session, runtime.settings, changes)
             await session.commit()
     except (OSError, SQLAlchemyError):
         logger.warning("webhook delivery not recorded: the database is unavailable")
@@ -123,6 +128,7 @@ async def receive(request: Request) -> Response:
     if handler.effects.contacts_changed:
         await notify_contacts_changed(runtime.redis)
     await _follow_up(runtime, handler.effects)
+    await follow_up(runtime.redis, account)
     return Response(b'{"status":"ok"}', media_type="application/json")
 
 
@@ -131,7 +137,7 @@ class _Effects:
     """What applied items call for once committed."""
 
     contacts_changed: bool = False  # an opt-out or an invalid number: contact lists move
-    slowed: bool = False
+    slowed: set[str] = field(default_factory=set)  # sender numbers told to slow down
     paused: list[Paused] = field(default_factory=list)
     requeued: dict[int, float] = field(default_factory=dict)  # campaign → first due, s
 
@@ -144,25 +150,26 @@ class _Effects:
 
 
 async def _follow_up(runtime: Runtime, effects: _Effects) -> None:
-    """Pauses announced, the shared rate halved, and a send chain for campaigns whose
+    """Pauses announced, the sender numbers' rates halved, and a send chain for campaigns whose
     requeued messages no chain will pick up (none is active). Best effort: the sweeper
     restarts chains of a sending campaign with pending messages anyway."""
     for paused in effects.paused:
         await announce_paused(runtime.redis, paused)
     settings = runtime.settings
     try:
-        if effects.slowed:
-            pacer = Pacer(
-                runtime.redis, settings.whatsapp_rate_per_second, settings.whatsapp_rate_recovery_s
-            )
-            await pacer.slow_down()
+        for number in effects.slowed:
+            number = number or settings.whatsapp_phone_number_id or DEFAULT_NUMBER_ID
+            async with runtime.sessionmaker() as session:
+                found = await SenderRepository(session).by_phone_number_id(number)
+            rate = found.throughput if found else settings.whatsapp_rate_per_second
+            await Pacer(runtime.redis, rate, settings.whatsapp_rate_recovery_s, number).slow_down()
         timeout_ms = int(settings.dispatch_sending_timeout_s * 1000)
         for campaign_id, due_s in effects.requeued.items():
             delay_ms = int(due_s * 1000)
             key = active_key(campaign_id)
             if await runtime.redis.set(key, "1", nx=True, px=delay_ms + timeout_ms):
                 runtime.jobs.send_batch(campaign_id, delay_ms=delay_ms)
-    except (RedisError, OSError) as exc:
+    except (RedisError, OSError, SQLAlchemyError) as exc:
         logger.warning("webhook follow-up (send rate, send chains) not done: %r", exc)
 
 
@@ -171,9 +178,10 @@ def _dicts(value: Any) -> list[dict[str, Any]]:
     return [item for item in value if isinstance(item, dict)] if isinstance(value, list) else []
 
 
-def _items(payload: Any) -> list[tuple[str, dict[str, Any]]]:
-    """("statuses" | "messages", event) for every event object of a delivery, and
-    ("template", change) for every template status change."""
+def _items(payload: Any) -> list[tuple[str, dict[str, Any], str]]:
+    """("statuses" | "messages", event, the business number's phone number id) for every
+    event object of a delivery, and ("template", change, "") for every template status
+    change."""
     if not isinstance(payload, dict):
         return []
     items = []
@@ -183,12 +191,21 @@ def _items(payload: Any) -> list[tuple[str, dict[str, Any]]]:
             if not isinstance(value, dict):
                 continue
             if change.get("field") == "message_template_status_update":
-                items.append(("template", value))
+                items.append(("template", value, ""))
             elif change.get("field") == "messages":
+                number = _number(value)
                 items += [
-                    (k, item) for k in ("statuses", "messages") for item in _dicts(value.get(k))
+                    (k, item, number)
+                    for k in ("statuses", "messages")
+                    for item in _dicts(value.get(k))
                 ]
     return items
+
+
+def _number(value: dict[str, Any]) -> str:
+    metadata = value.get("metadata")
+    number = metadata.get("phone_number_id") if isinstance(metadata, dict) else None
+    return _text(number, _MAX_ID) or ""
 
 
 _MAX_TEXT = 4096  # a WhatsApp text message holds at most 4,096 characters
@@ -222,11 +239,13 @@ class _Handler:
         self.interactions = InteractionRepository(session)
         self.effects = _Effects()  # of the items applied so far
         self.item = _Effects()  # of the item being applied
+        self.number = ""  # the business number of the item being applied
 
-    async def apply(self, kind: str, event: dict[str, Any]) -> set[int]:
+    async def apply(self, kind: str, event: dict[str, Any], number: str) -> set[int]:
         """One event in a savepoint of its own: the campaigns it touched; none when it was
         malformed or failed (logged, and undone without undoing the others)."""
         self.item = _Effects()
+        self.number = number
         try:
             async with self.session.begin_nested():
                 if kind == "statuses":
@@ -284,7 +303,8 @@ class _Handler:
         matched = await self.messages.requeue(wamid, message_id, delay, later, allowed)
         for campaign_id, _ in matched:
             self.item.requeued[campaign_id] = delay
-        self.item.slowed |= bool(matched) and rule.kind is ErrorClass.SLOW_DOWN
+        if matched and rule.kind is ErrorClass.SLOW_DOWN:
+            self.item.slowed.add(self.number)
         return matched
 
     async def stop(
@@ -320,6 +340,7 @@ class _Handler:
             logger.warning("webhook message item skipped: no sender number or id")
             return set()
         phone = "+" + sender.lstrip("+")
+        await self.contacts.wrote(phone, _timestamp(event))
         kind, text = _classify(event)
         opted_out = kind is InteractionKind.REPLY and is_stop(text)
         if opted_out:

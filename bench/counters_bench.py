@@ -27,6 +27,7 @@ import asyncio
 import random
 import statistics
 import time
+from datetime import UTC, datetime
 
 import asyncpg
 from sqlalchemy.ext.asyncio import async_sessionmaker, create_async_engine
@@ -156,7 +157,7 @@ async def _dispatch_statements(url: str, batch: int) -> float:
         async with sessions() as session:
             while True:
                 repository = MessageRepository(session)
-                claimed = await repository.claim(1, batch)
+                claimed = await repository.claim(1, batch, datetime.now(UTC))
                 await session.commit()
                 if not claimed:
                     break

@@ -28,6 +28,7 @@ from loaders.messages import (
     MessagePageByCampaignIdLoader,
     MessagePageByContactIdLoader,
 )
+from loaders.senders import SenderNumberByIdLoader
 from loaders.templates import TemplateByNameLanguageLoader
 
 
@@ -51,6 +52,10 @@ class Loaders:
     @cached_property
     def stats_by_campaign_id(self) -> StatsByCampaignIdLoader:
         return StatsByCampaignIdLoader(self.session, self.types, **self.options)
+
+    @cached_property
+    def sender_number_by_id(self) -> SenderNumberByIdLoader:
+        return SenderNumberByIdLoader(self.session, self.types, **self.options)
 
     @cached_property
     def category_by_id(self) -> CategoryByIdLoader:

@@ -23,8 +23,9 @@ in order of cost:
 10. execution under the time limit.
 
 A refusal costs no more than the steps before it: a caller whose window is used costs
-neither a parse nor a round trip, a document that does not parse costs no round trip, a document over a shape limit is never validated (the standard rules take most
-of a second over 700 repeats of one field).
+neither a parse nor a round trip, a document that does not parse costs no round trip, a
+document over a shape limit is never validated (the standard rules take most of a second
+over 700 repeats of one field).
 """
 
 from __future__ import annotations

@@ -22,6 +22,8 @@ from schema.execution import PlannedExecutor
 from schema.extensions import HeraldSchema, TransactionBoundary
 from schema.limits import QueryLimits, VariableLimits
 from schema.messages.queries import MessageQuery
+from schema.senders.mutations import SenderMutation
+from schema.senders.queries import SenderQuery
 from schema.system.queries import SystemQuery
 from schema.templates.queries import TemplateQuery
 
@@ -36,12 +38,13 @@ Query = merge_types(
         DashboardQuery,
         SystemQuery,
         ApiKeyQuery,
+        SenderQuery,
     ),
 )
 
 Mutation = merge_types(
     "Mutation",
-    (ContactMutation, CategoryMutation, CampaignMutation, ApiKeyMutation),
+    (ContactMutation, CategoryMutation, CampaignMutation, ApiKeyMutation, SenderMutation),
 )
 
 Subscription = merge_types("Subscription", (CampaignSubscription,))

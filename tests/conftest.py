@@ -131,7 +131,7 @@ def settings(database_url: str, services: Services) -> Settings:
 
 TABLES = (
     "interactions, messages, campaign_categories, campaigns, category_contacts, "
-    "categories, contacts, api_keys, templates"
+    "categories, contacts, api_keys, templates, sender_numbers, messaging_limit"
 )
 
 

@@ -3,8 +3,10 @@
 The fake counts sends per recipient (the at-most-once evidence) and plays Meta's errors on
 demand: any error code in the send response, for chosen numbers, for a paused template or
 for everyone during a burst, or after accepting a send in a signed `failed` status webhook
-to Herald (as the Cloud API reports 131049 and the like), and bare HTTP 429 or 5xx. It also
-lists the business account's message templates, a few per page with `paging` cursors.
+to Herald (as the Cloud API reports 131049 and the like), and bare HTTP 429 or 5xx. It
+answers for any business phone number id, lists the business account's message templates
+(a few per page with `paging` cursors), and builds the account-level webhooks Meta posts
+(`quality_update`, `capability_update`), signed by `signed`.
 """
 
 from __future__ import annotations
@@ -70,6 +72,7 @@ class Request(NamedTuple):
     to: str
     template: str
     code: int
+    sender: str = PHONE_NUMBER_ID  # the business phone number id it was sent through
 
 
 def error_body(code: int) -> dict[str, Any]:
@@ -171,6 +174,7 @@ class FakeWhatsApp:
     def app(self) -> Starlette:
         async def messages(request: StarletteRequest) -> JSONResponse:
             body = await request.json()
+            sender = str(request.path_params["number"])
             to = str(body["to"])
             template = str(body.get("template", {}).get("name", ""))
             if self.latency_s:
@@ -179,10 +183,10 @@ class FakeWhatsApp:
                 self.attempts[to] += 1
                 pending = self.transient.get(to)
                 if pending:
-                    self.requests.append(Request(time.time(), to, template, -1))
+                    self.requests.append(Request(time.time(), to, template, -1, sender))
                     return JSONResponse({"error": {"message": "try later"}}, pending.pop(0))
                 code = self._error_for(to, template)
-                self.requests.append(Request(time.time(), to, template, code))
+                self.requests.append(Request(time.time(), to, template, code, sender))
                 if code:
                     return JSONResponse(error_body(code), ERROR_STATUS.get(code, 400))
                 self.sends[to] += 1
@@ -240,7 +244,7 @@ class FakeWhatsApp:
 
         return Starlette(
             routes=[
-                Route(f"/v21.0/{PHONE_NUMBER_ID}/messages", messages, methods=["POST"]),
+                Route("/v21.0/{number:str}/messages", messages, methods=["POST"]),
                 Route(f"/v21.0/{PHONE_NUMBER_ID}/contacts", contacts, methods=["POST"]),
                 Route(f"/v21.0/{BUSINESS_ACCOUNT_ID}/message_templates", message_templates),
             ]
@@ -292,6 +296,42 @@ class FakeWhatsApp:
                         self.webhooks[code] += 1
                     return
                 await asyncio.sleep(0.2)
+
+
+def account_envelope(field: str, value: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "object": "whatsapp_business_account",
+        "entry": [
+            {
+                "id": "102290129340398",
+                "time": int(time.time()),
+                "changes": [{"field": field, "value": value}],
+            }
+        ],
+    }
+
+
+def quality_update(display_number: str, event: str, **extra: Any) -> dict[str, Any]:
+    """Meta's phone_number_quality_update for a business number (FLAGGED, UNFLAGGED...)."""
+    value = {"display_phone_number": display_number, "event": event, **extra}
+    return account_envelope("phone_number_quality_update", value)
+
+
+def capability_update(limit: int) -> dict[str, Any]:
+    """Meta's business_capability_update: the portfolio's messaging limit (-1: unlimited)."""
+    value = {
+        "max_daily_conversation_per_phone": limit,
+        "max_daily_conversations_per_business": limit,
+        "max_phone_numbers_per_business": 2,
+        "max_phone_numbers_per_waba": 2,
+    }
+    return account_envelope("business_capability_update", value)
+
+
+def signed(secret: str, payload: dict[str, Any]) -> tuple[bytes, dict[str, str]]:
+    """A webhook body and the headers the Cloud API sends it with."""
+    body = orjson.dumps(payload)
+    return body, {"Content-Type": "application/json", "X-Hub-Signature-256": sign(secret, body)}
 
 
 def free_port() -> int:
@@ -428,6 +468,8 @@ def worker_env(settings: Settings, base_url: str, **extra: object) -> dict[str, 
         HERALD_WHATSAPP_ACCESS_TOKEN=ACCESS_TOKEN,
         HERALD_WHATSAPP_HTTP_BACKOFF_MS="10",
         HERALD_DB_POOL_SIZE="4",
+        # Counted, not limiting (a test about the limit sets its own tier).
+        HERALD_WHATSAPP_MESSAGING_LIMIT="100000",
     )
     env.update({f"HERALD_{k.upper()}": str(v) for k, v in extra.items()})
     return env

@@ -35,7 +35,6 @@ from app.models import MessageStatus
 from app.redis_clients import worker_redis
 from app.whatsapp.pacing import Pacer
 from app.whatsapp.providers import CloudApiProvider, sign
-from app.whatsapp.quota import DAILY_KEY, DailyQuota
 from app.whatsapp.simulated import SimulatedProvider
 from app.worker.deps import Deps
 from app.worker.jobs import MATERIALIZE, SEND_BATCH, SWEEP, Jobs
@@ -408,43 +407,9 @@ async def test_pause_stops_within_one_batch(
     assert await campaign_status(session, campaign_id) == "paused"
 
 
-async def test_daily_quota_waits_until_next_day_and_counts_exactly(
-    session: AsyncSession, make_deps: Any, fake: FakeWhatsApp
-) -> None:
-    # given a quota of 25 and 40 contacts
-    campaign_id = await seed_campaign(session, 40)
-    await set_status(session, campaign_id, "sending")
-    deps = make_deps(whatsapp_daily_quota=25, dispatch_batch_size=10)
-    await campaign_tasks.materialize(deps, campaign_id)
-    jobs(deps).sent.clear()
-
-    # when
-    sent = await drain(deps, campaign_id)
-
-    # then
-    assert sent == 25
-    assert sum(fake.sends.values()) == 25
-    assert int(await deps.redis.get(DAILY_KEY)) == 25
-    assert await status_counts(session, campaign_id) == {"sent": 25, "pending": 15}
-    assert await campaign_status(session, campaign_id) == "sending"
-    name, args, delay = jobs(deps).sent[-1]
-    expected = DailyQuota.ms_until_reset()
-    assert (name, args) == (SEND_BATCH, (campaign_id,))
-    assert delay is not None
-    # (a minute of slack: the batch ran a moment before `expected` was computed)
-    assert expected <= delay < expected + 60_000
-    ttl = await deps.redis.ttl(DAILY_KEY)
-    assert expected / 1000 - 60 < ttl <= expected / 1000 + 1
-    # the 15 messages left waiting for the next quota window are counted once
-    assert await dispatch_counts(deps.redis) == {
-        (str(campaign_id), "sent"): 25,
-        (str(campaign_id), "rate_limited"): 15,
-    }
-
-
 async def dead_worker_claim(session: AsyncSession, campaign_id: int) -> list[int]:
     """Claim every message as a worker that then died would have, a minute ago."""
-    claimed = await MessageRepository(session).claim(campaign_id, 100)
+    claimed = await MessageRepository(session).claim(campaign_id, 100, datetime.now(UTC))
     await session.execute(text("UPDATE messages SET updated_at = now() - interval '1 minute'"))
     await session.commit()
     return sorted(m.id for m in claimed)
@@ -562,7 +527,7 @@ async def test_lock_is_released_only_by_its_owner(make_deps: Any) -> None:
 async def test_pacer_grants_at_most_the_rate_per_second(make_deps: Any) -> None:
     # given
     deps = make_deps()
-    pacer = Pacer(deps.redis, 5, recovery_s=10)
+    pacer = Pacer(deps.redis, 5, 10, PHONE_NUMBER_ID)
 
     # when
     grants = [await pacer.take(4, "campaign:halt:1"), await pacer.take(4, "campaign:halt:1")]

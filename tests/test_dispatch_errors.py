@@ -15,7 +15,14 @@ from app.campaigns.halts import halt_key
 from app.messages import tasks as message_tasks
 from app.metrics import dispatch_counts, pause_counts
 from app.whatsapp.pacing import Pacer
-from tests.fake_whatsapp import FakeWhatsApp, campaign_status, phone, seed_campaign, status_counts
+from tests.fake_whatsapp import (
+    PHONE_NUMBER_ID,
+    FakeWhatsApp,
+    campaign_status,
+    phone,
+    seed_campaign,
+    status_counts,
+)
 from tests.test_dispatch import (
     drain,
     make_deps_fixture,  # noqa: F401 (the `make_deps` fixture)
@@ -91,7 +98,7 @@ async def test_slow_down_puts_the_message_back_and_halves_the_shared_rate_until_
     fake.errors[phone(2).lstrip("+")] = [130429]
     await set_status(session, campaign_id, "sending")
     deps = make_deps(whatsapp_rate_per_second=100, whatsapp_rate_recovery_s=1.0)
-    pacer = Pacer(deps.redis, 100, 1.0)
+    pacer = Pacer(deps.redis, 100, 1.0, PHONE_NUMBER_ID)
     await campaign_tasks.materialize(deps, campaign_id)
 
     # when

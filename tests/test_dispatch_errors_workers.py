@@ -17,6 +17,7 @@ from app.config import Settings
 from app.whatsapp.pacing import Pacer
 from tests.conftest import GqlClient, Server, StartWorker
 from tests.fake_whatsapp import (
+    PHONE_NUMBER_ID,
     WAIT_S,
     FakeWhatsApp,
     campaign_status,
@@ -82,7 +83,7 @@ async def test_slow_down_bursts_reach_every_contact_once_and_the_rate_recovers(
     assert len(after) >= 2, after
     assert max(after) >= 190, after
     client = redis.asyncio.Redis.from_url(str(settings.redis_url))
-    assert await Pacer(client, 200, 4).current() == 200
+    assert await Pacer(client, 200, 4, PHONE_NUMBER_ID).current() == 200
     await client.aclose()
 
 

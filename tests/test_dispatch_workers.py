@@ -12,7 +12,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.config import Settings
-from app.whatsapp.quota import DAILY_KEY
+from app.whatsapp.limit import REACH_KEY
 from bench.tcp_proxy import TcpProxy
 from tests.conftest import GqlClient, Server, StartWorker
 from tests.fake_whatsapp import FakeWhatsApp, campaign_status, phone, seed_campaign, status_counts
@@ -138,37 +138,46 @@ async def test_killed_worker_never_causes_a_second_send(
     assert sent_when_killed < 2_000
 
 
-async def test_daily_quota_reached_mid_campaign_waits(
+async def test_messaging_limit_reached_mid_campaign_waits(
     gql: GqlClient,
     session: AsyncSession,
     settings: Settings,
     fake: FakeWhatsApp,
     start_worker: StartWorker,
 ) -> None:
-    # given a daily quota of 450 with 600 targeted contacts
-    campaign_id = await seed_campaign(session, 600)
+    # given a messaging limit of 250 with 400 targeted contacts, two worker processes
+    campaign_id = await seed_campaign(session, 400)
     worker = await start_worker(
-        whatsapp_daily_quota=450, dispatch_batch_size=100, whatsapp_rate_per_second=100_000
+        whatsapp_messaging_limit="250", dispatch_batch_size=50, whatsapp_rate_per_second=100_000
     )
     client = redis.Redis.from_url(str(settings.redis_url))
 
     # when
     await gql.ok(START, {"id": str(campaign_id)})
 
-    async def quota_reached() -> bool:
-        return await status_counts(session, campaign_id) == {"sent": 450, "pending": 150}
+    async def limit_reached() -> bool:
+        return await status_counts(session, campaign_id) == {"sent": 250, "pending": 150}
 
-    await worker.wait_until(quota_reached, "450 sent and 150 pending")
+    await worker.wait_until(limit_reached, "250 sent and 150 pending")
     await asyncio.sleep(1.0)  # nothing more goes out while waiting
     worker.stop()
 
-    # then the campaign waits (still sending, nothing failed), counted exactly at the quota
-    assert sum(fake.sends.values()) == 450
-    assert await status_counts(session, campaign_id) == {"sent": 450, "pending": 150}
+    # then the campaign waits (still sending, nothing failed), exactly at the limit
+    assert sum(fake.sends.values()) == 250
+    assert set(fake.sends.values()) == {1}
+    assert await status_counts(session, campaign_id) == {"sent": 250, "pending": 150}
     assert await campaign_status(session, campaign_id) == "sending"
-    assert int(client.get(DAILY_KEY) or 0) == 450
-    assert 0 < client.ttl(DAILY_KEY) <= 86_400
-    # the send chains sleep in the broker's delay queue until the quota resets
+    assert client.zcard(REACH_KEY) == 250
+    # each waiting message waits for its slot, a day after the reach it replaces
+    waits = await session.execute(
+        text(
+            "SELECT min(extract(epoch FROM not_before - now())), "
+            "max(extract(epoch FROM not_before - now())) FROM messages WHERE status = 'pending'"
+        )
+    )
+    shortest, longest = waits.one()
+    assert 86_000 < shortest <= longest <= 86_400
+    # the send chains sleep in the broker's delay queue until the window slides
     assert client.hlen("dramatiq:default.DQ.msgs") >= 1
 
 

@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.campaigns.halts import halt_key
 from app.config import Settings
+from app.senders.service import DEFAULT_NUMBER_ID
 from app.whatsapp.pacing import Pacer
 from tests.test_dispatch_mutations import enqueued
 from tests.test_webhooks import (
@@ -137,7 +138,12 @@ async def test_a_slow_down_status_halves_the_send_rate(
     # given
     _, message_id = await given_sent(session)
     client = redis.asyncio.Redis.from_url(str(settings.redis_url))
-    pacer = Pacer(client, settings.whatsapp_rate_per_second, settings.whatsapp_rate_recovery_s)
+    pacer = Pacer(
+        client,
+        settings.whatsapp_rate_per_second,
+        settings.whatsapp_rate_recovery_s,
+        settings.whatsapp_phone_number_id or DEFAULT_NUMBER_ID,
+    )
 
     # when
     code = await post(http, failed("wamid.0", message_id, 130429))

@@ -188,6 +188,32 @@ class CampaignRepository:
         result = await self.session.execute(stmt.returning(campaigns.c.id))
         return sorted(result.scalars())
 
+    async def pause_bound(
+        self, values: Mapping[str, Any], number_id: int | None, campaign_id: int | None = None
+    ) -> list[int]:
+        """sending → paused with `values`: the campaigns bound to sender number `number_id`,
+        or the one campaign `campaign_id`; returns their ids."""
+        stmt = update(_table).where(campaigns.c.status == CampaignStatus.SENDING)
+        if number_id is not None:
+            stmt = stmt.where(campaigns.c.sender_number_id == number_id)
+        if campaign_id is not None:
+            stmt = stmt.where(campaigns.c.id == campaign_id)
+        stmt = stmt.values(status=CampaignStatus.PAUSED, updated_at=func.now(), **values)
+        result = await self.session.execute(stmt.returning(campaigns.c.id))
+        return sorted(result.scalars())
+
+    async def bind_sender(
+        self, campaign_id: int, number_id: int | None, statuses: Sequence[CampaignStatus]
+    ) -> Row | None:
+        """Send through sender number `number_id` (None: the pool), if in one of `statuses`."""
+        stmt = (
+            update(_table)
+            .where(campaigns.c.id == campaign_id, campaigns.c.status.in_(statuses))
+            .values(sender_number_id=number_id, updated_at=func.now())
+            .returning(*campaigns.c)
+        )
+        return (await self.session.execute(stmt)).first()
+
     async def complete_if_done(self, campaign_id: int) -> bool:
         """sending → completed when no message is pending or sending any more."""
         open_messages = exists().where(

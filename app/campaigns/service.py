@@ -144,7 +144,8 @@ class Retried:
 
 @dataclass(frozen=True)
 class Paused:
-    """The campaigns a campaign-stopping error paused, and why."""
+    """The campaigns a campaign-stopping error (or a sender number's quality) paused, and
+    why."""
 
     reason: PauseReason
     campaign_ids: list[int]
@@ -235,6 +236,14 @@ class CampaignDispatchService:
             statuses.append(S.SCHEDULED)
         paused = await self.campaigns.pause_sending(reason.columns(), scope, statuses)
         return Paused(reason, paused)
+
+    async def pause_bound(
+        self, reason: PauseReason, number_id: int | None, campaign_id: int | None = None
+    ) -> Paused:
+        """Pause the sending campaigns bound to a sender number that takes no traffic (or
+        the one campaign that found no usable number)."""
+        ids = await self.campaigns.pause_bound(reason.columns(), number_id, campaign_id)
+        return Paused(reason, ids)
 
     async def resume(self, campaign_id: int) -> Row:
         """paused → sending, or back to scheduled when Herald paused it before its time;

@@ -33,7 +33,8 @@ LOCK_RETRY_MS = 500
 
 
 def active_key(campaign_id: int) -> str:
-    """Present while some send_batch chain of the campaign is alive (or waiting on quota)."""
+    """Present while some send_batch chain of the campaign is alive (or waiting for the
+    messaging limit's window to slide)."""
     return f"{CAMPAIGN_PREFIX}active:{campaign_id}"
 
 

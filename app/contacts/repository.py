@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from functools import lru_cache
 from typing import Any, cast
 
@@ -240,6 +241,14 @@ class ContactRepository:
             await self.session.execute(
                 _SET_AVAILABILITY, {"valid": list(valid), "invalid": list(invalid)}
             )
+
+    async def wrote(self, phone: str, at: datetime) -> None:
+        """The contact messaged the business at `at`: its customer-service window opens."""
+        await self.session.execute(
+            update(_table)
+            .where(contacts.c.phone == phone)
+            .values(last_inbound_at=func.greatest(contacts.c.last_inbound_at, at))
+        )
 
     async def opt_out(self, phone: str) -> int | None:
         """Record the opt-out once (the first time wins); the contact's id, if known."""

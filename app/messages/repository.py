@@ -39,6 +39,7 @@ class Claimed:
     attributes: dict[str, Any]
     opted_out: bool
     invalid: bool
+    window_open: bool  # the contact wrote in the last 24 h: not counted by the limit
 
 
 @dataclass(frozen=True)
@@ -163,9 +164,26 @@ class MessageRepository:
         """One pending message per distinct eligible target contact; re-running adds none."""
         return await self._rowcount(sql.MATERIALIZE, campaign_id=campaign_id)
 
-    async def claim(self, campaign_id: int, limit: int) -> list[Claimed]:
-        result = await self.session.execute(sql.CLAIM, {"campaign_id": campaign_id, "limit": limit})
-        return [Claimed(**row._mapping) for row in result]
+    async def claim(self, campaign_id: int, limit: int, now: datetime) -> list[Claimed]:
+        """Up to `limit` pending messages due at `now` (dispatch's clock), now `sending`."""
+        params = {"campaign_id": campaign_id, "limit": limit, "now": now}
+        return [Claimed(**row._mapping) for row in await self.session.execute(sql.CLAIM, params)]
+
+    async def wait_for_window(self, waiting: Sequence[tuple[int, datetime]]) -> None:
+        """Claimed messages the messaging limit refused: pending again, each until its slot."""
+        if waiting:
+            ids, ats = zip(*waiting, strict=True)
+            await self.session.execute(sql.WAIT_FOR_WINDOW, {"ids": list(ids), "ats": list(ats)})
+
+    async def reached_since(self, since: datetime) -> list[tuple[str, int]]:
+        rows = await self.session.execute(sql.REACHED_SINCE, {"since": since})
+        return [(phone, int(ms)) for phone, ms in rows]
+
+    async def open_window_pending(
+        self, campaign_ids: Sequence[int], now: datetime
+    ) -> dict[int, int]:
+        params = {"ids": list(campaign_ids), "now": now}
+        return {c: n for c, n in await self.session.execute(sql.OPEN_WINDOW_PENDING, params)}
 
     async def record_sent(self, ids: Sequence[int], provider_ids: Sequence[str]) -> None:
         if ids:
@@ -199,9 +217,11 @@ class MessageRepository:
         pending = statuses.count(MessageStatus.PENDING.value)
         return Deferred(pending, len(statuses) - pending)
 
-    async def next_due_s(self, campaign_id: int) -> float | None:
-        """Seconds until the first deferred message of the campaign is due; None if none."""
-        wait = (await self.session.execute(sql.NEXT_DUE, {"campaign_id": campaign_id})).scalar()
+    async def next_due_s(self, campaign_id: int, now: datetime) -> float | None:
+        """Seconds from `now` until the campaign's first deferred message is due; None if
+        none is."""
+        params = {"campaign_id": campaign_id, "now": now}
+        wait = (await self.session.execute(sql.NEXT_DUE, params)).scalar()
         return None if wait is None else float(wait)
 
     async def release(self, ids: Sequence[int]) -> None:

@@ -7,7 +7,7 @@ writer (a webhook, a slow worker, the sweeper) can never move a message backward
 
 from __future__ import annotations
 
-from sqlalchemy import BigInteger, Float, Integer, Text, bindparam, text
+from sqlalchemy import BigInteger, DateTime, Float, Integer, Text, bindparam, text
 from sqlalchemy.dialects.postgresql import ARRAY
 
 from app.models import MessageStatus
@@ -27,12 +27,14 @@ MATERIALIZE = text(
 )
 
 # SKIP LOCKED lets several workers claim disjoint batches of one campaign concurrently.
+# `:now` is dispatch's clock (the messaging limit's): a message waiting for the window to
+# slide becomes claimable on that clock; `window_open`: the contact wrote in the last 24 h.
 CLAIM = text(
     """
     WITH picked AS (
         SELECT id FROM messages
         WHERE campaign_id = :campaign_id AND status = 'pending'
-          AND (not_before IS NULL OR not_before <= now())
+          AND (not_before IS NULL OR not_before <= :now)
         LIMIT :limit
         FOR UPDATE SKIP LOCKED
     )
@@ -42,9 +44,10 @@ CLAIM = text(
     WHERE m.id = picked.id AND c.id = m.contact_id
     RETURNING m.id, m.contact_id, c.phone, c.name, c.attributes,
               c.opted_out_at IS NOT NULL AS opted_out,
-              c.whatsapp_status = 'invalid' AS invalid
+              c.whatsapp_status = 'invalid' AS invalid,
+              coalesce(c.last_inbound_at > :now - interval '24 hours', false) AS window_open
     """
-)
+).bindparams(bindparam("now", type_=DateTime(timezone=True)))
 
 # A webhook may have advanced the message already; keep its status, fill the id. One that
 # an error webhook put back to pending already (app/webhooks.py) is left as it is: that
@@ -107,9 +110,49 @@ DEFER = text(
 
 NEXT_DUE = text(
     """
-    SELECT extract(epoch FROM min(not_before) - now()) FROM messages
-    WHERE campaign_id = :campaign_id AND status = 'pending' AND not_before > now()
+    SELECT extract(epoch FROM min(not_before) - :now) FROM messages
+    WHERE campaign_id = :campaign_id AND status = 'pending' AND not_before > :now
     """
+).bindparams(bindparam("now", type_=DateTime(timezone=True)))
+
+# Refused by the messaging limit: back to pending, not claimed before its slot frees; not
+# an attempt and not a deferral (no retry allowance is spent waiting for the window).
+WAIT_FOR_WINDOW = text(
+    """
+    UPDATE messages m
+    SET status = 'pending', attempts = m.attempts - 1, not_before = v.at, updated_at = now()
+    FROM unnest(:ids, :ats) AS v(id, at)
+    WHERE m.id = v.id AND m.status = 'sending'
+    """
+).bindparams(
+    bindparam("ids", type_=ARRAY(BigInteger)),
+    bindparam("ats", type_=ARRAY(DateTime(timezone=True))),
+)
+
+# Who was reached in the window, as far as PostgreSQL knows: sent since `:since`, by phone,
+# at the last send (Unix ms). Seeds the reach set. Not what is `sending`: claimed messages
+# wait there for their reservation (sends in flight are added again as they are recorded).
+REACHED_SINCE = text(
+    """
+    SELECT c.phone, floor(extract(epoch FROM max(m.sent_at)) * 1000)::bigint
+    FROM messages m JOIN contacts c ON c.id = m.contact_id
+    WHERE m.sent_at > :since
+    GROUP BY c.phone
+    """
+).bindparams(bindparam("since", type_=DateTime(timezone=True)))
+
+# Pending messages of each campaign whose contact's customer-service window is open: from
+# the (few) contacts who wrote in the last 24 hours, not from the campaign's messages.
+OPEN_WINDOW_PENDING = text(
+    """
+    SELECT m.campaign_id, count(*)
+    FROM contacts c JOIN messages m ON m.contact_id = c.id
+    WHERE c.last_inbound_at > :now - interval '24 hours'
+      AND m.campaign_id = ANY(:ids) AND m.status = 'pending'
+    GROUP BY m.campaign_id
+    """
+).bindparams(
+    bindparam("ids", type_=ARRAY(BigInteger)), bindparam("now", type_=DateTime(timezone=True))
 )
 
 # Claimed but never handed to the provider (the worker hit an error first): claimable again.

@@ -4,7 +4,10 @@ A message is committed as `sending` before it goes to the provider, and a live w
 always records what it knows: sent with the provider's id, failed with its error, or back
 to pending when it never left or its error's class sends it again later
 (app/whatsapp/errors.py). What a dead worker left `sending` is settled by the campaign's
-sweeper (app/campaigns/tasks.py).
+sweeper (app/campaigns/tasks.py). A batch goes through one sender number (the campaign's, or
+one of the pool's), at that number's rate, under the portfolio's messaging limit
+(app/messages/reach.py): what the limit refuses waits for the window to slide, and the chain
+sleeps until the first of it may go.
 """
 
 from __future__ import annotations
@@ -20,15 +23,23 @@ from app.campaigns.halts import announce_paused, halt_key
 from app.campaigns.progress import notify_campaign_progress, notify_contacts_changed
 from app.campaigns.repository import CampaignRepository
 from app.campaigns.service import CampaignDispatchService
-from app.campaigns.tasks import active_key, count_dispatch, finish, sending_timeout_ms
+from app.campaigns.tasks import (
+    active_key,
+    count_dispatch,
+    finish,
+    sending_timeout_ms,
+)
+from app.campaigns.waits import mark_window_wait, window_key
 from app.messages.outcomes import Recorded, record
+from app.messages.reach import Gate, admit, at, settle
 from app.messages.repository import Claimed, MessageRepository
 from app.models import CampaignStatus
+from app.senders.numbers import Number
+from app.senders.service import Route, SenderService, unavailable
 from app.templates.service import parameter_sources
 from app.whatsapp.errors import ErrorClass, classify
 from app.whatsapp.pacing import Pacer
 from app.whatsapp.providers import Outbound, SendResult, Template
-from app.whatsapp.quota import DailyQuota
 from app.worker.deps import Deps
 
 logger = logging.getLogger(__name__)
@@ -48,7 +59,7 @@ async def send_batch(deps: Deps, campaign_id: int) -> int:
     while True:
         outcome = await _one_batch(deps, campaign_id)
         if outcome is None:
-            return total  # paused, cancelled, done, or waiting for the quota: chain ends
+            return total  # paused, cancelled, done, or waiting for the window: chain ends
         total += outcome
         if time.monotonic() >= budget_end:
             deps.jobs.send_batch(campaign_id)
@@ -60,24 +71,20 @@ async def _one_batch(deps: Deps, campaign_id: int) -> int | None:
     settings = deps.settings
     async with deps.sessionmaker() as session:
         campaign = await CampaignRepository(session).get(campaign_id)
-    if campaign is None or campaign.status != CampaignStatus.SENDING:
-        return None
-    quota = DailyQuota(deps.redis, settings.whatsapp_daily_quota)
-    granted = await quota.reserve(settings.dispatch_batch_size)
-    if granted == 0:
-        wait_ms = DailyQuota.ms_until_reset()
-        await _mark_active(deps, campaign_id, wait_ms + sending_timeout_ms(deps))
-        deps.jobs.send_batch(campaign_id, delay_ms=wait_ms)
-        logger.info("campaign %s: daily quota reached, waiting %d s", campaign_id, wait_ms // 1000)
-        await _count_held_back(deps, campaign_id)
+        if campaign is None or campaign.status != CampaignStatus.SENDING:
+            return None
+        route = await SenderService(session, settings).route(campaign.sender_number_id)
+        await session.commit()  # the default number, the first time it is needed
+    if route.number is None:
+        await _pause_unrouted(deps, campaign_id, route)
         return None
 
     async with deps.sessionmaker() as session:
-        claimed = await MessageRepository(session).claim(campaign_id, granted)
+        messages = MessageRepository(session)
+        claimed = await messages.claim(campaign_id, settings.dispatch_batch_size, at(deps.clock()))
         await session.commit()  # `sending` is durable before anything leaves
     eligible = [m for m in claimed if not (m.opted_out or m.invalid)]
     if not claimed:
-        await _refund(quota, granted)
         await finish(deps, campaign_id)
         await _wait_for_deferred(deps, campaign_id)
         return None
@@ -91,26 +98,63 @@ async def _one_batch(deps: Deps, campaign_id: int) -> int | None:
     ]
     results: list[SendResult] = []
     unsent = {m.id for m in eligible}
+    gate = Gate()
     try:
-        await _refund(quota, granted - len(eligible))
-        await _mark_active(deps, campaign_id, sending_timeout_ms(deps))
+        gate = await admit(deps, route.limit.limit, eligible)
+        unsent -= {message_id for message_id, _ in gate.waiting}
+        await _mark_active(deps, campaign_id, sending_timeout_ms(deps), sending=True)
         template = Template(
             campaign.template_name,
             campaign.template_language,
             campaign.template_body,
             parameter_sources(campaign.template_parameters),
         )
-        halted = await _send_all(deps, campaign_id, template, eligible, results, unsent)
+        halted = await _send_all(
+            deps, campaign_id, template, route.number, gate.admitted, results, unsent
+        )
     finally:
         async with deps.sessionmaker() as session:
             contact_of = {m.id: m.contact_id for m in claimed}
             recorded = await record(session, results, skipped, contact_of)
             await MessageRepository(session).release(sorted(unsent))
+            await MessageRepository(session).wait_for_window(gate.waiting)
             await session.commit()
-        if unsent or recorded.put_back:
-            await _refund(quota, len(unsent) + recorded.put_back)
+        await settle(deps, gate, results, unsent)
     await _after(deps, campaign, recorded)
+    if gate.waiting:
+        await _wait_for_window(deps, campaign_id, gate, route)
+        return None
     return None if halted else len(claimed)
+
+
+async def _wait_for_window(deps: Deps, campaign_id: int, gate: Gate, route: Route) -> None:
+    """The limit is reached: this chain sleeps in the broker until the first refused
+    message's slot frees (the campaign stays sending, and shows until when it waits)."""
+    first = gate.first_free
+    assert first is not None
+    wait_ms = max(1, int((first.timestamp() - deps.clock()) * 1000) + 1)
+    await _mark_active(deps, campaign_id, wait_ms + sending_timeout_ms(deps))
+    deps.jobs.send_batch(campaign_id, delay_ms=wait_ms)
+    logger.info(
+        "campaign %s: messaging limit of %s reached; %d messages wait for the 24 h window to "
+        "slide, the first until %s (%d s)",
+        campaign_id,
+        route.limit.limit,
+        len(gate.waiting),
+        first.isoformat(timespec="seconds"),
+        wait_ms // 1000,
+    )
+    await mark_window_wait(deps.redis, campaign_id, first.timestamp(), wait_ms)
+    await count_dispatch(deps, campaign_id, rate_limited=len(gate.waiting))
+
+
+async def _pause_unrouted(deps: Deps, campaign_id: int, route: Route) -> None:
+    """No number the campaign may use takes traffic: pause it, saying why."""
+    async with deps.sessionmaker() as session:
+        service = CampaignDispatchService(session)
+        paused = await service.pause_bound(unavailable(route.reason), None, campaign_id)
+        await session.commit()
+    await announce_paused(deps.redis, paused)
 
 
 async def _after(deps: Deps, campaign: Any, recorded: Recorded) -> None:
@@ -149,7 +193,7 @@ async def _wait_for_deferred(deps: Deps, campaign_id: int) -> None:
     the broker until the first is due; otherwise it ends, and its activity mark with it,
     so that a message an error webhook puts back finds no chain and starts one."""
     async with deps.sessionmaker() as session:
-        wait_s = await MessageRepository(session).next_due_s(campaign_id)
+        wait_s = await MessageRepository(session).next_due_s(campaign_id, at(deps.clock()))
     if wait_s is None:
         try:
             await deps.redis.delete(active_key(campaign_id))
@@ -161,18 +205,15 @@ async def _wait_for_deferred(deps: Deps, campaign_id: int) -> None:
     deps.jobs.send_batch(campaign_id, delay_ms=delay_ms)
 
 
-async def _refund(quota: DailyQuota, unused: int) -> None:
-    """Best effort: a refund lost to a Redis error only makes the quota stricter."""
+async def _mark_active(deps: Deps, campaign_id: int, ttl_ms: int, sending: bool = False) -> None:
+    """Best effort: a missing mark only lets the sweeper start a spare chain (harmless).
+    `sending`: the campaign no longer waits for the messaging limit's window (if it did)."""
     try:
-        await quota.refund(unused)
-    except RedisError as exc:
-        logger.warning("quota refund of %d lost: %s", unused, exc)
-
-
-async def _mark_active(deps: Deps, campaign_id: int, ttl_ms: int) -> None:
-    """Best effort: a missing mark only lets the sweeper start a spare chain (harmless)."""
-    try:
-        await deps.redis.set(active_key(campaign_id), "1", px=ttl_ms)
+        pipe = deps.redis.pipeline(transaction=False)
+        pipe.set(active_key(campaign_id), "1", px=ttl_ms)
+        if sending:
+            pipe.delete(window_key(campaign_id))
+        await pipe.execute()
     except RedisError as exc:
         logger.warning("campaign %s: active mark not set: %s", campaign_id, exc)
 
@@ -181,6 +222,7 @@ async def _send_all(
     deps: Deps,
     campaign_id: int,
     template: Template,
+    number: Number,
     batch: list[Claimed],
     results: list[SendResult],
     unsent: set[int],
@@ -189,11 +231,12 @@ async def _send_all(
 
     Takes each wave's ids out of `unsent` as it leaves and appends its results when it
     returns, so a failing Redis call leaves an exact account of what went out. A
-    slow-down error halves the shared rate; a campaign-stopping one, here or in another
+    slow-down error halves the number's rate; a campaign-stopping one, here or in another
     chain (the campaign's halt mark), stops the batch: the rest stays unsent.
     """
     settings = deps.settings
-    pacer = Pacer(deps.redis, settings.whatsapp_rate_per_second, settings.whatsapp_rate_recovery_s)
+    sender = number.phone_number_id
+    pacer = Pacer(deps.redis, number.throughput, settings.whatsapp_rate_recovery_s, sender)
     halt = halt_key(campaign_id)
     width = settings.dispatch_send_concurrency
     position = 0
@@ -209,7 +252,8 @@ async def _send_all(
         outcomes = await asyncio.gather(
             *(
                 deps.provider.send(
-                    template, Outbound(m.id, m.contact_id, m.phone, m.name, m.attributes)
+                    template,
+                    Outbound(m.id, m.contact_id, m.phone, m.name, m.attributes, sender),
                 )
                 for m in wave
             )
@@ -223,15 +267,3 @@ async def _send_all(
         if ErrorClass.CAMPAIGN_STOPPING in kinds:
             return False
     return False
-
-
-async def _count_held_back(deps: Deps, campaign_id: int) -> None:
-    """Count the messages a quota wait holds back; after the wait is scheduled, so that a
-    failure here (logged) can neither stop the chain nor, through a retry, fork it."""
-    try:
-        async with deps.sessionmaker() as session:
-            waiting = (await MessageRepository(session).open_counts(campaign_id)).pending
-    except Exception as exc:  # the database's own errors vary by driver; none may escape
-        logger.warning("campaign %s: held-back messages not counted: %r", campaign_id, exc)
-        return
-    await count_dispatch(deps, campaign_id, rate_limited=waiting)

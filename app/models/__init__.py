@@ -14,12 +14,16 @@ from app.models.enums import (
     MessageStatus,
     ParameterSource,
     PauseCode,
+    QualityRating,
+    SenderStatus,
     TemplateCategory,
     TemplateStatus,
     WhatsAppStatus,
 )
 from app.models.interaction import Interaction
 from app.models.message import Message
+from app.models.messaging_limit import MessagingLimit
+from app.models.sender_number import SenderNumber
 from app.models.template import Template
 from app.models.total_counter import TotalCounter
 
@@ -37,8 +41,12 @@ __all__ = [
     "InteractionKind",
     "Message",
     "MessageStatus",
+    "MessagingLimit",
     "ParameterSource",
     "PauseCode",
+    "QualityRating",
+    "SenderNumber",
+    "SenderStatus",
     "Template",
     "TemplateCategory",
     "TemplateStatus",

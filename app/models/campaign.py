@@ -66,6 +66,10 @@ class Campaign(IdMixin, TimestampMixin, Base):
     scheduled_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     completed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # The one number it sends through; NULL: the pool of sender numbers.
+    sender_number_id: Mapped[int | None] = mapped_column(
+        BigInteger, ForeignKey("sender_numbers.id", ondelete="SET NULL")
+    )
     # Set when Herald paused the campaign over a Cloud API error (app/whatsapp/errors.py);
     # cleared when it leaves `paused`.
     pause_code: Mapped[PauseCode | None] = mapped_column(checked_enum(PauseCode, "pause_code", 32))

@@ -50,6 +50,9 @@ class Contact(IdMixin, TimestampMixin, Base):
     )
     whatsapp_checked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     opted_out_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # The contact's last message to the business: for 24 hours its customer-service window
+    # is open, and reaching it does not count against the messaging limit.
+    last_inbound_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), index=True)
 
     categories: Mapped[list[Category]] = relationship(
         secondary="category_contacts", lazy="raise", back_populates="contacts"

@@ -31,6 +31,22 @@ class PauseCode(StrEnum):
     ACCOUNT_RESTRICTED = "account_restricted"
     PAYMENT_REQUIRED = "payment_required"
     ACCESS_TOKEN_INVALID = "access_token_invalid"
+    # Not an error: the campaign's sender number went RED or FLAGGED (or none is usable).
+    SENDER_NUMBER_UNAVAILABLE = "sender_number_unavailable"
+
+
+class QualityRating(StrEnum):
+    """A sender number's quality as WhatsApp rates it (phone_number_quality_update)."""
+
+    GREEN = "green"
+    YELLOW = "yellow"
+    RED = "red"
+    UNKNOWN = "unknown"
+
+
+class SenderStatus(StrEnum):
+    CONNECTED = "connected"
+    FLAGGED = "flagged"  # quality dropped: its limit falls unless it improves
 
 
 class TemplateStatus(StrEnum):

@@ -1,11 +1,13 @@
-"""The send rate shared by every worker process: a one-second window counted in Redis,
-whose limit halves when the Cloud API says to slow down and climbs back by itself.
+"""A sender number's send rate, shared by every worker process: a one-second window counted
+in Redis, whose limit halves when the Cloud API says to slow down and climbs back by itself.
 
-The limit is `whatsapp_rate_per_second` until a slow-down error (130429 and the like,
-app/whatsapp/errors.py). Then it is halved, at most once a second however many sends of a
-wave met the error, down to 1 message/s, and grows back linearly: from 0 to the full rate
-in `whatsapp_rate_recovery_s`. The state is one Redis hash, so every worker slows down
-together and nobody has to tell them to speed up again.
+Throughput is the Cloud API's per business number, so each sender number has its own window
+and its own pace (app/senders/). The limit is the number's throughput until a slow-down
+error (130429 and the like, app/whatsapp/errors.py). Then it is halved, at most once a
+second however many sends of a wave met the error, down to 1 message/s, and grows back
+linearly: from 0 to the full rate in `whatsapp_rate_recovery_s`. The state is one Redis
+hash per number, so every worker slows down together and nobody has to tell them to speed
+up again.
 """
 
 from __future__ import annotations
@@ -17,7 +19,6 @@ from redis.asyncio import Redis
 
 from app.keyspace import WHATSAPP_PREFIX
 
-PACE_KEY = f"{WHATSAPP_PREFIX}pace"
 FLOOR = 1  # messages per second, however often the provider says to slow down
 DEBOUNCE_MS = 1_000  # one halving per second: a wave's errors are one signal
 
@@ -77,11 +78,19 @@ _READ = (
 )
 
 
+def pace_key(number: str) -> str:
+    return f"{WHATSAPP_PREFIX}pace:{number}"
+
+
 class Pacer:
-    def __init__(self, redis: Redis, per_second: int, recovery_s: float) -> None:
+    """The rate of the sender number whose Cloud API phone number id is `number`."""
+
+    def __init__(self, redis: Redis, per_second: int, recovery_s: float, number: str) -> None:
         self.redis = redis
         self.per_second = per_second
         self.regain_per_s = per_second / recovery_s
+        self.number = number
+        self.pace_key = pace_key(number)
 
     async def take(self, wanted: int, halt_key: str) -> int:
         """Wait until at least one send is allowed in the current second; return how many,
@@ -93,8 +102,8 @@ class Pacer:
                 await self.redis.eval(
                     _TAKE,
                     3,
-                    f"{WHATSAPP_PREFIX}rate:{second}",
-                    PACE_KEY,
+                    f"{WHATSAPP_PREFIX}rate:{self.number}:{second}",
+                    self.pace_key,
                     halt_key,
                     wanted,
                     self.per_second,
@@ -113,7 +122,7 @@ class Pacer:
             await self.redis.eval(
                 _SLOW_DOWN,
                 1,
-                PACE_KEY,
+                self.pace_key,
                 self.per_second,
                 int(time.time() * 1000),
                 self.regain_per_s,
@@ -128,7 +137,7 @@ class Pacer:
             await self.redis.eval(
                 _READ,
                 1,
-                PACE_KEY,
+                self.pace_key,
                 self.per_second,
                 int(time.time() * 1000),
                 self.regain_per_s,

@@ -50,6 +50,8 @@ class Outbound:
     phone: str
     name: str | None
     attributes: dict[str, Any]
+    # The sender number's Cloud API phone number id; empty: HERALD_WHATSAPP_PHONE_NUMBER_ID.
+    sender: str = ""
 
 
 @dataclass(frozen=True)
@@ -137,9 +139,10 @@ class CloudApiProvider:
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        base = settings.whatsapp_api_base_url.rstrip("/")
-        self.messages_url = httpx.URL(f"{base}/{settings.whatsapp_phone_number_id}/messages")
-        self.contacts_url = httpx.URL(f"{base}/{settings.whatsapp_phone_number_id}/contacts")
+        self.base = settings.whatsapp_api_base_url.rstrip("/")
+        self.messages_url = self._messages_url(settings.whatsapp_phone_number_id)
+        self._urls: dict[str, httpx.URL] = {"": self.messages_url}
+        self.contacts_url = httpx.URL(f"{self.base}/{settings.whatsapp_phone_number_id}/contacts")
         token = settings.whatsapp_access_token
         self.headers = {"Content-Type": "application/json"}
         if token:
@@ -155,6 +158,9 @@ class CloudApiProvider:
         self._freed = asyncio.Condition()
         # Building an SSL context loads the CA bundle (~20 ms): once, shared by all.
         self._ssl = ssl.create_default_context()
+
+    def _messages_url(self, phone_number_id: str) -> httpx.URL:
+        return httpx.URL(f"{self.base}/{phone_number_id}/messages")
 
     async def _post(self, url: httpx.URL, content: bytes) -> httpx.Response:
         async with self._freed:
@@ -185,10 +191,13 @@ class CloudApiProvider:
         """Send once; only a refused connection or a 5xx is tried again here (quickly, a
         blip). Any other answer is returned, for dispatch to act on its error class."""
         payload = orjson.dumps(template_payload(template, message))
+        url = self._urls.get(message.sender)
+        if url is None:
+            url = self._urls[message.sender] = self._messages_url(message.sender)
         last: httpx.Response | None = None
         for attempt in range(self.settings.whatsapp_http_retries + 1):
             try:
-                response = await self._post(self.messages_url, payload)
+                response = await self._post(url, payload)
             except httpx.ConnectError:
                 pass  # nothing reached the provider: safe to try again
             except httpx.HTTPError as exc:

@@ -9,6 +9,7 @@ import logging
 import random
 import time
 import uuid
+from collections.abc import Coroutine
 from typing import Any
 
 import httpx
@@ -51,7 +52,8 @@ class SimulatedProvider:
         self.callbacks_retried = 0
         self.callbacks_lost = 0
         self._slots = asyncio.Semaphore(width)
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._reported = False
 
     @property
     def webhook_url(self) -> str:
@@ -74,10 +76,16 @@ class SimulatedProvider:
                 http_status=400,
             )
         wamid = f"wamid.sim.{uuid.uuid4().hex}"
-        task = asyncio.create_task(self._callbacks(message, wamid))
+        if not self._reported:
+            self._reported = True  # as a new portfolio's first business_capability_update
+            self._spawn(self.post_callback(orjson.dumps(_capability(self.settings))))
+        self._spawn(self._callbacks(message, wamid))
+        return SendResult(message.message_id, provider_message_id=wamid)
+
+    def _spawn(self, work: Coroutine[Any, Any, Any]) -> None:
+        task = asyncio.create_task(work)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
-        return SendResult(message.message_id, provider_message_id=wamid)
 
     async def _callbacks(self, message: Outbound, wamid: str) -> None:
         """Post delivered, usually read, and sometimes a reply, like the Cloud API would."""
@@ -144,6 +152,20 @@ def _envelope(value: dict[str, Any]) -> dict[str, Any]:
     return {
         "object": "whatsapp_business_account",
         "entry": [{"id": "0", "changes": [{"field": "messages", "value": value}]}],
+    }
+
+
+def _capability(settings: Settings) -> dict[str, Any]:
+    limit = settings.simulated_messaging_limit
+    value = {
+        "max_daily_conversation_per_phone": limit,
+        "max_daily_conversations_per_business": limit,
+    }
+    return {
+        "object": "whatsapp_business_account",
+        "entry": [
+            {"id": "0", "changes": [{"field": "business_capability_update", "value": value}]}
+        ],
     }
 
 

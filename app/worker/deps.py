@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -24,6 +25,8 @@ class Deps:
     redis: Redis
     provider: WhatsAppProvider
     jobs: Jobs
+    # Dispatch's clock (Unix seconds): the messaging limit's window moves with it.
+    clock: Callable[[], float] = time.time
 
 
 class LazyDeps:

@@ -37,8 +37,8 @@ class CampaignQuery:
 
 def _columns(info: Info) -> frozenset[str]:
     """The columns a page's nodes read: those selected, the template's for `template`, the
-    pause's for `pauseReason`, and the status for `stats` (cached only once its campaign is
-    finished)."""
+    pause's for `pauseReason`, the status for `stats` (cached only once its campaign is
+    finished), and the sender number's id for `senderNumber` and `reach`."""
     names = node_columns(info)
     if "template" in names:
         names |= frozenset(TEMPLATE_COLUMNS)
@@ -46,4 +46,8 @@ def _columns(info: Info) -> frozenset[str]:
         names |= frozenset(PAUSE_COLUMNS)
     if "stats" in names:
         names |= {"status"}
+    if "reach" in names:
+        names |= {"status"}
+    if names & {"sender_number", "reach"}:
+        names |= {"sender_number_id"}
     return names

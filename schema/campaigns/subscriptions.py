@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncGenerator
+from datetime import UTC, datetime
 
 import strawberry
 from graphql import GraphQLError
@@ -21,6 +22,9 @@ def _event(snapshot: Snapshot) -> CampaignProgress:
         stats=MessageStats.of(snapshot.counts),
         messages_per_second=snapshot.messages_per_second,
         eta_seconds=snapshot.eta_seconds,
+        waiting_until=None
+        if snapshot.waiting_until is None
+        else datetime.fromtimestamp(snapshot.waiting_until, UTC),
     )
 
 

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import strawberry
 
 from app.reads import Rows
+from app.senders.outlook import Outlooks
 from loaders.base import projected
 from schema.cache import Cached
 from schema.common.enums import CampaignStatus, MessageStatus, ParameterSource, PauseCode
@@ -17,6 +18,7 @@ from schema.common.selection import Projected
 from schema.context import Info
 from schema.messages.pages import messages_of, messages_of_many
 from schema.plans import batched
+from schema.senders.types import CampaignReach, SenderNumberType
 from schema.templates.types import TemplateParameter, TemplateType
 
 if TYPE_CHECKING:
@@ -104,6 +106,7 @@ class CampaignType(Projected):
     template_language: strawberry.Private[str]
     template_body: strawberry.Private[str]
     template_parameters: strawberry.Private[list[dict[str, Any]]]
+    sender_number_id: strawberry.Private[int | None]
 
     @classmethod
     def from_row(cls, row: Any) -> CampaignType:
@@ -121,6 +124,7 @@ class CampaignType(Projected):
             completed_at=row.completed_at,
             created_at=row.created_at,
             updated_at=row.updated_at,
+            sender_number_id=row.sender_number_id,
         )
 
     @classmethod
@@ -156,6 +160,27 @@ class CampaignType(Projected):
             TemplateParameter(source=ParameterSource(item["source"]), value=item.get("value"))
             for item in self.template_parameters
         ]
+
+    @strawberry.field(description="The one number it sends through; null: the pool.")
+    async def sender_number(self, info: Info) -> SenderNumberType | None:
+        if self.sender_number_id is None:
+            return None
+        number = await info.context.loaders.sender_number_by_id.load(self.sender_number_id)
+        return None if number is None else SenderNumberType.of(number)
+
+    @strawberry.field(
+        description="How many pending messages may go now under the messaging limit, and "
+        "when it should finish."
+    )
+    async def reach(self, info: Info) -> CampaignReach:
+        context = info.context
+        stats = await context.loaders.stats_by_campaign_id.load(int(self.id))
+        outlooks = Outlooks(context.session, context.redis, context.settings)
+        sending = self.status == CampaignStatus.SENDING
+        outlook = await outlooks.campaign(
+            int(self.id), sending, self.sender_number_id, stats.pending
+        )
+        return CampaignReach.of(outlook)
 
     @strawberry.field(description="The categories whose contacts this campaign reaches.")
     async def targets(
@@ -239,5 +264,10 @@ class CampaignProgress:
         description="Messages that reached an outcome per second, over the last ~10 s."
     )
     eta_seconds: float | None = strawberry.field(
-        description="Seconds until nothing is pending at the current rate; null when unknown."
+        description="Seconds until nothing is pending at the current rate; null when unknown "
+        "or waiting for the messaging limit's window."
+    )
+    waiting_until: datetime | None = strawberry.field(
+        description="Set while the campaign waits for the messaging limit's window to slide: "
+        "when its next messages may go (see Campaign.reach)."
     )

@@ -11,6 +11,8 @@ from app.models.enums import (
     MessageStatus,
     ParameterSource,
     PauseCode,
+    QualityRating,
+    SenderStatus,
     TemplateCategory,
     TemplateStatus,
     WhatsAppStatus,
@@ -27,9 +29,16 @@ strawberry.enum(
     "one of its ATTRIBUTES, or a TEXT sent as is to every contact.",
 )
 strawberry.enum(
+    QualityRating,
+    description="A sender number's quality as WhatsApp rates it; RED takes no campaign traffic.",
+)
+strawberry.enum(
+    SenderStatus, description="FLAGGED: WhatsApp flagged the number; it takes no campaign traffic."
+)
+strawberry.enum(
     PauseCode,
     description="Why Herald paused a campaign: a WhatsApp Cloud API error that every further "
-    "send would meet.",
+    "send would meet, or its sender number taking no traffic.",
 )
 
 __all__ = [
@@ -39,6 +48,8 @@ __all__ = [
     "MessageStatus",
     "ParameterSource",
     "PauseCode",
+    "QualityRating",
+    "SenderStatus",
     "TemplateCategory",
     "TemplateStatus",
     "WhatsAppStatus",

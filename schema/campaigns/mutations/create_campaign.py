@@ -7,6 +7,7 @@ from typing import Annotated
 import strawberry
 
 from app.campaigns.service import CampaignService, TemplateValues
+from app.senders.service import SenderService
 from schema.cache import campaign_changed
 from schema.campaigns.types import CampaignType
 from schema.common.errors import InvalidInputError, NotFoundError, TemplateNotFoundError
@@ -41,6 +42,9 @@ class CreateCampaignInput:
     name: str
     template: TemplateInput
     target_category_ids: list[strawberry.ID] = strawberry.field(default_factory=list)
+    sender_number: strawberry.ID | None = strawberry.field(
+        default=None, description="The one number it sends through; null: the pool."
+    )
 
 
 @strawberry.type
@@ -66,5 +70,9 @@ class CreateCampaignMutation:
         targets = [parse_id(i, "targetCategoryIds") for i in input.target_category_ids]
         service = CampaignService(info.context.session)
         row = await service.create(input.name, input.template.values(), targets)
+        if input.sender_number is not None:
+            number_id = parse_id(input.sender_number, "senderNumber")
+            senders = SenderService(info.context.session, info.context.settings)
+            row = await senders.bind(row.id, number_id)
         campaign_changed(info.context)
         return CreateCampaignSuccess(campaign=CampaignType.from_row(row))

@@ -1,0 +1,1 @@
+"""Sender numbers and the portfolio's messaging limit they share."""

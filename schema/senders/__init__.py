@@ -1,0 +1,1 @@
+"""The sender numbers and messaging limit in GraphQL."""
