@@ -26,12 +26,20 @@ from dataclasses import dataclass
 from typing import Any
 
 import httpx
-import psutil
 import websockets
 from websockets.typing import Subprotocol
 
 from app.whatsapp.providers import sign
-from bench.common import Scale, authorization, lua_string, prepare, running_server, table
+from bench.common import (
+    Scale,
+    authorization,
+    cpu_seconds,
+    lua_string,
+    prepare,
+    running_server,
+    server_process,
+    table,
+)
 
 PROBE = "{ campaigns(first: 5) { nodes { id name status } } }"
 _RESULT = "ABUSE_RESULT"
@@ -105,20 +113,6 @@ def _wrk(url: str, script: str, seconds: int, connections: int) -> Run:
         float(p50) / 1000,
         float(p99) / 1000,
     )
-
-
-def _cpu(process: psutil.Process) -> float:
-    times = process.cpu_times()
-    return times.user + times.system
-
-
-def _server_process(url: str) -> psutil.Process:
-    port = int(url.rsplit(":", 1)[1])
-    for connection in psutil.net_connections("tcp"):
-        if connection.laddr and connection.laddr.port == port and connection.status == "LISTEN":
-            assert connection.pid is not None
-            return psutil.Process(connection.pid)
-    raise RuntimeError("no process listens on the server's port")
 
 
 # -- Attacks that are not request floods ------------------------------------------------------
@@ -321,13 +315,13 @@ def _answer(url: str, attack: Attack) -> str:
 
 
 def measure(url: str, probe: str, attack: Attack, seconds: int) -> list[object]:
-    server = _server_process(url)
+    server = server_process(url)
     target = url + attack.path
     if attack.action is None:
         sample = _answer(url, attack)  # before the flood fills the attack's window
-        before = _cpu(server)
+        before = cpu_seconds(server)
         alone = _wrk(target, attack.lua, seconds, 2)
-        per_request_ms = (_cpu(server) - before) * 1000 / max(1, alone.requests)
+        per_request_ms = (cpu_seconds(server) - before) * 1000 / max(1, alone.requests)
         with _in_background(lambda: _wrk(target, attack.lua, seconds + 1, 2)) as flood:
             during = _wrk(url + "/graphql", probe, seconds, 2)
         load = flood[0]
@@ -337,11 +331,11 @@ def measure(url: str, probe: str, attack: Attack, seconds: int) -> list[object]:
         )
         cost = f"{per_request_ms:.2f} ms"
     else:
-        before = _cpu(server)
+        before = cpu_seconds(server)
         with _in_background(lambda: attack.action(url)) as outcome:  # type: ignore[misc]
             during = _wrk(url + "/graphql", probe, seconds, 2)
         answered = outcome[0]
-        cost = f"{(_cpu(server) - before) * 1000:.0f} ms in all"
+        cost = f"{(cpu_seconds(server) - before) * 1000:.0f} ms in all"
     return [attack.name, answered, cost, f"{during.p50_ms:.1f}", f"{during.p99_ms:.1f}"]
 
 
@@ -420,8 +414,9 @@ def main() -> None:
     secret = "bench-app-secret"
     # Rate limiting on (the other benches turn it off), 100 requests/s per window: the
     # probe, paced at 20 requests/s per connection, stays inside its own.
-    limited = {"HERALD_RATE_LIMIT_REQUESTS": "6000"}
-    with running_server(database, 1, HERALD_WHATSAPP_APP_SECRET=secret, **limited) as url:
+    with running_server(
+        database, 1, HERALD_WHATSAPP_APP_SECRET=secret, HERALD_RATE_LIMIT_REQUESTS="6000"
+    ) as url:
         probe_key = authorization(database)  # the probe's own window
         probe = (
             _post(json.dumps({"query": PROBE}), probe_key) + "\ndelay = function() return 50 end"

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import asyncpg
 import httpx
+import psutil
 import redis
 
 from app import migrate
@@ -121,8 +122,11 @@ def free_port() -> int:
 
 
 @contextmanager
-def running_server(database: str, workers: int = 1, **env: str) -> Iterator[str]:
-    """`herald serve --workers N` as operators run it; yields its base URL."""
+def running_server(
+    database: str, workers: int = 1, checkout: Path | None = None, **env: str
+) -> Iterator[str]:
+    """`herald serve --workers N` as operators run it; yields its base URL. With `checkout`,
+    the code of that other checkout of Herald, run by this interpreter."""
     port = free_port()
     environment = {
         **os.environ,
@@ -133,9 +137,11 @@ def running_server(database: str, workers: int = 1, **env: str) -> Iterator[str]
         "HERALD_RATE_LIMIT_REQUESTS": "0",  # measure Herald, not its per-key throttle
         **env,
     }
-    herald = Path(sys.executable).with_name("herald")
-    command = [str(herald), "serve", "--workers", str(workers), "--port", str(port)]
-    process = subprocess.Popen(command, env=environment)
+    herald = [str(Path(sys.executable).with_name("herald"))]
+    if checkout is not None:
+        herald = [sys.executable, "-m", "app.cli"]
+    command = [*herald, "serve", "--workers", str(workers), "--port", str(port)]
+    process = subprocess.Popen(command, cwd=checkout, env=environment)
     url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 60
@@ -152,6 +158,22 @@ def running_server(database: str, workers: int = 1, **env: str) -> Iterator[str]
     finally:
         process.terminate()
         process.wait(timeout=30)
+
+
+def server_process(url: str) -> psutil.Process:
+    """The process listening on the port of `url` (a server started for a benchmark)."""
+    port = int(url.rsplit(":", 1)[1])
+    for connection in psutil.net_connections("tcp"):
+        if connection.laddr and connection.laddr.port == port and connection.status == "LISTEN":
+            assert connection.pid is not None
+            return psutil.Process(connection.pid)
+    raise RuntimeError("no process listens on the server's port")
+
+
+def cpu_seconds(process: psutil.Process) -> float:
+    """CPU time the process has used so far, user and system."""
+    times = process.cpu_times()
+    return times.user + times.system
 
 
 def percentile(samples: Sequence[float], q: float) -> float:

@@ -15,29 +15,26 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
-import os
 import subprocess
 import sys
 import tempfile
-import time
-from collections.abc import Iterator, Mapping
-from contextlib import ExitStack, contextmanager
+from collections.abc import Mapping
+from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlencode
 
 import httpx
-import psutil
 
 from bench.common import (
-    REDIS_URL,
     Scale,
     authorization,
-    free_port,
+    cpu_seconds,
     lua_string,
     median,
     prepare,
     running_server,
+    server_process,
     table,
 )
 
@@ -89,8 +86,8 @@ def wrk(
     base: str, transport: Transport, headers: Mapping[str, str], seconds: int, connections: int
 ) -> float:
     """The server's CPU microseconds per request; refuses a run with any error."""
-    server = _server_process(base)
-    before = _cpu(server)
+    server = server_process(base)
+    before = cpu_seconds(server)
     lines = [
         f"wrk.method = {lua_string(transport.method)}",
         f"wrk.path = {lua_string(transport.path)}",
@@ -108,55 +105,7 @@ def wrk(
     requests, _, bad = summary.split()[1:]
     if int(bad):
         raise RuntimeError(f"{transport.label}: {bad} answers were not a clean 200")
-    return (_cpu(server) - before) * 1e6 / int(requests)
-
-
-def _cpu(process: psutil.Process) -> float:
-    times = process.cpu_times()
-    return times.user + times.system
-
-
-def _server_process(url: str) -> psutil.Process:
-    port = int(url.rsplit(":", 1)[1])
-    for connection in psutil.net_connections("tcp"):
-        if connection.laddr and connection.laddr.port == port and connection.status == "LISTEN":
-            assert connection.pid is not None
-            return psutil.Process(connection.pid)
-    raise RuntimeError("no process listens on the server's port")
-
-
-@contextmanager
-def checkout_server(checkout: Path, database: str) -> Iterator[str]:
-    """`herald serve` of another checkout (its own code, this interpreter), as running_server."""
-    port = free_port()
-    env = {
-        **os.environ,
-        "HERALD_DATABASE_URL": database,
-        "HERALD_REDIS_URL": REDIS_URL,
-        "HERALD_ENV": "prod",
-        "HERALD_EXPOSE_SQL_COUNT": "true",
-        "HERALD_RATE_LIMIT_REQUESTS": "0",
-    }
-    command = [sys.executable, "-m", "app.cli", "serve", "--workers", "1", "--port", str(port)]
-    process = subprocess.Popen(command, cwd=checkout, env=env)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while not _ready(url):
-            if time.monotonic() > deadline or process.poll() is not None:
-                raise RuntimeError(f"herald serve in {checkout} did not become ready")
-            time.sleep(0.1)
-        yield url
-    finally:
-        process.terminate()
-        process.wait(timeout=30)
-
-
-def _ready(url: str) -> bool:
-    try:
-        return httpx.get(url + "/readyz").status_code == 200
-    except httpx.TransportError:
-        return False
+    return (cpu_seconds(server) - before) * 1e6 / int(requests)
 
 
 def main() -> None:
@@ -173,7 +122,7 @@ def main() -> None:
         runs: dict[str, list[float]] = {t.label: [] for t in transports()}
         servers = [(base, t) for t in transports()]
         if args.baseline is not None:
-            other = stack.enter_context(checkout_server(args.baseline, database))
+            other = stack.enter_context(running_server(database, checkout=args.baseline))
             runs["POST (Apollo), baseline"] = []
             apollo = transports()[0]
             servers.append(
