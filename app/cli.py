@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from app.config import ConfigError, get_settings, load_settings
-from app.preflight import Unavailable, check_database, check_redis, fail, require_urls
+from app.process.preflight import Unavailable, check_database, check_redis, fail, require_urls
 from app.seed.demo import DEMO_CAMPAIGNS, DEMO_CONTACTS, DEMO_MESSAGES_PER_CAMPAIGN
 
 if TYPE_CHECKING:
@@ -23,7 +23,7 @@ if TYPE_CHECKING:
 def _cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
-    from app.http_protocol import server_options
+    from app.http.protocol import server_options
 
     # GraphiQL is opt-in in production; spawned worker processes read it from the env.
     if args.graphiql:
@@ -36,7 +36,7 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     check_database(settings)
     given = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
     if args.workers > 1 or given:
-        from app.metrics import prepare_multiprocess_dir
+        from app.observability.metrics import prepare_multiprocess_dir
 
         # One /metrics answer must add up every worker process's series, and only this
         # run's: the directory is emptied before the workers start.
@@ -73,7 +73,7 @@ def _cmd_worker(args: argparse.Namespace) -> int:
 def _cmd_migrate(args: argparse.Namespace) -> int:
     from alembic.util import CommandError
 
-    from app import migrate
+    from app.db import migrate
 
     settings = load_settings()
     require_urls(settings, "migrate", redis=False)
@@ -170,7 +170,9 @@ def _count(value: str) -> int:
 
 
 def _cmd_dev(args: argparse.Namespace) -> int:
-    from app.dev import run  # starts embedded services, the API and a worker in this process
+    from app.process.dev import (
+        run,  # starts embedded services, the API and a worker in this process
+    )
 
     return run(args)
 

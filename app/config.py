@@ -76,7 +76,7 @@ class Settings(BaseSettings):
     # false runs every field through graphql-core's standard path.
     fast_execution: bool = True
 
-    # Observability (app/observability.py, app/metrics.py).
+    # Observability (app/observability/requests.py, app/observability/metrics.py).
     log_level: LogLevel = LogLevel.INFO
     log_format: LogFormat | None = None  # None: text in dev, one JSON object per line in prod
     # Strawberry's OpenTelemetry extension + an OTLP exporter configured by OTEL_* variables;
@@ -106,7 +106,7 @@ class Settings(BaseSettings):
     # trickling its headers (slowloris) is cut off after this.
     http_head_timeout_s: float = Field(default=10.0, gt=0)
     http_keep_alive_s: float = Field(default=5.0, gt=0)  # an idle connection is closed
-    # HTTP requests one process works on at once; more are answered 503 (app/shedding.py).
+    # HTTP requests one process works on at once; more are answered 503 (app/http/shedding.py).
     max_in_flight: int = Field(default=32, ge=1)
     # Sliding window per API key (anonymous callers: per client address); 0 turns it off.
     rate_limit_requests: int = Field(default=600, ge=0)
@@ -114,7 +114,7 @@ class Settings(BaseSettings):
     # How long a process trusts a key lookup (app/api_keys/auth.py); 0 looks up every request.
     auth_cache_seconds: float = Field(default=5.0, ge=0)
     introspection: bool | None = None  # None: on in dev, off in prod
-    # A JSON manifest of trusted documents, {id: document} (app/persisted.py), read at start;
+    # A JSON manifest of trusted documents, {id: document} (app/http/persisted.py), read at start;
     # with `trusted_documents_only` no other document runs.
     trusted_documents: str | None = None
     trusted_documents_only: bool = False
@@ -122,7 +122,7 @@ class Settings(BaseSettings):
     # Pre-filled in GraphiQL's headers; set by `herald dev` only, ignored outside dev.
     graphiql_api_key: str | None = None
 
-    # Live progress over WebSocket (subscriptions, app/live.py).
+    # Live progress over WebSocket (subscriptions, app/live/hub.py).
     live_min_interval_ms: int = Field(default=200, ge=10)  # at most ~5 events/s per campaign
     live_poll_s: float = Field(default=2.0, gt=0)  # safety re-read while pub/sub is up
     live_fallback_poll_s: float = Field(default=1.0, gt=0)  # re-read while Redis is down

@@ -14,7 +14,7 @@ CACHE_PREFIX = "cache:"
 CAMPAIGN_PREFIX = "campaign:"
 # The WhatsApp provider's limits shared by every worker (app/whatsapp/limit.py, pacing.py).
 WHATSAPP_PREFIX = "whatsapp:"
-# Documents registered by Apollo's automatic persisted queries (app/persisted.py).
+# Documents registered by Apollo's automatic persisted queries (app/http/persisted.py).
 PERSISTED_PREFIX = "apq:"
 # Dramatiq's Redis broker (app/worker/broker.py): queues and their bookkeeping.
 BROKER_NAMESPACE = "dramatiq"

@@ -25,23 +25,23 @@ from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
 from app.api_keys.service import ApiKeyService, bearer_token
 from app.cache import total_round_trips
 from app.config import Env, Settings, get_settings
-from app.db import total_statements
-from app.graphiql import graphiql_routes, is_loopback
-from app.http_limits import BodySizeLimit
-from app.live import LiveHub
-from app.logging_filters import install_phone_masking
-from app.metrics import (
+from app.db.engine import total_statements
+from app.http.graphiql import graphiql_routes, is_loopback
+from app.http.limits import BodySizeLimit
+from app.http.shedding import LoadShedding
+from app.http.webhooks import routes as webhook_routes
+from app.live.hub import LiveHub
+from app.observability.filters import install_phone_masking
+from app.observability.metrics import (
     CACHE_REDIS_UP,
     exposition,
     messaging_limit_families,
     observe_read_pool,
     sync_totals,
 )
-from app.observability import RequestObservability, configure_logging, tracing_extension
-from app.runtime import Runtime
+from app.observability.requests import RequestObservability, configure_logging, tracing_extension
+from app.process.runtime import Runtime
 from app.senders.outlook import Outlooks
-from app.shedding import LoadShedding
-from app.webhooks import routes as webhook_routes
 from schema.http import PlannedQueries
 from schema.schema import build_schema
 from schema.schema import schema as default_schema
@@ -99,14 +99,16 @@ async def metrics_access_refused(request: Request, runtime: Runtime) -> Response
 
 
 async def metrics(request: Request) -> Response:
-    """Prometheus text: requests, SQL, pool, cache and dispatch counters (app/metrics.py)."""
+    """Prometheus text: requests, SQL, pool, cache and dispatch counters
+    (app/observability/metrics.py)."""
     runtime: Runtime = request.app.state.runtime
     if refused := await metrics_access_refused(request, runtime):
         return refused
     sync_totals(total_round_trips(), total_statements())
     CACHE_REDIS_UP.set(int(runtime.cache.available))  # this process's breaker, now
     observe_read_pool(runtime.reads.open, runtime.reads.idle)
-    # Requests, SQL, DB pool, cache and dispatch counters, summed over processes (app/metrics.py).
+    # Requests, SQL, DB pool, cache and dispatch counters, summed over processes
+    # (app/observability/metrics.py).
     body = await exposition(runtime.engine, runtime.redis, await _limit_gauges(runtime))
     return Response(body, media_type="text/plain; version=0.0.4")
 
@@ -134,7 +136,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         runtime = Runtime.open(settings)
         app.state.runtime = runtime
-        # Live progress: one pub/sub listener for the process (app/live.py).
+        # Live progress: one pub/sub listener for the process (app/live/hub.py).
         app.state.live = LiveHub(runtime.redis, runtime.sessionmaker, settings)
         await app.state.live.start()
         # The schema, models and modules live for good: keep them out of full collections,
@@ -192,7 +194,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
 class HeraldApp(Starlette):
     """Starlette with planned queries answered in front of its middleware (schema/http.py),
     so they skip its calls and wrapped sends (6% of a `{ __typename }` request), and load
-    shedding in front of everything (app/shedding.py)."""
+    shedding in front of everything (app/http/shedding.py)."""
 
     def __init__(
         self, front: Callable[[ASGIApp], ASGIApp], settings: Settings, **kwargs: Any

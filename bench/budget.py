@@ -36,16 +36,16 @@ SHAPES = {
 }
 
 _MIDDLEWARE = (
-    "app/observability.py",
-    "app/http_limits.py",
-    "app/metrics.py",
+    "app/observability/requests.py",
+    "app/http/limits.py",
+    "app/observability/metrics.py",
     "starlette/",
     "prometheus_client/",
 )
 # (phase, files whose frames belong to it); the innermost frame that matches names it.
 PHASES: list[tuple[str, tuple[str, ...]]] = [
-    ("PostgreSQL: driver and read pool", ("asyncpg/", "app/db.py")),
-    ("Redis: client and cache", ("redis/", "app/cache/", "app/ratelimit.py", "schema/cache/")),
+    ("PostgreSQL: driver and read pool", ("asyncpg/", "app/db/engine.py")),
+    ("Redis: client and cache", ("redis/", "app/cache/", "app/http/ratelimit.py", "schema/cache/")),
     ("rows to objects (loaders' generated builders)", ("<string>:build",)),
     ("response building (the plan's generated code)", ("<string>",)),
     ("plan: waves, batches, resolver calls", ("schema/plans/",)),

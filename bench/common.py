@@ -19,10 +19,10 @@ import httpx
 import psutil
 import redis
 
-from app import migrate
 from app.api_keys.service import ApiKeyService
 from app.config import load_settings
-from app.db import create_engine, create_sessionmaker
+from app.db import migrate
+from app.db.engine import create_engine, create_sessionmaker
 from app.models import ApiKeyRole
 from app.seed import seed
 

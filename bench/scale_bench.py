@@ -32,10 +32,10 @@ import asyncpg
 import httpx
 import orjson
 
-from app import migrate
 from app.cache import NAMESPACES, bump_generations, open_redis
 from app.config import load_settings
-from app.db import create_engine
+from app.db import migrate
+from app.db.engine import create_engine
 from app.seed import seed
 from bench import dispatch_bench
 from bench.common import (

@@ -3,7 +3,7 @@ free loopback ports, their files in a temporary directory that `close()` removes
 
 Nothing is written to disk that a crash could need: Redis saves nothing, PostgreSQL runs
 without fsync. The binaries are the installed ones, else those bundled with Herald's
-embedded services (`app/embedded.py`).
+embedded services (`app/process/embedded.py`).
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from typing import Any
 
 import redis
 
-from app.embedded import postgres_binaries, redis_server_binary
+from app.process.embedded import postgres_binaries, redis_server_binary
 from bench.common import free_port
 
 HOST = "127.0.0.1"

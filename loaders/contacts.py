@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from app.contacts.repository import ContactRepository
-from app.pagination import Page
+from app.db.pagination import Page
 from loaders.base import SessionLoader, group_by_owner
 
 

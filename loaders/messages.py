@@ -13,12 +13,12 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.db.pagination import Page
+from app.db.reads import Rows
 from app.interactions.repository import InteractionRepository
 from app.messages.columns import ALL_COLUMNS, CONTACT_PREFIX, MessageColumns
 from app.messages.repository import MessageRepository
 from app.models import MessageStatus
-from app.pagination import Page
-from app.reads import Rows
 from loaders.base import (
     SessionLoader,
     Types,

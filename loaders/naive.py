@@ -14,9 +14,9 @@ from typing import Any
 
 from app.cache import MISS, Entry, RequestCache, Stamp
 from app.contacts.repository import ContactRepository
+from app.db.reads import Rows
 from app.interactions.repository import InteractionRepository
 from app.messages.columns import MessageColumns
-from app.reads import Rows
 from loaders.messages import MessageBuilder
 from loaders.registry import Loaders
 

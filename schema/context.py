@@ -13,13 +13,13 @@ from starlette.responses import Response
 
 from app.cache import RequestCache
 from app.config import Settings
-from app.db import SerializedSession
+from app.db.engine import SerializedSession
 from app.worker.jobs import Jobs
 from loaders.registry import Loaders
 
 if TYPE_CHECKING:
     from app.api_keys.auth import RequestAuth
-    from app.live import LiveHub
+    from app.live.hub import LiveHub
 
 AfterCommit: TypeAlias = Callable[[], Awaitable[None]]
 

@@ -15,8 +15,8 @@ from strawberry.extensions import SchemaExtension
 from strawberry.types import ExecutionContext
 from strawberry.types.graphql import OperationType
 
-from app.db import count_statements
-from app.observability import record_statements
+from app.db.engine import count_statements
+from app.observability.requests import record_statements
 from schema.cache import check_cache_permissions
 from schema.common.selection import refetching
 from schema.context import Context

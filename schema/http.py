@@ -1,7 +1,7 @@
 """Planned queries over HTTP: answered in front of the middleware, everything else by the view.
 
 A query sent to /graphql, POSTed as JSON or as a GET, named by its text or by id or hash
-(app/persisted.py), whose operation compiles to a plan (schema/plans/), is answered here,
+(app/http/persisted.py), whose operation compiles to a plan (schema/plans/), is answered here,
 without the middleware stack, the router, Strawberry's HTTP view, its extension runner and
 graphql-core's execution loop, with the same steps they take, by the same functions and in
 the same order (schema/pipeline.py): the body size, the media types, the request's
@@ -9,7 +9,7 @@ parameters, the persisted document, the variables' bounds, the cached parse and 
 operation, the rate limit, the shape limits, the cached validation, then the operation's
 label, the timeout, the transaction boundary with its statement count and `Server-Timing`,
 the Redis round trips, the request id, metrics and access line, and the same response bytes
-in the media type `Accept` asks for (app/graphql_http.py).
+in the media type `Accept` asks for (app/http/graphql.py).
 
 Everything else goes to Strawberry's view (schema/view.py), which answers it as it always has:
 other methods and content types, bodies over the limit, an `Accept` that takes no JSON,
@@ -41,18 +41,18 @@ from strawberry.execution.is_awaitable import optimized_is_awaitable
 from app import compat
 from app.cache import count_round_trips
 from app.config import Settings
-from app.graphql_http import (
+from app.http.graphql import (
     CONTENT_TYPES,
     Refusal,
     answer_media_type,
     query_parameters,
     request_parameters,
 )
-from app.http_limits import StreamedSize, declared_too_large
-from app.http_protocol import CANCEL_ON_DISCONNECT, DISCONNECTED
-from app.metrics import PLANNED_QUERIES
-from app.observability import begin_request, end_request, label_operation, record_request
-from app.runtime import Runtime
+from app.http.limits import StreamedSize, declared_too_large
+from app.http.protocol import CANCEL_ON_DISCONNECT, DISCONNECTED
+from app.observability.metrics import PLANNED_QUERIES
+from app.observability.requests import begin_request, end_request, label_operation, record_request
+from app.process.runtime import Runtime
 from schema.extensions import begin_read_only, request_boundary
 from schema.limits import (
     HANDOFF,

@@ -21,7 +21,7 @@ import uuid
 from graphql import GraphQLError, GraphQLSyntaxError
 from strawberry.types import ExecutionContext
 
-from app.db import sqlstate
+from app.db.engine import sqlstate
 
 logger = logging.getLogger("herald.errors")
 

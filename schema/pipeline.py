@@ -4,12 +4,12 @@ Strawberry's view (schema/view.py, with the extensions of schema/limits/) and th
 path (schema/http.py) call the same functions, so they accept and refuse the same requests,
 in order of cost:
 
-1. body size: `declared_too_large`, then `StreamedSize` as the body arrives (app/http_limits.py);
+1. body size: `declared_too_large`, then `StreamedSize` as the body arrives (app/http/limits.py);
 2. media types: the body's, `json_media_type`; the answer's, `answer_media_type`
-   (app/graphql_http.py: 406 when `Accept` takes no JSON);
+   (app/http/graphql.py: 406 when `Accept` takes no JSON);
 3. the request's parameters, a well-formed GraphQL-over-HTTP request's:
-   `request_parameters` (app/graphql_http.py; batches refused);
-4. a document named by id or hash: `PersistedDocuments.document` (app/persisted.py: no
+   `request_parameters` (app/http/graphql.py; batches refused);
+4. a document named by id or hash: `PersistedDocuments.document` (app/http/persisted.py: no
    round trip for a hash this process knows, one Redis read for another);
 5. variables' depth and number of values: `variables_error`, before anything reads them;
    then a rate limit refusal this process already knows, from memory (`known_rate_limit`,

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from app.cache import CacheService, RequestCache
 from app.config import Settings
-from app.db import SerializedSession
+from app.db.engine import SerializedSession
 from loaders.base import Types
 from loaders.naive import NaiveLoaders, NoCache
 from loaders.registry import Loaders

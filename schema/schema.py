@@ -5,7 +5,7 @@ from __future__ import annotations
 from strawberry.schema.config import StrawberryConfig
 from strawberry.tools import merge_types
 
-from app.observability import OperationLabel
+from app.observability.requests import OperationLabel
 from schema.api_keys.mutations import ApiKeyMutation
 from schema.api_keys.queries import ApiKeyQuery
 from schema.cache import RedisRoundTrips

@@ -1,6 +1,6 @@
 """The GraphQL view over HTTP and WebSocket: typed context, orjson encoding, and GraphQL over
-HTTP as the spec has it (app/graphql_http.py): the answer's media type from `Accept`, its
-status, JSON refusals, GET, persisted documents (app/persisted.py)."""
+HTTP as the spec has it (app/http/graphql.py): the answer's media type from `Accept`, its
+status, JSON refusals, GET, persisted documents (app/http/persisted.py)."""
 
 from __future__ import annotations
 
@@ -25,9 +25,9 @@ from strawberry.http.base import BaseRequestProtocol
 from strawberry.types import ExecutionResult, SubscriptionExecutionResult
 
 from app.api_keys.auth import RequestAuth
-from app.db import SerializedSession
-from app.graphiql import PAGE_HEADERS, is_loopback, render_graphiql
-from app.graphql_http import (
+from app.db.engine import SerializedSession
+from app.http.graphiql import PAGE_HEADERS, is_loopback, render_graphiql
+from app.http.graphql import (
     CONTENT_TYPES,
     JSON,
     STREAM,
@@ -41,8 +41,8 @@ from app.graphql_http import (
     request_parameters,
     response_media_type,
 )
-from app.live import LiveHub
-from app.runtime import Runtime
+from app.live.hub import LiveHub
+from app.process.runtime import Runtime
 from schema.context import Context
 from schema.fanout import SharedStreams
 from schema.limits import REMEMBER, handoff_of_scope
@@ -50,7 +50,7 @@ from schema.pipeline import json_media_type
 from schema.request import request_cache, request_loaders
 from schema.websocket import LiveTransportHandler, TextWebSocketAdapter
 
-# Request parameters that name a document without its text (app/persisted.py).
+# Request parameters that name a document without its text (app/http/persisted.py).
 _DOCUMENT_IDS = ("documentId", "doc_id", "id", "extensions")
 
 
@@ -74,7 +74,7 @@ class HeraldGraphQL(GraphQL[Context, None]):
         self.shared_streams = SharedStreams()
 
     async def render_graphql_ide(self, request: Request) -> HTMLResponse:
-        """The local GraphiQL page (app/graphiql.py): its assets come from Herald, not a CDN.
+        """The local GraphiQL page (app/http/graphiql.py): its assets come from Herald, not a CDN.
 
         The page needs no key to fetch, so the key goes only to callers on this machine.
         """

@@ -31,7 +31,7 @@ from strawberry.utils.aio import aclosing
 from app.api_keys.auth import CallerCache, RequestAuth
 from app.api_keys.service import ApiKeyService, Caller, bearer_token
 from app.compat import send_result_stream
-from app.live import CapReached, LiveConnection, LiveHub
+from app.live.hub import CapReached, LiveConnection, LiveHub
 from app.models import ApiKeyRole
 from schema.context import Context
 from schema.fanout import Outlet, SharedStreams
@@ -102,7 +102,7 @@ class ConnectionAuth(RequestAuth):
         return self._caller
 
     def observe_epoch(self, epoch: int) -> None:
-        """Revocations end the socket itself (app/live.py), not a cached lookup."""
+        """Revocations end the socket itself (app/live/hub.py), not a cached lookup."""
 
 
 class TextWebSocketAdapter(ASGIWebSocketAdapter):

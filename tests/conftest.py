@@ -23,11 +23,11 @@ import uvicorn
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker, create_async_engine
 from sqlalchemy.pool import NullPool
 
-from app import migrate
 from app.config import Settings, load_settings
-from app.http_protocol import server_options
+from app.db import migrate
+from app.http.protocol import server_options
 from app.main import create_app
-from app.metrics import PROJECTION_FALLBACKS
+from app.observability.metrics import PROJECTION_FALLBACKS
 from bench.rabbitmq import Node, scripts
 from bench.servers import OwnPostgres, OwnRedis
 from tests.fake_whatsapp import FakeWhatsApp, Worker, serve_fake, worker_env

@@ -1,7 +1,7 @@
 """Dependencies point one way: HTTP → schema → loaders and services → repositories.
 
 `app/` (configuration, models, repositories, services, workers) never imports `schema/` or
-`loaders/`, except its composition root (`app/main.py`, `app/cli.py`, `app/dev.py`), which
+`loaders/`, except its composition root (`app/main.py`, `app/cli.py`, `app/process/dev.py`), which
 assembles the application. `loaders/` never imports `schema/`. Read from the code's own
 imports, so a wrong arrow fails here before a reviewer has to spot it. Modules stay small
 enough to read in one sitting.
@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-COMPOSITION_ROOT = {"app/main.py", "app/cli.py", "app/dev.py"}
+COMPOSITION_ROOT = {"app/main.py", "app/cli.py", "app/process/dev.py"}
 FORBIDDEN = {"app": ("schema", "loaders"), "loaders": ("schema",)}
 MAX_LINES = 400
 

@@ -26,9 +26,9 @@ from sqlalchemy.ext.asyncio import AsyncSession, create_async_engine
 from sqlalchemy.pool import NullPool
 
 from app.config import Settings
-from app.db import create_sessionmaker
+from app.db.engine import create_sessionmaker
+from app.db.reads import ReadPool, rows
 from app.models import CampaignStatus, MessageStatus
-from app.reads import ReadPool, rows
 from schema.masking import report_errors
 from tests import factories
 from tests.conftest import Server

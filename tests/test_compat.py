@@ -1,5 +1,5 @@
 """The library internals Herald relies on (app/compat.py, and the uvicorn protocol that
-app/http_protocol.py extends) still exist and behave as relied on: a library upgrade that
+app/http/protocol.py extends) still exist and behave as relied on: a library upgrade that
 changes one fails here, by name, before anything subtler does."""
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from uvicorn.server import ServerState
 
 from app.compat import RedisConsumer, field_nodes, graphql_schema, new_info
 from app.config import Settings
-from app.http_protocol import HttpProtocol
+from app.http.protocol import HttpProtocol
 from tests.conftest import Server, create_api_key
 from tests.test_http_protocol import Recorded
 from tests.test_live import WAIT
@@ -123,7 +123,7 @@ async def test_uvicorn_protocol_state_that_herald_reads() -> None:
     protocol.connection_made(transport)
     assert protocol.timeout_keep_alive_task is None
     protocol.data_received(b"GET /x HTTP/1.1\r\nHost: h\r\n\r\n")
-    # then what app/http_protocol.py reads is there
+    # then what app/http/protocol.py reads is there
     assert (protocol.url, protocol.headers) == (b"/x", [(b"host", b"h")])
     assert protocol.cycle.scope["path"] == "/x"
     assert protocol.cycle.response_complete is False

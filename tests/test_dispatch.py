@@ -27,12 +27,12 @@ from app.campaigns import tasks as campaign_tasks
 from app.campaigns.lock import RedisLock
 from app.config import Provider, Settings
 from app.contacts import tasks as contact_tasks
-from app.db import create_engine, create_sessionmaker
+from app.db.engine import create_engine, create_sessionmaker
+from app.db.redis_clients import worker_redis
 from app.messages import tasks as message_tasks
 from app.messages.repository import MessageRepository
-from app.metrics import dispatch_counts
 from app.models import MessageStatus
-from app.redis_clients import worker_redis
+from app.observability.metrics import dispatch_counts
 from app.whatsapp.pacing import Pacer
 from app.whatsapp.providers import CloudApiProvider, sign
 from app.whatsapp.simulated import SimulatedProvider

@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.campaigns import tasks as campaign_tasks
 from app.campaigns.halts import halt_key
 from app.messages import tasks as message_tasks
-from app.metrics import dispatch_counts, pause_counts
+from app.observability.metrics import dispatch_counts, pause_counts
 from app.whatsapp.pacing import Pacer
 from tests.fake_whatsapp import (
     PHONE_NUMBER_ID,

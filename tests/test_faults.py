@@ -18,10 +18,10 @@ from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app import migrate
 from app.config import Env, LogFormat, Settings, load_settings
-from app.reads import rows
-from app.runtime import Runtime
+from app.db import migrate
+from app.db.reads import rows
+from app.process.runtime import Runtime
 from bench.servers import OwnPostgres, OwnRedis
 from tests.conftest import GqlClient, GqlResult, Server, create_api_key, serve
 
@@ -234,9 +234,9 @@ async def test_redis_down_degrades_the_cache_and_rate_limiting_fails_open(
     caplog: pytest.LogCaptureFixture,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    import app.ratelimit
+    import app.http.ratelimit
 
-    monkeypatch.setattr(app.ratelimit, "RETRY_AFTER_FAILURE_S", 0.2)
+    monkeypatch.setattr(app.http.ratelimit, "RETRY_AFTER_FAILURE_S", 0.2)
     own = prod(
         settings, redis_url=throwaway_redis.url, rate_limit_requests=3, rate_limit_window_s=1.0
     )

@@ -18,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app import __version__
 from app.config import Settings
-from app.graphiql import ASSETS_DIR, render_graphiql
+from app.http.graphiql import ASSETS_DIR, render_graphiql
 from tests.conftest import Server, StartWorker, serve
 from tests.fake_whatsapp import seed_campaign
 

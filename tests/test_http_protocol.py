@@ -1,4 +1,4 @@
-"""`herald serve`'s HTTP protocol (app/http_protocol.py): a response's head leaves with its
+"""`herald serve`'s HTTP protocol (app/http/protocol.py): a response's head leaves with its
 body in one write, and nothing is held longer than the event loop's current step; a request's
 head is bounded in size (431) and in time (slowloris). (Every test server runs this protocol,
 so the rest of the suite covers it over real sockets.)"""
@@ -13,7 +13,7 @@ import httpx
 import pytest
 
 from app.config import Settings
-from app.http_protocol import HeadHeld
+from app.http.protocol import HeadHeld
 from tests.conftest import Server, serve
 
 pytestmark = pytest.mark.asyncio

@@ -19,7 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.api_keys.service import generate_key
 from app.config import Env, LogFormat, Settings
-from app.db import total_statements
+from app.db.engine import total_statements
 from tests.conftest import GqlClient, GqlResult, Server, serve
 
 pytestmark = pytest.mark.asyncio

@@ -22,7 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from websockets.exceptions import ConnectionClosed
 
 from app.config import Settings
-from app.live_caps import PREFIX
+from app.live.caps import PREFIX
 from tests.conftest import GqlClient, Server, StartWorker, create_api_key, serve
 from tests.fake_whatsapp import WAIT_S, free_port, seed_campaign, status_counts
 from tests.ws_client import GqlSocket, gql_socket

@@ -12,8 +12,8 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import create_async_engine
 from sqlalchemy.pool import NullPool
 
-from app import migrate
 from app.config import load_settings
+from app.db import migrate
 from app.models import Base
 
 MODEL_TABLES = set(Base.metadata.tables)

@@ -17,8 +17,8 @@ import redis.asyncio as aioredis
 from prometheus_client.parser import text_string_to_metric_families
 
 from app.config import Settings
-from app.metrics import DISPATCH_KEY, prepare_multiprocess_dir, record_dispatch
-from app.observability import JsonFormatter
+from app.observability.metrics import DISPATCH_KEY, prepare_multiprocess_dir, record_dispatch
+from app.observability.requests import JsonFormatter
 from tests.conftest import ROOT, GqlClient
 
 pytestmark = pytest.mark.asyncio
@@ -332,8 +332,8 @@ async def test_tracing_on_exports_graphql_spans(settings: Settings) -> None:
 MULTIPROCESS_WORKER = """
     import asyncio
     from app.config import load_settings
-    from app.db import create_engine
-    from app import metrics
+    from app.db.engine import create_engine
+    from app.observability import metrics
     from redis.asyncio import Redis
     assert metrics.MULTIPROCESS
     metrics.observe_request("/graphql", "Dashboard", 0.002)

@@ -11,8 +11,8 @@ import pytest
 from sqlalchemy.exc import IntegrityError
 
 from app.config import Settings
-from app.logging_filters import install_phone_masking, mask_phones
-from app.observability import JsonFormatter
+from app.observability.filters import install_phone_masking, mask_phones
+from app.observability.requests import JsonFormatter
 
 pytestmark = pytest.mark.asyncio
 

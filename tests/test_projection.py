@@ -9,11 +9,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.campaigns.repository import CampaignRepository
 from app.config import Settings
 from app.contacts.repository import ContactFilter, ContactRepository
-from app.db import count_statements, create_engine, create_sessionmaker
+from app.db.engine import count_statements, create_engine, create_sessionmaker
+from app.db.pagination import Page
 from app.messages.columns import MessageColumns
 from app.messages.repository import MessageRepository
 from app.models import CampaignStatus, MessageStatus, WhatsAppStatus
-from app.pagination import Page
 from loaders.base import projected
 from loaders.messages import MessageBuilder
 from schema.cache import decode, encode

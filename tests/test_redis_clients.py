@@ -11,8 +11,8 @@ import pytest
 
 from app.cache import open_redis
 from app.config import Settings
+from app.db.redis_clients import broker_redis, worker_redis
 from app.keyspace import BROKER_NAMESPACE
-from app.redis_clients import broker_redis, worker_redis
 from app.worker.broker import QUEUE, build_broker
 from bench.tcp_proxy import TcpProxy
 

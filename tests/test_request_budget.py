@@ -21,7 +21,7 @@ from sqlalchemy import event
 from app.api_keys.auth import EPOCH_KEY
 from app.cache import total_round_trips
 from app.config import Settings
-from app.db import total_statements
+from app.db.engine import total_statements
 from tests.conftest import Server, create_api_key, serve
 
 pytestmark = pytest.mark.asyncio

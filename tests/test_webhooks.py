@@ -326,12 +326,12 @@ async def test_a_delivery_applies_its_valid_items_and_skips_the_rest(
     ]
 
     # when
-    with caplog.at_level(logging.WARNING, logger="app.webhooks"):
+    with caplog.at_level(logging.WARNING, logger="app.http.webhooks"):
         code = await post(http, envelope({"messaging_product": "whatsapp", "statuses": events}))
 
     # then: the item that failed was undone alone, the others applied
     assert code == 200
-    assert [r.getMessage() for r in caplog.records if r.name == "app.webhooks"] == [
+    assert [r.getMessage() for r in caplog.records if r.name == "app.http.webhooks"] == [
         "webhook statuses item skipped: DBAPIError"
     ]
     assert (await message(session, 1)).status == "read"

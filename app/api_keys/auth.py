@@ -5,7 +5,7 @@ so a hot key costs no SQL. Revocation reaches every process at once through a Re
 epoch (`auth:epoch`) that the rate limiter reads in its own round trip; without that round
 trip (rate limiting off, Redis down) a revoked key is refused at most
 `HERALD_AUTH_CACHE_SECONDS` later, and at once in the process that revoked it. The key's
-open WebSockets end at once through the live hub's pub/sub (app/live.py).
+open WebSockets end at once through the live hub's pub/sub (app/live/hub.py).
 """
 
 from __future__ import annotations
@@ -19,8 +19,8 @@ from typing import TYPE_CHECKING
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.api_keys.service import ApiKeyService, Caller, bearer_token, well_formed
-from app.db import uncounted
-from app.live import publish_key_revoked
+from app.db.engine import uncounted
+from app.live.hub import publish_key_revoked
 
 if TYPE_CHECKING:
     from redis.asyncio import Redis

@@ -5,13 +5,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from app.cache.keys import NAMESPACES
-from app.metrics import CACHE_EVENTS
+from app.observability.metrics import CACHE_EVENTS
 
 
 @dataclass
 class NamespaceMetrics:
     """One namespace's counters in this service, each also added to its Prometheus series
-    (app/metrics.py), which /metrics sums over every API process of the host."""
+    (app/observability/metrics.py), which /metrics sums over every API process of the host."""
 
     namespace: str
     hits: int = 0

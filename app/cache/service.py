@@ -25,7 +25,7 @@ from app.cache.codec import MISS, Stamp, pack, unpack
 from app.cache.keys import Entry, Scope, gen_key, guard
 from app.cache.metrics import CacheMetrics
 from app.config import Settings
-from app.metrics import CACHE_REDIS_UP
+from app.observability.metrics import CACHE_REDIS_UP
 
 # The package's name, as before it was split: log configuration and filters keep working.
 logger = logging.getLogger(__package__)

@@ -17,7 +17,7 @@ from redis.exceptions import RedisError
 from app.campaigns.progress import notify_campaign_progress
 from app.campaigns.service import Paused
 from app.keyspace import CAMPAIGN_PREFIX
-from app.metrics import record_pauses
+from app.observability.metrics import record_pauses
 
 logger = logging.getLogger(__name__)
 

@@ -9,7 +9,7 @@ from redis.exceptions import RedisError
 
 from app.cache import Scope, bump_generations
 from app.keyspace import CAMPAIGN_PREFIX
-from app.live import publish_campaign_changed
+from app.live.hub import publish_campaign_changed
 
 logger = logging.getLogger(__name__)
 
@@ -24,7 +24,7 @@ async def notify_campaign_progress(redis: Redis, campaign_id: int, *, force: boo
     A fast campaign changes thousands of rows a second; `force` is for the state changes
     that must be visible at once (started, paused, completed): it also invalidates the
     campaign lists, whose rows show the status. Returns whether it fired. Live subscribers
-    are told of every change (app/live.py throttles on the reading side).
+    are told of every change (app/live/hub.py throttles on the reading side).
     """
     await publish_campaign_changed(redis, campaign_id)
     targets: tuple[str | Scope, ...] = ("stats", Scope("campaigns", campaign_id))

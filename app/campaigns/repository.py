@@ -26,10 +26,10 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.db.pagination import Page
+from app.db.reads import Rows, rows
 from app.models import Campaign, CampaignStatus, MessageStatus, campaign_categories
 from app.models import Message as MessageModel
-from app.pagination import Page
-from app.reads import Rows, rows
 from app.stats.repository import StatsRepository
 
 campaigns = Campaign.__table__

@@ -22,8 +22,8 @@ from app.campaigns.progress import notify_campaign_progress
 from app.campaigns.repository import CampaignRepository
 from app.keyspace import CAMPAIGN_PREFIX
 from app.messages.repository import MessageRepository
-from app.metrics import record_dispatch
 from app.models import CampaignStatus
+from app.observability.metrics import record_dispatch
 from app.worker.deps import Deps
 
 logger = logging.getLogger(__name__)

@@ -11,9 +11,9 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.db.pagination import Page, apply_page
 from app.errors import Duplicate
 from app.models import Campaign, CampaignStatus, Category, campaign_categories, category_contacts
-from app.pagination import Page, apply_page
 from app.stats.repository import StatsRepository
 
 categories = Category.__table__

@@ -31,10 +31,10 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.db.pagination import Page, page_parameters, page_per_parent
+from app.db.reads import Rows, rows
 from app.errors import Duplicate
 from app.models import Contact, WhatsAppStatus, category_contacts
-from app.pagination import Page, page_parameters, page_per_parent
-from app.reads import Rows, rows
 from app.stats.repository import StatsRepository
 
 contacts = Contact.__table__

@@ -8,8 +8,8 @@ from functools import lru_cache
 
 from sqlalchemy import Select, bindparam, select
 
+from app.db.pagination import page_per_parent
 from app.models import Contact, Message
-from app.pagination import page_per_parent
 
 messages = Message.__table__
 contacts = Contact.__table__

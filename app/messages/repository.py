@@ -13,11 +13,11 @@ from sqlalchemy import BigInteger, any_, bindparam, func, select
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.db.pagination import Page, page_parameters
+from app.db.reads import Rows, rows
 from app.messages import statements as sql
 from app.messages.columns import MessageColumns, page_per_owner_select, page_select
 from app.models import Message, MessageStatus
-from app.pagination import Page, page_parameters
-from app.reads import Rows, rows
 from app.stats.repository import StatsRepository
 
 messages = Message.__table__

@@ -50,7 +50,7 @@ CLAIM = text(
 ).bindparams(bindparam("now", type_=DateTime(timezone=True)))
 
 # A webhook may have advanced the message already; keep its status, fill the id. One that
-# an error webhook put back to pending already (app/webhooks.py) is left as it is: that
+# an error webhook put back to pending already (app/http/webhooks.py) is left as it is: that
 # send failed, and the message goes out again under a new id.
 RECORD_SENT = text(
     """

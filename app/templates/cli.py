@@ -7,7 +7,7 @@ import asyncio
 from typing import TYPE_CHECKING
 
 from app.config import Settings
-from app.preflight import fail
+from app.process.preflight import fail
 
 if TYPE_CHECKING:
     from app.templates.service import Synced

@@ -23,9 +23,9 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.db.pagination import Page
+from app.db.reads import Rows, rows
 from app.models import Template, TemplateStatus
-from app.pagination import Page
-from app.reads import Rows, rows
 
 templates = Template.__table__
 _table = cast(Table, templates)

@@ -17,8 +17,8 @@ from dramatiq.middleware import (
 )
 
 from app.config import Settings
+from app.db.redis_clients import broker_redis
 from app.keyspace import BROKER_NAMESPACE
-from app.redis_clients import broker_redis
 from app.worker.redis_broker import HealingRedisBroker
 
 QUEUE = "default"
@@ -43,7 +43,7 @@ def build_broker(settings: Settings, extra: list[Middleware] | None = None) -> d
         return RabbitmqBroker(url=settings.broker_url, middleware=middleware, confirm_delivery=True)
     # Delayed messages outlive a Redis outage (app/worker/redis_broker.py).
     return HealingRedisBroker(
-        client=broker_redis(settings),  # heals after a Redis blip (app/redis_clients.py)
+        client=broker_redis(settings),  # heals after a Redis blip (app/db/redis_clients.py)
         namespace=BROKER_NAMESPACE,
         middleware=middleware,
     )

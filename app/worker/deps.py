@@ -11,8 +11,8 @@ from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.config import Settings
-from app.db import create_engine, create_sessionmaker
-from app.redis_clients import worker_redis
+from app.db.engine import create_engine, create_sessionmaker
+from app.db.redis_clients import worker_redis
 from app.whatsapp import build_provider
 from app.whatsapp.providers import WhatsAppProvider
 from app.worker.jobs import Jobs

@@ -9,7 +9,7 @@ from __future__ import annotations
 import dramatiq
 
 from app.config import get_settings
-from app.logging_filters import install_phone_masking
+from app.observability.filters import install_phone_masking
 from app.worker.actors import build_worker_broker
 
 # Workers log phone numbers' messages too (send failures, invalid numbers): mask them.

@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 import strawberry
 from graphql import GraphQLError
 
-from app.live import CampaignNotFound, Snapshot
+from app.live.hub import CampaignNotFound, Snapshot
 from schema.campaigns.types import CampaignProgress, MessageStats, PauseReason
 from schema.common.pagination import parse_id
 from schema.context import Info

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import strawberry
 
-from app.reads import Rows
+from app.db.reads import Rows
 from app.senders.outlook import Outlooks
 from loaders.base import projected
 from schema.cache import Cached

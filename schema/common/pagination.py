@@ -11,8 +11,8 @@ import strawberry
 from graphql import GraphQLError
 
 from app.config import Settings
+from app.db.pagination import Page
 from app.ids import parse_key
-from app.pagination import Page
 
 NodeT = TypeVar("NodeT")
 

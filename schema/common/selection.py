@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any, TypeVar, cast
 from strawberry.types.nodes import FragmentSpread, InlineFragment, SelectedField, Selection
 
 from app.compat import field_nodes
-from app.metrics import PROJECTION_FALLBACKS
+from app.observability.metrics import PROJECTION_FALLBACKS
 
 if TYPE_CHECKING:
     from loaders.registry import Loaders

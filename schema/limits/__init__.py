@@ -5,7 +5,7 @@ variables' bounds are constants of schema/pipeline.py. Refusals are client error
 code (VARIABLES_TOO_DEEP, VARIABLES_TOO_LARGE, QUERY_TOO_LARGE, QUERY_TOO_DEEP,
 TOO_MANY_ALIASES, TOO_MANY_REPEATS, QUERY_TOO_COMPLEX, TIMEOUT, RATE_LIMITED, and
 SUBSCRIPTION_OVER_HTTP for a subscription sent where nothing can stream it), returned with
-nothing executed, and, but for TIMEOUT, no data (HTTP statuses: app/graphql_http.py). They
+nothing executed, and, but for TIMEOUT, no data (HTTP statuses: app/http/graphql.py). They
 are steps of the request pipeline (schema/pipeline.py), taken in its order on every path.
 
   - shape.py:      depth, aliases, repeats and cost, measured in one walk of the operation

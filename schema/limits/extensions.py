@@ -18,9 +18,9 @@ from strawberry.types.graphql import OperationType
 from app.cache import count_round_trips
 from app.compat import graphql_schema
 from app.config import Settings
-from app.persisted import Document
-from app.ratelimit import Verdict, limiter_for
-from app.runtime import Runtime
+from app.http.persisted import Document
+from app.http.ratelimit import Verdict, limiter_for
+from app.process.runtime import Runtime
 from schema.context import Context
 from schema.limits.errors import (
     LimitError,
@@ -175,7 +175,7 @@ def known_rate_limit(
     settings: Settings, redis: Redis, auth: RequestAuth, client: str | None
 ) -> Verdict | None:
     """The rate limit's refusal when this process knows it without a round trip (a window
-    it found full stays full until its oldest request leaves it: app/ratelimit.py); None
+    it found full stays full until its oldest request leaves it: app/http/ratelimit.py); None
     when Redis must decide. Checked before the document is parsed, so a flood from a caller
     whose window is used costs neither a parse nor a round trip."""
     if settings.rate_limit_requests <= 0:
@@ -248,7 +248,7 @@ REMEMBER = "herald.remember"  # the request scope's key for the hash of a docume
 
 async def remember_document(context: Context, query: str) -> None:
     """A document sent with its hash (automatic persisted queries), stored once it validated
-    (app/persisted.py); nothing for any other request."""
+    (app/http/persisted.py); nothing for any other request."""
     sha256 = context.request.scope.get(REMEMBER)
     if sha256 is not None:
         runtime: Runtime = context.request.app.state.runtime

@@ -6,8 +6,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
+from app.db.pagination import Page
 from app.models import MessageStatus
-from app.pagination import Page
 from loaders.messages import MessagePageKey
 from schema.common.pagination import Connection, page_args
 from schema.messages.columns import message_page_shape

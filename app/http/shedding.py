@@ -12,7 +12,7 @@ from __future__ import annotations
 import orjson
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from app.metrics import SHED_REQUESTS
+from app.observability.metrics import SHED_REQUESTS
 
 # Probes and metrics answer whatever the load: they are how an operator sees it.
 _EXEMPT = frozenset({"/healthz", "/readyz", "/metrics"})

@@ -1,11 +1,11 @@
 """Request body size limit (ASGI middleware): 413 before a byte too many is buffered, as a
-GraphQL response (app/graphql_http.py)."""
+GraphQL response (app/http/graphql.py)."""
 
 from __future__ import annotations
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from app.graphql_http import Refusal
+from app.http.graphql import Refusal
 
 
 class _TooLarge(Exception):

@@ -16,7 +16,7 @@ from starlette.staticfiles import StaticFiles
 
 from app.config import Settings
 
-STATIC_DIR = Path(__file__).resolve().parent / "static" / "graphiql"
+STATIC_DIR = Path(__file__).resolve().parents[1] / "static" / "graphiql"
 ASSETS_DIR = STATIC_DIR / "assets"
 ASSETS_PATH = "/graphiql-assets"
 
@@ -33,7 +33,7 @@ DEFAULT_QUERY = """\
 
 _PAGE = Template((STATIC_DIR / "page.html").read_text(encoding="utf-8"))
 
-# The page's own headers (nosniff comes on every response, app/http_protocol.py). The policy
+# The page's own headers (nosniff comes on every response, app/http/protocol.py). The policy
 # allows what the page uses: scripts from Herald only (the page has no inline script),
 # styles from Herald and inline ones (GraphiQL's dialogs add <style> elements at run time,
 # with no way to give them a nonce), GraphiQL's fonts and icons inlined as data: URLs, and

@@ -26,8 +26,8 @@ from app.api_keys.repository import ApiKeyRepository
 from app.campaigns.repository import CampaignRepository
 from app.campaigns.waits import waiting_until
 from app.config import Settings
-from app.db import SerializedSession
-from app.live_caps import KeyCaps
+from app.db.engine import SerializedSession
+from app.live.caps import KeyCaps
 from app.models.enums import CampaignStatus
 from app.stats.repository import CAMPAIGN_FIELDS, StatsRepository
 
@@ -186,7 +186,7 @@ class LiveHub:
         self._connections.discard(connection)
 
     async def reserve(self, connection: LiveConnection) -> str:
-        """Count one more subscription (its slot in the key's cap, app/live_caps.py), or
+        """Count one more subscription (its slot in the key's cap, app/live/caps.py), or
         raise CapReached naming the cap that refuses it."""
         per_connection = self.settings.live_max_subscriptions_per_connection
         if connection.subscriptions >= per_connection:

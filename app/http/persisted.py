@@ -30,7 +30,7 @@ from redis.exceptions import RedisError
 
 from app.cache import count_round_trips
 from app.config import Settings
-from app.graphql_http import Parameters, Refusal
+from app.http.graphql import Parameters, Refusal
 from app.keyspace import PERSISTED_PREFIX
 
 logger = logging.getLogger(__name__)

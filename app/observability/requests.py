@@ -25,10 +25,10 @@ from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from strawberry.extensions import SchemaExtension
 
-from app import metrics
 from app.cache import total_round_trips
 from app.config import ConfigError, LogFormat, Settings
-from app.db import total_statements
+from app.db.engine import total_statements
+from app.observability import metrics
 
 REQUEST_ID_HEADER = "X-Request-ID"
 # Accept what load balancers and tracing proxies send (uuids, hex, base64-ish), nothing

@@ -42,7 +42,7 @@ from app.ids import parse_key
 from app.interactions.repository import InteractionRepository
 from app.messages.repository import MessageRepository
 from app.models import InteractionKind, MessageStatus
-from app.runtime import Runtime
+from app.process.runtime import Runtime
 from app.senders.events import account_changes, apply_account_changes, follow_up
 from app.senders.repository import SenderRepository
 from app.senders.service import DEFAULT_NUMBER_ID

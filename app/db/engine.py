@@ -160,7 +160,7 @@ class SerializedSession(AsyncSession):
     @property
     def direct_reads(self) -> object:
         """The pool `app.reads.rows()` reads through, only while reading in autocommit: held
-        here, used there (app/reads.py depends on this module, not the reverse)."""
+        here, used there (app/db/reads.py depends on this module, not the reverse)."""
         return self._reads if self._read_only else None
 
     async def begin_live(self) -> None:

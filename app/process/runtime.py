@@ -10,9 +10,9 @@ from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 from app.api_keys.auth import CallerCache
 from app.cache import CacheService, open_redis
 from app.config import Settings
-from app.db import SerializedSession, create_engine, create_sessionmaker
-from app.persisted import PersistedDocuments
-from app.reads import ReadPool
+from app.db.engine import SerializedSession, create_engine, create_sessionmaker
+from app.db.reads import ReadPool
+from app.http.persisted import PersistedDocuments
 from app.worker.jobs import Jobs, open_jobs
 
 
@@ -22,7 +22,7 @@ class Runtime:
     engine: AsyncEngine
     sessionmaker: async_sessionmaker[SerializedSession]
     redis: Redis
-    reads: ReadPool  # read-only requests' statements (app/db.py)
+    reads: ReadPool  # read-only requests' statements (app/db/engine.py)
     cache: CacheService = field(init=False)
     callers: CallerCache = field(init=False)  # recent API key lookups, per process
     jobs: Jobs = field(init=False)  # enqueues dispatch work on this process's broker

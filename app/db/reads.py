@@ -22,7 +22,7 @@ import orjson
 from sqlalchemy import Select, SelectBase, TextClause
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
-from app.db import SerializedSession, connection_settings, count_statement
+from app.db.engine import SerializedSession, connection_settings, count_statement
 
 logger = logging.getLogger(__name__)
 

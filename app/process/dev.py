@@ -19,14 +19,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
 from app.config import Provider, Settings, get_settings, load_settings
-from app.preflight import check_database, fail
+from app.process.preflight import check_database, fail
 from app.seed.demo import DEMO_CAMPAIGNS, DEMO_CONTACTS, DEMO_MESSAGES_PER_CAMPAIGN
 
 if TYPE_CHECKING:
     import dramatiq
     import uvicorn
 
-    from app.embedded import EmbeddedServices
+    from app.process.embedded import EmbeddedServices
     from app.seed import SeedReport
 
 
@@ -120,8 +120,8 @@ def run(args: argparse.Namespace) -> int:
 
     import uvicorn
 
-    from app import migrate
-    from app.http_protocol import server_options
+    from app.db import migrate
+    from app.http.protocol import server_options
     from app.main import create_app
 
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
@@ -133,7 +133,7 @@ def run(args: argparse.Namespace) -> int:
     signal.signal(signal.SIGTERM, _interrupt)
     try:
         if uses_embedded:
-            from app.embedded import start_embedded
+            from app.process.embedded import start_embedded
 
             print(f"herald: starting embedded PostgreSQL and Redis in {data_dir}", flush=True)
             with _signals_deferred():
@@ -205,7 +205,7 @@ async def _seed_demo_if_empty(settings: Settings) -> SeedReport | None:
 def _with_dev_key(settings: Settings) -> Settings:
     """Print the dev admin key (stable across runs) and pre-fill it in GraphiQL."""
     from app.api_keys.cli import ensure_dev_key
-    from app.graphiql import is_loopback
+    from app.http.graphiql import is_loopback
 
     key = ensure_dev_key(settings)
     where = (
