@@ -180,7 +180,7 @@ def _cmd_dev(args: argparse.Namespace) -> int:
 def _cmd_plan(args: argparse.Namespace) -> int:
     import json
 
-    from schema.plans.documents import plan_source
+    from schema.execution.plans.documents import plan_source
     from schema.schema import schema
 
     try:

@@ -1,4 +1,4 @@
-"""Generated functions that read like written ones: plans (schema/plans/) and row builders
+"""Generated functions that read like written ones: plans (schema/execution/plans/) and row builders
 (loaders/) are Python source compiled here.
 
 Each source gets a filename that says what it is (`<herald plan: CampaignPage>`,

@@ -72,7 +72,7 @@ class Settings(BaseSettings):
     expose_sql_count: bool = False
     # Benchmarks only: no batching, no caching — the audited API's N+1 state, for the ratio.
     naive_resolvers: bool = False
-    # Plain attribute fields answered from a per-selection plan (schema/execution.py);
+    # Plain attribute fields answered from a per-selection plan (schema/execution/executor.py);
     # false runs every field through graphql-core's standard path.
     fast_execution: bool = True
 

@@ -42,7 +42,7 @@ from app.observability.metrics import (
 from app.observability.requests import RequestObservability, configure_logging, tracing_extension
 from app.process.runtime import Runtime
 from app.senders.outlook import Outlooks
-from schema.http import PlannedQueries
+from schema.execution.endpoint import PlannedQueries
 from schema.schema import build_schema
 from schema.schema import schema as default_schema
 from schema.view import HeraldGraphQL
@@ -192,7 +192,8 @@ def create_app(settings: Settings | None = None) -> Starlette:
 
 
 class HeraldApp(Starlette):
-    """Starlette with planned queries answered in front of its middleware (schema/http.py),
+    """Starlette with planned queries answered in front of its middleware
+    (schema/execution/endpoint.py),
     so they skip its calls and wrapped sends (6% of a `{ __typename }` request), and load
     shedding in front of everything (app/http/shedding.py)."""
 

@@ -48,10 +48,10 @@ PHASES: list[tuple[str, tuple[str, ...]]] = [
     ("Redis: client and cache", ("redis/", "app/cache/", "app/http/ratelimit.py", "schema/cache/")),
     ("rows to objects (loaders' generated builders)", ("<string>:build",)),
     ("response building (the plan's generated code)", ("<string>",)),
-    ("plan: waves, batches, resolver calls", ("schema/plans/",)),
-    ("executor build, limits", ("graphql/", "schema/limits/", "schema/execution.py")),
+    ("plan: waves, batches, resolver calls", ("schema/execution/plans/",)),
+    ("executor build, limits", ("graphql/", "schema/limits/", "schema/execution/executor.py")),
     ("transaction boundary, statement count", ("schema/extensions.py",)),
-    ("planned path: body, JSON, plan lookup, encode", ("schema/http.py",)),
+    ("planned path: body, JSON, plan lookup, encode", ("schema/execution/endpoint.py",)),
     ("middleware: request id, metrics, body limit", _MIDDLEWARE),
     (
         "resolvers, loaders, repositories, auth",

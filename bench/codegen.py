@@ -3,7 +3,7 @@
     python -m bench.codegen [--rounds 15]
 
 Herald generates Python source in two places: the loaders' row builders
-(`loaders.base.projected`) and query plans (`schema/plans/generate.py`). A generator is
+(`loaders.base.projected`) and query plans (`schema/execution/plans/generate.py`). A generator is
 worth its source only while it beats a closure doing the same work from a table of
 columns or fields. Both run on the same inputs, built from rows of the seeded bench
 database: a 1,000-message page with contacts (8 columns), a 1,000-contact page (4 columns)
@@ -39,9 +39,9 @@ from app.messages.columns import CONTACT_PREFIX
 from bench.common import Scale, prepare, table
 from loaders.base import ENUMS, projected
 from schema.contacts.types import ContactType
+from schema.execution.fields import STRAWBERRY_FIELD
+from schema.execution.plans import DocumentPlans
 from schema.messages.types import MessageType
-from schema.plans import DocumentPlans
-from schema.plans.calls import STRAWBERRY_FIELD
 from schema.schema import schema
 
 MESSAGES = """SELECT m.campaign_id AS owner_id, m.campaign_id, m.contact_id, m.status, m.id,

@@ -18,7 +18,7 @@ from schema.common.selection import read_field
 from schema.contacts.mutations import ContactMutation
 from schema.contacts.queries import ContactQuery
 from schema.dashboard.queries import DashboardQuery
-from schema.execution import PlannedExecutor
+from schema.execution.executor import PlannedExecutor
 from schema.extensions import HeraldSchema, TransactionBoundary
 from schema.limits import QueryLimits, VariableLimits
 from schema.messages.queries import MessageQuery
@@ -60,13 +60,15 @@ def build_schema(*more_extensions: type) -> HeraldSchema:
         # Attribute reads, except that a column a page did not fetch costs a statement.
         config=StrawberryConfig(default_resolver=read_field),
         extensions=[
-            # First: refuse before anything else starts (schema/limits/, schema/pipeline.py).
+            # First: refuse before anything else starts (schema/limits/,
+            # schema/execution/pipeline.py).
             VariableLimits,
             OperationLabel,  # names the request in metrics and logs
             TransactionBoundary,
             RedisRoundTrips,
             # Parse (cached), rate limit, shape limits, validation (cached), timeout: the
-            # request steps the planned path takes too (schema/pipeline.py, schema/limits/).
+            # request steps the planned path takes too (schema/execution/pipeline.py,
+            # schema/limits/).
             QueryLimits,
             *more_extensions,
         ],

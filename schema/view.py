@@ -44,9 +44,9 @@ from app.http.graphql import (
 from app.live.hub import LiveHub
 from app.process.runtime import Runtime
 from schema.context import Context
+from schema.execution.pipeline import json_media_type
 from schema.fanout import SharedStreams
 from schema.limits import REMEMBER, handoff_of_scope
-from schema.pipeline import json_media_type
 from schema.request import request_cache, request_loaders
 from schema.websocket import LiveTransportHandler, TextWebSocketAdapter
 
@@ -107,7 +107,8 @@ class HeraldGraphQL(GraphQL[Context, None]):
         )
 
     async def parse_http_body(self, request: AsyncHTTPRequestAdapter) -> GraphQLRequestData:
-        """The request's parameters (schema/pipeline.py's steps 2 and 3), as the planned path
+        """The request's parameters (schema/execution/pipeline.py's steps 2 and 3), as the planned
+        path
         reads them: GET's query string, or a POSTed JSON object."""
         accept = request.headers.get("accept", "")
         media = answer_media_type(accept)

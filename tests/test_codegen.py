@@ -16,8 +16,8 @@ from app.cli import main
 from app.codegen import define, source_of
 from app.compat import graphql_schema
 from loaders.base import projected
-from schema.execution import PlannedExecutor
-from schema.plans import DocumentPlans, execute
+from schema.execution.executor import PlannedExecutor
+from schema.execution.plans import DocumentPlans, execute
 from tests.test_execution import PLANNED, ROOT_VALUE
 
 # A leaf whose count (2**40) the Int scalar refuses, inside a list of a nullable object.

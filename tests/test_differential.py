@@ -1,7 +1,7 @@
 """The planned and the standard path answer alike, and sanely, request after request.
 
 Two servers share one database and Redis: one with `fast_execution=True` (compiled plans,
-schema/http.py), one with False (Strawberry's view and graphql-core's executor). Every
+schema/execution/endpoint.py), one with False (Strawberry's view and graphql-core's executor). Every
 document is sent to both, then again to the same two servers with other variable values,
 under other operation names (renamed, and as one of two operations sharing a fragment), as
 a GET with urql's `Accept` and by its hash (Apollo's persisted queries), so that what a

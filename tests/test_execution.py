@@ -30,8 +30,8 @@ from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 
 from app.compat import graphql_schema
-from schema.execution import PlannedExecutor
-from schema.plans import DocumentPlans, batched, execute
+from schema.execution.executor import PlannedExecutor
+from schema.execution.plans import DocumentPlans, batched, execute
 
 pytestmark = pytest.mark.asyncio
 

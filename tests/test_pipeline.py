@@ -1,4 +1,5 @@
-"""One request pipeline for both paths: the planned path (schema/http.py) and Strawberry's view
+"""One request pipeline for both paths: the planned path (schema/execution/endpoint.py) and
+Strawberry's view
 take the same steps in the same order (body size, media type, parameters, parse, rate limit,
 shape limits, validation, execution), so they accept and refuse the same requests. Each test
 sends the same request to a server with planned queries on and to one with them off."""
@@ -18,7 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.config import Settings
 from app.models import Contact
-from schema.pipeline import VARIABLES_MAX_DEPTH, VARIABLES_MAX_VALUES
+from schema.execution.pipeline import VARIABLES_MAX_DEPTH, VARIABLES_MAX_VALUES
 from tests import factories
 from tests.conftest import Server, create_api_key, serve
 

@@ -23,10 +23,11 @@ from hypothesis import settings as hypothesis_settings
 from app.compat import graphql_schema
 from app.config import Settings
 from schema.common.enums import WhatsAppStatus
-from schema.execution import PlannedExecutor
-from schema.pipeline import parse_document, validation_errors
-from schema.plans import DocumentPlan, DocumentPlans, execute, query_operation
-from schema.plans.calls import STRAWBERRY_FIELD, arguments_converter
+from schema.execution.executor import PlannedExecutor
+from schema.execution.fields import STRAWBERRY_FIELD
+from schema.execution.pipeline import parse_document, validation_errors
+from schema.execution.plans import DocumentPlan, DocumentPlans, execute, query_operation
+from schema.execution.plans.calls import arguments_converter
 from schema.schema import build_schema
 from tests.conftest import GqlClient, Server, serve
 from tests.test_execution import (

@@ -1,7 +1,8 @@
 """GraphQL over HTTP (the GraphQL-over-HTTP spec): a request's parameters, the media type
 of its answer, the answer's status, and refusals as GraphQL responses.
 
-Both paths to the schema (schema/http.py, schema/view.py) and the body size limit answer
+Both paths to the schema (schema/execution/endpoint.py, schema/view.py) and the body size limit
+answer
 through these, so they answer alike:
 
 - `application/graphql-response+json` to a client that prefers it (`Accept`, q-values

@@ -19,7 +19,8 @@ def declared_too_large(content_length: bytes, max_bytes: int) -> bool:
 
 class StreamedSize:
     """A body's size as its messages arrive, against `max_bytes`: the one count of this
-    middleware and of the planned path (schema/http.py), which hands a body over the limit
+    middleware and of the planned path (schema/execution/endpoint.py), which hands a body over the
+    limit
     to this middleware for its refusal. Every message counts, the last one too."""
 
     def __init__(self, max_bytes: int) -> None:

@@ -8,7 +8,7 @@
   `HERALD_TRUSTED_DOCUMENTS_ONLY=true` nothing else runs: PERSISTED_QUERY_NOT_ALLOWED.
 - Apollo's automatic persisted queries: a hash the server does not know gets
   PERSISTED_QUERY_NOT_FOUND, and the client sends the text with its hash. The hash is
-  checked, and once the document validates (schema/pipeline.py) it is remembered in this
+  checked, and once the document validates (schema/execution/pipeline.py) it is remembered in this
   process (a bounded LRU: a known hash costs no round trip) and in Redis (`apq:<hash>`, for
   24 h), so that every API process knows it: one not-found per document, not per process.
   Only a validated document of at most 64 KB is stored, each store is a request that passed

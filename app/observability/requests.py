@@ -75,7 +75,8 @@ def _route_of(scope: Scope) -> str:
     return path if isinstance(path, str) else "unmatched"
 
 
-# Where a request's info is kept in its ASGI scope: the planned path (schema/http.py) starts
+# Where a request's info is kept in its ASGI scope: the planned path (schema/execution/endpoint.py)
+# starts
 # it in front of the middleware, and a request it hands over keeps its id and start time.
 REQUEST_INFO = "herald.request"
 

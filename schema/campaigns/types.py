@@ -16,8 +16,8 @@ from schema.common.enums import CampaignStatus, MessageStatus, ParameterSource, 
 from schema.common.pagination import Connection
 from schema.common.selection import Projected
 from schema.context import Info
+from schema.execution.plans import batched
 from schema.messages.pages import messages_of, messages_of_many
-from schema.plans import batched
 from schema.senders.types import CampaignReach, SenderNumberType
 from schema.templates.types import TemplateParameter, TemplateType
 

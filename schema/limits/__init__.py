@@ -1,12 +1,12 @@
 """Query limits: variables, tokens, depth, aliases, cost (page sizes multiply), time, rate.
 
 The limits come from Settings at request time, so one schema serves any configuration; the
-variables' bounds are constants of schema/pipeline.py. Refusals are client errors with a
+variables' bounds are constants of schema/execution/pipeline.py. Refusals are client errors with a
 code (VARIABLES_TOO_DEEP, VARIABLES_TOO_LARGE, QUERY_TOO_LARGE, QUERY_TOO_DEEP,
 TOO_MANY_ALIASES, TOO_MANY_REPEATS, QUERY_TOO_COMPLEX, TIMEOUT, RATE_LIMITED, and
 SUBSCRIPTION_OVER_HTTP for a subscription sent where nothing can stream it), returned with
 nothing executed, and, but for TIMEOUT, no data (HTTP statuses: app/http/graphql.py). They
-are steps of the request pipeline (schema/pipeline.py), taken in its order on every path.
+are steps of the request pipeline (schema/execution/pipeline.py), taken in its order on every path.
 
   - shape.py:      depth, aliases, repeats and cost, measured in one walk of the operation
   - extensions.py: VariableLimits and QueryLimits (the standard path's steps, the rate

@@ -22,14 +22,7 @@ from app.http.persisted import Document
 from app.http.ratelimit import Verdict, limiter_for
 from app.process.runtime import Runtime
 from schema.context import Context
-from schema.limits.errors import (
-    LimitError,
-    QueryTimeoutError,
-    RateLimitedError,
-    SubscriptionOverHttpError,
-)
-from schema.limits.shape import limit_error
-from schema.pipeline import (
+from schema.execution.pipeline import (
     ParsedDocument,
     method_error,
     parse_document,
@@ -37,6 +30,13 @@ from schema.pipeline import (
     validation_errors,
     variables_error,
 )
+from schema.limits.errors import (
+    LimitError,
+    QueryTimeoutError,
+    RateLimitedError,
+    SubscriptionOverHttpError,
+)
+from schema.limits.shape import limit_error
 
 if TYPE_CHECKING:
     from redis.asyncio import Redis
@@ -48,7 +48,7 @@ logger = logging.getLogger(__package__)
 
 
 class QueryLimits(SchemaExtension):
-    """The standard path's steps from parsing to execution (schema/pipeline.py): a rate
+    """The standard path's steps from parsing to execution (schema/execution/pipeline.py): a rate
     limit refusal known without a round trip; the cached parse under the token limit and
     the operation it names; the rate limit; a subscription
     over HTTP refused; the shape limits before the cached validation; the document
@@ -137,7 +137,8 @@ HANDOFF = "herald.handoff"  # the request scope's key for a Handoff
 
 @dataclass
 class Handoff:
-    """What the planned path (schema/http.py) already did for a request it hands over to
+    """What the planned path (schema/execution/endpoint.py) already did for a request it hands over
+    to
     the standard path, so that nothing is done twice."""
 
     document: Document | None = None  # the document it named, found
@@ -198,7 +199,7 @@ def _buckets(auth: RequestAuth, client: str | None) -> list[str]:
 
 class VariableLimits(SchemaExtension):
     """Variables nested too deep or holding too many values, refused before anything else
-    reads them (schema/pipeline.py). Listed first, so a refusal leaves no other extension
+    reads them (schema/execution/pipeline.py). Listed first, so a refusal leaves no other extension
     half-entered and costs no statement or round trip."""
 
     def on_operation(self) -> Iterator[None]:

@@ -1,5 +1,5 @@
 """A parent's messages connection (a campaign's, a contact's): one loader call per parent,
-or one for a whole list of parents (planned queries, schema/plans/)."""
+or one for a whole list of parents (planned queries, schema/execution/plans/)."""
 
 from __future__ import annotations
 

@@ -48,11 +48,9 @@ from graphql import (
 from graphql.execution.collect_fields import FieldDetailsList, GroupedFieldSet
 from graphql.pyutils import Path, Undefined, gather_with_cancel
 from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
-from strawberry.types.field import StrawberryField
 
-from schema.common.selection import ColumnNotFetched, reads_attribute
-
-STRAWBERRY_FIELD = "strawberry-definition"  # Strawberry's back-reference on a GraphQLField
+from schema.common.selection import ColumnNotFetched
+from schema.execution.fields import plain_attribute
 
 # Kinds of a planned type node.
 _LEAF, _OBJECT, _LIST = 0, 1, 2
@@ -102,18 +100,11 @@ def _plan_field(parent_type: GraphQLObjectType, name: str) -> _FieldPlan | None:
         return _field_plans[key]
     plan = None
     field_def = parent_type.fields.get(name)
-    definition = field_def.extensions.get(STRAWBERRY_FIELD) if field_def else None
-    if (
-        field_def is not None
-        and isinstance(definition, StrawberryField)
-        and definition.is_basic_field
-        and not definition.arguments
-        and not field_def.args
-        and reads_attribute(definition.default_resolver)
-    ):
+    attribute = plain_attribute(field_def) if field_def is not None else None
+    if field_def is not None and attribute is not None:
         node = _type_node(field_def.type)
         if node is not None:
-            plan = _FieldPlan(definition.python_name, node)
+            plan = _FieldPlan(attribute, node)
     _field_plans[key] = plan
     return plan
 

@@ -27,11 +27,11 @@ types; mutations, subscriptions, introspection (`__schema`, `__type`), unions, i
 types with an `is_type_of` check and fragment variables stay on the standard path.
 
 A document reaches its plan only through the steps every request takes, in their order
-(schema/pipeline.py): parse, rate limit, shape limits, validation; a plan changes how the
+(schema/execution/pipeline.py): parse, rate limit, shape limits, validation; a plan changes how the
 fields are resolved, never which requests are answered.
 """
 
-from schema.plans.calls import Bail, batched, execute
-from schema.plans.documents import DocumentPlan, DocumentPlans, query_operation
+from schema.execution.plans.calls import Bail, batched, execute
+from schema.execution.plans.documents import DocumentPlan, DocumentPlans, query_operation
 
 __all__ = ["Bail", "DocumentPlan", "DocumentPlans", "batched", "execute", "query_operation"]

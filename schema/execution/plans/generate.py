@@ -24,12 +24,10 @@ from graphql.execution.collect_fields import (
     collect_subfields,
 )
 from graphql.pyutils import Path, Undefined
-from strawberry.types.field import StrawberryField
 
 from app.codegen import define
-from schema.common.selection import reads_attribute
-from schema.plans.calls import (
-    STRAWBERRY_FIELD,
+from schema.execution.fields import plain_attribute
+from schema.execution.plans.calls import (
     Bail,
     BatchResolver,
     Plan,
@@ -166,7 +164,7 @@ class Generator:
             field_def = self.schema.get_field(type_, field_name)
             if field_def is None or field_name.startswith("__"):
                 raise Unsupported(f"{type_.name}.{field_name}")
-            attribute = _plain_attribute(field_def)
+            attribute = plain_attribute(field_def)
             batch = None if attribute is not None else batch_of(field_def)
             call = f"(obj, data, {key!r}, path, run)"
             if batch is not None:
@@ -276,7 +274,7 @@ class Generator:
             field_def = self.schema.get_field(type_, field_name)
             if field_def is None or field_name.startswith("__"):
                 raise Unsupported(f"{type_.name}.{field_name}")
-            attribute = _plain_attribute(field_def)
+            attribute = plain_attribute(field_def)
             if attribute is None:
                 return None
             read = f"{var}.{attribute}"
@@ -367,19 +365,3 @@ class Generator:
 
 def _bail() -> Any:
     raise Bail
-
-
-def _plain_attribute(field_def: GraphQLField) -> str | None:
-    """The attribute a field reads when it is plain: Strawberry's default resolver with no
-    resolver, extension or argument (what `getattr(source, name)` answers)."""
-    definition = field_def.extensions.get(STRAWBERRY_FIELD)
-    if (
-        isinstance(definition, StrawberryField)
-        and definition.is_basic_field
-        and not definition.arguments
-        and not field_def.args
-        and reads_attribute(definition.default_resolver)
-        and definition.python_name.isidentifier()
-    ):
-        return definition.python_name
-    return None

@@ -1,10 +1,11 @@
 """Planned queries over HTTP: answered in front of the middleware, everything else by the view.
 
 A query sent to /graphql, POSTed as JSON or as a GET, named by its text or by id or hash
-(app/http/persisted.py), whose operation compiles to a plan (schema/plans/), is answered here,
+(app/http/persisted.py), whose operation compiles to a plan (schema/execution/plans/), is answered
+here,
 without the middleware stack, the router, Strawberry's HTTP view, its extension runner and
 graphql-core's execution loop, with the same steps they take, by the same functions and in
-the same order (schema/pipeline.py): the body size, the media types, the request's
+the same order (schema/execution/pipeline.py): the body size, the media types, the request's
 parameters, the persisted document, the variables' bounds, the cached parse and its
 operation, the rate limit, the shape limits, the cached validation, then the operation's
 label, the timeout, the transaction boundary with its statement count and `Server-Timing`,
@@ -53,6 +54,13 @@ from app.http.protocol import CANCEL_ON_DISCONNECT, DISCONNECTED
 from app.observability.metrics import PLANNED_QUERIES
 from app.observability.requests import begin_request, end_request, label_operation, record_request
 from app.process.runtime import Runtime
+from schema.execution.pipeline import (
+    json_media_type,
+    parse_document,
+    validation_errors,
+    variables_error,
+)
+from schema.execution.plans import DocumentPlans, execute, query_operation
 from schema.extensions import begin_read_only, request_boundary
 from schema.limits import (
     HANDOFF,
@@ -63,8 +71,6 @@ from schema.limits import (
     remember_document,
     take_rate_limit,
 )
-from schema.pipeline import json_media_type, parse_document, validation_errors, variables_error
-from schema.plans import DocumentPlans, execute, query_operation
 from schema.view import HeraldGraphQL
 
 logger = logging.getLogger(__name__)

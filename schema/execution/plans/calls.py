@@ -29,9 +29,9 @@ from strawberry.types.field import StrawberryField
 
 from app.compat import new_info
 from schema.cache import Cached
+from schema.execution.fields import strawberry_field
 
 F = TypeVar("F", bound=Callable[..., Any])
-STRAWBERRY_FIELD = "strawberry-definition"  # Strawberry's back-reference on a GraphQLField
 Plan = Callable[[Any, "Run"], dict[str, Any]]
 
 
@@ -134,8 +134,8 @@ def _direct_call(field_def: GraphQLField, strawberry_schema: Any) -> Callable[..
     conversion, checks, cache and call, in one coroutine instead of a chain of partials.
     A refused check raises, and the request leaves the plan. None for any other field (its
     own wrapper runs)."""
-    definition = field_def.extensions.get(STRAWBERRY_FIELD)
-    if not isinstance(definition, StrawberryField) or definition.base_resolver is None:
+    definition = strawberry_field(field_def)
+    if definition is None or definition.base_resolver is None:
         return None
     extensions = list(definition.extensions)
     cached = extensions.pop(0) if extensions and isinstance(extensions[0], Cached) else None
@@ -238,8 +238,8 @@ def batched(batch: BatchResolver) -> Callable[[F], F]:
 
 
 def batch_of(field_def: GraphQLField) -> BatchResolver | None:
-    definition = field_def.extensions.get(STRAWBERRY_FIELD)
-    if not isinstance(definition, StrawberryField) or definition.extensions:
+    definition = strawberry_field(field_def)
+    if definition is None or definition.extensions:
         return None
     resolver = definition.base_resolver
     found = getattr(resolver.wrapped_func, "batch", None) if resolver is not None else None
@@ -300,7 +300,8 @@ def batcher(
 ) -> Callable[..., Any]:
     """Collects a batched field's parents for the wave (graphql-core's `execute_field`
     would resolve each on its own); the placeholder keeps the key's place."""
-    definition = field_def.extensions[STRAWBERRY_FIELD]
+    definition = strawberry_field(field_def)
+    assert definition is not None  # batch_of found it
     field = BatchField(
         field_def,
         definition,

@@ -20,9 +20,9 @@ from graphql.language import FragmentDefinitionNode, VariableNode
 
 from app.codegen import source_of
 from app.compat import graphql_schema
-from schema.pipeline import parse_document, validation_errors
-from schema.plans.calls import Plan
-from schema.plans.generate import Generator, Unsupported
+from schema.execution.pipeline import parse_document, validation_errors
+from schema.execution.plans.calls import Plan
+from schema.execution.plans.generate import Generator, Unsupported
 
 # -- Documents -------------------------------------------------------------------------------
 
@@ -55,7 +55,8 @@ class DocumentPlans:
     """Compiled documents of `schema` (a Strawberry schema) by (query text, operation
     name), least recently used first out.
 
-    Given documents that parsed and validated (schema/pipeline.py); one a plan cannot answer
+    Given documents that parsed and validated (schema/execution/pipeline.py); one a plan cannot
+    answer
     (introspection, fragment variables) is remembered as None, so the standard path gets
     it at once.
     """

@@ -1,7 +1,8 @@
 """The steps of a request, in the order every path takes them, one function each.
 
 Strawberry's view (schema/view.py, with the extensions of schema/limits/) and the planned
-path (schema/http.py) call the same functions, so they accept and refuse the same requests,
+path (schema/execution/endpoint.py) call the same functions, so they accept and refuse the same
+requests,
 in order of cost:
 
 1. body size: `declared_too_large`, then `StreamedSize` as the body arrives (app/http/limits.py);
