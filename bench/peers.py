@@ -2,6 +2,7 @@
 
     python -m bench.peers [--duration 5] [--rounds 3] [--connections 4]
                           [--shapes nested page contacts] [--one-process-only]
+                          [--against HEAD~1 | --no-mix]
 
 PostGraphile compiles a whole GraphQL query into one SQL statement and is the peer
 to beat. Three servers run side by side on the seeded bench database (20,000
@@ -24,10 +25,11 @@ The first table is one process each. A second table always follows (unless
 `--one-process-only`): `herald serve --workers 2` against PostGraphile 4 with
 `--cluster-workers 2`. Cells are the median of the rounds (min-max); ratios are
 medians over medians with the range of the per-round ratios (each round's servers
-ran back to back). HERALD_* variables in the environment reach `herald serve`, so
-`HERALD_FAST_EXECUTION=false python -m bench.peers` measures the standard path; Herald
-logs warnings only unless HERALD_LOG_LEVEL says otherwise, as PostGraphile runs with
-no per-request log.
+ran back to back). Last, unless `--no-mix`, the read/write mix of bench/mixed.py against
+Herald at `--against` (a git revision), on a copy of the database. HERALD_* variables
+in the environment reach `herald serve`, so `HERALD_FAST_EXECUTION=false python -m
+bench.peers` measures the standard path; Herald logs warnings only unless
+HERALD_LOG_LEVEL says otherwise, as PostGraphile runs with no per-request log.
 """
 
 from __future__ import annotations
@@ -49,6 +51,7 @@ from typing import Any
 
 import httpx
 
+from bench import mixed
 from bench.common import (
     Scale,
     authorization,
@@ -480,6 +483,8 @@ def main() -> None:
         action="store_true",
         help="skip the second table (herald --workers 2 against PostGraphile 4 with 2 workers)",
     )
+    parser.add_argument("--against", default="HEAD~1", help="the commit the mix compares with")
+    parser.add_argument("--no-mix", action="store_true", help="skip the read/write mix")
     args = parser.parse_args()
     if shutil.which("wrk") is None:
         raise SystemExit("wrk is needed to drive the load: apt-get install wrk")
@@ -517,6 +522,10 @@ def main() -> None:
         print(f"\n**Two processes each**: `herald serve --workers 2`; PG4: {pg4},")
         print("`--cluster-workers 2`.\n")
         print(report(paired, ["Herald", "PG4"]))
+    if not args.no_mix:
+        progress(f"the read/write mix, this checkout against {args.against}")
+        print("\n**A read/write mix**, one process each (bench/mixed.py).\n")
+        print(mixed.measure(database, args.against, 2 * load.duration, load.rounds, 16))
     print(
         f"\n`wrk -t1 -c{load.connections} -d{load.duration}s`, {load.rounds} rounds per server "
         "and shape, alternating; req/s: median (min-max) of the rounds; ratios: of the medians "

@@ -1,0 +1,256 @@
+"""A read/write mix against Herald at another commit, in the same run: what a busy API
+serves, queries and mutations together, on a copy of the bench database.
+
+    python -m bench.mixed [--against HEAD~1] [--duration 10] [--rounds 3] [--connections 16]
+
+`python -m bench.peers` runs it last. Each of wrk's requests is the next of a fixed cycle
+of eight: six reads (a contacts page, a search, a contact with its categories and
+messages, a small nested campaigns page, campaigns with their cached statistics, the
+dashboard) and two writes (`createContact` with a phone no request used before,
+`updateContact` renaming a contact). Both servers run as `herald serve --workers 1` on
+one copy of the seeded database (`CREATE DATABASE ... TEMPLATE`, dropped afterwards, so
+the bench database never grows), the other commit's code from a `git worktree` run by
+this interpreter. Rounds alternate between the two; an answer with GraphQL errors, or a
+write that did not succeed, counts as an error and the run reports it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import subprocess
+import tempfile
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import ExitStack, contextmanager
+from pathlib import Path
+
+import asyncpg
+import httpx
+
+from bench.common import (
+    ADMIN_URL,
+    Scale,
+    authorization,
+    lua_string,
+    median,
+    prepare,
+    running_server,
+    table,
+)
+
+ROOT = Path(__file__).resolve().parent.parent
+
+READS = [
+    "{ contacts(first: 20) { nodes { id phone name whatsappStatus } } }",
+    '{ contacts(first: 20, search: "ma") { nodes { id phone name } } }',
+    """query ($id: ID!) { contact(id: $id) { id name phone categories { id name }
+        messages(first: 5) { nodes { id status } } } }""",
+    """{ campaigns(first: 5) { nodes { id name messages(first: 10) {
+        nodes { id status contact { id phone name } } } } } }""",
+    """{ campaigns(first: 10) { nodes { id name status
+        stats { sent delivered read failed deliveryRate } } } }""",
+    "{ dashboard { contactCount campaignCount messageStats { sent deliveryRate } } }",
+]
+CREATE = """mutation ($phone: String!) { createContact(input: {phone: $phone, name: "Mix"}) {
+    __typename ... on CreateContactSuccess { contact { id } } } }"""
+UPDATE = """mutation ($id: ID!, $name: String!) { updateContact(id: $id, input: {name: $name}) {
+    __typename ... on UpdateContactSuccess { contact { id name } } } }"""
+
+_RESULT = "mix-result"
+
+# wrk's side: `request()` builds the next body of the cycle; `response()` counts answers
+# with GraphQL errors or a write's failure type; `done()` prints one line to read.
+_SCRIPT = """
+local counter = 0
+local threads = {}
+function setup(thread) table.insert(threads, thread) end
+function init(args) failures = 0 end
+local function body(document, variables)
+  return '{"query":' .. document .. ',"variables":' .. variables .. '}'
+end
+function request()
+  counter = counter + 1
+  local step = counter % 8
+  local id = ids[(counter * 7919) % #ids + 1]
+  local text
+  if step == 0 then
+    text = body(create, string.format('{"phone":"+336%08d"}', first_phone + counter))
+  elseif step == 1 then
+    text = body(update, string.format('{"id":"%s","name":"Mix %d"}', id, counter))
+  elseif step == 4 then
+    text = body(reads[3], string.format('{"id":"%s"}', id))
+  else
+    text = body(reads[step - 1], '{}')
+  end
+  return wrk.format("POST", wrk.path, headers, text)
+end
+function response(status, headers, text)
+  if status < 400 and text and (string.find(text, '"errors":', 1, true)
+      or string.find(text, 'Error"', 1, true)) then
+    failures = failures + 1
+  end
+end
+function done(summary, latency, requests)
+  local bad = 0
+  for _, thread in ipairs(threads) do bad = bad + thread:get("failures") end
+  local e = summary.errors
+  io.write(string.format("RESULT %d %d %d %f\\n", summary.requests, summary.duration,
+    bad + e.connect + e.read + e.write + e.status + e.timeout, latency:percentile(50)))
+end
+""".replace("RESULT", _RESULT)
+
+
+def lua(headers: Mapping[str, str], contact_ids: Sequence[int], first_phone: int) -> str:
+    """The wrk script of the mix, its documents and the contacts it reads and renames."""
+    lines = [
+        f"reads = {{ {', '.join(lua_string(json.dumps(d)) for d in READS)} }}",
+        f"create = {lua_string(json.dumps(CREATE))}",
+        f"update = {lua_string(json.dumps(UPDATE))}",
+        f"ids = {{ {', '.join(str(i) for i in contact_ids)} }}",
+        f"first_phone = {first_phone}",
+        "headers = { ['Content-Type'] = 'application/json' }",
+        *(f"headers[ {lua_string(k)} ] = {lua_string(v)}" for k, v in headers.items()),
+    ]
+    return "\n".join(lines) + _SCRIPT
+
+
+def run_wrk(script: str, endpoint: str, seconds: int, connections: int) -> tuple[float, int]:
+    """One wrk run of `script`: requests per second and errors."""
+    with tempfile.NamedTemporaryFile("w", suffix=".lua", prefix="herald-mix-") as file:
+        file.write(script)
+        file.flush()
+        command = ["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--latency"]
+        command += ["--timeout", "30s", "-s", file.name, endpoint]
+        finished = subprocess.run(command, capture_output=True, text=True)
+    line = next((row for row in finished.stdout.splitlines() if row.startswith(_RESULT)), None)
+    if finished.returncode or line is None:
+        raise RuntimeError(f"wrk failed: {finished.stdout}{finished.stderr}")
+    requests, micros, errors, _ = line.split()[1:]
+    return int(requests) / (int(micros) / 1e6), int(errors)
+
+
+def check(endpoint: str, headers: Mapping[str, str], contact_id: int) -> None:
+    """Every document of the mix answers without errors on this server, or the run stops."""
+    samples = [(d, {"id": str(contact_id)} if "$id" in d else {}) for d in READS]
+    samples += [(CREATE, {"phone": "+33699999999"}), (UPDATE, {"id": str(contact_id), "name": "M"})]
+    for document, variables in samples:
+        answer = httpx.post(
+            endpoint, json={"query": document, "variables": variables}, headers=dict(headers)
+        ).json()
+        if answer.get("errors"):
+            raise SystemExit(f"{endpoint} answers the mix with errors: {answer['errors']}")
+
+
+@contextmanager
+def database_copy(template: str) -> Iterator[str]:
+    """A copy of the bench database for writes; dropped afterwards."""
+    name = f"herald_mix_{int(time.time())}"
+    base = ADMIN_URL.rsplit("/", 1)[0]
+
+    async def admin(sql: str) -> None:
+        connection = await asyncpg.connect(ADMIN_URL)
+        try:
+            await connection.execute(sql)
+        finally:
+            await connection.close()
+
+    asyncio.run(admin(f'CREATE DATABASE "{name}" TEMPLATE "{template.rsplit("/", 1)[1]}"'))
+    try:
+        yield f"{base}/{name}"
+    finally:
+        asyncio.run(admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+@contextmanager
+def checkout(revision: str) -> Iterator[tuple[Path, str]]:
+    """Herald's code at `revision`, in a worktree of its own; yields it and its short hash."""
+    short = subprocess.run(
+        ["git", "rev-parse", "--short", revision],
+        cwd=ROOT,
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout.strip()
+    folder = Path(tempfile.mkdtemp(prefix="herald-at-"))
+    subprocess.run(
+        ["git", "worktree", "add", "--detach", "-q", str(folder), revision], cwd=ROOT, check=True
+    )
+    try:
+        yield folder, short
+    finally:
+        subprocess.run(["git", "worktree", "remove", "--force", str(folder)], cwd=ROOT, check=True)
+
+
+def _contact_ids(database: str) -> list[int]:
+    async def read() -> list[int]:
+        connection = await asyncpg.connect(database)
+        try:
+            rows = await connection.fetch("SELECT id FROM contacts ORDER BY id LIMIT 500")
+        finally:
+            await connection.close()
+        return [row["id"] for row in rows]
+
+    return asyncio.run(read())
+
+
+def measure(template: str, against: str, seconds: int, rounds: int, connections: int) -> str:
+    """The mix on this checkout and on `against`, alternating; a Markdown table."""
+    runs: dict[str, list[tuple[float, int]]] = {}
+    quiet = {"HERALD_LOG_LEVEL": "WARNING"}  # no access line per request, as in bench.peers
+    with ExitStack() as stack:
+        database = stack.enter_context(database_copy(template))
+        headers = authorization(database)
+        ids = _contact_ids(database)
+        old, short = stack.enter_context(checkout(against))
+        servers = {
+            "this checkout": stack.enter_context(running_server(database, 1, None, **quiet)),
+            f"{against} ({short})": stack.enter_context(running_server(database, 1, old, **quiet)),
+        }
+        servers = {label: base + "/graphql" for label, base in servers.items()}
+        for endpoint in servers.values():
+            check(endpoint, headers, ids[0])
+        phone = 10_000_000
+        for label, endpoint in servers.items():  # warm-up
+            run_wrk(lua(headers, ids, phone), endpoint, 2, connections)
+            phone += 1_000_000
+            runs[label] = []
+        for _ in range(rounds):
+            for label, endpoint in servers.items():
+                runs[label].append(
+                    run_wrk(lua(headers, ids, phone), endpoint, seconds, connections)
+                )
+                phone += 1_000_000
+    labels = list(runs)
+    rates = {label: [rate for rate, _ in runs[label]] for label in labels}
+    ratio = median(rates[labels[0]]) / median(rates[labels[1]])
+    rows = [
+        [
+            label,
+            f"{median(rates[label]):,.1f} ({min(rates[label]):,.1f}-{max(rates[label]):,.1f})",
+            str(sum(errors for _, errors in runs[label])),
+        ]
+        for label in labels
+    ]
+    return (
+        table(["Herald", "mixed req/s", "errors"], rows)
+        + f"\n\nThis checkout / {labels[1]}: {ratio:.2f}x. `wrk -t1 -c{connections} "
+        f"-d{seconds}s`, {rounds} rounds each, alternating; 6 reads and 2 writes in every 8 "
+        "requests."
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--against", default="HEAD~1", help="the other commit (git revision)")
+    parser.add_argument("--duration", type=int, default=10, help="seconds per wrk round")
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--connections", type=int, default=16, help="wrk -c")
+    args = parser.parse_args()
+    database = prepare(Scale(20_000, 50, 2_000))
+    print(measure(database, args.against, args.duration, args.rounds, args.connections))
+
+
+if __name__ == "__main__":
+    main()
