@@ -183,7 +183,9 @@ def checkout(revision: str) -> Iterator[tuple[Path, str]]:
         subprocess.run(["git", "worktree", "remove", "--force", str(folder)], cwd=ROOT, check=True)
 
 
-def _contact_ids(database: str) -> list[int]:
+def contact_ids(database: str) -> list[int]:
+    """The first 500 contacts of the database, by id."""
+
     async def read() -> list[int]:
         connection = await asyncpg.connect(database)
         try:
@@ -202,7 +204,7 @@ def measure(template: str, against: str, seconds: int, rounds: int, connections:
     with ExitStack() as stack:
         database = stack.enter_context(database_copy(template))
         headers = authorization(database)
-        ids = _contact_ids(database)
+        ids = contact_ids(database)
         old, short = stack.enter_context(checkout(against))
         servers = {
             "this checkout": stack.enter_context(running_server(database, 1, None, **quiet)),
