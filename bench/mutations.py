@@ -31,7 +31,7 @@ from bench.common import (
     server_process,
     table,
 )
-from bench.mixed import contact_ids, checkout, database_copy
+from bench.mixed import checkout, contact_ids, database_copy
 
 CREATE = """mutation ($phone: String!) { createContact(input: {phone: $phone, name: "B"}) {
     __typename } }"""
@@ -39,7 +39,7 @@ UPDATE = """mutation ($id: ID!, $name: String!) { updateContact(id: $id, input: 
     __typename } }"""
 IMPORT = """mutation ($rows: [ContactImportRow!]!) { importContacts(input: {rows: $rows}) {
     __typename ... on ImportContactsSuccess { created } } }"""
-CATEGORY = """mutation { createCategory(input: {name: "bench start"}) {
+CATEGORY = """mutation ($name: String!) { createCategory(input: {name: $name}) {
     ... on CreateCategorySuccess { category { id } } } }"""
 JOIN = """mutation ($category: ID!, $contacts: [ID!]!) {
     addContactsToCategory(categoryId: $category, contactIds: $contacts) { __typename } }"""
@@ -85,7 +85,7 @@ def _import(client: Client, _: list[int]) -> tuple[str, dict[str, Any]]:
 def _start(client: Client, ids: list[int]) -> tuple[str, dict[str, Any]]:
     category = getattr(client, "category", None)
     if category is None:
-        data, _ = client.call(CATEGORY, {})
+        data, _ = client.call(CATEGORY, {"name": f"bench start {next(_phones)}"})
         category = data["createCategory"]["category"]["id"]
         client.call(JOIN, {"category": category, "contacts": [str(i) for i in ids[:200]]})
         client.category = category  # type: ignore[attr-defined]
