@@ -29,6 +29,7 @@ from app.config import Provider, Settings
 from app.contacts import tasks as contact_tasks
 from app.db.engine import create_engine, create_sessionmaker
 from app.db.redis_clients import worker_redis
+from app.deps import Deps
 from app.messages import tasks as message_tasks
 from app.messages.repository import MessageRepository
 from app.models import MessageStatus
@@ -36,7 +37,6 @@ from app.observability.metrics import dispatch_counts
 from app.whatsapp.pacing import Pacer
 from app.whatsapp.providers import CloudApiProvider, sign
 from app.whatsapp.simulated import SimulatedProvider
-from app.worker.deps import Deps
 from app.worker.jobs import MATERIALIZE, SEND_BATCH, SWEEP, Jobs
 from tests.conftest import Server
 from tests.fake_whatsapp import (

@@ -16,9 +16,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.campaigns import tasks as campaign_tasks
 from app.config import ConfigError, MessagingTier, Settings, load_settings
+from app.deps import Deps
 from app.messages import tasks as message_tasks
 from app.whatsapp.limit import REACH_KEY, WINDOW_S, MessagingLimiter
-from app.worker.deps import Deps
 from app.worker.jobs import SEND_BATCH
 from tests.conftest import GqlClient
 from tests.fake_whatsapp import (

@@ -11,9 +11,9 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.campaigns import tasks as campaign_tasks
+from app.deps import Deps
 from app.messages import tasks as message_tasks
 from app.senders.service import SenderService
-from app.worker.deps import Deps
 from tests.conftest import GqlClient
 from tests.fake_whatsapp import (
     PHONE_NUMBER_ID,

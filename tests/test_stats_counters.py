@@ -22,12 +22,12 @@ from app.campaigns import tasks as campaign_tasks
 from app.campaigns.service import CampaignDispatchService
 from app.config import Settings
 from app.dashboard.repository import DashboardRepository
+from app.deps import Deps
 from app.messages.repository import MessageRepository
 from app.models import MessageStatus
 from app.stats.repository import Drift, StatsRepository
 from app.stats.service import find_drift
 from app.whatsapp.providers import sign
-from app.worker.deps import Deps
 from tests.conftest import GqlClient
 from tests.fake_whatsapp import (
     FakeWhatsApp,

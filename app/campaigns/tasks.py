@@ -1,8 +1,8 @@
 """A campaign's dispatch: materializing its messages, starting its send chains, sweeping
 and completing it, scheduled starts, and recovery of campaigns whose chains were lost.
 
-Plain coroutines taking their dependencies (testable directly); app/worker/actors.py
-runs them. A message is committed as `sending` before it goes to the provider, and a
+Plain coroutines taking their dependencies (testable directly); app/actors.py runs
+them. A message is committed as `sending` before it goes to the provider, and a
 live worker always records what it knows (app/messages/tasks.py). Only a worker that
 dies mid-batch leaves messages `sending`, of unknown fate: the sweeper lets status
 webhooks settle them for a grace period, then re-sends each at most once (or, with a
@@ -20,11 +20,11 @@ from redis.exceptions import RedisError
 from app.campaigns.lock import campaign_lock_key, try_lock
 from app.campaigns.progress import notify_campaign_progress
 from app.campaigns.repository import CampaignRepository
+from app.deps import Deps
 from app.keyspace import CAMPAIGN_PREFIX
 from app.messages.repository import MessageRepository
 from app.models import CampaignStatus
 from app.observability.metrics import record_dispatch
-from app.worker.deps import Deps
 
 logger = logging.getLogger(__name__)
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from app.campaigns.progress import notify_contacts_changed
 from app.contacts.repository import ContactRepository
-from app.worker.deps import Deps
+from app.deps import Deps
 
 
 async def verify_contacts(deps: Deps, contact_ids: list[int]) -> int:

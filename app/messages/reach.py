@@ -15,10 +15,10 @@ from datetime import UTC, datetime
 
 from redis.exceptions import RedisError
 
+from app.deps import Deps
 from app.messages.repository import Claimed, MessageRepository
 from app.whatsapp.limit import ADMITTED_NEW, MessagingLimiter, Reservation
 from app.whatsapp.providers import SendResult
-from app.worker.deps import Deps
 
 logger = logging.getLogger(__name__)
 

@@ -30,6 +30,7 @@ from app.campaigns.tasks import (
     sending_timeout_ms,
 )
 from app.campaigns.waits import mark_window_wait, window_key
+from app.deps import Deps
 from app.messages.outcomes import Recorded, record
 from app.messages.reach import Gate, admit, at, settle
 from app.messages.repository import Claimed, MessageRepository
@@ -40,7 +41,6 @@ from app.templates.service import parameter_sources
 from app.whatsapp.errors import ErrorClass, classify
 from app.whatsapp.pacing import Pacer
 from app.whatsapp.providers import Outbound, SendResult, Template
-from app.worker.deps import Deps
 
 logger = logging.getLogger(__name__)
 

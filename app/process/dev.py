@@ -101,7 +101,7 @@ def _make_dev_server(config: uvicorn.Config, url: str) -> uvicorn.Server:
 def _start_worker(settings: Settings) -> tuple[dramatiq.Broker, dramatiq.Worker]:
     import dramatiq
 
-    from app.worker.actors import build_worker_broker
+    from app.actors import build_worker_broker
 
     broker = build_worker_broker(settings)
     worker = dramatiq.Worker(broker, worker_threads=settings.worker_threads)

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from app.deps import Deps
 from app.stats.repository import StatsRepository
-from app.worker.deps import Deps
 
 
 async def fold_counters(deps: Deps) -> int:

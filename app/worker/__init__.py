@@ -1,1 +1,1 @@
-"""The Dramatiq broker, the enqueueing API, the actors and the worker process's set-up."""
+"""The Dramatiq broker, the enqueueing API and the worker process (its actors: app/actors.py)."""

@@ -4,14 +4,11 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from dramatiq.asyncio import get_event_loop_thread
 from dramatiq.middleware import Middleware
-
-from app.campaigns.tasks import recover
-from app.stats.tasks import fold_counters
-from app.worker.deps import LazyDeps
 
 logger = logging.getLogger(__name__)
 
@@ -28,15 +25,16 @@ class PrefetchPerThread(Middleware):
 
 
 class Recovery(Middleware):
-    """Each worker process runs `recover` (then folds the statistics counters' rows) at
-    boot and then periodically.
+    """Each worker process runs its recovery round (app/actors.py: re-arm lost dispatch
+    chains, fold the statistics counters' rows) at boot and then every `interval_s`.
 
     In-process, not a chain of broker messages: a Redis outage can drop an enqueue, but
     not this loop, and a failed round (Redis still down) is simply tried again next time.
     """
 
-    def __init__(self, deps: LazyDeps) -> None:
-        self.deps = deps
+    def __init__(self, recover: Callable[[], Awaitable[None]], interval_s: float) -> None:
+        self.recover = recover
+        self.interval_s = interval_s
         self.stopping = threading.Event()
 
     def after_worker_boot(self, broker: Any, worker: Any) -> None:
@@ -50,11 +48,7 @@ class Recovery(Middleware):
         assert loop is not None, "the AsyncIO middleware starts the event loop first"
         while not self.stopping.is_set():
             try:
-                loop.run_coroutine(self._round())
+                loop.run_coroutine(self.recover())
             except Exception as exc:  # anything: the loop itself must survive
                 logger.warning("dispatch recovery round failed, retrying: %r", exc)
-            self.stopping.wait(self.deps.settings.dispatch_recovery_interval_s)
-
-    async def _round(self) -> None:
-        await recover(self.deps())
-        await fold_counters(self.deps())
+            self.stopping.wait(self.interval_s)

@@ -1,7 +1,8 @@
 """The Dramatiq actors, thin shells around the domains' tasks, and the worker's broker.
 
-Each actor runs on the worker process's event loop with that process's dependencies,
-built lazily on that loop (app/worker/deps.py).
+Part of the composition root: the worker process (app/worker/process.py) and `herald dev`
+build their broker here. Each actor runs on the worker process's event loop with that
+process's dependencies (app/deps.py), built lazily on that loop.
 """
 
 from __future__ import annotations
@@ -13,11 +14,38 @@ import dramatiq
 from app.campaigns import tasks as campaigns
 from app.config import Settings
 from app.contacts import tasks as contacts
+from app.db.engine import create_engine, create_sessionmaker
+from app.db.redis_clients import worker_redis
+from app.deps import Deps
 from app.messages import tasks as messages
+from app.stats import tasks as stats
+from app.whatsapp import build_provider
 from app.worker import jobs as names
 from app.worker.broker import actor, build_broker
-from app.worker.deps import Deps, LazyDeps
+from app.worker.jobs import Jobs
 from app.worker.middleware import PrefetchPerThread, Recovery
+
+
+class LazyDeps:
+    """A worker process's Deps, built on the first call: it must come from the worker's
+    event loop, which the engine, Redis client and provider then belong to."""
+
+    def __init__(self, settings: Settings, broker: dramatiq.Broker) -> None:
+        self.settings = settings
+        self.broker = broker
+        self._deps: Deps | None = None
+
+    def __call__(self) -> Deps:
+        if self._deps is None:
+            engine = create_engine(self.settings, self.settings.worker_statement_timeout_s)
+            self._deps = Deps(
+                settings=self.settings,
+                sessionmaker=create_sessionmaker(engine),
+                redis=worker_redis(self.settings),
+                provider=build_provider(self.settings),
+                jobs=Jobs(self.broker),
+            )
+        return self._deps
 
 
 def declare_actors(broker: dramatiq.Broker, deps: Callable[[], Deps]) -> list[dramatiq.Actor]:
@@ -51,6 +79,11 @@ def build_worker_broker(settings: Settings) -> dramatiq.Broker:
     """A worker's broker: its own middleware, and every actor declared on it."""
     broker = build_broker(settings, extra=[PrefetchPerThread()])
     deps = LazyDeps(settings, broker)
-    broker.add_middleware(Recovery(deps))
+
+    async def recovery_round() -> None:
+        await campaigns.recover(deps())
+        await stats.fold_counters(deps())
+
+    broker.add_middleware(Recovery(recovery_round, settings.dispatch_recovery_interval_s))
     declare_actors(broker, deps)
     return broker
