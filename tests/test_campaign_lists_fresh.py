@@ -16,6 +16,7 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.campaigns import dispatch as campaign_dispatch
 from app.campaigns import tasks as campaign_tasks
 from app.config import Settings
 from app.contacts import tasks as contact_tasks
@@ -147,7 +148,7 @@ async def test_worker_completing_a_campaign_refreshes_lists(
     cached = await lists(gql, campaign_id)
 
     # when the worker looks for the end
-    await campaign_tasks.finish(make_deps(), campaign_id)
+    await campaign_dispatch.finish(make_deps(), campaign_id)
 
     # then
     assert cached == ("SENDING", "SENDING", ["SENDING"])

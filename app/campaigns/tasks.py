@@ -15,8 +15,13 @@ import logging
 import uuid
 from datetime import UTC, datetime
 
-from redis.exceptions import RedisError
-
+from app.campaigns.dispatch import (
+    LOCK_RETRY_MS,
+    active_key,
+    finish,
+    sending_timeout_ms,
+    start_lanes,
+)
 from app.campaigns.lock import campaign_lock_key, try_lock
 from app.campaigns.progress import notify_campaign_progress
 from app.campaigns.repository import CampaignRepository
@@ -24,33 +29,13 @@ from app.deps import Deps
 from app.keyspace import CAMPAIGN_PREFIX
 from app.messages.repository import MessageRepository
 from app.models import CampaignStatus
-from app.observability.metrics import record_dispatch
 
 logger = logging.getLogger(__name__)
-
-# Lock busy: another step of this campaign is running; try again shortly.
-LOCK_RETRY_MS = 500
-
-
-def active_key(campaign_id: int) -> str:
-    """Present while some send_batch chain of the campaign is alive (or waiting for the
-    messaging limit's window to slide)."""
-    return f"{CAMPAIGN_PREFIX}active:{campaign_id}"
 
 
 def sweep_key(campaign_id: int) -> str:
     """The token of the campaign's one live sweep chain."""
     return f"{CAMPAIGN_PREFIX}sweep:{campaign_id}"
-
-
-def sending_timeout_ms(deps: Deps) -> int:
-    return int(deps.settings.dispatch_sending_timeout_s * 1000)
-
-
-async def _start_lanes(deps: Deps, campaign_id: int) -> None:
-    await deps.redis.set(active_key(campaign_id), "1", px=sending_timeout_ms(deps))
-    for _ in range(deps.settings.dispatch_lanes):
-        deps.jobs.send_batch(campaign_id)
 
 
 async def _start_sweep_chain(deps: Deps, campaign_id: int, delay_ms: int) -> None:
@@ -90,63 +75,10 @@ async def materialize(deps: Deps, campaign_id: int) -> int:
                 return 0
             created = await MessageRepository(session).materialize(campaign_id)
             await session.commit()
-    await _start_lanes(deps, campaign_id)
+    await start_lanes(deps, campaign_id)
     await _start_sweep_chain(deps, campaign_id, _sweep_interval_ms(deps))
     await notify_campaign_progress(deps.redis, campaign_id, force=True)
     return created
-
-
-async def count_dispatch(deps: Deps, campaign_id: int, **outcomes: int) -> None:
-    """Add to the dispatch counters of /metrics; they never hold up or fail a dispatch."""
-    try:
-        await record_dispatch(deps.redis, campaign_id, **outcomes)
-    except (RedisError, OSError) as exc:
-        logger.warning("campaign %s: dispatch counters not updated: %r", campaign_id, exc)
-
-
-async def finish(deps: Deps, campaign_id: int) -> bool:
-    """Reconcile messages of unknown fate and complete the campaign if every one is final.
-
-    Returns whether the campaign is still dispatching (has open messages or is sending).
-    """
-    settings = deps.settings
-    webhooks = settings.whatsapp_status_webhooks
-    older_than = settings.dispatch_sending_timeout_s + (
-        settings.dispatch_reconcile_grace_s if webhooks else 0
-    )
-    lock_key = campaign_lock_key(campaign_id)
-    async with try_lock(deps.redis, lock_key, settings.dispatch_lock_ttl_ms) as locked:
-        if not locked:
-            # Someone else holds the campaign; look again shortly rather than miss the end.
-            deps.jobs.send_batch(campaign_id, delay_ms=LOCK_RETRY_MS)
-            return True
-        async with deps.sessionmaker() as session:
-            messages = MessageRepository(session)
-            campaigns = CampaignRepository(session)
-            reconciled = await messages.reconcile(campaign_id, older_than, resend=webhooks)
-            campaign = await campaigns.get(campaign_id)
-            cancelled = campaign is not None and campaign.status == CampaignStatus.CANCELLED
-            if reconciled.resent and cancelled:
-                await messages.fail_pending(campaign_id, "cancelled")
-            completed = await campaigns.complete_if_done(campaign_id)
-            counts = await messages.open_counts(campaign_id)
-            await session.commit()
-    if reconciled.resent or reconciled.failed:
-        logger.warning(
-            "campaign %s: messages of unknown fate: %d re-sent, %d failed unknown",
-            campaign_id,
-            reconciled.resent,
-            reconciled.failed,
-        )
-    if reconciled.failed:
-        await count_dispatch(deps, campaign_id, failed=reconciled.failed)
-    if reconciled.failed or completed:
-        await notify_campaign_progress(deps.redis, campaign_id, force=True)
-    sending = campaign is not None and campaign.status == CampaignStatus.SENDING and not completed
-    if sending and counts.pending and not await deps.redis.exists(active_key(campaign_id)):
-        # Every send chain died with its worker (or re-sends wait): start new ones.
-        await _start_lanes(deps, campaign_id)
-    return sending or counts.sending > 0
 
 
 async def sweep(deps: Deps, campaign_id: int, token: str) -> None:

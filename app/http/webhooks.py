@@ -31,11 +31,11 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 
+from app.campaigns.dispatch import active_key
 from app.campaigns.halts import announce_paused
 from app.campaigns.progress import notify_campaign_progress, notify_contacts_changed
 from app.campaigns.repository import CampaignRepository
 from app.campaigns.service import CampaignDispatchService, Paused
-from app.campaigns.tasks import active_key
 from app.config import Env, Settings
 from app.contacts.repository import ContactRepository
 from app.ids import parse_key

@@ -4,10 +4,10 @@ A message is committed as `sending` before it goes to the provider, and a live w
 always records what it knows: sent with the provider's id, failed with its error, or back
 to pending when it never left or its error's class sends it again later
 (app/whatsapp/errors.py). What a dead worker left `sending` is settled by the campaign's
-sweeper (app/campaigns/tasks.py). A batch goes through one sender number (the campaign's, or
-one of the pool's), at that number's rate, under the portfolio's messaging limit
-(app/messages/reach.py): what the limit refuses waits for the window to slide, and the chain
-sleeps until the first of it may go.
+sweeper (app/campaigns/tasks.py; what chains and sweeper share: app/campaigns/dispatch.py). A
+batch goes through one sender number (the campaign's, or one of the pool's), at that number's
+rate, under the portfolio's messaging limit (app/messages/reach.py): what the limit refuses
+waits for the window to slide, and the chain sleeps until the first of it may go.
 """
 
 from __future__ import annotations
@@ -19,16 +19,16 @@ from typing import Any
 
 from redis.exceptions import RedisError
 
-from app.campaigns.halts import announce_paused, halt_key
-from app.campaigns.progress import notify_campaign_progress, notify_contacts_changed
-from app.campaigns.repository import CampaignRepository
-from app.campaigns.service import CampaignDispatchService
-from app.campaigns.tasks import (
+from app.campaigns.dispatch import (
     active_key,
     count_dispatch,
     finish,
     sending_timeout_ms,
 )
+from app.campaigns.halts import announce_paused, halt_key
+from app.campaigns.progress import notify_campaign_progress, notify_contacts_changed
+from app.campaigns.repository import CampaignRepository
+from app.campaigns.service import CampaignDispatchService
 from app.campaigns.waits import mark_window_wait, window_key
 from app.deps import Deps
 from app.messages.outcomes import Recorded, record
