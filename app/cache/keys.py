@@ -17,8 +17,9 @@ is written.
 What invalidates what. A value is valid while every generation it was stamped with is
 unchanged; the writers below bump them after their transaction commits (mutations through
 schema/cache/invalidation.py's helpers, workers and webhooks through
-app/campaigns/progress.py). The counts themselves come from counters PostgreSQL keeps in
-the same transaction as every change (app/stats), so a miss costs a few rows, never a scan.
+app/campaigns/progress.py and app/contacts/changes.py). The counts themselves come from
+counters PostgreSQL keeps in the same transaction as every change (app/stats), so a miss
+costs a few rows, never a scan.
 
 | field (namespace[, scope])          | invalidated by                                        |
 |-------------------------------------|-------------------------------------------------------|

@@ -37,11 +37,3 @@ async def notify_campaign_progress(redis: Redis, campaign_id: int, *, force: boo
         logger.warning("campaign %s progress notification failed: %s", campaign_id, exc)
         return False
     return True
-
-
-async def notify_contacts_changed(redis: Redis) -> None:
-    """A worker or webhook changed contacts (opt-out, number found invalid): lists, counts."""
-    try:
-        await bump_generations(redis, "contacts", "stats")
-    except RedisError as exc:
-        logger.warning("contacts change notification failed: %s", exc)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from app.campaigns.progress import notify_contacts_changed
+from app.contacts.changes import notify_contacts_changed
 from app.contacts.repository import ContactRepository
 from app.deps import Deps
 

@@ -33,10 +33,11 @@ from starlette.routing import Route
 
 from app.campaigns.dispatch import active_key
 from app.campaigns.halts import announce_paused
-from app.campaigns.progress import notify_campaign_progress, notify_contacts_changed
+from app.campaigns.progress import notify_campaign_progress
 from app.campaigns.repository import CampaignRepository
 from app.campaigns.service import CampaignDispatchService, Paused
 from app.config import Env, Settings
+from app.contacts.changes import notify_contacts_changed
 from app.contacts.repository import ContactRepository
 from app.ids import parse_key
 from app.interactions.repository import InteractionRepository

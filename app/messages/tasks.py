@@ -26,10 +26,11 @@ from app.campaigns.dispatch import (
     sending_timeout_ms,
 )
 from app.campaigns.halts import announce_paused, halt_key
-from app.campaigns.progress import notify_campaign_progress, notify_contacts_changed
+from app.campaigns.progress import notify_campaign_progress
 from app.campaigns.repository import CampaignRepository
 from app.campaigns.service import CampaignDispatchService
 from app.campaigns.waits import mark_window_wait, window_key
+from app.contacts.changes import notify_contacts_changed
 from app.deps import Deps
 from app.messages.outcomes import Recorded, record
 from app.messages.reach import Gate, admit, at, settle
