@@ -19,6 +19,7 @@ from app.interactions.repository import InteractionRepository
 from app.messages.columns import ALL_COLUMNS, CONTACT_PREFIX, MessageColumns
 from app.messages.repository import MessageRepository
 from app.models import MessageStatus
+from app.stats.repository import StatsRepository
 from loaders.base import (
     SessionLoader,
     Types,
@@ -148,7 +149,7 @@ class MessageCountLoader(SessionLoader[tuple[int, MessageStatus | None], int]):
 
 class MessageCountByCampaignIdLoader(MessageCountLoader):
     async def count(self, owners: list[int], status: MessageStatus | None) -> dict[int, int]:
-        return await MessageRepository(self.session).count_per_campaign(owners, status)
+        return await StatsRepository(self.session).message_counts(owners, status)
 
 
 class MessageCountByContactIdLoader(MessageCountLoader):

@@ -21,7 +21,6 @@ from sqlalchemy.pool import NullPool
 from app.campaigns import tasks as campaign_tasks
 from app.campaigns.service import CampaignDispatchService
 from app.config import Settings
-from app.dashboard.repository import DashboardRepository
 from app.deps import Deps
 from app.messages.repository import MessageRepository
 from app.models import MessageStatus
@@ -487,14 +486,14 @@ async def test_totals_follow_campaigns_categories_and_truncation(
     )
     await session.commit()
     exact_then = await find_drift(engine)
-    figures = await DashboardRepository(session).totals()
+    figures = await StatsRepository(session).dashboard()
     categories = (await session.execute(text("SELECT count(*) FROM categories"))).scalar_one()
     await session.commit()
 
     # when everything is truncated
     await session.execute(text("TRUNCATE campaigns, categories CASCADE"))
     await session.commit()
-    emptied = await DashboardRepository(session).totals()
+    emptied = await StatsRepository(session).dashboard()
     await session.commit()
 
     # then

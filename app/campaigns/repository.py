@@ -30,7 +30,6 @@ from app.db.pagination import Page
 from app.db.reads import Rows, rows
 from app.models import Campaign, CampaignStatus, MessageStatus, campaign_categories
 from app.models import Message as MessageModel
-from app.stats.repository import StatsRepository
 
 campaigns = Campaign.__table__
 # Core's insert/update/delete take a Table; `__table__` is typed as the wider FromClause.
@@ -75,10 +74,6 @@ class CampaignRepository:
         wanted = None if columns is None else frozenset(columns) & _COLUMNS | {"id"}
         stmt = _page(status is not None, page.before_id is not None, wanted)
         return await rows(self.session, stmt, values)
-
-    async def count(self, status: CampaignStatus | None) -> int:
-        """From the counters: constant time however many campaigns there are."""
-        return await StatsRepository(self.session).campaign_count(status)
 
     async def by_ids(self, ids: Sequence[int]) -> Sequence[Any]:
         return (await rows(self.session, _BY_IDS, {"ids": list(ids)})).named()

@@ -14,7 +14,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.db.pagination import Page, apply_page
 from app.errors import Duplicate
 from app.models import Campaign, CampaignStatus, Category, campaign_categories, category_contacts
-from app.stats.repository import StatsRepository
 
 categories = Category.__table__
 campaigns = Campaign.__table__
@@ -31,10 +30,6 @@ class CategoryRepository:
     async def page(self, page: Page) -> Sequence[Row]:
         stmt = apply_page(select(categories), categories.c.id, page)
         return (await self.session.execute(stmt)).all()
-
-    async def count(self) -> int:
-        """From the counters: constant time however many categories there are."""
-        return await StatsRepository(self.session).category_count()
 
     async def by_ids(self, ids: Sequence[int]) -> Sequence[Row]:
         stmt = select(categories).where(categories.c.id.in_(ids))

@@ -35,7 +35,6 @@ from app.db.pagination import Page, page_parameters, page_per_parent
 from app.db.reads import Rows, rows
 from app.errors import Duplicate
 from app.models import Contact, WhatsAppStatus, category_contacts
-from app.stats.repository import StatsRepository
 
 contacts = Contact.__table__
 # Core's insert/update/delete take a Table; `__table__` is typed as the wider FromClause.
@@ -142,9 +141,7 @@ class ContactRepository:
         )
 
     async def count(self, where: ContactFilter) -> int:
-        """From the counters when only opt-outs filter (constant time), else count(*)."""
-        if not where.search and where.category_id is None and where.whatsapp_status is None:
-            return await StatsRepository(self.session).contact_count(where.opted_out)
+        """count(*); count_contacts (app/contacts/service.py) asks the counters first."""
         found = await rows(self.session, _count(where.shape()), where.values())
         return int(found.records[0][0])
 

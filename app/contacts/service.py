@@ -19,9 +19,10 @@ from sqlalchemy import Row
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.categories.repository import CategoryRepository
-from app.contacts.repository import ContactRepository, ImportRow
+from app.contacts.repository import ContactFilter, ContactRepository, ImportRow
 from app.errors import Duplicate, InvalidInput, InvalidPhone, NotFound
 from app.inputs import check_length, json_excess
+from app.stats.repository import StatsRepository
 
 VERIFY_CHUNK = 500
 # Rows an import checks between two turns of the event loop: parsing a phone number takes
@@ -155,6 +156,13 @@ class ImportResult:
 class MembershipChange:
     category: Row
     changed: int  # memberships added or removed
+
+
+async def count_contacts(session: AsyncSession, where: ContactFilter) -> int:
+    """From the counters when only opt-outs filter (constant time), else count(*)."""
+    if not where.search and where.category_id is None and where.whatsapp_status is None:
+        return await StatsRepository(session).contact_count(where.opted_out)
+    return await ContactRepository(session).count(where)
 
 
 class ContactService:

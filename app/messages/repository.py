@@ -18,7 +18,6 @@ from app.db.reads import Rows, rows
 from app.messages import statements as sql
 from app.messages.columns import MessageColumns, page_per_owner_select, page_select
 from app.models import Message, MessageStatus
-from app.stats.repository import StatsRepository
 
 messages = Message.__table__
 
@@ -103,13 +102,6 @@ class MessageRepository:
     async def by_ids(self, ids: Sequence[int]) -> Rows:
         return await rows(self.session, _BY_IDS, {"ids": list(ids)})
 
-    async def count(self, campaign_id: int | None, status: MessageStatus | None) -> int:
-        """From the counters: constant time however many messages there are."""
-        stats = StatsRepository(self.session)
-        if campaign_id is None:
-            return await stats.message_count(status)
-        return (await stats.message_counts([campaign_id], status)).get(campaign_id, 0)
-
     async def page_per_campaign(
         self,
         campaign_ids: Sequence[int],
@@ -139,11 +131,6 @@ class MessageRepository:
         stmt = page_per_owner_select(owner, columns, status is not None, page.before_id is not None)
         values = page_parameters(owner_ids, page, **_status(status))
         return await rows(self.session, stmt, values)
-
-    async def count_per_campaign(
-        self, campaign_ids: Sequence[int], status: MessageStatus | None
-    ) -> dict[int, int]:
-        return await StatsRepository(self.session).message_counts(campaign_ids, status)
 
     async def count_per_contact(
         self, contact_ids: Sequence[int], status: MessageStatus | None

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy import Row, TextClause, text
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -72,6 +73,12 @@ _MESSAGE_COUNT = {
     status: text(f"SELECT coalesce(sum({_message_total(status)}), 0)::bigint FROM total_counters")
     for status in (None, *MessageStatus)
 }
+# The dashboard: two counter tables of a few rows each, whatever the number of contacts,
+# messages, campaigns or categories.
+_DASHBOARD = text(
+    f"SELECT * FROM (SELECT {sums(TOTAL_FIELDS)} FROM total_counters) AS t,"
+    f" (SELECT {sums(CONTACT_FIELDS)} FROM contact_counters) AS c"
+)
 
 
 # -- Folding ------------------------------------------------------------------------------
@@ -247,8 +254,11 @@ class StatsRepository:
         result = await self.session.execute(_MESSAGE_COUNTS[status], {"ids": list(campaign_ids)})
         return {cid: n for cid, n in result.all()}
 
-    async def message_count(self, status: MessageStatus | None) -> int:
-        return int((await self.session.execute(_MESSAGE_COUNT[status])).scalar_one())
+    async def message_count(self, campaign_id: int | None, status: MessageStatus | None) -> int:
+        """Of one campaign, or of all of them."""
+        if campaign_id is None:
+            return int((await self.session.execute(_MESSAGE_COUNT[status])).scalar_one())
+        return (await self.message_counts([campaign_id], status)).get(campaign_id, 0)
 
     async def campaign_count(self, status: CampaignStatus | None) -> int:
         return int((await self.session.execute(_CAMPAIGN_COUNT[status])).scalar_one())
@@ -259,6 +269,17 @@ class StatsRepository:
     async def contact_count(self, opted_out: bool | None) -> int:
         """All contacts, or only those who opted out (True) or did not (False)."""
         return int((await self.session.execute(_CONTACT_COUNT[opted_out])).scalar_one())
+
+    async def dashboard(self) -> dict[str, Any]:
+        """The audit's consolidated /dashboard/stats (recommendation 7) as one round trip."""
+        row = (await self.session.execute(_DASHBOARD)).one()._mapping
+        return {
+            "contacts": row["contacts"],
+            "opted_out": row["opted_out"],
+            "categories": row["categories"],
+            "campaigns": {s: row[f"campaigns_{s}"] for s in CAMPAIGN_STATUSES},
+            "messages": {f: row[f] for f in CAMPAIGN_FIELDS},
+        }
 
     # -- folding --------------------------------------------------------------------------
 

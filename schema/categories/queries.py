@@ -5,6 +5,7 @@ from __future__ import annotations
 import strawberry
 
 from app.categories.repository import CategoryRepository
+from app.stats.repository import StatsRepository
 from schema.cache import Cached
 from schema.categories.types import CategoryType
 from schema.common.pagination import Connection, page_args, parse_id
@@ -24,7 +25,8 @@ class CategoryQuery:
         page = page_args(info.context.settings, first, after)
         repository = CategoryRepository(info.context.session)
         rows = await repository.page(page)
-        return Connection.of([CategoryType.from_row(r) for r in rows], page, repository.count)
+        count = StatsRepository(info.context.session).category_count  # from the counters
+        return Connection.of([CategoryType.from_row(r) for r in rows], page, count)
 
     @strawberry.field(extensions=[Cached("categories"), *viewer()])
     async def category(self, info: Info, id: strawberry.ID) -> CategoryType | None:

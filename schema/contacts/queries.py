@@ -7,6 +7,7 @@ from typing import Annotated, Any
 import strawberry
 
 from app.contacts.repository import ContactFilter, ContactRepository
+from app.contacts.service import count_contacts
 from loaders.base import projected
 from schema.cache import Cached
 from schema.common.enums import WhatsAppStatus
@@ -81,7 +82,9 @@ class ContactQuery:
         scans = _scans(search, whatsapp_status, opted_out)
         rows = await repository.page(where, page, None if scans else page_columns(info))
         return Connection.of(
-            projected(rows.fields, ContactType)(rows.records), page, lambda: repository.count(where)
+            projected(rows.fields, ContactType)(rows.records),
+            page,
+            lambda: count_contacts(info.context.session, where),
         )
 
     @strawberry.field(extensions=viewer())

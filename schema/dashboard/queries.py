@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import strawberry
 
-from app.dashboard.repository import DashboardRepository
+from app.stats.repository import StatsRepository
 from schema.cache import Cached
 from schema.context import Info
 from schema.dashboard.types import Dashboard
@@ -19,4 +19,4 @@ class DashboardQuery:
         extensions=[Cached("stats", depends_on=("categories",)), *viewer()],
     )
     async def dashboard(self, info: Info) -> Dashboard:
-        return Dashboard.of(await DashboardRepository(info.context.session).totals())
+        return Dashboard.of(await StatsRepository(info.context.session).dashboard())

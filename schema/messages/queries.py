@@ -36,7 +36,8 @@ class MessageQuery:
         repository = MessageRepository(info.context.session)
         rows = await repository.page(campaign, status, page, builder.columns(columns))
         nodes = await builder.build(rows, columns.contact is not None, with_interactions)
-        return Connection.of(nodes, page, lambda: repository.count(campaign, status))
+        count = StatsRepository(info.context.session).message_count  # from the counters
+        return Connection.of(nodes, page, lambda: count(campaign, status))
 
     @strawberry.field(
         description="Counts of all messages per status, from counters kept with every change.",

@@ -1,1 +1,0 @@
-"""The dashboard domain: one consolidated read of the headline figures."""
