@@ -1,8 +1,13 @@
 """Dependencies point one way: HTTP → schema → loaders and services → repositories.
 
 `app/` (configuration, models, repositories, services, workers) never imports `schema/` or
-`loaders/`, except its composition root (`app/main.py`, `app/cli.py`, `app/process/dev.py`), which
-assembles the application. `loaders/` never imports `schema/`. Read from the code's own
+`loaders/`, except its composition root (`app/main.py`, `app/cli.py`, `app/actors.py`,
+`app/process/dev.py`), which assembles the application. `loaders/` never imports `schema/`.
+Inside `app/`, the worker (`app/worker/`: broker, enqueueing, process) and the domains
+(`app/<domain>/`) never import each other: the actors that run the domains' tasks are
+declared at the composition root, and what a task needs (`app/deps.py`) sits below the
+domains. A domain's tasks are imported by nothing but their domain and the composition root;
+a repository imports no other domain, nor another repository. Read from the code's own
 imports, so a wrong arrow fails here before a reviewer has to spot it. Modules stay small
 enough to read in one sitting.
 """
@@ -15,7 +20,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-COMPOSITION_ROOT = {"app/main.py", "app/cli.py", "app/process/dev.py"}
+COMPOSITION_ROOT = {"app/main.py", "app/cli.py", "app/actors.py", "app/process/dev.py"}
 FORBIDDEN = {"app": ("schema", "loaders"), "loaders": ("schema",)}
 MAX_LINES = 400
 
@@ -65,6 +70,71 @@ def test_the_check_sees_imports() -> None:
     assert "schema" in _imports(ROOT / "app/main.py")
     assert "loaders" in _imports(ROOT / "schema/request.py")
     assert "app.worker.jobs.Jobs" in _modules(ROOT / "schema/context.py")
+
+
+# The domains: the folders of app/ that hold a repository.
+DOMAINS = frozenset(path.parent.name for path in (ROOT / "app").glob("*/repository.py"))
+ROOT_MODULES = {name.removesuffix(".py").replace("/", ".") for name in COMPOSITION_ROOT}
+
+
+def _domain(module: str) -> str | None:
+    """The domain of a module (`app.campaigns.tasks` → campaigns), if it is in one."""
+    parts = module.split(".")
+    return parts[1] if parts[0] == "app" and len(parts) > 1 and parts[1] in DOMAINS else None
+
+
+def _arrows_in_app() -> list[tuple[str, str]]:
+    """(importer, imported) for every import between two modules of app/."""
+    graph = _import_graph()
+    return sorted(
+        (module, target)
+        for module, targets in graph.items()
+        if module.startswith("app.")
+        for target in targets
+        if target.startswith("app.")
+    )
+
+
+def test_the_worker_and_the_domains_import_each_other_in_no_direction() -> None:
+    """The worker is the broker and the process; the domains enqueue through `deps.jobs` or
+    `context.jobs`, and only the composition root declares the actors that run their tasks."""
+    wrong = [
+        f"{a} -> {b}"
+        for a, b in _arrows_in_app()
+        if (a.startswith("app.worker.") and _domain(b))
+        or (_domain(a) and b.startswith("app.worker."))
+    ]
+    assert wrong == []
+
+
+def test_a_domains_tasks_are_imported_by_its_domain_and_the_composition_root_alone() -> None:
+    """Tasks are the top of their domain: what two domains' tasks share lives below both."""
+    wrong = [
+        f"{a} -> {b}"
+        for a, b in _arrows_in_app()
+        if b.endswith(".tasks") and _domain(b) not in (None, _domain(a)) and a not in ROOT_MODULES
+    ]
+    assert wrong == []
+
+
+def test_no_repository_imports_another_domain_or_repository() -> None:
+    """A repository holds its domain's SQL; the service (or the caller) composes several."""
+    wrong = [
+        f"{a} -> {b}"
+        for a, b in _arrows_in_app()
+        if a.endswith(".repository")
+        and ((_domain(b) and _domain(b) != _domain(a)) or b.endswith(".repository"))
+    ]
+    assert wrong == []
+
+
+def test_the_checks_inside_app_see_the_domains() -> None:
+    """Checks blind to the domains or to their imports would pass anyway."""
+    arrows = _arrows_in_app()
+    assert {"campaigns", "contacts", "messages", "stats"} <= DOMAINS
+    assert {_domain(b) for a, b in arrows if a == "app.actors"} >= {"campaigns", "stats"}
+    assert ("app.campaigns.service", "app.categories.repository") in arrows
+    assert ("app.deps", "app.worker.jobs") in arrows
 
 
 def test_modules_stay_small() -> None:
