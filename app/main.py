@@ -20,7 +20,11 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route, WebSocketRoute
 from starlette.types import ASGIApp
-from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
+from strawberry.subscriptions import (
+    GRAPHQL_SSE_PROTOCOL,
+    GRAPHQL_TRANSPORT_WS_PROTOCOL,
+    MULTIPART_SUBSCRIPTION_PROTOCOL,
+)
 
 from app.api_keys.service import ApiKeyService, bearer_token
 from app.cache import total_round_trips
@@ -155,8 +159,13 @@ def create_app(settings: Settings | None = None) -> Starlette:
     graphql = HeraldGraphQL(
         schema,
         graphql_ide="graphiql" if settings.graphiql_enabled else None,
-        # Only the current protocol: its handler checks the key before any operation.
-        subscription_protocols=[GRAPHQL_TRANSPORT_WS_PROTOCOL],
+        # The current WebSocket protocol only (its handler checks the key before any
+        # operation), and the streams over HTTP (schema/streams.py).
+        subscription_protocols=[
+            GRAPHQL_TRANSPORT_WS_PROTOCOL,
+            GRAPHQL_SSE_PROTOCOL,
+            MULTIPART_SUBSCRIPTION_PROTOCOL,
+        ],
         connection_init_wait_timeout=timedelta(seconds=settings.live_connection_init_timeout_s),
     )
     if settings.env is Env.DEV and settings.graphiql_api_key:  # `herald dev`'s key, pre-filled

@@ -1,5 +1,5 @@
 """Shared subscriptions' fan-out: each event encoded once and written to every listener's
-socket in the publisher's own step."""
+socket (a WebSocket, or a streamed HTTP response) in the publisher's own step."""
 
 from __future__ import annotations
 
@@ -66,19 +66,30 @@ class _CarryOn:
                     return
 
 
+def stream_key(
+    query: str, operation_name: str | None, variables: dict[str, Any] | None, key_digest: str
+) -> tuple[str, ...]:
+    """What makes two subscriptions the same stream, whatever their transport."""
+    encoded = orjson.dumps(variables or {}, option=orjson.OPT_SORT_KEYS).decode()
+    return (query, operation_name or "", encoded, key_digest)
+
+
 class Outlet:
     """One operation's end of a shared stream.
 
-    Each `next` frame is the stream's payload, encoded once for all, behind this operation's
-    id, and it is written at once in the publisher's step: a thousand listeners cost a
-    thousand socket writes per event, not a thousand task wake-ups and encodings. A peer
-    whose socket pushes back gets the newest frame once it drains: a slow reader skips
-    events, never piles them up, and never holds the others up. `finished` resolves once the
-    stream has ended and every frame before its end is written (or with the socket's error).
+    Each `next` frame is the stream's payload, encoded once for all, in this operation's
+    frame (`frame`: its transport's, and its id on a WebSocket), and it is written at once in
+    the publisher's step: a thousand listeners cost a thousand socket writes per event, not a
+    thousand task wake-ups and encodings. A peer whose socket pushes back gets the newest
+    frame once it drains: a slow reader skips events, never piles them up, and never holds
+    the others up. `finished` resolves once the stream has ended and every frame before its
+    end is written (or with the socket's error).
     """
 
-    def __init__(self, op_id: str, send: Callable[[str], Coroutine[Any, Any, None]]) -> None:
-        self._prefix = '{"id":' + orjson.dumps(op_id).decode() + ',"type":"next","payload":'
+    def __init__(
+        self, frame: Callable[[str], str], send: Callable[[str], Coroutine[Any, Any, None]]
+    ) -> None:
+        self._frame = frame
         self._send = send
         self._writing: asyncio.Future[None] | None = None
         self._pending: str | None = None  # the newest frame, while a write is blocked
@@ -90,7 +101,7 @@ class Outlet:
     def next(self, payload: str) -> None:
         if self.closed:
             return
-        frame = self._prefix + payload + "}"
+        frame = self._frame(payload)
         if self._writing is None:
             self._write(frame)
         else:

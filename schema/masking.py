@@ -21,6 +21,7 @@ import uuid
 from graphql import GraphQLError, GraphQLSyntaxError
 from strawberry.types import ExecutionContext
 
+from app.config import Settings
 from app.db.engine import sqlstate
 
 logger = logging.getLogger("herald.errors")
@@ -96,10 +97,16 @@ def report_errors(errors: list[GraphQLError], execution_context: ExecutionContex
     """Log and (when configured) mask, replacing list items in place: the same list is
     the one returned to the client."""
     context = getattr(execution_context, "context", None)
-    settings = getattr(context, "settings", None)
+    operation = getattr(execution_context, "operation_name", None)
+    report(errors, getattr(context, "settings", None), operation)
+
+
+def report(errors: list[GraphQLError], settings: Settings | None, operation: str | None) -> None:
+    """`report_errors` for errors found outside an execution (a stream's steps before it
+    opens, schema/streams.py), under the request's settings."""
     mask = settings is not None and settings.mask_errors_enabled
     hide_schema = settings is not None and not settings.introspection_enabled
-    operation = getattr(execution_context, "operation_name", None) or "-"
+    operation = operation or "-"
     for index, error in enumerate(errors):
         extensions = dict(error.extensions or {})
         if not is_unexpected(error):

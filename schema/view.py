@@ -1,10 +1,11 @@
 """The GraphQL view over HTTP and WebSocket: typed context, orjson encoding, and GraphQL over
 HTTP as the spec has it (app/http/graphql.py): the answer's media type from `Accept`, its
-status, JSON refusals, GET, persisted documents (app/http/persisted.py)."""
+status, JSON refusals, GET, persisted documents (app/http/persisted.py), streams (SSE and
+multipart: schema/streams.py)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -15,13 +16,9 @@ from starlette.responses import HTMLResponse, Response
 from starlette.types import Receive, Scope, Send
 from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
-from strawberry.http import (
-    GraphQLHTTPResponse,
-    GraphQLRequestData,
-    GraphQLRequestProtocol,
-    process_result,
-)
+from strawberry.http import GraphQLHTTPResponse, GraphQLRequestData, process_result
 from strawberry.http.base import BaseRequestProtocol
+from strawberry.http.streaming import HTTPStreamTransport
 from strawberry.types import ExecutionResult, SubscriptionExecutionResult
 
 from app.api_keys.auth import RequestAuth
@@ -48,6 +45,7 @@ from schema.execution.pipeline import json_media_type
 from schema.fanout import SharedStreams
 from schema.limits import REMEMBER, handoff_of_scope
 from schema.request import request_cache, request_loaders
+from schema.streams import Answered, Operation, stream_answer
 from schema.websocket import LiveTransportHandler, TextWebSocketAdapter
 
 # Request parameters that name a document without its text (app/http/persisted.py).
@@ -56,9 +54,12 @@ _DOCUMENT_IDS = ("documentId", "doc_id", "id", "extensions")
 
 @dataclass
 class HeraldRequestData(GraphQLRequestData):
-    """Strawberry's request data, with the parameters that may name a persisted document."""
+    """Strawberry's request data, with the parameters that may name a persisted document and
+    the stream the client accepts, if one is served (schema/streams.py)."""
 
     parameters: Parameters | None = None
+    transport: HTTPStreamTransport | None = None
+    only_streams: bool = False  # `Accept` names no JSON type
 
 
 class HeraldGraphQL(GraphQL[Context, None]):
@@ -87,13 +88,17 @@ class HeraldGraphQL(GraphQL[Context, None]):
         return HTMLResponse(page, headers={"Cache-Control": "no-store", **PAGE_HEADERS})
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        """Strawberry's, with its refusals (a reason and a status) answered as JSON."""
+        """Strawberry's, with its refusals (a reason and a status) answered as JSON, and the
+        answers given outside its flow (streams) sent as they are."""
         if scope["type"] != "http":
             await super().__call__(scope, receive, send)
             return
         request = Request(scope, receive)
+        response: Callable[[Scope, Receive, Send], Awaitable[None]]
         try:
             response = await self.run(request)
+        except Answered as answered:
+            response = answered.response
         except HTTPException as exc:
             response = Refusal.of_status(exc.status_code, exc.reason).response(_accept(request))
         except Refusal as refusal:
@@ -129,17 +134,18 @@ class HeraldGraphQL(GraphQL[Context, None]):
             variables=parameters.variables,
             operation_name=parameters.operation_name,
             extensions=parameters.extensions,
-            protocol=self._stream_protocol(accept) if media == STREAM else "http",
             parameters=parameters,
+            transport=self._stream_transport(accept),
+            only_streams=media == STREAM,
         )
 
-    def _stream_protocol(self, accept: str) -> GraphQLRequestProtocol:
-        """The stream a client that accepts nothing but a stream asked for, if served."""
+    def _stream_transport(self, accept: str) -> HTTPStreamTransport | None:
+        """The stream the client accepts (among other types, maybe), if one is served."""
         for protocol in self.protocols:
-            transport = self.stream_transport_classes_by_protocol.get(protocol)
-            if transport is not None and transport().accepts(accept):
-                return transport.protocol
-        return "http"
+            transport_class = self.stream_transport_classes_by_protocol.get(protocol)
+            if transport_class is not None and (transport := transport_class()).accepts(accept):
+                return transport
+        return None
 
     async def execute_operation(
         self,
@@ -150,7 +156,8 @@ class HeraldGraphQL(GraphQL[Context, None]):
         root_value: None,
         sub_response: Response,
     ) -> ExecutionResult | list[ExecutionResult] | SubscriptionExecutionResult:
-        """Strawberry's, once the document a request names by id or hash is found (step 4)."""
+        """Strawberry's, once the document a request names by id or hash is found (step 4);
+        a stream when the client accepts one and the operation calls for it."""
         assert isinstance(request_data, HeraldRequestData)
         assert request_data.parameters is not None
         handoff = handoff_of_scope(request.scope)
@@ -162,6 +169,19 @@ class HeraldGraphQL(GraphQL[Context, None]):
         request_data.query = document.query
         if document.remember is not None:
             request.scope[REMEMBER] = document.remember
+        if request_data.transport is not None:
+            operation = Operation(
+                document.query,
+                request_data.variables,
+                request_data.operation_name,
+                request_data.extensions,
+                request_data.only_streams,
+            )
+            answer = await stream_answer(
+                self, request, context, sub_response, operation, request_data.transport
+            )
+            if answer is not None:
+                raise Answered(answer)
         return await super().execute_operation(
             request, request_adapter, request_data, context, root_value, sub_response
         )

@@ -7,7 +7,7 @@ import asyncio
 import functools
 import hashlib
 import logging
-from collections.abc import Awaitable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from contextlib import suppress
 from typing import TYPE_CHECKING, Any, Protocol, cast
 
@@ -34,7 +34,7 @@ from app.compat import send_result_stream
 from app.live.hub import CapReached, LiveConnection, LiveHub
 from app.models import ApiKeyRole
 from schema.context import Context
-from schema.fanout import Outlet, SharedStreams
+from schema.fanout import Outlet, SharedStreams, stream_key
 
 if TYPE_CHECKING:
     from strawberry.schema.schema import StreamResult
@@ -149,6 +149,12 @@ def malformed(message: object) -> str | None:
     ):
         return "variables and extensions must be objects, operationName a string"
     return None
+
+
+def next_frame(op_id: str) -> Callable[[str], str]:
+    """An operation's `next` message around a payload already encoded."""
+    prefix = '{"id":' + orjson.dumps(op_id).decode() + ',"type":"next","payload":'
+    return lambda payload: prefix + payload + "}"
 
 
 def _authorization(payload: Mapping[str, Any]) -> str | None:
@@ -277,12 +283,8 @@ class LiveTransportHandler(BaseGraphQLTransportWSHandler[Context, None]):
 
     async def _run_shared(self, operation: Operation[Context, None]) -> None:
         assert self.live is not None
-        variables = orjson.dumps(operation.variables or {}, option=orjson.OPT_SORT_KEYS)
-        key = (
-            operation.query,
-            operation.operation_name or "",
-            variables.decode(),
-            self.live.key_digest,
+        key = stream_key(
+            operation.query, operation.operation_name, operation.variables, self.live.key_digest
         )
 
         def start() -> Awaitable[StreamResult]:  # only the stream's first listener runs it
@@ -295,7 +297,7 @@ class LiveTransportHandler(BaseGraphQLTransportWSHandler[Context, None]):
             )
 
         adapter = cast("TextWebSocketAdapter", self.websocket)
-        outlet = self._outlets[operation.id] = Outlet(operation.id, adapter.send_text)
+        outlet = self._outlets[operation.id] = Outlet(next_frame(operation.id), adapter.send_text)
         streams: SharedStreams = self._view.shared_streams
         try:
             async with streams.join(key, start, outlet):

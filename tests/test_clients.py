@@ -6,7 +6,8 @@ with the server's address and an admin key in its environment:
 
 - `HERALD_URL`: the GraphQL endpoint (`http://127.0.0.1:<port>/graphql`);
 - `HERALD_WS_URL`: the same over WebSocket;
-- `HERALD_KEY`: an admin key; `HERALD_VIEWER_KEY`: a viewer's.
+- `HERALD_KEY`: an admin key; `HERALD_VIEWER_KEY`: a viewer's;
+- `HERALD_CAMPAIGN_ID`: a draft campaign of 3 contacts, for subscriptions to watch.
 
 A file fails the test with Node's own report (`node --test`) as the message.
 """
@@ -20,9 +21,11 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.config import Settings
 from tests.conftest import Server, create_api_key
+from tests.fake_whatsapp import seed_campaign
 
 CLIENTS = Path(__file__).parent / "clients"
 NODE = CLIENTS / "node_modules" / ".bin" / "node"
@@ -45,15 +48,22 @@ def node() -> Path:
 @pytest.mark.asyncio
 @pytest.mark.parametrize("suite", SUITES)
 async def test_client(
-    suite: str, node: Path, server: Server, settings: Settings, admin_key: str
+    suite: str,
+    node: Path,
+    server: Server,
+    settings: Settings,
+    admin_key: str,
+    session: AsyncSession,
 ) -> None:
     viewer = await create_api_key(settings, "viewer")
+    campaign_id = await seed_campaign(session, 3)
     env = {
         **os.environ,
         "HERALD_URL": f"{server.url}/graphql",
         "HERALD_WS_URL": f"{server.url.replace('http', 'ws', 1)}/graphql",
         "HERALD_KEY": admin_key,
         "HERALD_VIEWER_KEY": viewer,
+        "HERALD_CAMPAIGN_ID": str(campaign_id),
     }
     process = await asyncio.create_subprocess_exec(
         node,

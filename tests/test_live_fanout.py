@@ -9,6 +9,7 @@ import json
 import pytest
 
 from schema.fanout import Outlet, start_eagerly
+from schema.websocket import next_frame
 
 pytestmark = pytest.mark.asyncio
 
@@ -87,7 +88,7 @@ async def test_cancelling_the_carrying_task_ends_the_coroutine_where_it_waits(
 async def test_frames_carry_the_operation_id_around_the_payload_encoded_once() -> None:
     # given
     socket = Socket()
-    outlet = Outlet('op "1"', socket.send)
+    outlet = Outlet(next_frame('op "1"'), socket.send)
 
     # when
     outlet.next('{"data":{"n":1}}')
@@ -104,7 +105,7 @@ async def test_a_blocked_peer_gets_the_newest_frame_then_the_end() -> None:
     # given a peer whose first frame meets back-pressure
     socket = Socket()
     socket.held.clear()
-    outlet = Outlet("p", socket.send)
+    outlet = Outlet(next_frame("p"), socket.send)
     outlet.next('{"data":1}')
 
     # when three more events and the stream's end come while it is blocked
@@ -126,7 +127,7 @@ async def test_a_blocked_peer_gets_the_newest_frame_then_the_end() -> None:
 async def test_a_closed_outlet_writes_nothing_more() -> None:
     # given an operation completed by its client
     socket = Socket()
-    outlet = Outlet("p", socket.send)
+    outlet = Outlet(next_frame("p"), socket.send)
     outlet.next('{"data":1}')
 
     # when
@@ -142,7 +143,7 @@ async def test_a_socket_that_fails_ends_the_outlet_with_its_error() -> None:
     async def gone(text: str) -> None:
         raise ConnectionResetError
 
-    outlet = Outlet("p", gone)
+    outlet = Outlet(next_frame("p"), gone)
 
     # when
     outlet.next('{"data":1}')

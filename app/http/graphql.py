@@ -63,6 +63,9 @@ _STATUS: dict[str, tuple[int, int]] = {
     "TOO_MANY_REPEATS": (400, 200),
     "QUERY_TOO_COMPLEX": (400, 200),
 }
+# A stream's caller refused before it opens (schema/streams.py). Not request errors when a
+# field of a query refuses its caller: the answer has `data` then, and 200.
+_CALLER_STATUS = {"UNAUTHENTICATED": (401, 401)}
 _CODE_OF_STATUS = {400: "BAD_REQUEST", 404: "NOT_FOUND", 405: "METHOD_NOT_ALLOWED"}
 
 
@@ -112,9 +115,11 @@ def _quality(media: str, ranges: list[tuple[str, float]]) -> tuple[float, int, i
 
 
 def response_media_type(accept: str) -> str:
-    """The JSON media type of an answer (a stream-only or unacceptable `Accept` gets JSON)."""
+    """The JSON media type of an answer: a stream-only `Accept` gets the new one (its client
+    takes no legacy JSON, and a refusal answered 200 would read as a stream that never
+    starts), an unacceptable one the legacy type."""
     media = answer_media_type(accept)
-    return GRAPHQL_RESPONSE if media == GRAPHQL_RESPONSE else JSON
+    return GRAPHQL_RESPONSE if media in (GRAPHQL_RESPONSE, STREAM) else JSON
 
 
 def is_request_error(errors: object) -> bool:
@@ -132,8 +137,16 @@ def graphql_status(body: Mapping[str, Any], media: str) -> int:
     request error's."""
     if "data" in body:
         return 200
-    statuses = _STATUS[str(_code(body["errors"][0]))]
+    code = str(_code(body["errors"][0]))
+    statuses = _STATUS.get(code) or _CALLER_STATUS[code]
     return statuses[0] if media == GRAPHQL_RESPONSE else statuses[1]
+
+
+def refused_with_status(error: object) -> bool:
+    """A request error of HTTP's own kind (a 4xx even in the legacy media type: a method, a
+    rate), as opposed to the document's own errors, which legacy clients get with 200."""
+    statuses = _STATUS.get(str(_code(error)))
+    return statuses is not None and statuses[1] != 200
 
 
 def _code(error: object) -> object:
@@ -153,7 +166,7 @@ class Refusal(Exception):
         **extensions: object,
     ) -> None:
         super().__init__(message)
-        assert code in _STATUS
+        assert code in _STATUS or code in _CALLER_STATUS
         self.message = message
         self.code = code
         self.headers = dict(headers or {})

@@ -23,6 +23,9 @@ from app.config import Settings
 # by whoever may be cancelled safely: a query writes nothing), and the mark that it was.
 CANCEL_ON_DISCONNECT = "herald.cancel_on_disconnect"
 DISCONNECTED = "herald.disconnected"
+# The scope's key for how a streamed answer (a subscription over SSE or multipart) is ended
+# when the server shuts down: it would never end on its own.
+END_STREAM = "herald.end_stream"
 # Sent on every response by uvicorn itself, so the planned path pays nothing per request.
 DEFAULT_HEADERS = [("x-content-type-options", "nosniff")]
 _TOO_LARGE = b"request headers too large"
@@ -160,6 +163,17 @@ class HttpProtocol(HttpToolsProtocol):
                 self._refuse_head()
                 raise HeadTooLarge  # stops the parser; uvicorn answers its errors with a 400
         super().on_headers_complete()
+
+    def shutdown(self) -> None:
+        """uvicorn's graceful shutdown, which also ends a streamed answer: uvicorn waits for
+        every response to finish, and a subscription's would not. Its client reconnects, to
+        another process."""
+        cycle = self.cycle
+        if cycle is not None and not cycle.response_complete:
+            end = cast("dict[str, Any]", cycle.scope).get(END_STREAM)
+            if end is not None:
+                end()
+        super().shutdown()
 
     def send_400_response(self, msg: str) -> None:
         if not self._refused:  # the 431 was the answer

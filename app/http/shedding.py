@@ -5,6 +5,10 @@ database pool are shared, so a burst of 64 connections used to take longer per r
 than the clients would wait, and the work of abandoned requests went on to their time limit.
 A request over the bound is answered 503 with `Retry-After` at once, before its body is
 read, in the GraphQL error shape clients already handle.
+
+A streamed answer (a subscription over SSE or multipart) gives its slot back once it has
+started (`release_in_flight`): it would hold it for its whole life otherwise, and a few open
+streams would refuse everything else. Streams have caps of their own (app/live/hub.py).
 """
 
 from __future__ import annotations
@@ -35,6 +39,17 @@ _HEADERS = [
 ]
 
 
+# The scope's key for the callable that gives the request's slot back before it ends.
+RELEASE = "herald.release_in_flight"
+
+
+def release_in_flight(scope: Scope) -> None:
+    """The request's answer is a stream that has started: it no longer counts as in flight."""
+    release = scope.pop(RELEASE, None)
+    if release is not None:
+        release()
+
+
 class LoadShedding:
     """At most `limit` HTTP requests in flight (WebSockets are bounded by their own caps)."""
 
@@ -53,7 +68,16 @@ class LoadShedding:
             await send({"type": "http.response.body", "body": _BODY})
             return
         self.in_flight += 1
+        held = True
+
+        def release() -> None:
+            nonlocal held
+            if held:
+                held = False
+                self.in_flight -= 1
+
+        scope[RELEASE] = release
         try:
             await self.app(scope, receive, send)
         finally:
-            self.in_flight -= 1
+            release()

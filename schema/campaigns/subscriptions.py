@@ -1,4 +1,5 @@
-"""Campaign subscriptions: live progress pushed over WebSocket (graphql-transport-ws)."""
+"""Campaign subscriptions: live progress pushed over WebSocket (graphql-transport-ws) or a
+streamed HTTP response (SSE, multipart: schema/streams.py)."""
 
 from __future__ import annotations
 
@@ -34,7 +35,8 @@ class CampaignSubscription:
         description=(
             "The campaign's progress: its current state at once, then at most a few events "
             "a second while anything changes; a final event when it is completed, cancelled "
-            "or failed, then the stream ends. Served over WebSocket only."
+            "or failed, then the stream ends. Served over WebSocket (graphql-transport-ws), "
+            "Server-Sent Events (graphql-sse) and multipart HTTP (Apollo's protocol)."
         ),
         extensions=viewer(),
     )
@@ -42,13 +44,11 @@ class CampaignSubscription:
         self, info: Info, id: strawberry.ID
     ) -> AsyncGenerator[CampaignProgress, None]:
         hub = info.context.live
-        if hub is None:
-            raise GraphQLError(
-                "subscriptions are served over WebSocket (graphql-transport-ws) at /graphql",
-                extensions={"code": "BAD_REQUEST"},
-            )
+        # Given by every transport that streams (QueryLimits refuses the others first).
+        assert hub is not None
         campaign_id = parse_id(id, "id")
-        # The caps are counted per operation by the transport (schema/websocket.py).
+        # The caps are counted per operation by the transport (schema/websocket.py,
+        # schema/streams.py).
         try:
             async with hub.watch(campaign_id) as mailbox:
                 while (snapshot := await mailbox.get()) is not None:

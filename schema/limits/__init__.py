@@ -4,9 +4,10 @@ The limits come from Settings at request time, so one schema serves any configur
 variables' bounds are constants of schema/execution/pipeline.py. Refusals are client errors with a
 code (VARIABLES_TOO_DEEP, VARIABLES_TOO_LARGE, QUERY_TOO_LARGE, QUERY_TOO_DEEP,
 TOO_MANY_ALIASES, TOO_MANY_REPEATS, QUERY_TOO_COMPLEX, TIMEOUT, RATE_LIMITED, and
-SUBSCRIPTION_OVER_HTTP for a subscription sent where nothing can stream it), returned with
-nothing executed, and, but for TIMEOUT, no data (HTTP statuses: app/http/graphql.py). They
-are steps of the request pipeline (schema/execution/pipeline.py), taken in its order on every path.
+SUBSCRIPTION_OVER_HTTP for a subscription sent where nothing can stream it: a client
+accepting JSON only), returned with nothing executed, and, but for TIMEOUT, no data (HTTP
+statuses: app/http/graphql.py). They are steps of the request pipeline
+(schema/execution/pipeline.py), taken in its order on every path.
 
   - shape.py:      depth, aliases, repeats and cost, measured in one walk of the operation
   - extensions.py: VariableLimits and QueryLimits (the standard path's steps, the rate
@@ -24,8 +25,10 @@ from schema.limits.extensions import (
     handoff_of,
     handoff_of_scope,
     known_rate_limit,
+    parse_steps,
     rate_limit,
     remember_document,
+    shape_and_validation,
     take_rate_limit,
 )
 from schema.limits.shape import Measure, check_measure, limit_error, measure_operation
@@ -46,7 +49,9 @@ __all__ = [
     "known_rate_limit",
     "limit_error",
     "measure_operation",
+    "parse_steps",
     "rate_limit",
     "remember_document",
+    "shape_and_validation",
     "take_rate_limit",
 ]

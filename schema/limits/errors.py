@@ -32,7 +32,9 @@ class RateLimitedError(LimitError):
 class SubscriptionOverHttpError(LimitError):
     def __init__(self) -> None:
         super().__init__(
-            "subscriptions are served over WebSocket (graphql-transport-ws) on /graphql, "
-            "not over HTTP",
+            "a subscription needs a stream, and this request accepts JSON only: subscribe on "
+            "/graphql over WebSocket (graphql-transport-ws), over Server-Sent Events "
+            "(graphql-sse: Accept: text/event-stream) or as a multipart response "
+            '(Accept: multipart/mixed;subscriptionSpec="1.0")',
             "SUBSCRIPTION_OVER_HTTP",
         )

@@ -1,6 +1,6 @@
 """The limits as schema extensions: the variables' bounds; then parsing, the operation, the
-rate limit, shape and validation, time; and what the planned path hands over so that nothing
-is counted twice."""
+rate limit, shape and validation, time, each group a function a stream opened over HTTP
+calls too; and what the planned path hands over so that nothing is counted twice."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator, Iterator, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from graphql import GraphQLError, GraphQLSchema, OperationDefinitionNode
 from starlette.requests import Request
 from strawberry.extensions import SchemaExtension
 from strawberry.types.graphql import OperationType
@@ -48,62 +49,40 @@ logger = logging.getLogger(__package__)
 
 
 class QueryLimits(SchemaExtension):
-    """The standard path's steps from parsing to execution (schema/execution/pipeline.py): a rate
-    limit refusal known without a round trip; the cached parse under the token limit and
-    the operation it names; the rate limit; a subscription
-    over HTTP refused; the shape limits before the cached validation; the document
-    registered by hash remembered; the time limit around execution."""
+    """The standard path's steps from parsing to execution (schema/execution/pipeline.py):
+    those up to the rate limit (`parse_steps`); a subscription outside a stream refused; the
+    shape limits and validation (`shape_and_validation`); the document registered by hash
+    remembered; the time limit around execution. A stream opened over HTTP takes the same
+    steps before it answers (schema/streams.py)."""
 
     parsed: ParsedDocument | None = None
 
     async def on_parse(self) -> AsyncIterator[None]:
         ctx = self.execution_context
-        context: Context = ctx.context
         assert ctx.query is not None  # the view refuses a request without one first
-        refuse_known_rate_limit(context)
-        self.parsed = parse_document(ctx.query, context.settings.query_max_tokens)
         # The name as the request gives it: the document is not the context's yet.
-        operation = select_operation(self.parsed.document, ctx.operation_name)
-        request = context.request
-        if isinstance(request, Request) and (error := method_error(operation, request.method)):
-            context.response.headers["Allow"] = "POST"
-            raise error
-        runtime: Runtime = request.app.state.runtime
-        if not runtime.persisted.allows(ctx.query):  # a WebSocket's (HTTP's: checked before)
-            raise LimitError(
-                "only trusted documents may run on this server", "PERSISTED_QUERY_NOT_ALLOWED"
-            )
-        await rate_limit(context)
+        self.parsed, _ = await parse_steps(ctx.context, ctx.query, ctx.operation_name)
         ctx.graphql_document = self.parsed.document
         yield
 
     def on_validate(self) -> Iterator[None]:
-        settings = self._settings()
         ctx = self.execution_context
         context: Context = ctx.context
-        # Just after Strawberry's check of the operation's type: a subscription needs the
-        # stream only the WebSocket carries (over HTTP it would run as a query and fail).
-        if ctx.operation_type is OperationType.SUBSCRIPTION and isinstance(
-            context.request, Request
-        ):
+        # Just after Strawberry's check of the operation's type: a subscription needs a
+        # stream (WebSocket, SSE, multipart), whose operations are given the live hub.
+        if ctx.operation_type is OperationType.SUBSCRIPTION and context.live is None:
             raise SubscriptionOverHttpError
         assert self.parsed is not None  # on_parse ran
-        # Before the standard rules: some of them cost time quadratic in repeated fields.
-        error = limit_error(
-            settings,
-            graphql_schema(ctx.schema),
-            self.parsed.document,
-            ctx.query,
-            ctx.operation_name,
-            ctx.variables,
-        )
-        if error is not None:
-            raise error  # the operation ends here: nothing is validated or executed
         # Set, so Strawberry does not validate again; a list of its own, as error reporting
         # edits the list it is given.
         ctx.pre_execution_errors = list(
-            validation_errors(
-                self.parsed, graphql_schema(ctx.schema), settings.introspection_enabled
+            shape_and_validation(
+                context,
+                graphql_schema(ctx.schema),
+                self.parsed,
+                ctx.query,
+                ctx.operation_name,
+                ctx.variables,
             )
         )
         yield
@@ -130,6 +109,46 @@ class QueryLimits(SchemaExtension):
     def _settings(self) -> Settings:
         context: Context = self.execution_context.context
         return context.settings
+
+
+async def parse_steps(
+    context: Context, query: str, operation_name: str | None
+) -> tuple[ParsedDocument, OperationDefinitionNode]:
+    """The steps from a rate limit refusal known without a round trip to the rate limit: the
+    cached parse under the token limit, the operation it names (no mutation over GET), the
+    trusted documents, then the rate limit itself."""
+    refuse_known_rate_limit(context)
+    parsed = parse_document(query, context.settings.query_max_tokens)
+    operation = select_operation(parsed.document, operation_name)
+    request = context.request
+    if isinstance(request, Request) and (error := method_error(operation, request.method)):
+        context.response.headers["Allow"] = "POST"
+        raise error
+    runtime: Runtime = request.app.state.runtime
+    if not runtime.persisted.allows(query):  # a WebSocket's (HTTP's: checked before)
+        raise LimitError(
+            "only trusted documents may run on this server", "PERSISTED_QUERY_NOT_ALLOWED"
+        )
+    await rate_limit(context)
+    return parsed, operation
+
+
+def shape_and_validation(
+    context: Context,
+    schema: GraphQLSchema,
+    parsed: ParsedDocument,
+    query: str | None,
+    operation_name: str | None,
+    variables: dict[str, Any] | None,
+) -> list[GraphQLError]:
+    """The shape limits, raised (the operation ends there: nothing is validated, as some of
+    the standard rules cost time quadratic in repeated fields); then the cached validation's
+    errors (the cache's own list: copy it before editing)."""
+    settings = context.settings
+    error = limit_error(settings, schema, parsed.document, query, operation_name, variables)
+    if error is not None:
+        raise error
+    return validation_errors(parsed, schema, settings.introspection_enabled)
 
 
 HANDOFF = "herald.handoff"  # the request scope's key for a Handoff
@@ -225,7 +244,8 @@ def refuse_known_rate_limit(context: Context) -> None:
 
 async def rate_limit(context: Context) -> None:
     """The rate limit step: refused with 429 and `Retry-After` when the caller's window is
-    full; counted once, by the planned path when it handed the request over."""
+    full; counted once, by whichever step came first (the planned path's, or a stream's
+    before it opens) when the request carries a Handoff."""
     handoff = handoff_of(context)
     if handoff is not None and handoff.verdict is not None:
         verdict: Verdict | None = handoff.verdict
@@ -234,6 +254,8 @@ async def rate_limit(context: Context) -> None:
         verdict = await take_rate_limit(
             context.settings, context.redis, context.auth, client.host if client else None
         )
+        if handoff is not None:
+            handoff.verdict = verdict
     _refuse(context, verdict)
 
 

@@ -99,3 +99,36 @@ test("a hash the server never saw, with no text to follow, is PERSISTED_QUERY_NO
     ],
   });
 });
+
+// Subscriptions through the same HttpLink: Apollo's multipart subscription protocol.
+const PROGRESS = gql`
+  subscription Progress($id: ID!) {
+    campaignProgress(id: $id) {
+      status
+    }
+  }
+`;
+
+test("a subscription over HttpLink streams as multipart, its hash first as any operation", async () => {
+  sent.length = 0;
+  const campaign = process.env.HERALD_CAMPAIGN_ID;
+  const first = await new Promise((resolve, reject) => {
+    const subscription = client.subscribe({ query: PROGRESS, variables: { id: campaign } }).subscribe({
+      next(result) {
+        subscription.unsubscribe(); // the first event is enough: the client closes the stream
+        resolve(result);
+      },
+      error: reject,
+    });
+  });
+  assert.equal(first.data.campaignProgress.status, "DRAFT");
+  // hash only (PERSISTED_QUERY_NOT_FOUND, as JSON), then hash and text (the stream)
+  assert.deepEqual(
+    sent.map(({ body }) => [typeof body.query, typeof body.extensions.persistedQuery.sha256Hash]),
+    [
+      ["undefined", "string"],
+      ["string", "string"],
+    ],
+  );
+  assert.ok(sent.every(({ accept }) => accept.includes("subscriptionSpec=1.0")));
+});
