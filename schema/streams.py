@@ -37,9 +37,11 @@ import orjson
 from graphql import GraphQLError, OperationType
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.types import Receive, Scope, Send
+from starlette.types import ASGIApp, Receive, Scope, Send
 from strawberry.http import GraphQLHTTPResponse
 from strawberry.http.streaming import HTTPStreamTransport
+from strawberry.schema import Schema
+from strawberry.schema.base import BaseSchema
 from strawberry.types import ExecutionResult
 from strawberry.utils.aio import aclosing
 
@@ -70,8 +72,7 @@ Stop = Callable[[int, str], Awaitable[None]]
 class StreamView(LiveView, Protocol):
     """What a stream needs of the view (schema/view.py's HeraldGraphQL)."""
 
-    @property
-    def schema(self) -> Any: ...  # the view's strawberry.Schema
+    schema: BaseSchema
 
     async def process_result(
         self, request: Request, result: ExecutionResult
@@ -88,7 +89,7 @@ class Answered(Exception):
     """A request answered outside Strawberry's flow (a stream, or a refusal before it): raised
     out of the view's `run`, and sent as it is."""
 
-    def __init__(self, response: Callable[[Scope, Receive, Send], Awaitable[None]]) -> None:
+    def __init__(self, response: ASGIApp) -> None:
         super().__init__()
         self.response = response
 
@@ -111,7 +112,7 @@ async def stream_answer(
     sub_response: Response,
     operation: Operation,
     transport: HTTPStreamTransport,
-) -> Callable[[Scope, Receive, Send], Awaitable[None]] | None:
+) -> ASGIApp | None:
     """The answer to a client that accepts a stream; None when it is the ordinary JSON one
     (an operation other than a subscription, or any refusal, to a client that takes JSON).
     Raises Refusal for a subscription without a valid key."""
@@ -125,6 +126,7 @@ async def stream_answer(
         subscription = node.operation is OperationType.SUBSCRIPTION
         if not (subscription or operation.only_streams):
             return None
+        assert isinstance(view.schema, Schema)  # Herald's own
         schema = graphql_schema(view.schema)
         errors = list(shape_and_validation(context, schema, parsed, query, name, variables))
     except GraphQLError as error:
