@@ -16,7 +16,8 @@ counted once, however many steps ask (the Handoff). What they refuse:
   once its document validated);
 - the document's own errors (it does not parse, validate or fit the shape limits) are the
   stream's one `next` event, then `complete`, as graphql-sse's protocol asks: a 4xx makes its
-  client retry five times without ever reading why.
+  client retry five times without ever reading why. A client that takes JSON too gets them
+  as JSON, as any of its requests.
 
 A subscription then counts against WebSocket's caps (app/live/hub.py; a cap reached is an error
 event), joins an identical subscription's stream, WebSocket's included (schema/fanout.py),
@@ -114,11 +115,12 @@ async def stream_answer(
     transport: HTTPStreamTransport,
 ) -> ASGIApp | None:
     """The answer to a client that accepts a stream; None when it is the ordinary JSON one
-    (an operation other than a subscription, or any refusal, to a client that takes JSON).
-    Raises Refusal for a subscription without a valid key."""
+    (to a client that takes JSON, any operation but a subscription, and any refusal made
+    before the operation is known). Raises Refusal for a subscription without a valid key."""
     if handoff_of_scope(request.scope) is None:
         request.scope[HANDOFF] = Handoff()  # the rate limit taken here is not taken again
     query, name, variables = operation.query, operation.operation_name, operation.variables
+    subscription = False
     try:
         if (error := variables_error(variables)) is not None:
             raise error
@@ -132,13 +134,14 @@ async def stream_answer(
     except GraphQLError as error:
         errors = [error]
     if errors:
-        if not operation.only_streams:
-            return None  # the ordinary path refuses it as JSON, at the same step
+        if not (subscription or operation.only_streams):
+            return None  # the ordinary path refuses it alike, at the same step
         report(errors, context.settings, name)
         formatted: list[object] = [error.formatted for error in errors]
         body: GraphQLHTTPResponse = {"errors": formatted}
-        if refused_with_status(formatted[0]):
-            return view.create_response(body, sub_response)  # its headers: Retry-After, Allow
+        if not operation.only_streams or refused_with_status(formatted[0]):
+            # In the JSON type the client takes; its headers: Retry-After, Allow.
+            return view.create_response(body, sub_response)
         return EventStream(transport, partial(_one, transport, body))
     if not subscription:
         return EventStream(

@@ -414,6 +414,20 @@ async def test_campaign_progress_as_apollos_multipart_subscription(
     assert first["payload"]["data"]["campaignProgress"]["status"] == "DRAFT"
 
 
+async def test_a_client_accepting_json_too_gets_a_documents_errors_as_json(
+    server: Server, admin_key: str
+) -> None:
+    # when: Apollo's `Accept`, a subscription that does not validate
+    async with stream(server, admin_key, "subscription { nothing }", accept=APOLLO) as answer:
+        await answer.response.aread()
+    # then: refused as any request of that client, at the same step
+    assert answer.response.status_code == 400
+    assert answer.response.headers["content-type"].startswith("application/graphql-response+json")
+    assert [e["extensions"]["code"] for e in answer.response.json()["errors"]] == [
+        "VALIDATION_FAILED"
+    ]
+
+
 async def test_a_query_from_a_client_accepting_json_too_is_answered_as_json(
     server: Server, admin_key: str
 ) -> None:
