@@ -19,13 +19,14 @@ import pytest
 import redis
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
+from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
 from app.config import Settings
 from app.live.caps import PREFIX
 from tests.conftest import GqlClient, Server, StartWorker, create_api_key, serve
 from tests.fake_whatsapp import WAIT_S, free_port, seed_campaign, status_counts
-from tests.ws_client import GqlSocket, gql_socket
+from tests.ws_client import GqlSocket, gql_socket, ws_url
 
 pytestmark = pytest.mark.asyncio
 
@@ -703,3 +704,34 @@ async def test_a_malformed_message_closes_the_socket_with_4400(
     assert (received.code, bool(received.reason)) == (4400, True)
     # and nothing was logged as a server error
     assert [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR] == []
+
+
+@pytest.mark.parametrize(
+    ("offered", "named"),
+    [
+        pytest.param(["graphql-ws"], "subscriptions-transport-ws", id="legacy"),
+        pytest.param([], "no subprotocol", id="none"),
+        pytest.param(["mqtt"], "'mqtt'", id="another"),
+    ],
+)
+async def test_a_socket_without_graphql_transport_ws_is_told_why_with_4406(
+    server: Server, offered: list[str], named: str
+) -> None:
+    # when a client opens the socket with another subprotocol, or none
+    async with connect(
+        ws_url(server.url),
+        subprotocols=offered or None,  # type: ignore[arg-type]
+        open_timeout=10,
+    ) as ws:
+        accepted = ws.subprotocol
+        with pytest.raises(ConnectionClosed) as closed:
+            await asyncio.wait_for(ws.recv(), WAIT)
+
+    # then the handshake answers with the subprotocol it asked for (a browser that does not
+    # get it back fails the connection with a bare 1006), and the close says what to speak
+    assert accepted == (offered[0] if offered else None)
+    received = closed.value.rcvd
+    assert received is not None
+    assert received.code == 4406
+    assert named in received.reason
+    assert "use graphql-transport-ws" in received.reason
