@@ -361,8 +361,9 @@ class LiveHub:
     def _settle(watch: _Watch, snapshot: Snapshot) -> Snapshot:
         """The snapshot, marked settled once a final campaign's figures stopped moving."""
         changed = not snapshot.same_state(watch.last, settled=False)
-        now = time.monotonic()
-        if watch.settling.observe(snapshot.final, changed, now, snapshot.ended_ago):
+        # Seen ending now, or (the watch's first read) ended before, as the database says.
+        ended_ago = snapshot.ended_ago if watch.last is None else 0.0
+        if watch.settling.observe(snapshot.final, changed, time.monotonic(), ended_ago):
             return replace(snapshot, settled=True)
         return snapshot
 
