@@ -133,6 +133,10 @@ class Settings(BaseSettings):
     live_connection_init_timeout_s: float = Field(default=5.0, gt=0)
     live_ping_interval_s: float = Field(default=15.0, gt=0)  # server pings; no pong: closed
     live_key_recheck_s: float = Field(default=5.0, gt=0)  # revoked keys end within this
+    # A campaign's progress stream ends once it is final and no late status has moved its
+    # figures for progress_settle_s, or progress_settle_max_s after its final status.
+    progress_settle_s: float = Field(default=5.0, ge=0)
+    progress_settle_max_s: float = Field(default=60.0, ge=0)
 
     cache_ttl_stats: int = Field(default=60, ge=1)
     cache_ttl_categories: int = Field(default=120, ge=1)

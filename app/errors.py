@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from app.models.enums import CampaignStatus
+
 
 class DomainError(Exception):
     """An expected failure; the request's changes made since the mutation began are undone."""
@@ -39,13 +41,26 @@ class Duplicate(DomainError):
 
 
 class InvalidState(DomainError):
-    """The entity's current state forbids the operation (e.g. editing a sent campaign)."""
+    """The campaign's status forbids the operation (e.g. editing a sent campaign)."""
 
     def __init__(self, entity: str, id: int, state: str, message: str) -> None:
         super().__init__(message)
         self.entity = entity
         self.id = str(id)
-        self.state = state
+        self.state = CampaignStatus(state)
+
+
+class CategoryInUse(DomainError):
+    """Campaigns that may still send (scheduled, sending, paused) target the category."""
+
+    def __init__(self, category_id: int, campaign_ids: list[int]) -> None:
+        ids = ", ".join(str(campaign_id) for campaign_id in campaign_ids)
+        super().__init__(
+            f"category {category_id} is targeted by active campaign(s) {ids}; "
+            "cancel them or change their targets first"
+        )
+        self.id = str(category_id)
+        self.campaign_ids = [str(campaign_id) for campaign_id in campaign_ids]
 
 
 class TemplateNotFound(DomainError):

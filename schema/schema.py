@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from strawberry.schema.config import StrawberryConfig
 from strawberry.tools import merge_types
 
@@ -14,6 +16,7 @@ from schema.campaigns.queries import CampaignQuery
 from schema.campaigns.subscriptions import CampaignSubscription
 from schema.categories.mutations import CategoryMutation
 from schema.categories.queries import CategoryQuery
+from schema.common.scalars import DATETIME
 from schema.common.selection import read_field
 from schema.contacts.mutations import ContactMutation
 from schema.contacts.queries import ContactQuery
@@ -58,7 +61,7 @@ def build_schema(*more_extensions: type) -> HeraldSchema:
         execution_context_class=PlannedExecutor,
         subscription=Subscription,
         # Attribute reads, except that a column a page did not fetch costs a statement.
-        config=StrawberryConfig(default_resolver=read_field),
+        config=StrawberryConfig(default_resolver=read_field, scalar_map={datetime: DATETIME}),
         extensions=[
             # First: refuse before anything else starts (schema/limits/,
             # schema/execution/pipeline.py).

@@ -46,7 +46,12 @@ from schema.fanout import SharedStreams
 from schema.limits import REMEMBER, handoff_of_scope
 from schema.request import request_cache, request_loaders
 from schema.streams import Answered, Operation, stream_answer
-from schema.websocket import LiveTransportHandler, TextWebSocketAdapter
+from schema.websocket import (
+    LegacyProtocolRefusal,
+    LiveTransportHandler,
+    TextWebSocketAdapter,
+    pick_subprotocol,
+)
 
 # Request parameters that name a document without its text (app/http/persisted.py).
 _DOCUMENT_IDS = ("documentId", "doc_id", "id", "extensions")
@@ -67,6 +72,7 @@ class HeraldGraphQL(GraphQL[Context, None]):
     graphiql_default_headers: dict[str, str] | None = None
     # graphql-transport-ws with the API key in connection_init (schema/websocket.py).
     graphql_transport_ws_handler_class = LiveTransportHandler
+    graphql_ws_handler_class = LegacyProtocolRefusal
     websocket_adapter_class = TextWebSocketAdapter
     shared_streams: SharedStreams
 
@@ -86,6 +92,9 @@ class HeraldGraphQL(GraphQL[Context, None]):
         )
         # The page may carry default headers (credentials): never store it in a cache.
         return HTMLResponse(page, headers={"Cache-Control": "no-store", **PAGE_HEADERS})
+
+    async def pick_websocket_subprotocol(self, request: WebSocket) -> str | None:
+        return pick_subprotocol(list(request["subprotocols"]))
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Strawberry's, with its refusals (a reason and a status) answered as JSON, and the

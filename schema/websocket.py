@@ -16,6 +16,7 @@ from graphql import GraphQLError, OperationType, get_operation_ast, parse
 from starlette.websockets import WebSocketDisconnect, WebSocketState
 from strawberry.asgi import ASGIWebSocketAdapter
 from strawberry.http.exceptions import WebSocketDisconnected
+from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL, GRAPHQL_WS_PROTOCOL
 from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import (
     BaseGraphQLTransportWSHandler,
     Operation,
@@ -26,6 +27,7 @@ from strawberry.subscriptions.protocols.graphql_transport_ws.types import (
     Message,
     PongMessage,
 )
+from strawberry.subscriptions.protocols.graphql_ws.handlers import BaseGraphQLWSHandler
 from strawberry.utils.aio import aclosing
 
 from app.api_keys.auth import CallerCache, RequestAuth
@@ -53,6 +55,30 @@ class LiveView(Protocol):
 
 UNAUTHORIZED = 4401
 FORBIDDEN = 4403
+SUBPROTOCOL_NOT_ACCEPTABLE = 4406
+
+
+def pick_subprotocol(offered: list[str]) -> str | None:
+    """graphql-transport-ws when offered, else whatever was offered first (None: nothing).
+
+    A handshake answered without the subprotocol a browser asked for fails on its side
+    with a bare 1006 and no reason; accepted with it, the socket is then closed with 4406
+    and a reason that says which protocol to speak (`subprotocol_refusal`).
+    """
+    if GRAPHQL_TRANSPORT_WS_PROTOCOL in offered:
+        return GRAPHQL_TRANSPORT_WS_PROTOCOL
+    return offered[0] if offered else None
+
+
+def subprotocol_refusal(offered: list[str]) -> str:
+    """The close reason for a WebSocket that offered no subprotocol Herald speaks."""
+    if GRAPHQL_WS_PROTOCOL in offered:
+        what = "subscriptions-transport-ws (subprotocol graphql-ws) is not served"
+    elif offered:
+        what = f"subprotocol {offered[0][:40]!r} is not served"
+    else:
+        what = "no subprotocol was asked for"
+    return f"{what}: use graphql-transport-ws, as the graphql-ws client does"
 
 
 class SubscriptionLimitError(GraphQLError):
@@ -121,9 +147,19 @@ class TextWebSocketAdapter(ASGIWebSocketAdapter):
             raise WebSocketDisconnected from exc
 
     async def close(self, code: int, reason: str) -> None:
+        if code == SUBPROTOCOL_NOT_ACCEPTABLE:  # Strawberry's own reason names nothing
+            reason = subprotocol_refusal(list(self.ws.scope.get("subprotocols") or []))
         if self.ws.application_state == WebSocketState.CONNECTED:
             with suppress(RuntimeError, OSError):
                 await self.ws.close(code=code, reason=reason)
+
+
+class LegacyProtocolRefusal(BaseGraphQLWSHandler[Context, None]):
+    """What answers the legacy subscriptions-transport-ws protocol (subprotocol graphql-ws):
+    accepted with its subprotocol, then closed with 4406 and a reason naming the one served."""
+
+    async def handle(self) -> None:
+        await self.websocket.close(SUBPROTOCOL_NOT_ACCEPTABLE, "")
 
 
 def malformed(message: object) -> str | None:

@@ -290,7 +290,7 @@ async def test_update_non_draft_campaign_is_an_invalid_state_error(
         "message": f"cannot edit a {status} campaign: only drafts",
         "entity": "Campaign",
         "id": str(campaign_id),
-        "state": str(status),
+        "state": status.name,
     }
     assert await stored(session) == [("Spring", "spring_sale", status)]
 
@@ -380,7 +380,7 @@ async def test_delete_sending_campaign_is_an_invalid_state_error(
     assert data["deleteCampaign"] == {
         "__typename": "InvalidStateError",
         "id": str(campaign_id),
-        "state": "sending",
+        "state": "SENDING",
     }
     assert await stored(session) == [("Spring", "spring_sale", CampaignStatus.SENDING)]
 
@@ -475,7 +475,7 @@ async def test_set_targets_of_a_sending_campaign_is_an_invalid_state_error(
     assert data["setCampaignTargets"] == {
         "__typename": "InvalidStateError",
         "id": str(campaign_id),
-        "state": "sending",
+        "state": "SENDING",
     }
     assert await targets(session, campaign_id) == {vip}
 

@@ -41,7 +41,7 @@ mutation($id: ID!) {
     __typename
     ... on DeleteCategorySuccess { deletedId }
     ... on NotFoundError { entity id }
-    ... on InvalidStateError { state message }
+    ... on CategoryInUseError { id campaignIds message }
   }
 }
 """
@@ -261,8 +261,9 @@ async def test_delete_category_targeted_by_an_active_campaign_is_refused(
 
     # then
     assert data["deleteCategory"] == {
-        "__typename": "InvalidStateError",
-        "state": "targeted",
+        "__typename": "CategoryInUseError",
+        "id": str(vip),
+        "campaignIds": [str(campaign)],
         "message": f"category {vip} is targeted by active campaign(s) {campaign}; "
         "cancel them or change their targets first",
     }

@@ -10,6 +10,8 @@ with the server's address and an admin key in its environment:
 - `HERALD_CAMPAIGN_ID`: a draft campaign of 3 contacts, for subscriptions to watch.
 
 A file fails the test with Node's own report (`node --test`) as the message.
+`graphql-ws.test.mjs` runs against `herald serve` in a process of its own, restarted once
+the client's subscription is counted, with a draft campaign's id in `HERALD_CAMPAIGN_ID`.
 """
 
 from __future__ import annotations
@@ -18,18 +20,26 @@ import asyncio
 import os
 import shutil
 import subprocess
+import sys
+import time
+from contextlib import suppress
 from pathlib import Path
 
+import httpx
 import pytest
+import redis.asyncio
+from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.config import Settings
+from app.live.caps import PREFIX
 from tests.conftest import Server, create_api_key
-from tests.fake_whatsapp import seed_campaign
+from tests.fake_whatsapp import WAIT_S, free_port, seed_campaign
 
 CLIENTS = Path(__file__).parent / "clients"
 NODE = CLIENTS / "node_modules" / ".bin" / "node"
-SUITES = sorted(p.name for p in CLIENTS.glob("*.test.mjs"))
+RESTARTED = "graphql-ws.test.mjs"  # against a server restarted under it
+SUITES = sorted(p.name for p in CLIENTS.glob("*.test.mjs") if p.name != RESTARTED)
 
 
 @pytest.fixture(scope="session")
@@ -57,15 +67,29 @@ async def test_client(
 ) -> None:
     viewer = await create_api_key(settings, "viewer")
     campaign_id = await seed_campaign(session, 3)
+    process = await start_suite(
+        node,
+        suite,
+        server.url,
+        admin_key,
+        HERALD_VIEWER_KEY=viewer,
+        HERALD_CAMPAIGN_ID=str(campaign_id),
+    )
+    output, _ = await asyncio.wait_for(process.communicate(), timeout=300)
+    assert process.returncode == 0, output.decode()
+
+
+async def start_suite(
+    node: Path, suite: str, url: str, key: str, **more: str
+) -> asyncio.subprocess.Process:
     env = {
         **os.environ,
-        "HERALD_URL": f"{server.url}/graphql",
-        "HERALD_WS_URL": f"{server.url.replace('http', 'ws', 1)}/graphql",
-        "HERALD_KEY": admin_key,
-        "HERALD_VIEWER_KEY": viewer,
-        "HERALD_CAMPAIGN_ID": str(campaign_id),
+        "HERALD_URL": f"{url}/graphql",
+        "HERALD_WS_URL": f"{url.replace('http', 'ws', 1)}/graphql",
+        "HERALD_KEY": key,
+        **more,
     }
-    process = await asyncio.create_subprocess_exec(
+    return await asyncio.create_subprocess_exec(
         node,
         "--test",
         "--test-reporter=spec",
@@ -75,5 +99,83 @@ async def test_client(
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.STDOUT,
     )
-    output, _ = await asyncio.wait_for(process.communicate(), timeout=300)
-    assert process.returncode == 0, output.decode()
+
+
+class HeraldServe:
+    """`herald serve` on a port of its own, in a process of its own, that can be restarted."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.env = {k: v for k, v in os.environ.items() if not k.startswith("HERALD_")}
+        self.env.update(
+            HERALD_DATABASE_URL=str(settings.database_url),
+            HERALD_REDIS_URL=str(settings.redis_url),
+            HERALD_ENV="dev",
+            HERALD_PROGRESS_SETTLE_S="0.5",
+        )
+        self.process: asyncio.subprocess.Process | None = None
+
+    async def start(self) -> None:
+        self.process = await asyncio.create_subprocess_exec(
+            Path(sys.executable).with_name("herald"),
+            *("serve", "--port", str(self.port)),
+            env=self.env,
+            stdout=asyncio.subprocess.DEVNULL,
+            stderr=asyncio.subprocess.DEVNULL,
+        )
+        deadline = time.monotonic() + WAIT_S
+        async with httpx.AsyncClient() as http:
+            while True:
+                with suppress(httpx.TransportError):
+                    if (await http.get(f"{self.url}/readyz")).status_code == 200:
+                        return
+                assert self.process.returncode is None, "herald serve exited"
+                assert time.monotonic() < deadline, "herald serve did not start"
+                await asyncio.sleep(0.1)
+
+    async def stop(self) -> None:
+        """SIGTERM, as a deployment restarts it: open sockets are closed with 1012."""
+        if self.process is not None and self.process.returncode is None:
+            self.process.terminate()
+            await asyncio.wait_for(self.process.wait(), 30)
+
+
+@pytest.mark.asyncio
+async def test_graphql_ws_resubscribes_after_a_restart(
+    node: Path, session: AsyncSession, settings: Settings, admin_key: str
+) -> None:
+    # given a draft campaign, and the README's graphql-ws client subscribed to its progress
+    campaign_id = await seed_campaign(session, 3)
+    key_id = (
+        await session.execute(
+            text("SELECT id FROM api_keys WHERE key_prefix = :p"), {"p": admin_key[:9]}
+        )
+    ).scalar_one()
+    await session.commit()
+    counted = redis.asyncio.Redis.from_url(str(settings.redis_url))
+    herald = HeraldServe(settings)
+    await herald.start()
+    suite = await start_suite(
+        node, RESTARTED, herald.url, admin_key, HERALD_CAMPAIGN_ID=str(campaign_id)
+    )
+    try:
+        deadline = time.monotonic() + WAIT_S
+        while not await counted.zcard(f"{PREFIX}{key_id}"):
+            assert suite.returncode is None, (await suite.communicate())[0].decode()
+            assert time.monotonic() < deadline, "the client never subscribed"
+            await asyncio.sleep(0.05)
+
+        # when the server restarts (the client's socket closes with it)
+        await herald.stop()
+        await herald.start()
+        output, _ = await asyncio.wait_for(suite.communicate(), timeout=300)
+    finally:
+        if suite.returncode is None:
+            suite.kill()
+        await herald.stop()
+        await counted.aclose()
+
+    # then the client reconnected, resubscribed and followed the campaign to its end
+    # (tests/clients/graphql-ws.test.mjs)
+    assert suite.returncode == 0, output.decode()

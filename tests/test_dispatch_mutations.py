@@ -154,7 +154,7 @@ async def test_concurrent_double_start_one_wins(
         "message": "cannot start a sending campaign",
         "entity": "Campaign",
         "id": str(campaign_id),
-        "state": "sending",
+        "state": "SENDING",
     }
     assert enqueued(settings) == [("campaign.materialize", [campaign_id], False)]
 
@@ -180,9 +180,9 @@ async def test_pause_resume_cancel_transitions(
     # then pausing or resuming a draft is refused
     assert (await gql.ok(PAUSE, variables))["pauseCampaign"] == {
         "__typename": "InvalidStateError",
-        "state": "draft",
+        "state": "DRAFT",
     }
-    assert (await gql.ok(RESUME, variables))["resumeCampaign"]["state"] == "draft"
+    assert (await gql.ok(RESUME, variables))["resumeCampaign"]["state"] == "DRAFT"
 
     # when started, paused, resumed, cancelled
     await gql.ok(START, variables)
@@ -200,7 +200,7 @@ async def test_pause_resume_cancel_transitions(
     assert paused["campaign"]["status"] == "PAUSED"
     assert resumed["campaign"]["status"] == "SENDING"
     assert cancelled["campaign"]["status"] == "CANCELLED"
-    assert again == {"__typename": "InvalidStateError", "state": "cancelled"}
+    assert again == {"__typename": "InvalidStateError", "state": "CANCELLED"}
     assert await status_counts(session, campaign_id) == {"failed": 3}
     assert [name for name, _, _ in enqueued(settings)] == ["campaign.materialize"] * 2
 
@@ -262,7 +262,7 @@ async def test_retry_failed_messages_requeues_all_but_undeliverable(
 async def test_retry_refused_for_a_draft(gql: GqlClient, session: AsyncSession) -> None:
     campaign_id = await seed_campaign(session, 1)
     result = (await gql.ok(RETRY, {"id": str(campaign_id)}))["retryFailedMessages"]
-    assert result == {"__typename": "InvalidStateError", "state": "draft"}
+    assert result == {"__typename": "InvalidStateError", "state": "DRAFT"}
 
 
 async def test_verify_contacts(gql: GqlClient, session: AsyncSession, settings: Settings) -> None:

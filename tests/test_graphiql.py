@@ -19,7 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app import __version__
 from app.config import Settings
 from app.http.graphiql import ASSETS_DIR, render_graphiql
-from tests.conftest import Server, StartWorker, serve
+from tests.conftest import Server, StartWorker, create_api_key, serve
 from tests.fake_whatsapp import seed_campaign
 
 selenium = pytest.importorskip("selenium", reason="selenium is in the [dev] extra")
@@ -339,3 +339,85 @@ async def test_graphiql_subscription_shows_a_campaign_moving(
     assert len([n for n in seen if 0 < n < 400]) >= 2, seen
     severe = [e for e in browser.get_log("browser") if e["level"] == "SEVERE"]
     assert severe == []
+
+
+def _set_editor(browser: webdriver.Chrome, editor: WebElement, text: str) -> None:
+    browser.execute_script("arguments[0].CodeMirror.setValue(arguments[1]);", editor, text)
+
+
+@pytest.mark.asyncio
+async def test_a_subscription_sends_the_headers_tab_as_its_connection_params(
+    server: Server, session: AsyncSession, settings: Settings, browser: webdriver.Chrome
+) -> None:
+    # given GraphiQL with no key of its own, a viewer's key, and a draft campaign
+    viewer = await create_api_key(settings, "viewer")
+    campaign_id = await seed_campaign(session, 3)
+    browser.get(f"{server.url}/graphql")
+    browser.execute_script("window.localStorage.clear();")
+    browser.get(f"{server.url}/graphql")
+    wait = WebDriverWait(browser, 30, poll_frequency=0.05)
+    editor = wait.until(
+        ec.presence_of_element_located((By.CSS_SELECTOR, ".graphiql-query-editor .CodeMirror"))
+    )
+    _set_editor(browser, editor, SUBSCRIPTION)
+    variables = browser.find_element(By.CSS_SELECTOR, ".graphiql-editor-tool .CodeMirror")
+    _set_editor(browser, variables, json.dumps({"id": str(campaign_id)}))
+    headers = _headers_editor(browser)
+
+    # when a key that is not valid is typed in the Headers tab, and the subscription run
+    _set_editor(browser, headers, json.dumps({"Authorization": "Bearer hk_not-a-real-key"}))
+    refused = _run_text(browser, wait)
+
+    # and then the viewer's key is typed there, and the subscription run again
+    _set_editor(browser, headers, json.dumps({"Authorization": f"Bearer {viewer}"}))
+    answered = _run_text(browser, wait)
+
+    # then each run's socket carried the key the tab held when it started: refused as
+    # unauthorized (4401), then the campaign's progress
+    assert "4401" in refused, refused
+    assert json.loads(answered)["data"] == {
+        "campaignProgress": {"status": "DRAFT", "stats": {"total": 0, "sent": 0}}
+    }
+
+
+def _run_text(browser: webdriver.Chrome, wait: WebDriverWait) -> str:
+    """Run the editor's operation; the result pane's text once it shows something."""
+    browser.execute_script(
+        "var cm = document.querySelector('.result-window .CodeMirror');"
+        "if (cm) cm.CodeMirror.setValue('');"
+    )
+    browser.find_element(By.CSS_SELECTOR, "button.graphiql-execute-button").click()
+
+    def shown(driver: webdriver.Chrome) -> str | bool:
+        text: str = driver.execute_script(
+            "var cm = document.querySelector('.result-window .CodeMirror');"
+            "return cm ? cm.CodeMirror.getValue() : '';"
+        )
+        return text if text.strip() else False
+
+    return str(wait.until(shown))
+
+
+LEGACY_SOCKET = """
+const done = arguments[arguments.length - 1];
+const ws = new WebSocket(arguments[0], arguments[1]);
+ws.onclose = (event) => done({code: event.code, reason: event.reason, protocol: ws.protocol});
+"""
+
+
+@pytest.mark.parametrize("protocol", ["graphql-ws", None])
+def test_a_browser_is_told_why_its_subprotocol_is_refused(
+    server: Server, browser: webdriver.Chrome, protocol: str | None
+) -> None:
+    # given a page of Herald's (its policy lets it open sockets to Herald)
+    browser.get(f"{server.url}/graphql")
+    url = server.url.replace("http://", "ws://", 1) + "/graphql"
+
+    # when it opens a socket with the legacy subprotocol (or none)
+    browser.set_script_timeout(20)
+    closed = browser.execute_async_script(LEGACY_SOCKET, url, protocol or [])
+
+    # then the browser sees the server's close code and reason, not a bare 1006
+    assert closed["code"] == 4406, closed
+    assert "use graphql-transport-ws" in closed["reason"]
+    assert closed["protocol"] == (protocol or "")

@@ -156,14 +156,59 @@ async def test_an_accept_without_json_is_refused_with_406(
 async def test_a_request_error_has_no_data_and_its_status_follows_the_media_type(
     servers: tuple[Server, Server], admin_key: str, payload: dict[str, Any], code: str
 ) -> None:
+    query = {k: orjson.dumps(v).decode() if k == "variables" else v for k, v in payload.items()}
     for accept, status in ((APOLLO, 400), ("application/json", 200), (None, 200)):
         headers = {} if accept is None else {"Accept": accept}
-        # when
-        response = await both(servers, admin_key, "POST", json=payload, headers=headers)
-        # then
-        assert response.status_code == status, accept
-        assert "data" not in response.json()
-        assert codes(response) == [code]
+        for request in ({"json": payload}, {"params": query}):
+            # when: POSTed, or sent as a GET
+            method = "POST" if "json" in request else "GET"
+            response = await both(servers, admin_key, method, headers=headers, **request)
+            # then
+            assert response.status_code == status, (accept, method)
+            assert response.headers["content-type"] == (
+                GRAPHQL_RESPONSE if accept == APOLLO else JSON
+            )
+            assert "data" not in response.json()
+            assert codes(response) == [code]
+
+
+@pytest.mark.parametrize(
+    ("payload", "message"),
+    [
+        pytest.param(
+            {"query": "query A { version } query B { version }"},
+            "Must provide operation name if query contains multiple operations.",
+            id="several operations, no name",
+        ),
+        pytest.param(
+            {"query": "subscription A { version: __typename } query B { version }"},
+            "Must provide operation name if query contains multiple operations.",
+            id="a subscription among them",
+        ),
+        pytest.param(
+            {"query": VERSION, "operationName": "Missing"},
+            "Unknown operation named 'Missing'.",
+            id="unknown operation name",
+        ),
+    ],
+)
+async def test_the_operation_a_socket_names_is_checked_too(
+    servers: tuple[Server, Server], admin_key: str, payload: dict[str, Any], message: str
+) -> None:
+    for server in servers:
+        async with gql_socket(server.url) as socket:
+            assert (await socket.init(admin_key))["type"] == "connection_ack"
+            # when
+            await socket.send({"id": "1", "type": "subscribe", "payload": payload})
+            messages = [m async for m in socket.events("1")]
+        # then: the operation's `error`, as JSON; nothing ran
+        assert messages == [
+            {
+                "id": "1",
+                "type": "error",
+                "payload": [{"message": message, "extensions": {"code": "OPERATION_NOT_FOUND"}}],
+            }
+        ]
 
 
 async def test_an_error_while_executing_keeps_data_and_200(
@@ -198,6 +243,75 @@ async def test_variable_errors_speak_json(servers: tuple[Server, Server], admin_
         "Variable '$input' has invalid value at .phone: "
         "Expected value of non-null type 'String!' not to be null."
     )
+
+
+SCHEDULE = "mutation($at: DateTime!) { scheduleCampaign(id: 1, at: $at) { __typename } }"
+FIRST = "query($first: Int) { contacts(first: $first) { totalCount } }"
+
+
+@pytest.mark.parametrize(
+    ("document", "variables", "message"),
+    [
+        pytest.param(
+            SCHEDULE,
+            {"at": [None]},
+            "Variable '$at' has invalid value: "
+            "DateTime cannot represent a non string value: [null]",
+            id="DateTime, a list",
+        ),
+        pytest.param(
+            SCHEDULE,
+            {"at": {"day": None, "late": True}},
+            "Variable '$at' has invalid value: "
+            "DateTime cannot represent a non string value: {'day': null, 'late': true}",
+            id="DateTime, an object",
+        ),
+        pytest.param(
+            SCHEDULE,
+            {"at": "None"},
+            "Variable '$at' has invalid value: DateTime cannot represent value: 'None' "
+            "(ISO 8601, e.g. 2026-12-06T09:30:00+01:00)",
+            id="DateTime, a string that says None",
+        ),
+        pytest.param(
+            "mutation { scheduleCampaign(id: 1, at: [null]) { __typename } }",
+            None,
+            "DateTime cannot represent a non string value: [null]",
+            id="DateTime, a literal",
+        ),
+        pytest.param(
+            FIRST,
+            {"first": [None, False]},
+            "Variable '$first' has invalid value: "
+            "Int cannot represent non-integer value: [null, false]",
+            id="Int",
+        ),
+    ],
+)
+async def test_values_that_do_not_coerce_are_shown_in_json_words(
+    servers: tuple[Server, Server],
+    admin_key: str,
+    document: str,
+    variables: dict[str, Any] | None,
+    message: str,
+) -> None:
+    # when
+    payload = {"query": document, "variables": variables}
+    response = await both(servers, admin_key, "POST", json=payload, headers={"Accept": APOLLO})
+    async with gql_socket(servers[0].url) as socket:
+        assert (await socket.init(admin_key))["type"] == "connection_ack"
+        await socket.send({"id": "1", "type": "subscribe", "payload": payload})
+        over_socket = [m async for m in socket.events("1")]
+
+    # then: a request error whose message says what graphql-core's own scalars would, in
+    # the JSON the client sent (null, true), never Python's None or True
+    assert response.status_code == 400
+    [error] = response.json()["errors"]
+    assert (error["message"], error["extensions"]["code"]) == (message, "VALIDATION_FAILED")
+    assert error["locations"]
+    [sent] = [m for m in over_socket if m["type"] in ("next", "error")]
+    errors = sent["payload"] if sent["type"] == "error" else sent["payload"]["errors"]
+    assert [e["message"] for e in errors] == [message]
 
 
 # -- Refusals of HTTP's own kind, as JSON ------------------------------------------------------

@@ -19,13 +19,14 @@ import pytest
 import redis
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
+from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
 from app.config import Settings
 from app.live.caps import PREFIX
 from tests.conftest import GqlClient, Server, StartWorker, create_api_key, serve
 from tests.fake_whatsapp import WAIT_S, free_port, seed_campaign, status_counts
-from tests.ws_client import GqlSocket, gql_socket
+from tests.ws_client import GqlSocket, gql_socket, ws_url
 
 pytestmark = pytest.mark.asyncio
 
@@ -36,12 +37,14 @@ subscription Progress($id: ID!) {
     stats { total pending sending sent delivered read failed }
     messagesPerSecond
     etaSeconds
+    settled
   }
 }
 """
 START = "mutation Start($id: ID!) { startCampaign(id: $id) { __typename } }"
 REVOKE = "mutation Revoke($id: ID!) { revokeApiKey(id: $id) { __typename } }"
 NO_POLLING = {"live_poll_s": 60.0, "live_fallback_poll_s": 60.0}
+QUICK_SETTLE = {"progress_settle_s": 0.5}  # no late status comes in these tests
 WAIT = 60.0  # generous: the machine is shared; the assertions are about content, not time
 
 
@@ -132,8 +135,13 @@ async def test_campaign_progress_counts_up_then_completes_on_two_api_processes(
     variables = {"id": str(campaign_id)}
     worker = await start_worker(whatsapp_rate_per_second=200, dispatch_batch_size=50)
     with (
-        serve(settings.model_copy(update=NO_POLLING)) as server,
-        api_process(settings, HERALD_LIVE_POLL_S="60", HERALD_LIVE_FALLBACK_POLL_S="60") as other,
+        serve(settings.model_copy(update=NO_POLLING | QUICK_SETTLE)) as server,
+        api_process(
+            settings,
+            HERALD_LIVE_POLL_S="60",
+            HERALD_LIVE_FALLBACK_POLL_S="60",
+            HERALD_PROGRESS_SETTLE_S="0.5",
+        ) as other,
     ):
         async with gql_socket(server.url) as here, gql_socket(other.url) as there:
             for socket in (here, there):
@@ -153,12 +161,14 @@ async def test_campaign_progress_counts_up_then_completes_on_two_api_processes(
             )
     worker.stop()
 
-    # then both processes saw counts go up several times, then one final COMPLETED event
+    # then both processes saw counts go up several times, then the COMPLETED event, and the
+    # same once more, settled, as the last
     for events in (events_here, events_there):
         assert {e["type"] for e in events} == {"next"}, events
         progress = [e["payload"]["data"]["campaignProgress"] for e in events]
         assert progress[-1]["status"] == "COMPLETED"
-        assert [p for p in progress if p["status"] == "COMPLETED"] == [progress[-1]]
+        assert [p["settled"] for p in progress if p["status"] == "COMPLETED"] == [False, True]
+        assert [p["settled"] for p in progress[:-1]] == [False] * (len(progress) - 1)
         assert progress[-1]["stats"] == {
             "total": 600,
             "pending": 0,
@@ -618,6 +628,7 @@ async def test_without_redis_subscribers_fall_back_to_periodic_reads(
         "redis_url": f"redis://127.0.0.1:{free_port()}/0",
         "live_fallback_poll_s": 0.3,
         "live_poll_s": 60.0,  # the safety re-read would be too late: only the fallback counts
+        **QUICK_SETTLE,
     }
     with serve(settings.model_copy(update=no_redis)) as degraded:
         async with gql_socket(degraded.url) as socket:
@@ -637,7 +648,7 @@ async def test_without_redis_subscribers_fall_back_to_periodic_reads(
     # then the periodic read delivers the final state, and the stream ends
     assert first["payload"]["data"]["campaignProgress"]["stats"]["pending"] == 10
     final = rest[-1]["payload"]["data"]["campaignProgress"]
-    assert final["status"] == "COMPLETED"
+    assert (final["status"], final["settled"]) == ("COMPLETED", True)
     assert final["stats"]["sent"] == 10
 
 
@@ -693,3 +704,34 @@ async def test_a_malformed_message_closes_the_socket_with_4400(
     assert (received.code, bool(received.reason)) == (4400, True)
     # and nothing was logged as a server error
     assert [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR] == []
+
+
+@pytest.mark.parametrize(
+    ("offered", "named"),
+    [
+        pytest.param(["graphql-ws"], "subscriptions-transport-ws", id="legacy"),
+        pytest.param([], "no subprotocol", id="none"),
+        pytest.param(["mqtt"], "'mqtt'", id="another"),
+    ],
+)
+async def test_a_socket_without_graphql_transport_ws_is_told_why_with_4406(
+    server: Server, offered: list[str], named: str
+) -> None:
+    # when a client opens the socket with another subprotocol, or none
+    async with connect(
+        ws_url(server.url),
+        subprotocols=offered or None,  # type: ignore[arg-type]
+        open_timeout=10,
+    ) as ws:
+        accepted = ws.subprotocol
+        with pytest.raises(ConnectionClosed) as closed:
+            await asyncio.wait_for(ws.recv(), WAIT)
+
+    # then the handshake answers with the subprotocol it asked for (a browser that does not
+    # get it back fails the connection with a bare 1006), and the close says what to speak
+    assert accepted == (offered[0] if offered else None)
+    received = closed.value.rcvd
+    assert received is not None
+    assert received.code == 4406
+    assert named in received.reason
+    assert "use graphql-transport-ws" in received.reason

@@ -9,7 +9,7 @@ from sqlalchemy import Row
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.categories.repository import CategoryRepository
-from app.errors import Duplicate, InvalidState, NotFound
+from app.errors import CategoryInUse, Duplicate, NotFound
 from app.inputs import check_length, check_text
 
 NAME_MAX = 200  # categories.name is VARCHAR(200)
@@ -59,13 +59,6 @@ class CategoryService:
         """
         active = await self.categories.active_campaigns_targeting(category_id)
         if active:
-            ids = ", ".join(str(campaign_id) for campaign_id in active)
-            raise InvalidState(
-                "Category",
-                category_id,
-                "targeted",
-                f"category {category_id} is targeted by active campaign(s) {ids}; "
-                "cancel them or change their targets first",
-            )
+            raise CategoryInUse(category_id, list(active))
         if not await self.categories.delete(category_id):
             raise NotFound("Category", category_id)

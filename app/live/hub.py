@@ -15,7 +15,7 @@ import time
 from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager, suppress
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Generic, TypeVar
 
 from redis.asyncio import Redis
@@ -28,6 +28,7 @@ from app.campaigns.waits import waiting_until
 from app.config import Settings
 from app.db.engine import SerializedSession
 from app.live.caps import KeyCaps
+from app.live.settle import Settling
 from app.models.enums import CampaignStatus
 from app.stats.repository import CAMPAIGN_FIELDS, StatsRepository
 
@@ -76,14 +77,19 @@ class Snapshot:
     pause: tuple[str | None, int | None, str | None] = (None, None, None)
     # Until when (Unix s) it waits for the messaging limit's window, while it does.
     waiting_until: float | None = None
+    # How long ago (s) it became final, when it is (app/live/settle.py).
+    ended_ago: float = 0.0
+    # Final, and no late status moved its figures for a while: the stream's last event.
+    settled: bool = False
 
     @property
     def final(self) -> bool:
         return self.status in FINAL
 
-    def same_state(self, other: Snapshot | None) -> bool:
-        """Only a changed status or count makes an event; the rate alone does not."""
-        return other is not None and (self.status, self.counts) == (other.status, other.counts)
+    def same_state(self, other: Snapshot | None, *, settled: bool = True) -> bool:
+        """Only a changed status, count or settling makes an event; the rate alone does not."""
+        mine = (self.status, self.counts, settled and self.settled)
+        return other is not None and mine == (other.status, other.counts, settled and other.settled)
 
 
 class Mailbox(Generic[T]):
@@ -116,6 +122,7 @@ class Mailbox(Generic[T]):
 @dataclass
 class _Watch:
     campaign_id: int
+    settling: Settling
     mailboxes: set[Mailbox[Snapshot]] = field(default_factory=set)
     changed: asyncio.Event = field(default_factory=asyncio.Event)
     last: Snapshot | None = None
@@ -289,7 +296,7 @@ class LiveHub:
         watch = self._watches.get(campaign_id)
         if watch is None:
             # The first subscriber reads; those arriving meanwhile wait for the same read.
-            watch = _Watch(campaign_id)
+            watch = _Watch(campaign_id, Settling.of(self.settings))
             watch.first = asyncio.ensure_future(self._read(campaign_id, watch))
             self._watches[campaign_id] = watch
         mailbox: Mailbox[Snapshot] = Mailbox()
@@ -300,9 +307,9 @@ class LiveHub:
             if first is None:
                 raise CampaignNotFound(campaign_id)
             if watch.last is None:
-                watch.last = first
+                watch.last = self._settle(watch, first)
             mailbox.put(watch.last)
-            if watch.last.final:
+            if watch.last.settled:
                 mailbox.close()
             if watch.task is None:
                 watch.task = asyncio.create_task(self._run(watch), name=f"live-{campaign_id}")
@@ -322,6 +329,9 @@ class LiveHub:
         while watch.mailboxes:
             # Polling is the fallback while pub/sub is down, and a slow safety net otherwise.
             timeout = settings.live_fallback_poll_s if not self.listening else settings.live_poll_s
+            due = watch.settling.due()
+            if due is not None:  # read again when the figures would be settled
+                timeout = max(min(timeout, due - time.monotonic()), 0.0)
             with suppress(TimeoutError):
                 await asyncio.wait_for(watch.changed.wait(), timeout)
             wait = last_read + min_interval - time.monotonic()
@@ -334,15 +344,28 @@ class LiveHub:
             except Exception as exc:
                 logger.warning("live: campaign %s read failed: %s", watch.campaign_id, exc)
                 continue
-            if snapshot is None or snapshot.same_state(watch.last):
+            if snapshot is None:
+                continue
+            snapshot = self._settle(watch, snapshot)
+            if snapshot.same_state(watch.last):
                 continue
             watch.last = snapshot
             for mailbox in watch.mailboxes:
                 mailbox.put(snapshot)
-                if snapshot.final:
+                if snapshot.settled:
                     mailbox.close()
-            if snapshot.final:
+            if snapshot.settled:
                 return
+
+    @staticmethod
+    def _settle(watch: _Watch, snapshot: Snapshot) -> Snapshot:
+        """The snapshot, marked settled once a final campaign's figures stopped moving."""
+        changed = not snapshot.same_state(watch.last, settled=False)
+        # Seen ending now, or (the watch's first read) ended before, as the database says.
+        ended_ago = snapshot.ended_ago if watch.last is None else 0.0
+        if watch.settling.observe(snapshot.final, changed, time.monotonic(), ended_ago):
+            return replace(snapshot, settled=True)
+        return snapshot
 
     async def _read(self, campaign_id: int, watch: _Watch | None) -> Snapshot | None:
         async with self.sessionmaker() as session:
@@ -372,4 +395,6 @@ class LiveHub:
         moving = rate > 0 and status not in FINAL and waiting is None
         eta = round(remaining / rate, 1) if moving else None
         pause = (campaign.pause_code, campaign.pause_error_code, campaign.pause_message)
-        return Snapshot(status, counts, rate, eta, pause, waiting)
+        # When it ended: completed_at, or the row's last change for the other final states.
+        ended = time.time() - (campaign.completed_at or campaign.updated_at).timestamp()
+        return Snapshot(status, counts, rate, eta, pause, waiting, ended)

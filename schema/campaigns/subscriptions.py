@@ -26,6 +26,7 @@ def _event(snapshot: Snapshot) -> CampaignProgress:
         waiting_until=None
         if snapshot.waiting_until is None
         else datetime.fromtimestamp(snapshot.waiting_until, UTC),
+        settled=snapshot.settled,
     )
 
 
@@ -34,9 +35,12 @@ class CampaignSubscription:
     @strawberry.subscription(
         description=(
             "The campaign's progress: its current state at once, then at most a few events "
-            "a second while anything changes; a final event when it is completed, cancelled "
-            "or failed, then the stream ends. Served over WebSocket (graphql-transport-ws), "
-            "Server-Sent Events (graphql-sse) and multipart HTTP (Apollo's protocol)."
+            "a second while anything changes. Once it is completed, cancelled or failed, late "
+            "delivery and read statuses still come as events; the stream ends when they have "
+            "settled (no change for HERALD_PROGRESS_SETTLE_S, 5 s by default, or at the "
+            "latest HERALD_PROGRESS_SETTLE_MAX_S, 60 s, after the final status), on an event "
+            "with `settled: true`. Served over WebSocket (graphql-transport-ws), Server-Sent "
+            "Events (graphql-sse) and multipart HTTP (Apollo's protocol)."
         ),
         extensions=viewer(),
     )

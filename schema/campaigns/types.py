@@ -271,3 +271,8 @@ class CampaignProgress:
         description="Set while the campaign waits for the messaging limit's window to slide: "
         "when its next messages may go (see Campaign.reach)."
     )
+    settled: bool = strawberry.field(
+        description="True on the stream's last event only: the campaign is final and no late "
+        "delivery or read status has moved its figures for HERALD_PROGRESS_SETTLE_S (or "
+        "HERALD_PROGRESS_SETTLE_MAX_S have passed since its final status)."
+    )

@@ -7,7 +7,7 @@ from typing import Any
 import strawberry
 
 from app import errors
-from schema.common.enums import TemplateStatus
+from schema.common.enums import CampaignStatus, TemplateStatus
 
 
 @strawberry.interface(description="An expected failure; nothing the mutation did was written.")
@@ -54,17 +54,31 @@ class DuplicateError(Error):
         return cls(message=exc.message, entity=exc.entity, field=exc.field, value=exc.value)
 
 
-@strawberry.type
+@strawberry.type(description="The campaign's status forbids the operation.")
 class InvalidStateError(Error):
     entity: str
     id: strawberry.ID
-    state: str
+    state: CampaignStatus = strawberry.field(description="The campaign's status now.")
 
     @classmethod
     def of(cls, exc: errors.InvalidState) -> InvalidStateError:
         return cls(
             message=exc.message, entity=exc.entity, id=strawberry.ID(exc.id), state=exc.state
         )
+
+
+@strawberry.type(
+    description="Campaigns that may still send (scheduled, sending or paused) target the "
+    "category; cancel them or change their targets first."
+)
+class CategoryInUseError(Error):
+    id: strawberry.ID
+    campaign_ids: list[strawberry.ID]
+
+    @classmethod
+    def of(cls, exc: errors.CategoryInUse) -> CategoryInUseError:
+        ids = [strawberry.ID(campaign_id) for campaign_id in exc.campaign_ids]
+        return cls(message=exc.message, id=strawberry.ID(exc.id), campaign_ids=ids)
 
 
 @strawberry.type(description="No synced template has this name and language.")
@@ -115,6 +129,7 @@ TYPED: dict[type[errors.DomainError], Any] = {
     errors.InvalidPhone: InvalidPhoneError,
     errors.Duplicate: DuplicateError,
     errors.InvalidState: InvalidStateError,
+    errors.CategoryInUse: CategoryInUseError,
     errors.TemplateNotFound: TemplateNotFoundError,
     errors.TemplateNotApproved: TemplateNotApprovedError,
     errors.TemplateParameters: TemplateParametersError,

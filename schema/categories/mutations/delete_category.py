@@ -8,7 +8,7 @@ import strawberry
 
 from app.categories.service import CategoryService
 from schema.cache import campaign_changed, categories_changed
-from schema.common.errors import InvalidStateError, NotFoundError
+from schema.common.errors import CategoryInUseError, NotFoundError
 from schema.common.mutations import savepoint
 from schema.common.pagination import parse_id
 from schema.context import Info
@@ -21,7 +21,7 @@ class DeleteCategorySuccess:
 
 
 DeleteCategoryResult = Annotated[
-    DeleteCategorySuccess | NotFoundError | InvalidStateError,
+    DeleteCategorySuccess | NotFoundError | CategoryInUseError,
     strawberry.union("DeleteCategoryResult"),
 ]
 

@@ -14,11 +14,11 @@
     history.replaceState(null, "", search ? "?" + search : window.location.pathname);
   }
 
-  // Subscriptions: a small graphql-transport-ws client (the protocol graphql-ws speaks),
-  // handed to GraphiQL as its `wsClient`. The default headers (the development key) go in
-  // connection_init, as graphql-ws clients send `connectionParams`.
+  // Subscriptions: a small graphql-transport-ws client (the protocol graphql-ws speaks).
+  // Its connection_init carries `connectionParams`, as graphql-ws clients send them; the
+  // socket closes once its last subscription ends.
   function transportWsClient(url, connectionParams) {
-    var opened = null, socket = null, nextId = 1, sinks = {};
+    var opened = null, current = null, socket = null, nextId = 1, sinks = {};
 
     function send(message) { socket.send(JSON.stringify(message)); }
 
@@ -30,14 +30,23 @@
       });
     }
 
+    function release(id) {
+      delete sinks[id];
+      if (Object.keys(sinks).length || !current) return;
+      var ws = current;
+      opened = current = socket = null; // a later subscription opens a socket of its own
+      ws.close(1000, "Normal Closure");
+    }
+
     function connect() {
       if (opened) return opened;
       opened = new Promise(function (resolve, reject) {
-        var ws = new WebSocket(url, "graphql-transport-ws");
+        var ws = current = new WebSocket(url, "graphql-transport-ws");
         ws.onopen = function () {
           ws.send(JSON.stringify({ type: "connection_init", payload: connectionParams }));
         };
         ws.onmessage = function (event) {
+          if (ws !== current) return;
           var message = JSON.parse(event.data);
           var sink = message.id && sinks[message.id];
           if (message.type === "connection_ack") { socket = ws; resolve(); }
@@ -46,18 +55,18 @@
           else if (message.type === "next") sink.next(message.payload);
           else if (message.type === "error") {
             // Shown like any other result: the errors, then the operation ends.
-            delete sinks[message.id];
+            release(message.id);
             sink.next({ errors: message.payload });
             sink.complete();
           } else if (message.type === "complete") {
-            delete sinks[message.id];
+            release(message.id);
             sink.complete();
           }
         };
         ws.onclose = function (event) {
-          opened = null;
-          socket = null;
           reject(event);
+          if (ws !== current) return; // one this client closed itself
+          opened = current = socket = null;
           fail(new Error("Socket closed: " + event.code + " " + (event.reason || "")));
         };
       });
@@ -65,6 +74,7 @@
     }
 
     return {
+      idle: function () { return !Object.keys(sinks).length; },
       subscribe: function (payload, sink) {
         var id = String(nextId++);
         sinks[id] = sink;
@@ -73,7 +83,7 @@
         }, function () {});
         return function () {
           if (sinks[id] && socket) send({ id: id, type: "complete" });
-          delete sinks[id];
+          release(id);
         };
       },
     };
@@ -82,14 +92,53 @@
   var wsUrl = new URL(fetchUrl, window.location.href);
   wsUrl.protocol = wsUrl.protocol === "https:" ? "wss:" : "ws:";
 
+  // One client per set of headers: a subscription's connectionParams are the Headers tab as
+  // it is when the subscription starts (GraphiQL hands the fetcher the headers per request,
+  // but a `wsClient` given to createFetcher never sees them).
+  var wsClients = {};
+  function wsClientFor(headers) {
+    var key = JSON.stringify(headers);
+    Object.keys(wsClients).forEach(function (other) {
+      if (other !== key && wsClients[other].idle()) delete wsClients[other];
+    });
+    if (!wsClients[key]) wsClients[key] = transportWsClient(wsUrl.href, headers);
+    return wsClients[key];
+  }
+
+  // GraphiQL's own test (isSubscriptionWithName): the operation run is a subscription.
+  function isSubscription(documentAST, operationName) {
+    var operations = documentAST.definitions.filter(function (definition) {
+      return definition.kind === "OperationDefinition";
+    });
+    var chosen = operations.filter(function (operation) {
+      return operationName ? operation.name && operation.name.value === operationName : true;
+    });
+    return chosen.length === 1 && chosen[0].operation === "subscription";
+  }
+
+  // Queries and mutations over HTTP with the tab's headers (GraphiQL's fetcher); subscriptions
+  // over WebSocket with the same headers as connectionParams.
+  var httpFetcher = GraphiQL.createFetcher({ url: fetchUrl });
+  function fetcher(params, options) {
+    if (!(options && options.documentAST && isSubscription(options.documentAST, params.operationName))) {
+      return httpFetcher(params, options);
+    }
+    var client = wsClientFor(options.headers || {});
+    return {
+      subscribe: function (observer) {
+        var stop = client.subscribe(params, {
+          next: function (value) { observer.next(value); },
+          error: function (error) { observer.error(error); },
+          complete: function () { observer.complete(); },
+        });
+        return { unsubscribe: stop };
+      },
+    };
+  }
+
   // Default headers (e.g. the development Authorization) fill the Headers tab: what is
-  // sent is what is shown, and can be edited or removed there. Subscriptions send them in
-  // connection_init.
+  // sent is what is shown, and can be edited or removed there.
   var defaults = config.defaultHeaders || {};
-  var fetcher = GraphiQL.createFetcher({
-    url: fetchUrl,
-    wsClient: transportWsClient(wsUrl.href, defaults),
-  });
   var defaultHeaders = Object.keys(defaults).length ? JSON.stringify(defaults, null, 2) : undefined;
 
   function App() {
