@@ -35,8 +35,9 @@ class Context:
     cache: RequestCache  # field-level Redis cache (schema/cache.py), batched per request
     auth: RequestAuth  # the caller, resolved on the first permission check (schema/permissions.py)
     jobs: Jobs  # enqueues dispatch work (on commit: see `after_commit`)
-    # Work that must only happen once the request's transaction is durable
-    # (cache invalidation, enqueuing jobs); dropped on rollback.
+    # Work that must only happen once the request's transaction is durable (enqueuing
+    # jobs); dropped on rollback. What services changed is recorded with the session
+    # (app/changes) and applied after these (schema/extensions.py).
     after_commit: list[AfterCommit] = field(default_factory=list)
     live: LiveHub | None = None  # the process's live progress hub, on WebSocket operations
 

@@ -15,6 +15,8 @@ from strawberry.extensions import SchemaExtension
 from strawberry.types import ExecutionContext
 from strawberry.types.graphql import OperationType
 
+from app.changes import Changes, committed_changes
+from app.changes.apply import apply_changes
 from app.db.engine import count_statements
 from app.observability.requests import record_statements
 from schema.cache import check_cache_permissions
@@ -35,13 +37,15 @@ class Boundary:
 
 @asynccontextmanager
 async def request_boundary(context: Context) -> AsyncIterator[Boundary]:
-    """Commit once per request when it succeeded; then run after-commit work.
+    """Commit once per request when it succeeded; then run after-commit work, and apply
+    what its services recorded as changed (app/changes: generations, live progress, pauses).
 
     Counts the request's SQL statements and reports its server time (`Server-Timing`);
     the session is finished whatever happens, so nothing is ever half-written.
     """
     boundary = Boundary()
     committed = False
+    changes: Changes | None = None
     started = time.perf_counter()
     with count_statements() as counter, refetching(context.loaders):
         try:
@@ -49,6 +53,7 @@ async def request_boundary(context: Context) -> AsyncIterator[Boundary]:
             if boundary.succeeded and context.session.in_transaction():
                 await context.session.commit()
                 committed = True
+                changes = committed_changes(context.session)
         finally:
             await context.session.finish()  # rolls back whatever was not committed
         boundary.statements = counter.value
@@ -63,6 +68,11 @@ async def request_boundary(context: Context) -> AsyncIterator[Boundary]:
             except Exception:
                 # The data is durable; a failed follow-up must not turn into an error.
                 logger.exception("after-commit callback failed")
+    if changes is not None:
+        try:
+            await apply_changes(context.redis, changes, context.cache.service)
+        except Exception:
+            logger.exception("applying the request's changes failed")
 
 
 def begin_read_only(context: Context) -> None:

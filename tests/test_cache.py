@@ -6,7 +6,7 @@ import asyncio
 import logging
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import Enum
 from typing import Any
@@ -28,15 +28,10 @@ from app.cache import (
     guard,
     open_redis,
 )
+from app.changes import Changes
+from app.changes.apply import apply_changes
 from app.config import Settings
-from schema.cache import (
-    Cached,
-    arguments_digest,
-    decode,
-    encode,
-    invalidate_after_commit,
-    schema_version,
-)
+from schema.cache import Cached, arguments_digest, decode, encode, schema_version
 
 pytestmark = pytest.mark.asyncio
 
@@ -167,13 +162,9 @@ BROKEN = "{ broken { name } }"
 
 @dataclass
 class FakeContext:
-    """What `Cached` and the invalidation helpers read from the real Context."""
+    """What `Cached` reads from the real Context."""
 
     cache: RequestCache
-    after_commit: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
-
-    def on_commit(self, callback: Callable[[], Awaitable[None]]) -> None:
-        self.after_commit.append(callback)
 
 
 @pytest.fixture(autouse=True)
@@ -463,10 +454,10 @@ async def test_protected_keys_survive_every_invalidation(
     # when
     await service.invalidate("stats", "categories", "contacts", "campaigns")
     await service.invalidate(Scope("campaigns", "11"), Scope("stats", 1))
-    context = FakeContext(cache=RequestCache(service))
-    invalidate_after_commit(context, "stats", "contacts")  # type: ignore[arg-type]
-    for callback in context.after_commit:
-        await callback()
+    changes = Changes()
+    changes.contacts(deleted=True)
+    changes.categories(membership=True)
+    await apply_changes(redis, changes, service)
     # then
     for key, value in PROTECTED.items():
         assert await redis.get(key) == value
@@ -487,25 +478,23 @@ async def test_guard_accepts_cache_keys() -> None:
     assert guard("cache:stats:Query.totals:_") == "cache:stats:Query.totals:_"
 
 
-async def test_invalidations_of_one_request_are_one_pipeline_after_commit(
+async def test_the_changes_of_one_request_are_one_pipeline(
     service: CacheService, redis: Redis
 ) -> None:
-    # given
+    # given: what two mutations of one request recorded
     await redis.ping()
-    context = FakeContext(cache=RequestCache(service))
-    # when: two mutations in one request
-    invalidate_after_commit(context, "stats", "contacts")  # type: ignore[arg-type]
-    invalidate_after_commit(context, "contacts", Scope("campaigns", 7))  # type: ignore[arg-type]
-    assert await redis.get("cache:gen:stats") is None  # nothing before the commit
+    changes = Changes()
+    changes.contacts()
+    changes.categories(membership=True)
+    # when
     with count_round_trips() as trips:
-        for callback in context.after_commit:
-            await callback()
-    # then
-    assert len(context.after_commit) == 1
+        await apply_changes(redis, changes, service)
+    # then: each namespace bumped once, in one round trip, and no other
     assert trips.value == 1
-    assert [await redis.get(k) for k in ("cache:gen:stats", "cache:gen:contacts")] == [b"1", b"1"]
-    assert await redis.get("cache:gen:campaigns:7") == b"1"
+    gens = ("cache:gen:stats", "cache:gen:contacts", "cache:gen:categories")
+    assert [await redis.get(k) for k in gens] == [b"1", b"1", b"1"]
     assert await redis.get("cache:gen:campaigns") is None
+    assert service.metrics["contacts"].invalidations == 1
 
 
 async def test_lazy_part_is_stored_only_when_asked_for(service: CacheService) -> None:

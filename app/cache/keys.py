@@ -15,9 +15,11 @@ value computed from data a concurrent mutation has since replaced is already sta
 is written.
 
 What invalidates what. A value is valid while every generation it was stamped with is
-unchanged; the writers below bump them after their transaction commits (mutations through
-schema/cache/invalidation.py's helpers, workers and webhooks through
-app/campaigns/progress.py and app/contacts/changes.py). The counts themselves come from
+unchanged; the writers below bump them after their transaction commits: the service (or
+the task) that writes records what it changed in the transaction's `Changes`
+(app/changes/record.py, whose methods name the generations each change bumps), and the
+boundary that commits applies them (app/changes/apply.py: the request, the webhook, each
+worker task). The counts themselves come from
 counters PostgreSQL keeps in the same transaction as every change (app/stats), so a miss
 costs a few rows, never a scan.
 

@@ -8,7 +8,7 @@ from typing import Any
 from aiodataloader import DataLoader
 
 from app.cache.codec import MISS, Stamp
-from app.cache.keys import Entry, Scope
+from app.cache.keys import Entry
 from app.cache.service import CacheService
 from app.loading import ShieldedLoader
 
@@ -24,7 +24,6 @@ class RequestCache:
         self._reads: ShieldedLoader[str, tuple[Any, Stamp | None]] | None = None
         self._locks: DataLoader[tuple[Entry, str], bool | None] | None = None
         self._stores: DataLoader[tuple[Entry, bytes | None, str | None], None] | None = None
-        self._invalidate: set[str | Scope] = set()
 
     async def lookup(
         self, entry: Entry, usable: Callable[[Any], bool] | None = None
@@ -48,19 +47,6 @@ class RequestCache:
         self, entry: Entry, stamp: Stamp, compute: Callable[[], Awaitable[Any]]
     ) -> tuple[Any, bool]:
         return await self.service.fill(entry, stamp, compute, self._lock, self._store)
-
-    def invalidate_after_commit(
-        self, on_commit: Callable[[Any], None], *targets: str | Scope
-    ) -> None:
-        """Collect targets; one INCR pipeline runs once the request's transaction commits."""
-        first = not self._invalidate
-        self._invalidate.update(targets)
-        if first:
-
-            async def run() -> None:
-                await self.service.invalidate(*sorted(self._invalidate, key=str))
-
-            on_commit(run)
 
     async def _read_batch(self, keys: list[str]) -> list[tuple[Any, Stamp | None]]:
         return await self.service.read_many([self._entries[k] for k in keys], self.gens)

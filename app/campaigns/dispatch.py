@@ -9,8 +9,9 @@ import logging
 from redis.exceptions import RedisError
 
 from app.campaigns.lock import campaign_lock_key, try_lock
-from app.campaigns.progress import notify_campaign_progress
 from app.campaigns.repository import CampaignRepository
+from app.changes import changes_of, committed_changes
+from app.changes.apply import apply_changes
 from app.deps import Deps
 from app.keyspace import CAMPAIGN_PREFIX
 from app.messages.repository import MessageRepository
@@ -72,6 +73,8 @@ async def finish(deps: Deps, campaign_id: int) -> bool:
             if reconciled.resent and cancelled:
                 await messages.fail_pending(campaign_id, "cancelled")
             completed = await campaigns.complete_if_done(campaign_id)
+            if reconciled.failed or completed:
+                changes_of(session).campaign_progress(campaign_id, force=True)
             counts = await messages.open_counts(campaign_id)
             await session.commit()
     if reconciled.resent or reconciled.failed:
@@ -83,8 +86,7 @@ async def finish(deps: Deps, campaign_id: int) -> bool:
         )
     if reconciled.failed:
         await count_dispatch(deps, campaign_id, failed=reconciled.failed)
-    if reconciled.failed or completed:
-        await notify_campaign_progress(deps.redis, campaign_id, force=True)
+    await apply_changes(deps.redis, committed_changes(session))
     sending = campaign is not None and campaign.status == CampaignStatus.SENDING and not completed
     if sending and counts.pending and not await deps.redis.exists(active_key(campaign_id)):
         # Every send chain died with its worker (or re-sends wait): start new ones.

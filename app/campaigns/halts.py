@@ -15,7 +15,7 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from app.campaigns.progress import notify_campaign_progress
-from app.campaigns.service import Paused
+from app.changes import Paused
 from app.keyspace import CAMPAIGN_PREFIX
 from app.observability.metrics import record_pauses
 

@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.campaigns.repository import CampaignRepository
 from app.categories.repository import CategoryRepository
+from app.changes import Paused, changes_of
 from app.errors import InvalidInput, InvalidState, NotFound
 from app.inputs import check_text
 from app.messages.repository import MessageRepository
@@ -50,10 +51,13 @@ class TemplateValues:
 
 
 class CampaignService:
+    """A draft's edits; each records the campaign's change (app/changes)."""
+
     def __init__(self, session: AsyncSession) -> None:
         self.campaigns = CampaignRepository(session)
         self.categories = CategoryRepository(session)
         self.templates = TemplateService(session)
+        self.changes = changes_of(session)
 
     async def _template_columns(self, template: TemplateValues) -> dict[str, Any]:
         """The campaign's template_* columns, its body from the synced template."""
@@ -77,6 +81,7 @@ class CampaignService:
         targets = self._check_targets(target_ids)
         row = await self.campaigns.insert(values)
         await self._retarget(row.id, targets)
+        self.changes.campaign()
         return row
 
     async def update(
@@ -91,11 +96,13 @@ class CampaignService:
         row = await self.campaigns.update_if(campaign_id, EDITABLE, values)
         if row is None:
             raise await self._refusal(campaign_id, "edit")
+        self.changes.campaign()
         return row
 
     async def delete(self, campaign_id: int) -> None:
         if not await self.campaigns.delete_if(campaign_id, EDITABLE):
             raise await self._refusal(campaign_id, "delete")
+        self.changes.campaign()
 
     async def set_targets(self, campaign_id: int, target_ids: Sequence[int]) -> Row:
         """Replace the targets of a draft or scheduled campaign (locked against a start)."""
@@ -108,6 +115,7 @@ class CampaignService:
                 "Campaign", campaign_id, row.status, f"cannot retarget a {row.status} campaign"
             )
         await self._retarget(campaign_id, targets)
+        self.changes.campaign()
         return row
 
     def _check_targets(self, target_ids: Sequence[int]) -> list[int]:
@@ -142,22 +150,15 @@ class Retried:
     held_back: int  # failed at the per-user marketing limit within 24 hours, left alone
 
 
-@dataclass(frozen=True)
-class Paused:
-    """The campaigns a campaign-stopping error (or a sender number's quality) paused, and
-    why."""
-
-    reason: PauseReason
-    campaign_ids: list[int]
-
-
 class CampaignDispatchService:
-    """Lifecycle transitions; the caller enqueues the work they imply after commit."""
+    """Lifecycle transitions; the caller enqueues the work they imply after commit. Each
+    records its change (app/changes): lists and the dashboard show the status."""
 
     def __init__(self, session: AsyncSession) -> None:
         self.campaigns = CampaignRepository(session)
         self.messages = MessageRepository(session)
         self.templates = TemplateService(session)
+        self.changes = changes_of(session)
 
     async def _locked(self, campaign_id: int, allowed: list[CampaignStatus], verb: str) -> Row:
         """The campaign, locked against concurrent transitions, if in an `allowed` state."""
@@ -198,6 +199,7 @@ class CampaignDispatchService:
         row = await self.campaigns.update_if(campaign_id, allowed, {"status": to, **kw})
         if row is None:
             raise await self._refuse(campaign_id, verb)
+        self.changes.campaign()
         return row
 
     async def start(self, campaign_id: int) -> Row:
@@ -219,7 +221,9 @@ class CampaignDispatchService:
         )
 
     async def pause(self, campaign_id: int) -> Row:
-        return await self._move(campaign_id, [S.SENDING], S.PAUSED, "pause")
+        row = await self._move(campaign_id, [S.SENDING], S.PAUSED, "pause")
+        self.changes.campaign_progress(campaign_id, force=True)
+        return row
 
     async def pause_for_error(self, code: int, template: tuple[str, str]) -> Paused:
         """Pause what a campaign-stopping error touches: the sending campaigns of the
@@ -234,8 +238,10 @@ class CampaignDispatchService:
         if status is not None:
             await self.templates.mark(template, status, f"{rule.title} ({code})")
             statuses.append(S.SCHEDULED)
-        paused = await self.campaigns.pause_sending(reason.columns(), scope, statuses)
-        return Paused(reason, paused)
+        ids = await self.campaigns.pause_sending(reason.columns(), scope, statuses)
+        paused = Paused(reason, ids)
+        self.changes.campaigns_paused(paused)
+        return paused
 
     async def pause_bound(
         self, reason: PauseReason, number_id: int | None, campaign_id: int | None = None
@@ -243,7 +249,9 @@ class CampaignDispatchService:
         """Pause the sending campaigns bound to a sender number that takes no traffic (or
         the one campaign that found no usable number)."""
         ids = await self.campaigns.pause_bound(reason.columns(), number_id, campaign_id)
-        return Paused(reason, ids)
+        paused = Paused(reason, ids)
+        self.changes.campaigns_paused(paused)
+        return paused
 
     async def resume(self, campaign_id: int) -> Row:
         """paused → sending, or back to scheduled when Herald paused it before its time;
@@ -276,6 +284,7 @@ class CampaignDispatchService:
         )
         # Messages already handed to a worker finish; the rest will never be sent.
         await self.messages.fail_pending(campaign_id, "cancelled")
+        self.changes.campaign_progress(campaign_id, force=True)
         return row
 
     async def retry_failed(self, campaign_id: int, include_marketing_limited: bool) -> Retried:
@@ -299,4 +308,5 @@ class CampaignDispatchService:
             row = await self._move(
                 campaign_id, [S.COMPLETED], S.SENDING, "retry", completed_at=None
             )
+        self.changes.campaign()
         return Retried(row, count, held)

@@ -23,8 +23,9 @@ from app.campaigns.dispatch import (
     start_lanes,
 )
 from app.campaigns.lock import campaign_lock_key, try_lock
-from app.campaigns.progress import notify_campaign_progress
 from app.campaigns.repository import CampaignRepository
+from app.changes import changes_of, committed_changes
+from app.changes.apply import apply_changes
 from app.deps import Deps
 from app.keyspace import CAMPAIGN_PREFIX
 from app.messages.repository import MessageRepository
@@ -74,10 +75,11 @@ async def materialize(deps: Deps, campaign_id: int) -> int:
             if campaign is None or campaign.status != CampaignStatus.SENDING:
                 return 0
             created = await MessageRepository(session).materialize(campaign_id)
+            changes_of(session).campaign_progress(campaign_id, force=True)  # it is sending
             await session.commit()
     await start_lanes(deps, campaign_id)
     await _start_sweep_chain(deps, campaign_id, _sweep_interval_ms(deps))
-    await notify_campaign_progress(deps.redis, campaign_id, force=True)
+    await apply_changes(deps.redis, committed_changes(session))
     return created
 
 

@@ -9,6 +9,7 @@ from sqlalchemy import Row
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.categories.repository import CategoryRepository
+from app.changes import changes_of
 from app.errors import CategoryInUse, Duplicate, NotFound
 from app.inputs import check_length, check_text
 
@@ -24,14 +25,18 @@ def _description(description: str | None) -> str | None:
 
 
 class CategoryService:
+    """Each write records what it changed (app/changes)."""
+
     def __init__(self, session: AsyncSession) -> None:
         self.categories = CategoryRepository(session)
+        self.changes = changes_of(session)
 
     async def create(self, name: str, description: str | None) -> Row:
         name = check_text("name", name, NAME_MAX)
         row = await self.categories.insert(name, _description(description))
         if row is None:
             raise Duplicate("Category", "name", name)
+        self.changes.categories()
         return row
 
     async def update(self, category_id: int, changes: dict[str, Any]) -> Row:
@@ -41,14 +46,13 @@ class CategoryService:
             values["name"] = check_text("name", values["name"], NAME_MAX)
         if "description" in values:
             values["description"] = _description(values["description"])
-        if not values:
-            rows = await self.categories.by_ids([category_id])
-            if not rows:
-                raise NotFound("Category", category_id)
-            return rows[0]
-        row = await self.categories.update(category_id, values)
+        if values:
+            row = await self.categories.update(category_id, values)
+        else:
+            row = next(iter(await self.categories.by_ids([category_id])), None)
         if row is None:
             raise NotFound("Category", category_id)
+        self.changes.categories()
         return row
 
     async def delete(self, category_id: int) -> None:
@@ -62,3 +66,5 @@ class CategoryService:
             raise CategoryInUse(category_id, list(active))
         if not await self.categories.delete(category_id):
             raise NotFound("Category", category_id)
+        self.changes.categories(membership=True)
+        self.changes.campaign()  # campaigns' targets lost it

@@ -19,6 +19,7 @@ from sqlalchemy import Row
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.categories.repository import CategoryRepository
+from app.changes import changes_of
 from app.contacts.repository import ContactFilter, ContactRepository, ImportRow
 from app.errors import Duplicate, InvalidInput, InvalidPhone, NotFound
 from app.inputs import check_length, json_excess
@@ -166,10 +167,13 @@ async def count_contacts(session: AsyncSession, where: ContactFilter) -> int:
 
 
 class ContactService:
+    """Each write records what it changed (app/changes)."""
+
     def __init__(self, session: AsyncSession, max_ids: int) -> None:
         self.contacts = ContactRepository(session)
         self.categories = CategoryRepository(session)
         self.max_ids = max_ids  # Settings.import_max_rows: rows or ids one call may carry
+        self.changes = changes_of(session)
 
     async def create(
         self,
@@ -187,6 +191,7 @@ class ContactService:
         if row is None:
             raise Duplicate("Contact", "phone", normalized)
         await self._join(category_ids, [row.id])
+        self.changes.contacts()
         return row
 
     async def update(
@@ -202,20 +207,21 @@ class ContactService:
             values["name"] = check_name(values["name"])
         if "attributes" in values:
             values["attributes"] = check_attributes(values["attributes"])
-        if not values:
-            row = await self.contacts.by_ids([contact_id])
-            if not row:
-                raise NotFound("Contact", contact_id)
-            return row[0]
-        updated = await self.contacts.update(contact_id, values)
-        if updated is None:
+        if values:
+            row = await self.contacts.update(contact_id, values)
+        else:
+            row = next(iter(await self.contacts.by_ids([contact_id])), None)
+        if row is None:
             raise NotFound("Contact", contact_id)
-        return updated
+        self.changes.contacts()
+        return row
 
     async def delete(self, contact_id: int) -> None:
         """Its memberships, messages and their interactions go with it (ON DELETE CASCADE)."""
         if not await self.contacts.delete(contact_id):
             raise NotFound("Contact", contact_id)
+        self.changes.contacts(deleted=True)  # its messages leave campaigns' stats
+        self.changes.categories(membership=True)
 
     async def import_rows(
         self,
@@ -290,6 +296,8 @@ class ContactService:
                 result.updated += 1
         result.errors.sort(key=lambda e: e.index)
         await self._join(category_ids, [r.id for r in result.contacts])
+        if result.contacts:
+            self.changes.contacts()
         return result
 
     async def add_to_category(
@@ -299,6 +307,8 @@ class ContactService:
         category = await self._category(category_id)
         await self._require_contacts(contact_ids)
         membership = await self.categories.add_members([category_id], contact_ids)
+        if membership.added:
+            self.changes.categories(membership=True)
         return MembershipChange(category, membership.added)
 
     async def remove_from_category(
@@ -308,6 +318,8 @@ class ContactService:
         category = await self._category(category_id)
         await self._require_contacts(contact_ids)
         removed = await self.categories.remove_members(category_id, contact_ids)
+        if removed:
+            self.changes.categories(membership=True)
         return MembershipChange(category, removed)
 
     async def _join(self, category_ids: Sequence[int], contact_ids: Sequence[int]) -> None:
@@ -318,6 +330,8 @@ class ContactService:
         for category_id in category_ids:
             if category_id not in membership.found:
                 raise NotFound("Category", category_id)
+        if contact_ids:
+            self.changes.categories(membership=True)
 
     async def _category(self, category_id: int) -> Row:
         row = await self.categories.get_shared(category_id)

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from app.contacts.changes import notify_contacts_changed
+from app.changes import changes_of, committed_changes
+from app.changes.apply import apply_changes
 from app.contacts.repository import ContactRepository
 from app.deps import Deps
 
@@ -18,6 +19,7 @@ async def verify_contacts(deps: Deps, contact_ids: list[int]) -> int:
     invalid = [cid for cid, phone in phones.items() if availability.get(phone) is False]
     async with deps.sessionmaker() as session:
         await ContactRepository(session).set_availability(valid, invalid)
+        changes_of(session).contacts()
         await session.commit()
-    await notify_contacts_changed(deps.redis)
+    await apply_changes(deps.redis, committed_changes(session))
     return len(valid) + len(invalid)

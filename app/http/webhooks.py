@@ -32,12 +32,11 @@ from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 
 from app.campaigns.dispatch import active_key
-from app.campaigns.halts import announce_paused
-from app.campaigns.progress import notify_campaign_progress
 from app.campaigns.repository import CampaignRepository
-from app.campaigns.service import CampaignDispatchService, Paused
+from app.campaigns.service import CampaignDispatchService
+from app.changes import Changes, changes_of, committed_changes, nested
+from app.changes.apply import apply_changes
 from app.config import Env, Settings
-from app.contacts.changes import notify_contacts_changed
 from app.contacts.repository import ContactRepository
 from app.ids import parse_key
 from app.interactions.repository import InteractionRepository
@@ -112,50 +111,41 @@ async def receive(request: Request) -> Response:
         payload = orjson.loads(body)
     except orjson.JSONDecodeError:
         return PlainTextResponse("bad json", status_code=400)
-    campaigns: set[int] = set()
     try:
         async with runtime.sessionmaker() as session:
             handler = _Handler(session)
             for kind, item, number in _items(payload):
-                campaigns |= await handler.apply(kind, item, number)
+                await handler.apply(kind, item, number)
             changes = account_changes(payload)
             account = await apply_account_changes(session, runtime.settings, changes)
             await session.commit()
     except (OSError, SQLAlchemyError):
         logger.warning("webhook delivery not recorded: the database is unavailable")
         return PlainTextResponse("unavailable", status_code=503)
-    for campaign_id in campaigns:
-        await notify_campaign_progress(runtime.redis, campaign_id)
-    if handler.effects.contacts_changed:
-        await notify_contacts_changed(runtime.redis)
-    await _follow_up(runtime, handler.effects)
+    await _follow_up(runtime, handler.effects, committed_changes(session))
     await follow_up(runtime.redis, account)
     return Response(b'{"status":"ok"}', media_type="application/json")
 
 
 @dataclass
 class _Effects:
-    """What applied items call for once committed."""
+    """What applied items call for once committed, besides their changes (app/changes)."""
 
-    contacts_changed: bool = False  # an opt-out or an invalid number: contact lists move
     slowed: set[str] = field(default_factory=set)  # sender numbers told to slow down
-    paused: list[Paused] = field(default_factory=list)
     requeued: dict[int, float] = field(default_factory=dict)  # campaign → first due, s
 
     def merge(self, other: _Effects) -> None:
-        self.contacts_changed |= other.contacts_changed
         self.slowed |= other.slowed
-        self.paused += other.paused
         for campaign_id, due in other.requeued.items():
             self.requeued[campaign_id] = min(due, self.requeued.get(campaign_id, due))
 
 
-async def _follow_up(runtime: Runtime, effects: _Effects) -> None:
-    """Pauses announced, the sender numbers' rates halved, and a send chain for campaigns whose
-    requeued messages no chain will pick up (none is active). Best effort: the sweeper
-    restarts chains of a sending campaign with pending messages anyway."""
-    for paused in effects.paused:
-        await announce_paused(runtime.redis, paused)
+async def _follow_up(runtime: Runtime, effects: _Effects, changes: Changes) -> None:
+    """The changes applied (progress, contacts, pauses), the sender numbers' rates halved,
+    and a send chain for campaigns whose requeued messages no chain will pick up (none is
+    active). Best effort: the sweeper restarts chains of a sending campaign with pending
+    messages anyway."""
+    await apply_changes(runtime.redis, changes)
     settings = runtime.settings
     try:
         for number in effects.slowed:
@@ -238,32 +228,35 @@ class _Handler:
         self.messages = MessageRepository(session)
         self.contacts = ContactRepository(session)
         self.interactions = InteractionRepository(session)
+        self.changes = changes_of(session)
         self.effects = _Effects()  # of the items applied so far
         self.item = _Effects()  # of the item being applied
         self.number = ""  # the business number of the item being applied
 
-    async def apply(self, kind: str, event: dict[str, Any], number: str) -> set[int]:
-        """One event in a savepoint of its own: the campaigns it touched; none when it was
-        malformed or failed (logged, and undone without undoing the others)."""
+    async def apply(self, kind: str, event: dict[str, Any], number: str) -> None:
+        """One event in a savepoint of its own, recording the progress of the campaigns it
+        touched; a malformed or failing one is logged, and undone with what it recorded,
+        without undoing the others."""
         self.item = _Effects()
         self.number = number
         try:
-            async with self.session.begin_nested():
+            async with nested(self.session):
                 if kind == "statuses":
                     touched = await self.status(event)
                 elif kind == "template":
                     touched = await self.template(event)
                 else:
                     touched = await self.inbound(event)
+                for campaign_id in touched:
+                    self.changes.campaign_progress(campaign_id)
         except Exception as exc:
             if isinstance(exc, OSError) or (
                 isinstance(exc, DBAPIError) and exc.connection_invalidated
             ):
                 raise  # the database, not the item: the delivery is answered 503
             logger.exception("webhook %s item skipped: %s", kind, type(exc).__name__)
-            return set()
+            return
         self.effects.merge(self.item)
-        return touched
 
     async def status(self, event: dict[str, Any]) -> set[int]:
         status = _STATUSES.get(str(event.get("status")))
@@ -288,7 +281,7 @@ class _Handler:
         )
         if rule is not None and rule.undeliverable:
             await self.contacts.mark_invalid([contact_id for _, contact_id in matched])
-            self.item.contacts_changed = True
+            self.changes.contacts()
         await self.stop(rule, code, matched)
         return {campaign_id for campaign_id, _ in matched}
 
@@ -320,8 +313,7 @@ class _Handler:
         if campaign is None:
             return
         template = (campaign.template_name, campaign.template_language)
-        paused = await CampaignDispatchService(self.session).pause_for_error(code, template)
-        self.item.paused.append(paused)
+        await CampaignDispatchService(self.session).pause_for_error(code, template)
 
     async def template(self, change: dict[str, Any]) -> set[int]:
         """A template's new status; paused or disabled by WhatsApp, its sending and
@@ -331,7 +323,6 @@ class _Handler:
             return set()
         code = HALTING[reported.status]
         paused = await CampaignDispatchService(self.session).pause_for_error(code, reported.key)
-        self.item.paused.append(paused)
         return set(paused.campaign_ids)
 
     async def inbound(self, event: dict[str, Any]) -> set[int]:
@@ -347,7 +338,7 @@ class _Handler:
         if opted_out:
             kind = InteractionKind.OPT_OUT
             await self.contacts.opt_out(phone)
-            self.item.contacts_changed = True
+            self.changes.contacts()
         context = event.get("context")
         context_id = _text(context.get("id"), _MAX_ID) if isinstance(context, dict) else None
         message = await self.messages.for_inbound(context_id, phone)

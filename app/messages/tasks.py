@@ -25,12 +25,12 @@ from app.campaigns.dispatch import (
     finish,
     sending_timeout_ms,
 )
-from app.campaigns.halts import announce_paused, halt_key
-from app.campaigns.progress import notify_campaign_progress
+from app.campaigns.halts import halt_key
 from app.campaigns.repository import CampaignRepository
 from app.campaigns.service import CampaignDispatchService
 from app.campaigns.waits import mark_window_wait, window_key
-from app.contacts.changes import notify_contacts_changed
+from app.changes import Changes, changes_of, committed_changes
+from app.changes.apply import apply_changes
 from app.deps import Deps
 from app.messages.outcomes import Recorded, record
 from app.messages.reach import Gate, admit, at, settle
@@ -119,9 +119,13 @@ async def _one_batch(deps: Deps, campaign_id: int) -> int | None:
             recorded = await record(session, results, skipped, contact_of)
             await MessageRepository(session).release(sorted(unsent))
             await MessageRepository(session).wait_for_window(gate.waiting)
+            changes = changes_of(session)
+            changes.campaign_progress(campaign_id)
+            if recorded.invalid:
+                changes.contacts()  # numbers found invalid
             await session.commit()
         await settle(deps, gate, results, unsent)
-    await _after(deps, campaign, recorded)
+    await _after(deps, campaign, recorded, committed_changes(session))
     if gate.waiting:
         await _wait_for_window(deps, campaign_id, gate, route)
         return None
@@ -153,13 +157,14 @@ async def _pause_unrouted(deps: Deps, campaign_id: int, route: Route) -> None:
     """No number the campaign may use takes traffic: pause it, saying why."""
     async with deps.sessionmaker() as session:
         service = CampaignDispatchService(session)
-        paused = await service.pause_bound(unavailable(route.reason), None, campaign_id)
+        await service.pause_bound(unavailable(route.reason), None, campaign_id)
         await session.commit()
-    await announce_paused(deps.redis, paused)
+    await apply_changes(deps.redis, committed_changes(session))
 
 
-async def _after(deps: Deps, campaign: Any, recorded: Recorded) -> None:
-    """Counters, progress, and the pauses a campaign-stopping error calls for."""
+async def _after(deps: Deps, campaign: Any, recorded: Recorded, changes: Changes) -> None:
+    """Counters, the batch's changes (progress, numbers found invalid), and the pauses a
+    campaign-stopping error calls for."""
     campaign_id = campaign.id
     if recorded.unknown:
         # They hold the campaign open until reconciled: never silently.
@@ -178,15 +183,13 @@ async def _after(deps: Deps, campaign: Any, recorded: Recorded) -> None:
         rate_limited=recorded.slowed,
         deferred=recorded.deferred,
     )
-    await notify_campaign_progress(deps.redis, campaign_id)
-    if recorded.invalid:
-        await notify_contacts_changed(deps.redis)
+    await apply_changes(deps.redis, changes)
     template = (campaign.template_name, campaign.template_language)
     for code in recorded.stopping_codes:
         async with deps.sessionmaker() as session:
-            paused = await CampaignDispatchService(session).pause_for_error(code, template)
+            await CampaignDispatchService(session).pause_for_error(code, template)
             await session.commit()
-        await announce_paused(deps.redis, paused)
+        await apply_changes(deps.redis, committed_changes(session))
 
 
 async def _wait_for_deferred(deps: Deps, campaign_id: int) -> None:

@@ -1,14 +1,15 @@
 """The account-level webhook fields: phone_number_quality_update (a number's quality, and
 the portfolio's limit) and business_capability_update (the portfolio's limit).
 
-Applied in the webhook's transaction; what they call for once committed (pauses announced,
-the reach set re-seeded for a new limit) is returned as `AccountEffects`.
+Applied in the webhook's transaction, each in a savepoint of its own; the pauses they cause
+are recorded in its changes (app/changes), and a new limit, which calls for the reach set
+to be re-seeded once committed, is returned as `AccountEffects`.
 """
 
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from redis.asyncio import Redis
@@ -16,8 +17,7 @@ from redis.exceptions import RedisError
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.campaigns.halts import announce_paused
-from app.campaigns.service import Paused
+from app.changes import nested
 from app.config import Settings
 from app.models import QualityRating
 from app.senders.service import SenderService, parse_tier
@@ -33,7 +33,6 @@ _RATINGS = {r.value.upper(): r for r in QualityRating}
 
 @dataclass
 class AccountEffects:
-    paused: list[Paused] = field(default_factory=list)
     tier_changed: bool = False
 
 
@@ -59,7 +58,7 @@ async def apply_account_changes(
     service = SenderService(session, settings)
     for kind, value in changes:
         try:
-            async with session.begin_nested():
+            async with nested(session):
                 await _apply(service, kind, value, effects)
         except Exception as exc:
             if isinstance(exc, OSError) or (
@@ -87,16 +86,13 @@ async def _apply(
     event = str(value.get("event") or "")
     rating = _RATINGS.get(str(value.get("quality_rating") or "").upper())
     if display.isdigit():
-        paused = await service.quality_changed(display, event, rating)
-        effects.paused += paused
+        await service.quality_changed(display, event, rating)
         logger.info("sender number +%s: %s (quality %s)", display, event, rating)
 
 
 async def follow_up(redis: Redis, effects: AccountEffects) -> None:
-    """Once committed: pauses announced; a new limit re-seeds the reach set (after an
-    unlimited tier it recorded nothing)."""
-    for paused in effects.paused:
-        await announce_paused(redis, paused)
+    """Once committed: a new limit re-seeds the reach set (after an unlimited tier it
+    recorded nothing)."""
     if effects.tier_changed:
         try:
             await redis.delete(SEEDED_KEY)

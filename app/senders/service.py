@@ -11,7 +11,8 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.campaigns.repository import CampaignRepository
-from app.campaigns.service import CampaignDispatchService, Paused
+from app.campaigns.service import CampaignDispatchService
+from app.changes import changes_of
 from app.config import Settings
 from app.errors import InvalidInput, InvalidState, NotFound
 from app.models import CampaignStatus, PauseCode, QualityRating, SenderStatus
@@ -125,6 +126,7 @@ class SenderService:
         campaigns = CampaignRepository(self.session)
         row = await campaigns.bind_sender(campaign_id, number_id, BINDABLE)
         if row is not None:
+            changes_of(self.session).campaign()
             return row
         found = await campaigns.by_ids([campaign_id])
         if not found:
@@ -134,9 +136,10 @@ class SenderService:
 
     async def quality_changed(
         self, display_number: str, event: str, rating: QualityRating | None
-    ) -> list[Paused]:
+    ) -> None:
         """A phone_number_quality_update: a number that goes RED or FLAGGED takes no new
-        campaign traffic; the campaigns bound to it pause (pool campaigns skip it)."""
+        campaign traffic; the campaigns bound to it pause (pool campaigns skip it, and the
+        pauses are recorded in the transaction's changes)."""
         values: dict[str, Any] = {}
         if event == "FLAGGED":
             values["status"] = SenderStatus.FLAGGED
@@ -147,16 +150,14 @@ class SenderService:
         if rating is not None:
             values["quality_rating"] = rating
         if not values:
-            return []
+            return
         changed = await self.senders.set_quality(display_number, values)
-        paused = []
         for number in changed:
             reason = None if number.takes_traffic else self._reason(number)
             await self.senders.set_quality(number.display_number, {"flagged_reason": reason})
             if reason is not None:
                 service = CampaignDispatchService(self.session)
-                paused.append(await service.pause_bound(unavailable(reason), number.id))
-        return paused
+                await service.pause_bound(unavailable(reason), number.id)
 
     @staticmethod
     def _reason(number: Number) -> str:

@@ -9,8 +9,9 @@ from collections.abc import Callable
 from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.campaigns.halts import announce_paused
 from app.campaigns.service import CampaignDispatchService
+from app.changes import committed_changes
+from app.changes.apply import apply_changes
 from app.config import Settings
 from app.templates.service import HALTING, Synced, TemplateService
 from app.whatsapp.templates import list_templates
@@ -27,7 +28,6 @@ async def sync_templates(
         dispatch = CampaignDispatchService(session)
         paused = [await dispatch.pause_for_error(HALTING[s], key) for key, s in synced.halted]
         await session.commit()
-    for each in paused:
-        await announce_paused(redis, each)
+    await apply_changes(redis, committed_changes(session))  # the pauses announced
     synced.campaigns_paused = sum(len(each.campaign_ids) for each in paused)
     return synced

@@ -3,8 +3,9 @@
 A mutation is decorated with `@savepoint` and writes only its own steps: the helper runs it
 in a savepoint of the request's transaction and turns a domain error into the typed GraphQL
 error its result union lists (`NotFound` → `NotFoundError`, …), with everything the
-mutation wrote, and the after-commit work it asked for, undone. Errors its union does not
-list propagate (unexpected: masked, and the whole request rolls back).
+mutation wrote, the changes its services recorded (app/changes) and the after-commit work
+it asked for, undone. Errors its union does not list propagate (unexpected: masked, and the
+whole request rolls back).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import typing
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
+from app.changes import nested
 from app.errors import DomainError
 from schema.common.errors import TYPED
 from schema.context import Info
@@ -46,7 +48,7 @@ def savepoint(resolver: F) -> F:
         context = kwargs["info"].context
         asked = len(context.after_commit)
         try:
-            async with context.session.begin_nested():
+            async with nested(context.session):
                 return await resolver(*args, **kwargs)
         except DomainError as exc:
             typed = declared.get(type(exc))

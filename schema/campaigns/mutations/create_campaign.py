@@ -8,7 +8,6 @@ import strawberry
 
 from app.campaigns.service import CampaignService, TemplateValues
 from app.senders.service import SenderService
-from schema.cache import campaign_changed
 from schema.campaigns.types import CampaignType
 from schema.common.errors import InvalidInputError, NotFoundError, TemplateNotFoundError
 from schema.common.mutations import savepoint
@@ -74,5 +73,4 @@ class CreateCampaignMutation:
             number_id = parse_id(input.sender_number, "senderNumber")
             senders = SenderService(info.context.session, info.context.settings)
             row = await senders.bind(row.id, number_id)
-        campaign_changed(info.context)
         return CreateCampaignSuccess(campaign=CampaignType.from_row(row))

@@ -7,7 +7,6 @@ from typing import Annotated
 import strawberry
 
 from app.campaigns.service import CampaignService
-from schema.cache import campaign_changed
 from schema.common.errors import InvalidStateError, NotFoundError
 from schema.common.mutations import savepoint
 from schema.common.pagination import parse_id
@@ -37,5 +36,4 @@ class DeleteCampaignMutation:
         campaign_id = parse_id(id, "id")
         service = CampaignService(info.context.session)
         await service.delete(campaign_id)
-        campaign_changed(info.context)
         return DeleteCampaignSuccess(deleted_id=id)

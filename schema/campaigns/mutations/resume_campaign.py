@@ -10,7 +10,6 @@ import strawberry
 
 from app.campaigns.halts import clear_halt
 from app.campaigns.service import CampaignDispatchService
-from schema.cache import campaign_changed
 from schema.campaigns.types import CampaignType
 from schema.common.enums import CampaignStatus
 from schema.common.errors import (
@@ -62,5 +61,4 @@ class ResumeCampaignMutation:
         else:
             # Idempotent: also covers a pause that came before the messages were created.
             after_commit(info, info.context.jobs.materialize, campaign_id)
-        campaign_changed(info.context)  # lists and dashboard show the status
         return ResumeCampaignSuccess(campaign=CampaignType.from_row(row))

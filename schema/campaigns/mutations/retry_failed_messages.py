@@ -7,7 +7,6 @@ from typing import Annotated
 import strawberry
 
 from app.campaigns.service import CampaignDispatchService
-from schema.cache import campaign_changed
 from schema.campaigns.types import CampaignType
 from schema.common.errors import InvalidStateError, NotFoundError
 from schema.common.mutations import after_commit, savepoint
@@ -60,7 +59,6 @@ class RetryFailedMessagesMutation:
         retried = await service.retry_failed(campaign_id, include_marketing_limited)
         if retried.messages:
             after_commit(info, info.context.jobs.materialize, campaign_id)
-        campaign_changed(info.context)  # lists and dashboard show the status
         return RetryFailedMessagesSuccess(
             campaign=CampaignType.from_row(retried.campaign),
             retried=retried.messages,

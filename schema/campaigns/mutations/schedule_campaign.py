@@ -8,7 +8,6 @@ from typing import Annotated
 import strawberry
 
 from app.campaigns.service import CampaignDispatchService
-from schema.cache import campaign_changed
 from schema.campaigns.types import CampaignType
 from schema.common.errors import (
     InvalidInputError,
@@ -59,5 +58,4 @@ class ScheduleCampaignMutation:
         # Fires at `at`; if the campaign was rescheduled meanwhile it is not due and skips.
         start = info.context.jobs.start_scheduled
         after_commit(info, start, campaign_id, delay_ms=delay_ms)
-        campaign_changed(info.context)  # lists and dashboard show the status
         return ScheduleCampaignSuccess(campaign=CampaignType.from_row(row))

@@ -7,7 +7,6 @@ from typing import Annotated
 import strawberry
 
 from app.campaigns.service import CampaignService
-from schema.cache import campaign_changed
 from schema.campaigns.types import CampaignType
 from schema.common.errors import InvalidInputError, InvalidStateError, NotFoundError
 from schema.common.mutations import savepoint
@@ -42,5 +41,4 @@ class SetCampaignTargetsMutation:
         targets = [parse_id(i, "categoryIds") for i in category_ids]
         service = CampaignService(info.context.session)
         row = await service.set_targets(campaign_id, targets)
-        campaign_changed(info.context)
         return SetCampaignTargetsSuccess(campaign=CampaignType.from_row(row))

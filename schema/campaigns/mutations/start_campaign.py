@@ -7,7 +7,6 @@ from typing import Annotated
 import strawberry
 
 from app.campaigns.service import CampaignDispatchService
-from schema.cache import campaign_changed
 from schema.campaigns.types import CampaignType
 from schema.common.errors import (
     InvalidStateError,
@@ -51,5 +50,4 @@ class StartCampaignMutation:
         campaign_id = parse_id(id, "id")
         row = await CampaignDispatchService(info.context.session).start(campaign_id)
         after_commit(info, info.context.jobs.materialize, campaign_id)
-        campaign_changed(info.context)  # lists and dashboard show the status
         return StartCampaignSuccess(campaign=CampaignType.from_row(row))

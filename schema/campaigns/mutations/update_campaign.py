@@ -7,7 +7,6 @@ from typing import Annotated
 import strawberry
 
 from app.campaigns.service import CampaignService
-from schema.cache import campaign_changed
 from schema.campaigns.mutations.create_campaign import TemplateInput
 from schema.campaigns.types import CampaignType
 from schema.common.errors import (
@@ -57,5 +56,4 @@ class UpdateCampaignMutation:
         template = None if input.template is None else input.template.values()
         service = CampaignService(info.context.session)
         row = await service.update(campaign_id, input.name, template)
-        campaign_changed(info.context)
         return UpdateCampaignSuccess(campaign=CampaignType.from_row(row))

@@ -7,7 +7,6 @@ from typing import Annotated
 import strawberry
 
 from app.categories.service import CategoryService
-from schema.cache import categories_changed
 from schema.categories.types import CategoryType
 from schema.common.errors import DuplicateError, InvalidInputError
 from schema.common.mutations import savepoint
@@ -43,5 +42,4 @@ class CreateCategoryMutation:
     async def create_category(self, info: Info, input: CreateCategoryInput) -> CreateCategoryResult:
         service = CategoryService(info.context.session)
         row = await service.create(input.name, input.description)
-        categories_changed(info.context)
         return CreateCategorySuccess(category=CategoryType.from_row(row))

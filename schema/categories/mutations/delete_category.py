@@ -7,7 +7,6 @@ from typing import Annotated
 import strawberry
 
 from app.categories.service import CategoryService
-from schema.cache import campaign_changed, categories_changed
 from schema.common.errors import CategoryInUseError, NotFoundError
 from schema.common.mutations import savepoint
 from schema.common.pagination import parse_id
@@ -38,6 +37,4 @@ class DeleteCategoryMutation:
         category_id = parse_id(id, "id")
         service = CategoryService(info.context.session)
         await service.delete(category_id)
-        categories_changed(info.context, membership=True)
-        campaign_changed(info.context)  # campaigns' targets lost it
         return DeleteCategorySuccess(deleted_id=id)

@@ -7,7 +7,6 @@ from typing import Annotated, Any
 import strawberry
 
 from app.categories.service import CategoryService
-from schema.cache import categories_changed
 from schema.categories.types import CategoryType
 from schema.common.errors import DuplicateError, InvalidInputError, NotFoundError
 from schema.common.mutations import savepoint
@@ -49,5 +48,4 @@ class UpdateCategoryMutation:
         category_id = parse_id(id, "id")
         service = CategoryService(info.context.session)
         row = await service.update(category_id, input.changes())
-        categories_changed(info.context)
         return UpdateCategorySuccess(category=CategoryType.from_row(row))

@@ -8,7 +8,6 @@ import strawberry
 from strawberry.scalars import JSON
 
 from app.contacts.service import ContactService
-from schema.cache import categories_changed, contacts_changed
 from schema.common.errors import DuplicateError, InvalidInputError, InvalidPhoneError, NotFoundError
 from schema.common.mutations import savepoint
 from schema.common.pagination import parse_id
@@ -57,7 +56,4 @@ class CreateContactMutation:
         row = await service.create(
             input.phone, input.name, input.attributes, input.default_region, category_ids
         )
-        contacts_changed(info.context)
-        if category_ids:
-            categories_changed(info.context, membership=True)
         return CreateContactSuccess(contact=ContactType.from_row(row))

@@ -7,7 +7,6 @@ from typing import Annotated
 import strawberry
 
 from app.contacts.service import ContactService
-from schema.cache import categories_changed, contacts_changed
 from schema.common.errors import NotFoundError
 from schema.common.mutations import savepoint
 from schema.common.pagination import parse_id
@@ -35,6 +34,4 @@ class DeleteContactMutation:
         contact_id = parse_id(id, "id")
         service = ContactService(info.context.session, info.context.settings.import_max_rows)
         await service.delete(contact_id)
-        contacts_changed(info.context, deleted=True)  # its messages leave campaigns' stats
-        categories_changed(info.context, membership=True)
         return DeleteContactSuccess(deleted_id=id)

@@ -13,7 +13,6 @@ import strawberry
 from strawberry.scalars import JSON
 
 from app.contacts.service import ContactService, ImportInputRow, ImportRowErrorReason
-from schema.cache import categories_changed, contacts_changed
 from schema.common.errors import InvalidInputError, NotFoundError
 from schema.common.inputs import built_directly
 from schema.common.mutations import savepoint
@@ -87,10 +86,6 @@ class ImportContactsMutation:
         result = await service.import_rows(
             rows, input.default_region, category_ids, input.update_existing
         )
-        if result.contacts:
-            contacts_changed(info.context)
-            if category_ids:
-                categories_changed(info.context, membership=True)
         return ImportContactsSuccess(
             created=result.created,
             updated=result.updated,

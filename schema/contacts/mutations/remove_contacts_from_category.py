@@ -7,7 +7,6 @@ from typing import Annotated
 import strawberry
 
 from app.contacts.service import ContactService
-from schema.cache import categories_changed
 from schema.categories.types import CategoryType
 from schema.common.errors import InvalidInputError, NotFoundError
 from schema.common.mutations import savepoint
@@ -41,8 +40,6 @@ class RemoveContactsFromCategoryMutation:
         contacts = [parse_id(i, "contactIds") for i in contact_ids]
         service = ContactService(info.context.session, info.context.settings.import_max_rows)
         change = await service.remove_from_category(category, contacts)
-        if change.changed:
-            categories_changed(info.context, membership=True)
         return RemoveContactsFromCategorySuccess(
             category=CategoryType.from_row(change.category), removed=change.changed
         )

@@ -8,7 +8,6 @@ import strawberry
 from strawberry.scalars import JSON
 
 from app.contacts.service import ContactService
-from schema.cache import contacts_changed
 from schema.common.errors import DuplicateError, InvalidInputError, InvalidPhoneError, NotFoundError
 from schema.common.mutations import savepoint
 from schema.common.pagination import parse_id
@@ -57,5 +56,4 @@ class UpdateContactMutation:
         contact_id = parse_id(id, "id")
         service = ContactService(info.context.session, info.context.settings.import_max_rows)
         row = await service.update(contact_id, input.changes(), input.default_region)
-        contacts_changed(info.context)
         return UpdateContactSuccess(contact=ContactType.from_row(row))

@@ -7,7 +7,6 @@ from typing import Annotated
 import strawberry
 
 from app.senders.service import SenderService
-from schema.cache import campaign_changed
 from schema.campaigns.types import CampaignType
 from schema.common.errors import InvalidStateError, NotFoundError
 from schema.common.mutations import savepoint
@@ -43,5 +42,4 @@ class SetCampaignSenderNumberMutation:
         number_id = None if sender_number is None else parse_id(sender_number, "senderNumber")
         service = SenderService(info.context.session, info.context.settings)
         row = await service.bind(campaign_id, number_id)
-        campaign_changed(info.context)
         return SetCampaignSenderNumberSuccess(campaign=CampaignType.from_row(row))
