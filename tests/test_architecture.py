@@ -156,11 +156,7 @@ CIRCLES_ALLOWED = ("app.models.", "schema.campaigns.types", "schema.categories.t
 
 def _import_graph() -> dict[str, set[str]]:
     """Each module of app/, schema/ and loaders/ with the modules of theirs it imports."""
-    paths = {}
-    for folder in ("app", "schema", "loaders"):
-        for path in (ROOT / folder).rglob("*.py"):
-            name = ".".join(path.relative_to(ROOT).with_suffix("").parts)
-            paths[name.removesuffix(".__init__")] = path
+    paths = _module_paths()
     return {name: (_modules(path) & paths.keys()) - {name} for name, path in paths.items()}
 
 
@@ -201,3 +197,66 @@ def test_no_import_circles_outside_the_models_and_the_object_types() -> None:
 
     assert [c for c in circles if not all(m.startswith(CIRCLES_ALLOWED) for m in c)] == []
     assert circles  # the allowed ones: a walk blind to imports would find none
+
+
+# What a transaction changed takes effect in one place (app/changes/apply.py): nothing else
+# bumps generations or sends progress notices and pause announcements.
+NOTICES = {
+    # progress.py bumps one campaign's scope (debounced); `herald stats verify --repair`
+    # fixes counters outside any request or task.
+    "app.cache.bump_generations": {"app.changes.apply", "app.campaigns.progress", "app.stats.cli"},
+    "app.cache.keys.bump_generations": {"app.cache"},  # its re-export
+    "app.campaigns.progress.notify_campaign_progress": {"app.changes.apply", "app.campaigns.halts"},
+    "app.campaigns.halts.announce_paused": {"app.changes.apply"},
+}
+
+
+def test_changes_take_effect_in_one_place() -> None:
+    graph = {name: _modules(path) for name, path in _module_paths().items()}
+    wrong = sorted(
+        f"{module} -> {notice}"
+        for module, imported in graph.items()
+        for notice, allowed in NOTICES.items()
+        if notice in imported and module not in allowed
+    )
+    assert wrong == []
+    assert "app.campaigns.halts.announce_paused" in graph["app.changes.apply"]
+
+
+def test_changes_are_applied_by_the_boundaries_that_commit() -> None:
+    """Services and repositories record; the request's boundary, the webhook and the
+    worker tasks apply, once committed. No resolver applies them itself."""
+    appliers = sorted(
+        name for name, path in _module_paths().items() if "app.changes.apply" in _modules(path)
+    )
+    wrong = [
+        name
+        for name in appliers
+        if name.endswith((".service", ".repository"))
+        or name.startswith("loaders.")
+        or (name.startswith("schema.") and name != "schema.extensions")
+    ]
+    assert wrong == []
+    assert {"schema.extensions", "app.http.webhooks", "app.messages.tasks"} <= set(appliers)
+
+
+def test_every_savepoint_keeps_its_changes_with_its_writes() -> None:
+    """A savepoint opened with `begin_nested` directly would keep, once rolled back, the
+    changes recorded inside it: `nested` (app/changes/record.py) drops them together."""
+    calls = {
+        name
+        for name, path in _module_paths().items()
+        for node in ast.walk(ast.parse(path.read_text(), str(path)))
+        if isinstance(node, ast.Attribute) and node.attr == "begin_nested"
+    }
+    assert calls == {"app.changes.record"}
+
+
+def _module_paths() -> dict[str, Path]:
+    """Each module of app/, schema/ and loaders/ by its dotted name."""
+    paths = {}
+    for folder in ("app", "schema", "loaders"):
+        for path in (ROOT / folder).rglob("*.py"):
+            name = ".".join(path.relative_to(ROOT).with_suffix("").parts)
+            paths[name.removesuffix(".__init__")] = path
+    return paths
