@@ -7,9 +7,10 @@ Inside `app/`, the worker (`app/worker/`: broker, enqueueing, process) and the d
 (`app/<domain>/`) never import each other: the actors that run the domains' tasks are
 declared at the composition root, and what a task needs (`app/deps.py`) sits below the
 domains. A domain's tasks are imported by nothing but their domain and the composition root;
-a repository imports no other domain, nor another repository. Read from the code's own
-imports, so a wrong arrow fails here before a reviewer has to spot it. Modules stay small
-enough to read in one sitting.
+a repository imports no other domain, nor another repository. What a transaction changed
+takes effect in app/changes/apply.py alone, called by the boundaries that commit. Read from
+the code's own imports, so a wrong arrow fails here before a reviewer has to spot it.
+Modules stay small enough to read in one sitting.
 """
 
 from __future__ import annotations
