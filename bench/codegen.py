@@ -53,28 +53,29 @@ DOCUMENT = """query CampaignPage { campaigns(first: 10) { nodes {
 COMPLETER = "complete_CampaignPage__campaigns_nodes_messages"
 
 Build = Callable[[Sequence[Any]], list[Any]]
+Column = tuple[str, int, Callable[[Any], Any] | None]  # attribute, index, conversion
 
 
 def closure_builder(fields: tuple[str, ...], cls: type, nested: type | None = None) -> Build:
     """What `projected` generates, as a loop over a table of (attribute, index, conversion)."""
     new: Any = object.__new__
 
-    def conversion(attribute: str) -> Callable[[Any], Any] | None:
+    def columns(attribute: str, index: int, built: Any) -> list[Column]:
+        """The attributes a column sets: the id as the global id and as `database_id`."""
         if attribute == "id":
-            return str
+            return [("id", index, built.node_id), ("database_id", index, None)]
         table = ENUMS.get(attribute)
-        return None if table is None else table.__getitem__
+        return [(attribute, index, None if table is None else table.__getitem__)]
 
-    own: list[tuple[str, int, Callable[[Any], Any] | None]] = []
-    inner: list[tuple[str, int, Callable[[Any], Any] | None]] = []
+    own: list[Column] = []
+    inner: list[Column] = []
     for index, name in enumerate(fields):
         if name == "owner_id":
             continue
         if nested is not None and name.startswith(CONTACT_PREFIX):
-            attribute = name.removeprefix(CONTACT_PREFIX)
-            inner.append((attribute, index, conversion(attribute)))
+            inner += columns(name.removeprefix(CONTACT_PREFIX), index, nested)
         else:
-            own.append((name, index, conversion(name)))
+            own += columns(name, index, cls)
 
     def build(rows: Sequence[Any]) -> list[Any]:
         built = []

@@ -22,6 +22,7 @@ from schema.execution import PlannedExecutor
 from schema.extensions import HeraldSchema, TransactionBoundary
 from schema.limits import QueryLimits, VariableLimits
 from schema.messages.queries import MessageQuery
+from schema.nodes.queries import NodeQuery
 from schema.senders.mutations import SenderMutation
 from schema.senders.queries import SenderQuery
 from schema.system.queries import SystemQuery
@@ -39,6 +40,7 @@ Query = merge_types(
         SystemQuery,
         ApiKeyQuery,
         SenderQuery,
+        NodeQuery,
     ),
 )
 

@@ -14,7 +14,7 @@ from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.messages import statements as sql
-from app.messages.columns import MessageColumns, page_per_owner_select, page_select
+from app.messages.columns import WHOLE, MessageColumns, page_per_owner_select, page_select
 from app.models import Message, MessageStatus
 from app.pagination import Page, page_parameters
 from app.reads import Rows, rows
@@ -23,7 +23,10 @@ from app.stats.repository import StatsRepository
 messages = Message.__table__
 
 
-_BY_IDS = select(messages).where(messages.c.id == any_(bindparam("ids", type_=ARRAY(BigInteger))))
+# Whole messages with their contacts (`contact__<name>`), as a page of every column has them.
+_BY_IDS = WHOLE.select(filtered=False).where(
+    messages.c.id == any_(bindparam("ids", type_=ARRAY(BigInteger)))
+)
 
 
 def _status(status: MessageStatus | None) -> dict[str, object]:
@@ -101,6 +104,7 @@ class MessageRepository:
         return await rows(self.session, stmt, values)
 
     async def by_ids(self, ids: Sequence[int]) -> Rows:
+        """Whole messages, each with its contact's columns (`contact__<name>`)."""
         return await rows(self.session, _BY_IDS, {"ids": list(ids)})
 
     async def count(self, campaign_id: int | None, status: MessageStatus | None) -> int:

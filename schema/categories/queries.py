@@ -7,7 +7,8 @@ import strawberry
 from app.categories.repository import CategoryRepository
 from schema.cache import Cached
 from schema.categories.types import CategoryType
-from schema.common.pagination import Connection, page_args, parse_id
+from schema.common.ids import key_of
+from schema.common.pagination import Connection, page_args
 from schema.context import Info
 from schema.permissions import viewer
 
@@ -28,4 +29,5 @@ class CategoryQuery:
 
     @strawberry.field(extensions=[Cached("categories"), *viewer()])
     async def category(self, info: Info, id: strawberry.ID) -> CategoryType | None:
-        return await info.context.loaders.category_by_id.load(parse_id(id, "id"))
+        key = key_of(id, "Category", "id")
+        return None if key is None else await info.context.loaders.category_by_id.load(key)

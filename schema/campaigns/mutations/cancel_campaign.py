@@ -11,8 +11,8 @@ from app.campaigns.service import CampaignDispatchService
 from schema.cache import campaign_changed
 from schema.campaigns.types import CampaignType
 from schema.common.errors import InvalidStateError, NotFoundError
+from schema.common.ids import parse_id
 from schema.common.mutations import after_commit, savepoint
-from schema.common.pagination import parse_id
 from schema.context import Info
 from schema.permissions import admin
 
@@ -37,7 +37,7 @@ class CancelCampaignMutation:
     )
     @savepoint
     async def cancel_campaign(self, info: Info, id: strawberry.ID) -> CancelCampaignResult:
-        campaign_id = parse_id(id, "id")
+        campaign_id = parse_id(id, "Campaign", "id")
         row = await CampaignDispatchService(info.context.session).cancel(campaign_id)
         after_commit(info, notify_campaign_progress, info.context.redis, campaign_id, force=True)
         campaign_changed(info.context)  # lists and dashboard show the status
