@@ -27,7 +27,6 @@ from strawberry.types.field import StrawberryField
 from app.codegen import define
 from schema.common.node import checked_class
 from schema.common.selection import reads_attribute
-from schema.plans import leaves
 from schema.plans.calls import (
     STRAWBERRY_FIELD,
     Bail,
@@ -37,6 +36,7 @@ from schema.plans.calls import (
     batcher,
     resolver,
 )
+from schema.plans.leaves import enum_leaf, scalar_leaf
 
 _INT_MIN, _INT_MAX = -(2**31), 2**31 - 1
 
@@ -326,9 +326,9 @@ class Generator:
             seen = f"seen_{type_.name}"
             if seen not in self.names:
                 memo: dict[tuple[type, Any], Any] = {}
-                self.names[seen], self.names[slow] = memo, leaves.enum_leaf(type_, memo)
+                self.names[seen], self.names[slow] = memo, enum_leaf(type_, memo)
             return f"({seen}.get(({first}.__class__, {var})) or {slow}({var}))"
-        self.names.setdefault(slow, leaves.leaf(type_))
+        self.names.setdefault(slow, scalar_leaf(type_))
         name = type_.name
         if name in ("String", "ID"):
             return f"({var} if {first}.__class__ is str else {slow}({var}))"

@@ -13,7 +13,7 @@ from graphql.pyutils import Undefined
 from schema.plans.calls import Bail
 
 
-def leaf(type_: GraphQLScalarType | GraphQLEnumType) -> Callable[[Any], Any]:
+def scalar_leaf(type_: GraphQLScalarType | GraphQLEnumType) -> Callable[[Any], Any]:
     """`complete_leaf_value`, with a refusal (or a null in a non-null place) as a Bail."""
     coerce_output = type_.coerce_output_value
 
@@ -31,7 +31,7 @@ def leaf(type_: GraphQLScalarType | GraphQLEnumType) -> Callable[[Any], Any]:
 def enum_leaf(type_: GraphQLEnumType, memo: dict[tuple[type, Any], Any]) -> Callable[[Any], Any]:
     """An enum's serialization, remembered per value and its class: members are
     singletons, and rows from the driver hold the members' `str` values."""
-    coerce = leaf(type_)
+    coerce = scalar_leaf(type_)
 
     def serialize(value: Any) -> Any:
         coerced = coerce(value)
