@@ -52,8 +52,12 @@ def _items(index: int, attribute: str, enums: bool, cls: type) -> list[str]:
     `id` column as the class's global id and as `database_id`, enum columns of `ENUMS` as
     members when `enums` (driver rows carry the value, SQLAlchemy's the member)."""
     value = f"row[{index}]"
-    if attribute == "id":
-        return [f"'id': node_id_{cls.__name__}({value})", f"'database_id': {value}"]
+    if attribute == "id":  # a remembered id is a lookup; another, one call that encodes it
+        name = cls.__name__
+        return [
+            f"'id': (ids_{name}.get({value}) or new_id_{name}({value}))",
+            f"'database_id': {value}",
+        ]
     if enums and attribute in ENUMS:
         return [f"{attribute!r}: {attribute}[{value}]"]
     return [f"{attribute!r}: {value}"]
@@ -89,10 +93,13 @@ def projected(
         else:
             own += _items(index, name, enums, cls)
     names: dict[str, Any] = {"new": object.__new__, cls.__name__: cls, **ENUMS}
+    body = [f"def build_{cls.__name__}(rows):"]
     for built in (cls, nested[2]) if nested else (cls,):
-        names[f"node_id_{built.__name__}"] = built.node_id  # type: ignore[attr-defined]
+        node_id, ids = built.node_id, f"ids_{built.__name__}"  # type: ignore[attr-defined]
+        names[ids], names[f"new_id_{built.__name__}"] = node_id.memo, node_id.remember
+        body.append(f"    if len({ids}) >= {node_id.limit}: {ids}.clear()")  # bounded per page
     title = ", ".join(name for name in fields if name != "owner_id")
-    body = [f"def build_{cls.__name__}(rows):", "    built = []", "    for row in rows:"]
+    body += ["    built = []", "    for row in rows:"]
     if nested is not None and inner:
         _, attribute, nested_cls = nested
         names[nested_cls.__name__] = nested_cls

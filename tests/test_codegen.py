@@ -82,7 +82,8 @@ def test_a_failing_row_builder_shows_its_type_columns_and_lines() -> None:
     assert frame.filename == "<herald row builder: Row(id, name)>"
     assert frame.name == "build_Row"
     assert frame.line == (
-        "item.__dict__ = {'id': node_id_Row(row[0]), 'database_id': row[0], 'name': row[1]}"
+        "item.__dict__ = {'id': (ids_Row.get(row[0]) or new_id_Row(row[0])), "
+        "'database_id': row[0], 'name': row[1]}"
     )
 
 
@@ -98,13 +99,13 @@ def test_a_nested_row_builder_names_both_types() -> None:
     assert source.splitlines()[0] == "def build_Row(rows):"
     assert "contact = new(Joined)" in source
     assert (
-        "contact.__dict__ = {'phone': row[3], 'id': node_id_Joined(row[4]), 'database_id': row[4]}"
-        in source
-    )
+        "contact.__dict__ = {'phone': row[3], "
+        "'id': (ids_Joined.get(row[4]) or new_id_Joined(row[4])), 'database_id': row[4]}"
+    ) in source
     assert (
-        "'status': status[row[1]], 'id': node_id_Row(row[2]), 'database_id': row[2], "
-        "'contact': contact}" in source
-    )
+        "'status': status[row[1]], 'id': (ids_Row.get(row[2]) or new_id_Row(row[2])), "
+        "'database_id': row[2], 'contact': contact}"
+    ) in source
 
 
 def test_generated_lines_live_as_long_as_their_functions(caplog: pytest.LogCaptureFixture) -> None:

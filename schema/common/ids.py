@@ -11,7 +11,7 @@ from __future__ import annotations
 import binascii
 import re
 from collections.abc import Callable
-from typing import cast
+from typing import Protocol, cast
 
 import strawberry
 
@@ -21,18 +21,45 @@ from schema.common.pagination import BadInputError
 
 _TYPE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _LONGEST = 1024  # base64 of the longest id Herald makes: a template's (512-byte name)
+# Ids remembered per type (about 150 bytes each): a 1,000-message page and its contacts fit.
+MEMO_MAX = 1 << 14
 
 
-def encoder(type_name: str) -> Callable[[int], strawberry.ID]:
-    """The global id of each key of `type_name`. A 1,000-message page encodes 2,000 ids:
-    one format and one C call each (`python -m bench.codegen` measures it)."""
+class Encoder(Protocol):
+    """A type's `encoder`: the global id of a key, the ids it remembers, and `remember`,
+    which encodes a key the memo lacks and keeps it there (its caller checks the memo first
+    and bounds it: `if len(memo) >= limit: memo.clear()`, once per page)."""
+
+    memo: dict[int, strawberry.ID]
+    remember: Callable[[int], strawberry.ID]
+    limit: int
+
+    def __call__(self, key: int) -> strawberry.ID: ...
+
+
+def encoder(type_name: str) -> Encoder:
+    """The global ids of `type_name`'s keys. Each is remembered once encoded (about
+    `MEMO_MAX`, then they start over): a page read again costs a dict lookup per id, a page
+    read for the first time one encoding each (`python -m bench.codegen` measures both).
+    Row builders read `memo` first, without a call (loaders/base.py)."""
     pattern = f"{type_name}:%d".encode()
     b2a = binascii.b2a_base64
+    memo: dict[int, str] = {}  # cleared, never replaced: builders hold it
+
+    def remember(key: int) -> str:
+        found = memo[key] = b2a(pattern % key, newline=False).decode()
+        return found
 
     def encode(key: int) -> str:
-        return b2a(pattern % key, newline=False).decode()
+        found = memo.get(key)
+        if found is None:
+            if len(memo) >= MEMO_MAX:
+                memo.clear()
+            found = remember(key)
+        return found
 
-    return cast("Callable[[int], strawberry.ID]", encode)  # no NewType call per id
+    encode.memo, encode.remember, encode.limit = memo, remember, MEMO_MAX  # type: ignore[attr-defined]
+    return cast("Encoder", encode)  # ids typed as strawberry.ID without a call each
 
 
 def global_id(type_name: str, key: int | str) -> strawberry.ID:

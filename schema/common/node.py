@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import ClassVar
 
 import strawberry
 from graphql import GraphQLObjectType
 from strawberry.types.base import StrawberryObjectDefinition
+
+from schema.common.ids import Encoder
 
 DEFINITION = "strawberry-definition"  # Strawberry's back-reference on a GraphQL type
 
@@ -19,7 +20,7 @@ DEFINITION = "strawberry-definition"  # Strawberry's back-reference on a GraphQL
 class Node:
     # Each type's encoder of its keys (schema/common/ids.py), for whatever builds it
     # (loaders/base.py's row builders read it off the class).
-    node_id: ClassVar[Callable[[int], strawberry.ID]]
+    node_id: ClassVar[Encoder]
 
     id: strawberry.ID = strawberry.field(
         description='Unique across every type: base64 of "Type:key" (e.g. "Campaign:42"). '

@@ -70,27 +70,35 @@ KINDS: dict[str, _Kind] = {
 }
 
 
+async def _refusal(kind: _Kind, info: Info) -> GraphQLError | None:
+    """FORBIDDEN when the caller may not read this type, as its own query says."""
+    if kind.permission is None:
+        return None
+    try:
+        allowed = kind.permission.has_permission(None, info)  # True, or raises
+        if inspect.isawaitable(allowed):
+            await allowed
+    except GraphQLError as refused:
+        return refused
+    return None
+
+
 async def _resolve(info: Info, ids: Sequence[str]) -> list[Any]:
     """The object of each id (None: none; an error: refused), one load per type."""
     wanted: dict[str, dict[Any, list[int]]] = {}  # type → key → positions in `ids`
     for position, value in enumerate(ids):
         found = decode(str(value))
-        kind = None if found is None else KINDS.get(found[0])
-        key = None if found is None or kind is None else kind.key(found[1])
+        if found is None or found[0] not in KINDS:
+            continue
+        name, text = found
+        key = KINDS[name].key(text)
         if key is not None:
-            wanted.setdefault(found[0], {}).setdefault(key, []).append(position)  # type: ignore[index]
+            wanted.setdefault(name, {}).setdefault(key, []).append(position)
     results: list[Any] = [None] * len(ids)
     for name, positions in wanted.items():
         kind = KINDS[name]
-        objects: Sequence[Any]
-        try:
-            if kind.permission is not None:
-                allowed = kind.permission.has_permission(None, info)  # or raises FORBIDDEN
-                if inspect.isawaitable(allowed):
-                    await allowed
-            objects = await kind.load(info, list(positions))
-        except GraphQLError as refused:  # FORBIDDEN: the type's own query refuses too
-            objects = [refused] * len(positions)
+        refused = await _refusal(kind, info)
+        objects = [refused] * len(positions) if refused else await kind.load(info, [*positions])
         for found_object, places in zip(objects, positions.values(), strict=True):
             for position in places:
                 results[position] = found_object
