@@ -347,7 +347,10 @@ async def test_a_pause_reason_shows_until_the_campaign_is_resumed(
     reason = {"code": "TEMPLATE_PAUSED", "errorCode": 132015, "message": "Resume later."}
     assert shown["campaign"] == {"status": "PAUSED", "pauseReason": reason}
     assert shown["campaigns"]["nodes"] == [
-        {"id": str(campaign_id), "pauseReason": {"code": "TEMPLATE_PAUSED", "errorCode": 132015}}
+        {
+            "id": global_id("Campaign", campaign_id),
+            "pauseReason": {"code": "TEMPLATE_PAUSED", "errorCode": 132015},
+        }
     ]
     assert resumed["resumeCampaign"]["campaign"] == {"status": "SENDING", "pauseReason": None}
     assert after["campaign"] == {"status": "SENDING", "pauseReason": None}
