@@ -19,10 +19,13 @@ from schema.common.ids import encoder, key_of
 from schema.context import Info
 from schema.permissions import viewer
 
+# One id for every event of a campaign's progress: a client cache keeps the latest.
+progress_id = encoder("CampaignProgress")
+
 
 def _event(campaign_id: int, snapshot: Snapshot) -> CampaignProgress:
     return CampaignProgress(
-        id=PROGRESS_ID(campaign_id),
+        id=progress_id(campaign_id),
         campaign_id=campaign_id,
         status=snapshot.status,
         pause_reason=PauseReason.of(*snapshot.pause),
@@ -33,9 +36,6 @@ def _event(campaign_id: int, snapshot: Snapshot) -> CampaignProgress:
         if snapshot.waiting_until is None
         else datetime.fromtimestamp(snapshot.waiting_until, UTC),
     )
-
-
-PROGRESS_ID = encoder("CampaignProgress")
 
 
 @strawberry.type
