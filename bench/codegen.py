@@ -6,8 +6,9 @@ Herald generates Python source in two places: the loaders' row builders
 (`loaders.base.projected`) and query plans (`schema/execution/plans/generate.py`). A generator is
 worth its source only while it beats a closure doing the same work from a table of
 columns or fields. Both run on the same inputs, built from rows of the seeded bench
-database: a 1,000-message page with contacts (8 columns), a 1,000-contact page (4 columns)
-and a 10-message page; then the completion of 1,000 messages x contact
+database: a 1,000-message page with contacts (8 columns), the same with none of its global
+ids remembered yet (each encoded: a page read for the first time), a 1,000-contact page
+(4 columns) and a 10-message page; then the completion of 1,000 messages x contact
 (`messages { nodes { id status contact { id phone name } } }`) by the generated plan and by
 a closure tree over the same collected fields. Rounds alternate; the table gives the
 fastest round (the least disturbed by the rest of the machine) and the median.
@@ -53,28 +54,29 @@ DOCUMENT = """query CampaignPage { campaigns(first: 10) { nodes {
 COMPLETER = "complete_CampaignPage__campaigns_nodes_messages"
 
 Build = Callable[[Sequence[Any]], list[Any]]
+Column = tuple[str, int, Callable[[Any], Any] | None]  # attribute, index, conversion
 
 
 def closure_builder(fields: tuple[str, ...], cls: type, nested: type | None = None) -> Build:
     """What `projected` generates, as a loop over a table of (attribute, index, conversion)."""
     new: Any = object.__new__
 
-    def conversion(attribute: str) -> Callable[[Any], Any] | None:
+    def columns(attribute: str, index: int, built: Any) -> list[Column]:
+        """The attributes a column sets: the id as the global id and as `database_id`."""
         if attribute == "id":
-            return str
+            return [("id", index, built.node_id), ("database_id", index, None)]
         table = ENUMS.get(attribute)
-        return None if table is None else table.__getitem__
+        return [(attribute, index, None if table is None else table.__getitem__)]
 
-    own: list[tuple[str, int, Callable[[Any], Any] | None]] = []
-    inner: list[tuple[str, int, Callable[[Any], Any] | None]] = []
+    own: list[Column] = []
+    inner: list[Column] = []
     for index, name in enumerate(fields):
         if name == "owner_id":
             continue
         if nested is not None and name.startswith(CONTACT_PREFIX):
-            attribute = name.removeprefix(CONTACT_PREFIX)
-            inner.append((attribute, index, conversion(attribute)))
+            inner += columns(name.removeprefix(CONTACT_PREFIX), index, nested)
         else:
-            own.append((name, index, conversion(name)))
+            own += columns(name, index, cls)
 
     def build(rows: Sequence[Any]) -> list[Any]:
         built = []
@@ -138,6 +140,18 @@ def closure_completer(type_: GraphQLOutputType, selections: Any) -> Callable[[An
     if non_null:
         return complete
     return lambda value: None if value is None else complete(value)
+
+
+def first_read(build: Build, rows: Sequence[Any]) -> Callable[[], list[Any]]:
+    """`build(rows)` with none of the page's global ids remembered (schema/common/ids.py
+    remembers them once encoded): what a page read for the first time costs."""
+
+    def run() -> list[Any]:
+        MessageType.node_id.memo.clear()
+        ContactType.node_id.memo.clear()
+        return build(rows)
+
+    return run
 
 
 def compare(cases: Sequence[tuple[str, Callable[[], Any]]], number: int, rounds: int) -> list[Any]:
@@ -207,6 +221,14 @@ def main() -> None:
         (
             "row builder, 1,000 messages x contact (8 columns)",
             [("generated", lambda: generated(messages)), ("closure", lambda: closure(messages))],
+            50,
+        ),
+        (
+            "row builder, 1,000 messages x contact, ids not remembered yet",
+            [
+                ("generated", first_read(generated, messages)),
+                ("closure", first_read(closure, messages)),
+            ],
             50,
         ),
         (

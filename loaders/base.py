@@ -26,8 +26,10 @@ T = TypeVar("T")
 @dataclass(frozen=True)
 class Types:
     """The classes loaders build values of: each has `from_row(row)` (`of(counts)` for
-    the statistics); messages and contacts are also built from page rows directly."""
+    the statistics); messages and contacts are also built from page rows directly, their
+    global ids by the class's `node_id(key)`."""
 
+    api_key: Any
     campaign: Any
     category: Any
     contact: Any
@@ -45,12 +47,20 @@ ENUMS: dict[str, dict[Any, Any]] = {
 }
 
 
-def _column_value(index: int, attribute: str, enums: bool) -> str:
-    """The expression a generated builder reads an attribute with from `row`: ids as
-    strings, enum columns of `ENUMS` as members when `enums` (driver rows carry the value,
-    SQLAlchemy's the member)."""
-    value = f"str(row[{index}])" if attribute == "id" else f"row[{index}]"
-    return f"{attribute}[{value}]" if enums and attribute in ENUMS else value
+def _items(index: int, attribute: str, enums: bool, cls: type) -> list[str]:
+    """The dict display items a generated builder sets an attribute with from `row`: the
+    `id` column as the class's global id and as `database_id`, enum columns of `ENUMS` as
+    members when `enums` (driver rows carry the value, SQLAlchemy's the member)."""
+    value = f"row[{index}]"
+    if attribute == "id":  # a remembered id is a lookup; another, one call that encodes it
+        name = cls.__name__
+        return [
+            f"'id': (ids_{name}.get({value}) or new_id_{name}({value}))",
+            f"'database_id': {value}",
+        ]
+    if enums and attribute in ENUMS:
+        return [f"{attribute!r}: {attribute}[{value}]"]
+    return [f"{attribute!r}: {value}"]
 
 
 @lru_cache(maxsize=256)
@@ -61,9 +71,10 @@ def projected(
     nested: tuple[str, str, type] | None = None,
 ) -> Callable[[Sequence[Any]], list[Any]]:
     """Objects of `cls` from rows of `fields`, read by index, with only those columns set
-    (a `Projected` type raises on the others): no constructor call, ids as strings, enum
-    columns as members (`enums` false: as their values, for a table whose enum columns are
-    not the messages' and contacts'). With `nested` = (prefix, attribute, class), the
+    (a `Projected` type raises on the others): no constructor call, the `id` column as the
+    global id (`cls.node_id`) and as `database_id`, enum columns as members (`enums` false:
+    as their values, for a table whose enum columns are not the messages' and contacts').
+    With `nested` = (prefix, attribute, class), the
     columns `<prefix><name>` (a join) make an object of that class, set as `attribute`.
     The key a page groups its rows by (`owner_id`) is not an attribute.
 
@@ -78,12 +89,17 @@ def projected(
             continue
         if prefix is not None and name.startswith(prefix):
             attribute = name.removeprefix(prefix)
-            inner.append(f"{attribute!r}: {_column_value(index, attribute, enums)}")
+            inner += _items(index, attribute, enums, nested[2])  # type: ignore[index]
         else:
-            own.append(f"{name!r}: {_column_value(index, name, enums)}")
+            own += _items(index, name, enums, cls)
     names: dict[str, Any] = {"new": object.__new__, cls.__name__: cls, **ENUMS}
+    body = [f"def build_{cls.__name__}(rows):"]
+    for built in (cls, nested[2]) if nested else (cls,):
+        node_id, ids = built.node_id, f"ids_{built.__name__}"  # type: ignore[attr-defined]
+        names[ids], names[f"new_id_{built.__name__}"] = node_id.memo, node_id.remember
+        body.append(f"    if len({ids}) >= {node_id.limit}: {ids}.clear()")  # bounded per page
     title = ", ".join(name for name in fields if name != "owner_id")
-    body = [f"def build_{cls.__name__}(rows):", "    built = []", "    for row in rows:"]
+    body += ["    built = []", "    for row in rows:"]
     if nested is not None and inner:
         _, attribute, nested_cls = nested
         names[nested_cls.__name__] = nested_cls

@@ -69,17 +69,16 @@ class MessageBuilder:
         )
         messages = build(records) if records else []
         if with_interactions:
-            found = group_by_owner(
-                await InteractionRepository(self.session).by_message_ids(
-                    [int(message.id) for message in messages]
-                )
-                if messages
-                else [],
-                types.interaction.from_row,
-            )
-            for message in messages:
-                message.interactions = found.get(int(message.id), [])
+            await self.add_interactions(messages)
         return messages
+
+    async def add_interactions(self, messages: Sequence[Any]) -> None:
+        """Set each message's interactions, read in one statement for all of them."""
+        keys = [message.database_id for message in messages]
+        rows = await InteractionRepository(self.session).by_message_ids(keys) if keys else []
+        found = group_by_owner(rows, self.types.interaction.from_row)
+        for message in messages:
+            message.interactions = found.get(message.database_id, [])
 
 
 class MessagePageLoader(SessionLoader[MessagePageKey, list[Any]]):
@@ -125,12 +124,23 @@ class MessagePageByContactIdLoader(MessagePageLoader):
 
 
 class MessageByIdLoader(SessionLoader[int, Any]):
-    """Whole messages, without their contacts (a page's projection lacked a column)."""
+    """Whole messages with their contacts (`node(id:)`, or a page's projection that lacked
+    a column), one statement; their interactions are not set (`add_interactions`)."""
 
     async def batch_load_fn(self, keys: Sequence[int]) -> list[Any]:
         rows = await MessageRepository(self.session).by_ids(keys)
-        built = projected(rows.fields, self.types.message)(rows.records)
-        found = {int(message.id): message for message in built}
+        types = self.types
+        build = projected(
+            rows.fields, types.message, nested=(CONTACT_PREFIX, "contact", types.contact)
+        )
+        found = {message.database_id: message for message in build(rows.records)}
+        return [found.get(key) for key in keys]
+
+
+class InteractionByIdLoader(SessionLoader[int, Any]):
+    async def batch_load_fn(self, keys: Sequence[int]) -> list[Any]:
+        rows = await InteractionRepository(self.session).by_ids(keys)
+        found = {row.id: self.types.interaction.from_row(row) for row in rows}
         return [found.get(key) for key in keys]
 
 

@@ -33,7 +33,9 @@ class NaiveMessageBuilder(MessageBuilder):
                 [contact] = await ContactRepository(self.session).by_ids([message.contact_id])
                 message.contact = types.contact.from_row(contact)
             if with_interactions:
-                found = await InteractionRepository(self.session).by_message_ids([int(message.id)])
+                found = await InteractionRepository(self.session).by_message_ids(
+                    [message.database_id]
+                )
                 message.interactions = [types.interaction.from_row(row) for row in found]
         return messages
 

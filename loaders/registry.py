@@ -10,6 +10,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from loaders.api_keys import ApiKeyByIdLoader
 from loaders.base import Types
 from loaders.campaigns import CampaignByIdLoader, StatsByCampaignIdLoader
 from loaders.categories import (
@@ -20,6 +21,7 @@ from loaders.categories import (
 )
 from loaders.contacts import ContactByIdLoader, ContactPageByCategoryIdLoader
 from loaders.messages import (
+    InteractionByIdLoader,
     InteractionsByContactIdLoader,
     MessageBuilder,
     MessageByIdLoader,
@@ -39,6 +41,11 @@ class Loaders:
     def __init__(self, session: AsyncSession, types: Types) -> None:
         self.session = session
         self.types = types
+
+    def renewed(self) -> Loaders:
+        """Loaders of the same session that remember nothing loaded so far (each event of a
+        subscription reads afresh)."""
+        return type(self)(self.session, self.types)
 
     @cached_property
     def messages(self) -> MessageBuilder:
@@ -102,6 +109,14 @@ class Loaders:
     @cached_property
     def message_count_by_contact_id(self) -> MessageCountByContactIdLoader:
         return MessageCountByContactIdLoader(self.session, self.types, **self.options)
+
+    @cached_property
+    def interaction_by_id(self) -> InteractionByIdLoader:
+        return InteractionByIdLoader(self.session, self.types, **self.options)
+
+    @cached_property
+    def api_key_by_id(self) -> ApiKeyByIdLoader:
+        return ApiKeyByIdLoader(self.session, self.types, **self.options)
 
     @cached_property
     def interactions_by_contact_id(self) -> InteractionsByContactIdLoader:

@@ -10,6 +10,7 @@ from app.db.engine import SerializedSession
 from loaders.base import Types
 from loaders.naive import NaiveLoaders, NoCache
 from loaders.registry import Loaders
+from schema.api_keys.types import ApiKeyType
 from schema.campaigns.types import CampaignType, MessageStats
 from schema.categories.types import CategoryType
 from schema.contacts.types import ContactType
@@ -17,6 +18,7 @@ from schema.messages.types import InteractionType, MessageType
 from schema.templates.types import TemplateType
 
 TYPES = Types(
+    api_key=ApiKeyType,
     campaign=CampaignType,
     category=CategoryType,
     contact=ContactType,

@@ -25,6 +25,7 @@ from schema.execution.executor import PlannedExecutor
 from schema.extensions import HeraldSchema, TransactionBoundary
 from schema.limits import QueryLimits, VariableLimits
 from schema.messages.queries import MessageQuery
+from schema.nodes.queries import NodeQuery
 from schema.senders.mutations import SenderMutation
 from schema.senders.queries import SenderQuery
 from schema.system.queries import SystemQuery
@@ -42,6 +43,7 @@ Query = merge_types(
         SystemQuery,
         ApiKeyQuery,
         SenderQuery,
+        NodeQuery,
     ),
 )
 

@@ -20,6 +20,7 @@ from strawberry.types.base import StrawberryObjectDefinition
 from app.api_keys.service import hash_key
 from app.config import Env, LogFormat, Settings
 from app.main import create_app
+from schema.common.ids import global_id
 from tests import factories
 from tests.conftest import GqlClient, Server, create_api_key, serve
 
@@ -130,7 +131,7 @@ async def test_revoking_an_unknown_key_is_a_typed_error(gql: GqlClient) -> None:
     assert data["revokeApiKey"] == {
         "__typename": "NotFoundError",
         "entity": "ApiKey",
-        "id": "999999",
+        "id": global_id("ApiKey", 999999),
     }
 
 

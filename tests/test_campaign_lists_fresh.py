@@ -33,8 +33,8 @@ pytestmark = pytest.mark.asyncio
 
 LISTS = """
 {
-  campaigns(first: 10) { nodes { id status } }
-  dashboard { recentCampaigns { id status } campaignsByStatus { status count } }
+  campaigns(first: 10) { nodes { databaseId status } }
+  dashboard { recentCampaigns { databaseId status } campaignsByStatus { status count } }
 }
 """
 MUTATIONS = {
@@ -67,9 +67,11 @@ FIELDS = {
 async def lists(gql: GqlClient, campaign_id: int) -> tuple[str, str, list[str]]:
     """The campaign's status in `campaigns`, in `recentCampaigns`, and the non-zero counts."""
     data = await gql.ok(LISTS)
-    (listed,) = [n["status"] for n in data["campaigns"]["nodes"] if n["id"] == str(campaign_id)]
+    (listed,) = [n["status"] for n in data["campaigns"]["nodes"] if n["databaseId"] == campaign_id]
     dashboard = data["dashboard"]
-    (recent,) = [c["status"] for c in dashboard["recentCampaigns"] if c["id"] == str(campaign_id)]
+    (recent,) = [
+        c["status"] for c in dashboard["recentCampaigns"] if c["databaseId"] == campaign_id
+    ]
     counts = [c["status"] for c in dashboard["campaignsByStatus"] if c["count"]]
     return listed, recent, counts
 

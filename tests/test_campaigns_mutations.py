@@ -7,6 +7,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.models import Campaign, CampaignStatus, campaign_categories
+from schema.common.ids import global_id
 from tests import factories
 from tests.conftest import GqlClient
 
@@ -115,7 +116,8 @@ async def test_create_campaign_is_a_draft_with_its_targets(
     assert campaign["template"] == SYNCED
     assert campaign["templateParameters"] == [{"source": "ATTRIBUTE", "value": "first_name"}]
     assert campaign["targets"] == [{"name": "Gold"}, {"name": "VIP"}]
-    assert await targets(session, int(campaign["id"])) == {vip, gold}
+    assert campaign["id"] == global_id("Campaign", 1)
+    assert await targets(session, 1) == {vip, gold}
 
 
 async def test_create_campaign_whose_target_step_fails_leaves_no_campaign(
@@ -136,7 +138,7 @@ async def test_create_campaign_whose_target_step_fails_leaves_no_campaign(
     assert data["createCampaign"] == {
         "__typename": "NotFoundError",
         "entity": "Category",
-        "id": "77",
+        "id": global_id("Category", 77),
     }
     assert await factories.count(session, Campaign) == 0
     assert await factories.count(session, campaign_categories) == 0
@@ -289,7 +291,7 @@ async def test_update_non_draft_campaign_is_an_invalid_state_error(
         "__typename": "InvalidStateError",
         "message": f"cannot edit a {status} campaign: only drafts",
         "entity": "Campaign",
-        "id": str(campaign_id),
+        "id": global_id("Campaign", campaign_id),
         "state": status.name,
     }
     assert await stored(session) == [("Spring", "spring_sale", status)]
@@ -303,7 +305,7 @@ async def test_update_unknown_campaign_is_not_found(gql: GqlClient) -> None:
     assert data["updateCampaign"] == {
         "__typename": "NotFoundError",
         "entity": "Campaign",
-        "id": "5",
+        "id": global_id("Campaign", 5),
     }
 
 
@@ -360,7 +362,7 @@ async def test_delete_draft_campaign(gql: GqlClient, session: AsyncSession) -> N
     # then
     assert data["deleteCampaign"] == {
         "__typename": "DeleteCampaignSuccess",
-        "deletedId": str(campaign_id),
+        "deletedId": global_id("Campaign", campaign_id),
     }
     assert await factories.count(session, Campaign) == 0
     assert await factories.count(session, campaign_categories) == 0
@@ -379,7 +381,7 @@ async def test_delete_sending_campaign_is_an_invalid_state_error(
     # then
     assert data["deleteCampaign"] == {
         "__typename": "InvalidStateError",
-        "id": str(campaign_id),
+        "id": global_id("Campaign", campaign_id),
         "state": "SENDING",
     }
     assert await stored(session) == [("Spring", "spring_sale", CampaignStatus.SENDING)]
@@ -393,7 +395,7 @@ async def test_delete_unknown_campaign_is_not_found(gql: GqlClient) -> None:
     assert data["deleteCampaign"] == {
         "__typename": "NotFoundError",
         "entity": "Campaign",
-        "id": "3",
+        "id": global_id("Campaign", 3),
     }
 
 
@@ -454,7 +456,7 @@ async def test_set_campaign_targets_with_an_unknown_category_changes_nothing(
     assert data["setCampaignTargets"] == {
         "__typename": "NotFoundError",
         "entity": "Category",
-        "id": "404",
+        "id": global_id("Category", 404),
     }
     assert await targets(session, campaign_id) == {vip}
 
@@ -474,7 +476,7 @@ async def test_set_targets_of_a_sending_campaign_is_an_invalid_state_error(
     # then
     assert data["setCampaignTargets"] == {
         "__typename": "InvalidStateError",
-        "id": str(campaign_id),
+        "id": global_id("Campaign", campaign_id),
         "state": "SENDING",
     }
     assert await targets(session, campaign_id) == {vip}
@@ -488,7 +490,7 @@ async def test_set_targets_of_an_unknown_campaign_is_not_found(gql: GqlClient) -
     assert data["setCampaignTargets"] == {
         "__typename": "NotFoundError",
         "entity": "Campaign",
-        "id": "9",
+        "id": global_id("Campaign", 9),
     }
 
 

@@ -7,6 +7,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.models import CampaignStatus, Category, Contact, campaign_categories, category_contacts
+from schema.common.ids import global_id
 from tests import factories
 from tests.conftest import GqlClient
 
@@ -151,7 +152,7 @@ async def test_update_category_changes_only_the_fields_given(
 
     # then
     assert data["updateCategory"]["category"] == {
-        "id": str(vip),
+        "id": global_id("Category", vip),
         "name": "VIP",
         "description": "Top",
     }
@@ -220,7 +221,7 @@ async def test_update_unknown_category_is_not_found(gql: GqlClient) -> None:
     assert data["updateCategory"] == {
         "__typename": "NotFoundError",
         "entity": "Category",
-        "id": "31",
+        "id": global_id("Category", 31),
     }
 
 
@@ -238,7 +239,10 @@ async def test_delete_category_keeps_its_contacts_and_leaves_campaign_targets(
     data = await gql.ok(DELETE_CATEGORY, {"id": str(vip)})
 
     # then
-    assert data["deleteCategory"] == {"__typename": "DeleteCategorySuccess", "deletedId": str(vip)}
+    assert data["deleteCategory"] == {
+        "__typename": "DeleteCategorySuccess",
+        "deletedId": global_id("Category", vip),
+    }
     assert await names(session) == {"Gold": None}
     assert await factories.count(session, Contact) == 2
     assert await factories.count(session, category_contacts) == 0
@@ -280,7 +284,7 @@ async def test_delete_unknown_category_is_not_found(gql: GqlClient) -> None:
     assert data["deleteCategory"] == {
         "__typename": "NotFoundError",
         "entity": "Category",
-        "id": "12",
+        "id": global_id("Category", 12),
     }
 
 

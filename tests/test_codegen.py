@@ -16,6 +16,7 @@ from app.cli import main
 from app.codegen import define, source_of
 from app.compat import graphql_schema
 from loaders.base import projected
+from schema.common.ids import encoder
 from schema.execution.executor import PlannedExecutor
 from schema.execution.plans import DocumentPlans, execute
 from tests.test_execution import PLANNED, ROOT_VALUE
@@ -29,9 +30,13 @@ CAMPAIGN_PAGE = """query CampaignPage { campaigns(first: 10) { nodes { id name
 class Row:
     """A type a builder makes objects of."""
 
+    node_id = encoder("Row")
+
 
 class Joined:
     """The type of a row's joined columns."""
+
+    node_id = encoder("Joined")
 
 
 def _generated(error: BaseException) -> list[traceback.FrameSummary]:
@@ -76,7 +81,10 @@ def test_a_failing_row_builder_shows_its_type_columns_and_lines() -> None:
     (frame,) = _generated(caught.value)
     assert frame.filename == "<herald row builder: Row(id, name)>"
     assert frame.name == "build_Row"
-    assert frame.line == "item.__dict__ = {'id': str(row[0]), 'name': row[1]}"
+    assert frame.line == (
+        "item.__dict__ = {'id': (ids_Row.get(row[0]) or new_id_Row(row[0])), "
+        "'database_id': row[0], 'name': row[1]}"
+    )
 
 
 def test_a_nested_row_builder_names_both_types() -> None:
@@ -90,8 +98,14 @@ def test_a_nested_row_builder_names_both_types() -> None:
     source = source_of(build)
     assert source.splitlines()[0] == "def build_Row(rows):"
     assert "contact = new(Joined)" in source
-    assert "contact.__dict__ = {'phone': row[3], 'id': str(row[4])}" in source
-    assert "'status': status[row[1]], 'id': str(row[2]), 'contact': contact}" in source
+    assert (
+        "contact.__dict__ = {'phone': row[3], "
+        "'id': (ids_Joined.get(row[4]) or new_id_Joined(row[4])), 'database_id': row[4]}"
+    ) in source
+    assert (
+        "'status': status[row[1]], 'id': (ids_Row.get(row[2]) or new_id_Row(row[2])), "
+        "'database_id': row[2], 'contact': contact}"
+    ) in source
 
 
 def test_generated_lines_live_as_long_as_their_functions(caplog: pytest.LogCaptureFixture) -> None:

@@ -20,6 +20,7 @@ from app.contacts.service import (
     ImportRowErrorReason,
 )
 from app.models import Contact, category_contacts
+from schema.common.ids import global_id
 from tests import factories
 from tests.conftest import GqlClient, Server, serve
 
@@ -338,7 +339,8 @@ async def test_create_contact_into_categories(gql: GqlClient, session: AsyncSess
     # then
     contact = data["createContact"]["contact"]
     assert contact["categories"] == [{"name": "VIP"}]
-    assert await members(session, vip) == {int(contact["id"])}
+    assert contact["id"] == global_id("Contact", 1)
+    assert await members(session, vip) == {1}
 
 
 async def test_create_contact_whose_category_step_fails_leaves_no_contact(
@@ -356,7 +358,7 @@ async def test_create_contact_whose_category_step_fails_leaves_no_contact(
     # then
     error = data["createContact"]
     assert error["__typename"] == "NotFoundError"
-    assert (error["entity"], error["id"]) == ("Category", "999")
+    assert (error["entity"], error["id"]) == ("Category", global_id("Category", 999))
     assert await factories.count(session, Contact) == 0
     assert await factories.count(session, category_contacts) == 0
 
@@ -392,7 +394,7 @@ async def test_update_contact_changes_only_the_fields_given(
     # then
     contact = data["updateContact"]["contact"]
     assert contact == {
-        "id": str(contact_id),
+        "id": global_id("Contact", contact_id),
         "phone": "+33781000001",
         "name": "Contact 0",
         "attributes": {"first_name": "C0"},
@@ -480,7 +482,7 @@ async def test_update_unknown_contact_is_not_found(gql: GqlClient) -> None:
         "__typename": "NotFoundError",
         "message": "Contact 404 does not exist",
         "entity": "Contact",
-        "id": "404",
+        "id": global_id("Contact", 404),
     }
 
 
@@ -509,7 +511,10 @@ async def test_delete_contact_removes_it_and_its_memberships(
     data = await gql.ok(DELETE_CONTACT, {"id": str(gone)})
 
     # then
-    assert data["deleteContact"] == {"__typename": "DeleteContactSuccess", "deletedId": str(gone)}
+    assert data["deleteContact"] == {
+        "__typename": "DeleteContactSuccess",
+        "deletedId": global_id("Contact", gone),
+    }
     assert await phones(session) == {"+33610000000": "Contact 0"}
     assert await members(session, vip) == {kept}
 
@@ -519,7 +524,11 @@ async def test_delete_unknown_contact_is_not_found(gql: GqlClient) -> None:
     data = await gql.ok(DELETE_CONTACT, {"id": "7"})
 
     # then
-    assert data["deleteContact"] == {"__typename": "NotFoundError", "entity": "Contact", "id": "7"}
+    assert data["deleteContact"] == {
+        "__typename": "NotFoundError",
+        "entity": "Contact",
+        "id": global_id("Contact", 7),
+    }
 
 
 # -- importContacts --------------------------------------------------------------------
@@ -709,7 +718,7 @@ async def test_import_into_an_unknown_category_writes_nothing(
     assert data["importContacts"] == {
         "__typename": "NotFoundError",
         "entity": "Category",
-        "id": "9",
+        "id": global_id("Category", 9),
     }
     assert await factories.count(session, Contact) == 0
     assert await factories.count(session, category_contacts) == 0
@@ -774,7 +783,7 @@ async def test_add_contacts_to_category_counts_new_memberships_only(
     assert data["addContactsToCategory"] == {
         "__typename": "AddContactsToCategorySuccess",
         "added": 2,
-        "category": {"id": str(vip), "name": "VIP", "contactCount": 3},
+        "category": {"id": global_id("Category", vip), "name": "VIP", "contactCount": 3},
     }
     assert await members(session, vip) == {a, b, c}
 
@@ -794,7 +803,7 @@ async def test_add_unknown_contact_to_category_adds_nothing(
     assert data["addContactsToCategory"] == {
         "__typename": "NotFoundError",
         "entity": "Contact",
-        "id": "999",
+        "id": global_id("Contact", 999),
     }
     assert await members(session, vip) == set()
 
@@ -813,7 +822,7 @@ async def test_add_contacts_to_unknown_category_is_not_found(
     assert data["addContactsToCategory"] == {
         "__typename": "NotFoundError",
         "entity": "Category",
-        "id": "55",
+        "id": global_id("Category", 55),
     }
     assert await factories.count(session, category_contacts) == 0
 
@@ -835,7 +844,7 @@ async def test_remove_contacts_from_category_keeps_the_contacts(
     assert data["removeContactsFromCategory"] == {
         "__typename": "RemoveContactsFromCategorySuccess",
         "removed": 1,
-        "category": {"id": str(vip), "contactCount": 1},
+        "category": {"id": global_id("Category", vip), "contactCount": 1},
     }
     assert await members(session, vip) == {a}
     assert await factories.count(session, Contact) == 3
@@ -849,7 +858,7 @@ async def test_remove_contacts_from_unknown_category_is_not_found(gql: GqlClient
     assert data["removeContactsFromCategory"] == {
         "__typename": "NotFoundError",
         "entity": "Category",
-        "id": "8",
+        "id": global_id("Category", 8),
     }
 
 

@@ -13,6 +13,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.config import Settings
+from schema.common.ids import global_id
 from tests.conftest import GqlClient
 from tests.fake_whatsapp import campaign_status, seed_campaign, status_counts
 
@@ -153,7 +154,7 @@ async def test_concurrent_double_start_one_wins(
         "__typename": "InvalidStateError",
         "message": "cannot start a sending campaign",
         "entity": "Campaign",
-        "id": str(campaign_id),
+        "id": global_id("Campaign", campaign_id),
         "state": "SENDING",
     }
     assert enqueued(settings) == [("campaign.materialize", [campaign_id], False)]
@@ -165,7 +166,7 @@ async def test_start_unknown_campaign_is_not_found(gql: GqlClient, settings: Set
         "__typename": "NotFoundError",
         "message": "Campaign 999 does not exist",
         "entity": "Campaign",
-        "id": "999",
+        "id": global_id("Campaign", 999),
     }
     assert enqueued(settings) == []
 
@@ -274,7 +275,11 @@ async def test_verify_contacts(gql: GqlClient, session: AsyncSession, settings: 
     everyone = (await gql.ok(VERIFY, {"ids": None}))["verifyContacts"]
 
     # then
-    assert missing == {"__typename": "NotFoundError", "entity": "Contact", "id": "77"}
+    assert missing == {
+        "__typename": "NotFoundError",
+        "entity": "Contact",
+        "id": global_id("Contact", 77),
+    }
     assert everyone == {"__typename": "VerifyContactsSuccess", "queued": 3}
     assert enqueued(settings) == [("contacts.verify", [[1, 2, 3]], False)]
 
@@ -342,7 +347,10 @@ async def test_a_pause_reason_shows_until_the_campaign_is_resumed(
     reason = {"code": "TEMPLATE_PAUSED", "errorCode": 132015, "message": "Resume later."}
     assert shown["campaign"] == {"status": "PAUSED", "pauseReason": reason}
     assert shown["campaigns"]["nodes"] == [
-        {"id": str(campaign_id), "pauseReason": {"code": "TEMPLATE_PAUSED", "errorCode": 132015}}
+        {
+            "id": global_id("Campaign", campaign_id),
+            "pauseReason": {"code": "TEMPLATE_PAUSED", "errorCode": 132015},
+        }
     ]
     assert resumed["resumeCampaign"]["campaign"] == {"status": "SENDING", "pauseReason": None}
     assert after["campaign"] == {"status": "SENDING", "pauseReason": None}

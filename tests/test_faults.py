@@ -32,7 +32,7 @@ CONTACTS = "{ contacts(first: 5) { totalCount nodes { id name } } }"
 CAMPAIGN = '{ campaign(id: "1") { id } }'
 CREATE_CONTACT = """
 mutation { createContact(input: {phone: "+33612345678", name: "Ada"}) {
-  __typename ... on CreateContactSuccess { contact { id } } } }
+  __typename ... on CreateContactSuccess { contact { id databaseId } } } }
 """
 RENAME = """
 mutation($id: ID!) { updateContact(id: $id, input: {name: "Grace"}) { __typename } }
@@ -121,10 +121,11 @@ async def test_connection_killed_mid_request_gets_a_clean_error_then_recovers(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     # given: a request blocked on a row lock the test holds
-    contact_id = (await prod_gql.ok(CREATE_CONTACT))["createContact"]["contact"]["id"]
+    contact = (await prod_gql.ok(CREATE_CONTACT))["createContact"]["contact"]
+    contact_id, key = contact["id"], contact["databaseId"]
     lock = pg.transaction()
     await lock.start()
-    await pg.execute("SELECT 1 FROM contacts WHERE id = $1 FOR UPDATE", int(contact_id))
+    await pg.execute("SELECT 1 FROM contacts WHERE id = $1 FOR UPDATE", key)
     pending = asyncio.create_task(prod_gql(RENAME, {"id": contact_id}))
     deadline = time.monotonic() + 5
     while not (pids := await pg.fetch(WAITING_ON_LOCK)):
@@ -145,9 +146,7 @@ async def test_connection_killed_mid_request_gets_a_clean_error_then_recovers(
     for _ in range(5):
         assert (await prod_gql(CONTACTS)).errors is None
     name = (
-        await session.execute(
-            text("SELECT name FROM contacts WHERE id = :id"), {"id": int(contact_id)}
-        )
+        await session.execute(text("SELECT name FROM contacts WHERE id = :id"), {"id": key})
     ).scalar_one()
     assert name == "Ada"
     assert (await prod_gql(RENAME, {"id": contact_id})).errors is None

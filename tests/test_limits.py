@@ -32,7 +32,7 @@ FAST_S = 1.0
 NORMAL = "{ contacts(first: 5) { totalCount nodes { id phone } } version }"
 CREATE_CONTACT = """
 mutation { createContact(input: {phone: "+33612345678", name: "Ada"}) {
-  __typename ... on CreateContactSuccess { contact { id } } } }
+  __typename ... on CreateContactSuccess { contact { databaseId } } } }
 """
 RENAME = """
 mutation($id: ID!) { updateContact(id: $id, input: {name: "Grace"}) { __typename } }
@@ -277,13 +277,13 @@ async def locked_contact(
 ) -> AsyncIterator[tuple[str, asyncpg.Connection]]:
     """A contact whose row another transaction holds locked until the test releases it."""
     data = await gql.ok(CREATE_CONTACT)
-    contact_id = data["createContact"]["contact"]["id"]
+    contact_id = data["createContact"]["contact"]["databaseId"]
     conn = await asyncpg.connect(settings.async_database_url.replace("+asyncpg", ""))
     transaction = conn.transaction()
     await transaction.start()
-    await conn.execute("SELECT 1 FROM contacts WHERE id = $1 FOR UPDATE", int(contact_id))
+    await conn.execute("SELECT 1 FROM contacts WHERE id = $1 FOR UPDATE", contact_id)
     try:
-        yield contact_id, conn
+        yield str(contact_id), conn  # the numeric key: id arguments take it too
     finally:
         await transaction.rollback()
         await conn.close()

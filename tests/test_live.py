@@ -24,6 +24,7 @@ from websockets.exceptions import ConnectionClosed
 
 from app.config import Settings
 from app.live.caps import PREFIX
+from schema.common.ids import global_id
 from tests.conftest import GqlClient, Server, StartWorker, create_api_key, serve
 from tests.fake_whatsapp import WAIT_S, free_port, seed_campaign, status_counts
 from tests.ws_client import GqlSocket, gql_socket, ws_url
@@ -33,7 +34,9 @@ pytestmark = pytest.mark.asyncio
 PROGRESS = """
 subscription Progress($id: ID!) {
   campaignProgress(id: $id) {
+    id
     status
+    campaign { id status }
     stats { total pending sending sent delivered read failed }
     messagesPerSecond
     etaSeconds
@@ -183,6 +186,13 @@ async def test_campaign_progress_counts_up_then_completes_on_two_api_processes(
         assert len({c for c in counts if 0 < c < 600}) >= 2, counts
         assert any(p["messagesPerSecond"] > 0 for p in progress)
         assert progress[-1]["etaSeconds"] is None
+        # one id for the campaign's progress, and the campaign itself, read at each event
+        assert {p["id"] for p in progress} == {global_id("CampaignProgress", campaign_id)}
+        assert progress[-1]["campaign"] == {
+            "id": global_id("Campaign", campaign_id),
+            "status": "COMPLETED",
+        }
+        assert "SENDING" in {p["campaign"]["status"] for p in progress}
     assert await status_counts(session, campaign_id) == {"sent": 600}
 
 
@@ -222,6 +232,10 @@ async def test_unknown_campaign_is_a_graphql_error_and_the_socket_stays_open(
         # when
         await socket.subscribe("missing", PROGRESS, {"id": "999999"})
         missing = await collect(socket, "missing")
+        # a contact's id of the campaign's key names no campaign either
+        contact = global_id("Contact", campaign_id)
+        await socket.subscribe("other", PROGRESS, {"id": contact})
+        other = await collect(socket, "other")
         # and the same connection still serves a real campaign
         await socket.subscribe("real", PROGRESS, {"id": str(campaign_id)})
         real = await asyncio.wait_for(socket.receive(), WAIT)
@@ -230,6 +244,8 @@ async def test_unknown_campaign_is_a_graphql_error_and_the_socket_stays_open(
     assert [m["type"] for m in missing] == ["next"]
     assert missing[0]["payload"]["data"] is None
     assert [e["extensions"]["code"] for e in missing[0]["payload"]["errors"]] == ["NOT_FOUND"]
+    assert [e["extensions"]["id"] for e in other[0]["payload"]["errors"]] == [contact]
+    assert [e["extensions"]["code"] for e in other[0]["payload"]["errors"]] == ["NOT_FOUND"]
     assert real["type"] == "next"
     assert real["payload"]["data"]["campaignProgress"]["stats"]["total"] == 0
 

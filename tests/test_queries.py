@@ -11,6 +11,7 @@ from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.models import CampaignStatus, Contact, InteractionKind, MessageStatus, WhatsAppStatus
+from schema.common.ids import global_id
 from tests import factories
 from tests.conftest import GqlClient, Server
 
@@ -330,7 +331,7 @@ async def test_a_search_of_the_maximum_length_is_answered(
 
     # then
     assert data["contacts"]["totalCount"] == 1
-    assert [e["node"]["id"] for e in data["contacts"]["edges"]] == [str(contact)]
+    assert [e["node"]["id"] for e in data["contacts"]["edges"]] == [global_id("Contact", contact)]
 
 
 async def test_nested_page_over_the_max_is_an_error(session: AsyncSession, gql: GqlClient) -> None:

@@ -26,6 +26,7 @@ from app.whatsapp.errors import (
     ErrorClass,
     Rule,
 )
+from schema.common.ids import global_id
 from tests.conftest import ROOT
 
 README = (ROOT / "README.md").read_text()
@@ -158,6 +159,8 @@ async def test_readme_examples_find_something_in_the_demo_data(
     # starts the campaign Launch created)
     for name, document in _operations():
         variables = dict(README_VARIABLES.get(name, {}))
+        if name == "Refetch":
+            variables["id"] = answers["CampaignsWithMessages"]["campaigns"]["nodes"][0]["id"]
         if name == "Launch":
             variables["segment"] = answers["Dashboard"]["categories"]["nodes"][0]["id"]
         if name == "Start":
@@ -166,7 +169,7 @@ async def test_readme_examples_find_something_in_the_demo_data(
 
     # then: every example was run, and each found what it shows
     assert list(answers) == [
-        "CampaignsWithMessages", "Contacts", "Dashboard",
+        "CampaignsWithMessages", "Contacts", "Dashboard", "Refetch",
         "CreateContact", "Import", "Launch", "Start",
     ]  # fmt: skip
     campaigns = answers["CampaignsWithMessages"]["campaigns"]
@@ -180,6 +183,11 @@ async def test_readme_examples_find_something_in_the_demo_data(
         stats = node["stats"]
         parts = ("pending", "sending", "sent", "delivered", "read", "failed")
         assert stats["total"] == sum(stats[k] for k in parts) > 0, stats
+
+    refetched = answers["Refetch"]["node"]
+    assert refetched["__typename"] == "Campaign"
+    assert refetched["id"] == campaigns["nodes"][0]["id"]
+    assert refetched["id"] == global_id("Campaign", refetched["databaseId"])
 
     contacts = [e["node"] for e in answers["Contacts"]["contacts"]["edges"]]
     assert contacts

@@ -14,6 +14,7 @@ from app.campaigns import tasks as campaign_tasks
 from app.deps import Deps
 from app.messages import tasks as message_tasks
 from app.senders.service import SenderService
+from schema.common.ids import global_id
 from tests.conftest import GqlClient
 from tests.fake_whatsapp import (
     PHONE_NUMBER_ID,
@@ -217,7 +218,11 @@ async def test_binding_to_an_unknown_number_is_a_typed_error(
     ]
 
     # then
-    assert result == {"__typename": "NotFoundError", "entity": "SenderNumber", "id": "999"}
+    assert result == {
+        "__typename": "NotFoundError",
+        "entity": "SenderNumber",
+        "id": global_id("SenderNumber", 999),
+    }
     campaign = (await gql.ok(CAMPAIGN, {"id": str(campaign_id)}))["campaign"]
     assert campaign["senderNumber"] is None
 

@@ -66,7 +66,11 @@ mutation Resume($id: ID!) {{
 }}
 """
 CAMPAIGNS = """
-{ campaigns { nodes { id status pauseReason { code errorCode message } template { status } } } }
+{
+  campaigns {
+    nodes { databaseId status pauseReason { code errorCode message } template { status } }
+  }
+}
 """
 
 
@@ -98,7 +102,7 @@ async def template_row(session: AsyncSession, name: str = "spring_sale") -> tupl
 
 async def campaigns(gql: GqlClient) -> dict[int, dict[str, Any]]:
     nodes = (await gql.ok(CAMPAIGNS))["campaigns"]["nodes"]
-    return {int(node.pop("id")): node for node in nodes}
+    return {node.pop("databaseId"): node for node in nodes}
 
 
 async def given_campaigns(session: AsyncSession) -> dict[str, int]:

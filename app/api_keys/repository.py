@@ -62,6 +62,9 @@ class ApiKeyRepository:
         )
         return (await self.session.execute(stmt)).one_or_none()
 
+    async def by_ids(self, ids: Sequence[int]) -> Sequence[Row]:
+        return (await self.session.execute(select(api_keys).where(api_keys.c.id.in_(ids)))).all()
+
     async def live_ids(self, key_ids: Sequence[int]) -> Sequence[int]:
         """Which of these keys are still unrevoked."""
         stmt = select(api_keys.c.id).where(

@@ -40,6 +40,11 @@ class InteractionRepository:
         )
         return (await self.session.execute(stmt)).all()
 
+    async def by_ids(self, ids: Sequence[int]) -> Sequence[Row]:
+        return (
+            await self.session.execute(select(interactions).where(interactions.c.id.in_(ids)))
+        ).all()
+
     async def by_contact_ids(self, contact_ids: Sequence[int]) -> Sequence[Row]:
         stmt = (
             select(messages.c.contact_id.label("owner_id"), interactions)

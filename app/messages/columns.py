@@ -62,6 +62,7 @@ class MessageColumns:
 MESSAGE_COLUMNS = frozenset(messages.c.keys())
 CONTACT_COLUMNS = frozenset(contacts.c.keys())
 ALL_COLUMNS = MessageColumns()
+WHOLE = MessageColumns(None, CONTACT_COLUMNS)  # every column, the contact's too
 
 
 @lru_cache(maxsize=512)

@@ -16,13 +16,16 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.db.pagination import Page, page_parameters
 from app.db.reads import Rows, rows
 from app.messages import statements as sql
-from app.messages.columns import MessageColumns, page_per_owner_select, page_select
+from app.messages.columns import WHOLE, MessageColumns, page_per_owner_select, page_select
 from app.models import Message, MessageStatus
 
 messages = Message.__table__
 
 
-_BY_IDS = select(messages).where(messages.c.id == any_(bindparam("ids", type_=ARRAY(BigInteger))))
+# Whole messages with their contacts (`contact__<name>`), as a page of every column has them.
+_BY_IDS = WHOLE.select(filtered=False).where(
+    messages.c.id == any_(bindparam("ids", type_=ARRAY(BigInteger)))
+)
 
 
 def _status(status: MessageStatus | None) -> dict[str, object]:
@@ -100,6 +103,7 @@ class MessageRepository:
         return await rows(self.session, stmt, values)
 
     async def by_ids(self, ids: Sequence[int]) -> Rows:
+        """Whole messages, each with its contact's columns (`contact__<name>`)."""
         return await rows(self.session, _BY_IDS, {"ids": list(ids)})
 
     async def page_per_campaign(

@@ -8,13 +8,17 @@ from typing import Any
 import strawberry
 
 from app.models import ApiKeyRole
+from schema.common.ids import encoder
+from schema.common.node import DATABASE_ID, Node
 
 strawberry.enum(ApiKeyRole, name="ApiKeyRole")  # registered in place, as in schema/common/enums.py
 
 
 @strawberry.type(name="ApiKey")
-class ApiKeyType:
-    id: strawberry.ID
+class ApiKeyType(Node):
+    node_id = encoder("ApiKey")
+
+    database_id: int = strawberry.field(description=DATABASE_ID)
     name: str
     role: ApiKeyRole
     prefix: str = strawberry.field(description="The key's first characters, to recognize it.")
@@ -27,7 +31,8 @@ class ApiKeyType:
     @classmethod
     def from_row(cls, row: Any) -> ApiKeyType:
         return cls(
-            id=strawberry.ID(str(row.id)),
+            id=ApiKeyType.node_id(row.id),
+            database_id=row.id,
             name=row.name,
             role=ApiKeyRole(row.role),
             prefix=row.key_prefix,

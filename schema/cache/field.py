@@ -2,9 +2,9 @@
 that a cached field's permission runs before its cache.
 
 Keys: `cache:<namespace>:<schema version>:<Parent>.<field>:<parent id>[:<arguments digest>]`;
-the parent id is `source.id` unless `key=` says otherwise; the schema version is
-schema/cache/codec.py's. Only cache fields whose answer depends on nothing but the parent
-and the arguments (not on the caller).
+the parent id is its `database_id` (else `source.id`) unless `key=` says otherwise; the
+schema version is schema/cache/codec.py's. Only cache fields whose answer depends on nothing
+but the parent and the arguments (not on the caller).
 
 Permissions. A cached value is shared by every caller, so the permission check must run
 before `Cached` looks anything up. Strawberry runs a field's extensions last-listed first,
@@ -79,6 +79,9 @@ def check_cache_permissions(schema: strawberry.Schema) -> None:
 def _parent_id(source: Any) -> object:
     if source is None:
         return "_"
+    key = getattr(source, "database_id", None)  # a node's numeric key, not its global id
+    if key is not None:
+        return key
     try:
         return source.id
     except AttributeError:

@@ -8,7 +8,8 @@ from app.campaigns.repository import CampaignRepository
 from app.stats.repository import StatsRepository
 from schema.campaigns.types import PAUSE_COLUMNS, TEMPLATE_COLUMNS, CampaignType
 from schema.common.enums import CampaignStatus
-from schema.common.pagination import Connection, page_args, parse_id
+from schema.common.ids import key_of
+from schema.common.pagination import Connection, page_args
 from schema.common.selection import node_columns, per_field_node
 from schema.context import Info
 from schema.permissions import viewer
@@ -34,7 +35,8 @@ class CampaignQuery:
 
     @strawberry.field(extensions=viewer())
     async def campaign(self, info: Info, id: strawberry.ID) -> CampaignType | None:
-        return await info.context.loaders.campaign_by_id.load(parse_id(id, "id"))
+        key = key_of(id, "Campaign", "id")
+        return None if key is None else await info.context.loaders.campaign_by_id.load(key)
 
 
 def _columns(info: Info) -> frozenset[str]:

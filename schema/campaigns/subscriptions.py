@@ -7,17 +7,26 @@ from collections.abc import AsyncGenerator
 from datetime import UTC, datetime
 
 import strawberry
-from graphql import GraphQLError
 
 from app.live.hub import CampaignNotFound, Snapshot
-from schema.campaigns.types import CampaignProgress, MessageStats, PauseReason
-from schema.common.pagination import parse_id
+from schema.campaigns.types import (
+    CampaignProgress,
+    MessageStats,
+    PauseReason,
+    campaign_not_found,
+)
+from schema.common.ids import encoder, key_of
 from schema.context import Info
 from schema.permissions import viewer
 
+# One id for every event of a campaign's progress: a client cache keeps the latest.
+progress_id = encoder("CampaignProgress")
 
-def _event(snapshot: Snapshot) -> CampaignProgress:
+
+def _event(campaign_id: int, snapshot: Snapshot) -> CampaignProgress:
     return CampaignProgress(
+        id=progress_id(campaign_id),
+        campaign_id=campaign_id,
         status=snapshot.status,
         pause_reason=PauseReason.of(*snapshot.pause),
         stats=MessageStats.of(snapshot.counts),
@@ -50,15 +59,19 @@ class CampaignSubscription:
         hub = info.context.live
         # Given by every transport that streams (QueryLimits refuses the others first).
         assert hub is not None
-        campaign_id = parse_id(id, "id")
+        campaign_id = key_of(id, "Campaign", "id")
+        if campaign_id is None:  # the global id of something else
+            raise campaign_not_found(id)
+        context = info.context
+        # Each statement on its own (no transaction held open for the stream), and each
+        # event read afresh: loaders of its own, not those of the events before it.
+        context.session.read_only()
         # The caps are counted per operation by the transport (schema/websocket.py,
         # schema/streams.py).
         try:
             async with hub.watch(campaign_id) as mailbox:
                 while (snapshot := await mailbox.get()) is not None:
-                    yield _event(snapshot)
+                    context.loaders = context.loaders.renewed()
+                    yield _event(campaign_id, snapshot)
         except CampaignNotFound:
-            raise GraphQLError(
-                f"Campaign {campaign_id} not found",
-                extensions={"code": "NOT_FOUND", "entity": "Campaign", "id": str(campaign_id)},
-            ) from None
+            raise campaign_not_found(campaign_id) from None

@@ -7,12 +7,15 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Annotated, Any
 
 import strawberry
+from graphql import GraphQLError
 
 from app.db.reads import Rows
 from app.senders.outlook import Outlooks
 from loaders.base import projected
 from schema.cache import Cached
 from schema.common.enums import CampaignStatus, MessageStatus, ParameterSource, PauseCode
+from schema.common.ids import encoder, reported
+from schema.common.node import DATABASE_ID, Node
 from schema.common.pagination import Connection
 from schema.common.selection import Projected
 from schema.context import Info
@@ -89,8 +92,10 @@ class MessageStats:
 
 
 @strawberry.type(name="Campaign")
-class CampaignType(Projected):
-    id: strawberry.ID
+class CampaignType(Node, Projected):
+    node_id = encoder("Campaign")
+
+    database_id: int = strawberry.field(description=DATABASE_ID)
     name: str
     status: CampaignStatus
     pause_reason: PauseReason | None = strawberry.field(
@@ -111,7 +116,8 @@ class CampaignType(Projected):
     @classmethod
     def from_row(cls, row: Any) -> CampaignType:
         return cls(
-            id=strawberry.ID(str(row.id)),
+            id=CampaignType.node_id(row.id),
+            database_id=row.id,
             name=row.name,
             status=row.status,
             template_name=row.template_name,
@@ -129,7 +135,7 @@ class CampaignType(Projected):
 
     @classmethod
     async def refetch(cls, loaders: Loaders, item: Any) -> CampaignType | None:
-        return await loaders.campaign_by_id.load(int(item.id))
+        return await loaders.campaign_by_id.load(item.database_id)
 
     @classmethod
     def of_page(cls, rows: Rows) -> list[CampaignType]:
@@ -174,11 +180,11 @@ class CampaignType(Projected):
     )
     async def reach(self, info: Info) -> CampaignReach:
         context = info.context
-        stats = await context.loaders.stats_by_campaign_id.load(int(self.id))
+        stats = await context.loaders.stats_by_campaign_id.load(self.database_id)
         outlooks = Outlooks(context.session, context.redis, context.settings)
         sending = self.status == CampaignStatus.SENDING
         outlook = await outlooks.campaign(
-            int(self.id), sending, self.sender_number_id, stats.pending
+            self.database_id, sending, self.sender_number_id, stats.pending
         )
         return CampaignReach.of(outlook)
 
@@ -186,7 +192,7 @@ class CampaignType(Projected):
     async def targets(
         self, info: Info
     ) -> list[Annotated[CategoryType, strawberry.lazy("schema.categories.types")]]:
-        return await info.context.loaders.categories_by_campaign_id.load(int(self.id))
+        return await info.context.loaders.categories_by_campaign_id.load(self.database_id)
 
     @strawberry.field
     @batched(lambda campaigns, info, **arguments: _messages_of_many(campaigns, info, **arguments))
@@ -200,7 +206,7 @@ class CampaignType(Projected):
         loaders = info.context.loaders
         return await messages_of(
             info,
-            int(self.id),
+            self.database_id,
             loaders.message_page_by_campaign_id,
             loaders.message_count_by_campaign_id,
             first,
@@ -213,14 +219,14 @@ class CampaignType(Projected):
             Cached(
                 "campaigns",
                 ttl=lambda s: s.cache_ttl_campaign_stats,
-                scope=lambda campaign: campaign.id,
+                scope=lambda campaign: campaign.database_id,
                 # Live while sending: cached only once the numbers can no longer move much.
                 when=lambda campaign, _: campaign.status in FINISHED,
             )
         ]
     )
     async def stats(self, info: Info) -> MessageStats:
-        return await info.context.loaders.stats_by_campaign_id.load(int(self.id))
+        return await info.context.loaders.stats_by_campaign_id.load(self.database_id)
 
 
 async def _templates_of(campaigns: Sequence[CampaignType], info: Info) -> list[TemplateType]:
@@ -244,7 +250,7 @@ async def _messages_of_many(
     loaders = info.context.loaders
     return await messages_of_many(
         info,
-        [int(campaign.id) for campaign in campaigns],
+        [campaign.database_id for campaign in campaigns],
         loaders.message_page_by_campaign_id,
         loaders.message_count_by_campaign_id,
         first,
@@ -257,6 +263,11 @@ async def _messages_of_many(
 class CampaignProgress:
     """One event of the `campaignProgress` subscription."""
 
+    id: strawberry.ID = strawberry.field(
+        description="The same for every event of a campaign (its progress, not the campaign "
+        "itself): a client cache keeps the latest one."
+    )
+    campaign_id: strawberry.Private[int]
     status: CampaignStatus
     pause_reason: PauseReason | None
     stats: MessageStats
@@ -275,4 +286,22 @@ class CampaignProgress:
         description="True on the stream's last event only: the campaign is final and no late "
         "delivery or read status has moved its figures for HERALD_PROGRESS_SETTLE_S (or "
         "HERALD_PROGRESS_SETTLE_MAX_S have passed since its final status)."
+    )
+
+    @strawberry.field(
+        description="The campaign as it is at this event, read afresh: selecting the fields "
+        "a client shows updates its cached campaign too."
+    )
+    async def campaign(self, info: Info) -> CampaignType:
+        campaign = await info.context.loaders.campaign_by_id.load(self.campaign_id)
+        if campaign is None:  # deleted (a draft) while watched
+            raise campaign_not_found(self.campaign_id)
+        return campaign
+
+
+def campaign_not_found(id: int | str) -> GraphQLError:
+    """What a subscription to a campaign that does not exist (any more) gets."""
+    return GraphQLError(
+        f"Campaign {id} not found",
+        extensions={"code": "NOT_FOUND", "entity": "Campaign", "id": reported("Campaign", str(id))},
     )

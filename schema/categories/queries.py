@@ -8,7 +8,8 @@ from app.categories.repository import CategoryRepository
 from app.stats.repository import StatsRepository
 from schema.cache import Cached
 from schema.categories.types import CategoryType
-from schema.common.pagination import Connection, page_args, parse_id
+from schema.common.ids import key_of
+from schema.common.pagination import Connection, page_args
 from schema.context import Info
 from schema.permissions import viewer
 
@@ -30,4 +31,5 @@ class CategoryQuery:
 
     @strawberry.field(extensions=[Cached("categories"), *viewer()])
     async def category(self, info: Info, id: strawberry.ID) -> CategoryType | None:
-        return await info.context.loaders.category_by_id.load(parse_id(id, "id"))
+        key = key_of(id, "Category", "id")
+        return None if key is None else await info.context.loaders.category_by_id.load(key)

@@ -8,6 +8,8 @@ from typing import TYPE_CHECKING, Annotated, Any
 import strawberry
 
 from schema.cache import Cached
+from schema.common.ids import encoder
+from schema.common.node import DATABASE_ID, Node
 from schema.common.pagination import Connection, page_args
 from schema.context import Info
 
@@ -16,8 +18,10 @@ if TYPE_CHECKING:
 
 
 @strawberry.type(name="Category")
-class CategoryType:
-    id: strawberry.ID
+class CategoryType(Node):
+    node_id = encoder("Category")
+
+    database_id: int = strawberry.field(description=DATABASE_ID)
     name: str
     description: str | None
     created_at: datetime
@@ -26,7 +30,8 @@ class CategoryType:
     @classmethod
     def from_row(cls, row: Any) -> CategoryType:
         return cls(
-            id=strawberry.ID(str(row.id)),
+            id=CategoryType.node_id(row.id),
+            database_id=row.id,
             name=row.name,
             description=row.description,
             created_at=row.created_at,
@@ -38,14 +43,14 @@ class CategoryType:
         extensions=[Cached("contacts")],  # the audit's cache:contacts:count:category:<id>
     )
     async def contact_count(self, info: Info) -> int:
-        return await info.context.loaders.contact_count_by_category_id.load(int(self.id))
+        return await info.context.loaders.contact_count_by_category_id.load(self.database_id)
 
     @strawberry.field
     async def contacts(
         self, info: Info, first: int | None = None, after: str | None = None
     ) -> Connection[Annotated[ContactType, strawberry.lazy("schema.contacts.types")]]:
         page = page_args(info.context.settings, first, after)
-        owner = int(self.id)
+        owner = self.database_id
         nodes = await info.context.loaders.contact_page_by_category_id.load((owner, page))
         return Connection.of(
             nodes, page, lambda: info.context.loaders.contact_count_by_category_id.load(owner)

@@ -8,6 +8,7 @@ import strawberry
 
 from app import errors
 from schema.common.enums import CampaignStatus, TemplateStatus
+from schema.common.ids import reported
 
 
 @strawberry.interface(description="An expected failure; nothing the mutation did was written.")
@@ -22,7 +23,7 @@ class NotFoundError(Error):
 
     @classmethod
     def of(cls, exc: errors.NotFound) -> NotFoundError:
-        return cls(message=exc.message, entity=exc.entity, id=strawberry.ID(exc.id))
+        return cls(message=exc.message, entity=exc.entity, id=reported(exc.entity, exc.id))
 
 
 @strawberry.type
@@ -63,7 +64,7 @@ class InvalidStateError(Error):
     @classmethod
     def of(cls, exc: errors.InvalidState) -> InvalidStateError:
         return cls(
-            message=exc.message, entity=exc.entity, id=strawberry.ID(exc.id), state=exc.state
+            message=exc.message, entity=exc.entity, id=reported(exc.entity, exc.id), state=exc.state
         )
 
 

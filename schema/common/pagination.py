@@ -40,15 +40,6 @@ def decode_cursor(cursor: str) -> int:
     raise BadInputError(f"malformed cursor {cursor!r}", "after")
 
 
-def parse_id(value: strawberry.ID | str, argument: str) -> int:
-    """Ids are ASCII decimal strings of database keys; anything else is a client error."""
-    text = str(value)
-    key = parse_key(text)
-    if key is not None:
-        return key
-    raise BadInputError(f"{argument} must be a numeric id, got {text!r}", argument)
-
-
 def page_args(settings: Settings, first: int | None, after: str | None) -> Page:
     """Validate `first`/`after` into a keyset page (default 20, at most the configured max)."""
     size = settings.page_size_default if first is None else first
@@ -103,7 +94,8 @@ class Connection(Generic[NodeT]):
 
     @strawberry.field
     def edges(self) -> list[Edge[NodeT]]:
-        return [Edge(cursor=encode_cursor(node.id), node=node) for node in self.nodes]  # type: ignore[attr-defined]
+        nodes = self.nodes
+        return [Edge(cursor=encode_cursor(node.database_id), node=node) for node in nodes]  # type: ignore[attr-defined]
 
     @strawberry.field
     async def total_count(self) -> int:
@@ -123,8 +115,17 @@ class Connection(Generic[NodeT]):
             page_info=_PageInfo(
                 len(rows) > page.limit,
                 page.before_id is not None,
-                nodes[0].id if nodes else None,  # type: ignore[attr-defined]
-                nodes[-1].id if nodes else None,  # type: ignore[attr-defined]
+                nodes[0].database_id if nodes else None,  # type: ignore[attr-defined]
+                nodes[-1].database_id if nodes else None,  # type: ignore[attr-defined]
             ),
             _count=count,
         )
+
+    @classmethod
+    def empty(cls, page: Page) -> Connection[NodeT]:
+        """No nodes (a filter naming another type's id, which matches nothing)."""
+        return cls.of([], page, _zero)
+
+
+async def _zero() -> int:
+    return 0

@@ -182,3 +182,13 @@ async def _refetched(source: Any, name: str, loaders: Loaders) -> Any:
     for column, value in vars(whole).items():
         source.__dict__.setdefault(column, value)
     return getattr(source, name)
+
+
+def selects_on_value(info: Any, name: str) -> bool:
+    """Whether the field being resolved selects `name` on its value, through fragments (of
+    any type: a superset is harmless)."""
+    return any(
+        field.name == name
+        for selected in info.selected_fields
+        for field in _fields(selected.selections)
+    )

@@ -11,7 +11,8 @@ from app.contacts.service import count_contacts
 from loaders.base import projected
 from schema.cache import Cached
 from schema.common.enums import WhatsAppStatus
-from schema.common.pagination import BadInputError, Connection, page_args, parse_id
+from schema.common.ids import key_of
+from schema.common.pagination import BadInputError, Connection, page_args
 from schema.common.selection import page_columns
 from schema.contacts.types import ContactType
 from schema.context import Info
@@ -70,9 +71,12 @@ class ContactQuery:
         opted_out: bool | None = None,
     ) -> Connection[ContactType]:
         page = page_args(info.context.settings, first, after)
+        category = None if category_id is None else key_of(category_id, "Category", "categoryId")
+        if category_id is not None and category is None:  # another type's id: no category
+            return Connection.empty(page)
         where = ContactFilter(
             search=_search(search),
-            category_id=None if category_id is None else parse_id(category_id, "categoryId"),
+            category_id=category,
             whatsapp_status=whatsapp_status,
             opted_out=opted_out,
         )
@@ -89,4 +93,5 @@ class ContactQuery:
 
     @strawberry.field(extensions=viewer())
     async def contact(self, info: Info, id: strawberry.ID) -> ContactType | None:
-        return await info.context.loaders.contact_by_id.load(parse_id(id, "id"))
+        key = key_of(id, "Contact", "id")
+        return None if key is None else await info.context.loaders.contact_by_id.load(key)

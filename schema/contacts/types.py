@@ -9,6 +9,8 @@ import strawberry
 from strawberry.scalars import JSON
 
 from schema.common.enums import MessageStatus, WhatsAppStatus
+from schema.common.ids import encoder
+from schema.common.node import DATABASE_ID, Node
 from schema.common.pagination import Connection
 from schema.common.selection import Projected
 from schema.context import Info
@@ -21,8 +23,10 @@ if TYPE_CHECKING:
 
 
 @strawberry.type(name="Contact")
-class ContactType(Projected):
-    id: strawberry.ID
+class ContactType(Node, Projected):
+    node_id = encoder("Contact")
+
+    database_id: int = strawberry.field(description=DATABASE_ID)
     phone: str = strawberry.field(description="E.164, e.g. +33612345678.")
     name: str | None
     attributes: JSON = strawberry.field(description="Template variables, e.g. first_name.")
@@ -36,7 +40,8 @@ class ContactType(Projected):
     def from_row(cls, row: Any) -> ContactType:
         """Build from an ORM object or a Core row."""
         return cls(
-            id=strawberry.ID(str(row.id)),
+            id=ContactType.node_id(row.id),
+            database_id=row.id,
             phone=row.phone,
             name=row.name,
             attributes=row.attributes,
@@ -49,7 +54,7 @@ class ContactType(Projected):
 
     @classmethod
     async def refetch(cls, loaders: Loaders, item: Any) -> ContactType | None:
-        return await loaders.contact_by_id.load(int(item.id))
+        return await loaders.contact_by_id.load(item.database_id)
 
     def __repr__(self) -> str:
         # Message pages build contacts with only the selected columns (loaders/messages.py).
@@ -59,7 +64,7 @@ class ContactType(Projected):
     async def categories(
         self, info: Info
     ) -> list[Annotated[CategoryType, strawberry.lazy("schema.categories.types")]]:
-        return await info.context.loaders.categories_by_contact_id.load(int(self.id))
+        return await info.context.loaders.categories_by_contact_id.load(self.database_id)
 
     @strawberry.field
     async def messages(
@@ -72,7 +77,7 @@ class ContactType(Projected):
         loaders = info.context.loaders
         return await messages_of(
             info,
-            int(self.id),
+            self.database_id,
             loaders.message_page_by_contact_id,
             loaders.message_count_by_contact_id,
             first,
@@ -84,4 +89,4 @@ class ContactType(Projected):
     async def interactions(
         self, info: Info
     ) -> list[Annotated[InteractionType, strawberry.lazy("schema.messages.types")]]:
-        return await info.context.loaders.interactions_by_contact_id.load(int(self.id))
+        return await info.context.loaders.interactions_by_contact_id.load(self.database_id)

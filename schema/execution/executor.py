@@ -11,8 +11,9 @@ the standard path, field by field, subtree by subtree.
 A field takes the fast path ("plain") when all of these hold:
 - its Strawberry definition has no resolver, no field extension (permissions, caching),
   no arguments, and Strawberry's default resolver (`getattr`);
-- its type is built from scalars, enums, lists, non-null and object types without an
-  `is_type_of` check (types implementing an interface have one);
+- its type is built from scalars, enums, lists, non-null and object types, whose values
+  are checked (`is_type_of`: types implementing an interface have Strawberry's) by their
+  exact class, any other object taking the standard path's check;
 - no schema extension wraps resolvers (graphql middleware, e.g. tracing).
 `__typename` is answered from the parent type. Everything else (resolvers, field
 extensions, arguments, unions and interfaces, introspection, any value that is not a list
@@ -31,82 +32,23 @@ from __future__ import annotations
 import asyncio
 import weakref
 from collections.abc import Awaitable
-from typing import Any, NamedTuple
+from typing import Any
 
 from graphql import (
-    GraphQLEnumType,
-    GraphQLID,
-    GraphQLLeafType,
-    GraphQLList,
-    GraphQLNonNull,
     GraphQLObjectType,
     GraphQLOutputType,
     GraphQLResolveInfoHelpers,
-    GraphQLScalarType,
-    GraphQLString,
 )
 from graphql.execution.collect_fields import FieldDetailsList, GroupedFieldSet
 from graphql.pyutils import Path, Undefined, gather_with_cancel
 from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
 
 from schema.common.selection import ColumnNotFetched
-from schema.execution.fields import plain_attribute
-
-# Kinds of a planned type node.
-_LEAF, _OBJECT, _LIST = 0, 1, 2
-
-
-class _TypeNode(NamedTuple):
-    """One level of a field's type: `[Contact!]` is LIST(nullable) of OBJECT(non-null)."""
-
-    type_: GraphQLOutputType  # this level's GraphQL type, wrappers included
-    non_null: bool
-    kind: int
-    leaf: GraphQLLeafType | None = None
-    object_type: GraphQLObjectType | None = None
-    item: _TypeNode | None = None
-    text: bool = False  # String or ID: a `str` value serializes to itself
-
-
-class _FieldPlan(NamedTuple):
-    attribute: str
-    node: _TypeNode
-
+from schema.execution.fields import LEAF, OBJECT, FieldPlan, TypeNode, plan_field
 
 # A planned selection: (response name, its field details, plan or None for the standard path,
 # or the parent type's name for `__typename`).
-_Step = tuple[str, FieldDetailsList, "_FieldPlan | str | None"]
-
-_field_plans: dict[tuple[str, str], _FieldPlan | None] = {}
-
-
-def _type_node(type_: GraphQLOutputType) -> _TypeNode | None:
-    non_null = isinstance(type_, GraphQLNonNull)
-    inner = type_.of_type if isinstance(type_, GraphQLNonNull) else type_
-    if isinstance(inner, GraphQLList):
-        item = _type_node(inner.of_type)
-        return None if item is None else _TypeNode(type_, non_null, _LIST, item=item)
-    if isinstance(inner, GraphQLScalarType | GraphQLEnumType):
-        text = inner is GraphQLString or inner is GraphQLID
-        return _TypeNode(type_, non_null, _LEAF, leaf=inner, text=text)
-    if isinstance(inner, GraphQLObjectType) and inner.is_type_of is None:
-        return _TypeNode(type_, non_null, _OBJECT, object_type=inner)
-    return None  # unions, interfaces, objects with an is_type_of check
-
-
-def _plan_field(parent_type: GraphQLObjectType, name: str) -> _FieldPlan | None:
-    key = (parent_type.name, name)
-    if key in _field_plans:
-        return _field_plans[key]
-    plan = None
-    field_def = parent_type.fields.get(name)
-    attribute = plain_attribute(field_def) if field_def is not None else None
-    if field_def is not None and attribute is not None:
-        node = _type_node(field_def.type)
-        if node is not None:
-            plan = _FieldPlan(attribute, node)
-    _field_plans[key] = plan
-    return plan
+_Step = tuple[str, FieldDetailsList, "FieldPlan | str | None"]
 
 
 _MISSING = object()
@@ -118,8 +60,10 @@ def _alive(executor: weakref.ref[PlannedExecutor]) -> PlannedExecutor:
     return found
 
 
-class _NotAList(Exception):
-    """A plain list field holds something else: the standard path reports it."""
+class _Unplanned(Exception):
+    """A plain field holds what its plan does not complete (not a list where a list is
+    expected, an object of another class than its type checks for): the standard path
+    answers it, errors and all."""
 
 
 class PlannedExecutor(StrawberryGraphQLCoreExecutionContext):
@@ -185,7 +129,7 @@ class PlannedExecutor(StrawberryGraphQLCoreExecutionContext):
             if name == "__typename":
                 steps.append((response_name, details, parent_type.name))
             else:
-                steps.append((response_name, details, _plan_field(parent_type, name)))
+                steps.append((response_name, details, plan_field(parent_type, name)))
         self._plans[id(fields)] = (fields, steps)
         return steps
 
@@ -206,9 +150,9 @@ class PlannedExecutor(StrawberryGraphQLCoreExecutionContext):
         is_awaitable = self.is_awaitable
         try:
             for response_name, details, plan in self._plan(parent_type, grouped_field_set):
-                if plan.__class__ is _FieldPlan:
+                if plan.__class__ is FieldPlan:
                     node = plan.node
-                    if node.kind is _LEAF:  # most fields: a scalar read off the object
+                    if node.kind is LEAF:  # most fields: a scalar read off the object
                         value = getattr(source_value, plan.attribute, _MISSING)
                         if node.text and value.__class__ is str:
                             results[response_name] = value
@@ -260,7 +204,7 @@ class PlannedExecutor(StrawberryGraphQLCoreExecutionContext):
         details: FieldDetailsList,
         path: Path | None,
         response_name: str,
-        plan: _FieldPlan,
+        plan: FieldPlan,
     ) -> Any:
         """A plain field the inlined scalar case did not settle: objects, lists, nulls and
         values a scalar refuses, with the standard path's error handling."""
@@ -269,7 +213,7 @@ class PlannedExecutor(StrawberryGraphQLCoreExecutionContext):
         try:
             value = getattr(source, plan.attribute)
             completed = self._complete(node, value, details, field_path, parent_type)
-        except (_NotAList, ColumnNotFetched):  # the resolver reports it, or fetches it
+        except (_Unplanned, ColumnNotFetched):  # the resolver reports it, or fetches it
             return self.execute_field(parent_type, source, details, field_path, None)
         except Exception as raw_error:
             self.handle_field_error(raw_error, node.type_, details, field_path)
@@ -280,7 +224,7 @@ class PlannedExecutor(StrawberryGraphQLCoreExecutionContext):
 
     def _complete(
         self,
-        node: _TypeNode,
+        node: TypeNode,
         value: Any,
         details: FieldDetailsList,
         path: Path,
@@ -295,21 +239,23 @@ class PlannedExecutor(StrawberryGraphQLCoreExecutionContext):
                 )
             return None
         kind = node.kind
-        if kind is _LEAF:
+        if kind is LEAF:
             if node.text and value.__class__ is str:
                 return value
             return self.complete_leaf_value(node.leaf, value)  # type: ignore[arg-type]
-        if kind is _OBJECT:
+        if kind is OBJECT:
+            if node.checked is not None and value.__class__ is not node.checked:
+                raise _Unplanned
             object_type: GraphQLObjectType = node.object_type  # type: ignore[assignment]
             fields, defers, _ = self.collect_subfields(object_type, details)
             return self.execute_collected_subfields(object_type, value, path, fields, defers, None)
         if not isinstance(value, list | tuple):
-            raise _NotAList
+            raise _Unplanned
         return self._complete_list(node.item, value, details, path, parent_type)  # type: ignore[arg-type]
 
     def _complete_list(
         self,
-        item: _TypeNode,
+        item: TypeNode,
         values: list[Any] | tuple[Any, ...],
         details: FieldDetailsList,
         path: Path,
@@ -321,14 +267,19 @@ class PlannedExecutor(StrawberryGraphQLCoreExecutionContext):
         is_awaitable = self.is_awaitable
         complete = self._complete
         item_type = item.type_
-        if item.kind is _OBJECT:  # one collection of the items' fields for the whole list
+        if item.kind is OBJECT:  # one collection of the items' fields for the whole list
+            checked = item.checked
+            if checked is not None and any(
+                v.__class__ is not checked for v in values if v is not None
+            ):
+                raise _Unplanned
             object_type: GraphQLObjectType = item.object_type  # type: ignore[assignment]
             fields = self.collect_subfields(object_type, details)[0]
             execute_fields = self.execute_fields
         try:
             for index, value in enumerate(values):
                 try:
-                    if value is not None and item.kind is _OBJECT:
+                    if value is not None and item.kind is OBJECT:
                         result = execute_fields(
                             object_type, value, Path(path, index, None), fields, None
                         )

@@ -9,7 +9,8 @@ from app.stats.repository import StatsRepository
 from schema.cache import Cached
 from schema.campaigns.types import MessageStats
 from schema.common.enums import MessageStatus
-from schema.common.pagination import Connection, page_args, parse_id
+from schema.common.ids import key_of
+from schema.common.pagination import Connection, page_args
 from schema.context import Info
 from schema.messages.columns import message_page_shape
 from schema.messages.types import MessageType
@@ -30,7 +31,9 @@ class MessageQuery:
         status: MessageStatus | None = None,
     ) -> Connection[MessageType]:
         page = page_args(info.context.settings, first, after)
-        campaign = None if campaign_id is None else parse_id(campaign_id, "campaignId")
+        campaign = None if campaign_id is None else key_of(campaign_id, "Campaign", "campaignId")
+        if campaign_id is not None and campaign is None:  # another type's id: no campaign
+            return Connection.empty(page)
         columns, with_interactions = message_page_shape(info)
         builder = info.context.loaders.messages
         repository = MessageRepository(info.context.session)

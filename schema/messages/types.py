@@ -9,6 +9,8 @@ import strawberry
 from strawberry.scalars import JSON
 
 from schema.common.enums import InteractionKind, MessageStatus
+from schema.common.ids import encoder
+from schema.common.node import DATABASE_ID, Node
 from schema.common.selection import Projected
 from schema.contacts.types import ContactType
 from schema.context import Info
@@ -19,8 +21,10 @@ if TYPE_CHECKING:
 
 
 @strawberry.type(name="Interaction")
-class InteractionType:
-    id: strawberry.ID
+class InteractionType(Node):
+    node_id = encoder("Interaction")
+
+    database_id: int = strawberry.field(description=DATABASE_ID)
     kind: InteractionKind
     payload: JSON
     created_at: datetime
@@ -29,7 +33,8 @@ class InteractionType:
     @classmethod
     def from_row(cls, row: Any) -> InteractionType:
         return cls(
-            id=strawberry.ID(str(row.id)),
+            id=InteractionType.node_id(row.id),
+            database_id=row.id,
             kind=row.kind,
             payload=row.payload,
             created_at=row.created_at,
@@ -38,14 +43,16 @@ class InteractionType:
 
 
 @strawberry.type(name="Message")
-class MessageType(Projected):
+class MessageType(Node, Projected):
     """One campaign's message to one contact.
 
     `contact` and `interactions` are filled for the whole page by the loader that built
     it whenever the query selects them, so resolving them per message awaits nothing.
     """
 
-    id: strawberry.ID
+    node_id = encoder("Message")
+
+    database_id: int = strawberry.field(description=DATABASE_ID)
     status: MessageStatus
     provider_message_id: str | None
     error: str | None
@@ -67,7 +74,7 @@ class MessageType(Projected):
 
     @classmethod
     async def refetch(cls, loaders: Loaders, item: Any) -> MessageType | None:
-        return await loaders.message_by_id.load(int(item.id))
+        return await loaders.message_by_id.load(item.database_id)
 
     def __repr__(self) -> str:
         # Pages build messages with only the selected columns (loaders/messages.py).

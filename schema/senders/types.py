@@ -10,6 +10,8 @@ from app.senders.numbers import Number
 from app.senders.outlook import Outlook, Window
 from app.senders.service import LimitSource
 from schema.common.enums import QualityRating, SenderStatus
+from schema.common.ids import encoder
+from schema.common.node import DATABASE_ID, Node
 
 strawberry.enum(
     LimitSource,
@@ -19,8 +21,10 @@ strawberry.enum(
 
 
 @strawberry.type(name="SenderNumber")
-class SenderNumberType:
-    id: strawberry.ID
+class SenderNumberType(Node):
+    node_id = encoder("SenderNumber")
+
+    database_id: int = strawberry.field(description=DATABASE_ID)
     phone_number_id: str = strawberry.field(description="The Cloud API's phone number id.")
     display_number: str = strawberry.field(description="The number as WhatsApp shows it.")
     throughput: int = strawberry.field(description="Messages per second it may send.")
@@ -36,7 +40,8 @@ class SenderNumberType:
     @classmethod
     def of(cls, number: Number) -> SenderNumberType:
         return cls(
-            id=strawberry.ID(str(number.id)),
+            id=SenderNumberType.node_id(number.id),
+            database_id=number.id,
             phone_number_id=number.phone_number_id,
             display_number=number.display_number,
             throughput=number.throughput,

@@ -10,6 +10,8 @@ from strawberry.scalars import JSON
 
 from app.templates.service import placeholders
 from schema.common.enums import ParameterSource, TemplateCategory, TemplateStatus
+from schema.common.ids import global_id
+from schema.common.node import Node
 
 
 @strawberry.type(
@@ -17,8 +19,10 @@ from schema.common.enums import ParameterSource, TemplateCategory, TemplateStatu
     description="A message template of the WhatsApp Business Account, as last synced "
     "(`herald templates sync`) or reported by WhatsApp's status webhook.",
 )
-class TemplateType:
-    id: strawberry.Private[int | None]
+class TemplateType(Node):
+    # Herald's key of a synced template (its pages' cursors), None for one not synced: its
+    # identity is its name and language (`template_id`), so it has no `databaseId`.
+    database_id: strawberry.Private[int | None]
     name: str = strawberry.field(description="The template's name in WhatsApp.")
     language: str = strawberry.field(description='Its language code, e.g. "en_US".')
     status: TemplateStatus = strawberry.field(
@@ -51,7 +55,8 @@ class TemplateType:
     @classmethod
     def from_row(cls, row: Any) -> TemplateType:
         return cls(
-            id=row.id,
+            id=template_id(row.name, row.language),
+            database_id=row.id,
             name=row.name,
             language=row.language,
             status=TemplateStatus.of(row.status),
@@ -70,7 +75,8 @@ class TemplateType:
         """A campaign's template Herald has no row of (a campaign older than the sync)."""
         names = placeholders(body)
         return cls(
-            id=None,
+            id=template_id(name, language),
+            database_id=None,
             name=name,
             language=language,
             status=TemplateStatus.UNKNOWN,
@@ -83,6 +89,18 @@ class TemplateType:
             whatsapp_id=None,
             updated_at=None,
         )
+
+
+def template_id(name: str, language: str) -> strawberry.ID:
+    """A template's global id: WhatsApp knows it by name and language (a campaign of a
+    template Herald has not synced names it so too), not by Herald's key."""
+    return global_id("Template", f"{name}:{language}")
+
+
+def template_key(key: str) -> tuple[str, str] | None:
+    """(name, language) of a template's key text; None when it names none."""
+    name, colon, language = key.rpartition(":")
+    return (name, language) if colon and name and language else None
 
 
 @strawberry.type(description="Where a campaign takes one body parameter's value.")

@@ -10,8 +10,8 @@ from app.api_keys.auth import announce_revocation
 from app.api_keys.service import ApiKeyService
 from schema.api_keys.types import ApiKeyType
 from schema.common.errors import NotFoundError
+from schema.common.ids import parse_id
 from schema.common.mutations import after_commit, savepoint
-from schema.common.pagination import parse_id
 from schema.context import Info
 from schema.permissions import admin
 
@@ -34,7 +34,7 @@ class RevokeApiKeyMutation:
     )
     @savepoint
     async def revoke_api_key(self, info: Info, id: strawberry.ID) -> RevokeApiKeyResult:
-        key_id = parse_id(id, "id")
+        key_id = parse_id(id, "ApiKey", "id")
         row = await ApiKeyService(info.context.session).revoke(key_id)
         context = info.context
         after_commit(info, announce_revocation, context.redis, context.auth.callers, key_id)

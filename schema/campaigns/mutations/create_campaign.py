@@ -10,8 +10,8 @@ from app.campaigns.service import CampaignService, TemplateValues
 from app.senders.service import SenderService
 from schema.campaigns.types import CampaignType
 from schema.common.errors import InvalidInputError, NotFoundError, TemplateNotFoundError
+from schema.common.ids import parse_id
 from schema.common.mutations import savepoint
-from schema.common.pagination import parse_id
 from schema.context import Info
 from schema.permissions import editor
 from schema.templates.types import TemplateParameterInput
@@ -66,11 +66,11 @@ class CreateCampaignMutation:
     )
     @savepoint
     async def create_campaign(self, info: Info, input: CreateCampaignInput) -> CreateCampaignResult:
-        targets = [parse_id(i, "targetCategoryIds") for i in input.target_category_ids]
+        targets = [parse_id(i, "Category", "targetCategoryIds") for i in input.target_category_ids]
         service = CampaignService(info.context.session)
         row = await service.create(input.name, input.template.values(), targets)
         if input.sender_number is not None:
-            number_id = parse_id(input.sender_number, "senderNumber")
+            number_id = parse_id(input.sender_number, "SenderNumber", "senderNumber")
             senders = SenderService(info.context.session, info.context.settings)
             row = await senders.bind(row.id, number_id)
         return CreateCampaignSuccess(campaign=CampaignType.from_row(row))

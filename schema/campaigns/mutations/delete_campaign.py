@@ -7,16 +7,17 @@ from typing import Annotated
 import strawberry
 
 from app.campaigns.service import CampaignService
+from schema.campaigns.types import CampaignType
 from schema.common.errors import InvalidStateError, NotFoundError
+from schema.common.ids import parse_id
 from schema.common.mutations import savepoint
-from schema.common.pagination import parse_id
 from schema.context import Info
 from schema.permissions import editor
 
 
 @strawberry.type
 class DeleteCampaignSuccess:
-    deleted_id: strawberry.ID
+    deleted_id: strawberry.ID = strawberry.field(description="The global id it had.")
 
 
 DeleteCampaignResult = Annotated[
@@ -33,7 +34,7 @@ class DeleteCampaignMutation:
     )
     @savepoint
     async def delete_campaign(self, info: Info, id: strawberry.ID) -> DeleteCampaignResult:
-        campaign_id = parse_id(id, "id")
+        campaign_id = parse_id(id, "Campaign", "id")
         service = CampaignService(info.context.session)
         await service.delete(campaign_id)
-        return DeleteCampaignSuccess(deleted_id=id)
+        return DeleteCampaignSuccess(deleted_id=CampaignType.node_id(campaign_id))

@@ -9,8 +9,8 @@ import strawberry
 from app.campaigns.service import CampaignDispatchService
 from schema.campaigns.types import CampaignType
 from schema.common.errors import InvalidStateError, NotFoundError
+from schema.common.ids import parse_id
 from schema.common.mutations import savepoint
-from schema.common.pagination import parse_id
 from schema.context import Info
 from schema.permissions import admin
 
@@ -33,6 +33,6 @@ class PauseCampaignMutation:
     )
     @savepoint
     async def pause_campaign(self, info: Info, id: strawberry.ID) -> PauseCampaignResult:
-        campaign_id = parse_id(id, "id")
+        campaign_id = parse_id(id, "Campaign", "id")
         row = await CampaignDispatchService(info.context.session).pause(campaign_id)
         return PauseCampaignSuccess(campaign=CampaignType.from_row(row))

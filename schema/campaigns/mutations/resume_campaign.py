@@ -19,8 +19,8 @@ from schema.common.errors import (
     TemplateNotFoundError,
     TemplateParametersError,
 )
+from schema.common.ids import parse_id
 from schema.common.mutations import after_commit, savepoint
-from schema.common.pagination import parse_id
 from schema.context import Info
 from schema.permissions import admin
 
@@ -51,7 +51,7 @@ class ResumeCampaignMutation:
     )
     @savepoint
     async def resume_campaign(self, info: Info, id: strawberry.ID) -> ResumeCampaignResult:
-        campaign_id = parse_id(id, "id")
+        campaign_id = parse_id(id, "Campaign", "id")
         row = await CampaignDispatchService(info.context.session).resume(campaign_id)
         # The halt mark of a pause over an error must go before the chains start.
         after_commit(info, clear_halt, info.context.redis, campaign_id)

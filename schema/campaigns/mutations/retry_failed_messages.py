@@ -9,8 +9,8 @@ import strawberry
 from app.campaigns.service import CampaignDispatchService
 from schema.campaigns.types import CampaignType
 from schema.common.errors import InvalidStateError, NotFoundError
+from schema.common.ids import parse_id
 from schema.common.mutations import after_commit, savepoint
-from schema.common.pagination import parse_id
 from schema.context import Info
 from schema.permissions import admin
 
@@ -54,7 +54,7 @@ class RetryFailedMessagesMutation:
             ),
         ] = False,
     ) -> RetryFailedMessagesResult:
-        campaign_id = parse_id(id, "id")
+        campaign_id = parse_id(id, "Campaign", "id")
         service = CampaignDispatchService(info.context.session)
         retried = await service.retry_failed(campaign_id, include_marketing_limited)
         if retried.messages:

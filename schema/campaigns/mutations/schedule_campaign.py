@@ -17,8 +17,8 @@ from schema.common.errors import (
     TemplateNotFoundError,
     TemplateParametersError,
 )
+from schema.common.ids import parse_id
 from schema.common.mutations import after_commit, savepoint
-from schema.common.pagination import parse_id
 from schema.context import Info
 from schema.permissions import admin
 
@@ -52,7 +52,7 @@ class ScheduleCampaignMutation:
     async def schedule_campaign(
         self, info: Info, id: strawberry.ID, at: datetime
     ) -> ScheduleCampaignResult:
-        campaign_id = parse_id(id, "id")
+        campaign_id = parse_id(id, "Campaign", "id")
         row = await CampaignDispatchService(info.context.session).schedule(campaign_id, at)
         delay_ms = max(0, int((at - datetime.now(UTC)).total_seconds() * 1000))
         # Fires at `at`; if the campaign was rescheduled meanwhile it is not due and skips.

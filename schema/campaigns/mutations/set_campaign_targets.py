@@ -9,8 +9,8 @@ import strawberry
 from app.campaigns.service import CampaignService
 from schema.campaigns.types import CampaignType
 from schema.common.errors import InvalidInputError, InvalidStateError, NotFoundError
+from schema.common.ids import parse_id
 from schema.common.mutations import savepoint
-from schema.common.pagination import parse_id
 from schema.context import Info
 from schema.permissions import editor
 
@@ -37,8 +37,8 @@ class SetCampaignTargetsMutation:
     async def set_campaign_targets(
         self, info: Info, id: strawberry.ID, category_ids: list[strawberry.ID]
     ) -> SetCampaignTargetsResult:
-        campaign_id = parse_id(id, "id")
-        targets = [parse_id(i, "categoryIds") for i in category_ids]
+        campaign_id = parse_id(id, "Campaign", "id")
+        targets = [parse_id(i, "Category", "categoryIds") for i in category_ids]
         service = CampaignService(info.context.session)
         row = await service.set_targets(campaign_id, targets)
         return SetCampaignTargetsSuccess(campaign=CampaignType.from_row(row))

@@ -15,8 +15,8 @@ from schema.common.errors import (
     TemplateNotFoundError,
     TemplateParametersError,
 )
+from schema.common.ids import parse_id
 from schema.common.mutations import after_commit, savepoint
-from schema.common.pagination import parse_id
 from schema.context import Info
 from schema.permissions import admin
 
@@ -47,7 +47,7 @@ class StartCampaignMutation:
     )
     @savepoint
     async def start_campaign(self, info: Info, id: strawberry.ID) -> StartCampaignResult:
-        campaign_id = parse_id(id, "id")
+        campaign_id = parse_id(id, "Campaign", "id")
         row = await CampaignDispatchService(info.context.session).start(campaign_id)
         after_commit(info, info.context.jobs.materialize, campaign_id)
         return StartCampaignSuccess(campaign=CampaignType.from_row(row))

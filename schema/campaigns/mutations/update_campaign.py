@@ -15,8 +15,8 @@ from schema.common.errors import (
     NotFoundError,
     TemplateNotFoundError,
 )
+from schema.common.ids import parse_id
 from schema.common.mutations import savepoint
-from schema.common.pagination import parse_id
 from schema.context import Info
 from schema.permissions import editor
 
@@ -52,7 +52,7 @@ class UpdateCampaignMutation:
     async def update_campaign(
         self, info: Info, id: strawberry.ID, input: UpdateCampaignInput
     ) -> UpdateCampaignResult:
-        campaign_id = parse_id(id, "id")
+        campaign_id = parse_id(id, "Campaign", "id")
         template = None if input.template is None else input.template.values()
         service = CampaignService(info.context.session)
         row = await service.update(campaign_id, input.name, template)

@@ -9,8 +9,8 @@ import strawberry
 from app.categories.service import CategoryService
 from schema.categories.types import CategoryType
 from schema.common.errors import DuplicateError, InvalidInputError, NotFoundError
+from schema.common.ids import parse_id
 from schema.common.mutations import savepoint
-from schema.common.pagination import parse_id
 from schema.context import Info
 from schema.permissions import editor
 
@@ -45,7 +45,7 @@ class UpdateCategoryMutation:
     async def update_category(
         self, info: Info, id: strawberry.ID, input: UpdateCategoryInput
     ) -> UpdateCategoryResult:
-        category_id = parse_id(id, "id")
+        category_id = parse_id(id, "Category", "id")
         service = CategoryService(info.context.session)
         row = await service.update(category_id, input.changes())
         return UpdateCategorySuccess(category=CategoryType.from_row(row))

@@ -9,8 +9,8 @@ import strawberry
 from app.contacts.service import ContactService
 from schema.categories.types import CategoryType
 from schema.common.errors import InvalidInputError, NotFoundError
+from schema.common.ids import parse_id
 from schema.common.mutations import savepoint
-from schema.common.pagination import parse_id
 from schema.context import Info
 from schema.permissions import editor
 
@@ -36,8 +36,8 @@ class AddContactsToCategoryMutation:
     async def add_contacts_to_category(
         self, info: Info, category_id: strawberry.ID, contact_ids: list[strawberry.ID]
     ) -> AddContactsToCategoryResult:
-        category = parse_id(category_id, "categoryId")
-        contacts = [parse_id(i, "contactIds") for i in contact_ids]
+        category = parse_id(category_id, "Category", "categoryId")
+        contacts = [parse_id(i, "Contact", "contactIds") for i in contact_ids]
         service = ContactService(info.context.session, info.context.settings.import_max_rows)
         change = await service.add_to_category(category, contacts)
         return AddContactsToCategorySuccess(

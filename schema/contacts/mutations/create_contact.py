@@ -9,8 +9,8 @@ from strawberry.scalars import JSON
 
 from app.contacts.service import ContactService
 from schema.common.errors import DuplicateError, InvalidInputError, InvalidPhoneError, NotFoundError
+from schema.common.ids import parse_id
 from schema.common.mutations import savepoint
-from schema.common.pagination import parse_id
 from schema.contacts.types import ContactType
 from schema.context import Info
 from schema.permissions import editor
@@ -51,7 +51,7 @@ class CreateContactMutation:
     )
     @savepoint
     async def create_contact(self, info: Info, input: CreateContactInput) -> CreateContactResult:
-        category_ids = [parse_id(i, "categoryIds") for i in input.category_ids]
+        category_ids = [parse_id(i, "Category", "categoryIds") for i in input.category_ids]
         service = ContactService(info.context.session, info.context.settings.import_max_rows)
         row = await service.create(
             input.phone, input.name, input.attributes, input.default_region, category_ids

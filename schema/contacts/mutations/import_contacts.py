@@ -14,9 +14,9 @@ from strawberry.scalars import JSON
 
 from app.contacts.service import ContactService, ImportInputRow, ImportRowErrorReason
 from schema.common.errors import InvalidInputError, NotFoundError
+from schema.common.ids import parse_id
 from schema.common.inputs import built_directly
 from schema.common.mutations import savepoint
-from schema.common.pagination import parse_id
 from schema.contacts.types import ContactType
 from schema.context import Info
 from schema.permissions import editor
@@ -80,7 +80,7 @@ class ImportContactsMutation:
     )
     @savepoint
     async def import_contacts(self, info: Info, input: ImportContactsInput) -> ImportContactsResult:
-        category_ids = [parse_id(i, "categoryIds") for i in input.category_ids]
+        category_ids = [parse_id(i, "Category", "categoryIds") for i in input.category_ids]
         rows = [ImportInputRow(r.phone, r.name, r.attributes) for r in input.rows]
         service = ContactService(info.context.session, info.context.settings.import_max_rows)
         result = await service.import_rows(

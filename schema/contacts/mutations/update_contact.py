@@ -9,8 +9,8 @@ from strawberry.scalars import JSON
 
 from app.contacts.service import ContactService
 from schema.common.errors import DuplicateError, InvalidInputError, InvalidPhoneError, NotFoundError
+from schema.common.ids import parse_id
 from schema.common.mutations import savepoint
-from schema.common.pagination import parse_id
 from schema.contacts.types import ContactType
 from schema.context import Info
 from schema.permissions import editor
@@ -53,7 +53,7 @@ class UpdateContactMutation:
     async def update_contact(
         self, info: Info, id: strawberry.ID, input: UpdateContactInput
     ) -> UpdateContactResult:
-        contact_id = parse_id(id, "id")
+        contact_id = parse_id(id, "Contact", "id")
         service = ContactService(info.context.session, info.context.settings.import_max_rows)
         row = await service.update(contact_id, input.changes(), input.default_region)
         return UpdateContactSuccess(contact=ContactType.from_row(row))

@@ -8,8 +8,8 @@ import strawberry
 
 from app.contacts.service import ContactVerificationService, chunks
 from schema.common.errors import InvalidInputError, NotFoundError
+from schema.common.ids import parse_id
 from schema.common.mutations import after_commit, savepoint
-from schema.common.pagination import parse_id
 from schema.context import Info
 from schema.permissions import editor
 
@@ -38,7 +38,11 @@ class VerifyContactsMutation:
     async def verify_contacts(
         self, info: Info, contact_ids: list[strawberry.ID] | None = None
     ) -> VerifyContactsResult:
-        ids = None if contact_ids is None else [parse_id(i, "contactIds") for i in contact_ids]
+        ids = (
+            None
+            if contact_ids is None
+            else [parse_id(i, "Contact", "contactIds") for i in contact_ids]
+        )
         targets = await ContactVerificationService(info.context.session).to_verify(ids, MAX_IDS)
         verify = info.context.jobs.verify_contacts
         for chunk in chunks(targets):

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from enum import Enum
 from typing import Any
 
 from graphql import (
@@ -23,9 +21,10 @@ from graphql.execution.collect_fields import (
     collect_fields,
     collect_subfields,
 )
-from graphql.pyutils import Path, Undefined
+from graphql.pyutils import Path
 
 from app.codegen import define
+from schema.common.node import checked_class
 from schema.execution.fields import plain_attribute
 from schema.execution.plans.calls import (
     Bail,
@@ -35,44 +34,13 @@ from schema.execution.plans.calls import (
     batcher,
     resolver,
 )
+from schema.execution.plans.leaves import enum_leaf, scalar_leaf
 
 _INT_MIN, _INT_MAX = -(2**31), 2**31 - 1
 
 
 class Unsupported(Exception):
     """Something the plan does not compile (an abstract type, an `is_type_of` check)."""
-
-
-# -- Leaves --------------------------------------------------------------------------------
-
-
-def _leaf(type_: GraphQLScalarType | GraphQLEnumType) -> Callable[[Any], Any]:
-    """`complete_leaf_value`, with a refusal (or a null in a non-null place) as a Bail."""
-    coerce_output = type_.coerce_output_value
-
-    def coerce(value: Any) -> Any:
-        if value is None:
-            raise Bail
-        coerced = coerce_output(value)
-        if coerced is None or coerced is Undefined:
-            raise Bail
-        return coerced
-
-    return coerce
-
-
-def _enum_leaf(type_: GraphQLEnumType, memo: dict[tuple[type, Any], Any]) -> Callable[[Any], Any]:
-    """An enum's serialization, remembered per value and its class: members are
-    singletons, and rows from the driver hold the members' `str` values."""
-    coerce = _leaf(type_)
-
-    def serialize(value: Any) -> Any:
-        coerced = coerce(value)
-        if isinstance(value, Enum | str) and len(memo) < 1000:
-            memo[(value.__class__, value)] = coerced
-        return coerced
-
-    return serialize
 
 
 # -- Code generation -----------------------------------------------------------------------
@@ -152,8 +120,6 @@ class Generator:
         response path `keys`); whether it takes (obj, path, run) rather than (obj) alone.
         The root's is the plan: (root value, run). Only the root value may be None (the
         view passes none)."""
-        if type_.is_type_of is not None:
-            raise Unsupported(f"{type_.name} checks its values (is_type_of)")
         body: list[str] = []
         with_run = False
         for key, details in grouped.items():
@@ -195,9 +161,36 @@ class Generator:
             self.lines += [f"def {name}(obj, run):", "    path = None"]
         else:
             signature = "obj, path, run" if with_run else "obj"
-            self.lines += [f"def {name}({signature}):", "    if obj is None: raise Bail"]
+            self.lines += [
+                f"def {name}({signature}):",
+                f"    if {self.absent(type_, 'obj')}: raise Bail",
+            ]
         self.lines += ["    data = {}", *body, "    return data", ""]
         return name, with_run
+
+    def exact_class(self, type_: GraphQLObjectType) -> str | None:
+        """The name of the class every object of `type_` has when the type checks its values
+        (`is_type_of`: Strawberry's, on a type implementing an interface); any other object
+        leaves the plan, for the standard path's check. None: the type checks nothing."""
+        try:
+            found = checked_class(type_)
+        except ValueError as exc:
+            raise Unsupported(str(exc)) from None
+        if found is None:
+            return None
+        self.names[name := f"class_{type_.name}"] = found
+        return name
+
+    def present(self, type_: GraphQLObjectType, var: str, first: str | None = None) -> str:
+        """A condition: `var` (evaluated as `first`, where given) holds an object of `type_`."""
+        exact = self.exact_class(type_)
+        first = first or var
+        return f"{first}.__class__ is {exact}" if exact else f"{first} is not None"
+
+    def absent(self, type_: GraphQLObjectType, var: str) -> str:
+        """The condition `present` denies."""
+        exact = self.exact_class(type_)
+        return f"{var}.__class__ is not {exact}" if exact else f"{var} is None"
 
     def completer(
         self, type_: GraphQLOutputType, details: FieldDetailsList, keys: tuple[str, ...]
@@ -233,7 +226,9 @@ class Generator:
             inline = self.inline(inner, grouped, var, keys)
             if inline is not None:
                 if non_null:
-                    return f"({inline} if {var} is not None else bail())", False
+                    return f"({inline} if {self.present(inner, var)} else bail())", False
+                if exact_class := self.exact_class(inner):
+                    inline = f"{inline} if {var}.__class__ is {exact_class} else bail()"
                 return f"(None if {var} is None else {inline})", False
             del self.lines[mark[0] :], self._resolvers[mark[2] :], self._batched[mark[3] :]
             self._taken = mark[1]
@@ -263,8 +258,7 @@ class Generator:
         """A dict display answering `var` (not None) when every field of the selection is
         plain all the way down: no call per object, nothing awaited, no path. None when
         some field needs more (a resolver): the selection then gets a function."""
-        if type_.is_type_of is not None:
-            raise Unsupported(f"{type_.name} checks its values (is_type_of)")
+        self.exact_class(type_)  # a type it cannot check is Unsupported
         items: list[str] = []
         for key, details in grouped.items():
             field_name = details[0].node.name.value
@@ -309,7 +303,9 @@ class Generator:
             if nested is None:
                 return None
             if non_null:
-                return f"({nested} if ({t} := {read}) is not None else bail())"
+                return f"({nested} if {self.present(inner, t, f'({t} := {read})')} else bail())"
+            if exact_class := self.exact_class(inner):
+                nested = f"{nested} if {t}.__class__ is {exact_class} else bail()"
             return f"(None if ({t} := {read}) is None else {nested})"
         if not isinstance(inner, GraphQLScalarType | GraphQLEnumType):
             raise Unsupported(f"abstract type {inner}")
@@ -328,9 +324,9 @@ class Generator:
             seen = f"seen_{type_.name}"
             if seen not in self.names:
                 memo: dict[tuple[type, Any], Any] = {}
-                self.names[seen], self.names[slow] = memo, _enum_leaf(type_, memo)
+                self.names[seen], self.names[slow] = memo, enum_leaf(type_, memo)
             return f"({seen}.get(({first}.__class__, {var})) or {slow}({var}))"
-        self.names.setdefault(slow, _leaf(type_))
+        self.names.setdefault(slow, scalar_leaf(type_))
         name = type_.name
         if name in ("String", "ID"):
             return f"({var} if {first}.__class__ is str else {slow}({var}))"

@@ -9,8 +9,8 @@ import strawberry
 from app.senders.service import SenderService
 from schema.campaigns.types import CampaignType
 from schema.common.errors import InvalidStateError, NotFoundError
+from schema.common.ids import parse_id
 from schema.common.mutations import savepoint
-from schema.common.pagination import parse_id
 from schema.context import Info
 from schema.permissions import editor
 
@@ -38,8 +38,12 @@ class SetCampaignSenderNumberMutation:
     async def set_campaign_sender_number(
         self, info: Info, id: strawberry.ID, sender_number: strawberry.ID | None = None
     ) -> SetCampaignSenderNumberResult:
-        campaign_id = parse_id(id, "id")
-        number_id = None if sender_number is None else parse_id(sender_number, "senderNumber")
+        campaign_id = parse_id(id, "Campaign", "id")
+        number_id = (
+            None
+            if sender_number is None
+            else parse_id(sender_number, "SenderNumber", "senderNumber")
+        )
         service = SenderService(info.context.session, info.context.settings)
         row = await service.bind(campaign_id, number_id)
         return SetCampaignSenderNumberSuccess(campaign=CampaignType.from_row(row))

@@ -1,0 +1,1 @@
+"""Relay's object identification: any object by its global id (`node`, `nodes`)."""
