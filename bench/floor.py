@@ -20,8 +20,8 @@ import orjson
 
 from bench.common import Scale, authorization, median, percentile, prepare, running_server, table
 
-DOCUMENT = """{ campaigns(first: 10) { nodes { id messages(first: 100) {
-  nodes { id status contact { id phone name } } } } } }"""
+DOCUMENT = """{ campaigns(first: 10) { nodes { id: databaseId messages(first: 100) {
+  nodes { id: databaseId status contact { id: databaseId phone name } } } } } }"""
 
 FLOOR = """
 SELECT json_build_object('data', json_build_object('campaigns', json_build_object('nodes',

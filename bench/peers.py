@@ -84,7 +84,8 @@ class Shape:
     """One request shape, written for each server's naming, asking for the same rows.
 
     PostGraphile 4 names the primary key column `id`; PostGraphile 5's Amber preset
-    calls it `rowId` (its `id` is the global node id), so its documents alias it back.
+    calls it `rowId` and Herald `databaseId` (their `id` is the global node id), so their
+    documents alias it back.
     """
 
     title: str
@@ -95,8 +96,9 @@ SHAPES: dict[str, Shape] = {
     "nested": Shape(
         "10 campaigns x 100 messages x contact",
         {
-            Dialect.HERALD: """{ campaigns(first: 10) { nodes { id messages(first: 100) {
-                nodes { id status contact { id phone name } } } } } }""",
+            Dialect.HERALD: """{ campaigns(first: 10) { nodes { id: databaseId
+                messages(first: 100) { nodes { id: databaseId status
+                contact { id: databaseId phone name } } } } } }""",
             Dialect.POSTGRAPHILE4: """{ allCampaigns(first: 10, orderBy: ID_DESC) { nodes { id
                 messagesByCampaignId(first: 100, orderBy: ID_DESC) {
                 nodes { id status contactByContactId { id phone name } } } } } }""",
@@ -110,8 +112,9 @@ SHAPES: dict[str, Shape] = {
     "page": Shape(
         "5 campaigns x 10 messages x contact",
         {
-            Dialect.HERALD: """{ campaigns(first: 5) { nodes { id name messages(first: 10) {
-                nodes { id status contact { id phone name } } } } } }""",
+            Dialect.HERALD: """{ campaigns(first: 5) { nodes { id: databaseId name
+                messages(first: 10) { nodes { id: databaseId status
+                contact { id: databaseId phone name } } } } } }""",
             Dialect.POSTGRAPHILE4: """{ allCampaigns(first: 5, orderBy: ID_DESC) { nodes { id name
                 messagesByCampaignId(first: 10, orderBy: ID_DESC) {
                 nodes { id status contactByContactId { id phone name } } } } } }""",
@@ -125,7 +128,8 @@ SHAPES: dict[str, Shape] = {
     "contacts": Shape(
         "contacts page (20)",
         {
-            Dialect.HERALD: "{ contacts(first: 20) { nodes { id phone name whatsappStatus } } }",
+            Dialect.HERALD: """{ contacts(first: 20) {
+                nodes { id: databaseId phone name whatsappStatus } } }""",
             Dialect.POSTGRAPHILE4: """{ allContacts(first: 20, orderBy: ID_DESC) {
                 nodes { id phone name whatsappStatus } } }""",
             Dialect.POSTGRAPHILE5: """{ allContacts(first: 20, orderBy: ROW_ID_DESC) {
