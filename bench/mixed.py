@@ -7,7 +7,8 @@ serves, queries and mutations together, on a copy of the bench database.
 of eight: six reads (a contacts page, a search, a contact with its categories and
 messages, a small nested campaigns page, campaigns with their cached statistics, the
 dashboard) and two writes (`createContact` with a phone no request used before,
-`updateContact` renaming a contact). Both servers run as `herald serve --workers 1` on
+`updateContact` renaming a contact; new phones are French +3375 numbers, which the seed never
+makes). Both servers run as `herald serve --workers 1` on
 one copy of the seeded database (`CREATE DATABASE ... TEMPLATE`, dropped afterwards, so
 the bench database never grows), the other commit's code from a `git worktree` run by
 this interpreter. Rounds alternate between the two; an answer with GraphQL errors, or a
@@ -76,7 +77,7 @@ function request()
   local id = ids[(counter * 7919) % #ids + 1]
   local text
   if step == 0 then
-    text = body(create, string.format('{"phone":"+336%08d"}', first_phone + counter))
+    text = body(create, string.format('{"phone":"+3375%07d"}', (first_phone + counter) % 10000000))
   elseif step == 1 then
     text = body(update, string.format('{"id":"%s","name":"Mix %d"}', id, counter))
   elseif step == 4 then
