@@ -121,27 +121,27 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-@contextmanager
-def running_server(
-    database: str, workers: int = 1, checkout: Path | None = None, **env: str
-) -> Iterator[str]:
-    """`herald serve --workers N` as operators run it; yields its base URL. With `checkout`,
-    the code of that other checkout of Herald, run by this interpreter."""
-    port = free_port()
-    environment = {
+def server_environment(database: str, **env: str) -> dict[str, str]:
+    """The environment a benchmarked Herald runs with: production settings, SQL counts
+    exposed, no per-key throttle (measure Herald, not its rate limit); `env` overrides."""
+    return {
         **os.environ,
         "HERALD_DATABASE_URL": database,
         "HERALD_REDIS_URL": REDIS_URL,
         "HERALD_ENV": "prod",
         "HERALD_EXPOSE_SQL_COUNT": "true",
-        "HERALD_RATE_LIMIT_REQUESTS": "0",  # measure Herald, not its per-key throttle
+        "HERALD_RATE_LIMIT_REQUESTS": "0",
         **env,
     }
-    herald = [str(Path(sys.executable).with_name("herald"))]
-    if checkout is not None:
-        herald = [sys.executable, "-m", "app.cli"]
-    command = [*herald, "serve", "--workers", str(workers), "--port", str(port)]
-    process = subprocess.Popen(command, cwd=checkout, env=environment)
+
+
+@contextmanager
+def served(
+    command: list[str], port: int, environment: dict[str, str], cwd: Path | None = None
+) -> Iterator[str]:
+    """A server `command` listening on `port`, until `/readyz` answers; yields its base URL
+    and stops it afterwards."""
+    process = subprocess.Popen(command, cwd=cwd, env=environment)
     url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 60
@@ -152,12 +152,27 @@ def running_server(
             except httpx.TransportError:
                 pass
             if time.monotonic() > deadline or process.poll() is not None:
-                raise RuntimeError("herald serve did not become ready")
+                raise RuntimeError(f"{command[0]} did not become ready")
             time.sleep(0.1)
         yield url
     finally:
         process.terminate()
         process.wait(timeout=30)
+
+
+@contextmanager
+def running_server(
+    database: str, workers: int = 1, checkout: Path | None = None, **env: str
+) -> Iterator[str]:
+    """`herald serve --workers N` as operators run it; yields its base URL. With `checkout`,
+    the code of that other checkout of Herald, run by this interpreter."""
+    port = free_port()
+    herald = [str(Path(sys.executable).with_name("herald"))]
+    if checkout is not None:
+        herald = [sys.executable, "-m", "app.cli"]
+    command = [*herald, "serve", "--workers", str(workers), "--port", str(port)]
+    with served(command, port, server_environment(database, **env), checkout) as url:
+        yield url
 
 
 def server_process(url: str) -> psutil.Process:
@@ -171,9 +186,13 @@ def server_process(url: str) -> psutil.Process:
 
 
 def cpu_seconds(process: psutil.Process) -> float:
-    """CPU time the process has used so far, user and system."""
-    times = process.cpu_times()
-    return times.user + times.system
+    """CPU time the process and every process below it have used so far, user and system
+    (a server that starts workers or helper processes is charged for them too)."""
+    total = 0.0
+    for each in [process, *process.children(recursive=True)]:
+        times = each.cpu_times()
+        total += times.user + times.system
+    return total
 
 
 def percentile(samples: Sequence[float], q: float) -> float:

@@ -16,27 +16,26 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import subprocess
 import sys
 import tempfile
-import time
 from collections.abc import Iterator, Mapping
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
-import httpx
 import psutil
 
 from bench.common import (
-    REDIS_URL,
     Scale,
     authorization,
+    cpu_seconds,
     free_port,
     lua_string,
     median,
     prepare,
     running_server,
+    served,
+    server_environment,
     server_process,
     table,
 )
@@ -54,44 +53,12 @@ def granian(database: str) -> Iterator[str]:
     """granian serving Herald's ASGI app in one worker process, uvloop, no access log (Herald
     writes its own); yields its base URL. Its main process starts the worker."""
     port = free_port()
-    environment = {
-        **os.environ,
-        "HERALD_DATABASE_URL": database,
-        "HERALD_REDIS_URL": REDIS_URL,
-        "HERALD_ENV": "prod",
-        "HERALD_EXPOSE_SQL_COUNT": "true",
-        "HERALD_RATE_LIMIT_REQUESTS": "0",
-        "HERALD_LOG_LEVEL": "WARNING",
-    }
     command = [str(Path(sys.executable).with_name("granian")), "--interface", "asgi"]
     command += ["--factory", "--host", "127.0.0.1", "--port", str(port), "--workers", "1"]
     command += ["--loop", "uvloop", "--no-access-log", "--log-level", "warning"]
-    process = subprocess.Popen([*command, "app.main:create_app"], env=environment)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if httpx.get(url + "/readyz").status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if time.monotonic() > deadline or process.poll() is not None:
-                raise RuntimeError("granian did not become ready")
-            time.sleep(0.1)
+    environment = server_environment(database, HERALD_LOG_LEVEL="WARNING")
+    with served([*command, "app.main:create_app"], port, environment) as url:
         yield url
-    finally:
-        process.terminate()
-        process.wait(timeout=30)
-
-
-def cpu_of_tree(process: psutil.Process) -> float:
-    """User and system seconds of a process and of every process below it."""
-    total = 0.0
-    for each in [process, *process.children(recursive=True)]:
-        times = each.cpu_times()
-        total += times.user + times.system
-    return total
 
 
 def run(
@@ -111,12 +78,12 @@ def run(
     with tempfile.NamedTemporaryFile("w", suffix=".lua", prefix="herald-servers-") as script:
         script.write("\n".join(lines))
         script.flush()
-        before = cpu_of_tree(server)
+        before = cpu_seconds(server)
         command = ["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "-s", script.name]
         output = subprocess.run(
             [*command, url + "/graphql"], capture_output=True, text=True, check=True
         ).stdout
-        spent = cpu_of_tree(server) - before
+        spent = cpu_seconds(server) - before
     if "Non-2xx" in output:
         raise RuntimeError(f"{url}: answers that were not 2xx\n{output}")
     requests = int(output.split(" requests in ")[0].split()[-1])
