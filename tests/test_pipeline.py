@@ -19,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.config import Settings
 from app.models import Contact
+from schema.execution import pipeline
 from schema.execution.pipeline import VARIABLES_MAX_DEPTH, VARIABLES_MAX_VALUES
 from tests import factories
 from tests.conftest import Server, create_api_key, serve
@@ -89,8 +90,11 @@ async def post(
         return await http.post("/graphql", content=body, headers=headers)
 
 
-def json_body(document: str) -> bytes:
-    return httpx.Request("POST", "/", json={"query": document}).content
+def json_body(document: str, variables: dict[str, Any] | None = None) -> bytes:
+    payload: dict[str, Any] = {"query": document}
+    if variables is not None:
+        payload["variables"] = variables
+    return httpx.Request("POST", "/", json=payload).content
 
 
 # -- Body size -------------------------------------------------------------------------------------
@@ -165,6 +169,42 @@ async def test_a_document_over_a_limit_is_refused_without_validation(
     for server in paths:
         assert (await post(server, admin_key, json_body(within))).status_code == 200
     assert validations == [within]
+
+
+@pytest.fixture
+def parses(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The documents parsed from now on, by the request pipeline's `parse_document`."""
+    parsed: list[str] = []
+    parse = pipeline.parse
+
+    def counted(source: Any, *args: Any, **kwargs: Any) -> Any:
+        parsed.append(source)
+        return parse(source, *args, **kwargs)
+
+    monkeypatch.setattr(pipeline, "parse", counted)
+    return parsed
+
+
+async def test_only_documents_that_pass_stay_parsed(
+    paths: tuple[Server, Server], admin_key: str, parses: list[str]
+) -> None:
+    """A parse tree is kept only for a document that passes the shape limits and validation:
+    a flood of new refused documents would otherwise fill the cache with large trees, which
+    every full garbage collection walks."""
+    for server in paths:
+        # given
+        valid, too_big = unseen(VERSION), unseen("query($n: Int) " + REPEATED)
+        invalid = unseen("{ noSuchField }")
+        parses.clear()
+        # when: each sent twice (the refused one with other variables, so no earlier verdict
+        # stands in for it)
+        for document in (valid, valid, invalid, invalid):
+            await post(server, admin_key, json_body(document))
+        for n in (1, 2):
+            refused = await post(server, admin_key, json_body(too_big, {"n": n}))
+            assert refused.json()["errors"][0]["extensions"] == {"code": "TOO_MANY_REPEATS"}
+        # then: the valid document was parsed once, the refused ones every time
+        assert parses == [valid, invalid, invalid, too_big, too_big]
 
 
 async def test_a_rate_limited_client_gets_the_same_answer_without_validation(

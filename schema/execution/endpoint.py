@@ -56,7 +56,7 @@ from app.observability.requests import begin_request, end_request, label_operati
 from app.process.runtime import Runtime
 from schema.execution.pipeline import (
     json_media_type,
-    parse_document,
+    parse_request_document,
     validation_errors,
     variables_error,
 )
@@ -223,7 +223,7 @@ class PlannedQueries:
             handoff.verdict = known
             return None
         try:
-            parsed = parse_document(query, settings.query_max_tokens)
+            parsed = await parse_request_document(query, settings.query_max_tokens)
         except GraphQLError:  # does not parse, or too many tokens
             return None
         if query_operation(parsed.document, name) is None:  # mutations, subscriptions

@@ -25,8 +25,9 @@ from app.process.runtime import Runtime
 from schema.context import Context
 from schema.execution.pipeline import (
     ParsedDocument,
+    forget_document,
     method_error,
-    parse_document,
+    parse_request_document,
     select_operation,
     validation_errors,
     variables_error,
@@ -118,7 +119,7 @@ async def parse_steps(
     cached parse under the token limit, the operation it names (no mutation over GET), the
     trusted documents, then the rate limit itself."""
     refuse_known_rate_limit(context)
-    parsed = parse_document(query, context.settings.query_max_tokens)
+    parsed = await parse_request_document(query, context.settings.query_max_tokens)
     operation = select_operation(parsed.document, operation_name)
     request = context.request
     if isinstance(request, Request) and (error := method_error(operation, request.method)):
@@ -143,12 +144,20 @@ def shape_and_validation(
 ) -> list[GraphQLError]:
     """The shape limits, raised (the operation ends there: nothing is validated, as some of
     the standard rules cost time quadratic in repeated fields); then the cached validation's
-    errors (the cache's own list: copy it before editing)."""
+    errors (the cache's own list: copy it before editing). A document refused by either
+    leaves the parse cache here, where every refusal ends (the planned path hands them over
+    with the parse still cached)."""
     settings = context.settings
     error = limit_error(settings, schema, parsed.document, query, operation_name, variables)
+    if error is None:
+        errors = validation_errors(parsed, schema, settings.introspection_enabled)
+        if not errors:
+            return errors
+    if query is not None:
+        forget_document(query, settings.query_max_tokens)
     if error is not None:
         raise error
-    return validation_errors(parsed, schema, settings.introspection_enabled)
+    return errors
 
 
 HANDOFF = "herald.handoff"  # the request scope's key for a Handoff
