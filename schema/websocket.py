@@ -4,7 +4,6 @@ caps, and identical subscriptions executed once for all who asked."""
 from __future__ import annotations
 
 import asyncio
-import functools
 import hashlib
 import logging
 from collections.abc import Awaitable, Callable, Mapping
@@ -12,7 +11,7 @@ from contextlib import suppress
 from typing import TYPE_CHECKING, Any, Protocol, cast
 
 import orjson
-from graphql import GraphQLError, OperationType, get_operation_ast, parse
+from graphql import GraphQLError, OperationType, get_operation_ast
 from starlette.websockets import WebSocketDisconnect, WebSocketState
 from strawberry.asgi import ASGIWebSocketAdapter
 from strawberry.http.exceptions import WebSocketDisconnected
@@ -36,6 +35,7 @@ from app.compat import send_result_stream
 from app.live.hub import CapReached, LiveConnection, LiveHub
 from app.models import ApiKeyRole
 from schema.context import Context
+from schema.execution.pipeline import parse_request_document
 from schema.fanout import Outlet, SharedStreams, stream_key
 
 if TYPE_CHECKING:
@@ -89,14 +89,15 @@ class SubscriptionLimitError(GraphQLError):
         )
 
 
-@functools.lru_cache(maxsize=256)
-def is_subscription(query: str, operation_name: str | None, max_tokens: int) -> bool:
+async def is_subscription(query: str, operation_name: str | None, max_tokens: int) -> bool:
     """Whether a document's operation is a subscription (anything unparsable: no, and the
-    ordinary path reports it)."""
+    ordinary path reports it). The parse is the request pipeline's, cached for the steps
+    that follow."""
     try:
-        operation = get_operation_ast(parse(query, max_tokens=max_tokens), operation_name)
+        parsed = await parse_request_document(query, max_tokens)
     except GraphQLError:
         return False
+    operation = get_operation_ast(parsed.document, operation_name)
     return operation is not None and operation.operation is OperationType.SUBSCRIPTION
 
 
@@ -300,7 +301,7 @@ class LiveTransportHandler(BaseGraphQLTransportWSHandler[Context, None]):
         Strawberry, each on a context of its own (its own transaction boundary)."""
         assert self.live is not None
         settings = self.context.settings
-        if not is_subscription(
+        if not await is_subscription(
             operation.query, operation.operation_name, settings.query_max_tokens
         ):
             await self._run_alone(operation)
