@@ -155,6 +155,8 @@ def create_app(settings: Settings | None = None) -> Starlette:
         finally:
             await app.state.live.close()
             await runtime.close()
+            for handler in logging.getLogger().handlers:  # lines held for one write
+                handler.flush()
 
     graphql = HeraldGraphQL(
         schema,

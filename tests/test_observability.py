@@ -18,7 +18,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from app.config import Settings
 from app.observability.metrics import DISPATCH_KEY, prepare_multiprocess_dir, record_dispatch
-from app.observability.requests import JsonFormatter
+from app.observability.requests import ConsoleHandler, JsonFormatter
 from tests.conftest import ROOT, GqlClient
 
 pytestmark = pytest.mark.asyncio
@@ -373,3 +373,45 @@ async def test_multiprocess_mode_sums_every_worker(
     assert value(samples, "herald_request_duration_seconds_count", **labels) == 3
     assert value(samples, "herald_sql_statements_per_request_sum", operation="Dashboard") == 9
     assert value(samples, "herald_dispatch_metrics_up") == 0
+
+
+class _Console(io.StringIO):
+    """A console that records each write."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.writes: list[str] = []
+
+    def write(self, text: str) -> int:
+        self.writes.append(text)
+        return super().write(text)
+
+
+async def test_console_lines_are_written_together_and_warnings_at_once() -> None:
+    # given
+    console = _Console()
+    handler = ConsoleHandler(console)
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    logger = logging.getLogger("herald.test.console")
+    logger.addHandler(handler)
+    logger.propagate = False
+    logger.setLevel(logging.INFO)
+    try:
+        # when: three access lines on the event loop
+        for n in range(3):
+            logger.info("line %d", n)
+        held = list(console.writes)
+        for _ in range(100):
+            if console.writes:
+                break
+            await asyncio.sleep(ConsoleHandler.HOLD_S)
+        # then: held, then written in one write
+        assert held == []
+        assert console.writes == ["line 0\nline 1\nline 2\n"]
+        # when: a line, then a warning
+        logger.info("held")
+        logger.warning("urgent")
+        # then: both at once, in order
+        assert console.writes[1:] == ["held\nurgent\n"]
+    finally:
+        logger.removeHandler(handler)
