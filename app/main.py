@@ -32,7 +32,6 @@ from app.config import Env, Settings, get_settings
 from app.db.engine import total_statements
 from app.http.graphiql import graphiql_routes, is_loopback
 from app.http.limits import BodySizeLimit
-from app.http.shedding import LoadShedding
 from app.http.webhooks import routes as webhook_routes
 from app.live.hub import LiveHub
 from app.observability.filters import install_phone_masking
@@ -199,21 +198,18 @@ def create_app(settings: Settings | None = None) -> Starlette:
     planned = partial(
         PlannedQueries, view=graphql, schema=schema, settings=settings, route=graphql_route
     )
-    return HeraldApp(planned, settings, routes=routes, lifespan=lifespan, middleware=middleware)
+    return HeraldApp(planned, routes=routes, lifespan=lifespan, middleware=middleware)
 
 
 class HeraldApp(Starlette):
     """Starlette with planned queries answered in front of its middleware
-    (schema/execution/endpoint.py),
-    so they skip its calls and wrapped sends (6% of a `{ __typename }` request), and load
-    shedding in front of everything (app/http/shedding.py)."""
+    (schema/execution/endpoint.py), so they skip its calls and wrapped sends (6% of a
+    `{ __typename }` request). Load shedding is in front of the application: uvicorn's
+    protocol refuses a request before it has a scope (app/http/protocol.py)."""
 
-    def __init__(
-        self, front: Callable[[ASGIApp], ASGIApp], settings: Settings, **kwargs: Any
-    ) -> None:
+    def __init__(self, front: Callable[[ASGIApp], ASGIApp], **kwargs: Any) -> None:
         self._front = front
-        self._max_in_flight = settings.max_in_flight
         super().__init__(**kwargs)
 
     def build_middleware_stack(self) -> ASGIApp:
-        return LoadShedding(self._front(super().build_middleware_stack()), self._max_in_flight)
+        return self._front(super().build_middleware_stack())

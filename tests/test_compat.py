@@ -125,19 +125,34 @@ async def test_uvicorn_protocol_state_that_herald_reads() -> None:
     protocol.data_received(b"GET /x HTTP/1.1\r\nHost: h\r\n\r\n")
     # then what app/http/protocol.py reads is there
     assert (protocol.url, protocol.headers) == (b"/x", [(b"host", b"h")])
-    assert protocol.cycle.scope["path"] == "/x"
-    assert protocol.cycle.response_complete is False
+    first = protocol.cycle
+    assert first.scope["path"] == "/x"
+    assert first.response_complete is False
+    assert first.on_response == protocol.on_response_complete
     assert (protocol.transport, protocol.loop) == (transport, asyncio.get_running_loop())
     assert state.default_headers == []
     assert STATUS_LINE[431] == b"HTTP/1.1 431 Request Header Fields Too Large\r\n"
-    for name in ("on_message_begin", "on_message_complete", "on_headers_complete"):
+    for name in ("on_message_begin", "on_message_complete", "on_headers_complete", "on_body"):
         assert callable(getattr(protocol, name))
     assert callable(protocol.send_400_response)
     assert callable(protocol.shutdown)
+    assert callable(protocol.handle_websocket_upgrade)
+    assert protocol.parser.should_upgrade() is False
+    assert protocol._should_upgrade() is False  # no Upgrade header
+    assert isinstance(protocol.access_log, bool)  # whether it writes access lines
+    assert protocol.access_logger.name == "uvicorn.access"
+    # and a request pipelined behind it waits in `pipeline`, as the newest cycle
+    assert not protocol.pipeline
+    protocol.data_received(b"GET /y?z=1 HTTP/1.1\r\nHost: h\r\n\r\n")
+    [(queued, _)] = protocol.pipeline
+    assert protocol.cycle is queued
+    assert (queued.scope["raw_path"], queued.scope["query_string"]) == (b"/y", b"z=1")
+    assert (queued.scope["method"], queued.scope["http_version"]) == ("GET", "1.1")
     # and none of Herald's own attributes is uvicorn's
     herald = {name for name in vars(HttpProtocol) if name.startswith("_") and name[1] != "_"}
     herald |= {"_max_head_bytes", "_head_timeout_s", "_head_timer", "_head_pending"}
     herald |= {"_head_bytes", "_read_bytes", "_read_shared", "_refused"}
+    herald |= {"_in_flight", "_holds_slot"}
     assert not herald & (set(vars(protocol)) | set(dir(HttpToolsProtocol)))
     protocol.shutdown()
     for task in state.tasks:

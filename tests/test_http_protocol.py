@@ -1,20 +1,27 @@
 """`herald serve`'s HTTP protocol (app/http/protocol.py): a response's head leaves with its
 body in one write, and nothing is held longer than the event loop's current step; a request's
-head is bounded in size (431) and in time (slowloris). (Every test server runs this protocol,
+head is bounded in size (431) and in time (slowloris); a request past the in-flight bound is
+refused (503) before the application sees it. (Every test server runs this protocol,
 so the rest of the suite covers it over real sockets.)"""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
+from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
+import orjson
 import pytest
+from uvicorn.config import Config
+from uvicorn.server import ServerState
 
-from app.config import Settings
-from app.http.protocol import HeadHeld
+from app.config import Settings, load_settings
+from app.http.protocol import HeadHeld, server_options
 from tests.conftest import Server, serve
+from tests.test_observability import scrape, value
 
 pytestmark = pytest.mark.asyncio
 
@@ -39,6 +46,12 @@ class Recorded(asyncio.Transport):
 
     def is_closing(self) -> bool:
         return self.closed
+
+    def pause_reading(self) -> None:  # a pipelined request waits for the one before
+        pass
+
+    def resume_reading(self) -> None:
+        pass
 
     def get_extra_info(self, name: str, default: object = None) -> object:
         return default
@@ -83,6 +96,42 @@ async def test_close_sends_what_was_held_first() -> None:
     transport.close()
     assert sent.writes == [HEAD]
     assert sent.closed
+
+
+class Switchable(Recorded):
+    """A transport that records being handed to another protocol (a WebSocket's)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.switched_to: object = None
+
+    def set_protocol(self, protocol: asyncio.BaseProtocol) -> None:
+        self.switched_to = protocol
+
+    def write_eof(self) -> None:
+        self.writes.append(b"<eof>")
+
+
+async def test_a_websocket_head_over_the_limit_is_refused_not_upgraded() -> None:
+    # given the protocol, as server_options gives it, on a connection
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        raise AssertionError("the application must not see the request")
+
+    settings = load_settings(database_url="postgresql://x@127.0.0.1/x")
+    options = server_options(settings)
+    config = Config(app=app, lifespan="off", **options)
+    protocol = options["http"](config=config, server_state=ServerState(), app_state={})
+    transport = Switchable()
+    protocol.connection_made(transport)
+    # when a WebSocket handshake comes whose head is too large
+    big = f"X-Big: {'x' * 2 * settings.http_max_head_bytes}"
+    upgrade = ("Connection: Upgrade", "Upgrade: websocket", "Sec-WebSocket-Version: 13")
+    protocol.data_received(_head(*upgrade, "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==", big))
+    # then it is answered 431, and the connection is not handed to a WebSocket
+    assert transport.writes[0].startswith(b"HTTP/1.1 431 ")
+    assert transport.writes[1:] == [b"<eof>"]
+    assert transport.switched_to is None
+    protocol.connection_lost(None)
 
 
 # --- over a real socket ---------------------------------------------------------------------
@@ -198,3 +247,141 @@ async def test_the_next_head_on_a_kept_alive_connection_is_bounded_too(
     # then the first is answered, and the connection closed during the second
     assert answer.count(b"HTTP/1.1 ") == 1
     assert answer.startswith(b"HTTP/1.1 200 ")
+
+
+# --- load shedding ----------------------------------------------------------------------------
+
+QUERY = b'{"query": "{ __typename }"}'
+
+
+def _post(*headers: str, body: bytes = QUERY) -> bytes:
+    """A GraphQL POST's head and body (`body=b""`: its head only, announcing QUERY's size)."""
+    lines = ["POST /graphql HTTP/1.1", "Host: herald", "Content-Type: application/json"]
+    lines += [f"Content-Length: {len(QUERY)}", *headers]
+    return ("\r\n".join(lines) + "\r\n\r\n").encode() + body
+
+
+def _answers(data: bytes) -> list[tuple[int, dict[str, str], bytes]]:
+    """The responses in what a connection received: status, headers, body (by length)."""
+    answers = []
+    while data:
+        head, _, data = data.partition(b"\r\n\r\n")
+        status_line, *lines = head.decode("latin-1").split("\r\n")
+        headers = dict(line.lower().split(": ", 1) for line in lines)
+        length = int(headers.get("content-length", "0"))
+        answers.append((int(status_line.split()[1]), headers, data[:length]))
+        data = data[length:]
+    return answers
+
+
+@asynccontextmanager
+async def _slot_held(url: str) -> AsyncIterator[tuple[asyncio.StreamReader, asyncio.StreamWriter]]:
+    """A request being worked on: the application has asked for its body (uvicorn answers
+    `100 Continue` then), which it has not sent; its connection, closed on leaving."""
+    address = urlsplit(url)
+    reader, writer = await asyncio.open_connection(address.hostname, address.port)
+    try:
+        writer.write(_post("Expect: 100-continue", body=b""))
+        interim = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), WAIT)
+        assert interim.startswith(b"HTTP/1.1 100 ")
+        yield reader, writer
+    finally:
+        writer.close()
+
+
+async def _graphql_samples(url: str) -> tuple[float, float]:
+    """From /metrics: requests /graphql answered (recorded by the application), and shed."""
+    async with httpx.AsyncClient(base_url=url, timeout=WAIT) as http:
+        samples = await scrape(http)
+    answered = sum(
+        count
+        for (name, labels), count in samples.items()
+        if name == "herald_request_duration_seconds_count" and ("route", "/graphql") in labels
+    )
+    return answered, value(samples, "herald_shed_requests_total")
+
+
+@pytest.fixture
+def single(settings: Settings) -> Iterator[Server]:
+    """A server working on one request at a time (each test's own: a slot never given back
+    fails that test only)."""
+    with serve(settings.model_copy(update={"max_in_flight": 1})) as running:
+        yield running
+
+
+async def test_a_request_past_the_bound_is_refused_before_the_application_sees_it(
+    single: Server,
+) -> None:
+    async with _slot_held(single.url):
+        # given the one slot taken
+        answered, shed = await _graphql_samples(single.url)
+
+        # when another request comes, on a connection it would keep alive
+        received = await _talk(single.url, _post("X-Request-ID: refused-one"))
+
+        # then it is answered 503 and its connection closed (`_talk` read to the end)
+        [(status, headers, body)] = _answers(received)
+        assert status == 503
+        assert headers["retry-after"] == "1"
+        assert headers["connection"] == "close"
+        assert headers["content-type"] == "application/json"
+        assert headers["x-content-type-options"] == "nosniff"
+        assert "server" not in headers
+        error = orjson.loads(body)["errors"][0]
+        assert error["extensions"] == {"code": "OVERLOADED", "retryAfter": 1}
+        # and the application never saw it: no request id given, no request recorded
+        assert "x-request-id" not in headers
+        assert await _graphql_samples(single.url) == (answered, shed + 1)
+        # while the probes answer whatever the load
+        async with httpx.AsyncClient(base_url=single.url, timeout=WAIT) as http:
+            assert (await http.get("/healthz")).status_code == 200
+
+
+async def test_a_slot_is_given_back_when_the_response_is_complete(single: Server) -> None:
+    # given the slot taken by a request whose body then comes
+    async with _slot_held(single.url) as (reader, writer):
+        writer.write(QUERY)
+        answer = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), WAIT)
+        assert answer.startswith(b"HTTP/1.1 200 ")
+        # when it has been answered, then the next one is answered too: the slot is free
+        received = await _talk(single.url, _post("Connection: close"))
+    assert [status for status, _, _ in _answers(received)] == [200]
+
+
+async def test_a_slot_is_given_back_when_its_client_goes_away(single: Server) -> None:
+    # given the slot taken by a request whose client then leaves before sending its body
+    async with _slot_held(single.url):
+        refused = await _talk(single.url, _post())
+    assert [status for status, _, _ in _answers(refused)] == [503]
+
+    # when another request comes, then it is answered (once the server has seen the close)
+    deadline = asyncio.get_running_loop().time() + WAIT
+    while True:
+        [(status, _, _)] = _answers(await _talk(single.url, _post("Connection: close")))
+        if status != 503:
+            break
+        assert asyncio.get_running_loop().time() < deadline, "the slot was never given back"
+        await asyncio.sleep(0.05)
+    assert status == 200
+
+
+async def test_pipelined_requests_are_admitted_as_each_starts(single: Server) -> None:
+    # when a client pipelines two requests: the second takes the slot the first gave back
+    received = await _talk(single.url, _post() + _post("Connection: close"))
+    assert [status for status, _, _ in _answers(received)] == [200, 200]
+
+    # when the slot is taken elsewhere: a probe is answered, the request behind it refused
+    async with _slot_held(single.url):
+        received = await _talk(single.url, _head() + _post() + _post())
+    answers = _answers(received)
+    assert [status for status, _, _ in answers] == [200, 503]
+    assert answers[1][1]["connection"] == "close"
+
+
+async def test_a_head_request_past_the_bound_gets_the_503s_head_alone(single: Server) -> None:
+    async with _slot_held(single.url):
+        received = await _talk(single.url, b"HEAD /graphql HTTP/1.1\r\nHost: herald\r\n\r\n")
+    head, _, body = received.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 503 ")
+    assert b"\r\nretry-after: 1\r\n" in head
+    assert body == b""

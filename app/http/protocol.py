@@ -1,6 +1,6 @@
-"""uvicorn's HTTP protocol, with a response's head and body leaving in one write, and the
-bounds on a request's head that uvicorn only gives its h11 protocol; the options every
-place that starts uvicorn uses (`server_options`).
+"""uvicorn's HTTP protocol, with a response's head and body leaving in one write, the
+bounds on a request's head that uvicorn only gives its h11 protocol, and load shedding
+(app/http/shedding.py); the options every place that starts uvicorn uses (`server_options`).
 
 uvicorn writes the status line and headers as soon as the application starts its response,
 and the body in a second write: two send() calls and two TCP segments per response, which
@@ -16,8 +16,11 @@ from functools import partial
 from typing import Any, cast
 
 from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
+from uvicorn.protocols.utils import get_client_addr, get_path_with_query_string
 
 from app.config import Settings
+from app.http.shedding import EXEMPT, RELEASE, InFlight, overloaded
+from app.observability.metrics import SHED_REQUESTS
 
 # The scope's keys for work that stops when its client goes away: the task to cancel (set
 # by whoever may be cancelled safely: a query writes nothing), and the mark that it was.
@@ -33,12 +36,15 @@ _TOO_LARGE = b"request headers too large"
 
 def server_options(settings: Settings) -> dict[str, Any]:
     """uvicorn's options wherever Herald starts it (`herald serve`, `herald dev`, the tests):
-    the protocol below with its head bounds, the keep-alive, no `server` banner."""
+    the protocol below with its head bounds and the server's one count of requests in flight
+    (uvicorn makes a protocol per connection; each worker process gets a copy of its own),
+    the keep-alive, no `server` banner."""
     return {
         "http": partial(
             HttpProtocol,
             max_head_bytes=settings.http_max_head_bytes,
             head_timeout_s=settings.http_head_timeout_s,
+            in_flight=InFlight(settings.max_in_flight),
         ),
         "timeout_keep_alive": settings.http_keep_alive_s,
         "server_header": False,
@@ -77,6 +83,10 @@ class HeadHeld:
             if not self._transport.is_closing():
                 self._transport.write(data)
 
+    def write_eof(self) -> None:
+        self._flush()
+        self._transport.write_eof()
+
     def close(self) -> None:
         self._flush()
         self._transport.close()
@@ -85,22 +95,28 @@ class HeadHeld:
         return getattr(self._transport, name)
 
 
-class HeadTooLarge(Exception):
-    """Raised in a parser callback to stop parsing a refused head."""
-
-
 class HttpProtocol(HttpToolsProtocol):
     """Given to uvicorn as `http=` (server_options): httptools parsing, one write per small
-    response, and a request head bounded in size and in time.
+    response, a request head bounded in size and in time, and at most `in_flight.limit` HTTP
+    requests in flight in the process.
 
     httptools buffers a header until it is complete, so an unfinished 5 MB header costs
     5 MB: the bytes of an unfinished head are counted as they arrive and refused with 431
     past `max_head_bytes`. A client gets `head_timeout_s` from connecting, or from its next
     byte on a kept-alive connection, to finish its head; then it is closed (slowloris).
+
+    A request takes a slot when it is handed to the application and gives it back when its
+    response is complete or its connection is lost. One that finds every slot taken is
+    answered 503 by the protocol itself: no scope reaches the application, no task is made.
     """
 
     def __init__(
-        self, *args: Any, max_head_bytes: int, head_timeout_s: float, **kwargs: Any
+        self,
+        *args: Any,
+        max_head_bytes: int,
+        head_timeout_s: float,
+        in_flight: InFlight,
+        **kwargs: Any,
     ) -> None:
         super().__init__(*args, **kwargs)
         self._max_head_bytes = max_head_bytes
@@ -110,7 +126,9 @@ class HttpProtocol(HttpToolsProtocol):
         self._head_bytes = 0  # bytes read since it began (at least its own)
         self._read_bytes = 0  # the current read's size
         self._read_shared = False  # whether the current read also ended an earlier request
-        self._refused = False
+        self._refused = False  # answered 431 or 503: what still comes is dropped
+        self._in_flight = in_flight
+        self._holds_slot = False  # the request being answered counts in `in_flight`
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         held = HeadHeld(transport, asyncio.get_running_loop())
@@ -119,6 +137,7 @@ class HttpProtocol(HttpToolsProtocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._stop_head_timer()
+        self._release_slot()
         cycle = self.cycle
         if cycle is not None and not cycle.response_complete:
             # Nobody will read the answer: the work on it (its SQL included) stops now.
@@ -130,7 +149,7 @@ class HttpProtocol(HttpToolsProtocol):
         super().connection_lost(exc)
 
     def data_received(self, data: bytes) -> None:
-        if self._refused:  # after a 431: read and dropped until the connection closes
+        if self._refused:  # after a 431 or a 503: read and dropped until the connection closes
             return
         if self.timeout_keep_alive_task is not None:  # idle until now: a new head starts
             self._start_head_timer()
@@ -149,11 +168,22 @@ class HttpProtocol(HttpToolsProtocol):
         # (pipelining): the head's share of it is unknown then, and it is left out.
         self._head_bytes = 0 if self._read_shared else self._read_bytes
 
+    # After a refusal the parser goes on through the rest of the read it was given (a body,
+    # more pipelined requests): nothing of it reaches the application.
+
+    def on_body(self, body: bytes) -> None:
+        if not self._refused:
+            super().on_body(body)
+
     def on_message_complete(self) -> None:
+        if self._refused:
+            return
         self._read_shared = True
         super().on_message_complete()
 
     def on_headers_complete(self) -> None:
+        if self._refused:
+            return
         self._head_pending = False
         self._stop_head_timer()
         # Measured only when this read and the ones before could hold a head too large.
@@ -161,8 +191,35 @@ class HttpProtocol(HttpToolsProtocol):
             size = len(self.url) + sum(len(n) + len(v) + 4 for n, v in self.headers)
             if size > self._max_head_bytes:
                 self._refuse_head()
-                raise HeadTooLarge  # stops the parser; uvicorn answers its errors with a 400
+                return
+        cycle = self.cycle
+        # Admitted here when it starts at once; pipelined behind a response still being
+        # written, when that one is complete (on_response_complete). A WebSocket (the
+        # condition uvicorn upgrades on) is not counted.
+        starts_now = cycle is None or cycle.response_complete
+        upgrade = self.parser.should_upgrade() and self._should_upgrade()
+        if starts_now and not upgrade:
+            scope = cast("dict[str, Any]", self.scope)
+            if not self._admit(self.url.partition(b"?")[0], scope):
+                method = self.parser.get_method().decode("ascii")
+                target = self.url.decode("latin-1")
+                self._shed(scope, method, target, self.parser.get_http_version())
+                return
         super().on_headers_complete()
+
+    def on_response_complete(self) -> None:
+        self._release_slot()
+        if self.pipeline and not self.transport.is_closing():
+            # The next request on this connection starts now: admitted like any other.
+            cycle = self.pipeline[-1][0]
+            scope = cast("dict[str, Any]", cycle.scope)
+            if not self._admit(scope["raw_path"], scope):
+                for queued, _ in self.pipeline:  # answered by the 503, and its close
+                    queued.response_complete = True
+                self.pipeline.clear()
+                target = get_path_with_query_string(cycle.scope)
+                self._shed(scope, scope["method"], target, scope["http_version"])
+        super().on_response_complete()
 
     def shutdown(self) -> None:
         """uvicorn's graceful shutdown, which also ends a streamed answer: uvicorn waits for
@@ -175,23 +232,64 @@ class HttpProtocol(HttpToolsProtocol):
                 end()
         super().shutdown()
 
+    def handle_websocket_upgrade(self) -> None:
+        if not self._refused:  # a WebSocket's head refused with 431 is not upgraded
+            super().handle_websocket_upgrade()
+
     def send_400_response(self, msg: str) -> None:
-        if not self._refused:  # the 431 was the answer
+        if not self._refused:  # the 431 or the 503 was the answer
             super().send_400_response(msg)
 
+    def _admit(self, raw_path: bytes, scope: dict[str, Any]) -> bool:
+        """Whether the request may be handed to the application: it takes a slot, unless it
+        is a probe (which needs none) or every slot is taken."""
+        if raw_path in EXEMPT:
+            return True
+        in_flight = self._in_flight
+        if in_flight.count >= in_flight.limit:
+            return False
+        in_flight.count += 1
+        self._holds_slot = True
+        scope[RELEASE] = self._release_slot  # for a stream that has started
+        return True
+
+    def _release_slot(self) -> None:
+        if self._holds_slot:
+            self._holds_slot = False
+            self._in_flight.count -= 1
+
+    def _shed(self, scope: dict[str, Any], method: str, target: str, http_version: str) -> None:
+        """503 `OVERLOADED` with `Retry-After`, written here: the application never sees the
+        request. uvicorn's access line is kept (its own format, as for any response)."""
+        SHED_REQUESTS.inc()
+        if self.access_log:
+            self.access_logger.info(
+                '%s - "%s %s HTTP/%s" %d',
+                get_client_addr(scope),  # type: ignore[arg-type]
+                method,
+                target,
+                http_version,
+                503,
+            )
+        self._refuse(overloaded(self.server_state.default_headers, head=method == "HEAD"))
+
     def _refuse_head(self) -> None:
-        """431, then a lingering close: closing with the rest of the head unread would reset
-        the connection, and the client could lose the 431. What still comes is dropped until
-        the client closes, or the head timer closes it."""
+        """431 (unless a response is being written: then the connection just closes after it)."""
         if self._refused:
             return
+        head = [STATUS_LINE[431]]
+        head += [b"%s: %s\r\n" % pair for pair in self.server_state.default_headers]
+        head.append(b"content-type: text/plain; charset=utf-8\r\n")
+        head.append(b"content-length: %d\r\nconnection: close\r\n\r\n" % len(_TOO_LARGE))
+        self._refuse(b"".join(head) + _TOO_LARGE)
+
+    def _refuse(self, answer: bytes) -> None:
+        """`answer`, then a lingering close: closing with the rest of the request unread would
+        reset the connection, and the client could lose the answer. What still comes is
+        dropped until the client closes, or the head timer closes it."""
         self._refused = True
         if self.cycle is None or self.cycle.response_complete:  # not inside a response
-            head = [STATUS_LINE[431]]
-            head += [b"%s: %s\r\n" % pair for pair in self.server_state.default_headers]
-            head.append(b"content-type: text/plain; charset=utf-8\r\n")
-            head.append(b"content-length: %d\r\nconnection: close\r\n\r\n" % len(_TOO_LARGE))
-            self.transport.write(b"".join(head) + _TOO_LARGE)
+            self.transport.write(answer)
             self.transport.write_eof()
         self._start_head_timer()
 

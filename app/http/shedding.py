@@ -3,8 +3,10 @@
 Past the bound, more concurrency only makes every request slower: the event loop and the
 database pool are shared, so a burst of 64 connections used to take longer per request
 than the clients would wait, and the work of abandoned requests went on to their time limit.
-A request over the bound is answered 503 with `Retry-After` at once, before its body is
-read, in the GraphQL error shape clients already handle.
+A request over the bound is answered 503 with `Retry-After`, in the GraphQL error shape
+clients already handle, by uvicorn's protocol (app/http/protocol.py) as soon as its head is
+parsed: before its body is read, and without an ASGI task, so a refusal costs next to nothing
+however loaded the process is.
 
 A streamed answer (a subscription over SSE or multipart) gives its slot back once it has
 started (`release_in_flight`): it would hold it for its whole life otherwise, and a few open
@@ -13,13 +15,14 @@ streams would refuse everything else. Streams have caps of their own (app/live/h
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 import orjson
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import Scope
 
-from app.observability.metrics import SHED_REQUESTS
-
-# Probes and metrics answer whatever the load: they are how an operator sees it.
-_EXEMPT = frozenset({"/healthz", "/readyz", "/metrics"})
+# Probes and metrics answer whatever the load: they are how an operator sees it. Matched on
+# the request's raw path, so they need no parsing of their own.
+EXEMPT = frozenset({b"/healthz", b"/readyz", b"/metrics"})
 _BODY = orjson.dumps(
     {
         "errors": [
@@ -30,17 +33,38 @@ _BODY = orjson.dumps(
         ]
     }
 )
-_HEADERS = [
-    (b"content-type", b"application/json"),
-    (b"content-length", str(len(_BODY)).encode()),
-    (b"retry-after", b"1"),
+_HEADERS = (
+    b"content-type: application/json\r\n"
+    b"content-length: %d\r\n"
+    b"retry-after: 1\r\n"
     # A client that does not wait as told must connect again to be refused again.
-    (b"connection", b"close"),
-]
-
+    b"connection: close\r\n\r\n" % len(_BODY)
+)
+_STATUS_LINE = b"HTTP/1.1 503 Service Unavailable\r\n"
 
 # The scope's key for the callable that gives the request's slot back before it ends.
 RELEASE = "herald.release_in_flight"
+
+
+class InFlight:
+    """The HTTP requests a process is working on, shared by all its connections; at most
+    `limit` (WebSockets are bounded by their own caps)."""
+
+    __slots__ = ("count", "limit")
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.count = 0
+
+
+def overloaded(default_headers: Iterable[tuple[bytes, bytes]], *, head: bool) -> bytes:
+    """The whole 503, with the server's headers (`nosniff`, the date); no body for HEAD."""
+    lines = [_STATUS_LINE]
+    lines += [b"%s: %s\r\n" % pair for pair in default_headers]
+    lines.append(_HEADERS)
+    if not head:
+        lines.append(_BODY)
+    return b"".join(lines)
 
 
 def release_in_flight(scope: Scope) -> None:
@@ -48,36 +72,3 @@ def release_in_flight(scope: Scope) -> None:
     release = scope.pop(RELEASE, None)
     if release is not None:
         release()
-
-
-class LoadShedding:
-    """At most `limit` HTTP requests in flight (WebSockets are bounded by their own caps)."""
-
-    def __init__(self, app: ASGIApp, limit: int) -> None:
-        self.app = app
-        self.limit = limit
-        self.in_flight = 0
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["path"] in _EXEMPT:
-            await self.app(scope, receive, send)
-            return
-        if self.in_flight >= self.limit:
-            SHED_REQUESTS.inc()
-            await send({"type": "http.response.start", "status": 503, "headers": _HEADERS})
-            await send({"type": "http.response.body", "body": _BODY})
-            return
-        self.in_flight += 1
-        held = True
-
-        def release() -> None:
-            nonlocal held
-            if held:
-                held = False
-                self.in_flight -= 1
-
-        scope[RELEASE] = release
-        try:
-            await self.app(scope, receive, send)
-        finally:
-            release()
