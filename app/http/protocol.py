@@ -12,10 +12,16 @@ streamed response's head is not delayed behind its first chunk.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from functools import partial
 from typing import Any, cast
 
-from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
+from starlette.types import Receive, Scope, Send
+from uvicorn.protocols.http.httptools_impl import (
+    STATUS_LINE,
+    HttpToolsProtocol,
+    RequestResponseCycle,
+)
 from uvicorn.protocols.utils import get_client_addr, get_path_with_query_string
 
 from app.config import Settings
@@ -106,8 +112,10 @@ class HttpProtocol(HttpToolsProtocol):
     byte on a kept-alive connection, to finish its head; then it is closed (slowloris).
 
     A request takes a slot when it is handed to the application and gives it back when its
-    response is complete or its connection is lost. One that finds every slot taken is
-    answered 503 by the protocol itself: no scope reaches the application, no task is made.
+    response is complete or the application is done with it, whichever comes first (a
+    stream: once it has started). A mutation whose client has gone keeps its slot until it
+    ends. A request that finds every slot taken is answered 503 by the protocol itself: no
+    scope reaches the application, no task is made.
     """
 
     def __init__(
@@ -128,7 +136,7 @@ class HttpProtocol(HttpToolsProtocol):
         self._read_shared = False  # whether the current read also ended an earlier request
         self._refused = False  # answered 431 or 503: what still comes is dropped
         self._in_flight = in_flight
-        self._holds_slot = False  # the request being answered counts in `in_flight`
+        self._release: Callable[[], None] | None = None  # the slot of the request answered
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         held = HeadHeld(transport, asyncio.get_running_loop())
@@ -137,7 +145,6 @@ class HttpProtocol(HttpToolsProtocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._stop_head_timer()
-        self._release_slot()
         cycle = self.cycle
         if cycle is not None and not cycle.response_complete:
             # Nobody will read the answer: the work on it (its SQL included) stops now.
@@ -192,33 +199,49 @@ class HttpProtocol(HttpToolsProtocol):
             if size > self._max_head_bytes:
                 self._refuse_head()
                 return
-        cycle = self.cycle
-        # Admitted here when it starts at once; pipelined behind a response still being
-        # written, when that one is complete (on_response_complete). A WebSocket (the
-        # condition uvicorn upgrades on) is not counted.
-        starts_now = cycle is None or cycle.response_complete
-        upgrade = self.parser.should_upgrade() and self._should_upgrade()
-        if starts_now and not upgrade:
-            scope = cast("dict[str, Any]", self.scope)
-            if not self._admit(self.url.partition(b"?")[0], scope):
-                method = self.parser.get_method().decode("ascii")
-                target = self.url.decode("latin-1")
-                self._shed(scope, method, target, self.parser.get_http_version())
-                return
         super().on_headers_complete()
 
+    def _start_asgi_task(self, cycle: RequestResponseCycle, app: Any) -> None:
+        """Where uvicorn hands a request to the application, at once or once the response
+        before it on a pipelined connection is complete (WebSockets never come here): the
+        request takes a slot, or finds every slot taken and is shed."""
+        scope = cast("dict[str, Any]", cycle.scope)
+        if scope["raw_path"] in EXEMPT:
+            super()._start_asgi_task(cycle, app)
+            return
+        in_flight = self._in_flight
+        if in_flight.count >= in_flight.limit:
+            for queued, _ in self.pipeline:  # answered by the 503, and its close
+                queued.response_complete = True
+            self.pipeline.clear()
+            cycle.response_complete = True
+            self._shed(scope)
+            return
+        in_flight.count += 1
+        held = True
+
+        def release() -> None:
+            nonlocal held
+            if held:
+                held = False
+                in_flight.count -= 1
+
+        scope[RELEASE] = self._release = release  # for a stream that has started, too
+
+        async def counted(scope: Scope, receive: Receive, send: Send) -> None:
+            try:
+                await app(scope, receive, send)
+            finally:
+                release()
+
+        super()._start_asgi_task(cycle, cast("Any", counted))  # uvicorn's own ASGI types
+
     def on_response_complete(self) -> None:
-        self._release_slot()
-        if self.pipeline and not self.transport.is_closing():
-            # The next request on this connection starts now: admitted like any other.
-            cycle = self.pipeline[-1][0]
-            scope = cast("dict[str, Any]", cycle.scope)
-            if not self._admit(scope["raw_path"], scope):
-                for queued, _ in self.pipeline:  # answered by the 503, and its close
-                    queued.response_complete = True
-                self.pipeline.clear()
-                target = get_path_with_query_string(cycle.scope)
-                self._shed(scope, scope["method"], target, scope["http_version"])
+        # The answer is out: the slot is free for the request pipelined behind it, which
+        # uvicorn starts now, while this one's application may still be returning.
+        if self._release is not None:
+            self._release()
+            self._release = None
         super().on_response_complete()
 
     def shutdown(self) -> None:
@@ -240,35 +263,18 @@ class HttpProtocol(HttpToolsProtocol):
         if not self._refused:  # the 431 or the 503 was the answer
             super().send_400_response(msg)
 
-    def _admit(self, raw_path: bytes, scope: dict[str, Any]) -> bool:
-        """Whether the request may be handed to the application: it takes a slot, unless it
-        is a probe (which needs none) or every slot is taken."""
-        if raw_path in EXEMPT:
-            return True
-        in_flight = self._in_flight
-        if in_flight.count >= in_flight.limit:
-            return False
-        in_flight.count += 1
-        self._holds_slot = True
-        scope[RELEASE] = self._release_slot  # for a stream that has started
-        return True
-
-    def _release_slot(self) -> None:
-        if self._holds_slot:
-            self._holds_slot = False
-            self._in_flight.count -= 1
-
-    def _shed(self, scope: dict[str, Any], method: str, target: str, http_version: str) -> None:
+    def _shed(self, scope: dict[str, Any]) -> None:
         """503 `OVERLOADED` with `Retry-After`, written here: the application never sees the
         request. uvicorn's access line is kept (its own format, as for any response)."""
         SHED_REQUESTS.inc()
+        method = scope["method"]
         if self.access_log:
             self.access_logger.info(
                 '%s - "%s %s HTTP/%s" %d',
                 get_client_addr(scope),  # type: ignore[arg-type]
                 method,
-                target,
-                http_version,
+                get_path_with_query_string(scope),  # type: ignore[arg-type]
+                scope["http_version"],
                 503,
             )
         self._refuse(overloaded(self.server_state.default_headers, head=method == "HEAD"))
