@@ -1,6 +1,7 @@
 """A String argument's declared `@maxLength`, read from the schema and enforced by the shape
 limits' walk: on the value, on each item of a list, not inside an input object (whose fields
-a mutation refuses with its typed errors)."""
+a mutation refuses with its typed errors); a refusal says whether a variable's value or the
+document's own text was refused."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from app.compat import graphql_schema
 from app.config import Settings
 from schema.common.directives import MaxLength, max_length
 from schema.limits import check_measure, measure_operation
+from schema.limits.errors import BadArgumentError
 
 SHORT = strawberry.argument(directives=[MaxLength(value=3)])
 
@@ -93,3 +95,20 @@ def test_an_over_long_value_is_refused_for_its_length_before_its_nul(settings: S
         "text must be at most 3 characters, got 5",
         {"code": "BAD_USER_INPUT", "argument": "text"},
     )
+
+
+@pytest.mark.parametrize(
+    ("document", "variables", "in_variables"),
+    [
+        pytest.param('{ echo(text: "abcd") }', {}, False, id="literal"),
+        pytest.param("query($t: String) { echo(text: $t) }", {"t": "abcd"}, True, id="variable"),
+    ],
+)
+def test_a_refusal_tells_a_variables_value_from_the_documents_text(
+    settings: Settings, document: str, variables: dict[str, Any], in_variables: bool
+) -> None:
+    measure = measure_operation(SCHEMA, parse(document), None, variables, settings)
+    assert measure is not None
+    error = check_measure(measure, settings)
+    assert isinstance(error, BadArgumentError)
+    assert error.in_variables is in_variables

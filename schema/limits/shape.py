@@ -44,7 +44,17 @@ from graphql import (
 
 from app.config import Settings
 from schema.common.directives import max_length
-from schema.limits.errors import LimitError
+from schema.limits.errors import BadArgumentError, LimitError
+
+
+@dataclass(frozen=True, slots=True)
+class BadArgument:
+    """A String value refused: where (the argument, and the path inside it), why, and
+    whether the argument was a variable (not the document's own text)."""
+
+    path: str
+    message: str
+    in_variables: bool
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,8 +66,7 @@ class Measure:
     # standard OverlappingFieldsCanBeMerged rule compares those nodes pairwise, so a
     # document repeating the same fields costs validation time quadratic in this number.
     repeats: int = 0
-    # A String value refused: the argument (and path inside it), and the message saying why.
-    bad_argument: tuple[str, str] | None = None
+    bad_argument: BadArgument | None = None
 
 
 @dataclass(slots=True)
@@ -93,7 +102,7 @@ class _Walker:
         self.fragments = fragments
         self.variables = variables
         self.settings = settings
-        self.bad_argument: tuple[str, str] | None = None
+        self.bad_argument: BadArgument | None = None
         self._memo: dict[tuple[str, bool], _Shape] = {}
         self._active: set[str] = set()
         self.cap = settings.query_max_cost + 1  # costs saturate: no giant integers
@@ -212,9 +221,9 @@ class _Walker:
 
 def _bad_argument(
     node: FieldNode, definition: GraphQLField, variables: dict[str, Any]
-) -> tuple[str, str] | None:
-    """The first of the field's String arguments (or their input fields) refused, as
-    (`argument.field[index]`, why); variables are read as sent (with their defaults)."""
+) -> BadArgument | None:
+    """The first of the field's String arguments (or their input fields) refused; variables
+    are read as sent (with their defaults)."""
     for argument in node.arguments or ():
         name = argument.name.value
         argument_def = definition.args.get(name)
@@ -222,7 +231,9 @@ def _bad_argument(
             value = value_from_ast_untyped(argument.value, variables)
             found = _bad_string(value, argument_def.type, name, max_length(argument_def))
             if found is not None:
-                return found
+                # A variable inside a literal list or object counts as the document's: it is
+                # then only parsed again.
+                return BadArgument(*found, isinstance(argument.value, VariableNode))
     return None
 
 
@@ -320,9 +331,9 @@ def check_measure(measure: Measure, settings: Settings) -> LimitError | None:
             "QUERY_TOO_COMPLEX",
             maxCost=settings.query_max_cost,
         )
-    if measure.bad_argument is not None:
-        argument, message = measure.bad_argument
-        return LimitError(message, "BAD_USER_INPUT", argument=argument)
+    bad = measure.bad_argument
+    if bad is not None:
+        return BadArgumentError(bad.message, bad.path, bad.in_variables)
     return None
 
 
