@@ -238,6 +238,7 @@ class GqlResult:
     errors: list[dict[str, Any]] | None
     sql: int
     status: int
+    redis: int = -1  # the request's own Redis round trips (`redisRoundTrips`)
 
 
 class GqlClient:
@@ -276,11 +277,13 @@ class GqlClient:
             request.headers.pop("Authorization", None)  # the `http` fixture's default key
         response = await self.http.send(request)
         body = response.json()
+        extensions = body.get("extensions", {})
         return GqlResult(
             data=body.get("data"),
             errors=body.get("errors"),
-            sql=body.get("extensions", {}).get("sqlStatements", -1),
+            sql=extensions.get("sqlStatements", -1),
             status=response.status_code,
+            redis=extensions.get("redisRoundTrips", -1),
         )
 
     async def ok(self, query: str, variables: dict[str, Any] | None = None) -> Any:

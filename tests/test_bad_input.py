@@ -57,6 +57,8 @@ query ($campaign: ID!) {
 """
 SEARCH = "query ($search: String) { contacts(search: $search) { totalCount nodes { id } } }"
 SEARCH_LITERAL = '{ contacts(search: "a\\u0000b") { totalCount nodes { id } } }'
+# One character over the bound `search` declares (`@maxLength(value: 100)`).
+SEARCH_TOO_LONG_LITERAL = '{ contacts(search: "%s") { totalCount nodes { id } } }' % ("x" * 101)
 CREATE_CONTACT = """
 mutation ($input: CreateContactInput!) { createContact(input: $input) {
   __typename ... on Error { message } ... on InvalidInputError { field } } }
@@ -232,6 +234,27 @@ async def test_a_nul_character_in_a_search_is_refused_naming_the_argument(
     # then
     refused = {
         "message": "search cannot contain a NUL character (U+0000)",
+        "extensions": {"code": "BAD_USER_INPUT", "argument": "search"},
+    }
+    assert answers == [(200, None, [refused])] * 4
+
+
+async def test_a_search_over_its_declared_maximum_is_refused_naming_the_argument(
+    servers: tuple[Server, Server], session: AsyncSession, admin_key: str
+) -> None:
+    # given
+    await factories.contacts(session, 3)
+    await session.commit()
+    headers = {"Authorization": f"Bearer {admin_key}"}
+    answers = []
+    async with httpx.AsyncClient(headers=headers, timeout=30) as http:
+        for server in servers:
+            # when: as a variable and as a literal
+            answers.append(await _post(http, server, SEARCH, {"search": "x" * 101}))
+            answers.append(await _post(http, server, SEARCH_TOO_LONG_LITERAL, {}))
+    # then
+    refused = {
+        "message": "search must be at most 100 characters, got 101",
         "extensions": {"code": "BAD_USER_INPUT", "argument": "search"},
     }
     assert answers == [(200, None, [refused])] * 4

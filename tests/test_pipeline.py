@@ -30,6 +30,7 @@ PROTECTED = "{ dashboard { contactCount } }"
 VERSION = "{ version }"
 # The same field 700 times: standard validation compares every pair of them (most of a second).
 REPEATED = "{ " + "contacts { totalCount } " * 700 + "}"
+SEARCH = "query($s: String) { contacts(search: $s) { totalCount } }"
 SUBSCRIPTION = 'subscription { campaignProgress(id: "1") { status } }'
 CREATE_CONTACT = """
 mutation($attributes: JSON) {
@@ -205,6 +206,31 @@ async def test_only_documents_that_pass_stay_parsed(
             assert refused.json()["errors"][0]["extensions"] == {"code": "TOO_MANY_REPEATS"}
         # then: the valid document was parsed once, the refused ones every time
         assert parses == [valid, invalid, invalid, too_big, too_big]
+
+
+async def test_a_document_refused_for_a_variables_value_stays_parsed(
+    paths: tuple[Server, Server], admin_key: str, parses: list[str]
+) -> None:
+    """A search over its maximum length is the variable's fault, not the document's: the
+    next search reuses the parse (and the validation kept with it). The same value written
+    in the document's text makes the document leave."""
+    for server in paths:
+        # given
+        search = unseen(SEARCH)
+        literal = unseen('{ contacts(search: "%s") { totalCount } }' % ("x" * 101))
+        parses.clear()
+        # when
+        refused = await post(server, admin_key, json_body(search, {"s": "x" * 101}))
+        answered = await post(server, admin_key, json_body(search, {"s": "ada"}))
+        for _ in range(2):
+            await post(server, admin_key, json_body(literal))
+        # then
+        assert refused.json()["errors"][0]["extensions"] == {
+            "code": "BAD_USER_INPUT",
+            "argument": "search",
+        }
+        assert answered.json()["data"] == {"contacts": {"totalCount": 0}}
+        assert parses == [search, literal, literal]
 
 
 async def test_a_rate_limited_client_gets_the_same_answer_without_validation(

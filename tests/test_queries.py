@@ -6,6 +6,7 @@ import asyncio
 from datetime import UTC, datetime
 from typing import Any
 
+import httpx
 import pytest
 from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -296,27 +297,37 @@ async def test_bad_arguments_are_clear_errors(
     assert argument in result.errors[0]["message"] or "cursor" in result.errors[0]["message"]
 
 
-async def test_a_search_of_900_kb_is_refused_before_any_sql(
-    session: AsyncSession, gql: GqlClient
+async def _cache_misses(http: httpx.AsyncClient, namespace: str) -> float:
+    """The server's count of field cache lookups that missed in `namespace` (/metrics)."""
+    prefix = f'herald_cache_misses_total{{namespace="{namespace}"}} '
+    for line in (await http.get("/metrics")).text.splitlines():
+        if line.startswith(prefix):
+            return float(line.removeprefix(prefix))
+    return 0.0
+
+
+async def test_a_search_of_900_kb_is_refused_before_the_field_cache_and_any_sql(
+    session: AsyncSession, http: httpx.AsyncClient, gql: GqlClient
 ) -> None:
     # given
     await factories.contacts(session, 3)
     await session.commit()
+    misses = await _cache_misses(http, "contacts")
 
     # when
     result = await gql(CONTACTS, {"search": "a" * 900_000})
 
-    # then
+    # then: refused by the bound the schema declares, before the operation runs
     assert result.data is None
     assert result.errors == [
         {
             "message": "search must be at most 100 characters, got 900000",
-            "locations": [{"line": 4, "column": 3}],
-            "path": ["contacts"],
             "extensions": {"code": "BAD_USER_INPUT", "argument": "search"},
         }
     ]
-    assert result.sql == 0
+    assert (result.sql, result.redis) == (0, 0)
+    # nor did the planned path, which hands a refusal over, look the page up in the cache
+    assert await _cache_misses(http, "contacts") == misses
 
 
 async def test_a_search_of_the_maximum_length_is_answered(

@@ -3,13 +3,16 @@
 The limits come from Settings at request time, so one schema serves any configuration; the
 variables' bounds are constants of schema/execution/pipeline.py. Refusals are client errors with a
 code (VARIABLES_TOO_DEEP, VARIABLES_TOO_LARGE, QUERY_TOO_LARGE, QUERY_TOO_DEEP,
-TOO_MANY_ALIASES, TOO_MANY_REPEATS, QUERY_TOO_COMPLEX, TIMEOUT, RATE_LIMITED, and
+TOO_MANY_ALIASES, TOO_MANY_REPEATS, QUERY_TOO_COMPLEX, BAD_USER_INPUT for a String argument
+over its declared `@maxLength` or holding a NUL, TIMEOUT, RATE_LIMITED, and
 SUBSCRIPTION_OVER_HTTP for a subscription sent where nothing can stream it: a client
-accepting JSON only), returned with nothing executed, and, but for TIMEOUT, no data (HTTP
-statuses: app/http/graphql.py). They are steps of the request pipeline
-(schema/execution/pipeline.py), taken in its order on every path.
+accepting JSON only), returned with nothing executed, and, but for TIMEOUT and
+BAD_USER_INPUT (`data: null`), no data (HTTP statuses: app/http/graphql.py). They are
+steps of the request pipeline (schema/execution/pipeline.py), taken in its order on every
+path.
 
   - shape.py:      depth, aliases, repeats and cost, measured in one walk of the operation
+                   that also reads every String argument (maximum length, NUL)
   - extensions.py: VariableLimits and QueryLimits (the standard path's steps, the rate
                    limit among them), the planned path's Handoff
   - errors.py:     the refusals

@@ -14,6 +14,16 @@ class LimitError(GraphQLError):
         super().__init__(message, extensions={"code": code, **extensions})
 
 
+class BadArgumentError(LimitError):
+    """A String argument's value refused by the shape limits (over its declared maximum
+    length, or holding a NUL). `in_variables` when the value was a variable's: the document
+    itself is fine, and stays parsed for the next request's values."""
+
+    def __init__(self, message: str, argument: str, in_variables: bool) -> None:
+        super().__init__(message, "BAD_USER_INPUT", argument=argument)
+        self.in_variables = in_variables
+
+
 class QueryTimeoutError(LimitError):
     def __init__(self, seconds: float) -> None:
         super().__init__(

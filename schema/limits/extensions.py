@@ -33,6 +33,7 @@ from schema.execution.pipeline import (
     variables_error,
 )
 from schema.limits.errors import (
+    BadArgumentError,
     LimitError,
     QueryTimeoutError,
     RateLimitedError,
@@ -146,14 +147,16 @@ def shape_and_validation(
     the standard rules cost time quadratic in repeated fields); then the cached validation's
     errors (the cache's own list: copy it before editing). A document refused by either
     leaves the parse cache here, where every refusal ends (the planned path hands them over
-    with the parse still cached)."""
+    with the parse still cached); not one refused only for a variable's value (a search too
+    long), which the next request sends with another: it keeps its parse and validation."""
     settings = context.settings
     error = limit_error(settings, schema, parsed.document, query, operation_name, variables)
     if error is None:
         errors = validation_errors(parsed, schema, settings.introspection_enabled)
         if not errors:
             return errors
-    if query is not None:
+    in_variables = isinstance(error, BadArgumentError) and error.in_variables
+    if query is not None and not in_variables:
         forget_document(query, settings.query_max_tokens)
     if error is not None:
         raise error

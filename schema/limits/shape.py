@@ -1,16 +1,19 @@
 """An operation's shape: depth, aliases, repeated fields and cost, measured in one walk.
 
 Depth, aliases, repeats and cost are measured in one walk of the operation before the
-standard validation rules run, with each fragment measured once. The same walk finds a
-NUL character in a String argument (literal or variable): PostgreSQL's text cannot hold
-one, so it is refused here, naming the argument, before any resolver sees it. Strawberry's
-QueryDepthLimiter and MaxAliasesLimiter re-walk a fragment at every spread, which a chain
-of fragments each spreading the next twice turns into exponential validation time
-(tests/test_limits.py::test_fragment_fan_out_is_cheap).
+standard validation rules run, with each fragment measured once. The same walk reads every
+String argument value (literal or variable) and refuses one, naming the argument, before any
+resolver sees it: one longer than its argument's declared `@maxLength`
+(schema/common/directives.py), which a field cache would otherwise hash into its key before
+the resolver could refuse it, and one holding a NUL character, which PostgreSQL's text
+cannot hold. Strawberry's QueryDepthLimiter and MaxAliasesLimiter re-walk a fragment at
+every spread, which a chain of fragments each spreading the next twice turns into
+exponential validation time (tests/test_limits.py::test_fragment_fan_out_is_cheap).
 """
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -40,7 +43,18 @@ from graphql import (
 )
 
 from app.config import Settings
-from schema.limits.errors import LimitError
+from schema.common.directives import max_length
+from schema.limits.errors import BadArgumentError, LimitError
+
+
+@dataclass(frozen=True, slots=True)
+class BadArgument:
+    """A String value refused: where (the argument, and the path inside it), why, and
+    whether the argument was a variable (not the document's own text)."""
+
+    path: str
+    message: str
+    in_variables: bool
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,7 +66,7 @@ class Measure:
     # standard OverlappingFieldsCanBeMerged rule compares those nodes pairwise, so a
     # document repeating the same fields costs validation time quadratic in this number.
     repeats: int = 0
-    nul: str | None = None  # the argument (and path inside it) of a String holding a NUL
+    bad_argument: BadArgument | None = None
 
 
 @dataclass(slots=True)
@@ -68,10 +82,10 @@ class _Shape:
 _SATURATED = 10**9
 
 
-def _add_paths(into: dict[str, int], prefix: str, paths: dict[str, int], times: int = 1) -> None:
+def _add_paths(into: dict[str, int], prefix: str, paths: dict[str, int]) -> None:
     for path, count in paths.items():
         key = f"{prefix}.{path}" if prefix else path
-        into[key] = min(into.get(key, 0) + count * times, _SATURATED)
+        into[key] = min(into.get(key, 0) + count, _SATURATED)
 
 
 class _Walker:
@@ -88,7 +102,7 @@ class _Walker:
         self.fragments = fragments
         self.variables = variables
         self.settings = settings
-        self.nul: str | None = None
+        self.bad_argument: BadArgument | None = None
         self._memo: dict[tuple[str, bool], _Shape] = {}
         self._active: set[str] = set()
         self.cap = settings.query_max_cost + 1  # costs saturate: no giant integers
@@ -99,12 +113,34 @@ class _Walker:
         shape = _Shape()
         if node is None:
             return shape
+        paths = shape.paths
+        fields = (
+            parent.fields if isinstance(parent, GraphQLObjectType | GraphQLInterfaceType) else None
+        )
+        # Summed, then saturated once: the same as saturating each sum, the terms being >= 0.
+        depth = aliases = cost = 0
         for selection in node.selections:
             if isinstance(selection, FieldNode):
-                response = (selection.alias or selection.name).value
-                inner = self.field(selection, parent, paged)
-                _add_paths(shape.paths, "", {response: 1})
-                _add_paths(shape.paths, response, inner.paths)
+                name = selection.name.value
+                alias = selection.alias
+                response = name if alias is None else alias.value
+                count = paths.get(response, 0) + 1
+                paths[response] = count if count < _SATURATED else _SATURATED
+                if alias is not None:
+                    aliases += 1
+                # Introspection is bounded by the token limit and off in production; unknown
+                # fields are for validation to report, and cost nothing here.
+                definition = None if fields is None or name.startswith("__") else fields.get(name)
+                if definition is not None and selection.arguments and self.bad_argument is None:
+                    self.bad_argument = _bad_argument(selection, definition, self.variables)
+                if selection.selection_set is None:  # a leaf (most fields): depth 1, cost 1
+                    depth = depth or 1
+                    if definition is not None:
+                        cost += 1
+                    continue
+                inner = self.field(selection, definition, paged)
+                if inner.paths:
+                    _add_paths(paths, response, inner.paths)
             else:
                 if isinstance(selection, InlineFragmentNode):
                     condition = selection.type_condition
@@ -113,10 +149,14 @@ class _Walker:
                 else:
                     assert isinstance(selection, FragmentSpreadNode)
                     inner = self.fragment(selection.name.value, paged)
-                _add_paths(shape.paths, "", inner.paths)  # fragments merge into this level
-            shape.depth = max(shape.depth, inner.depth)
-            shape.aliases = min(shape.aliases + inner.aliases, _SATURATED)
-            shape.cost = min(shape.cost + inner.cost, self.cap)
+                _add_paths(paths, "", inner.paths)  # fragments merge into this level
+            if inner.depth > depth:
+                depth = inner.depth
+            aliases += inner.aliases
+            cost += inner.cost
+        shape.depth = depth
+        shape.aliases = min(aliases, _SATURATED)
+        shape.cost = min(cost, self.cap)
         return shape
 
     def fragment(self, name: str, paged: bool) -> _Shape:
@@ -133,24 +173,18 @@ class _Walker:
         self._memo[key] = shape
         return shape
 
-    def field(self, node: FieldNode, parent: GraphQLNamedType | None, paged: bool) -> _Shape:
-        """The field's own shape; `paths` are those of its children, relative to it."""
-        name = node.name.value
-        alias = 1 if node.alias is not None else 0
-        definition = None if name.startswith("__") else _field_def(parent, name)
-        if definition is None:
-            # Introspection is bounded by the token limit and off in production; unknown
-            # fields are for validation to report. Their children still count as repeats.
+    def field(self, node: FieldNode, definition: GraphQLField | None, paged: bool) -> _Shape:
+        """The shape of a field with a selection set, its own alias aside; `paths` are those of
+        its children, relative to it."""
+        if definition is None:  # its children still count as repeats
             children = self.selection_set(node.selection_set, None, False)
-            return _Shape(1, alias + children.aliases, 0, children.paths)
-        if node.arguments and self.nul is None:
-            self.nul = _nul_argument(node, definition, self.variables)
+            return _Shape(1, children.aliases, 0, children.paths)
         multiplier, children_paged = self._multiplier(node, definition, paged)
         child_type = get_named_type(definition.type)
         children = self.selection_set(node.selection_set, child_type, children_paged)
         return _Shape(
             children.depth + 1,
-            alias + children.aliases,
+            children.aliases,
             min(1 + multiplier * children.cost, self.cap),
             children.paths,
         )
@@ -185,30 +219,39 @@ class _Walker:
         return max(value, 1)
 
 
-def _nul_argument(
+def _bad_argument(
     node: FieldNode, definition: GraphQLField, variables: dict[str, Any]
-) -> str | None:
-    """The first of the field's String arguments or input fields holding a NUL character,
-    as `argument.field[index]`; variables are read as sent (with their defaults)."""
+) -> BadArgument | None:
+    """The first of the field's String arguments (or their input fields) refused; variables
+    are read as sent (with their defaults)."""
     for argument in node.arguments or ():
         name = argument.name.value
         argument_def = definition.args.get(name)
         if argument_def is not None:  # unknown arguments are for validation to report
             value = value_from_ast_untyped(argument.value, variables)
-            found = _nul_path(value, argument_def.type, name)
+            found = _bad_string(value, argument_def.type, name, max_length(argument_def))
             if found is not None:
-                return found
+                # A variable inside a literal list or object counts as the document's: it is
+                # then only parsed again.
+                return BadArgument(*found, isinstance(argument.value, VariableNode))
     return None
 
 
-def _nul_path(value: Any, type_: GraphQLInputType, path: str) -> str | None:
+def _bad_string(
+    value: Any, type_: GraphQLInputType, path: str, limit: int | None
+) -> tuple[str, str] | None:
+    """The first String in `value` longer than `limit` (the argument's own Strings, a list's
+    included, not its input fields') or holding a NUL character."""
     if isinstance(type_, GraphQLNonNull):
         type_ = type_.of_type
     if isinstance(type_, GraphQLList):
         if not isinstance(value, list):  # one item stands for a list of it
-            return _nul_path(value, type_.of_type, path)
+            return _bad_string(value, type_.of_type, path, limit)
+        named = get_named_type(type_)
+        if named is not GraphQLString and not isinstance(named, GraphQLInputObjectType):
+            return None  # ids, numbers, enums: nothing to read in (`nodes(ids:)` takes 100,000)
         for index, item in enumerate(value):
-            found = _nul_path(item, type_.of_type, f"{path}[{index}]")
+            found = _bad_string(item, type_.of_type, f"{path}[{index}]", limit)
             if found is not None:
                 return found
     elif isinstance(type_, GraphQLInputObjectType):
@@ -216,17 +259,15 @@ def _nul_path(value: Any, type_: GraphQLInputType, path: str) -> str | None:
             for name, field_value in value.items():
                 field_def = type_.fields.get(name)
                 if field_def is not None:
-                    found = _nul_path(field_value, field_def.type, f"{path}.{name}")
+                    found = _bad_string(field_value, field_def.type, f"{path}.{name}", None)
                     if found is not None:
                         return found
-    elif type_ is GraphQLString and isinstance(value, str) and "\x00" in value:
-        return path
-    return None
-
-
-def _field_def(parent: GraphQLNamedType | None, name: str) -> GraphQLField | None:
-    if isinstance(parent, GraphQLObjectType | GraphQLInterfaceType):
-        return parent.fields.get(name)
+    elif type_ is GraphQLString and isinstance(value, str):
+        # The length first: it costs nothing, and the NUL search reads the whole text.
+        if limit is not None and len(value) > limit:
+            return path, f"{path} must be at most {limit} characters, got {len(value)}"
+        if "\x00" in value:
+            return path, f"{path} cannot contain a NUL character (U+0000)"
     return None
 
 
@@ -263,7 +304,7 @@ def measure_operation(
     walker = _Walker(schema, fragments, {**declared, **(variables or {})}, settings)
     shape = walker.selection_set(operation.selection_set, root, False)
     repeats = max(shape.paths.values(), default=0)
-    return Measure(shape.depth, shape.aliases, shape.cost, repeats, walker.nul)
+    return Measure(shape.depth, shape.aliases, shape.cost, repeats, walker.bad_argument)
 
 
 def check_measure(measure: Measure, settings: Settings) -> LimitError | None:
@@ -290,12 +331,9 @@ def check_measure(measure: Measure, settings: Settings) -> LimitError | None:
             "QUERY_TOO_COMPLEX",
             maxCost=settings.query_max_cost,
         )
-    if measure.nul is not None:
-        return LimitError(
-            f"{measure.nul} cannot contain a NUL character (U+0000)",
-            "BAD_USER_INPUT",
-            argument=measure.nul,
-        )
+    bad = measure.bad_argument
+    if bad is not None:
+        return BadArgumentError(bad.message, bad.path, bad.in_variables)
     return None
 
 
@@ -316,11 +354,16 @@ class _MeasureCache:
         operation_name: str | None,
         variables: Mapping[str, Any] | None,
     ) -> Measure | None:
-        # `first: $size` makes the cost depend on the variables, so they are in the key.
-        raw = orjson.dumps(variables, option=orjson.OPT_SORT_KEYS) if variables else b""
+        # `first: $size` makes the cost depend on the variables, so they are in the key: as a
+        # digest, so that an entry stays small whatever they hold (512 entries of a 900 KB
+        # search each would hold 500 MB).
+        digest = b""
+        if variables:
+            raw = orjson.dumps(variables, option=orjson.OPT_SORT_KEYS)
+            digest = hashlib.blake2b(raw, digest_size=32).digest()
         # The settings a measure depends on (the check against the maxima runs every time).
         scale = (settings.query_max_cost, settings.page_size_default, settings.query_cost_list_size)
-        key = (*scale, query or "", operation_name, raw)
+        key = (*scale, query or "", operation_name, digest)
         if key in self._entries:
             return self._entries[key]
         measure = measure_operation(schema, document, operation_name, variables, settings)
