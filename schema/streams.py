@@ -124,7 +124,7 @@ async def stream_answer(
     try:
         if (error := variables_error(variables)) is not None:
             raise error
-        parsed, node = await parse_steps(context, query, name)
+        parsed, node = await parse_steps(context, query, name, variables)
         subscription = node.operation is OperationType.SUBSCRIPTION
         if not (subscription or operation.only_streams):
             return None

@@ -197,15 +197,17 @@ async def test_only_documents_that_pass_stay_parsed(
         valid, too_big = unseen(VERSION), unseen("query($n: Int) " + REPEATED)
         invalid = unseen("{ noSuchField }")
         parses.clear()
-        # when: each sent twice (the refused one with other variables, so no earlier verdict
-        # stands in for it)
+        # when: each sent twice (the one over a shape limit with other variables)
         for document in (valid, valid, invalid, invalid):
             await post(server, admin_key, json_body(document))
-        for n in (1, 2):
-            refused = await post(server, admin_key, json_body(too_big, {"n": n}))
-            assert refused.json()["errors"][0]["extensions"] == {"code": "TOO_MANY_REPEATS"}
-        # then: the valid document was parsed once, the refused ones every time
-        assert parses == [valid, invalid, invalid, too_big, too_big]
+        refusals = [
+            (await post(server, admin_key, json_body(too_big, {"n": n}))).json() for n in (1, 2)
+        ]
+        # then: the valid document was parsed once, the invalid one every time, and the one
+        # over a limit once: sent again, it gets the same refusal unparsed
+        assert parses == [valid, invalid, invalid, too_big]
+        assert refusals[0]["errors"][0]["extensions"] == {"code": "TOO_MANY_REPEATS"}
+        assert refusals[0] == refusals[1]
 
 
 async def test_a_document_refused_for_a_variables_value_stays_parsed(
@@ -213,7 +215,7 @@ async def test_a_document_refused_for_a_variables_value_stays_parsed(
 ) -> None:
     """A search over its maximum length is the variable's fault, not the document's: the
     next search reuses the parse (and the validation kept with it). The same value written
-    in the document's text makes the document leave."""
+    in the document's text makes the document leave, its refusal kept in its place."""
     for server in paths:
         # given
         search = unseen(SEARCH)
@@ -222,15 +224,37 @@ async def test_a_document_refused_for_a_variables_value_stays_parsed(
         # when
         refused = await post(server, admin_key, json_body(search, {"s": "x" * 101}))
         answered = await post(server, admin_key, json_body(search, {"s": "ada"}))
-        for _ in range(2):
-            await post(server, admin_key, json_body(literal))
+        literals = [(await post(server, admin_key, json_body(literal))).json() for _ in (1, 2)]
         # then
         assert refused.json()["errors"][0]["extensions"] == {
             "code": "BAD_USER_INPUT",
             "argument": "search",
         }
         assert answered.json()["data"] == {"contacts": {"totalCount": 0}}
-        assert parses == [search, literal, literal]
+        # and the literal's refusal, the document's own, is known when it comes again
+        assert literals[0] == literals[1]
+        assert literals[0]["errors"][0]["extensions"]["code"] == "BAD_USER_INPUT"
+        assert parses == [search, literal]
+
+
+async def test_a_cost_refusal_through_a_default_does_not_stand_for_other_values(
+    paths: tuple[Server, Server], admin_key: str
+) -> None:
+    # given: a document whose declared default is too costly
+    costly = unseen(
+        "query($n: Int = 100) { messages(first: $n) { nodes { campaign { messages(first: $n)"
+        " { nodes { campaign { messages(first: $n) { nodes { id } } } } } } } } }"
+    )
+    for server in paths:
+        # when: sent without variables, then with a small page
+        refused = await post(server, admin_key, json_body(costly))
+        again = await post(server, admin_key, json_body(costly))
+        small = await post(server, admin_key, json_body(costly, {"n": 1}))
+        # then: refused both times, answered once the values make it cheap
+        assert refused.json()["errors"][0]["extensions"]["code"] == "QUERY_TOO_COMPLEX"
+        assert again.json() == refused.json()
+        assert "errors" not in small.json()
+        assert small.json()["data"] == {"messages": {"nodes": []}}
 
 
 async def test_a_rate_limited_client_gets_the_same_answer_without_validation(

@@ -67,6 +67,7 @@ from schema.limits import (
     REMEMBER,
     Handoff,
     known_rate_limit,
+    known_refusal,
     limit_error,
     remember_document,
     take_rate_limit,
@@ -221,6 +222,8 @@ class PlannedQueries:
         known = known_rate_limit(settings, context.redis, context.auth, client)
         if known is not None:
             handoff.verdict = known
+            return None
+        if known_refusal(query, name, variables) is not None:
             return None
         try:
             parsed = await parse_request_document(query, settings.query_max_tokens)

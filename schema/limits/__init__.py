@@ -34,7 +34,13 @@ from schema.limits.extensions import (
     shape_and_validation,
     take_rate_limit,
 )
-from schema.limits.shape import Measure, check_measure, limit_error, measure_operation
+from schema.limits.shape import (
+    Measure,
+    check_measure,
+    known_refusal,
+    limit_error,
+    measure_operation,
+)
 
 __all__ = [
     "HANDOFF",
@@ -50,6 +56,7 @@ __all__ = [
     "handoff_of",
     "handoff_of_scope",
     "known_rate_limit",
+    "known_refusal",
     "limit_error",
     "measure_operation",
     "parse_steps",

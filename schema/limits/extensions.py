@@ -39,7 +39,7 @@ from schema.limits.errors import (
     RateLimitedError,
     SubscriptionOverHttpError,
 )
-from schema.limits.shape import limit_error
+from schema.limits.shape import known_refusal, limit_error, remember_refusal
 
 if TYPE_CHECKING:
     from redis.asyncio import Redis
@@ -63,7 +63,9 @@ class QueryLimits(SchemaExtension):
         ctx = self.execution_context
         assert ctx.query is not None  # the view refuses a request without one first
         # The name as the request gives it: the document is not the context's yet.
-        self.parsed, _ = await parse_steps(ctx.context, ctx.query, ctx.operation_name)
+        self.parsed, _ = await parse_steps(
+            ctx.context, ctx.query, ctx.operation_name, ctx.variables
+        )
         ctx.graphql_document = self.parsed.document
         yield
 
@@ -114,12 +116,15 @@ class QueryLimits(SchemaExtension):
 
 
 async def parse_steps(
-    context: Context, query: str, operation_name: str | None
+    context: Context, query: str, operation_name: str | None, variables: dict[str, Any] | None
 ) -> tuple[ParsedDocument, OperationDefinitionNode]:
-    """The steps from a rate limit refusal known without a round trip to the rate limit: the
-    cached parse under the token limit, the operation it names (no mutation over GET), the
-    trusted documents, then the rate limit itself."""
+    """The steps from a rate limit refusal known without a round trip to the rate limit: a
+    shape refusal the same document already got (`known_refusal`: it was not kept parsed),
+    the cached parse under the token limit, the operation it names (no mutation over GET),
+    the trusted documents, then the rate limit itself."""
     refuse_known_rate_limit(context)
+    if (known := known_refusal(query, operation_name, variables)) is not None:
+        raise known
     parsed = await parse_request_document(query, context.settings.query_max_tokens)
     operation = select_operation(parsed.document, operation_name)
     request = context.request
@@ -158,6 +163,8 @@ def shape_and_validation(
     in_variables = isinstance(error, BadArgumentError) and error.in_variables
     if query is not None and not in_variables:
         forget_document(query, settings.query_max_tokens)
+        if error is not None:
+            remember_refusal(query, operation_name, variables, error)
     if error is not None:
         raise error
     return errors

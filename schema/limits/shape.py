@@ -387,3 +387,68 @@ def limit_error(
     """The refusal of an operation too deep, too wide or too costly; None when within limits."""
     measure = _measures.get(settings, schema, document, query, operation_name, variables)
     return None if measure is None else check_measure(measure, settings)
+
+
+# Refusals that depend on the document alone, not on the values sent with it.
+_DOCUMENT_CODES = frozenset({"QUERY_TOO_DEEP", "TOO_MANY_ALIASES", "TOO_MANY_REPEATS"})
+
+
+class _Refusals:
+    """Shape refusals by document, for a document sent again: it is refused before it is
+    parsed (a refused document leaves the parse cache). Kept by a digest of the text, so an
+    entry is small whatever the document; a refusal that the values could change (cost, an
+    argument's value) only for a request with no variables, as when it was refused."""
+
+    def __init__(self, maxsize: int = 512) -> None:
+        self.maxsize = maxsize
+        self._entries: dict[tuple[bytes, str | None], tuple[LimitError, bool]] = {}
+
+    @staticmethod
+    def _key(query: str, operation_name: str | None) -> tuple[bytes, str | None]:
+        digest = hashlib.blake2b(query.encode(), digest_size=16).digest()
+        return digest, operation_name
+
+    def remember(
+        self,
+        query: str,
+        operation_name: str | None,
+        variables: Mapping[str, Any] | None,
+        error: LimitError,
+    ) -> None:
+        code = (error.extensions or {}).get("code")
+        if variables and code not in _DOCUMENT_CODES:
+            return
+        if len(self._entries) >= self.maxsize:
+            self._entries.clear()
+        self._entries[self._key(query, operation_name)] = (error, code not in _DOCUMENT_CODES)
+
+    def known(
+        self, query: str, operation_name: str | None, variables: Mapping[str, Any] | None
+    ) -> LimitError | None:
+        if not self._entries:
+            return None
+        found = self._entries.get(self._key(query, operation_name))
+        if found is None or (found[1] and variables):
+            return None
+        error = found[0]
+        return LimitError(error.message, **(error.extensions or {}))  # a new one per request
+
+
+_refusals = _Refusals()
+
+
+def remember_refusal(
+    query: str,
+    operation_name: str | None,
+    variables: Mapping[str, Any] | None,
+    error: LimitError,
+) -> None:
+    """Remember a shape refusal of `query` that a request sending it again will get."""
+    _refusals.remember(query, operation_name, variables, error)
+
+
+def known_refusal(
+    query: str, operation_name: str | None, variables: Mapping[str, Any] | None
+) -> LimitError | None:
+    """The shape refusal this document already got, if sending it again cannot change it."""
+    return _refusals.known(query, operation_name, variables)
