@@ -1,9 +1,8 @@
 """The steps of a request, in the order every path takes them, one function each.
 
 Strawberry's view (schema/view.py, with the extensions of schema/limits/) and the planned
-path (schema/execution/endpoint.py) call the same functions, so they accept and refuse the same
-requests,
-in order of cost:
+path (schema/execution/endpoint.py) call the same functions, so they accept and refuse the
+same requests, in order of cost:
 
 1. body size: `declared_too_large`, then `StreamedSize` as the body arrives (app/http/limits.py);
 2. media types: the body's, `json_media_type`; the answer's, `answer_media_type`
@@ -13,21 +12,23 @@ in order of cost:
 4. a document named by id or hash: `PersistedDocuments.document` (app/http/persisted.py: no
    round trip for a hash this process knows, one Redis read for another);
 5. variables' depth and number of values: `variables_error`, before anything reads them;
-   then a rate limit refusal this process already knows, from memory (`known_rate_limit`,
-   schema/limits/: a window found full stays full until its oldest request leaves it);
-6. parse under the token limit: `parse_document`, cached by the document's text (only
-   documents that pass steps 8 and 9 stay); the
-   operation to run, `select_operation` (and no mutation over GET: `method_error`);
+   then what this process already knows, from memory: a rate limit refusal
+   (`known_rate_limit`, schema/limits/: a window found full stays full until its oldest
+   request leaves it), and the shape refusal the same document got before (`known_refusal`);
+6. parse under the token limit: `parse_request_document`, cached by the document's text
+   (only documents that pass steps 8 and 9 stay; a large new one is parsed off the event
+   loop); the operation to run, `select_operation` (and no mutation over GET: `method_error`);
 7. rate limit: `take_rate_limit` (schema/limits/), one Redis round trip;
-8. shape limits (depth, aliases, repeats, cost): `limit_error` (schema/limits/);
+8. shape limits (depth, aliases, repeats, cost, String arguments' `@maxLength` and NUL):
+   `limit_error` (schema/limits/);
 9. validation: `validation_errors`, cached with the parsed document; a document registered
    by hash is remembered once it validates (`PersistedDocuments.remember`);
 10. execution under the time limit.
 
 A refusal costs no more than the steps before it: a caller whose window is used costs
-neither a parse nor a round trip, a document that does not parse costs no round trip, a
-document over a shape limit is never validated (the standard rules take most of a second
-over 700 repeats of one field).
+neither a parse nor a round trip, a document refused before costs no parse, a document that
+does not parse costs no round trip, a document over a shape limit is never validated (the
+standard rules take most of a second over 700 repeats of one field).
 """
 
 from __future__ import annotations
