@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import secrets
 import time
+import uuid
+import weakref
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
@@ -20,6 +23,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.api_keys.service import generate_key
 from app.config import Env, LogFormat, Settings
 from app.db.engine import total_statements
+from schema.limits import LimitError, known_refusal
+from schema.limits.shape import remember_refusal
 from tests.conftest import GqlClient, GqlResult, Server, serve
 
 pytestmark = pytest.mark.asyncio
@@ -597,3 +602,28 @@ async def test_prod_turns_off_introspection_and_graphiql(prod_server: Server) ->
 async def test_dev_keeps_introspection(gql: GqlClient) -> None:
     data = await gql.ok("{ __schema { queryType { name } } }")
     assert data == {"__schema": {"queryType": {"name": "Query"}}}
+
+
+async def test_a_remembered_refusal_keeps_nothing_of_its_request() -> None:
+    """Once raised, an error holds its traceback's frames (the request, its parse tree):
+    remembering one must not keep them alive."""
+
+    class Request:
+        pass
+
+    def refuse(request: Request) -> None:
+        raise LimitError("too many repeats", "TOO_MANY_REPEATS")
+
+    request = Request()
+    alive = weakref.ref(request)
+    query = "{ version } # " + uuid.uuid4().hex
+    try:
+        refuse(request)
+    except LimitError as error:
+        remember_refusal(query, None, None, error)
+    del request
+    gc.collect()
+    assert alive() is None
+    known = known_refusal(query, None, None)
+    assert known is not None
+    assert known.extensions == {"code": "TOO_MANY_REPEATS"}

@@ -397,11 +397,13 @@ class _Refusals:
     """Shape refusals by document, for a document sent again: it is refused before it is
     parsed (a refused document leaves the parse cache). Kept by a digest of the text, so an
     entry is small whatever the document; a refusal that the values could change (cost, an
-    argument's value) only for a request with no variables, as when it was refused."""
+    argument's value) only for a request with no variables, as when it was refused. What is
+    kept is the message and extensions, never the error: once raised, it holds its
+    traceback's frames, and with them the request and its parse tree."""
 
     def __init__(self, maxsize: int = 512) -> None:
         self.maxsize = maxsize
-        self._entries: dict[tuple[bytes, str | None], tuple[LimitError, bool]] = {}
+        self._entries: dict[tuple[bytes, str | None], tuple[str, dict[str, Any], bool]] = {}
 
     @staticmethod
     def _key(query: str, operation_name: str | None) -> tuple[bytes, str | None]:
@@ -415,12 +417,14 @@ class _Refusals:
         variables: Mapping[str, Any] | None,
         error: LimitError,
     ) -> None:
-        code = (error.extensions or {}).get("code")
-        if variables and code not in _DOCUMENT_CODES:
+        extensions = dict(error.extensions or {})
+        by_document = extensions.get("code") in _DOCUMENT_CODES
+        if variables and not by_document:
             return
         if len(self._entries) >= self.maxsize:
             self._entries.clear()
-        self._entries[self._key(query, operation_name)] = (error, code not in _DOCUMENT_CODES)
+        key = self._key(query, operation_name)
+        self._entries[key] = (error.message, extensions, not by_document)
 
     def known(
         self, query: str, operation_name: str | None, variables: Mapping[str, Any] | None
@@ -428,10 +432,10 @@ class _Refusals:
         if not self._entries:
             return None
         found = self._entries.get(self._key(query, operation_name))
-        if found is None or (found[1] and variables):
+        if found is None or (found[2] and variables):
             return None
-        error = found[0]
-        return LimitError(error.message, **(error.extensions or {}))  # a new one per request
+        message, extensions, _ = found
+        return LimitError(message, **extensions)
 
 
 _refusals = _Refusals()
