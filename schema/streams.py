@@ -117,13 +117,16 @@ async def stream_answer(
     """The answer to a client that accepts a stream; None when it is the ordinary JSON one
     (to a client that takes JSON, any operation but a subscription, and any refusal made
     before the operation is known). Raises Refusal for a subscription without a valid key."""
-    if handoff_of_scope(request.scope) is None:
-        request.scope[HANDOFF] = Handoff()  # the rate limit taken here is not taken again
+    handoff = handoff_of_scope(request.scope)
+    if handoff is None:
+        handoff = request.scope[HANDOFF] = Handoff()  # what is done here is not done again
     query, name, variables = operation.query, operation.operation_name, operation.variables
     subscription = False
     try:
-        if (error := variables_error(variables)) is not None:
-            raise error
+        if not handoff.variables_within_bounds:
+            if (error := variables_error(variables)) is not None:
+                raise error
+            handoff.variables_within_bounds = True
         parsed, node = await parse_steps(context, query, name, variables)
         subscription = node.operation is OperationType.SUBSCRIPTION
         if not (subscription or operation.only_streams):

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import orjson
-from cross_web import AsyncHTTPRequestAdapter, HTTPException
+from cross_web import AsyncHTTPRequestAdapter, HTTPException, StarletteRequestAdapter
 from starlette.requests import HTTPConnection, Request
 from starlette.responses import HTMLResponse, Response
 from starlette.types import ASGIApp, Receive, Scope, Send
@@ -67,6 +67,15 @@ class HeraldRequestData(GraphQLRequestData):
     only_streams: bool = False  # `Accept` names no JSON type
 
 
+class HeraldRequestAdapter(StarletteRequestAdapter):
+    """Strawberry's request adapter, with what the planned path read of the request."""
+
+    def __init__(self, request: Request) -> None:
+        super().__init__(request)
+        handoff = handoff_of_scope(request.scope)
+        self.handed_over = None if handoff is None else handoff.parameters
+
+
 class HeraldGraphQL(GraphQL[Context, None]):
     # Shown in the IDE's Headers tab (the dev key); only set when bound to loopback.
     graphiql_default_headers: dict[str, str] | None = None
@@ -74,6 +83,7 @@ class HeraldGraphQL(GraphQL[Context, None]):
     graphql_transport_ws_handler_class = LiveTransportHandler
     graphql_ws_handler_class = LegacyProtocolRefusal
     websocket_adapter_class = TextWebSocketAdapter
+    request_adapter_class = HeraldRequestAdapter
     shared_streams: SharedStreams
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
@@ -122,8 +132,8 @@ class HeraldGraphQL(GraphQL[Context, None]):
 
     async def parse_http_body(self, request: AsyncHTTPRequestAdapter) -> GraphQLRequestData:
         """The request's parameters (schema/execution/pipeline.py's steps 2 and 3), as the planned
-        path
-        reads them: GET's query string, or a POSTed JSON object."""
+        path reads them: GET's query string, or a POSTed JSON object; those the planned path
+        read already, or its refusal, when it handed the request over."""
         accept = request.headers.get("accept", "")
         media = answer_media_type(accept)
         if media is None:
@@ -131,13 +141,19 @@ class HeraldGraphQL(GraphQL[Context, None]):
                 "the answer is JSON: accept application/graphql-response+json or application/json",
                 "NOT_ACCEPTABLE",
             )
-        if request.method == "GET":
-            data = query_parameters(request.query_params)
-        elif json_media_type(request.content_type or ""):
-            data = decode_json(await request.get_body())
-        else:
+        if request.method != "GET" and not json_media_type(request.content_type or ""):
             raise Refusal("send the request as application/json", "UNSUPPORTED_MEDIA_TYPE")
-        parameters = request_parameters(data)
+        assert isinstance(request, HeraldRequestAdapter)
+        parameters = request.handed_over
+        if parameters is None:
+            data = (
+                query_parameters(request.query_params)
+                if request.method == "GET"
+                else decode_json(await request.get_body())
+            )
+            parameters = request_parameters(data)
+        elif isinstance(parameters, Refusal):
+            raise parameters
         return HeraldRequestData(
             query=parameters.query,
             variables=parameters.variables,

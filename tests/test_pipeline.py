@@ -13,6 +13,7 @@ from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import httpx
+import orjson
 import pytest
 import strawberry.schema.schema as strawberry_schema
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -145,6 +146,81 @@ async def test_both_paths_accept_the_same_media_types(
     # then
     assert [r.status_code for r in responses] == [status, status]
     assert responses[0].content == responses[1].content
+
+
+# -- Parameters ------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def decodes(monkeypatch: pytest.MonkeyPatch) -> list[bytes]:
+    """The JSON texts decoded by `orjson.loads` from now on, on any path."""
+    decoded: list[bytes] = []
+    loads = orjson.loads
+
+    def counted(text: bytes | str) -> Any:
+        decoded.append(text.encode() if isinstance(text, str) else bytes(text))
+        return loads(text)
+
+    monkeypatch.setattr(orjson, "loads", counted)
+    return decoded
+
+
+@pytest.fixture
+def variables_walks(monkeypatch: pytest.MonkeyPatch) -> list[object]:
+    """The variables walked for their bounds (`variables_error`) from now on, on any path."""
+    walked: list[object] = []
+    excess = pipeline.json_excess
+
+    def counted(value: object, max_depth: int, max_entries: int) -> Any:
+        walked.append(value)
+        return excess(value, max_depth, max_entries)
+
+    monkeypatch.setattr(pipeline, "json_excess", counted)
+    return walked
+
+
+async def test_a_handed_over_body_is_decoded_and_its_variables_walked_once(
+    paths: tuple[Server, Server],
+    admin_key: str,
+    decodes: list[bytes],
+    variables_walks: list[object],
+) -> None:
+    """A mutation: the planned path reads it, then hands it to the view, which reads nothing
+    again; without the planned path the view reads it once itself."""
+    for server, phone in zip(paths, ("+33612345678", "+33612345679"), strict=True):
+        # given
+        body = orjson.dumps(
+            {"query": CREATE_CONTACT, "variables": {"attributes": {"city": "Lyon"}}}
+        ).replace(b"+33612345678", phone.encode())
+        decodes.clear()
+        variables_walks.clear()
+
+        # when
+        response = await post(server, admin_key, body)
+
+        # then
+        assert response.json()["data"] == {"createContact": {"__typename": "CreateContactSuccess"}}
+        assert decodes.count(body) == 1
+        assert variables_walks == [{"attributes": {"city": "Lyon"}}]
+
+
+async def test_a_body_that_does_not_decode_is_decoded_once_and_refused_alike(
+    paths: tuple[Server, Server], admin_key: str, decodes: list[bytes]
+) -> None:
+    # given
+    body = b'{"query": "{ version }", "variables": {'
+
+    # when
+    responses = []
+    for server in paths:
+        decodes.clear()
+        responses.append(await post(server, admin_key, body))
+        assert decodes.count(body) == 1
+
+    # then
+    assert [r.status_code for r in responses] == [400, 400]
+    assert responses[0].content == responses[1].content
+    assert responses[0].json()["errors"][0]["extensions"] == {"code": "BAD_REQUEST"}
 
 
 # -- Parse, rate limit, shape limits, validation, in this order ------------------------------------

@@ -19,9 +19,9 @@ introspection, variables over their bounds, documents that do not parse or valid
 variables that do not coerce, an operation over a limit or the rate limit, and any error
 while answering: this path answers only what succeeds, so every refusal and every error is
 the view's. Each step hands over what it would refuse, so the view refuses it at the same
-step. A request handed over carries a `Handoff`, so the view neither looks its document up
-nor counts it against the rate limit again, nor runs an operation that already ran out of
-time.
+step. A request handed over carries a `Handoff`, so the view neither decodes its body or
+walks its variables again, nor looks its document up or counts it against the rate limit
+again, nor runs an operation that already ran out of time.
 """
 
 from __future__ import annotations
@@ -46,6 +46,7 @@ from app.http.graphql import (
     CONTENT_TYPES,
     Refusal,
     answer_media_type,
+    decode_json,
     query_parameters,
     request_parameters,
 )
@@ -196,12 +197,12 @@ class PlannedQueries:
     ) -> tuple[bytes, Response] | None:
         """The response of a planned query; None to hand the request to the view."""
         try:
-            payload = (
-                query_parameters(scope["query_string"]) if body is None else orjson.loads(body)
-            )
+            payload = query_parameters(scope["query_string"]) if body is None else decode_json(body)
             parameters = request_parameters(payload)
-        except (Refusal, orjson.JSONDecodeError):
+        except Refusal as refusal:
+            handoff.parameters = refusal
             return None  # the view refuses it, at the same step
+        handoff.parameters = parameters  # the view reads them from here: one decode
         runtime: Runtime = scope["app"].state.runtime
         try:
             named = await runtime.persisted.document(parameters, runtime.redis)
@@ -212,6 +213,7 @@ class PlannedQueries:
         variables, extensions = parameters.variables, parameters.extensions
         if variables_error(variables) is not None:
             return None
+        handoff.variables_within_bounds = True
         settings = self.settings
         scope["route"] = self.route  # the request's label in metrics and logs, as routed
         request = Request(scope, receive)

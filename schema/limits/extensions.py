@@ -19,6 +19,7 @@ from strawberry.types.graphql import OperationType
 from app.cache import count_round_trips
 from app.compat import graphql_schema
 from app.config import Settings
+from app.http.graphql import Parameters, Refusal
 from app.http.persisted import Document
 from app.http.ratelimit import Verdict, limiter_for
 from app.process.runtime import Runtime
@@ -175,10 +176,13 @@ HANDOFF = "herald.handoff"  # the request scope's key for a Handoff
 
 @dataclass
 class Handoff:
-    """What the planned path (schema/execution/endpoint.py) already did for a request it hands over
-    to
-    the standard path, so that nothing is done twice."""
+    """What the planned path (schema/execution/endpoint.py) already did for a request it hands
+    over to the standard path, so that nothing is done twice: a 1 MB body decoded a second
+    time, or its variables walked again, holds the event loop for milliseconds each."""
 
+    # The request's parameters as read from its body or query string, or why they are refused.
+    parameters: Parameters | Refusal | None = None
+    variables_within_bounds: bool = False  # `variables_error` found nothing to refuse
     document: Document | None = None  # the document it named, found
     verdict: Verdict | None = None  # the rate limiter's answer, when it was asked
     timed_out: bool = False  # the operation already ran out of time
@@ -238,12 +242,15 @@ def _buckets(auth: RequestAuth, client: str | None) -> list[str]:
 class VariableLimits(SchemaExtension):
     """Variables nested too deep or holding too many values, refused before anything else
     reads them (schema/execution/pipeline.py). Listed first, so a refusal leaves no other extension
-    half-entered and costs no statement or round trip."""
+    half-entered and costs no statement or round trip. Not walked again when the planned path
+    or a stream found them within bounds (`Handoff`)."""
 
     def on_operation(self) -> Iterator[None]:
-        error = variables_error(self.execution_context.variables)
-        if error is not None:
-            raise error
+        handoff = handoff_of(self.execution_context.context)
+        if handoff is None or not handoff.variables_within_bounds:
+            error = variables_error(self.execution_context.variables)
+            if error is not None:
+                raise error
         yield
 
 
