@@ -1,5 +1,5 @@
 """Input types built directly from graphql-core's values (schema/common/inputs.py) equal what
-Strawberry's own conversion builds, field for field, and through the API."""
+Strawberry's own conversion builds, field for field, lists of them too, and through the API."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import pytest
 from strawberry.types.arguments import convert_argument
 from strawberry.types.base import get_object_definition
 
-from schema.contacts.mutations.import_contacts import ContactImportRow
+from schema.contacts.mutations.import_contacts import ContactImportRow, ImportContactsInput
 from schema.schema import schema
 from tests.conftest import GqlClient
 
@@ -21,10 +21,8 @@ ROWS: list[dict[str, Any]] = [
 ]
 
 
-def _convert(value: dict[str, Any]) -> object:
-    return convert_argument(
-        value, ContactImportRow, schema.schema_converter.scalar_registry, schema.config
-    )
+def _convert(value: dict[str, Any], type_: type = ContactImportRow) -> Any:
+    return convert_argument(value, type_, schema.schema_converter.scalar_registry, schema.config)
 
 
 @pytest.mark.parametrize("row", ROWS)
@@ -40,6 +38,34 @@ def test_a_row_built_directly_equals_strawberrys_conversion(row: dict[str, Any])
         definition.from_input = hook
     assert type(direct) is ContactImportRow
     assert direct == standard
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        {"rows": ROWS, "categoryIds": ["Q2F0ZWdvcnk6MQ=="], "updateExisting": True},
+        {"rows": [], "defaultRegion": "FR", "categoryIds": [], "updateExisting": False},
+    ],
+)
+def test_an_import_built_directly_equals_strawberrys_conversion(value: dict[str, Any]) -> None:
+    """The input and its rows, built as one plain list."""
+    definitions = [
+        get_object_definition(t, strict=True) for t in (ImportContactsInput, ContactImportRow)
+    ]
+    hooks = [d.from_input for d in definitions]
+    assert all(hook is not None for hook in hooks)  # both built directly
+    direct = _convert(value, ImportContactsInput)
+    for definition in definitions:
+        definition.from_input = None
+    try:
+        standard = _convert(value, ImportContactsInput)
+    finally:
+        for definition, hook in zip(definitions, hooks, strict=True):
+            definition.from_input = hook
+    assert type(direct) is ImportContactsInput
+    assert [type(row) for row in direct.rows] == [ContactImportRow] * len(value["rows"])
+    assert direct == standard
+    assert direct.category_ids is not value["categoryIds"]  # a list of its own
 
 
 @pytest.mark.asyncio

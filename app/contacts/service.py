@@ -11,7 +11,7 @@ import asyncio
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any
+from typing import Any, Protocol
 
 import orjson
 import phonenumbers
@@ -24,6 +24,7 @@ from app.contacts.repository import ContactFilter, ContactRepository, ImportRow
 from app.errors import Duplicate, InvalidInput, InvalidPhone, NotFound
 from app.inputs import check_length, json_excess
 from app.stats.repository import StatsRepository
+from app.turns import LIGHT_TURN
 
 VERIFY_CHUNK = 500
 # Rows an import checks between two turns of the event loop: parsing a phone number takes
@@ -130,6 +131,17 @@ _INVALID = {
 }
 
 
+class ImportInput(Protocol):
+    """A row to import as submitted: the API's input rows are used as they are."""
+
+    @property
+    def phone(self) -> str: ...
+    @property
+    def name(self) -> str | None: ...
+    @property
+    def attributes(self) -> Any: ...
+
+
 @dataclass(frozen=True)
 class ImportInputRow:
     phone: str
@@ -225,7 +237,7 @@ class ContactService:
 
     async def import_rows(
         self,
-        rows: Sequence[ImportInputRow],
+        rows: Sequence[ImportInput],
         region: str | None,
         category_ids: Sequence[int] = (),
         update_existing: bool = False,
@@ -277,7 +289,9 @@ class ContactService:
             else []
         )
         by_phone = {r.phone: r for r in written}
-        for phone, (index, _) in valid.items():
+        for turn, (phone, (index, _)) in enumerate(valid.items()):
+            if turn and turn % LIGHT_TURN == 0:
+                await asyncio.sleep(0)
             found = by_phone.get(phone)
             if found is None:
                 result.errors.append(

@@ -12,7 +12,9 @@ from typing import Annotated
 import strawberry
 from strawberry.scalars import JSON
 
-from app.contacts.service import ContactService, ImportInputRow, ImportRowErrorReason
+from app.contacts.service import ContactService, ImportRowErrorReason
+from app.contacts.service import ImportRowError as RowError
+from app.turns import built_in_turns
 from schema.common.errors import InvalidInputError, NotFoundError
 from schema.common.ids import parse_id
 from schema.common.inputs import built_directly
@@ -32,6 +34,7 @@ class ContactImportRow:
     attributes: JSON | None = None
 
 
+@built_directly  # its rows built as one plain list
 @strawberry.input
 class ImportContactsInput:
     rows: list[ContactImportRow] = strawberry.field(
@@ -57,6 +60,10 @@ class ImportRowError:
     reason: ImportRowErrorReason
     message: str
 
+    @classmethod
+    def of(cls, error: RowError) -> ImportRowError:
+        return cls(index=error.index, phone=error.phone, reason=error.reason, message=error.message)
+
 
 @strawberry.type
 class ImportContactsSuccess:
@@ -81,17 +88,14 @@ class ImportContactsMutation:
     @savepoint
     async def import_contacts(self, info: Info, input: ImportContactsInput) -> ImportContactsResult:
         category_ids = [parse_id(i, "Category", "categoryIds") for i in input.category_ids]
-        rows = [ImportInputRow(r.phone, r.name, r.attributes) for r in input.rows]
         service = ContactService(info.context.session, info.context.settings.import_max_rows)
         result = await service.import_rows(
-            rows, input.default_region, category_ids, input.update_existing
+            input.rows, input.default_region, category_ids, input.update_existing
         )
+        # 10,000 contacts take tens of ms to build: in turns, like the rows' checks.
         return ImportContactsSuccess(
             created=result.created,
             updated=result.updated,
-            contacts=[ContactType.from_row(r) for r in result.contacts],
-            errors=[
-                ImportRowError(index=e.index, phone=e.phone, reason=e.reason, message=e.message)
-                for e in result.errors
-            ],
+            contacts=await built_in_turns(result.contacts, ContactType.from_row),
+            errors=await built_in_turns(result.errors, ImportRowError.of),
         )

@@ -1,0 +1,49 @@
+"""Long loops take turns with the other tasks of the event loop (app/turns.py)."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from app.turns import built_in_turns
+
+pytestmark = pytest.mark.asyncio
+
+
+async def test_a_list_is_built_in_order_with_a_turn_between_two_parts() -> None:
+    # given: 2,500 items, and a task that counts its turns on the event loop
+    turns = 0
+
+    async def ticker() -> None:
+        nonlocal turns
+        while True:
+            turns += 1
+            await asyncio.sleep(0)
+
+    task = asyncio.create_task(ticker())
+    await asyncio.sleep(0)
+    before = turns
+
+    # when: built 1,000 at a time
+    built = await built_in_turns(range(2_500), str, 1_000)
+
+    # then: the ticker ran once between each two parts, and nothing was lost or reordered
+    during = turns - before
+    task.cancel()
+    assert during == 2
+    assert built == [str(i) for i in range(2_500)]
+
+
+async def test_a_list_of_one_part_takes_no_turn() -> None:
+    # given
+    loop = asyncio.get_running_loop()
+    ran: list[str] = []
+    loop.call_soon(ran.append, "other")
+
+    # when
+    built = await built_in_turns([1, 2, 3], lambda i: i * 2, 1_000)
+
+    # then: no other callback ran while it was built
+    assert built == [2, 4, 6]
+    assert ran == []
