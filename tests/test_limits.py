@@ -24,7 +24,7 @@ from app.api_keys.service import generate_key
 from app.config import Env, LogFormat, Settings
 from app.db.engine import total_statements
 from schema.limits import LimitError, known_refusal
-from schema.limits.shape import remember_refusal
+from schema.limits.refusals import remember_refusal
 from tests.conftest import GqlClient, GqlResult, Server, serve
 
 pytestmark = pytest.mark.asyncio

@@ -13,6 +13,7 @@ path.
 
   - shape.py:      depth, aliases, repeats and cost, measured in one walk of the operation
                    that also reads every String argument (maximum length, NUL)
+  - refusals.py:   shape refusals remembered per document, given before any parse
   - extensions.py: VariableLimits and QueryLimits (the standard path's steps, the rate
                    limit among them), the planned path's Handoff
   - errors.py:     the refusals
@@ -34,13 +35,8 @@ from schema.limits.extensions import (
     shape_and_validation,
     take_rate_limit,
 )
-from schema.limits.shape import (
-    Measure,
-    check_measure,
-    known_refusal,
-    limit_error,
-    measure_operation,
-)
+from schema.limits.refusals import known_refusal
+from schema.limits.shape import Measure, check_measure, limit_error, measure_operation
 
 __all__ = [
     "HANDOFF",

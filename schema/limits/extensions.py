@@ -40,7 +40,8 @@ from schema.limits.errors import (
     RateLimitedError,
     SubscriptionOverHttpError,
 )
-from schema.limits.shape import known_refusal, limit_error, remember_refusal
+from schema.limits.refusals import known_refusal, remember_refusal
+from schema.limits.shape import limit_error
 
 if TYPE_CHECKING:
     from redis.asyncio import Redis
