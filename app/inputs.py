@@ -27,10 +27,11 @@ def check_length(field: str, value: str, limit: int) -> str:
 
 
 def json_excess(
-    value: object, max_depth: int, max_entries: int
-) -> Literal["depth", "entries"] | None:
+    value: object, max_depth: int, max_entries: int, max_items: int | None = None
+) -> Literal["depth", "entries", "items"] | None:
     """Which bound a decoded JSON value passes, if any: more than `max_depth` nested objects
-    or arrays, or more than `max_entries` members and items in all.
+    or arrays, more than `max_entries` members and items in all, or an array of more than
+    `max_items` items.
 
     Walked level by level rather than recursively, and stopped at the first level over a
     bound, so the walk costs at most about `max_entries` steps however large the value.
@@ -43,7 +44,12 @@ def json_excess(
             return "depth"
         children: list[object] = []
         for container in level:
-            children.extend(container.values() if isinstance(container, dict) else container)
+            if isinstance(container, dict):
+                children.extend(container.values())
+            elif max_items is not None and len(container) > max_items:
+                return "items"
+            else:
+                children.extend(container)
         entries += len(children)
         if entries > max_entries:
             return "entries"

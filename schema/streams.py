@@ -124,7 +124,7 @@ async def stream_answer(
     subscription = False
     try:
         if not handoff.variables_within_bounds:
-            if (error := variables_error(variables)) is not None:
+            if (error := variables_error(variables, context.settings)) is not None:
                 raise error
             handoff.variables_within_bounds = True
         parsed, node = await parse_steps(context, query, name, variables)

@@ -21,7 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.config import Settings
 from app.models import Contact
 from schema.execution import pipeline
-from schema.execution.pipeline import VARIABLES_MAX_DEPTH, VARIABLES_MAX_VALUES
+from schema.execution.pipeline import VARIABLES_MAX_DEPTH
 from tests import factories
 from tests.conftest import Server, create_api_key, serve
 
@@ -171,9 +171,9 @@ def variables_walks(monkeypatch: pytest.MonkeyPatch) -> list[object]:
     walked: list[object] = []
     excess = pipeline.json_excess
 
-    def counted(value: object, max_depth: int, max_entries: int) -> Any:
+    def counted(value: object, *bounds: Any) -> Any:
         walked.append(value)
-        return excess(value, max_depth, max_entries)
+        return excess(value, *bounds)
 
     monkeypatch.setattr(pipeline, "json_excess", counted)
     return walked
@@ -433,22 +433,22 @@ async def test_variables_nested_600_deep_are_refused_the_same_on_both_paths(
     assert await factories.count(session, Contact) == 0
 
 
+def lists(lengths: list[int]) -> bytes:
+    """A list of lists of zeros, of these lengths."""
+    return b"[" + b",".join(b"[" + b",".join([b"0"] * n) + b"]" for n in lengths) + b"]"
+
+
 @pytest.mark.parametrize(
     ("value", "code"),
     [
         pytest.param(nested(VARIABLES_MAX_DEPTH - 1), None, id="as deep as allowed"),
         pytest.param(nested(VARIABLES_MAX_DEPTH), "VARIABLES_TOO_DEEP", id="a level deeper"),
-        # the list is a value of its own
-        pytest.param(
-            b"[" + b",".join([b"0"] * (VARIABLES_MAX_VALUES - 1)) + b"]",
-            None,
-            id="as many values as allowed",
-        ),
-        pytest.param(
-            b"[" + b",".join([b"0"] * VARIABLES_MAX_VALUES) + b"]",
-            "VARIABLES_TOO_LARGE",
-            id="a value more",
-        ),
+        # each list is a value of its own: 1 + 25 + 249,974
+        pytest.param(lists(24 * [10_000] + [9_974]), None, id="as many values as allowed"),
+        pytest.param(lists(24 * [10_000] + [9_975]), "VARIABLES_TOO_LARGE", id="a value more"),
+        # twice an import's maximum rows (10,000 here)
+        pytest.param(lists([20_000]), None, id="a list as long as allowed"),
+        pytest.param(lists([20_001]), "VARIABLES_TOO_LARGE", id="an item more"),
     ],
 )
 async def test_variables_at_their_bounds_are_answered_and_past_them_refused_on_both_paths(

@@ -211,7 +211,7 @@ class PlannedQueries:
         handoff.document = named
         query, name = named.query, parameters.operation_name
         variables, extensions = parameters.variables, parameters.extensions
-        if variables_error(variables) is not None:
+        if variables_error(variables, self.settings) is not None:
             return None
         handoff.variables_within_bounds = True
         settings = self.settings

@@ -249,7 +249,8 @@ class VariableLimits(SchemaExtension):
     def on_operation(self) -> Iterator[None]:
         handoff = handoff_of(self.execution_context.context)
         if handoff is None or not handoff.variables_within_bounds:
-            error = variables_error(self.execution_context.variables)
+            context: Context = self.execution_context.context
+            error = variables_error(self.execution_context.variables, context.settings)
             if error is not None:
                 raise error
         yield
