@@ -9,7 +9,7 @@ import threading
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
-from contextlib import ExitStack, contextmanager
+from contextlib import ExitStack, asynccontextmanager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -393,3 +393,24 @@ def start_worker(
     yield start
     for worker in started:
         worker.stop()
+
+
+@asynccontextmanager
+async def turns_taken() -> AsyncIterator[Callable[[], int]]:
+    """How many turns another task has had on the event loop since entering: a task that
+    counts one each time it runs."""
+    turns = 0
+
+    async def ticker() -> None:
+        nonlocal turns
+        while True:
+            turns += 1
+            await asyncio.sleep(0)
+
+    task = asyncio.create_task(ticker())
+    await asyncio.sleep(0)
+    before = turns
+    try:
+        yield lambda: turns - before
+    finally:
+        task.cancel()
