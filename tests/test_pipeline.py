@@ -313,24 +313,34 @@ async def test_a_document_refused_for_a_variables_value_stays_parsed(
         assert parses == [search, literal]
 
 
-async def test_a_cost_refusal_through_a_default_does_not_stand_for_other_values(
-    paths: tuple[Server, Server], admin_key: str
+async def test_a_cost_refusal_stands_only_for_the_values_it_was_given(
+    paths: tuple[Server, Server], admin_key: str, parses: list[str]
 ) -> None:
-    # given: a document whose declared default is too costly
-    costly = unseen(
-        "query($n: Int = 100) { messages(first: $n) { nodes { campaign { messages(first: $n)"
-        " { nodes { campaign { messages(first: $n) { nodes { id } } } } } } } } }"
-    )
     for server in paths:
-        # when: sent without variables, then with a small page
+        # given: a document whose declared default is too costly
+        costly = unseen(
+            "query($n: Int = 100) { messages(first: $n) { nodes { campaign { messages("
+            "first: $n) { nodes { campaign { messages(first: $n) { nodes { id } } } } } } } } }"
+        )
+        parses.clear()
+        # when: sent without variables, twice
         refused = await post(server, admin_key, json_body(costly))
         again = await post(server, admin_key, json_body(costly))
-        small = await post(server, admin_key, json_body(costly, {"n": 1}))
-        # then: refused both times, answered once the values make it cheap
+        # then: refused both times, parsed once
         assert refused.json()["errors"][0]["extensions"]["code"] == "QUERY_TOO_COMPLEX"
         assert again.json() == refused.json()
-        assert "errors" not in small.json()
-        assert small.json()["data"] == {"messages": {"nodes": []}}
+        assert parses == [costly]
+        # when: with too large a page, then a small one
+        large = await post(server, admin_key, json_body(costly, {"n": 1_000}))
+        small = await post(server, admin_key, json_body(costly, {"n": 1}))
+        # then: the large one refused, the small one answered, from one more parse: a
+        # refusal the values may lift keeps the document parsed
+        assert large.json()["errors"][0]["extensions"]["code"] == "QUERY_TOO_COMPLEX"
+        assert small.json() == {
+            "data": {"messages": {"nodes": []}},
+            "extensions": small.json()["extensions"],
+        }
+        assert parses == [costly, costly]
 
 
 async def test_a_rate_limited_client_gets_the_same_answer_without_validation(

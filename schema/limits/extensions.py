@@ -34,7 +34,6 @@ from schema.execution.pipeline import (
     variables_error,
 )
 from schema.limits.errors import (
-    BadArgumentError,
     LimitError,
     QueryTimeoutError,
     RateLimitedError,
@@ -154,22 +153,19 @@ def shape_and_validation(
     the standard rules cost time quadratic in repeated fields); then the cached validation's
     errors (the cache's own list: copy it before editing). A document refused by either
     leaves the parse cache here, where every refusal ends (the planned path hands them over
-    with the parse still cached); not one refused only for a variable's value (a search too
-    long), which the next request sends with another: it keeps its parse and validation."""
+    with the parse still cached), a shape refusal remembered in its place; not one refused
+    for its variables' values (a search too long, a cost through `first: $n`), which the
+    next request sends with others: it keeps its parse and validation."""
     settings = context.settings
     error = limit_error(settings, schema, parsed.document, query, operation_name, variables)
     if error is None:
         errors = validation_errors(parsed, schema, settings.introspection_enabled)
-        if not errors:
-            return errors
-    in_variables = isinstance(error, BadArgumentError) and error.in_variables
-    if query is not None and not in_variables:
+        if errors and query is not None:
+            forget_document(query, settings.query_max_tokens)
+        return errors
+    if query is not None and remember_refusal(query, operation_name, variables, error):
         forget_document(query, settings.query_max_tokens)
-        if error is not None:
-            remember_refusal(query, operation_name, variables, error)
-    if error is not None:
-        raise error
-    return errors
+    raise error
 
 
 HANDOFF = "herald.handoff"  # the request scope's key for a Handoff

@@ -9,7 +9,7 @@ import hashlib
 from collections.abc import Mapping
 from typing import Any
 
-from schema.limits.errors import LimitError
+from schema.limits.errors import BadArgumentError, LimitError
 
 # Refusals that depend on the document alone, not on the values sent with it.
 _DOCUMENT_CODES = frozenset({"QUERY_TOO_DEEP", "TOO_MANY_ALIASES", "TOO_MANY_REPEATS"})
@@ -18,8 +18,8 @@ _DOCUMENT_CODES = frozenset({"QUERY_TOO_DEEP", "TOO_MANY_ALIASES", "TOO_MANY_REP
 class _Refusals:
     """Shape refusals by document, for a document sent again: it is refused before it is
     parsed (a refused document leaves the parse cache). Kept by a digest of the text, so an
-    entry is small whatever the document; a refusal that the values could change (cost, an
-    argument's value) only for a request with no variables, as when it was refused. What is
+    entry is small whatever the document; a refusal that values could change (a cost) only
+    for a request with no variables, as when it was refused. What is
     kept is the message and extensions, never the error: once raised, it holds its
     traceback's frames, and with them the request and its parse tree."""
 
@@ -38,15 +38,18 @@ class _Refusals:
         operation_name: str | None,
         variables: Mapping[str, Any] | None,
         error: LimitError,
-    ) -> None:
+    ) -> bool:
         extensions = dict(error.extensions or {})
-        by_document = extensions.get("code") in _DOCUMENT_CODES
-        if variables and not by_document:
-            return
+        textual = extensions.get("code") in _DOCUMENT_CODES or (
+            isinstance(error, BadArgumentError) and not error.in_variables
+        )
+        if variables and not textual:
+            return False
         if len(self._entries) >= self.maxsize:
             self._entries.clear()
         key = self._key(query, operation_name)
-        self._entries[key] = (error.message, extensions, not by_document)
+        self._entries[key] = (error.message, extensions, not textual)
+        return True
 
     def known(
         self, query: str, operation_name: str | None, variables: Mapping[str, Any] | None
@@ -68,9 +71,12 @@ def remember_refusal(
     operation_name: str | None,
     variables: Mapping[str, Any] | None,
     error: LimitError,
-) -> None:
-    """Remember a shape refusal of `query` that a request sending it again will get."""
-    _refusals.remember(query, operation_name, variables, error)
+) -> bool:
+    """Remember a shape refusal of `query` that a request sending it again will get: one in
+    its text (depth, aliases, repeats, a literal argument), or one with no variables sent.
+    False for a refusal the next request's values may lift (a variable's value, a cost
+    through `first: $n`): the document is not remembered, and stays parsed."""
+    return _refusals.remember(query, operation_name, variables, error)
 
 
 def known_refusal(
