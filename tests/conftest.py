@@ -19,6 +19,7 @@ import httpx
 import pytest
 import pytest_asyncio
 import redis
+import redis.asyncio as aioredis
 import uvicorn
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker, create_async_engine
 from sqlalchemy.pool import NullPool
@@ -149,6 +150,15 @@ def clean_state(settings: Settings) -> None:
     asyncio.run(truncate())
     _settle_cache_writes()
     redis.Redis.from_url(settings.redis_url).flushdb()  # type: ignore[arg-type]
+
+
+@pytest_asyncio.fixture(name="redis")
+async def async_redis(settings: Settings) -> AsyncIterator[aioredis.Redis]:
+    """An asyncio client of the run's own Redis, on the tests' database."""
+    assert settings.redis_url is not None
+    client = aioredis.Redis.from_url(settings.redis_url)
+    yield client
+    await client.aclose()
 
 
 @dataclass(frozen=True)

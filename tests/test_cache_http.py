@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
 import pytest
-import pytest_asyncio
 from redis.asyncio import Redis
 
 from app.config import Settings
@@ -37,14 +35,6 @@ CREATE_CATEGORY = """
 mutation ($name: String!) { createCategory(input: {name: $name}) { __typename } }
 """
 METRICS = "{ cacheMetrics { redisAvailable namespaces { namespace hits misses errors hitRate } } }"
-
-
-@pytest_asyncio.fixture
-async def redis(settings: Settings) -> AsyncIterator[Redis]:
-    assert settings.redis_url is not None
-    client = Redis.from_url(settings.redis_url)
-    yield client
-    await client.aclose()
 
 
 async def post(http: httpx.AsyncClient, query: str) -> dict[str, Any]:

@@ -8,17 +8,15 @@ recorded would bump them for nothing.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from typing import Any
 
 import pytest
-import pytest_asyncio
 from redis.asyncio import Redis
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.changes import Changes, Paused, changes_of, committed_changes, nested
-from app.config import Settings
 from app.errors import NotFound
 from app.models import CampaignStatus, PauseCode
 from app.whatsapp.errors import PauseReason
@@ -66,14 +64,6 @@ CATEGORY_THEN_FAILED_CAMPAIGN = """mutation ($number: ID) {
   createCampaign(input: {name: "Undone", template: {name: "spring_sale", language: "en"},
                          senderNumber: $number}) { __typename }
 }"""
-
-
-@pytest_asyncio.fixture
-async def redis(settings: Settings) -> AsyncIterator[Redis]:
-    assert settings.redis_url is not None
-    client = Redis.from_url(settings.redis_url)
-    yield client
-    await client.aclose()
 
 
 async def generations(redis: Redis) -> dict[str, int]:
