@@ -72,7 +72,7 @@ class _Builder:
     def __call__(self, target: type, value: Mapping[str, Any], context: InputContext) -> Any:
         fields = self.prepare(context)
         if self.plain:
-            return target(**{**self.unset, **value})
+            return self.plain_item(value)
         kwargs: dict[str, object] = dict(self.unset)
         for graphql_name, python_name, kind, type_, items in fields:
             if graphql_name not in value:
