@@ -1,7 +1,8 @@
 """`herald serve`'s HTTP protocol (app/http/protocol.py): a response's head leaves with its
 body in one write, and nothing is held longer than the event loop's current step; a request's
 head is bounded in size (431) and in time (slowloris); a request past the in-flight bound is
-refused (503) before the application sees it. (Every test server runs this protocol,
+refused (503) before the application sees it, and its connection read again once the
+answer's Retry-After has passed. (Every test server runs this protocol,
 so the rest of the suite covers it over real sockets.)"""
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from uvicorn.server import ServerState
 
 from app.config import Settings, load_settings
 from app.http.protocol import HeadHeld, server_options
+from app.http.shedding import RETRY_AFTER_S
 from tests.conftest import Server, serve
 from tests.test_observability import scrape, value
 
@@ -309,21 +311,34 @@ def single(settings: Settings) -> Iterator[Server]:
         yield running
 
 
+async def _answer(reader: asyncio.StreamReader) -> tuple[int, dict[str, str], bytes]:
+    """The next response on a connection kept open: status, headers, body (by length)."""
+    head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), WAIT)
+    [(status, headers, _)] = _answers(head)
+    body = await asyncio.wait_for(reader.readexactly(int(headers["content-length"])), WAIT)
+    return status, headers, body
+
+
 async def test_a_request_past_the_bound_is_refused_before_the_application_sees_it(
     single: Server,
 ) -> None:
+    address = urlsplit(single.url)
     async with _slot_held(single.url):
         # given the one slot taken
         answered, shed = await _graphql_samples(single.url)
 
-        # when another request comes, on a connection it would keep alive
-        received = await _talk(single.url, _post("X-Request-ID: refused-one"))
+        # when another request comes, on a connection it keeps alive
+        reader, writer = await asyncio.open_connection(address.hostname, address.port)
+        try:
+            writer.write(_post("X-Request-ID: refused-one"))
+            status, headers, body = await _answer(reader)
+        finally:
+            writer.close()
 
-        # then it is answered 503 and its connection closed (`_talk` read to the end)
-        [(status, headers, body)] = _answers(received)
+        # then it is answered 503, and its connection is kept
         assert status == 503
         assert headers["retry-after"] == "1"
-        assert headers["connection"] == "close"
+        assert "connection" not in headers
         assert headers["content-type"] == "application/json"
         assert headers["x-content-type-options"] == "nosniff"
         assert "server" not in headers
@@ -335,6 +350,33 @@ async def test_a_request_past_the_bound_is_refused_before_the_application_sees_i
         # while the probes answer whatever the load
         async with httpx.AsyncClient(base_url=single.url, timeout=WAIT) as http:
             assert (await http.get("/healthz")).status_code == 200
+
+
+async def test_a_refused_client_that_asks_again_at_once_waits_the_retry_after(
+    single: Server,
+) -> None:
+    address = urlsplit(single.url)
+    loop = asyncio.get_running_loop()
+    reader, writer = await asyncio.open_connection(address.hostname, address.port)
+    try:
+        async with _slot_held(single.url):
+            # given a request refused while the one slot is taken
+            sent = loop.time()
+            writer.write(_post())
+            assert (await _answer(reader))[0] == 503
+            # when its client asks again at once, on the same connection
+            writer.write(_post())
+        # (the slot is given back: its client has gone)
+
+        # then the request is read only once Retry-After has passed, and answered there
+        status, _, _ = await _answer(reader)
+        assert loop.time() - sent >= RETRY_AFTER_S - 0.01  # the server's clock counts in ms
+        while status == 503:  # the server had not seen the slot's client leave yet
+            writer.write(_post())
+            status, _, _ = await _answer(reader)
+        assert status == 200
+    finally:
+        writer.close()
 
 
 async def test_a_slot_is_given_back_when_the_response_is_complete(single: Server) -> None:
@@ -351,7 +393,7 @@ async def test_a_slot_is_given_back_when_the_response_is_complete(single: Server
 async def test_a_slot_is_given_back_when_its_client_goes_away(single: Server) -> None:
     # given the slot taken by a request whose client then leaves before sending its body
     async with _slot_held(single.url):
-        refused = await _talk(single.url, _post())
+        refused = await _talk(single.url, _post("Connection: close"))
     assert [status for status, _, _ in _answers(refused)] == [503]
 
     # when another request comes, then it is answered (once the server has seen the close)
@@ -380,7 +422,8 @@ async def test_pipelined_requests_are_admitted_as_each_starts(single: Server) ->
 
 async def test_a_head_request_past_the_bound_gets_the_503s_head_alone(single: Server) -> None:
     async with _slot_held(single.url):
-        received = await _talk(single.url, b"HEAD /graphql HTTP/1.1\r\nHost: herald\r\n\r\n")
+        head = b"HEAD /graphql HTTP/1.1\r\nHost: herald\r\nConnection: close\r\n\r\n"
+        received = await _talk(single.url, head)
     head, _, body = received.partition(b"\r\n\r\n")
     assert head.startswith(b"HTTP/1.1 503 ")
     assert b"\r\nretry-after: 1\r\n" in head

@@ -25,7 +25,7 @@ from uvicorn.protocols.http.httptools_impl import (
 from uvicorn.protocols.utils import get_client_addr, get_path_with_query_string
 
 from app.config import Settings
-from app.http.shedding import EXEMPT, RELEASE, InFlight, overloaded
+from app.http.shedding import EXEMPT, RELEASE, RETRY_AFTER_S, InFlight, overloaded
 from app.observability.metrics import SHED_REQUESTS
 
 # The scope's keys for work that stops when its client goes away: the task to cancel (set
@@ -115,7 +115,8 @@ class HttpProtocol(HttpToolsProtocol):
     response is complete or the application is done with it, whichever comes first (a
     stream: once it has started). A mutation whose client has gone keeps its slot until it
     ends. A request that finds every slot taken is answered 503 by the protocol itself: no
-    scope reaches the application, no task is made.
+    scope reaches the application, no task is made; its connection is read again once the
+    answer's `Retry-After` has passed.
     """
 
     def __init__(
@@ -137,6 +138,7 @@ class HttpProtocol(HttpToolsProtocol):
         self._refused = False  # answered 431 or 503: what still comes is dropped
         self._in_flight = in_flight
         self._release: Callable[[], None] | None = None  # the slot of the request answered
+        self._hold: asyncio.TimerHandle | None = None  # reading paused after a 503 until then
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         held = HeadHeld(transport, asyncio.get_running_loop())
@@ -145,6 +147,9 @@ class HttpProtocol(HttpToolsProtocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._stop_head_timer()
+        if self._hold is not None:
+            self._hold.cancel()
+            self._hold = None
         cycle = self.cycle
         if cycle is not None and not cycle.response_complete:
             # Nobody will read the answer: the work on it (its SQL included) stops now.
@@ -211,11 +216,14 @@ class HttpProtocol(HttpToolsProtocol):
             return
         in_flight = self._in_flight
         if in_flight.count >= in_flight.limit:
-            for queued, _ in self.pipeline:  # answered by the 503, and its close
+            cycle.response_complete = True
+            # Kept open unless requests are queued behind it (answered by the 503 and its
+            # close), or the client asked for a close or waits to be told to send its body.
+            close = bool(self.pipeline) or not cycle.keep_alive or cycle.waiting_for_100_continue
+            for queued, _ in self.pipeline:
                 queued.response_complete = True
             self.pipeline.clear()
-            cycle.response_complete = True
-            self._shed(scope)
+            self._shed(scope, close)
             return
         in_flight.count += 1
         held = True
@@ -263,9 +271,11 @@ class HttpProtocol(HttpToolsProtocol):
         if not self._refused:  # the 431 or the 503 was the answer
             super().send_400_response(msg)
 
-    def _shed(self, scope: dict[str, Any]) -> None:
+    def _shed(self, scope: dict[str, Any], close: bool) -> None:
         """503 `OVERLOADED` with `Retry-After`, written here: the application never sees the
-        request. uvicorn's access line is kept (its own format, as for any response)."""
+        request. uvicorn's access line is kept (its own format, as for any response). Unless
+        `close`, the connection stays open and is not read until `Retry-After` has passed
+        (app/http/shedding.py); the rest of this request's body is dropped then."""
         SHED_REQUESTS.inc()
         method = scope["method"]
         if self.access_log:
@@ -277,7 +287,21 @@ class HttpProtocol(HttpToolsProtocol):
                 scope["http_version"],
                 503,
             )
-        self._refuse(overloaded(self.server_state.default_headers, head=method == "HEAD"))
+        answer = overloaded(self.server_state.default_headers, head=method == "HEAD", close=close)
+        if close:
+            self._refuse(answer)
+            return
+        self.transport.write(answer)
+        self.on_response_complete()  # uvicorn's: the keep-alive timer runs from now
+        self.transport.pause_reading()
+        if self._hold is not None:  # a request pipelined in the same read, shed too
+            self._hold.cancel()
+        self._hold = self.loop.call_later(RETRY_AFTER_S, self._end_hold)
+
+    def _end_hold(self) -> None:
+        self._hold = None
+        if not self.transport.is_closing():
+            self.transport.resume_reading()
 
     def _refuse_head(self) -> None:
         """431 (unless a response is being written: then the connection just closes after it)."""

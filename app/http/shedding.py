@@ -6,7 +6,11 @@ than the clients would wait, and the work of abandoned requests went on to their
 A request over the bound is answered 503 with `Retry-After`, in the GraphQL error shape
 clients already handle, by uvicorn's protocol (app/http/protocol.py) as soon as its head is
 parsed: before its body is read, and without an ASGI task, so a refusal costs next to nothing
-however loaded the process is.
+however loaded the process is. The connection stays open, and what its client sends next is
+read once `Retry-After` has passed: a client that asks again at once (load generators do,
+and retry loops without a backoff) waits as told instead of being refused again and again,
+and does not come back on a new connection either (a close made it reconnect at once, and
+the new connections queued before the server could answer anyone).
 
 A streamed answer (a subscription over SSE or multipart) gives its slot back once it has
 started (`release_in_flight`): it would hold it for its whole life otherwise, and a few open
@@ -23,22 +27,20 @@ from starlette.types import Scope
 # Probes and metrics answer whatever the load: they are how an operator sees it. Matched on
 # the request's raw path, so they need no parsing of their own.
 EXEMPT = frozenset({b"/healthz", b"/readyz", b"/metrics"})
+RETRY_AFTER_S = 1
 _BODY = orjson.dumps(
     {
         "errors": [
             {
                 "message": "the server is at capacity: retry after the given seconds",
-                "extensions": {"code": "OVERLOADED", "retryAfter": 1},
+                "extensions": {"code": "OVERLOADED", "retryAfter": RETRY_AFTER_S},
             }
         ]
     }
 )
-_HEADERS = (
-    b"content-type: application/json\r\n"
-    b"content-length: %d\r\n"
-    b"retry-after: 1\r\n"
-    # A client that does not wait as told must connect again to be refused again.
-    b"connection: close\r\n\r\n" % len(_BODY)
+_HEADERS = b"content-type: application/json\r\ncontent-length: %d\r\nretry-after: %d\r\n" % (
+    len(_BODY),
+    RETRY_AFTER_S,
 )
 _STATUS_LINE = b"HTTP/1.1 503 Service Unavailable\r\n"
 
@@ -57,11 +59,13 @@ class InFlight:
         self.count = 0
 
 
-def overloaded(default_headers: Iterable[tuple[bytes, bytes]], *, head: bool) -> bytes:
-    """The whole 503, with the server's headers (`nosniff`, the date); no body for HEAD."""
+def overloaded(default_headers: Iterable[tuple[bytes, bytes]], *, head: bool, close: bool) -> bytes:
+    """The whole 503, with the server's headers (`nosniff`, the date); no body for HEAD;
+    `connection: close` when the connection ends with it."""
     lines = [_STATUS_LINE]
     lines += [b"%s: %s\r\n" % pair for pair in default_headers]
     lines.append(_HEADERS)
+    lines.append(b"connection: close\r\n\r\n" if close else b"\r\n")
     if not head:
         lines.append(_BODY)
     return b"".join(lines)
