@@ -143,13 +143,6 @@ class ImportInput(Protocol):
 
 
 @dataclass(frozen=True)
-class ImportInputRow:
-    phone: str
-    name: str | None = None
-    attributes: Any = None
-
-
-@dataclass(frozen=True)
 class ImportRowError:
     index: int  # position in the submitted rows, from 0
     phone: str  # as submitted
