@@ -246,19 +246,33 @@ async def test_a_search_the_database_should_not_see_is_refused_naming_the_argume
     # given
     await factories.contacts(session, 3)
     await session.commit()
-    headers = {"Authorization": f"Bearer {admin_key}"}
     answers = []
-    async with httpx.AsyncClient(headers=headers, timeout=30) as http:
-        for server in servers:
-            # when: as a variable and as a literal
-            answers.append(await _post(http, server, SEARCH, {"search": value}))
-            answers.append(await _post(http, server, literal, {}))
-    # then
+    for accept in ("application/json", "application/graphql-response+json"):
+        headers = {"Authorization": f"Bearer {admin_key}", "Accept": accept}
+        async with httpx.AsyncClient(headers=headers, timeout=30) as http:
+            for server in servers:
+                # when: as a variable and as a literal
+                answers.append(await _answer(http, server, SEARCH, {"search": value}))
+                answers.append(await _answer(http, server, literal, {}))
+    # then: a request error, before any field ran: no `data`, and 400 in the media type that
+    # tells request errors by their status
     refused = {
         "message": message,
         "extensions": {"code": "BAD_USER_INPUT", "argument": "search"},
     }
-    assert answers == [(200, None, [refused])] * 4
+    assert answers == [(200, {"errors": [refused]})] * 4 + [(400, {"errors": [refused]})] * 4
+
+
+async def _answer(
+    http: httpx.AsyncClient, server: Server, document: str, variables: dict[str, Any]
+) -> tuple[int, dict[str, Any]]:
+    """(HTTP status, the body without its extensions)."""
+    response = await http.post(
+        server.url + "/graphql", json={"query": document, "variables": variables}
+    )
+    body = response.json()
+    body.pop("extensions", None)
+    return response.status_code, body
 
 
 async def test_a_nul_character_in_a_mutation_is_a_clear_error_and_writes_nothing(

@@ -22,6 +22,7 @@ from tests.ws_client import gql_socket
 
 pytestmark = pytest.mark.asyncio
 
+SEARCH = "query($search: String) { contacts(search: $search) { totalCount } }"
 VERSION = "{ version }"
 CONTACTS = "query Contacts($first: Int) { contacts(first: $first) { totalCount } }"
 CREATE = 'mutation Create { createCategory(input: {name: "x"}) { __typename } }'
@@ -151,6 +152,11 @@ async def test_an_accept_without_json_is_refused_with_406(
             "OPERATION_NOT_FOUND",
             id="unknown operation name",
         ),
+        pytest.param(
+            {"query": SEARCH, "variables": {"search": "x" * 101}},
+            "BAD_USER_INPUT",
+            id="an argument over its declared length",
+        ),
     ],
 )
 async def test_a_request_error_has_no_data_and_its_status_follows_the_media_type(
@@ -225,6 +231,23 @@ async def test_an_error_while_executing_keeps_data_and_200(
     assert response.status_code == 200
     assert response.json()["data"] is None  # the non-null field took its parent with it
     assert codes(response) == ["UNAUTHENTICATED"]
+
+
+async def test_a_fields_refusal_of_its_argument_keeps_data_and_200(
+    servers: tuple[Server, Server], admin_key: str
+) -> None:
+    # given: a page size the field refuses as it runs (the same code as a request error's)
+    response = await both(
+        servers,
+        admin_key,
+        "POST",
+        json={"query": "{ version contacts(first: 101) { totalCount } }"},
+        headers={"Accept": APOLLO},
+    )
+    assert response.status_code == 200
+    assert response.json()["data"] is None
+    [error] = response.json()["errors"]
+    assert (error["extensions"]["code"], error["path"]) == ("BAD_USER_INPUT", ["contacts"])
 
 
 async def test_variable_errors_speak_json(servers: tuple[Server, Server], admin_key: str) -> None:

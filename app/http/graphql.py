@@ -62,6 +62,9 @@ _STATUS: dict[str, tuple[int, int]] = {
     "TOO_MANY_ALIASES": (400, 200),
     "TOO_MANY_REPEATS": (400, 200),
     "QUERY_TOO_COMPLEX": (400, 200),
+    # An argument's value refused before execution (`@maxLength`, NUL); the same code on a
+    # field's error (it has a `path`) is an execution error, answered with `data`.
+    "BAD_USER_INPUT": (400, 200),
 }
 # A stream's caller refused before it opens (schema/streams.py). Not request errors when a
 # field of a query refuses its caller: the answer has `data` then, and 200.
@@ -124,11 +127,12 @@ def response_media_type(accept: str) -> str:
 
 def is_request_error(errors: object) -> bool:
     """Errors that kept the operation from running (a refusal, a document that does not
-    parse or validate, variables that do not coerce): answered without `data`."""
+    parse or validate, variables or arguments refused): answered without `data`. A field's
+    error has a `path`: the operation ran."""
     return (
         isinstance(errors, list)
         and bool(errors)
-        and all(_code(error) in _STATUS for error in errors)
+        and all(_code(error) in _STATUS and "path" not in error for error in errors)
     )
 
 
