@@ -183,7 +183,10 @@ def attacks(new_key: Callable[[], dict[str, str]], secret: str) -> list[Attack]:
             "variables": {"s": "a" * 900_000},
         }
     )
+    # The same field 700 times (705 tokens), and the same selection 700 times (2,800 tokens:
+    # over the token limit).
     repeated = "{ dashboard { " + " ".join(["contactCount"] * 700) + " } } #%d"
+    selections = "{ " + " ".join(["dashboard { contactCount }"] * 700) + " } #%d"
     costly = json.dumps(
         {
             "query": "query($n: Int = 100) { messages(first: $n) { nodes { campaign "
@@ -248,6 +251,7 @@ end
 """
     )
     repeats = json.dumps({"query": repeated})
+    repeated_selections = json.dumps({"query": selections})
     search_key, cost_key, nul_key, admin = new_key(), new_key(), new_key(), new_key()
     bogus = {"Authorization": "Bearer hk_" + "0" * 43}
     return [
@@ -256,6 +260,11 @@ end
             "700 repeats, new text each time, no key",
             _varying(repeats.replace("%", "%%").replace("#%%d", "#%d"), {}),
             sample=(repeats.replace("%d", "1"), {}),
+        ),
+        Attack(
+            "700 repeated selections, new text each time, no key",
+            _varying(repeated_selections.replace("%", "%%").replace("#%%d", "#%d"), {}),
+            sample=(repeated_selections.replace("%d", "1"), {}),
         ),
         Attack(
             "cost bomb through a declared default",

@@ -113,8 +113,8 @@ async def test_depth_at_the_limit_runs(gql: GqlClient, settings: Settings) -> No
 
 
 async def test_alias_bomb_is_refused_fast(gql: GqlClient) -> None:
-    # given: 500 aliases of a public field (1,500 tokens: under the token limit)
-    query = "{ " + " ".join(f"a{i}: version" for i in range(500)) + " }"
+    # given: 300 aliases of a public field (900 tokens: under the token limit)
+    query = "{ " + " ".join(f"a{i}: version" for i in range(300)) + " }"
     # when
     result, elapsed = await timed(gql, query)
     # then
@@ -183,7 +183,7 @@ async def test_huge_document_is_refused_fast(gql: GqlClient) -> None:
     # then
     assert code_of(result) == "QUERY_TOO_LARGE"
     assert result.errors is not None
-    assert "3000 tokens" in result.errors[0]["message"]
+    assert "1000 tokens" in result.errors[0]["message"]
     assert elapsed < FAST_S
     await still_responsive(gql)
 
@@ -192,7 +192,7 @@ async def test_huge_document_is_refused_fast(gql: GqlClient) -> None:
     "query",
     [
         # the same field over and over: standard validation compares every pair (1 s+)
-        "{ " + "contacts { totalCount } " * 700 + "}",
+        "{ contacts { " + "totalCount " * 700 + "} }",
         # repeats that multiply through nesting: contacts.nodes is asked for 100 times
         "{ " + ("contacts(first: 1) { " + "nodes { id } " * 10 + "} ") * 10 + "}",
     ],

@@ -30,7 +30,7 @@ pytestmark = pytest.mark.asyncio
 PROTECTED = "{ dashboard { contactCount } }"
 VERSION = "{ version }"
 # The same field 700 times: standard validation compares every pair of them (most of a second).
-REPEATED = "{ " + "contacts { totalCount } " * 700 + "}"
+REPEATED = "{ contacts { " + "totalCount " * 700 + "} }"
 SEARCH = "query($s: String) { contacts(search: $s) { totalCount } }"
 SUBSCRIPTION = 'subscription { campaignProgress(id: "1") { status } }'
 CREATE_CONTACT = """
