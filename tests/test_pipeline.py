@@ -262,6 +262,27 @@ def parses(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     return parsed
 
 
+async def test_a_document_that_does_not_parse_is_parsed_once(
+    paths: tuple[Server, Server], admin_key: str, parses: list[str]
+) -> None:
+    for server in paths:
+        # given: a document over the token limit, and one cut short
+        too_long = unseen("{ " + "version " * 2_000 + "}")
+        cut = unseen("{ version")
+        parses.clear()
+        # when
+        codes = [
+            (await post(server, admin_key, json_body(document))).json()["errors"][0]
+            for document in (too_long, cut)
+        ]
+        # then: each refused once parsed, by the planned path, or by the view alone
+        assert [error["extensions"]["code"] for error in codes] == [
+            "QUERY_TOO_LARGE",
+            "PARSE_FAILED",
+        ]
+        assert parses == [too_long, cut]
+
+
 async def test_only_documents_that_pass_stay_parsed(
     paths: tuple[Server, Server], admin_key: str, parses: list[str]
 ) -> None:

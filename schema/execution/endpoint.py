@@ -229,7 +229,8 @@ class PlannedQueries:
             return None
         try:
             parsed = await parse_request_document(query, settings.query_max_tokens)
-        except GraphQLError:  # does not parse, or too many tokens
+        except GraphQLError as error:  # does not parse, or too many tokens
+            handoff.unparsed = error
             return None
         if query_operation(parsed.document, name) is None:  # mutations, subscriptions
             return None

@@ -121,11 +121,15 @@ async def parse_steps(
 ) -> tuple[ParsedDocument, OperationDefinitionNode]:
     """The steps from a rate limit refusal known without a round trip to the rate limit: a
     shape refusal the same document already got (`known_refusal`: it was not kept parsed),
-    the cached parse under the token limit, the operation it names (no mutation over GET),
-    the trusted documents, then the rate limit itself."""
+    the cached parse under the token limit (or the planned path's failed parse, handed over:
+    a document over the token limit is not parsed twice), the operation it names (no
+    mutation over GET), the trusted documents, then the rate limit itself."""
     refuse_known_rate_limit(context)
     if (known := known_refusal(query, operation_name, variables)) is not None:
         raise known
+    handoff = handoff_of(context)
+    if handoff is not None and handoff.unparsed is not None:
+        raise handoff.unparsed
     parsed = await parse_request_document(query, context.settings.query_max_tokens)
     operation = select_operation(parsed.document, operation_name)
     request = context.request
@@ -182,6 +186,7 @@ class Handoff:
     variables_within_bounds: bool = False  # `variables_error` found nothing to refuse
     document: Document | None = None  # the document it named, found
     verdict: Verdict | None = None  # the rate limiter's answer, when it was asked
+    unparsed: GraphQLError | None = None  # why the document does not parse (or is too long)
     timed_out: bool = False  # the operation already ran out of time
 
 
