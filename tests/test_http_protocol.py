@@ -420,6 +420,16 @@ async def test_pipelined_requests_are_admitted_as_each_starts(single: Server) ->
     assert answers[1][1]["connection"] == "close"
 
 
+async def test_a_refused_client_waiting_to_send_its_body_is_closed(single: Server) -> None:
+    # given the slot taken, when a client asks to send its body (`Expect: 100-continue`)
+    async with _slot_held(single.url):
+        received = await _talk(single.url, _post("Expect: 100-continue", body=b""))
+    # then it is refused and closed: a body it might never send cannot be told from the
+    # next request
+    [(status, headers, _)] = _answers(received)
+    assert (status, headers["connection"]) == (503, "close")
+
+
 async def test_a_head_request_past_the_bound_gets_the_503s_head_alone(single: Server) -> None:
     async with _slot_held(single.url):
         head = b"HEAD /graphql HTTP/1.1\r\nHost: herald\r\nConnection: close\r\n\r\n"
