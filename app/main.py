@@ -152,7 +152,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
         gc.set_threshold(10_000, 10, 10)
         # While a large new document is parsed on its thread (schema/execution/pipeline.py),
         # the event loop gets the interpreter back within 1 ms rather than 5: during a flood
-        # of them a probe's p50 halved and its p99 fell from 58-93 to 44-46 ms, for 6% more
+        # of them a probe's p50 halved and its p99 fell from 58-93 to 43-51 ms, for 6% more
         # CPU per parsed request. With one thread running, the interval changes nothing.
         sys.setswitchinterval(0.001)
         try:

@@ -99,6 +99,16 @@ end
     )
 
 
+def _new_text_each_time(name: str, document: str) -> Attack:
+    """An attack without a key POSTing `document`, its `#%d` comment new in every request."""
+    body = json.dumps({"query": document})
+    return Attack(
+        name,
+        _varying(body.replace("%", "%%").replace("#%%d", "#%d"), {}),
+        sample=(body.replace("%d", "1"), {}),
+    )
+
+
 def _wrk(url: str, script: str, seconds: int, connections: int) -> Run:
     with tempfile.NamedTemporaryFile("w", suffix=".lua", prefix="herald-abuse-") as file:
         file.write(script + _REPORT)
@@ -250,22 +260,12 @@ request = function()
 end
 """
     )
-    repeats = json.dumps({"query": repeated})
-    repeated_selections = json.dumps({"query": selections})
     search_key, cost_key, nul_key, admin = new_key(), new_key(), new_key(), new_key()
     bogus = {"Authorization": "Bearer hk_" + "0" * 43}
     return [
         Attack("900 KB search (key)", _post(search, search_key), sample=(search, search_key)),
-        Attack(
-            "700 repeats, new text each time, no key",
-            _varying(repeats.replace("%", "%%").replace("#%%d", "#%d"), {}),
-            sample=(repeats.replace("%d", "1"), {}),
-        ),
-        Attack(
-            "700 repeated selections, new text each time, no key",
-            _varying(repeated_selections.replace("%", "%%").replace("#%%d", "#%d"), {}),
-            sample=(repeated_selections.replace("%d", "1"), {}),
-        ),
+        _new_text_each_time("700 repeats, new text each time, no key", repeated),
+        _new_text_each_time("700 repeated selections, new text each time, no key", selections),
         Attack(
             "cost bomb through a declared default",
             _post(costly, cost_key),
@@ -429,24 +429,23 @@ def _shed_times(url: str) -> list[float]:
 
 def shedding(database: str, headers: dict[str, str], seconds: int, rounds: int) -> str:
     """The mix at 16 and at 64 connections (rate limiting off), in alternating rounds (a
-    5 s round moves by a fifth with whatever else the machine does): requests answered 2xx
-    per second, and how long a shed request waited for its 503; medians of the rounds."""
-    served: dict[int, list[float]] = {16: [], 64: []}
-    refused: dict[int, list[int]] = {16: [], 64: []}
-    p99: dict[int, list[float]] = {16: [], 64: []}
+    5 s round moves by up to a third with whatever else the machine does): requests answered
+    2xx per second, and how long a shed request waited for its 503; medians of the rounds."""
+    runs: dict[int, list[Run]] = {16: [], 64: []}
     shed_ms: dict[int, list[float]] = {16: [], 64: []}
     with running_server(database, 1) as url:
         script = _mix(headers)
         for _ in range(rounds):
             for connections in (16, 64):
                 with _in_background(lambda: _shed_times(url)) as sampled:
-                    run = _wrk(url + "/graphql", script, seconds, connections)
+                    runs[connections].append(_wrk(url + "/graphql", script, seconds, connections))
                 shed_ms[connections] += sampled[0]
-                served[connections].append((run.requests - run.non_2xx) / run.seconds)
-                refused[connections].append(run.non_2xx)
-                p99[connections].append(run.p99_ms)
+    served = {
+        connections: [(run.requests - run.non_2xx) / run.seconds for run in each]
+        for connections, each in runs.items()
+    }
     rows: list[list[object]] = []
-    for connections in (16, 64):
+    for connections, each in runs.items():
         found = shed_ms[connections]
         shed = (
             f"{median(found):.1f} / {max(found):.1f} ms ({len(found)} of {40 * rounds})"
@@ -458,8 +457,8 @@ def shedding(database: str, headers: dict[str, str], seconds: int, rounds: int) 
             [
                 connections,
                 f"{median(served[connections]):,.1f} ({rounds_seen})",
-                f"{median(refused[connections]):,.0f}",
-                f"{median(p99[connections]):.0f}",
+                f"{median([run.non_2xx for run in each]):,.0f}",
+                f"{median([run.p99_ms for run in each]):.0f}",
                 shed,
             ]
         )
