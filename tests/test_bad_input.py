@@ -95,12 +95,21 @@ async def _post(
     http: httpx.AsyncClient, server: Server, document: str, variables: dict[str, Any]
 ) -> tuple[int, Any, Any]:
     """(HTTP status, data, errors)."""
+    status, body = await _answer(http, server, document, variables)
+    return status, body.get("data"), body.get("errors")
+
+
+async def _answer(
+    http: httpx.AsyncClient, server: Server, document: str, variables: dict[str, Any]
+) -> tuple[int, dict[str, Any]]:
+    """(HTTP status, the body without its extensions)."""
     response = await http.post(
         server.url + "/graphql", json={"query": document, "variables": variables}
     )
     assert response.status_code != 500, response.text
     body = response.json()
-    return response.status_code, body.get("data"), body.get("errors")
+    body.pop("extensions", None)
+    return response.status_code, body
 
 
 def _without_location(errors: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -261,18 +270,6 @@ async def test_a_search_the_database_should_not_see_is_refused_naming_the_argume
         "extensions": {"code": "BAD_USER_INPUT", "argument": "search"},
     }
     assert answers == [(200, {"errors": [refused]})] * 4 + [(400, {"errors": [refused]})] * 4
-
-
-async def _answer(
-    http: httpx.AsyncClient, server: Server, document: str, variables: dict[str, Any]
-) -> tuple[int, dict[str, Any]]:
-    """(HTTP status, the body without its extensions)."""
-    response = await http.post(
-        server.url + "/graphql", json={"query": document, "variables": variables}
-    )
-    body = response.json()
-    body.pop("extensions", None)
-    return response.status_code, body
 
 
 async def test_a_nul_character_in_a_mutation_is_a_clear_error_and_writes_nothing(

@@ -217,37 +217,46 @@ async def test_the_operation_a_socket_names_is_checked_too(
         ]
 
 
+@pytest.mark.parametrize(
+    ("keyed", "query", "code", "path"),
+    [
+        # no key, so the protected field errs while the operation runs
+        pytest.param(
+            False,
+            "{ version dashboard { contactCount } }",
+            "UNAUTHENTICATED",
+            ["dashboard"],
+            id="a protected field without a key",
+        ),
+        # a page size the field refuses as it runs (the same code as a request error's)
+        pytest.param(
+            True,
+            "{ version contacts(first: 101) { totalCount } }",
+            "BAD_USER_INPUT",
+            ["contacts"],
+            id="a field refusing its argument",
+        ),
+    ],
+)
 async def test_an_error_while_executing_keeps_data_and_200(
     servers: tuple[Server, Server],
+    admin_key: str,
+    keyed: bool,
+    query: str,
+    code: str,
+    path: list[str],
 ) -> None:
-    # given: no key, so the protected field errs while the operation runs
     response = await both(
         servers,
-        None,
+        admin_key if keyed else None,
         "POST",
-        json={"query": "{ version dashboard { contactCount } }"},
+        json={"query": query},
         headers={"Accept": APOLLO},
     )
     assert response.status_code == 200
     assert response.json()["data"] is None  # the non-null field took its parent with it
-    assert codes(response) == ["UNAUTHENTICATED"]
-
-
-async def test_a_fields_refusal_of_its_argument_keeps_data_and_200(
-    servers: tuple[Server, Server], admin_key: str
-) -> None:
-    # given: a page size the field refuses as it runs (the same code as a request error's)
-    response = await both(
-        servers,
-        admin_key,
-        "POST",
-        json={"query": "{ version contacts(first: 101) { totalCount } }"},
-        headers={"Accept": APOLLO},
-    )
-    assert response.status_code == 200
-    assert response.json()["data"] is None
     [error] = response.json()["errors"]
-    assert (error["extensions"]["code"], error["path"]) == ("BAD_USER_INPUT", ["contacts"])
+    assert (error["extensions"]["code"], error["path"]) == (code, path)
 
 
 async def test_variable_errors_speak_json(servers: tuple[Server, Server], admin_key: str) -> None:
