@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import gc
 import logging
-import sys
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from datetime import timedelta
@@ -150,11 +149,6 @@ def create_app(settings: Settings | None = None) -> Starlette:
         # young collections every 700 of them only rescan the live ones of the requests in
         # flight (1,000-message page: 8% more requests/s with 10,000).
         gc.set_threshold(10_000, 10, 10)
-        # While a large new document is parsed on its thread (schema/execution/pipeline.py),
-        # the event loop gets the interpreter back within 1 ms rather than 5: during a flood
-        # of them a probe's p50 halved and its p99 fell from 58-93 to 43-51 ms, for 6% more
-        # CPU per parsed request. With one thread running, the interval changes nothing.
-        sys.setswitchinterval(0.001)
         try:
             yield
         finally:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import sys
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
@@ -260,6 +261,30 @@ def parses(monkeypatch: pytest.MonkeyPatch) -> list[str]:
 
     monkeypatch.setattr(pipeline, "parse", counted)
     return parsed
+
+
+async def test_a_large_document_is_parsed_with_short_thread_switches(
+    parses: list[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # given a document too large to be parsed on the event loop
+    document = unseen("{ version }" + " " * pipeline.PARSE_OFF_LOOP_CHARS)
+    parse = pipeline.parse
+    intervals: list[float] = []
+
+    def observed(source: Any, *args: Any, **kwargs: Any) -> Any:
+        intervals.append(sys.getswitchinterval())
+        return parse(source, *args, **kwargs)
+
+    monkeypatch.setattr(pipeline, "parse", observed)
+    before = sys.getswitchinterval()
+    # when
+    parsed = await pipeline.parse_request_document(document, 1_000)
+    # then the loop got the interpreter back every 1 ms while the thread parsed, and the
+    # process's own interval is back
+    assert parsed.document.definitions
+    assert parses == [document]
+    assert intervals == [0.001]
+    assert sys.getswitchinterval() == before
 
 
 async def test_a_document_that_does_not_parse_is_parsed_once(
