@@ -102,6 +102,8 @@ class Settings(BaseSettings):
     query_cost_list_size: int = Field(default=10, ge=1)
     query_timeout_s: float = Field(default=10.0, gt=0)
     request_max_bytes: int = Field(default=1024 * 1024, ge=1024)
+    # A GraphQL request without a well-formed key: introspection is under 2 KB.
+    request_max_bytes_anonymous: int = Field(default=8 * 1024, ge=1024)
     # A request's line and headers: larger is refused with 431 before it is all buffered.
     http_max_head_bytes: int = Field(default=16 * 1024, ge=1024)
     # From connection (or a kept-alive connection's next byte) to a complete head: a client

@@ -31,7 +31,7 @@ from app.cache import total_round_trips
 from app.config import Env, Settings, get_settings
 from app.db.engine import total_statements
 from app.http.graphiql import graphiql_routes, is_loopback
-from app.http.limits import BodySizeLimit
+from app.http.limits import BodyLimit, BodySizeLimit
 from app.http.webhooks import routes as webhook_routes
 from app.live.hub import LiveHub
 from app.observability.filters import install_phone_masking
@@ -191,12 +191,20 @@ def create_app(settings: Settings | None = None) -> Starlette:
         *webhook_routes,
         *graphiql_routes(settings),
     ]
+    body_limit = BodyLimit(
+        settings.request_max_bytes, settings.request_max_bytes_anonymous, graphql_route.path
+    )
     middleware = [
         Middleware(RequestObservability),
-        Middleware(BodySizeLimit, max_bytes=settings.request_max_bytes),
+        Middleware(BodySizeLimit, limit=body_limit),
     ]
     planned = partial(
-        PlannedQueries, view=graphql, schema=schema, settings=settings, route=graphql_route
+        PlannedQueries,
+        view=graphql,
+        schema=schema,
+        settings=settings,
+        route=graphql_route,
+        body_limit=body_limit,
     )
     return HeraldApp(planned, routes=routes, lifespan=lifespan, middleware=middleware)
 

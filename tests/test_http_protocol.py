@@ -202,13 +202,16 @@ async def test_a_head_over_the_limit_is_refused_with_431(
     assert answer.endswith(b"request headers too large")
 
 
-async def test_a_large_body_is_not_mistaken_for_a_large_head(server: Server) -> None:
+async def test_a_large_body_is_not_mistaken_for_a_large_head(
+    server: Server, admin_key: str
+) -> None:
     # given a request whose body far exceeds the head limit, followed in the same write by
     # a second request (pipelined)
     body = b'{"query": "{ version }"' + b" " * 200_000 + b"}"
     post = (
         b"POST /graphql HTTP/1.1\r\nHost: herald\r\nContent-Type: application/json\r\n"
-        b"Content-Length: %d\r\n\r\n%s" % (len(body), body)
+        b"Authorization: Bearer %s\r\nContent-Length: %d\r\n\r\n%s"
+        % (admin_key.encode(), len(body), body)
     )
 
     # when

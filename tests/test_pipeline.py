@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import sys
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -93,6 +94,9 @@ async def post(
         return await http.post("/graphql", content=body, headers=headers)
 
 
+JSON_TYPE = {"Content-Type": "application/json"}
+
+
 def json_body(document: str, variables: dict[str, Any] | None = None) -> bytes:
     payload: dict[str, Any] = {"query": document}
     if variables is not None:
@@ -121,6 +125,64 @@ async def test_a_chunked_body_just_over_the_limit_is_413_on_both_paths(
     # then
     assert [r.status_code for r in responses] == [413, 413]
     assert all("content-length" not in r.request.headers for r in responses)
+
+
+async def head_only_answer(server: Server, headers: str) -> tuple[int, dict[str, Any]]:
+    """The answer to a POST /graphql whose request line and headers are sent, and no byte of
+    its body."""
+    host, port = server.url.removeprefix("http://").split(":")
+    reader, writer = await asyncio.open_connection(host, int(port))
+    try:
+        writer.write(f"POST /graphql HTTP/1.1\r\nHost: {host}\r\n{headers}\r\n".encode())
+        await writer.drain()
+        head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 10)
+        length = int(re.search(rb"content-length: (\d+)", head, re.I)[1])  # type: ignore[index]
+        return int(head.split()[1]), orjson.loads(await reader.readexactly(length))
+    finally:
+        writer.close()
+
+
+@pytest.mark.parametrize(
+    "authorization",
+    ["", "Authorization: Bearer not-a-key\r\n", "Authorization: Basic dXNlcjpwYXNz\r\n"],
+)
+async def test_without_a_key_a_body_over_the_anonymous_limit_is_413_before_it_is_read(
+    paths: tuple[Server, Server], settings: Settings, authorization: str
+) -> None:
+    # given: a declared length one byte over the limit of a request without a well-formed key
+    declared = settings.request_max_bytes_anonymous + 1
+    headers = f"{authorization}Content-Type: application/json\r\nContent-Length: {declared}\r\n"
+    # when: no byte of the body is sent
+    answers = [await head_only_answer(server, headers) for server in paths]
+    # then: both paths refuse from the headers alone, and say how to send more
+    for status, body in answers:
+        assert status == 413
+        assert body["errors"][0]["extensions"]["code"] == "REQUEST_TOO_LARGE"
+        assert "without an API key" in body["errors"][0]["message"]
+
+
+async def test_a_key_lifts_the_anonymous_body_limit_and_a_chunked_body_cannot_dodge_it(
+    paths: tuple[Server, Server], admin_key: str, settings: Settings
+) -> None:
+    # given: a valid request a few bytes over the anonymous limit
+    pad = "x" * settings.request_max_bytes_anonymous
+    body = json_body(VERSION, {"pad": pad})
+
+    async def chunked() -> AsyncIterator[bytes]:
+        yield body
+
+    for server in paths:
+        # when: sent with a key, without one, and without one nor a Content-Length
+        keyed = await post(server, admin_key, body)
+        async with httpx.AsyncClient(base_url=server.url, timeout=30) as http:
+            anonymous = await http.post("/graphql", content=body, headers=JSON_TYPE)
+            streamed = await http.post("/graphql", content=chunked(), headers=JSON_TYPE)
+        # then
+        assert keyed.status_code == 200
+        assert keyed.json()["data"]["version"]
+        assert [anonymous.status_code, streamed.status_code] == [413, 413]
+        assert "content-length" not in streamed.request.headers
+        assert streamed.json()["errors"][0]["extensions"]["code"] == "REQUEST_TOO_LARGE"
 
 
 # -- Media type ------------------------------------------------------------------------------------

@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.config import Settings
 from app.whatsapp.providers import sign
-from tests.conftest import GqlClient
+from tests.conftest import GqlClient, Server
 from tests.fake_whatsapp import phone, seed_campaign
 
 pytestmark = pytest.mark.asyncio
@@ -338,3 +338,22 @@ async def test_a_delivery_applies_its_valid_items_and_skips_the_rest(
     second = await message(session, 2)
     assert second.status == "delivered"
     assert second.delivered_at is not None
+
+
+async def test_a_delivery_needs_no_key_whatever_its_size(
+    server: Server, settings: Settings, session: AsyncSession
+) -> None:
+    # given: a signed delivery larger than a GraphQL request without a key may be
+    await given_messages(session, "sent")
+    payload = status("wamid.0", "delivered", pad="x" * settings.request_max_bytes_anonymous)
+    body = orjson.dumps(payload)
+    # when: sent with its signature alone
+    async with httpx.AsyncClient(base_url=server.url, timeout=30) as anonymous:
+        response = await anonymous.post(
+            URL,
+            content=body,
+            headers={"Content-Type": "application/json", "X-Hub-Signature-256": sign(SECRET, body)},
+        )
+    # then
+    assert response.status_code == 200
+    assert (await message(session, 1)).status == "delivered"

@@ -3,9 +3,45 @@ GraphQL response (app/http/graphql.py)."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from app.api_keys.service import bearer_token, well_formed
 from app.http.graphql import Refusal
+
+
+@dataclass(frozen=True, slots=True)
+class BodyLimit:
+    """The largest body a request may send: `max_bytes`, or `anonymous_bytes` to the GraphQL
+    endpoint without a well-formed key. A caller without a key can run no more than
+    introspection and `__typename` (under 2 KB), so its body is refused from its
+    Content-Length, before anything reads it: a large document or a million variables'
+    values from anyone costs no parse and no JSON decoding."""
+
+    max_bytes: int
+    anonymous_bytes: int
+    graphql_path: str
+
+    def of(self, scope: Scope) -> int:
+        if scope["path"] != self.graphql_path or self.anonymous_bytes >= self.max_bytes:
+            return self.max_bytes
+        for name, value in scope["headers"]:
+            if name == b"authorization":
+                token = bearer_token(value.decode("latin-1"))
+                if token is not None and well_formed(token):
+                    return self.max_bytes
+        return self.anonymous_bytes
+
+    def refusal(self, max_bytes: int) -> Refusal:
+        if max_bytes < self.max_bytes:
+            message = (
+                f"a request without an API key may send at most {max_bytes} bytes:"
+                " send `Authorization: Bearer <key>`"
+            )
+        else:
+            message = f"request body larger than {max_bytes} bytes"
+        return Refusal(message, "REQUEST_TOO_LARGE")
 
 
 class _TooLarge(Exception):
@@ -35,22 +71,23 @@ class StreamedSize:
 
 
 class BodySizeLimit:
-    """Refuses bodies over `max_bytes`: at once from Content-Length, or while streaming
-    a chunked body (the declared length can be absent or a lie)."""
+    """Refuses bodies over the request's `BodyLimit`: at once from Content-Length, or while
+    streaming a chunked body (the declared length can be absent or a lie)."""
 
-    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+    def __init__(self, app: ASGIApp, limit: BodyLimit) -> None:
         self.app = app
-        self.max_bytes = max_bytes
+        self.limit = limit
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        max_bytes = self.limit.of(scope)
         declared = dict(scope["headers"]).get(b"content-length")
-        if declared is not None and declared_too_large(declared, self.max_bytes):
-            await self._refuse(scope, receive, send)
+        if declared is not None and declared_too_large(declared, max_bytes):
+            await self._refuse(scope, receive, send, max_bytes)
             return
-        size = StreamedSize(self.max_bytes)
+        size = StreamedSize(max_bytes)
         response_started = False
 
         async def limited_receive() -> Message:
@@ -69,12 +106,11 @@ class BodySizeLimit:
         except _TooLarge:
             if response_started:
                 raise
-            await self._refuse(scope, receive, send)
+            await self._refuse(scope, receive, send, max_bytes)
 
-    async def _refuse(self, scope: Scope, receive: Receive, send: Send) -> None:
+    async def _refuse(self, scope: Scope, receive: Receive, send: Send, max_bytes: int) -> None:
         # No `Connection: close`: closing with the client still sending makes the kernel
         # reset the connection, and the client would see a broken pipe instead of the 413.
         # The server drops the rest of the body as it arrives.
         accept = dict(scope["headers"]).get(b"accept", b"").decode("latin-1")
-        refusal = Refusal(f"request body larger than {self.max_bytes} bytes", "REQUEST_TOO_LARGE")
-        await refusal.response(accept)(scope, receive, send)
+        await self.limit.refusal(max_bytes).response(accept)(scope, receive, send)

@@ -50,7 +50,7 @@ from app.http.graphql import (
     query_parameters,
     request_parameters,
 )
-from app.http.limits import StreamedSize, declared_too_large
+from app.http.limits import BodyLimit, StreamedSize, declared_too_large
 from app.http.protocol import CANCEL_ON_DISCONNECT, DISCONNECTED
 from app.observability.metrics import PLANNED_QUERIES
 from app.observability.requests import begin_request, end_request, label_operation, record_request
@@ -98,6 +98,7 @@ class PlannedQueries:
         schema: strawberry.Schema,
         settings: Settings,
         route: BaseRoute,
+        body_limit: BodyLimit,
     ) -> None:
         self.app = app
         self.view = view
@@ -105,7 +106,7 @@ class PlannedQueries:
         self.settings = settings
         self.route = route
         self.path = getattr(route, "path", "/graphql")
-        self.max_bytes = settings.request_max_bytes
+        self.body_limit = body_limit
         # Schema extensions that wrap every resolver (tracing) must see each field.
         self.enabled = settings.fast_execution and not settings.otel_enabled
         executor_class = schema.execution_context_class
@@ -123,6 +124,7 @@ class PlannedQueries:
         ):
             await self.app(scope, receive, send)
             return
+        max_bytes = self.body_limit.of(scope)
         content_type = accept = declared = b""
         for name, value in scope["headers"]:
             if name == b"content-type":
@@ -136,7 +138,7 @@ class PlannedQueries:
         if answer_type is None or (
             method == "POST"
             and (
-                (declared and declared_too_large(declared, self.max_bytes))
+                (declared and declared_too_large(declared, max_bytes))
                 or not json_media_type(content_type.decode("latin-1"))
             )
         ):  # the size-limit middleware refuses a body over the limit, the view the rest
@@ -148,7 +150,7 @@ class PlannedQueries:
             if method == "GET":
                 body, complete, replay = None, True, receive
             else:
-                body, complete = await _read_body(receive, self.max_bytes)
+                body, complete = await _read_body(receive, max_bytes)
                 if body is None:  # the client went away: 500, as the middleware has it
                     record_request(scope, info, 500)
                     return
