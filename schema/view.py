@@ -220,7 +220,16 @@ class HeraldGraphQL(GraphQL[Context, None]):
     async def process_result(
         self, request: Request, result: ExecutionResult
     ) -> GraphQLHTTPResponse:
-        """Strawberry's, without `data` when the operation never ran (a request error)."""
+        """Strawberry's, without `data` when the operation never ran (a request error).
+
+        The errors leave their tracebacks here: a traceback's frames hold the request (its
+        document among them) and the frame that caught the error holds the error, a cycle
+        that only the cyclic garbage collector frees. During a flood of refused large
+        documents it freed 115,000 objects at a time."""
+        for error in result.errors or ():
+            error.__traceback__ = None
+            if error.original_error is not None:
+                error.original_error.__traceback__ = None
         body = process_result(result)
         if result.data is None and is_request_error(body.get("errors")):
             del body["data"]
