@@ -347,7 +347,8 @@ def check_measure(measure: Measure, settings: Settings) -> LimitError | None:
 
 class _MeasureCache:
     """Measures per (scale settings, document text, operation, variables): a client sends the same
-    few documents again and again, and the walk costs as much as a small query's execution."""
+    few documents again and again, and the walk costs as much as a small query's execution.
+    Variables over 64 KB, never sent twice, are measured each time: a digest costs more."""
 
     def __init__(self, maxsize: int = 512) -> None:
         self.maxsize = maxsize
@@ -368,6 +369,8 @@ class _MeasureCache:
         digest = b""
         if variables:
             raw = orjson.dumps(variables, option=orjson.OPT_SORT_KEYS)
+            if len(raw) > 64 * 1024:
+                return measure_operation(schema, document, operation_name, variables, settings)
             digest = hashlib.blake2b(raw, digest_size=32).digest()
         # The settings a measure depends on (the check against the maxima runs every time).
         scale = (settings.query_max_cost, settings.page_size_default, settings.query_cost_list_size)
