@@ -72,11 +72,11 @@ async def test_slow_down_bursts_reach_every_contact_once_and_the_rate_recovers(
     assert len(fake.sends) == 2_000
     assert set(fake.sends.values()) == {1}
     assert await status_counts(session, campaign_id) == {"sent": 2_000}
-    # during each burst the workers slowed down: some second saw under 3/4 of the rate
-    asked = Counter(int(r.at) for r in fake.requests)
+    # during each burst the workers slowed down: its 2 s saw under 9/10 of the 400 requests
+    # the full rate asks (calendar seconds would cut a burst in two and blur the count)
     for start in bursts:
-        during = [asked[second] for second in range(int(start) + 1, int(start + 2.0) + 1)]
-        assert min(during) < 150, during
+        during = sum(1 for r in fake.requests if start <= r.at < start + 2.0)
+        assert during < 360, during
     # after the last one the rate came back by itself: full seconds at 200 again
     accepted = Counter(int(r.at) for r in fake.answered(0))
     after = [accepted[s] for s in range(int(bursts[-1] + 2.0) + 1, max(accepted))]
