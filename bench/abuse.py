@@ -25,6 +25,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import quote
 
 import httpx
 import redis
@@ -65,6 +66,7 @@ class Attack:
     action: Callable[[str], Any] | None = None  # holds the attack for the probe's duration
     path: str = "/graphql"
     sample: tuple[str, dict[str, str]] | None = None  # one request's body and headers
+    method: str = "POST"  # a GET's sample is its path and query string instead of a body
 
 
 @dataclass(frozen=True)
@@ -107,6 +109,19 @@ def _new_text_each_time(name: str, document: str, headers: dict[str, str]) -> At
         _varying(body.replace("%", "%%").replace("#%%d", "#%d"), headers),
         sample=(body.replace("%d", "1"), headers),
     )
+
+
+def _got_new_text_each_time(name: str, document: str) -> Attack:
+    """An attack without a key GETting `document`, its `#%d` comment new in every request."""
+    path = "/graphql?query=" + quote(document.replace("#%d", "#"), safe="")
+    script = f"""
+local n = 0
+request = function()
+  n = n + 1
+  return wrk.format("GET", {lua_string(path)} .. n)
+end
+"""
+    return Attack(name, script, sample=(path + "1", {}), method="GET")
 
 
 def _wrk(url: str, script: str, seconds: int, connections: int) -> Run:
@@ -267,6 +282,7 @@ end
         Attack("900 KB search (key)", _post(search, search_key), sample=(search, search_key)),
         _new_text_each_time("700 repeats, new text each time, no key", repeated, {}),
         _new_text_each_time("700 repeats, new text each time (key)", repeated, repeats_key),
+        _got_new_text_each_time("700 repeats over GET, new text each time, no key", repeated),
         _new_text_each_time("700 repeated selections, new text each time, no key", selections, {}),
         _new_text_each_time(
             "700 repeated selections, new text each time (key)", selections, selections_key
@@ -337,12 +353,15 @@ def _answer(url: str, attack: Attack) -> str:
     if attack.sample is None:
         return ""
     body, headers = attack.sample
-    response = httpx.post(
-        url + attack.path,
-        content=body.encode(),
-        headers={"Content-Type": "application/json", **headers},
-        timeout=30,
-    )
+    if attack.method == "GET":
+        response = httpx.get(url + body, headers=headers, timeout=30)
+    else:
+        response = httpx.post(
+            url + attack.path,
+            content=body.encode(),
+            headers={"Content-Type": "application/json", **headers},
+            timeout=30,
+        )
     try:
         errors = response.json().get("errors") or []
     except ValueError:

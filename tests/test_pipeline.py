@@ -91,12 +91,16 @@ async def post(
     body: bytes | AsyncIterator[bytes],
     content_type: str = "application/json",
 ) -> httpx.Response:
-    headers = {"Authorization": f"Bearer {key}", "Content-Type": content_type}
+    headers = {**bearer(key), "Content-Type": content_type}
     async with httpx.AsyncClient(base_url=server.url, timeout=30) as http:
         return await http.post("/graphql", content=body, headers=headers)
 
 
 JSON_TYPE = {"Content-Type": "application/json"}
+
+
+def bearer(key: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {key}"}
 
 
 def json_body(document: str, variables: dict[str, Any] | None = None) -> bytes:
@@ -185,6 +189,25 @@ async def test_a_key_lifts_the_anonymous_body_limit_and_a_chunked_body_cannot_do
         assert [anonymous.status_code, streamed.status_code] == [413, 413]
         assert "content-length" not in streamed.request.headers
         assert streamed.json()["errors"][0]["extensions"]["code"] == "REQUEST_TOO_LARGE"
+
+
+async def test_without_a_key_a_query_string_over_the_anonymous_limit_is_414(
+    paths: tuple[Server, Server], admin_key: str, settings: Settings
+) -> None:
+    # given: a query over GET a few bytes over the anonymous limit (a document fits in a
+    # request's head, up to HTTP_MAX_HEAD_BYTES)
+    params = {"query": VERSION + " " * settings.request_max_bytes_anonymous}
+    for server in paths:
+        async with httpx.AsyncClient(base_url=server.url, timeout=30) as http:
+            # when: sent without a key, and with one
+            anonymous = await http.get("/graphql", params=params)
+            keyed = await http.get("/graphql", params=params, headers=bearer(admin_key))
+        # then
+        assert anonymous.status_code == 414
+        assert anonymous.json()["errors"][0]["extensions"]["code"] == "URI_TOO_LONG"
+        assert "without an API key" in anonymous.json()["errors"][0]["message"]
+        assert keyed.status_code == 200
+        assert keyed.json()["data"]["version"]
 
 
 # -- Media type ------------------------------------------------------------------------------------

@@ -47,6 +47,7 @@ _STATUS: dict[str, tuple[int, int]] = {
     "METHOD_NOT_ALLOWED": (405, 405),
     "NOT_ACCEPTABLE": (406, 406),
     "REQUEST_TOO_LARGE": (413, 413),
+    "URI_TOO_LONG": (414, 414),
     "UNSUPPORTED_MEDIA_TYPE": (415, 415),
     "RATE_LIMITED": (429, 429),
     "SUBSCRIPTION_OVER_HTTP": (400, 400),

@@ -13,11 +13,11 @@ from app.http.graphql import Refusal
 
 @dataclass(frozen=True, slots=True)
 class BodyLimit:
-    """The largest body a request may send: `max_bytes`, or `anonymous_bytes` to the GraphQL
-    endpoint without a well-formed key. A caller without a key can run no more than
-    introspection and `__typename` (under 2 KB), so its body is refused from its
-    Content-Length, before anything reads it: a large document or a million variables'
-    values from anyone costs no parse and no JSON decoding."""
+    """The most a request may send, as its body or its query string: `max_bytes`, or
+    `anonymous_bytes` to the GraphQL endpoint without a well-formed key. A caller without a
+    key can run no more than introspection and `__typename` (under 2 KB), so a larger
+    request is refused before anything reads it (a body from its Content-Length): a large
+    document or a million variables' values from anyone costs no parse and no decoding."""
 
     max_bytes: int
     anonymous_bytes: int
@@ -33,15 +33,16 @@ class BodyLimit:
                     return self.max_bytes
         return self.anonymous_bytes
 
-    def refusal(self, max_bytes: int) -> Refusal:
+    def refusal(self, max_bytes: int, what: str = "body") -> Refusal:
+        code = "REQUEST_TOO_LARGE" if what == "body" else "URI_TOO_LONG"
         if max_bytes < self.max_bytes:
             message = (
-                f"a request without an API key may send at most {max_bytes} bytes:"
-                " send `Authorization: Bearer <key>`"
+                f"a request without an API key may send a {what} of at most {max_bytes}"
+                " bytes: send `Authorization: Bearer <key>`"
             )
         else:
-            message = f"request body larger than {max_bytes} bytes"
-        return Refusal(message, "REQUEST_TOO_LARGE")
+            message = f"request {what} larger than {max_bytes} bytes"
+        return Refusal(message, code)
 
 
 class _TooLarge(Exception):
@@ -83,9 +84,12 @@ class BodySizeLimit:
             await self.app(scope, receive, send)
             return
         max_bytes = self.limit.of(scope)
+        if len(scope["query_string"]) > max_bytes:
+            await self._refuse(scope, receive, send, self.limit.refusal(max_bytes, "query string"))
+            return
         declared = dict(scope["headers"]).get(b"content-length")
         if declared is not None and declared_too_large(declared, max_bytes):
-            await self._refuse(scope, receive, send, max_bytes)
+            await self._refuse(scope, receive, send, self.limit.refusal(max_bytes))
             return
         size = StreamedSize(max_bytes)
         response_started = False
@@ -106,11 +110,11 @@ class BodySizeLimit:
         except _TooLarge:
             if response_started:
                 raise
-            await self._refuse(scope, receive, send, max_bytes)
+            await self._refuse(scope, receive, send, self.limit.refusal(max_bytes))
 
-    async def _refuse(self, scope: Scope, receive: Receive, send: Send, max_bytes: int) -> None:
+    async def _refuse(self, scope: Scope, receive: Receive, send: Send, refusal: Refusal) -> None:
         # No `Connection: close`: closing with the client still sending makes the kernel
         # reset the connection, and the client would see a broken pipe instead of the 413.
         # The server drops the rest of the body as it arrives.
         accept = dict(scope["headers"]).get(b"accept", b"").decode("latin-1")
-        await self.limit.refusal(max_bytes).response(accept)(scope, receive, send)
+        await refusal.response(accept)(scope, receive, send)

@@ -135,13 +135,17 @@ class PlannedQueries:
                 declared = value
         # None for an `Accept` that takes no JSON: the view refuses it, or streams.
         answer_type = _CONTENT_TYPES.get(answer_media_type(accept.decode("latin-1")))
-        if answer_type is None or (
-            method == "POST"
-            and (
-                (declared and declared_too_large(declared, max_bytes))
-                or not json_media_type(content_type.decode("latin-1"))
+        if (
+            answer_type is None
+            or len(scope["query_string"]) > max_bytes
+            or (
+                method == "POST"
+                and (
+                    (declared and declared_too_large(declared, max_bytes))
+                    or not json_media_type(content_type.decode("latin-1"))
+                )
             )
-        ):  # the size-limit middleware refuses a body over the limit, the view the rest
+        ):  # the size-limit middleware refuses what is over the limit, the view the rest
             await self.app(scope, receive, send)
             return
         info, token = begin_request(scope)
