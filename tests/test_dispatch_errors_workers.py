@@ -61,29 +61,41 @@ async def test_slow_down_bursts_reach_every_contact_once_and_the_rate_recovers(
     worker = await start_worker(
         whatsapp_rate_per_second=200, whatsapp_rate_recovery_s=4, dispatch_batch_size=100
     )
+    client = redis.asyncio.Redis.from_url(str(settings.redis_url))
+    pacer = Pacer(client, 200, 4, PHONE_NUMBER_ID)
+    rates: list[tuple[float, int]] = []  # the workers' shared rate, every 50 ms
+
+    async def watch() -> None:
+        while True:
+            rates.append((time.time(), await pacer.current()))
+            await asyncio.sleep(0.05)
+
+    watcher = asyncio.create_task(watch())
 
     # when
     await gql.ok(START, {"id": str(campaign_id)})
     await worker.completed(session, campaign_id)
     worker.stop()
+    watcher.cancel()
 
     # then every contact was reached exactly once, nothing failed
     assert len(bursts) == 3
     assert len(fake.sends) == 2_000
     assert set(fake.sends.values()) == {1}
     assert await status_counts(session, campaign_id) == {"sent": 2_000}
-    # during each burst the workers slowed down: its 2 s saw under 9/10 of the 400 requests
-    # the full rate asks (calendar seconds would cut a burst in two and blur the count)
+    # during each burst the workers slowed down: their shared rate was halved, and a halved
+    # rate regains 50/s (counting the requests the fake answered per second measured the fake
+    # as much: on a busy machine it answers them late, in heaps)
     for start in bursts:
-        during = sum(1 for r in fake.requests if start <= r.at < start + 2.0)
-        assert during < 360, during
+        during = [rate for at, rate in rates if start <= at <= start + 2.0]
+        assert during, rates
+        assert min(during) < 150, during
     # after the last one the rate came back by itself: full seconds at 200 again
     accepted = Counter(int(r.at) for r in fake.answered(0))
     after = [accepted[s] for s in range(int(bursts[-1] + 2.0) + 1, max(accepted))]
     assert len(after) >= 2, after
     assert max(after) >= 190, after
-    client = redis.asyncio.Redis.from_url(str(settings.redis_url))
-    assert await Pacer(client, 200, 4, PHONE_NUMBER_ID).current() == 200
+    assert await pacer.current() == 200
     await client.aclose()
 
 
