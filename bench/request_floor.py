@@ -1,0 +1,200 @@
+"""The contacts page below Herald: what the same answer costs from the parts Herald runs on.
+
+    python -m bench.request_floor [--duration 5] [--rounds 3] [--connections 4]
+
+Four servers give the same 20 contacts (checked equal first), one process each, under
+the same `wrk -t1 -c4`, rounds alternating:
+
+- **uvicorn**: uvicorn with httptools and uvloop, answering bytes fetched once at start;
+- **uvicorn + asyncpg**: the same, with one asyncpg statement per request (a connection
+  per client, rows to JSON with orjson), no GraphQL;
+- **Herald**: `herald serve --workers 1`;
+- **PG4**: PostGraphile 4 (bench/peers.py).
+
+The first two are the ASGI app in this module, run by uvicorn's own command. They tell
+how fast a Python server on this machine can answer the page at all, so Herald's gap to
+them is what its own layers cost (GraphQL, limits, auth, metrics, logging), and the
+table says whether a ratio against PostGraphile is out of the stack's reach or Herald's.
+Server CPU per request counts the server's process tree, from /proc.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections import deque
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
+from typing import Any
+
+import asyncpg
+import orjson
+
+from bench.common import (
+    Scale,
+    authorization,
+    cpu_seconds,
+    free_port,
+    median,
+    prepare,
+    served,
+    server_environment,
+    server_process,
+    table,
+)
+from bench.peers import (
+    SHAPES,
+    Dialect,
+    Load,
+    Round,
+    Server,
+    check_equal,
+    herald,
+    postgraphile4,
+    progress,
+    wrk,
+)
+
+# The statement Herald's contacts page runs (app/contacts/repository.py), one row more
+# than the page for `hasNextPage`.
+STATEMENT = """SELECT id, phone, name, whatsapp_status FROM contacts
+ORDER BY id DESC LIMIT $1"""
+PAGE = 20
+_MODE = "HERALD_BENCH_FLOOR"  # "fixed" or "driver"
+_DATABASE = "HERALD_BENCH_FLOOR_DATABASE"
+
+
+# --- the floor servers (run by uvicorn in a process of their own) ----------------------
+
+_idle: deque[asyncpg.Connection] = deque()
+_fixed: list[bytes] = []
+
+
+async def _page() -> bytes:
+    connection = _idle.popleft()
+    try:
+        records = await connection.fetch(STATEMENT, PAGE + 1)
+    finally:
+        _idle.append(connection)
+    nodes = [
+        {"id": r[0], "phone": r[1], "name": r[2], "whatsappStatus": r[3].upper()}
+        for r in records[:PAGE]
+    ]
+    return orjson.dumps({"data": {"contacts": {"nodes": nodes}}})
+
+
+async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+    """Any request gets the page: fetched now (`driver`), or once at start (`fixed`)."""
+    if scope["type"] == "lifespan":
+        while (await receive())["type"] != "lifespan.shutdown":
+            for _ in range(8):  # more than the clients wrk keeps open
+                _idle.append(await asyncpg.connect(os.environ[_DATABASE]))
+            _fixed.append(await _page())
+            await send({"type": "lifespan.startup.complete"})
+        for connection in _idle:
+            await connection.close()
+        await send({"type": "lifespan.shutdown.complete"})
+        return
+    while (await receive()).get("more_body"):
+        pass
+    body = _fixed[0] if os.environ[_MODE] == "fixed" else await _page()
+    headers = [(b"content-type", b"application/json"), (b"content-length", b"%d" % len(body))]
+    await send({"type": "http.response.start", "status": 200, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
+
+
+@contextmanager
+def floor_server(database: str, mode: str) -> Iterator[str]:
+    """This module's app under uvicorn (httptools, uvloop, no access log); yields its endpoint."""
+    port = free_port()
+    command = [sys.executable, "-m", "uvicorn", "bench.request_floor:app", "--port", str(port)]
+    command += ["--loop", "uvloop", "--http", "httptools", "--no-access-log"]
+    command += ["--log-level", "warning"]
+    environment = server_environment(database, **{_MODE: mode, _DATABASE: database})
+    with served(command, port, environment) as url:
+        yield url + "/graphql"  # any path answers; this one as the others'
+
+
+# --- the run --------------------------------------------------------------------------
+
+
+def measure(servers: list[Server], load: Load) -> dict[str, list[tuple[Round, float]]]:
+    """Per server, each round's wrk figures and the server's CPU µs per request."""
+    shape = SHAPES["contacts"]
+    count = check_equal(servers, shape)
+    progress(f"{shape.title}: {count:,} scalar leaves in every answer, same ids")
+    processes = {s.label: server_process(s.endpoint.rsplit("/", 1)[0]) for s in servers}
+    for server in servers:
+        wrk(server, shape, load.warmup, load.connections)
+    runs: dict[str, list[tuple[Round, float]]] = {server.label: [] for server in servers}
+    for number in range(1, load.rounds + 1):
+        for server in servers:
+            before = cpu_seconds(processes[server.label])
+            result = wrk(server, shape, load.duration, load.connections)
+            used = cpu_seconds(processes[server.label]) - before
+            micros = used * 1e6 / (result.requests_per_second * load.duration)
+            runs[server.label].append((result, micros))
+            progress(
+                f"round {number}/{load.rounds}, {server.label}: "
+                f"{result.requests_per_second:,.0f} req/s, {micros:,.0f} µs CPU per request"
+                + (f", {result.errors} errors" if result.errors else "")
+            )
+    return runs
+
+
+def report(runs: dict[str, list[tuple[Round, float]]], reference: str) -> str:
+    """req/s and CPU per request per server (median, min-max), req/s against `reference`."""
+    base = median([r.requests_per_second for r, _ in runs[reference]])
+    rows = []
+    for label, rounds in runs.items():
+        rates = [r.requests_per_second for r, _ in rounds]
+        micros = [m for _, m in rounds]
+        rows.append(
+            [
+                label,
+                f"{median(rates):,.0f} ({min(rates):,.0f}-{max(rates):,.0f})",
+                f"{median(rates) / base:.2f}x",
+                f"{median(micros):,.0f} ({min(micros):,.0f}-{max(micros):,.0f})",
+                sum(r.errors for r, _ in rounds),
+            ]
+        )
+    headers = ["server", "req/s", f"/ {reference}", "server CPU µs per request", "errors"]
+    return table(headers, rows)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--duration", type=int, default=5, help="seconds per wrk round")
+    parser.add_argument("--rounds", type=int, default=3, help="rounds per server")
+    parser.add_argument("--warmup", type=int, default=2, help="seconds of wrk before rounds")
+    parser.add_argument("--connections", type=int, default=4, help="wrk -c")
+    args = parser.parse_args()
+    load = Load(args.rounds, args.duration, args.warmup, args.connections)
+    database = prepare(Scale(20_000, 50, 2_000))
+    headers = authorization(database)
+    with ExitStack() as stack:
+        servers = [
+            Server(
+                "uvicorn", stack.enter_context(floor_server(database, "fixed")), Dialect.HERALD, {}
+            ),
+            Server(
+                "uvicorn + asyncpg",
+                stack.enter_context(floor_server(database, "driver")),
+                Dialect.HERALD,
+                {},
+            ),
+            herald(stack, database, 1, headers),
+            Server("PG4", stack.enter_context(postgraphile4(database)), Dialect.POSTGRAPHILE4, {}),
+        ]
+        runs = measure(servers, load)
+    print(f"\n**{SHAPES['contacts'].title}**, one process each:\n")
+    print(report(runs, "PG4"))
+    print(
+        f"\n`wrk -t1 -c{load.connections} -d{load.duration}s`, {load.rounds} rounds per server, "
+        "alternating; median (min-max) of the rounds."
+    )
+
+
+if __name__ == "__main__":
+    main()
