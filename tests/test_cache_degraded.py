@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from collections.abc import AsyncIterator, Iterator
 
 import pytest
@@ -93,13 +92,12 @@ async def test_slow_redis_answers_within_the_socket_timeout(
     blocker = sync_redis.Redis(host="127.0.0.1", port=spare.port)
     stall = asyncio.create_task(asyncio.to_thread(blocker.execute_command, "DEBUG", "SLEEP", "3"))
     await asyncio.sleep(0.05)  # the server is now blocked
-    started = time.perf_counter()
     answer = await ask(service)
-    elapsed = time.perf_counter() - started
+    still_stalled = not stall.done()
     await stall
     blocker.close()
     assert answer == {"totals": {"total": 7}}
-    # the socket timeout (50 ms) gave up on Redis: the stall (3 s) was not waited for. The
-    # bound is generous so that a loaded machine cannot fail it; the error count is the proof.
-    assert elapsed < 1.5
+    # the socket timeout (50 ms) gave up on Redis: the answer came while the stall (3 s)
+    # still held it, and the read that gave up is counted as the cache's error
+    assert still_stalled
     assert service.metrics["stats"].errors == 1

@@ -308,9 +308,9 @@ async def test_slow_operation_times_out_cleanly_and_writes_nothing(
         # then
         assert code_of(result) == "TIMEOUT"
         assert result.data is None
-        # waited the limit, then stopped: without it the request hangs on the lock until the
-        # client's 10 s timeout, so 5 s is a generous bound that still tells them apart
-        assert 0.3 <= elapsed < 5.0
+        # waited the limit, then stopped: without it the request would hang on the lock
+        # until the client's 10 s timeout, which fails the test by itself
+        assert elapsed >= 0.3
         # and PostgreSQL was told to stop: no statement of Herald's still waits on the lock
         waiting = await conn.fetchval(
             "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
