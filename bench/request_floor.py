@@ -2,16 +2,17 @@
 
     python -m bench.request_floor [--duration 5] [--rounds 3] [--connections 4]
 
-Four servers give the same 20 contacts (checked equal first), one process each, under
+Five servers give the same 20 contacts (checked equal first), one process each, under
 the same `wrk -t1 -c4`, rounds alternating:
 
 - **uvicorn**: uvicorn with httptools and uvloop, answering bytes fetched once at start;
 - **uvicorn + asyncpg**: the same, with one asyncpg statement per request (a connection
-  per client, rows to JSON with orjson), no GraphQL;
+  per client, rows to JSON with orjson), no GraphQL; then again under Herald's HTTP
+  protocol (app/http/protocol.py: head bounds, load shedding, head and body in one write);
 - **Herald**: `herald serve --workers 1`;
 - **PG4**: PostGraphile 4 (bench/peers.py).
 
-The first two are the ASGI app in this module, run by uvicorn's own command. They tell
+The first three are the ASGI app in this module, served by uvicorn. They tell
 how fast a Python server on this machine can answer the page at all, so Herald's gap to
 them is what its own layers cost (GraphQL, limits, auth, metrics, logging), and the
 table says whether a ratio against PostGraphile is out of the stack's reach or Herald's.
@@ -30,7 +31,10 @@ from typing import Any
 
 import asyncpg
 import orjson
+import uvicorn
 
+from app.config import load_settings
+from app.http.protocol import server_options
 from bench.common import (
     Scale,
     authorization,
@@ -104,13 +108,20 @@ async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
     await send({"type": "http.response.body", "body": body})
 
 
+def serve(port: int, protocol: str) -> None:
+    """This module's app under uvicorn with uvloop and no access log: uvicorn's own httptools
+    protocol, or Herald's (`server_options`: head bounds, load shedding, one write)."""
+    options: dict[str, Any] = {"http": "httptools"}
+    if protocol == "herald":
+        options = server_options(load_settings())
+    uvicorn.run(app, port=port, loop="uvloop", access_log=False, log_level="warning", **options)
+
+
 @contextmanager
-def floor_server(database: str, mode: str) -> Iterator[str]:
-    """This module's app under uvicorn (httptools, uvloop, no access log); yields its endpoint."""
+def floor_server(database: str, mode: str, protocol: str = "uvicorn") -> Iterator[str]:
+    """`serve` in a process of its own; yields its endpoint."""
     port = free_port()
-    command = [sys.executable, "-m", "uvicorn", "bench.request_floor:app", "--port", str(port)]
-    command += ["--loop", "uvloop", "--http", "httptools", "--no-access-log"]
-    command += ["--log-level", "warning"]
+    command = [sys.executable, "-m", "bench.request_floor", "--serve", str(port), protocol]
     environment = server_environment(database, **{_MODE: mode, _DATABASE: database})
     with served(command, port, environment) as url:
         yield url + "/graphql"  # any path answers; this one as the others'
@@ -169,7 +180,11 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3, help="rounds per server")
     parser.add_argument("--warmup", type=int, default=2, help="seconds of wrk before rounds")
     parser.add_argument("--connections", type=int, default=4, help="wrk -c")
+    parser.add_argument("--serve", nargs=2, metavar=("PORT", "PROTOCOL"), help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.serve:  # one of the floor servers, started by the run below
+        serve(int(args.serve[0]), args.serve[1])
+        return
     load = Load(args.rounds, args.duration, args.warmup, args.connections)
     database = prepare(Scale(20_000, 50, 2_000))
     headers = authorization(database)
@@ -181,6 +196,12 @@ def main() -> None:
             Server(
                 "uvicorn + asyncpg",
                 stack.enter_context(floor_server(database, "driver")),
+                Dialect.HERALD,
+                {},
+            ),
+            Server(
+                "uvicorn + asyncpg, Herald's protocol",
+                stack.enter_context(floor_server(database, "driver", "herald")),
                 Dialect.HERALD,
                 {},
             ),
