@@ -1,6 +1,8 @@
 // graphql-ws, the client urql's subscriptionExchange and Apollo's GraphQLWsLink take: the
 // README's setup, through a restart of the server (tests/test_clients.py restarts it once
-// this client's subscription is counted): it reconnects, resubscribes and follows along.
+// this client shows the first event, and says so in HERALD_SHOWN_FILE): it reconnects,
+// resubscribes and follows along.
+import { writeFileSync } from "node:fs";
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { createClient } from "graphql-ws";
@@ -23,6 +25,7 @@ const waiting = new Set();
 const changed = () => waiting.forEach((wake) => wake());
 const render = (progress) => {
   shown.push({ ...progress, connection: connections.length });
+  if (shown.length === 1) writeFileSync(process.env.HERALD_SHOWN_FILE, "");
   changed();
 };
 const until = (check) =>
