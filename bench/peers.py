@@ -44,17 +44,19 @@ import tempfile
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import ExitStack, contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from enum import Enum
 from pathlib import Path
 from typing import Any
 
 import httpx
+import psutil
 
 from bench import mixed
 from bench.common import (
     Scale,
     authorization,
+    cpu_seconds,
     free_port,
     lua_string,
     median,
@@ -156,6 +158,7 @@ class Round:
     requests_per_second: float
     p50_ms: float
     errors: int  # non-2xx responses, socket errors (connect, read, write, timeout), GraphQL errors
+    cpu_us: float | None = None  # the server's CPU per request, when `measure` was asked to
 
 
 @dataclass(frozen=True)
@@ -166,6 +169,18 @@ class Load:
     duration: int
     warmup: int
     connections: int
+
+    @staticmethod
+    def add_arguments(parser: argparse.ArgumentParser, rounds: str) -> None:
+        """--duration, --rounds (`rounds` says of what), --warmup, --connections."""
+        parser.add_argument("--duration", type=int, default=5, help="seconds per wrk round")
+        parser.add_argument("--rounds", type=int, default=3, help=rounds)
+        parser.add_argument("--warmup", type=int, default=2, help="seconds of wrk before rounds")
+        parser.add_argument("--connections", type=int, default=4, help="wrk -c")
+
+    @classmethod
+    def of(cls, args: argparse.Namespace) -> Load:
+        return cls(args.rounds, args.duration, args.warmup, args.connections)
 
 
 _STARTED = time.monotonic()
@@ -388,8 +403,14 @@ class Measured:
     rounds: dict[str, list[Round]]  # by server label, in the order they ran
 
 
-def measure(servers: Sequence[Server], shapes: Sequence[Shape], load: Load) -> list[Measured]:
-    """Per shape: answers checked equal, a warm-up of each server, then alternating rounds."""
+def measure(
+    servers: Sequence[Server],
+    shapes: Sequence[Shape],
+    load: Load,
+    processes: Mapping[str, psutil.Process] | None = None,
+) -> list[Measured]:
+    """Per shape: answers checked equal, a warm-up of each server, then alternating rounds;
+    with the servers' `processes` (by label), each round's server CPU per request too."""
     measured = []
     for shape in shapes:
         count = check_equal(servers, shape)
@@ -399,11 +420,18 @@ def measure(servers: Sequence[Server], shapes: Sequence[Shape], load: Load) -> l
         runs: dict[str, list[Round]] = {server.label: [] for server in servers}
         for number in range(1, load.rounds + 1):
             for server in servers:
+                process = None if processes is None else processes[server.label]
+                before = 0.0 if process is None else cpu_seconds(process)
                 result = wrk(server, shape, load.duration, load.connections)
+                if process is not None:
+                    used = cpu_seconds(process) - before
+                    requests = result.requests_per_second * load.duration
+                    result = replace(result, cpu_us=used * 1e6 / requests)
                 runs[server.label].append(result)
+                cpu = "" if result.cpu_us is None else f", {result.cpu_us:,.0f} µs CPU per request"
                 progress(
                     f"{shape.title}, round {number}/{load.rounds}, {server.label}: "
-                    f"{result.requests_per_second:.1f} req/s, p50 {result.p50_ms:.1f} ms"
+                    f"{result.requests_per_second:.1f} req/s, p50 {result.p50_ms:.1f} ms{cpu}"
                     + (f", {result.errors} errors" if result.errors else "")
                 )
         measured.append(Measured(shape, count, runs))
@@ -477,10 +505,7 @@ def herald(stack: ExitStack, database: str, workers: int, headers: Mapping[str, 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--duration", type=int, default=5, help="seconds per wrk round")
-    parser.add_argument("--rounds", type=int, default=3, help="rounds per server and shape")
-    parser.add_argument("--warmup", type=int, default=2, help="seconds of wrk before rounds")
-    parser.add_argument("--connections", type=int, default=4, help="wrk -c")
+    Load.add_arguments(parser, "rounds per server and shape")
     parser.add_argument("--shapes", nargs="+", choices=list(SHAPES), default=list(SHAPES))
     parser.add_argument(
         "--one-process-only",
@@ -493,7 +518,7 @@ def main() -> None:
     if shutil.which("wrk") is None:
         raise SystemExit("wrk is needed to drive the load: apt-get install wrk")
     shapes = [SHAPES[key] for key in args.shapes]
-    load = Load(args.rounds, args.duration, args.warmup, args.connections)
+    load = Load.of(args)
 
     database = prepare(Scale(20_000, 50, 2_000))
     headers = authorization(database)

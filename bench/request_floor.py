@@ -38,7 +38,6 @@ from app.http.protocol import server_options
 from bench.common import (
     Scale,
     authorization,
-    cpu_seconds,
     free_port,
     median,
     prepare,
@@ -53,11 +52,9 @@ from bench.peers import (
     Load,
     Round,
     Server,
-    check_equal,
     herald,
+    measure,
     postgraphile4,
-    progress,
-    wrk,
 )
 
 # The statement Herald's contacts page runs (app/contacts/repository.py), one row more
@@ -130,44 +127,20 @@ def floor_server(database: str, mode: str, protocol: str = "uvicorn") -> Iterato
 # --- the run --------------------------------------------------------------------------
 
 
-def measure(servers: list[Server], load: Load) -> dict[str, list[tuple[Round, float]]]:
-    """Per server, each round's wrk figures and the server's CPU µs per request."""
-    shape = SHAPES["contacts"]
-    count = check_equal(servers, shape)
-    progress(f"{shape.title}: {count:,} scalar leaves in every answer, same ids")
-    processes = {s.label: server_process(s.endpoint.rsplit("/", 1)[0]) for s in servers}
-    for server in servers:
-        wrk(server, shape, load.warmup, load.connections)
-    runs: dict[str, list[tuple[Round, float]]] = {server.label: [] for server in servers}
-    for number in range(1, load.rounds + 1):
-        for server in servers:
-            before = cpu_seconds(processes[server.label])
-            result = wrk(server, shape, load.duration, load.connections)
-            used = cpu_seconds(processes[server.label]) - before
-            micros = used * 1e6 / (result.requests_per_second * load.duration)
-            runs[server.label].append((result, micros))
-            progress(
-                f"round {number}/{load.rounds}, {server.label}: "
-                f"{result.requests_per_second:,.0f} req/s, {micros:,.0f} µs CPU per request"
-                + (f", {result.errors} errors" if result.errors else "")
-            )
-    return runs
-
-
-def report(runs: dict[str, list[tuple[Round, float]]], reference: str) -> str:
+def report(runs: dict[str, list[Round]], reference: str) -> str:
     """req/s and CPU per request per server (median, min-max), req/s against `reference`."""
-    base = median([r.requests_per_second for r, _ in runs[reference]])
+    base = median([r.requests_per_second for r in runs[reference]])
     rows = []
     for label, rounds in runs.items():
-        rates = [r.requests_per_second for r, _ in rounds]
-        micros = [m for _, m in rounds]
+        rates = [r.requests_per_second for r in rounds]
+        micros = [r.cpu_us for r in rounds if r.cpu_us is not None]
         rows.append(
             [
                 label,
                 f"{median(rates):,.0f} ({min(rates):,.0f}-{max(rates):,.0f})",
                 f"{median(rates) / base:.2f}x",
                 f"{median(micros):,.0f} ({min(micros):,.0f}-{max(micros):,.0f})",
-                sum(r.errors for r, _ in rounds),
+                sum(r.errors for r in rounds),
             ]
         )
     headers = ["server", "req/s", f"/ {reference}", "server CPU µs per request", "errors"]
@@ -176,16 +149,13 @@ def report(runs: dict[str, list[tuple[Round, float]]], reference: str) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--duration", type=int, default=5, help="seconds per wrk round")
-    parser.add_argument("--rounds", type=int, default=3, help="rounds per server")
-    parser.add_argument("--warmup", type=int, default=2, help="seconds of wrk before rounds")
-    parser.add_argument("--connections", type=int, default=4, help="wrk -c")
+    Load.add_arguments(parser, "rounds per server")
     parser.add_argument("--serve", nargs=2, metavar=("PORT", "PROTOCOL"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve:  # one of the floor servers, started by the run below
         serve(int(args.serve[0]), args.serve[1])
         return
-    load = Load(args.rounds, args.duration, args.warmup, args.connections)
+    load = Load.of(args)
     database = prepare(Scale(20_000, 50, 2_000))
     headers = authorization(database)
     with ExitStack() as stack:
@@ -208,7 +178,8 @@ def main() -> None:
             herald(stack, database, 1, headers),
             Server("PG4", stack.enter_context(postgraphile4(database)), Dialect.POSTGRAPHILE4, {}),
         ]
-        runs = measure(servers, load)
+        processes = {s.label: server_process(s.endpoint.rsplit("/", 1)[0]) for s in servers}
+        runs = measure(servers, [SHAPES["contacts"]], load, processes)[0].rounds
     print(f"\n**{SHAPES['contacts'].title}**, one process each:\n")
     print(report(runs, "PG4"))
     print(
