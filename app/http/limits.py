@@ -33,8 +33,13 @@ class BodyLimit:
                     return self.max_bytes
         return self.anonymous_bytes
 
-    def refusal(self, max_bytes: int, what: str = "body") -> Refusal:
-        code = "REQUEST_TOO_LARGE" if what == "body" else "URI_TOO_LONG"
+    def body_refusal(self, max_bytes: int) -> Refusal:
+        return self._refusal(max_bytes, "body", "REQUEST_TOO_LARGE")
+
+    def query_string_refusal(self, max_bytes: int) -> Refusal:
+        return self._refusal(max_bytes, "query string", "URI_TOO_LONG")
+
+    def _refusal(self, max_bytes: int, what: str, code: str) -> Refusal:
         if max_bytes < self.max_bytes:
             message = (
                 f"a request without an API key may send a {what} of at most {max_bytes}"
@@ -85,11 +90,11 @@ class BodySizeLimit:
             return
         max_bytes = self.limit.of(scope)
         if len(scope["query_string"]) > max_bytes:
-            await self._refuse(scope, receive, send, self.limit.refusal(max_bytes, "query string"))
+            await self._refuse(scope, receive, send, self.limit.query_string_refusal(max_bytes))
             return
         declared = dict(scope["headers"]).get(b"content-length")
         if declared is not None and declared_too_large(declared, max_bytes):
-            await self._refuse(scope, receive, send, self.limit.refusal(max_bytes))
+            await self._refuse(scope, receive, send, self.limit.body_refusal(max_bytes))
             return
         size = StreamedSize(max_bytes)
         response_started = False
@@ -110,7 +115,7 @@ class BodySizeLimit:
         except _TooLarge:
             if response_started:
                 raise
-            await self._refuse(scope, receive, send, self.limit.refusal(max_bytes))
+            await self._refuse(scope, receive, send, self.limit.body_refusal(max_bytes))
 
     async def _refuse(self, scope: Scope, receive: Receive, send: Send, refusal: Refusal) -> None:
         # No `Connection: close`: closing with the client still sending makes the kernel
