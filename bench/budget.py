@@ -1,6 +1,6 @@
 """Where one request's server CPU goes, phase by phase.
 
-    python -m bench.budget [--duration 10] [--shapes typename page dashboard nested]
+    python -m bench.budget [--duration 10] [--shapes typename contacts page nested dashboard]
 
 `herald serve --workers 1` runs on the seeded bench database; for each shape `wrk -t1 -c4`
 loads it while py-spy (the `bench` extra) samples the server's stacks 1,000 times a
@@ -28,6 +28,7 @@ from bench.peers import Dialect, Server, Shape, lua_script
 
 SHAPES = {
     "typename": "{ __typename }",
+    "contacts": "{ contacts(first: 20) { nodes { id: databaseId phone name whatsappStatus } } }",
     "page": """{ campaigns(first: 5) { nodes { id name messages(first: 10) {
         nodes { id status contact { id phone name } } } } } }""",
     "nested": """{ campaigns(first: 10) { nodes { id messages(first: 100) {
@@ -46,8 +47,8 @@ _MIDDLEWARE = (
 PHASES: list[tuple[str, tuple[str, ...]]] = [
     ("PostgreSQL: driver and read pool", ("asyncpg/", "app/db/engine.py")),
     ("Redis: client and cache", ("redis/", "app/cache/", "app/http/ratelimit.py", "schema/cache/")),
-    ("rows to objects (loaders' generated builders)", ("<string>:build",)),
-    ("response building (the plan's generated code)", ("<string>",)),
+    ("rows to objects (loaders' generated builders)", ("<herald row builder:",)),
+    ("response building (the plan's generated code)", ("<herald plan:",)),
     ("plan: waves, batches, resolver calls", ("schema/execution/plans/",)),
     ("executor build, limits", ("graphql/", "schema/limits/", "schema/execution/executor.py")),
     ("transaction boundary, statement count", ("schema/extensions.py",)),
@@ -66,14 +67,14 @@ PHASES: list[tuple[str, tuple[str, ...]]] = [
     ),
     ("HTTP server (uvicorn) and event loop", ("uvicorn/", "asyncio/", "uvloop/")),
 ]
-_FRAME = re.compile(r"^(?P<name>.*) \((?P<file>[^:]*)(?::\d+)?\)$")
+# "name (file:line)"; generated code's file names hold colons (app/codegen.py).
+_FRAME = re.compile(r"^(?P<name>[^ ]*) \((?P<file>.*?)(?::\d+)?\)$")
 
 
 def _phase(stack: list[str]) -> str:
     for frame in reversed(stack):
         found = _FRAME.match(frame)
-        name, file = (found["name"], found["file"]) if found else (frame, "")
-        where = f"{file}:{name}" if file == "<string>" else file
+        where = found["file"] if found else ""
         for phase, files in PHASES:
             if any(where.startswith(prefix) or f"/{prefix}" in where for prefix in files):
                 return phase

@@ -13,6 +13,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import asyncpg
 import httpx
@@ -177,7 +178,7 @@ def running_server(
 
 def server_process(url: str) -> psutil.Process:
     """The process listening on the port of `url` (a server started for a benchmark)."""
-    port = int(url.rsplit(":", 1)[1])
+    port = urlsplit(url).port
     for connection in psutil.net_connections("tcp"):
         if connection.laddr and connection.laddr.port == port and connection.status == "LISTEN":
             assert connection.pid is not None
@@ -193,6 +194,42 @@ def cpu_seconds(process: psutil.Process) -> float:
         times = each.cpu_times()
         total += times.user + times.system
     return total
+
+
+async def _backends(database: str) -> list[int]:
+    connection = await asyncpg.connect(database)
+    try:
+        found = await connection.fetch(
+            "SELECT pid FROM pg_stat_activity"
+            " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        )
+        return [row["pid"] for row in found]
+    finally:
+        await connection.close()
+
+
+def database_cpu(database: str) -> dict[int, float] | None:
+    """CPU seconds so far of each PostgreSQL backend connected to `database`, by process id:
+    the servers' pooled connections, whose work a statement costs on the database's side.
+    None when the database runs on another machine (its processes are not visible here)."""
+    seconds = {}
+    for pid in asyncio.run(_backends(database)):
+        try:
+            times = psutil.Process(pid).cpu_times()
+        except psutil.NoSuchProcess:
+            continue  # gone since, or another machine's: reported as unknown when all are
+        seconds[pid] = times.user + times.system
+    return seconds or None
+
+
+def database_cpu_used(
+    before: dict[int, float] | None, after: dict[int, float] | None
+) -> float | None:
+    """CPU seconds the backends used between two `database_cpu` readings (a backend that
+    connected in between is counted whole; one that left, not at all)."""
+    if before is None or after is None:
+        return None
+    return sum(seconds - before.get(pid, 0.0) for pid, seconds in after.items())
 
 
 def percentile(samples: Sequence[float], q: float) -> float:

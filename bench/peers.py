@@ -21,15 +21,18 @@ the same number of scalar leaves and the same ids in the same nesting (campaigns
 newest first, their messages newest first, each message's contact), or the run
 stops.
 
-The first table is one process each. A second table always follows (unless
+The first table is one process each, with each server's CPU time per request (its
+process tree) and PostgreSQL's (the backends connected to the bench database, when
+PostgreSQL runs on this machine). A second table always follows (unless
 `--one-process-only`): `herald serve --workers 2` against PostGraphile 4 with
-`--cluster-workers 2`. Cells are the median of the rounds (min-max); ratios are
-medians over medians with the range of the per-round ratios (each round's servers
-ran back to back). Last, unless `--no-mix`, the read/write mix of bench/mixed.py against
-Herald at `--against` (a git revision), on a copy of the database. HERALD_* variables
-in the environment reach `herald serve`, so `HERALD_FAST_EXECUTION=false python -m
-bench.peers` measures the standard path; Herald logs warnings only unless
-HERALD_LOG_LEVEL says otherwise, as PostGraphile runs with no per-request log.
+`--cluster-workers 2`, with PostgreSQL's CPU per request. Cells are the median of the
+rounds (min-max); ratios are medians over medians with the range of the per-round
+ratios (each round's servers ran back to back). Last, unless `--no-mix`, the
+read/write mix of bench/mixed.py against Herald at `--against` (a git revision), on a
+copy of the database. HERALD_* variables in the environment reach `herald serve`, so
+`HERALD_FAST_EXECUTION=false python -m bench.peers` measures the standard path; Herald
+logs warnings only unless HERALD_LOG_LEVEL says otherwise, as PostGraphile runs with no
+per-request log.
 """
 
 from __future__ import annotations
@@ -57,11 +60,14 @@ from bench.common import (
     Scale,
     authorization,
     cpu_seconds,
+    database_cpu,
+    database_cpu_used,
     free_port,
     lua_string,
     median,
     prepare,
     running_server,
+    server_process,
     table,
 )
 
@@ -159,6 +165,7 @@ class Round:
     p50_ms: float
     errors: int  # non-2xx responses, socket errors (connect, read, write, timeout), GraphQL errors
     cpu_us: float | None = None  # the server's CPU per request, when `measure` was asked to
+    database_cpu_us: float | None = None  # PostgreSQL's, likewise
 
 
 @dataclass(frozen=True)
@@ -408,9 +415,11 @@ def measure(
     shapes: Sequence[Shape],
     load: Load,
     processes: Mapping[str, psutil.Process] | None = None,
+    database: str | None = None,
 ) -> list[Measured]:
     """Per shape: answers checked equal, a warm-up of each server, then alternating rounds;
-    with the servers' `processes` (by label), each round's server CPU per request too."""
+    with the servers' `processes` (by label), each round's server CPU per request too, and
+    with the `database` they serve, PostgreSQL's."""
     measured = []
     for shape in shapes:
         count = check_equal(servers, shape)
@@ -422,13 +431,20 @@ def measure(
             for server in servers:
                 process = None if processes is None else processes[server.label]
                 before = 0.0 if process is None else cpu_seconds(process)
+                backends = None if database is None else database_cpu(database)
                 result = wrk(server, shape, load.duration, load.connections)
+                requests = result.requests_per_second * load.duration
                 if process is not None:
                     used = cpu_seconds(process) - before
-                    requests = result.requests_per_second * load.duration
                     result = replace(result, cpu_us=used * 1e6 / requests)
+                if database is not None:
+                    spent = database_cpu_used(backends, database_cpu(database))
+                    if spent is not None:
+                        result = replace(result, database_cpu_us=spent * 1e6 / requests)
                 runs[server.label].append(result)
                 cpu = "" if result.cpu_us is None else f", {result.cpu_us:,.0f} µs CPU per request"
+                if result.database_cpu_us is not None:
+                    cpu += f", PostgreSQL {result.database_cpu_us:,.0f} µs"
                 progress(
                     f"{shape.title}, round {number}/{load.rounds}, {server.label}: "
                     f"{result.requests_per_second:.1f} req/s, p50 {result.p50_ms:.1f} ms{cpu}"
@@ -455,15 +471,32 @@ def _ratio(ours: Sequence[Round], theirs: Sequence[Round]) -> str:
     return f"{overall:.2f}x ({min(paired):.2f}-{max(paired):.2f})"
 
 
+def _per_server(runs: Mapping[str, Sequence[Round]], labels: Sequence[str], field: str) -> str:
+    """The median of `field` for each server, "a / b / c"; "-" where it was not measured."""
+    cells = []
+    for label in labels:
+        values = [getattr(r, field) for r in runs[label]]
+        cells.append("-" if None in values else f"{median(values):,.0f}")
+    return " / ".join(cells)
+
+
 def report(measured: Sequence[Measured], labels: Sequence[str]) -> str:
-    """A Markdown table: req/s per server, Herald's ratio to each peer, p50s, errors."""
+    """A Markdown table: req/s per server, Herald's ratio to each peer, p50s, CPU per request
+    (where it was measured), errors."""
     herald, peers = labels[0], labels[1:]
+    every = [r for item in measured for runs in item.rounds.values() for r in runs]
+    cpu = [
+        (field, title)
+        for field, title in (("cpu_us", "server"), ("database_cpu_us", "PostgreSQL"))
+        if any(getattr(r, field) is not None for r in every)
+    ]
     headers = [
         "shape",
         "scalar leaves",
         *(f"{label} req/s" for label in labels),
         *(f"{herald} / {peer}" for peer in peers),
         f"p50 ms {' / '.join(labels)}",
+        *(f"{title} CPU µs per request" for _, title in cpu),
         "errors",
     ]
     rows = []
@@ -476,6 +509,7 @@ def report(measured: Sequence[Measured], labels: Sequence[str]) -> str:
                 *(_spread([r.requests_per_second for r in runs[label]]) for label in labels),
                 *(_ratio(runs[herald], runs[peer]) for peer in peers),
                 " / ".join(f"{median([r.p50_ms for r in runs[label]]):.1f}" for label in labels),
+                *(_per_server(runs, labels, field) for field, _ in cpu),
                 " / ".join(str(sum(r.errors for r in runs[label])) for label in labels),
             ]
         )
@@ -530,7 +564,8 @@ def main() -> None:
             Server("PG4", stack.enter_context(postgraphile4(database)), Dialect.POSTGRAPHILE4, {}),
             Server("PG5", stack.enter_context(postgraphile5(database)), Dialect.POSTGRAPHILE5, {}),
         ]
-        single = measure(servers, shapes, load)
+        processes = {server.label: server_process(server.endpoint) for server in servers}
+        single = measure(servers, shapes, load, processes, database)
     paired: list[Measured] = []
     if not args.one_process_only:
         progress("two processes each: starting the servers")
@@ -540,7 +575,8 @@ def main() -> None:
                 herald(stack, database, 2, headers),
                 Server("PG4", cluster, Dialect.POSTGRAPHILE4, {}),
             ]
-            paired = measure(servers, shapes, load)
+            # Each runs several processes: PostgreSQL's share only.
+            paired = measure(servers, shapes, load, database=database)
 
     pg4 = f"PostGraphile {_version(V4_CLI.parent)} (Node.js {_node_version(_node())})"
     pg5 = f"PostGraphile {_version(V5_CLI.parent.parent)} (Node.js {_node_version(str(V5_NODE))})"

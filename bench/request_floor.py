@@ -178,7 +178,7 @@ def main() -> None:
             herald(stack, database, 1, headers),
             Server("PG4", stack.enter_context(postgraphile4(database)), Dialect.POSTGRAPHILE4, {}),
         ]
-        processes = {s.label: server_process(s.endpoint.rsplit("/", 1)[0]) for s in servers}
+        processes = {s.label: server_process(s.endpoint) for s in servers}
         runs = measure(servers, [SHAPES["contacts"]], load, processes)[0].rounds
     print(f"\n**{SHAPES['contacts'].title}**, one process each:\n")
     print(report(runs, "PG4"))
