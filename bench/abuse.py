@@ -181,21 +181,25 @@ def _big_headers(url: str, seconds: float) -> str:
     return "8 MB header: " + ", ".join(sorted(answers))
 
 
-def _websocket_frames(url: str, seconds: float) -> str:
+def _websocket_frames(url: str, seconds: float, name: str, message: str) -> str:
+    """New sockets one after another, each sending `message` first (no key)."""
+
     async def attack() -> str:
         codes = set()
+        sockets = 0
         deadline = time.monotonic() + seconds
         while time.monotonic() < deadline:
             endpoint = url.replace("http://", "ws://") + "/graphql"
             async with websockets.connect(
-                endpoint, subprotocols=[Subprotocol("graphql-transport-ws")]
+                endpoint, subprotocols=[Subprotocol("graphql-transport-ws")], max_size=None
             ) as ws:
-                await ws.send("[1]")
+                sockets += 1
                 try:
+                    await ws.send(message)
                     await asyncio.wait_for(ws.recv(), 5)
                 except websockets.ConnectionClosed as closed:
                     codes.add(str(closed.rcvd.code if closed.rcvd else "no close frame"))
-        return "frame [1]: close " + ", ".join(sorted(codes))
+        return f"{name}: close {', '.join(sorted(codes))}; {sockets} sockets"
 
     return asyncio.run(attack())
 
@@ -319,6 +323,7 @@ end
         Attack("40 slowloris connections", "", _slowloris_for),
         Attack("8 MB request headers", "", _big_headers_for),
         Attack("WebSocket frame [1]", "", _websocket_for),
+        Attack("WebSocket 1 MB connection_init, no key", "", _websocket_megabyte_for),
     ]
 
 
@@ -334,7 +339,13 @@ def _big_headers_for(url: str) -> str:
 
 
 def _websocket_for(url: str) -> str:
-    return _websocket_frames(url, _HOLD_S)
+    return _websocket_frames(url, _HOLD_S, "frame [1]", "[1]")
+
+
+def _websocket_megabyte_for(url: str) -> str:
+    # Just under the bound on a request body (HERALD_REQUEST_MAX_BYTES).
+    init = {"type": "connection_init", "payload": {"padding": "x" * ((1 << 20) - 100)}}
+    return _websocket_frames(url, _HOLD_S, "1 MB connection_init", json.dumps(init))
 
 
 @contextmanager

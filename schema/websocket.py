@@ -32,6 +32,7 @@ from strawberry.utils.aio import aclosing
 from app.api_keys.auth import CallerCache, RequestAuth
 from app.api_keys.service import ApiKeyService, Caller, bearer_token
 from app.compat import send_result_stream
+from app.http.protocol import lift_message_limit
 from app.live.hub import CapReached, LiveConnection, LiveHub
 from app.models import ApiKeyRole
 from schema.context import Context
@@ -255,6 +256,8 @@ class LiveTransportHandler(BaseGraphQLTransportWSHandler[Context, None]):
                 await self.websocket.close(FORBIDDEN, "this key may not subscribe")
             return
         assert token is not None
+        # Before the ack, after which the client sends its operations.
+        lift_message_limit(self.context.request.scope)
         digest = hashlib.sha256(token.encode()).hexdigest()
         runtime = self.context.request.app.state.runtime
         self.context.auth = ConnectionAuth(caller, digest, runtime.callers)

@@ -722,6 +722,48 @@ async def test_a_malformed_message_closes_the_socket_with_4400(
     assert [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR] == []
 
 
+async def test_before_its_key_a_socket_is_refused_a_large_message_at_its_header(
+    server: Server, settings: Settings
+) -> None:
+    # given a socket upgraded by hand, with no connection_init yet
+    host, port = server.url.removeprefix("http://").split(":")
+    reader, writer = await asyncio.open_connection(host, int(port))
+    writer.write(
+        b"GET /graphql HTTP/1.1\r\nHost: herald\r\nUpgrade: websocket\r\n"
+        b"Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+        b"Sec-WebSocket-Version: 13\r\nSec-WebSocket-Protocol: graphql-transport-ws\r\n\r\n"
+    )
+    assert b" 101 " in await reader.readuntil(b"\r\n\r\n")
+    size = settings.request_max_bytes_anonymous + 1
+    assert size < settings.request_max_bytes
+
+    # when a text frame (masked, with a zero key) announces more than an anonymous body may
+    # hold, and only its first byte follows
+    writer.write(bytes([0x81, 0x80 | 127]) + size.to_bytes(8, "big") + bytes(4) + b"{")
+
+    # then the server closes with 1009 without waiting for the rest
+    close = await asyncio.wait_for(reader.readexactly(4), WAIT)
+    writer.close()
+    assert (close[0], int.from_bytes(close[2:4], "big")) == (0x88, 1009)
+
+
+async def test_once_its_key_is_accepted_a_socket_takes_messages_as_large_as_a_request(
+    server: Server, settings: Settings
+) -> None:
+    # given an acknowledged connection
+    viewer = await create_api_key(settings, "viewer")
+    async with gql_socket(server.url) as socket:
+        assert (await socket.init(viewer))["type"] == "connection_ack"
+
+        # when it sends a message larger than an anonymous body may be
+        padding = "x" * (settings.request_max_bytes_anonymous * 4)
+        await socket.send({"type": "ping", "payload": {"padding": padding}})
+
+        # then it is read and answered
+        answer = await asyncio.wait_for(socket.receive(), WAIT)
+    assert answer["type"] == "pong"
+
+
 @pytest.mark.parametrize(
     ("offered", "named"),
     [

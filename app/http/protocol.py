@@ -23,6 +23,8 @@ from uvicorn.protocols.http.httptools_impl import (
     RequestResponseCycle,
 )
 from uvicorn.protocols.utils import get_client_addr, get_path_with_query_string
+from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
+from websockets.http11 import Request
 
 from app.config import Settings
 from app.http.shedding import EXEMPT, RELEASE, RETRY_AFTER_S, InFlight, overloaded
@@ -35,6 +37,9 @@ DISCONNECTED = "herald.disconnected"
 # The scope's key for how a streamed answer (a subscription over SSE or multipart) is ended
 # when the server shuts down: it would never end on its own.
 END_STREAM = "herald.end_stream"
+# The scope's extension that lifts a WebSocket's message bound to the authenticated one,
+# once the socket's caller is known (schema/websocket.py, at an accepted connection_init).
+LIFT_MESSAGE_LIMIT = "herald.lift_message_limit"
 # Sent on every response by uvicorn itself, so the planned path pays nothing per request.
 DEFAULT_HEADERS = [("x-content-type-options", "nosniff")]
 _TOO_LARGE = b"request headers too large"
@@ -42,9 +47,9 @@ _TOO_LARGE = b"request headers too large"
 
 def server_options(settings: Settings) -> dict[str, Any]:
     """uvicorn's options wherever Herald starts it (`herald serve`, `herald dev`, the tests):
-    the protocol below with its head bounds and the server's one count of requests in flight
-    (uvicorn makes a protocol per connection; each worker process gets a copy of its own),
-    the keep-alive, no `server` banner."""
+    the protocols below, HTTP's with its head bounds and the server's one count of requests
+    in flight (uvicorn makes a protocol per connection; each worker process gets a copy of
+    its own), WebSocket's with its message bounds; the keep-alive, no `server` banner."""
     return {
         "http": partial(
             HttpProtocol,
@@ -52,12 +57,45 @@ def server_options(settings: Settings) -> dict[str, Any]:
             head_timeout_s=settings.http_head_timeout_s,
             in_flight=InFlight(settings.max_in_flight),
         ),
+        # graphql-transport-ws messages are GraphQL requests: bounded like a request body,
+        # an anonymous one's until connection_init has brought an accepted key.
+        "ws": partial(WebSocketProtocol, anonymous_max_bytes=settings.request_max_bytes_anonymous),
+        "ws_max_size": settings.request_max_bytes,
         "timeout_keep_alive": settings.http_keep_alive_s,
         "server_header": False,
         "headers": DEFAULT_HEADERS,
-        # graphql-transport-ws messages are GraphQL requests: bounded like a request body.
-        "ws_max_size": settings.request_max_bytes,
     }
+
+
+class WebSocketProtocol(WebSocketsSansIOProtocol):
+    """Given to uvicorn as `ws=` (server_options): uvicorn's protocol on websockets' sans-I/O
+    one, its messages at most `anonymous_max_bytes` until the application lifts the bound
+    to uvicorn's `ws_max_size` (`lift_message_limit`).
+
+    websockets checks a frame's length in its header, before it buffers the payload: a
+    client without a key is refused a larger message with 1009 for the price of a header,
+    instead of making the server hold and decode up to `ws_max_size` first.
+    """
+
+    def __init__(self, *args: Any, anonymous_max_bytes: int, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.conn.max_message_size = anonymous_max_bytes
+
+    def handle_connect(self, event: Request) -> None:
+        super().handle_connect(event)
+        scope = getattr(self, "scope", None)  # set when the handshake was accepted
+        if scope is not None:
+            cast("dict[str, Any]", scope["extensions"])[LIFT_MESSAGE_LIMIT] = self._lift
+
+    def _lift(self) -> None:
+        self.conn.max_message_size = self.config.ws_max_size
+
+
+def lift_message_limit(scope: Scope) -> None:
+    """Let a WebSocket whose caller is known send messages as large as a request body."""
+    lift = scope.get("extensions", {}).get(LIFT_MESSAGE_LIMIT)
+    if lift is not None:
+        lift()
 
 
 class HeadHeld:
