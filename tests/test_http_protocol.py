@@ -254,6 +254,17 @@ async def test_the_next_head_on_a_kept_alive_connection_is_bounded_too(
     assert answer.startswith(b"HTTP/1.1 200 ")
 
 
+async def test_a_kept_alive_connection_fed_only_blank_lines_is_closed(
+    impatient: Server,
+) -> None:
+    # when a client sends a request, then only the blank lines a parser skips between requests
+    answer = await _talk(impatient.url, _head(), b"\r\n")
+
+    # then the first is answered, and the connection closed once a head's time has passed
+    assert answer.count(b"HTTP/1.1 ") == 1
+    assert answer.startswith(b"HTTP/1.1 200 ")
+
+
 # --- load shedding ----------------------------------------------------------------------------
 
 QUERY = b'{"query": "{ __typename }"}'
