@@ -35,13 +35,13 @@ from websockets.typing import Subprotocol
 from app.http.ratelimit import PREFIX as RATE_LIMIT_PREFIX
 from app.whatsapp.providers import sign
 from bench.common import (
-    REDIS_URL,
     Scale,
     authorization,
     cpu_seconds,
     lua_string,
     median,
     prepare,
+    redis_url,
     running_server,
     server_process,
     table,
@@ -514,7 +514,7 @@ def shedding(database: str, headers: dict[str, str], seconds: int, rounds: int) 
 
 
 def forget_rate_limits() -> None:
-    client = redis.Redis.from_url(REDIS_URL)
+    client = redis.Redis.from_url(redis_url())
     keys = list(client.scan_iter(RATE_LIMIT_PREFIX + "*", count=1000))
     if keys:
         client.delete(*keys)

@@ -2,13 +2,13 @@
 
     python -m bench.cache_bench [redis-url] [iterations]
 
-Each operation is one round trip on an already open connection, as on the request path.
+Without a URL, the benchmarks' Redis (`HERALD_BENCH_REDIS_URL`, else a redis-server of the
+run's own). Each operation is one round trip on an already open connection, as on the request path.
 """
 
 from __future__ import annotations
 
 import asyncio
-import os
 import statistics
 import sys
 import time
@@ -16,6 +16,7 @@ from collections.abc import Awaitable, Callable
 
 from app.cache import CacheService, Entry, RequestCache, open_redis
 from app.config import load_settings
+from bench.common import redis_url
 
 BATCH = 10
 
@@ -77,10 +78,6 @@ async def main(url: str, iterations: int) -> None:
 
 
 if __name__ == "__main__":
-    target = (
-        sys.argv[1]
-        if len(sys.argv) > 1
-        else os.environ.get("HERALD_REDIS_URL", "redis://127.0.0.1:6379/0")
-    )
+    target = sys.argv[1] if len(sys.argv) > 1 else redis_url()
     count = int(sys.argv[2]) if len(sys.argv) > 2 else 5_000
     asyncio.run(main(target, count))

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import socket
 import statistics
 import subprocess
 import sys
@@ -26,11 +25,17 @@ from app.db import migrate
 from app.db.engine import create_engine, create_sessionmaker
 from app.models import ApiKeyRole
 from app.seed import seed
+from bench.servers import bench_services, free_port
 
-ADMIN_URL = os.environ.get(
-    "HERALD_BENCH_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
-)
-REDIS_URL = os.environ.get("HERALD_BENCH_REDIS_URL", "redis://127.0.0.1:6379/13")
+
+def admin_url() -> str:
+    """The benchmarks' PostgreSQL, its `postgres` database (`bench_services`)."""
+    return bench_services().admin_url
+
+
+def redis_url() -> str:
+    """The benchmarks' Redis (`bench_services`)."""
+    return bench_services().redis_url
 
 
 @dataclass(frozen=True)
@@ -45,11 +50,11 @@ class Scale:
 
 
 def database_url(scale: Scale) -> str:
-    return ADMIN_URL.rsplit("/", 1)[0] + "/" + scale.database
+    return admin_url().rsplit("/", 1)[0] + "/" + scale.database
 
 
 async def _prepare(scale: Scale) -> None:
-    admin = await asyncpg.connect(ADMIN_URL)
+    admin = await asyncpg.connect(admin_url())
     try:
         exists = await admin.fetchval(
             "SELECT 1 FROM pg_database WHERE datname = $1", scale.database
@@ -58,7 +63,7 @@ async def _prepare(scale: Scale) -> None:
             await admin.execute(f'CREATE DATABASE "{scale.database}"')
     finally:
         await admin.close()
-    settings = load_settings(database_url=database_url(scale), redis_url=REDIS_URL)
+    settings = load_settings(database_url=database_url(scale), redis_url=redis_url())
     # A database seeded by older code is brought to the current schema (counters included).
     await asyncio.to_thread(migrate.upgrade, settings.async_database_url)
     if exists:
@@ -73,20 +78,20 @@ async def _prepare(scale: Scale) -> None:
 
 async def fresh_database(name: str) -> str:
     """An empty database `name`, dropped first if it exists, built by `alembic upgrade head`."""
-    admin = await asyncpg.connect(ADMIN_URL)
+    admin = await asyncpg.connect(admin_url())
     try:
         await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         await admin.execute(f'CREATE DATABASE "{name}"')
     finally:
         await admin.close()
-    url = ADMIN_URL.rsplit("/", 1)[0] + "/" + name
+    url = admin_url().rsplit("/", 1)[0] + "/" + name
     await asyncio.to_thread(migrate.upgrade, load_settings(database_url=url).async_database_url)
     return url
 
 
 def clean_dispatch_redis() -> None:
     """Drop what an earlier dispatch run left in the bench Redis: broker queues, quota, locks."""
-    client = redis.Redis.from_url(REDIS_URL)
+    client = redis.Redis.from_url(redis_url())
     for pattern in ("dramatiq:*", "whatsapp:*", "campaign:*"):
         keys = list(client.scan_iter(pattern, count=1000))
         if keys:
@@ -116,19 +121,13 @@ def authorization(database: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {asyncio.run(_admin_key(database))}"}
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def server_environment(database: str, **env: str) -> dict[str, str]:
     """The environment a benchmarked Herald runs with: production settings, SQL counts
     exposed, no per-key throttle (measure Herald, not its rate limit); `env` overrides."""
     return {
         **os.environ,
         "HERALD_DATABASE_URL": database,
-        "HERALD_REDIS_URL": REDIS_URL,
+        "HERALD_REDIS_URL": redis_url(),
         "HERALD_ENV": "prod",
         "HERALD_EXPOSE_SQL_COUNT": "true",
         "HERALD_RATE_LIMIT_REQUESTS": "0",

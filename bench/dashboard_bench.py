@@ -17,12 +17,12 @@ import httpx
 
 from app.cache import bump_generations, open_redis
 from bench.common import (
-    REDIS_URL,
     Scale,
     authorization,
     median,
     percentile,
     prepare,
+    redis_url,
     running_server,
     table,
 )
@@ -41,7 +41,7 @@ query Dashboard {
 
 def _invalidate() -> None:
     async def bump() -> None:
-        redis = open_redis(REDIS_URL, timeout=1.0)
+        redis = open_redis(redis_url(), timeout=1.0)
         try:
             await bump_generations(redis, "stats", "campaigns", "categories")
         finally:

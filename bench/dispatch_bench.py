@@ -27,7 +27,7 @@ import orjson
 
 from app.config import load_settings
 from app.worker.jobs import open_jobs
-from bench.common import REDIS_URL, clean_dispatch_redis, free_port, fresh_database
+from bench.common import clean_dispatch_redis, free_port, fresh_database, redis_url
 
 DATABASE = os.environ.get("HERALD_DISPATCH_BENCH_DATABASE", "herald_dispatch_bench")
 PHONE_NUMBER_ID = "100200300"
@@ -210,7 +210,7 @@ async def run_once(
     env = {k: v for k, v in os.environ.items() if not k.startswith("HERALD_")}
     env.update(
         HERALD_DATABASE_URL=url,
-        HERALD_REDIS_URL=REDIS_URL,
+        HERALD_REDIS_URL=redis_url(),
         HERALD_WHATSAPP_PROVIDER="cloud_api",
         HERALD_WHATSAPP_API_BASE_URL=f"http://127.0.0.1:{port}",
         HERALD_WHATSAPP_PHONE_NUMBER_ID=PHONE_NUMBER_ID,
@@ -238,7 +238,7 @@ async def run_once(
                 campaign_id,
             )
             began = time.perf_counter()
-            open_jobs(load_settings(redis_url=REDIS_URL)).materialize(campaign_id)
+            open_jobs(load_settings(redis_url=redis_url())).materialize(campaign_id)
             while (
                 await conn.fetchval("SELECT status FROM campaigns WHERE id = $1", campaign_id)
                 != "completed"

@@ -45,10 +45,10 @@ from app.config import Settings, load_settings
 from app.whatsapp.providers import sign
 from app.worker.jobs import open_jobs
 from bench.common import (
-    REDIS_URL,
     clean_dispatch_redis,
     free_port,
     fresh_database,
+    redis_url,
     running_server,
     table,
 )
@@ -193,7 +193,7 @@ async def _prepare_database(contacts: int) -> tuple[str, int]:
 
 
 def _clean_redis() -> None:
-    client = redis.Redis.from_url(REDIS_URL)
+    client = redis.Redis.from_url(redis_url())
     for pattern in ("dramatiq:*", "whatsapp:*", "campaign:*"):
         keys = list(client.scan_iter(pattern, count=1000))
         if keys:
@@ -249,7 +249,7 @@ async def run_once(contacts: int, broker: str, faults: bool, rate: int) -> Outco
     clean_dispatch_redis()
     outcome = Outcome(broker, faults)
     node = Node() if broker == "rabbitmq" else None
-    proxy = TcpProxy.before(REDIS_URL)
+    proxy = TcpProxy.before(redis_url())
     fake_port = free_port()
     try:
         with running_server(
@@ -262,7 +262,7 @@ async def run_once(contacts: int, broker: str, faults: bool, rate: int) -> Outco
             env = {k: v for k, v in os.environ.items() if not k.startswith("HERALD_")}
             env.update(
                 HERALD_DATABASE_URL=url,
-                HERALD_REDIS_URL=proxy.url_for(REDIS_URL),
+                HERALD_REDIS_URL=proxy.url_for(redis_url()),
                 HERALD_WHATSAPP_PROVIDER="cloud_api",
                 HERALD_WHATSAPP_API_BASE_URL=f"http://127.0.0.1:{fake_port}",
                 HERALD_WHATSAPP_PHONE_NUMBER_ID=PHONE_NUMBER_ID,
@@ -273,10 +273,10 @@ async def run_once(contacts: int, broker: str, faults: bool, rate: int) -> Outco
                 HERALD_DISPATCH_RECOVERY_INTERVAL_S="5",
                 HERALD_DB_POOL_SIZE="4",
             )
-            settings = load_settings(redis_url=REDIS_URL)
+            settings = load_settings(redis_url=redis_url())
             if node is not None:
                 env["HERALD_BROKER_URL"] = node.url
-                settings = load_settings(redis_url=REDIS_URL, broker_url=node.url)
+                settings = load_settings(redis_url=redis_url(), broker_url=node.url)
             LOGS.mkdir(exist_ok=True)
             log = LOGS / f"fault_{broker}_worker.log"
             log.write_bytes(b"")

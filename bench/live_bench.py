@@ -41,10 +41,10 @@ import uvloop
 from app.cache import open_redis
 from app.campaigns.progress import notify_campaign_progress
 from bench.common import (
-    REDIS_URL,
     authorization,
     fresh_database,
     percentile,
+    redis_url,
     running_server,
 )
 
@@ -241,7 +241,7 @@ async def _commit_batches(
     database: str, campaign_id: int, batches: int, batch: int, interval: float
 ) -> list[tuple[float, int]]:
     db = await asyncpg.connect(database)
-    redis = open_redis(REDIS_URL, timeout=1.0)
+    redis = open_redis(redis_url(), timeout=1.0)
     commits: list[tuple[float, int]] = []
     try:
         started = time.monotonic()

@@ -31,8 +31,8 @@ import asyncpg
 import httpx
 
 from bench.common import (
-    ADMIN_URL,
     Scale,
+    admin_url,
     authorization,
     lua_string,
     median,
@@ -148,10 +148,10 @@ def check(endpoint: str, headers: Mapping[str, str], contact_id: int) -> None:
 def database_copy(template: str) -> Iterator[str]:
     """A copy of the bench database for writes; dropped afterwards."""
     name = f"herald_mix_{int(time.time())}"
-    base = ADMIN_URL.rsplit("/", 1)[0]
+    base = admin_url().rsplit("/", 1)[0]
 
     async def admin(sql: str) -> None:
-        connection = await asyncpg.connect(ADMIN_URL)
+        connection = await asyncpg.connect(admin_url())
         try:
             await connection.execute(sql)
         finally:

@@ -13,7 +13,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from bench.common import free_port
+from bench.servers import free_port
 
 HOST = "127.0.0.1"
 

@@ -39,13 +39,13 @@ from app.db.engine import create_engine
 from app.seed import seed
 from bench import dispatch_bench
 from bench.common import (
-    ADMIN_URL,
-    REDIS_URL,
     Scale,
+    admin_url,
     authorization,
     database_url,
     median,
     percentile,
+    redis_url,
     running_server,
     table,
 )
@@ -101,7 +101,7 @@ class Seeded:
 
 
 async def _seed(scale: Scale, reseed: bool = False) -> Seeded:
-    admin = await asyncpg.connect(ADMIN_URL)
+    admin = await asyncpg.connect(admin_url())
     try:
         if reseed:
             await admin.execute(f'DROP DATABASE IF EXISTS "{scale.database}" WITH (FORCE)')
@@ -113,7 +113,7 @@ async def _seed(scale: Scale, reseed: bool = False) -> Seeded:
     finally:
         await admin.close()
     url = database_url(scale)
-    settings = load_settings(database_url=url, redis_url=REDIS_URL)
+    settings = load_settings(database_url=url, redis_url=redis_url())
     # A database seeded by older code is brought to the current schema (counters included).
     await asyncio.to_thread(migrate.upgrade, settings.async_database_url)
     if not exists:
@@ -174,7 +174,7 @@ async def _old_statements(url: str, campaign_id: int, runs: int = 3) -> tuple[fl
 
 def _invalidate_all() -> None:
     async def bump() -> None:
-        redis = open_redis(REDIS_URL, timeout=1.0)
+        redis = open_redis(redis_url(), timeout=1.0)
         try:
             await bump_generations(redis, *NAMESPACES)
         finally:

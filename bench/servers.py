@@ -8,20 +8,30 @@ embedded services (`app/process/embedded.py`).
 
 from __future__ import annotations
 
+import atexit
+import os
 import pwd
 import shutil
+import socket
 import subprocess
 import tempfile
 import time
+from dataclasses import dataclass
+from functools import cache
 from pathlib import Path
 from typing import Any
 
 import redis
 
 from app.process.embedded import postgres_binaries, redis_server_binary
-from bench.common import free_port
 
 HOST = "127.0.0.1"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind((HOST, 0))
+        return int(sock.getsockname()[1])
 
 
 class OwnRedis:
@@ -143,3 +153,28 @@ class OwnPostgres:
         if (self.data / "postmaster.pid").exists():
             self.pg_ctl("-m", "immediate", "stop")
         shutil.rmtree(self.base, ignore_errors=True)
+
+
+@dataclass(frozen=True)
+class BenchServices:
+    admin_url: str  # a database the benchmarks may CREATE and DROP their databases from
+    redis_url: str  # a Redis database the benchmarks write to and clean
+
+
+@cache
+def bench_services() -> BenchServices:
+    """The PostgreSQL and Redis a benchmark run uses: those `HERALD_BENCH_ADMIN_URL` and
+    `HERALD_BENCH_REDIS_URL` name, else a cluster and a redis-server of the run's own,
+    started on first use and removed when the run exits. A benchmark writes only to
+    servers it started or was pointed at, and runs on a machine that has none."""
+    admin_url = os.environ.get("HERALD_BENCH_ADMIN_URL")
+    if admin_url is None:
+        postgres = OwnPostgres()
+        atexit.register(postgres.close)
+        admin_url = postgres.url
+    redis_url = os.environ.get("HERALD_BENCH_REDIS_URL")
+    if redis_url is None:
+        server = OwnRedis()
+        atexit.register(server.close)
+        redis_url = server.url
+    return BenchServices(admin_url, redis_url)
