@@ -23,5 +23,5 @@ class StatsByCampaignIdLoader(SessionLoader[int, Any]):
     async def batch_load_fn(self, keys: Sequence[int]) -> list[Any]:
         rows = await StatsRepository(self.session).by_campaign_ids(keys)
         of = self.types.message_stats.of
-        found = {row.campaign_id: of(row._mapping) for row in rows}
+        found = {row.campaign_id: of(row._asdict()) for row in rows}
         return [found.get(key) or of({}) for key in keys]

@@ -292,6 +292,9 @@ async def rows(
         session._check_open()
         sql = _sql(statement, reads.dialect)
         count_statement()
-        return Rows(sql.fields, await reads.fetch(sql, params), from_driver=True)
+        records = await reads.fetch(sql, params)
+        # A text statement declares no columns: its records name them.
+        fields = sql.fields or (tuple(records[0].keys()) if records else ())
+        return Rows(fields, records, from_driver=True)
     result = await session.execute(statement, params)
     return Rows(tuple(result.keys()), result.all(), from_driver=False)

@@ -375,7 +375,7 @@ class LiveHub:
             found = await StatsRepository(session).by_campaign_ids([campaign_id])
             # The counters (app/stats): constant time, however big the campaign.
             counts: dict[str, int] = (
-                {name: found[0]._mapping[name] for name in CAMPAIGN_FIELDS} if found else {}
+                {name: getattr(found[0], name) for name in CAMPAIGN_FIELDS} if found else {}
             )
         campaign = rows[0]
         status = CampaignStatus(campaign.status)

@@ -16,9 +16,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Row, TextClause, text
+from sqlalchemy import TextClause, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.db.reads import rows
 from app.models import CampaignStatus, MessageStatus
 
 STATUSES = tuple(status.value for status in MessageStatus)
@@ -240,39 +241,39 @@ class StatsRepository:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
 
-    async def by_campaign_ids(self, campaign_ids: Sequence[int]) -> Sequence[Row]:
+    async def by_campaign_ids(self, campaign_ids: Sequence[int]) -> Sequence[Any]:
         """(campaign_id, pending, ..., failed, interactions) per campaign that has counters."""
-        return (await self.session.execute(_BY_CAMPAIGNS, {"ids": list(campaign_ids)})).all()
+        return (await rows(self.session, _BY_CAMPAIGNS, {"ids": list(campaign_ids)})).named()
 
-    async def totals(self) -> Row:
+    async def totals(self) -> Any:
         """Messages per status and interactions over every campaign."""
-        return (await self.session.execute(_TOTALS)).one()
+        return (await rows(self.session, _TOTALS)).named()[0]
 
     async def message_counts(
         self, campaign_ids: Sequence[int], status: MessageStatus | None
     ) -> dict[int, int]:
-        result = await self.session.execute(_MESSAGE_COUNTS[status], {"ids": list(campaign_ids)})
-        return {cid: n for cid, n in result.all()}
+        found = await rows(self.session, _MESSAGE_COUNTS[status], {"ids": list(campaign_ids)})
+        return {cid: n for cid, n in found.records}
 
     async def message_count(self, campaign_id: int | None, status: MessageStatus | None) -> int:
         """Of one campaign, or of all of them."""
         if campaign_id is None:
-            return int((await self.session.execute(_MESSAGE_COUNT[status])).scalar_one())
+            return await self._count(_MESSAGE_COUNT[status])
         return (await self.message_counts([campaign_id], status)).get(campaign_id, 0)
 
     async def campaign_count(self, status: CampaignStatus | None) -> int:
-        return int((await self.session.execute(_CAMPAIGN_COUNT[status])).scalar_one())
+        return await self._count(_CAMPAIGN_COUNT[status])
 
     async def category_count(self) -> int:
-        return int((await self.session.execute(_CATEGORY_COUNT)).scalar_one())
+        return await self._count(_CATEGORY_COUNT)
 
     async def contact_count(self, opted_out: bool | None) -> int:
         """All contacts, or only those who opted out (True) or did not (False)."""
-        return int((await self.session.execute(_CONTACT_COUNT[opted_out])).scalar_one())
+        return await self._count(_CONTACT_COUNT[opted_out])
 
     async def dashboard(self) -> dict[str, Any]:
         """The audit's consolidated /dashboard/stats (recommendation 7) as one round trip."""
-        row = (await self.session.execute(_DASHBOARD)).one()._mapping
+        row = (await rows(self.session, _DASHBOARD)).named()[0]._asdict()
         return {
             "contacts": row["contacts"],
             "opted_out": row["opted_out"],
@@ -280,6 +281,9 @@ class StatsRepository:
             "campaigns": {s: row[f"campaigns_{s}"] for s in CAMPAIGN_STATUSES},
             "messages": {f: row[f] for f in CAMPAIGN_FIELDS},
         }
+
+    async def _count(self, statement: TextClause) -> int:
+        return int((await rows(self.session, statement)).records[0][0])
 
     # -- folding --------------------------------------------------------------------------
 

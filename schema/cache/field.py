@@ -31,6 +31,7 @@ from app.cache import MISS, Entry, NotCacheable, check_namespace, ttl_for
 from app.compat import graphql_schema
 from app.config import Settings
 from schema.cache.codec import Json, arguments_digest, decode, encode, schema_version
+from schema.common.selection import per_field_node
 
 if TYPE_CHECKING:
     from schema.context import Context
@@ -125,6 +126,7 @@ class Cached(FieldExtension):
     ) -> None:
         self.namespace = check_namespace(namespace)
         self.thunk_fields = thunk_fields
+        self._thunks = f"selects {sorted(thunk_fields)}"  # its look-ahead's key
         self.depends_on = tuple(check_namespace(other) for other in depends_on)
         self.ttl = ttl or (lambda settings: ttl_for(settings, namespace))
         self.key = key or _parent_id
@@ -135,6 +137,11 @@ class Cached(FieldExtension):
 
     def apply(self, field: StrawberryField) -> None:
         self.field_name = field.python_name
+
+    def _forces(self, info: strawberry.Info) -> bool:
+        """Whether the field's selection asks for a lazy part: names only, so once per set
+        of field nodes (`per_field_node`)."""
+        return any(_selects(f.selections, self.thunk_fields) for f in info.selected_fields)
 
     async def resolve_async(
         self, next_: Callable[..., Any], source: Any, info: strawberry.Info, **kwargs: Any
@@ -156,9 +163,7 @@ class Cached(FieldExtension):
         entry = Entry.of(self.namespace, name, ttl, scope, self.depends_on)
 
         # Lazy parts (a Connection's count) are stored only when this request asks for them.
-        force = bool(self.thunk_fields) and any(
-            _selects(f.selections, self.thunk_fields) for f in info.selected_fields
-        )
+        force = bool(self.thunk_fields) and per_field_node(info, self._thunks, self._forces)
         # A value stored without the lazy part this request wants is recomputed (a miss).
         value, stamp = await cache.lookup(entry, (lambda v: not v["lazy"]) if force else None)
         if value is not MISS:

@@ -48,4 +48,4 @@ class MessageQuery:
     )
     async def message_stats(self, info: Info) -> MessageStats:
         totals = await StatsRepository(info.context.session).totals()
-        return MessageStats.of(totals._mapping)
+        return MessageStats.of(totals._asdict())
