@@ -6,12 +6,27 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, cast
 
-from sqlalchemy import ARRAY, BigInteger, Row, Table, bindparam, delete, func, select, text, update
+from sqlalchemy import (
+    ARRAY,
+    BigInteger,
+    Column,
+    Row,
+    Select,
+    Table,
+    any_,
+    bindparam,
+    delete,
+    func,
+    select,
+    text,
+    update,
+)
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.db.pagination import Page, apply_page
+from app.db.pagination import Page
+from app.db.reads import rows
 from app.errors import Duplicate
 from app.models import Campaign, CampaignStatus, Category, campaign_categories, category_contacts
 
@@ -22,47 +37,65 @@ ACTIVE_CAMPAIGN_STATUSES = (CampaignStatus.SCHEDULED, CampaignStatus.SENDING, Ca
 # Core's insert/update/delete take a Table; `__table__` is typed as the wider FromClause.
 _table = cast(Table, categories)
 
+# Reads, built once: a list of ids is one array parameter (`= ANY`), so one prepared
+# statement serves any number of ids (app/db/reads.py).
+_IDS = bindparam("ids", type_=ARRAY(BigInteger))
+
+
+def _page(after: bool) -> Select:
+    stmt = select(categories)
+    if after:
+        stmt = stmt.where(categories.c.id < bindparam("before_id"))
+    return stmt.order_by(categories.c.id.desc()).limit(bindparam("limit"))
+
+
+_PAGE = {after: _page(after) for after in (False, True)}
+_BY_IDS = select(categories).where(categories.c.id == any_(_IDS))
+
+
+def _by_owner(link: Table, owner: Column[int]) -> Select:
+    return (
+        select(owner.label("owner_id"), categories)
+        .join(categories, categories.c.id == link.c.category_id)
+        .where(owner == any_(_IDS))
+        .order_by(categories.c.name)
+    )
+
+
+_BY_CONTACTS = _by_owner(category_contacts, category_contacts.c.contact_id)
+_BY_CAMPAIGNS = _by_owner(campaign_categories, campaign_categories.c.campaign_id)
+_CONTACT_COUNTS = (
+    select(category_contacts.c.category_id, func.count())
+    .where(category_contacts.c.category_id == any_(_IDS))
+    .group_by(category_contacts.c.category_id)
+)
+
 
 class CategoryRepository:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
 
-    async def page(self, page: Page) -> Sequence[Row]:
-        stmt = apply_page(select(categories), categories.c.id, page)
-        return (await self.session.execute(stmt)).all()
+    async def page(self, page: Page) -> Sequence[Any]:
+        values: dict[str, object] = {"limit": page.limit + 1}
+        if page.before_id is not None:
+            values["before_id"] = page.before_id
+        return (await rows(self.session, _PAGE[page.before_id is not None], values)).named()
 
-    async def by_ids(self, ids: Sequence[int]) -> Sequence[Row]:
-        stmt = select(categories).where(categories.c.id.in_(ids))
-        return (await self.session.execute(stmt)).all()
+    async def by_ids(self, ids: Sequence[int]) -> Sequence[Any]:
+        return (await rows(self.session, _BY_IDS, {"ids": list(ids)})).named()
 
-    async def by_contact_ids(self, contact_ids: Sequence[int]) -> Sequence[Row]:
+    async def by_contact_ids(self, contact_ids: Sequence[int]) -> Sequence[Any]:
         """Categories of each contact, as rows carrying `owner_id` (the contact)."""
-        stmt = (
-            select(category_contacts.c.contact_id.label("owner_id"), categories)
-            .join(categories, categories.c.id == category_contacts.c.category_id)
-            .where(category_contacts.c.contact_id.in_(contact_ids))
-            .order_by(categories.c.name)
-        )
-        return (await self.session.execute(stmt)).all()
+        return (await rows(self.session, _BY_CONTACTS, {"ids": list(contact_ids)})).named()
 
-    async def by_campaign_ids(self, campaign_ids: Sequence[int]) -> Sequence[Row]:
+    async def by_campaign_ids(self, campaign_ids: Sequence[int]) -> Sequence[Any]:
         """Target categories of each campaign, as rows carrying `owner_id` (the campaign)."""
-        stmt = (
-            select(campaign_categories.c.campaign_id.label("owner_id"), categories)
-            .join(categories, categories.c.id == campaign_categories.c.category_id)
-            .where(campaign_categories.c.campaign_id.in_(campaign_ids))
-            .order_by(categories.c.name)
-        )
-        return (await self.session.execute(stmt)).all()
+        return (await rows(self.session, _BY_CAMPAIGNS, {"ids": list(campaign_ids)})).named()
 
     async def contact_counts(self, category_ids: Sequence[int]) -> dict[int, int]:
         """Members per category in one grouped statement (the audit's batched count)."""
-        stmt = (
-            select(category_contacts.c.category_id, func.count())
-            .where(category_contacts.c.category_id.in_(category_ids))
-            .group_by(category_contacts.c.category_id)
-        )
-        return {cid: n for cid, n in (await self.session.execute(stmt)).all()}
+        found = await rows(self.session, _CONTACT_COUNTS, {"ids": list(category_ids)})
+        return {cid: n for cid, n in found.records}
 
     # -- writes ---------------------------------------------------------------------------
 

@@ -148,9 +148,9 @@ class ContactRepository:
     async def by_ids(self, ids: Sequence[int]) -> Sequence[Any]:
         return (await rows(self.session, _BY_IDS, {"ids": list(ids)})).named()
 
-    async def page_per_category(self, category_ids: Sequence[int], page: Page) -> Sequence[Row]:
+    async def page_per_category(self, category_ids: Sequence[int], page: Page) -> Sequence[Any]:
         stmt = _page_per_category(page.before_id is not None)
-        return (await self.session.execute(stmt, page_parameters(category_ids, page))).all()
+        return (await rows(self.session, stmt, page_parameters(category_ids, page))).named()
 
     # -- writes ---------------------------------------------------------------------------
 

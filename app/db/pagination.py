@@ -16,12 +16,6 @@ class Page:
     before_id: int | None = None
 
 
-def apply_page(stmt: Select, id_column: ColumnElement[int], page: Page) -> Select:
-    if page.before_id is not None:
-        stmt = stmt.where(id_column < page.before_id)
-    return stmt.order_by(id_column.desc()).limit(page.limit + 1)
-
-
 def page_per_parent(
     child: Select,
     parent_column: ColumnElement[int],

@@ -5,10 +5,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import Row, bindparam, select, text
+from sqlalchemy import ARRAY, BigInteger, any_, bindparam, select, text
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.db.reads import rows
 from app.models import Interaction, Message
 
 messages = Message.__table__
@@ -27,32 +28,35 @@ _ADD_INTERACTION = text(
     """
 ).bindparams(bindparam("payload", type_=JSONB))
 
+# Reads, built once, ids as one array parameter (app/db/reads.py); rows of a message or a
+# contact carry it as `owner_id`.
+_IDS = bindparam("ids", type_=ARRAY(BigInteger))
+_BY_MESSAGES = (
+    select(interactions.c.message_id.label("owner_id"), interactions)
+    .where(interactions.c.message_id == any_(_IDS))
+    .order_by(interactions.c.id)
+)
+_BY_IDS = select(interactions).where(interactions.c.id == any_(_IDS))
+_BY_CONTACTS = (
+    select(messages.c.contact_id.label("owner_id"), interactions)
+    .join(messages, messages.c.id == interactions.c.message_id)
+    .where(messages.c.contact_id == any_(_IDS))
+    .order_by(interactions.c.id)
+)
+
 
 class InteractionRepository:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
 
-    async def by_message_ids(self, message_ids: Sequence[int]) -> Sequence[Row]:
-        stmt = (
-            select(interactions.c.message_id.label("owner_id"), interactions)
-            .where(interactions.c.message_id.in_(message_ids))
-            .order_by(interactions.c.id)
-        )
-        return (await self.session.execute(stmt)).all()
+    async def by_message_ids(self, message_ids: Sequence[int]) -> Sequence[Any]:
+        return (await rows(self.session, _BY_MESSAGES, {"ids": list(message_ids)})).named()
 
-    async def by_ids(self, ids: Sequence[int]) -> Sequence[Row]:
-        return (
-            await self.session.execute(select(interactions).where(interactions.c.id.in_(ids)))
-        ).all()
+    async def by_ids(self, ids: Sequence[int]) -> Sequence[Any]:
+        return (await rows(self.session, _BY_IDS, {"ids": list(ids)})).named()
 
-    async def by_contact_ids(self, contact_ids: Sequence[int]) -> Sequence[Row]:
-        stmt = (
-            select(messages.c.contact_id.label("owner_id"), interactions)
-            .join(messages, messages.c.id == interactions.c.message_id)
-            .where(messages.c.contact_id.in_(contact_ids))
-            .order_by(interactions.c.id)
-        )
-        return (await self.session.execute(stmt)).all()
+    async def by_contact_ids(self, contact_ids: Sequence[int]) -> Sequence[Any]:
+        return (await rows(self.session, _BY_CONTACTS, {"ids": list(contact_ids)})).named()
 
     async def add(self, message_id: int, kind: str, event_id: str, payload: dict[str, Any]) -> int:
         params = {

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import BigInteger, any_, bindparam, func, select
+from sqlalchemy import BigInteger, Select, any_, bindparam, func, select
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -26,6 +26,18 @@ messages = Message.__table__
 _BY_IDS = WHOLE.select(filtered=False).where(
     messages.c.id == any_(bindparam("ids", type_=ARRAY(BigInteger)))
 )
+
+
+def _count_per_contact(filtered: bool) -> Select:
+    stmt = select(messages.c.contact_id, func.count()).where(
+        messages.c.contact_id == any_(bindparam("ids", type_=ARRAY(BigInteger)))
+    )
+    if filtered:
+        stmt = stmt.where(messages.c.status == bindparam("status"))
+    return stmt.group_by(messages.c.contact_id)
+
+
+_COUNT_PER_CONTACT = {filtered: _count_per_contact(filtered) for filtered in (False, True)}
 
 
 def _status(status: MessageStatus | None) -> dict[str, object]:
@@ -139,13 +151,9 @@ class MessageRepository:
     async def count_per_contact(
         self, contact_ids: Sequence[int], status: MessageStatus | None
     ) -> dict[int, int]:
-        stmt = select(messages.c.contact_id, func.count()).where(
-            messages.c.contact_id.in_(contact_ids)
-        )
-        if status is not None:
-            stmt = stmt.where(messages.c.status == status)
-        rows = await self.session.execute(stmt.group_by(messages.c.contact_id))
-        return {cid: n for cid, n in rows.all()}
+        values = {"ids": list(contact_ids), **_status(status)}
+        found = await rows(self.session, _COUNT_PER_CONTACT[status is not None], values)
+        return {cid: n for cid, n in found.records}
 
     async def _rowcount(self, stmt: Any, **params: Any) -> int:
         result = await self.session.execute(stmt, params)

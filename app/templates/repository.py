@@ -61,6 +61,12 @@ def _page(status: TemplateStatus | None, after: bool) -> Select:
     return stmt.order_by(templates.c.id.desc()).limit(bindparam("limit"))
 
 
+@lru_cache(maxsize=16)
+def _count(status: TemplateStatus | None) -> Select:
+    stmt = select(func.count()).select_from(templates)
+    return stmt if status is None else stmt.where(_in_status(status))
+
+
 class TemplateRepository:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
@@ -84,10 +90,7 @@ class TemplateRepository:
         return await rows(self.session, _page(status, page.before_id is not None), values)
 
     async def count(self, status: TemplateStatus | None) -> int:
-        stmt = select(func.count()).select_from(templates)
-        if status is not None:
-            stmt = stmt.where(_in_status(status))
-        return int((await self.session.execute(stmt)).scalar_one())
+        return int((await rows(self.session, _count(status))).records[0][0])
 
     # -- writes ---------------------------------------------------------------------------
 
