@@ -93,8 +93,27 @@ async def encode(value: Any, *, force: bool = True, lazy: list[str] | None = Non
     """A JSON tree from a resolver's result; TypeError when something cannot be stored.
 
     Thunks are forced only with `force`; otherwise their names are appended to `lazy` and
-    the rebuilt object cannot answer them (the extension then recomputes instead).
+    the rebuilt object cannot answer them (the extension then recomputes instead). The tree
+    is built in one synchronous walk (a page's leaves are hundreds of values); only the
+    thunks it met are awaited, after it, and their places in the tree filled.
     """
+    thunks: list[tuple[Any, str, Callable[[], Any], dict[str, Json]]] = []
+    tree = _encode(value, force, lazy, thunks)
+    for owner, name, thunk, place in thunks:
+        forced, is_async = await _force(thunk)
+        # The live object answers from the forced value too: one computation.
+        setattr(owner, name, _constant(forced, is_async))
+        place["$thunk"] = await encode(forced)
+        place["async"] = is_async
+    return tree
+
+
+def _encode(
+    value: Any,
+    force: bool,
+    lazy: list[str] | None,
+    thunks: list[tuple[Any, str, Callable[[], Any], dict[str, Json]]],
+) -> Json:
     if value is None or (
         isinstance(value, bool | int | float | str) and not isinstance(value, Enum)
     ):
@@ -102,7 +121,7 @@ async def encode(value: Any, *, force: bool = True, lazy: list[str] | None = Non
     if isinstance(value, Enum):
         return {"$e": _ref(type(value)), "v": value.value}
     if isinstance(value, list | tuple):
-        return [await encode(item, force=force, lazy=lazy) for item in value]
+        return [_encode(item, force, lazy, thunks) for item in value]
     if has_object_definition(type(value)):
         fields: dict[str, Json] = {}
         for name, attribute in vars(value).items():
@@ -114,12 +133,11 @@ async def encode(value: Any, *, force: bool = True, lazy: list[str] | None = Non
                         lazy.append(name)
                     fields[name] = {"$lazy": True}
                     continue
-                forced, is_async = await _force(attribute)
-                # The live object answers from the forced value too: one computation.
-                setattr(value, name, _constant(forced, is_async))
-                fields[name] = {"$thunk": await encode(forced), "async": is_async}
+                place: dict[str, Json] = {}  # filled once forced (`encode`)
+                fields[name] = place
+                thunks.append((value, name, attribute, place))
             else:
-                fields[name] = await encode(attribute, force=force, lazy=lazy)
+                fields[name] = _encode(attribute, force, lazy, thunks)
         return {"$t": _ref(type(value)), "f": fields}
     if isinstance(value, datetime):
         return {"$dt": value.isoformat()}
@@ -130,7 +148,7 @@ async def encode(value: Any, *, force: bool = True, lazy: list[str] | None = Non
     if isinstance(value, UUID):
         return {"$uuid": str(value)}
     if isinstance(value, dict) and all(isinstance(k, str) for k in value):
-        return {"$map": {k: await encode(v, force=force, lazy=lazy) for k, v in value.items()}}
+        return {"$map": {k: _encode(v, force, lazy, thunks) for k, v in value.items()}}
     raise TypeError(f"cannot cache a {type(value).__qualname__}")
 
 
