@@ -102,10 +102,6 @@ class TransactionBoundary(SchemaExtension):
         context: Context = self.execution_context.context
         if self.execution_context.operation_type is OperationType.QUERY:
             begin_read_only(context)
-        elif self.execution_context.operation_type is OperationType.MUTATION:
-            # Mutations open with a SAVEPOINT, which a dead pooled connection would fail
-            # with no retry: open the transaction on a live connection first.
-            await context.session.begin_live()
         yield
 
     def get_results(self) -> dict[str, object]:

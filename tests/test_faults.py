@@ -170,6 +170,31 @@ async def test_idle_connections_killed_between_requests_are_replaced(
         assert (await prod_gql(CONTACTS)).errors is None
 
 
+async def test_a_mutation_after_its_pooled_connections_were_killed_succeeds(
+    prod_gql: GqlClient, pg: asyncpg.Connection
+) -> None:
+    # given: a mutation's connections in the pool, all of them busy once
+    contact_id = (await prod_gql.ok(CREATE_CONTACT))["createContact"]["contact"]["id"]
+    await asyncio.gather(*(prod_gql(RENAME, {"id": contact_id}) for _ in range(4)))
+    # when: every Herald connection is terminated while idle, and their backends are gone
+    pids = await pg.fetch(
+        "SELECT pid, pg_terminate_backend(pid) FROM pg_stat_activity "
+        "WHERE datname = current_database() AND application_name = 'herald'"
+    )
+    assert pids
+    deadline = time.monotonic() + 5
+    while await pg.fetchval(
+        "SELECT count(*) FROM pg_stat_activity WHERE pid = ANY($1::int[])", [p["pid"] for p in pids]
+    ):
+        assert time.monotonic() < deadline, "the killed backends did not exit"
+        await asyncio.sleep(0.01)
+    # then: the very next mutations succeed, each opening its savepoint on a live connection
+    for _ in range(3):
+        renamed = await prod_gql(RENAME, {"id": contact_id})
+        assert renamed.errors is None, renamed.errors
+        assert renamed.data == {"updateContact": {"__typename": "UpdateContactSuccess"}}
+
+
 # --- PostgreSQL restarted (a throwaway cluster, not the run's) ---
 
 

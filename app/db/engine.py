@@ -12,14 +12,15 @@ from typing import Any, TypeVar
 
 import asyncpg
 import orjson
-from sqlalchemy import Engine, event, text
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy import Engine, event
+from sqlalchemy.exc import DBAPIError, DisconnectionError
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
     async_sessionmaker,
     create_async_engine,
 )
+from sqlalchemy.pool import ConnectionPoolEntry
 
 from app.config import Settings
 
@@ -102,9 +103,10 @@ def create_engine(settings: Settings, statement_timeout_s: float | None = None) 
         settings.async_database_url,
         pool_size=settings.db_pool_size,
         max_overflow=settings.db_max_overflow,
-        # No ping per checkout (a round trip per request): a connection found dead by its
-        # first statement invalidates the whole pool and that statement is retried once on
-        # a new one (SerializedSession), so killed connections cost no failed request.
+        # No ping per checkout (a round trip per request): a connection the server closed
+        # is refused at checkout (`_refuse_closed`), and one found dead by its first
+        # statement invalidates the whole pool and that statement is retried once on a new
+        # one (SerializedSession), so killed connections cost no failed request.
         pool_pre_ping=False,
         # jsonb (contact attributes, payloads) decoded by orjson: ~3x faster on big pages.
         json_deserializer=orjson.loads,
@@ -114,7 +116,22 @@ def create_engine(settings: Settings, statement_timeout_s: float | None = None) 
     # before_cursor_execute fires once per round trip the driver makes for a statement,
     # including executemany batches, so this is the number the audit cares about.
     event.listen(engine.sync_engine, "before_cursor_execute", count_statement)
+    event.listen(engine.sync_engine, "checkout", _refuse_closed)
     return engine
+
+
+def _refuse_closed(_: Any, record: ConnectionPoolEntry, __: Any) -> None:
+    """Lend no connection the server has closed while it sat in the pool.
+
+    A restart or `pg_terminate_backend` closes the server's end; the driver sees it at
+    once on an idle connection, so this costs no round trip. The pool then discards the
+    connection and checks out another (SQLAlchemy's pessimistic disconnect handling). A
+    mutation's first statement opens its savepoint, which is never retried: it must not
+    land on such a connection.
+    """
+    driver = record.driver_connection
+    if driver is not None and driver.is_closed():
+        raise DisconnectionError("the server closed this pooled connection")
 
 
 class SerializedSession(AsyncSession):
@@ -162,16 +179,6 @@ class SerializedSession(AsyncSession):
         """The pool `app.reads.rows()` reads through, only while reading in autocommit: held
         here, used there (app/db/reads.py depends on this module, not the reverse)."""
         return self._reads if self._read_only else None
-
-    async def begin_live(self) -> None:
-        """Begin the transaction with a statement that is retried on a dead connection.
-
-        The round trip replaces the pre-ping a checkout no longer makes, and like it stays
-        out of the request's statement count.
-        """
-        if not self.in_transaction():
-            with uncounted():
-                await self.execute(_LIVE)
 
     async def _retrying(self, run: Callable[[], Awaitable[T]]) -> T:
         async with self._turn():
@@ -240,7 +247,6 @@ class SerializedSession(AsyncSession):
 
 
 _autocommit: weakref.WeakKeyDictionary[Engine, Engine] = weakref.WeakKeyDictionary()
-_LIVE = text("SELECT 1")
 
 
 def create_sessionmaker(
