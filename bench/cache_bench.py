@@ -55,7 +55,7 @@ async def main(url: str, iterations: int) -> None:
             return await RequestCache(service).lookup(entries[0])
 
         async def set_() -> None:
-            await service.store_many([(entries[0], b"0|{}", None)])
+            await service.store_many([(entries[0], stamp, b"0|{}", None)])
 
         async def mget() -> object:
             request = RequestCache(service)

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import time
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
@@ -406,11 +408,45 @@ async def test_concurrent_misses_compute_once_across_processes(
             await client.aclose()
 
 
+async def test_a_fill_of_an_older_generation_holds_up_no_request_of_a_newer_one(
+    settings: Settings, cache_settings: Settings, redis: Redis
+) -> None:
+    """Two services with their own connections stand in for two API processes."""
+    assert settings.redis_url is not None
+    clients = [open_redis(settings.redis_url, timeout=CLIENT_TIMEOUT_S) for _ in range(2)]
+    first, second = (
+        CacheService(c, cache_settings, lock_ms=60_000, lock_wait=60.0) for c in clients
+    )
+    try:
+        # given: the other process filling totals, slowly, under the current generation
+        DELAY["totals"] = 60
+        slow = asyncio.create_task(run(second, "{ totals { total } }"))
+        deadline = time.monotonic() + 10
+        while not [key async for key in redis.scan_iter("cache:lock:*")]:
+            assert time.monotonic() < deadline, "the slow fill never claimed its lock"
+            await asyncio.sleep(0.01)
+        # when: a change moves the generation on, and a request reads totals
+        assert await first.invalidate("stats")
+        DELAY["totals"] = 0
+        data, _ = await asyncio.wait_for(run(first, "{ totals { total } }"), 30)
+        # then: it computed at once, under a lock of its own generation, and stored it
+        assert data == {"totals": {"total": 7}}
+        assert CALLS["totals"] == 2
+        await first.settle()
+        assert await redis.exists(f"cache:stats:{V}:Query.totals:_") == 1
+        slow.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await slow
+    finally:
+        for client in clients:
+            await client.aclose()
+
+
 async def test_lock_holder_that_stores_nothing_lets_others_compute(
     service: CacheService, redis: Redis
 ) -> None:
     # given: another process claimed the fill and died before writing
-    await redis.set("cache:lock:stats:Query.totals:_", "dead", px=100)
+    await redis.set(f"cache:lock:stats:{V}:Query.totals:_@0", "dead", px=100)
     # when
     data, _ = await run(service, "{ totals { total } }")
     await service.settle()
@@ -432,7 +468,7 @@ async def test_uncacheable_value_still_answers_and_is_reported_once(
     assert service.metrics["stats"].errors == 3
     assert len([r for r in caplog.records if "not cacheable" in r.message]) == 1
     assert await redis.exists(f"cache:stats:{V}:Query.broken:_") == 0
-    assert await redis.exists("cache:lock:stats:Query.broken:_") == 0
+    assert await redis.exists(f"cache:lock:stats:{V}:Query.broken:_@0") == 0
 
 
 PROTECTED = {

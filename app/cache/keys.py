@@ -53,6 +53,7 @@ from typing import NamedTuple
 
 from redis.asyncio import Redis
 
+from app.cache.codec import Stamp
 from app.config import Settings
 from app.keyspace import (
     BROKER_NAMESPACE,
@@ -130,9 +131,11 @@ class Entry:
             namespace, f"{CACHE_PREFIX}{check_namespace(namespace)}:{name}", tuple(gens), ttl
         )
 
-    @property
-    def lock_key(self) -> str:
-        return f"{CACHE_PREFIX}lock:{self.key[len(CACHE_PREFIX) :]}"
+    def lock_key(self, stamp: Stamp) -> str:
+        """The right to fill this value as computed under `stamp`'s generations: a fill of
+        an older generation, whose value no later reader can use, holds up no one."""
+        generations = ",".join(map(str, stamp))
+        return f"{CACHE_PREFIX}lock:{self.key[len(CACHE_PREFIX) :]}@{generations}"
 
 
 # Each namespace's default TTL; fields may override it (lists, campaign stats).

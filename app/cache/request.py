@@ -22,8 +22,8 @@ class RequestCache:
         self._entries: dict[str, Entry] = {}
         # Lookups of one key share a future (ShieldedLoader); claims and writes do not.
         self._reads: ShieldedLoader[str, tuple[Any, Stamp | None]] | None = None
-        self._locks: DataLoader[tuple[Entry, str], bool | None] | None = None
-        self._stores: DataLoader[tuple[Entry, bytes | None, str | None], None] | None = None
+        self._locks: DataLoader[tuple[Entry, Stamp, str], bool | None] | None = None
+        self._stores: DataLoader[tuple[Entry, Stamp, bytes | None, str | None], None] | None = None
 
     async def lookup(
         self, entry: Entry, usable: Callable[[Any], bool] | None = None
@@ -51,19 +51,23 @@ class RequestCache:
     async def _read_batch(self, keys: list[str]) -> list[tuple[Any, Stamp | None]]:
         return await self.service.read_many([self._entries[k] for k in keys], self.gens)
 
-    async def _lock(self, entry: Entry, token: str) -> bool | None:
+    async def _lock(self, entry: Entry, stamp: Stamp, token: str) -> bool | None:
         if self._locks is None:
             self._locks = DataLoader(self._lock_batch, cache=False)
-        return await self._locks.load((entry, token))
+        return await self._locks.load((entry, stamp, token))
 
-    async def _lock_batch(self, keys: list[tuple[Entry, str]]) -> list[bool | None]:
+    async def _lock_batch(self, keys: list[tuple[Entry, Stamp, str]]) -> list[bool | None]:
         return await self.service.lock_many(keys)
 
-    async def _store(self, entry: Entry, payload: bytes | None, token: str | None) -> None:
+    async def _store(
+        self, entry: Entry, stamp: Stamp, payload: bytes | None, token: str | None
+    ) -> None:
         if self._stores is None:
             self._stores = DataLoader(self._store_batch, cache=False)
-        await self._stores.load((entry, payload, token))
+        await self._stores.load((entry, stamp, payload, token))
 
-    async def _store_batch(self, items: list[tuple[Entry, bytes | None, str | None]]) -> list[None]:
+    async def _store_batch(
+        self, items: list[tuple[Entry, Stamp, bytes | None, str | None]]
+    ) -> list[None]:
         await self.service.store_many(items)
         return [None] * len(items)

@@ -31,10 +31,11 @@ from app.observability.metrics import CACHE_REDIS_UP
 logger = logging.getLogger(__package__)
 
 T = TypeVar("T")
-# How fill() claims a key across processes (None: Redis could not say) and stores what it
-# computed (None: nothing storable), releasing the lock token it holds (None: none held).
-Lock = Callable[[Entry, str], Awaitable[bool | None]]
-Store = Callable[[Entry, bytes | None, str | None], Awaitable[None]]
+# How fill() claims a key, as computed under a stamp, across processes (None: Redis could
+# not say) and stores what it computed (None: nothing storable), releasing the lock token it
+# holds (None: none held).
+Lock = Callable[[Entry, Stamp, str], Awaitable[bool | None]]
+Store = Callable[[Entry, Stamp, bytes | None, str | None], Awaitable[None]]
 
 _DOWN: Any = object()  # a command that was skipped or failed
 _FAILED: Any = object()  # a fill whose leader raised: followers compute for themselves
@@ -163,33 +164,36 @@ class CacheService:
             results.append((MISS if value is None else unpack(value, stamp), stamp))
         return results
 
-    async def lock_many(self, claims: Sequence[tuple[Entry, str]]) -> list[bool | None]:
-        """Claim the right to fill each entry (True), see it claimed (False), or None if down."""
+    async def lock_many(self, claims: Sequence[tuple[Entry, Stamp, str]]) -> list[bool | None]:
+        """Claim the right to fill each entry under its stamp (True), see it claimed (False),
+        or None if down."""
 
         async def op() -> list[Any]:
             pipe = self.redis.pipeline(transaction=False)
-            for entry, token in claims:
-                pipe.set(guard(entry.lock_key), token, nx=True, px=self.lock_ms)
+            for entry, stamp, token in claims:
+                pipe.set(guard(entry.lock_key(stamp)), token, nx=True, px=self.lock_ms)
             return await pipe.execute()
 
-        result = await self._run(op, [e.namespace for e, _ in claims])
+        result = await self._run(op, [e.namespace for e, _, _ in claims])
         if result is _DOWN:
             return [None] * len(claims)
         return [bool(r) for r in result]
 
-    async def store_many(self, items: Sequence[tuple[Entry, bytes | None, str | None]]) -> None:
+    async def store_many(
+        self, items: Sequence[tuple[Entry, Stamp, bytes | None, str | None]]
+    ) -> None:
         """Write values (payload None: only release) and release the locks we hold."""
 
         async def op() -> None:
             pipe = self.redis.pipeline(transaction=False)
-            for entry, payload, token in items:
+            for entry, stamp, payload, token in items:
                 if payload is not None:
                     pipe.set(guard(entry.key), payload, ex=entry.ttl)
                 if token is not None:
-                    pipe.eval(_UNLOCK, 1, guard(entry.lock_key), token)
+                    pipe.eval(_UNLOCK, 1, guard(entry.lock_key(stamp)), token)
             await pipe.execute()
 
-        await self._run(op, [e.namespace for e, payload, _ in items if payload is not None])
+        await self._run(op, [e.namespace for e, _, payload, _ in items if payload is not None])
 
     async def _await_other(self, entry: Entry, stamp: Stamp) -> Any:
         """Another process is filling: poll briefly for its value, then give up (MISS)."""
@@ -198,7 +202,7 @@ class CacheService:
         async def op() -> list[Any]:
             pipe = self.redis.pipeline(transaction=False)
             pipe.get(guard(entry.key))
-            pipe.exists(guard(entry.lock_key))
+            pipe.exists(guard(entry.lock_key(stamp)))
             return await pipe.execute()
 
         while time.monotonic() < deadline:
@@ -255,7 +259,7 @@ class CacheService:
     ) -> tuple[Any, bool]:
         token: str | None = next(self._tokens)
         assert token is not None
-        claimed = await lock(entry, token)
+        claimed = await lock(entry, stamp, token)
         if claimed is False:
             value = await self._await_other(entry, stamp)
             if value is not MISS:
@@ -266,14 +270,14 @@ class CacheService:
             value = await compute()
         except BaseException:
             if token is not None:
-                await store(entry, None, token)
+                await store(entry, stamp, None, token)
             raise
         try:
             payload: bytes | None = pack(stamp, value)
         except TypeError:
             payload = None
         if payload is not None or token is not None:
-            self._write_behind(entry, store(entry, payload, token))
+            self._write_behind(entry, store(entry, stamp, payload, token))
         if payload is None:
             raise NotCacheable(value)
         return value, True
