@@ -12,7 +12,9 @@ makes). Both servers run as `herald serve --workers 1` on
 one copy of the seeded database (`CREATE DATABASE ... TEMPLATE`, dropped afterwards, so
 the bench database never grows), the other commit's code from a `git worktree` run by
 this interpreter. Rounds alternate between the two; an answer with GraphQL errors, or a
-write that did not succeed, counts as an error and the run reports it.
+write that did not succeed, counts as an error and the run reports it. Each round also
+gives the server's CPU time per request (its process tree) and PostgreSQL's (the backends
+connected to the database), steadier than requests per second on a shared machine.
 """
 
 from __future__ import annotations
@@ -23,8 +25,9 @@ import json
 import subprocess
 import tempfile
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 import asyncpg
@@ -34,10 +37,14 @@ from bench.common import (
     Scale,
     admin_url,
     authorization,
+    cpu_seconds,
+    database_cpu,
+    database_cpu_used,
     lua_string,
     median,
     prepare,
     running_server,
+    server_process,
     table,
 )
 
@@ -60,6 +67,7 @@ UPDATE = """mutation ($id: ID!, $name: String!) { updateContact(id: $id, input: 
     __typename ... on UpdateContactSuccess { contact { id name } } } }"""
 
 _RESULT = "mix-result"
+PHONES_PER_RUN = 200_000
 
 # wrk's side: `request()` builds the next body of the cycle; `response()` counts answers
 # with GraphQL errors or a write's failure type; `done()` prints one line to read.
@@ -198,9 +206,34 @@ def contact_ids(database: str) -> list[int]:
     return asyncio.run(read())
 
 
+@dataclass(frozen=True)
+class Round:
+    per_second: float
+    errors: int
+    server_cpu_us: float  # the server's process tree, per request
+    database_cpu_us: float | None  # the backends connected to the database, per request
+
+
+def run_round(script: str, url: str, database: str, seconds: int, connections: int) -> Round:
+    """One wrk run of the mix against the server at `url`, with the CPU it cost per request:
+    steadier than requests per second on a shared machine."""
+    server = server_process(url)
+    cpu, backends = cpu_seconds(server), database_cpu(database)
+    rate, errors = run_wrk(script, url + "/graphql", seconds, connections)
+    used = cpu_seconds(server) - cpu
+    on_database = database_cpu_used(backends, database_cpu(database))
+    requests = rate * seconds
+    return Round(
+        rate,
+        errors,
+        used / requests * 1e6,
+        None if on_database is None else on_database / requests * 1e6,
+    )
+
+
 def measure(template: str, against: str, seconds: int, rounds: int, connections: int) -> str:
     """The mix on this checkout and on `against`, alternating; a Markdown table."""
-    runs: dict[str, list[tuple[float, int]]] = {}
+    runs: dict[str, list[Round]] = {}
     quiet = {"HERALD_LOG_LEVEL": "WARNING"}  # no access line per request, as in bench.peers
     with ExitStack() as stack:
         database = stack.enter_context(database_copy(template))
@@ -211,36 +244,58 @@ def measure(template: str, against: str, seconds: int, rounds: int, connections:
             "this checkout": stack.enter_context(running_server(database, 1, None, **quiet)),
             f"{against} ({short})": stack.enter_context(running_server(database, 1, old, **quiet)),
         }
-        servers = {label: base + "/graphql" for label, base in servers.items()}
-        for endpoint in servers.values():
-            check(endpoint, headers, ids[0])
-        phone = 10_000_000
-        for label, endpoint in servers.items():  # warm-up
-            run_wrk(lua(headers, ids, phone), endpoint, 2, connections)
-            phone += 1_000_000
+        for url in servers.values():
+            check(url + "/graphql", headers, ids[0])
+        # Each run's new phones start a block of their own among the 10 million the
+        # format holds: blocks of 200,000 keep 50 runs apart (a run makes a few thousand).
+        phone = 0
+        for label, url in servers.items():  # warm-up
+            run_wrk(lua(headers, ids, phone), url + "/graphql", 2, connections)
+            phone += PHONES_PER_RUN
             runs[label] = []
         for _ in range(rounds):
-            for label, endpoint in servers.items():
-                runs[label].append(
-                    run_wrk(lua(headers, ids, phone), endpoint, seconds, connections)
-                )
-                phone += 1_000_000
+            for label, url in servers.items():
+                script = lua(headers, ids, phone)
+                runs[label].append(run_round(script, url, database, seconds, connections))
+                phone += PHONES_PER_RUN
     labels = list(runs)
-    rates = {label: [rate for rate, _ in runs[label]] for label in labels}
-    ratio = median(rates[labels[0]]) / median(rates[labels[1]])
-    rows = [
-        [
-            label,
-            f"{median(rates[label]):,.1f} ({min(rates[label]):,.1f}-{max(rates[label]):,.1f})",
-            str(sum(errors for _, errors in runs[label])),
-        ]
-        for label in labels
-    ]
+
+    def middle(label: str, value: Callable[[Round], float | None]) -> float | None:
+        values = [v for v in map(value, runs[label]) if v is not None]
+        return median(values) if values else None
+
+    rows = []
+    for label in labels:
+        rates = [r.per_second for r in runs[label]]
+        database_us = middle(label, lambda r: r.database_cpu_us)
+        rows.append(
+            [
+                label,
+                f"{median(rates):,.1f} ({min(rates):,.1f}-{max(rates):,.1f})",
+                f"{middle(label, lambda r: r.server_cpu_us):,.0f}",
+                "-" if database_us is None else f"{database_us:,.0f}",
+                str(sum(r.errors for r in runs[label])),
+            ]
+        )
+    rate = median([r.per_second for r in runs[labels[0]]])
+    other = median([r.per_second for r in runs[labels[1]]])
+    cpu = middle(labels[0], lambda r: r.server_cpu_us) or 0.0
+    other_cpu = middle(labels[1], lambda r: r.server_cpu_us) or 1.0
     return (
-        table(["Herald", "mixed req/s", "errors"], rows)
-        + f"\n\nThis checkout / {labels[1]}: {ratio:.2f}x. `wrk -t1 -c{connections} "
+        table(
+            [
+                "Herald",
+                "mixed req/s",
+                "server CPU µs per request",
+                "PostgreSQL CPU µs per request",
+                "errors",
+            ],
+            rows,
+        )
+        + f"\n\nThis checkout / {labels[1]}: {rate / other:.2f}x the requests per second, "
+        f"{cpu / other_cpu:.2f}x the server CPU per request. `wrk -t1 -c{connections} "
         f"-d{seconds}s`, {rounds} rounds each, alternating; 6 reads and 2 writes in every 8 "
-        "requests."
+        "requests; medians of the rounds."
     )
 
 
