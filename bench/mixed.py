@@ -2,6 +2,7 @@
 serves, queries and mutations together, on a copy of the bench database.
 
     python -m bench.mixed [--against HEAD~1] [--duration 10] [--rounds 3] [--connections 16]
+                          [--per-document]
 
 `python -m bench.peers` runs it last. Each of wrk's requests is the next of a fixed cycle
 of eight: six reads (a contacts page, a search, a contact with its categories and
@@ -66,6 +67,17 @@ CREATE = """mutation ($phone: String!) { createContact(input: {phone: $phone, na
 UPDATE = """mutation ($id: ID!, $name: String!) { updateContact(id: $id, input: {name: $name}) {
     __typename ... on UpdateContactSuccess { contact { id name } } } }"""
 
+# The cycle's steps, by their number in the wrk script.
+STEPS = {
+    0: "createContact",
+    1: "updateContact",
+    2: "contacts page (20)",
+    3: "search page (cached)",
+    4: "a contact, its categories and messages",
+    5: "5 campaigns x 10 messages x contact",
+    6: "10 campaigns' statistics (cached)",
+    7: "dashboard (cached)",
+}
 _RESULT = "mix-result"
 PHONES_PER_RUN = 200_000
 
@@ -81,7 +93,7 @@ local function body(document, variables)
 end
 function request()
   counter = counter + 1
-  local step = counter % 8
+  local step = only or counter % 8
   local id = ids[(counter * 7919) % #ids + 1]
   local text
   if step == 0 then
@@ -111,9 +123,16 @@ end
 """.replace("RESULT", _RESULT)
 
 
-def lua(headers: Mapping[str, str], contact_ids: Sequence[int], first_phone: int) -> str:
-    """The wrk script of the mix, its documents and the contacts it reads and renames."""
+def lua(
+    headers: Mapping[str, str],
+    contact_ids: Sequence[int],
+    first_phone: int,
+    only: int | None = None,
+) -> str:
+    """The wrk script of the mix, its documents and the contacts it reads and renames; with
+    `only`, every request is that step of the cycle (`STEPS`)."""
     lines = [
+        f"only = {'nil' if only is None else only}",
         f"reads = {{ {', '.join(lua_string(json.dumps(d)) for d in READS)} }}",
         f"create = {lua_string(json.dumps(CREATE))}",
         f"update = {lua_string(json.dumps(UPDATE))}",
@@ -299,15 +318,58 @@ def measure(template: str, against: str, seconds: int, rounds: int, connections:
     )
 
 
+def per_document(template: str, against: str, seconds: int, rounds: int, connections: int) -> str:
+    """Each document of the mix alone, on this checkout and on `against`, alternating: the
+    server CPU per request (a cached read alone stays cached: in the mix, writes make it
+    miss)."""
+    cpu: dict[tuple[int, str], list[float]] = {}
+    quiet = {"HERALD_LOG_LEVEL": "WARNING"}
+    with ExitStack() as stack:
+        database = stack.enter_context(database_copy(template))
+        headers = authorization(database)
+        ids = contact_ids(database)
+        old, short = stack.enter_context(checkout(against))
+        servers = {
+            "this checkout": stack.enter_context(running_server(database, 1, None, **quiet)),
+            short: stack.enter_context(running_server(database, 1, old, **quiet)),
+        }
+        phone = 0
+        for step in STEPS:
+            for url in servers.values():  # warm-up
+                run_wrk(lua(headers, ids, phone, step), url + "/graphql", 1, connections)
+                phone += PHONES_PER_RUN
+            for _ in range(rounds):
+                for label, url in servers.items():
+                    script = lua(headers, ids, phone, step)
+                    found = run_round(script, url, database, seconds, connections)
+                    if found.errors:
+                        raise SystemExit(f"{STEPS[step]} failed {found.errors} times at {label}")
+                    cpu.setdefault((step, label), []).append(found.server_cpu_us)
+                    phone += PHONES_PER_RUN
+    this, other = servers
+    rows = []
+    for step, name in STEPS.items():
+        mine, theirs = median(cpu[step, this]), median(cpu[step, other])
+        rows.append([name, f"{mine:,.0f}", f"{theirs:,.0f}", f"{mine / theirs:.2f}x"])
+    return table(["document, alone", f"{this} µs", f"{other} µs", "ratio"], rows) + (
+        f"\n\nServer CPU per request (its process tree), median of {rounds} alternating "
+        f"rounds of `wrk -t1 -c{connections} -d{seconds}s` per document and server."
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--against", default="HEAD~1", help="the other commit (git revision)")
     parser.add_argument("--duration", type=int, default=10, help="seconds per wrk round")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--connections", type=int, default=16, help="wrk -c")
+    parser.add_argument(
+        "--per-document", action="store_true", help="each document alone, not the mix"
+    )
     args = parser.parse_args()
     database = prepare(Scale(20_000, 50, 2_000))
-    print(measure(database, args.against, args.duration, args.rounds, args.connections))
+    run = per_document if args.per_document else measure
+    print(run(database, args.against, args.duration, args.rounds, args.connections))
 
 
 if __name__ == "__main__":
