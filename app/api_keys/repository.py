@@ -3,11 +3,24 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import cast
+from typing import Any, cast
 
-from sqlalchemy import Row, Table, func, insert, select, text, update
+from sqlalchemy import (
+    ARRAY,
+    BigInteger,
+    Row,
+    Table,
+    any_,
+    bindparam,
+    func,
+    insert,
+    select,
+    text,
+    update,
+)
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.db.reads import rows
 from app.models import ApiKey, ApiKeyRole
 
 api_keys = cast(Table, ApiKey.__table__)
@@ -31,6 +44,14 @@ _AUTHENTICATE = text(
     SELECT found.id, found.name, found.role FROM found
     """
 )
+
+# Reads, built once (app/db/reads.py): ids as one array parameter.
+_BY_IDS = select(api_keys).where(api_keys.c.id == any_(bindparam("ids", type_=ARRAY(BigInteger))))
+_NEWEST_FIRST = select(api_keys).order_by(api_keys.c.id.desc())
+_ALL = {  # by whether revoked keys are listed
+    True: _NEWEST_FIRST,
+    False: _NEWEST_FIRST.where(api_keys.c.revoked_at.is_(None)),
+}
 
 
 class ApiKeyRepository:
@@ -62,8 +83,8 @@ class ApiKeyRepository:
         )
         return (await self.session.execute(stmt)).one_or_none()
 
-    async def by_ids(self, ids: Sequence[int]) -> Sequence[Row]:
-        return (await self.session.execute(select(api_keys).where(api_keys.c.id.in_(ids)))).all()
+    async def by_ids(self, ids: Sequence[int]) -> Sequence[Any]:
+        return (await rows(self.session, _BY_IDS, {"ids": list(ids)})).named()
 
     async def live_ids(self, key_ids: Sequence[int]) -> Sequence[int]:
         """Which of these keys are still unrevoked."""
@@ -76,8 +97,5 @@ class ApiKeyRepository:
         stmt = select(api_keys).where(api_keys.c.key_hash == key_hash)
         return (await self.session.execute(stmt)).one_or_none()
 
-    async def all(self, include_revoked: bool) -> Sequence[Row]:
-        stmt = select(api_keys).order_by(api_keys.c.id.desc())
-        if not include_revoked:
-            stmt = stmt.where(api_keys.c.revoked_at.is_(None))
-        return (await self.session.execute(stmt)).all()
+    async def all(self, include_revoked: bool) -> Sequence[Any]:
+        return (await rows(self.session, _ALL[include_revoked])).named()

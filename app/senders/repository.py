@@ -11,7 +11,8 @@ from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.types import BigInteger
 
-from app.models import MessagingLimit, SenderNumber
+from app.db.reads import rows
+from app.models import MessagingLimit, QualityRating, SenderNumber, SenderStatus
 from app.senders.numbers import Number
 
 numbers = SenderNumber.__table__
@@ -28,6 +29,7 @@ _ROUTE = text(
     """
 )
 _BY_IDS = select(numbers).where(numbers.c.id == any_(bindparam("ids", type_=ARRAY(BigInteger))))
+_ALL = select(numbers).order_by(numbers.c.id)
 
 
 @dataclass(frozen=True)
@@ -44,8 +46,8 @@ def number_of(row: Any) -> Number:
         phone_number_id=row.phone_number_id,
         display_number=row.display_number,
         throughput=row.throughput,
-        quality_rating=row.quality_rating,
-        status=row.status,
+        quality_rating=QualityRating(row.quality_rating),  # a str from the read pool
+        status=SenderStatus(row.status),
         flagged_reason=row.flagged_reason,
     )
 
@@ -61,12 +63,11 @@ class SenderRepository:
         return [number_of(r) for r in rows], Reported(rows[0].reported, rows[0].tier)
 
     async def all(self) -> list[Number]:
-        rows = await self.session.execute(select(numbers).order_by(numbers.c.id))
-        return [number_of(r) for r in rows]
+        return [number_of(r) for r in (await rows(self.session, _ALL)).named()]
 
     async def by_ids(self, ids: Sequence[int]) -> list[Number]:
-        rows = await self.session.execute(_BY_IDS, {"ids": list(ids)})
-        return [number_of(r) for r in rows]
+        found = await rows(self.session, _BY_IDS, {"ids": list(ids)})
+        return [number_of(r) for r in found.named()]
 
     async def by_phone_number_id(self, phone_number_id: str) -> Number | None:
         stmt = select(numbers).where(numbers.c.phone_number_id == phone_number_id)
