@@ -6,12 +6,8 @@ from collections.abc import Sequence
 from typing import Any, cast
 
 from sqlalchemy import (
-    ARRAY,
-    BigInteger,
     Row,
     Table,
-    any_,
-    bindparam,
     func,
     insert,
     select,
@@ -20,7 +16,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.db.reads import rows
+from app.db.reads import in_ids, rows
 from app.models import ApiKey, ApiKeyRole
 
 api_keys = cast(Table, ApiKey.__table__)
@@ -45,8 +41,8 @@ _AUTHENTICATE = text(
     """
 )
 
-# Reads, built once (app/db/reads.py): ids as one array parameter.
-_BY_IDS = select(api_keys).where(api_keys.c.id == any_(bindparam("ids", type_=ARRAY(BigInteger))))
+# Reads, built once (app/db/reads.py).
+_BY_IDS = select(api_keys).where(in_ids(api_keys.c.id))
 _NEWEST_FIRST = select(api_keys).order_by(api_keys.c.id.desc())
 _ALL = {  # by whether revoked keys are listed
     True: _NEWEST_FIRST,

@@ -8,12 +8,9 @@ from functools import lru_cache
 from typing import Any, cast
 
 from sqlalchemy import (
-    ARRAY,
-    BigInteger,
     Row,
     Select,
     Table,
-    any_,
     bindparam,
     delete,
     exists,
@@ -27,7 +24,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.db.pagination import Page
-from app.db.reads import Rows, rows
+from app.db.reads import Rows, in_ids, rows
 from app.models import Campaign, CampaignStatus, MessageStatus, campaign_categories
 from app.models import Message as MessageModel
 
@@ -53,7 +50,7 @@ def _page(filtered: bool, after: bool, columns: frozenset[str] | None) -> Select
 
 # Built once: the campaign(id) and dashboard paths neither build nor compile them, and
 # one prepared statement serves any number of ids.
-_BY_IDS = select(campaigns).where(campaigns.c.id == any_(bindparam("ids", type_=ARRAY(BigInteger))))
+_BY_IDS = select(campaigns).where(in_ids(campaigns.c.id))
 _RECENT = select(campaigns).order_by(campaigns.c.id.desc()).limit(bindparam("limit"))
 
 

@@ -13,7 +13,6 @@ from sqlalchemy import (
     Row,
     Select,
     Table,
-    any_,
     bindparam,
     delete,
     func,
@@ -26,7 +25,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.db.pagination import Page
-from app.db.reads import rows
+from app.db.reads import in_ids, rows
 from app.errors import Duplicate
 from app.models import Campaign, CampaignStatus, Category, campaign_categories, category_contacts
 
@@ -37,12 +36,9 @@ ACTIVE_CAMPAIGN_STATUSES = (CampaignStatus.SCHEDULED, CampaignStatus.SENDING, Ca
 # Core's insert/update/delete take a Table; `__table__` is typed as the wider FromClause.
 _table = cast(Table, categories)
 
-# Reads, built once: a list of ids is one array parameter (`= ANY`), so one prepared
-# statement serves any number of ids (app/db/reads.py).
-_IDS = bindparam("ids", type_=ARRAY(BigInteger))
-
 
 def _page(after: bool) -> Select:
+    """Categories newest first, below a cursor or not: reads are built once (app/db/reads.py)."""
     stmt = select(categories)
     if after:
         stmt = stmt.where(categories.c.id < bindparam("before_id"))
@@ -50,14 +46,14 @@ def _page(after: bool) -> Select:
 
 
 _PAGE = {after: _page(after) for after in (False, True)}
-_BY_IDS = select(categories).where(categories.c.id == any_(_IDS))
+_BY_IDS = select(categories).where(in_ids(categories.c.id))
 
 
 def _by_owner(link: Table, owner: Column[int]) -> Select:
     return (
         select(owner.label("owner_id"), categories)
         .join(categories, categories.c.id == link.c.category_id)
-        .where(owner == any_(_IDS))
+        .where(in_ids(owner))
         .order_by(categories.c.name)
     )
 
@@ -66,7 +62,7 @@ _BY_CONTACTS = _by_owner(category_contacts, category_contacts.c.contact_id)
 _BY_CAMPAIGNS = _by_owner(campaign_categories, campaign_categories.c.campaign_id)
 _CONTACT_COUNTS = (
     select(category_contacts.c.category_id, func.count())
-    .where(category_contacts.c.category_id == any_(_IDS))
+    .where(in_ids(category_contacts.c.category_id))
     .group_by(category_contacts.c.category_id)
 )
 

@@ -18,7 +18,6 @@ from sqlalchemy import (
     Table,
     Text,
     and_,
-    any_,
     bindparam,
     delete,
     func,
@@ -32,7 +31,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.db.pagination import Page, page_parameters, page_per_parent
-from app.db.reads import Rows, rows
+from app.db.reads import Rows, in_ids, rows
 from app.errors import Duplicate
 from app.models import Contact, WhatsAppStatus, category_contacts
 
@@ -108,7 +107,7 @@ def _count(shape: tuple[bool, bool, bool, bool | None]) -> Select:
     return select(func.count()).select_from(contacts).where(_where(shape))
 
 
-_BY_IDS = select(contacts).where(contacts.c.id == any_(bindparam("ids", type_=ARRAY(BigInteger))))
+_BY_IDS = select(contacts).where(in_ids(contacts.c.id))
 
 
 def _escape_like(text: str) -> str:

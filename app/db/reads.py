@@ -19,7 +19,16 @@ from typing import Any
 
 import asyncpg
 import orjson
-from sqlalchemy import Select, SelectBase, TextClause
+from sqlalchemy import (
+    ARRAY,
+    BigInteger,
+    ColumnElement,
+    Select,
+    SelectBase,
+    TextClause,
+    any_,
+    bindparam,
+)
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from app.db.engine import SerializedSession, connection_settings, count_statement
@@ -269,6 +278,12 @@ class ReadPool:
         for connection in idle:
             self._open -= 1
             await connection.close()
+
+
+def in_ids(column: ColumnElement[int]) -> ColumnElement[bool]:
+    """`column = ANY(:ids)`: a list of ids as one array parameter, so one prepared statement
+    serves any number of them (`rows` takes no expanding IN list)."""
+    return column == any_(bindparam("ids", type_=ARRAY(BigInteger)))
 
 
 def _encode_json(value: Any) -> str:

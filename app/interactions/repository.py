@@ -5,11 +5,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import ARRAY, BigInteger, any_, bindparam, select, text
+from sqlalchemy import bindparam, select, text
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.db.reads import rows
+from app.db.reads import in_ids, rows
 from app.models import Interaction, Message
 
 messages = Message.__table__
@@ -28,19 +28,18 @@ _ADD_INTERACTION = text(
     """
 ).bindparams(bindparam("payload", type_=JSONB))
 
-# Reads, built once, ids as one array parameter (app/db/reads.py); rows of a message or a
-# contact carry it as `owner_id`.
-_IDS = bindparam("ids", type_=ARRAY(BigInteger))
+# Reads, built once (app/db/reads.py); rows of a message or a contact carry it as
+# `owner_id`.
 _BY_MESSAGES = (
     select(interactions.c.message_id.label("owner_id"), interactions)
-    .where(interactions.c.message_id == any_(_IDS))
+    .where(in_ids(interactions.c.message_id))
     .order_by(interactions.c.id)
 )
-_BY_IDS = select(interactions).where(interactions.c.id == any_(_IDS))
+_BY_IDS = select(interactions).where(in_ids(interactions.c.id))
 _BY_CONTACTS = (
     select(messages.c.contact_id.label("owner_id"), interactions)
     .join(messages, messages.c.id == interactions.c.message_id)
-    .where(messages.c.contact_id == any_(_IDS))
+    .where(in_ids(messages.c.contact_id))
     .order_by(interactions.c.id)
 )
 

@@ -9,12 +9,11 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import BigInteger, Select, any_, bindparam, func, select
-from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy import Select, bindparam, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.db.pagination import Page, page_parameters
-from app.db.reads import Rows, rows
+from app.db.reads import Rows, in_ids, rows
 from app.messages import statements as sql
 from app.messages.columns import WHOLE, MessageColumns, page_per_owner_select, page_select
 from app.models import Message, MessageStatus
@@ -23,15 +22,11 @@ messages = Message.__table__
 
 
 # Whole messages with their contacts (`contact__<name>`), as a page of every column has them.
-_BY_IDS = WHOLE.select(filtered=False).where(
-    messages.c.id == any_(bindparam("ids", type_=ARRAY(BigInteger)))
-)
+_BY_IDS = WHOLE.select(filtered=False).where(in_ids(messages.c.id))
 
 
 def _count_per_contact(filtered: bool) -> Select:
-    stmt = select(messages.c.contact_id, func.count()).where(
-        messages.c.contact_id == any_(bindparam("ids", type_=ARRAY(BigInteger)))
-    )
+    stmt = select(messages.c.contact_id, func.count()).where(in_ids(messages.c.contact_id))
     if filtered:
         stmt = stmt.where(messages.c.status == bindparam("status"))
     return stmt.group_by(messages.c.contact_id)

@@ -6,12 +6,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, cast
 
-from sqlalchemy import Table, any_, bindparam, func, select, text, update
-from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy import Table, func, select, text, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.types import BigInteger
 
-from app.db.reads import rows
+from app.db.reads import in_ids, rows
 from app.models import MessagingLimit, QualityRating, SenderNumber, SenderStatus
 from app.senders.numbers import Number
 
@@ -28,7 +26,7 @@ _ROUTE = text(
     ORDER BY s.id
     """
 )
-_BY_IDS = select(numbers).where(numbers.c.id == any_(bindparam("ids", type_=ARRAY(BigInteger))))
+_BY_IDS = select(numbers).where(in_ids(numbers.c.id))
 _ALL = select(numbers).order_by(numbers.c.id)
 
 
