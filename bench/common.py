@@ -30,12 +30,12 @@ from bench.servers import bench_services, free_port
 
 def admin_url() -> str:
     """The benchmarks' PostgreSQL, its `postgres` database (`bench_services`)."""
-    return bench_services().admin_url
+    return bench_services()[0]
 
 
 def redis_url() -> str:
     """The benchmarks' Redis (`bench_services`)."""
-    return bench_services().redis_url
+    return bench_services()[1]
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,7 @@ import socket
 import subprocess
 import tempfile
 import time
-from dataclasses import dataclass
+from contextlib import ExitStack
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -155,26 +155,28 @@ class OwnPostgres:
         shutil.rmtree(self.base, ignore_errors=True)
 
 
-@dataclass(frozen=True)
-class BenchServices:
-    admin_url: str  # a database the benchmarks may CREATE and DROP their databases from
-    redis_url: str  # a Redis database the benchmarks write to and clean
+def named_or_own(stack: ExitStack, database_variable: str, redis_variable: str) -> tuple[str, str]:
+    """The PostgreSQL (a database others may be created from) and Redis URLs the two
+    variables name, else those of a cluster and a redis-server started here, which `stack`
+    removes when it closes: a run writes only to servers it started or was pointed at."""
+    database = os.environ.get(database_variable)
+    if database is None:
+        postgres = OwnPostgres()
+        stack.callback(postgres.close)
+        database = postgres.url
+    redis_url = os.environ.get(redis_variable)
+    if redis_url is None:
+        server = OwnRedis()
+        stack.callback(server.close)
+        redis_url = server.url
+    return database, redis_url
 
 
 @cache
-def bench_services() -> BenchServices:
-    """The PostgreSQL and Redis a benchmark run uses: those `HERALD_BENCH_ADMIN_URL` and
-    `HERALD_BENCH_REDIS_URL` name, else a cluster and a redis-server of the run's own,
-    started on first use and removed when the run exits. A benchmark writes only to
-    servers it started or was pointed at, and runs on a machine that has none."""
-    admin_url = os.environ.get("HERALD_BENCH_ADMIN_URL")
-    if admin_url is None:
-        postgres = OwnPostgres()
-        atexit.register(postgres.close)
-        admin_url = postgres.url
-    redis_url = os.environ.get("HERALD_BENCH_REDIS_URL")
-    if redis_url is None:
-        server = OwnRedis()
-        atexit.register(server.close)
-        redis_url = server.url
-    return BenchServices(admin_url, redis_url)
+def bench_services() -> tuple[str, str]:
+    """The benchmarks' PostgreSQL and Redis URLs (`named_or_own`: `HERALD_BENCH_ADMIN_URL`,
+    `HERALD_BENCH_REDIS_URL`), started on first use and removed when the run exits, so a
+    benchmark runs on a machine that has none."""
+    stack = ExitStack()
+    atexit.register(stack.close)
+    return named_or_own(stack, "HERALD_BENCH_ADMIN_URL", "HERALD_BENCH_REDIS_URL")

@@ -30,7 +30,7 @@ from app.http.protocol import server_options
 from app.main import create_app
 from app.observability.metrics import PROJECTION_FALLBACKS
 from bench.rabbitmq import Node, scripts
-from bench.servers import OwnPostgres, OwnRedis
+from bench.servers import named_or_own
 from tests.fake_whatsapp import FakeWhatsApp, Worker, serve_fake, worker_env
 
 # The suite configures Herald itself: a developer's HERALD_* variables (naming their own
@@ -56,17 +56,7 @@ def services() -> Iterator[Services]:
     a developer's choosing instead.
     """
     with ExitStack() as own:
-        database = os.environ.get("HERALD_TEST_DATABASE_URL")
-        if database is None:
-            postgres = OwnPostgres()
-            own.callback(postgres.close)
-            database = postgres.url
-        redis_url = os.environ.get("HERALD_TEST_REDIS_URL")
-        if redis_url is None:
-            server = OwnRedis()
-            own.callback(server.close)
-            redis_url = server.url
-        yield Services(database, redis_url)
+        yield Services(*named_or_own(own, "HERALD_TEST_DATABASE_URL", "HERALD_TEST_REDIS_URL"))
 
 
 @pytest.fixture(scope="session")
