@@ -250,10 +250,15 @@ def run_round(script: str, url: str, database: str, seconds: int, connections: i
     )
 
 
-def measure(template: str, against: str, seconds: int, rounds: int, connections: int) -> str:
-    """The mix on this checkout and on `against`, alternating; a Markdown table."""
-    runs: dict[str, list[Round]] = {}
-    quiet = {"HERALD_LOG_LEVEL": "WARNING"}  # no access line per request, as in bench.peers
+@contextmanager
+def two_servers(
+    template: str, against: str
+) -> Iterator[tuple[str, dict[str, str], list[int], dict[str, str]]]:
+    """A copy of the bench database, an admin key's headers, the contacts the mix reads,
+    and Herald on that copy twice, by label: this checkout, then `against` (from a
+    worktree), each `herald serve --workers 1` without an access line per request, as in
+    bench.peers."""
+    quiet = {"HERALD_LOG_LEVEL": "WARNING"}
     with ExitStack() as stack:
         database = stack.enter_context(database_copy(template))
         headers = authorization(database)
@@ -263,6 +268,13 @@ def measure(template: str, against: str, seconds: int, rounds: int, connections:
             "this checkout": stack.enter_context(running_server(database, 1, None, **quiet)),
             f"{against} ({short})": stack.enter_context(running_server(database, 1, old, **quiet)),
         }
+        yield database, headers, ids, servers
+
+
+def measure(template: str, against: str, seconds: int, rounds: int, connections: int) -> str:
+    """The mix on this checkout and on `against`, alternating; a Markdown table."""
+    runs: dict[str, list[Round]] = {}
+    with two_servers(template, against) as (database, headers, ids, servers):
         for url in servers.values():
             check(url + "/graphql", headers, ids[0])
         # Each run's new phones start a block of their own among the 10 million the
@@ -323,16 +335,7 @@ def per_document(template: str, against: str, seconds: int, rounds: int, connect
     server CPU per request (a cached read alone stays cached: in the mix, writes make it
     miss)."""
     cpu: dict[tuple[int, str], list[float]] = {}
-    quiet = {"HERALD_LOG_LEVEL": "WARNING"}
-    with ExitStack() as stack:
-        database = stack.enter_context(database_copy(template))
-        headers = authorization(database)
-        ids = contact_ids(database)
-        old, short = stack.enter_context(checkout(against))
-        servers = {
-            "this checkout": stack.enter_context(running_server(database, 1, None, **quiet)),
-            short: stack.enter_context(running_server(database, 1, old, **quiet)),
-        }
+    with two_servers(template, against) as (database, headers, ids, servers):
         phone = 0
         for step in STEPS:
             for url in servers.values():  # warm-up
