@@ -16,7 +16,7 @@ from schema.campaigns.queries import CampaignQuery
 from schema.campaigns.subscriptions import CampaignSubscription
 from schema.categories.mutations import CategoryMutation
 from schema.categories.queries import CategoryQuery
-from schema.common.scalars import DATETIME
+from schema.common.scalars import BIG_INT, DATETIME, BigInt
 from schema.common.selection import read_field
 from schema.contacts.mutations import ContactMutation
 from schema.contacts.queries import ContactQuery
@@ -63,7 +63,9 @@ def build_schema(*more_extensions: type) -> HeraldSchema:
         execution_context_class=PlannedExecutor,
         subscription=Subscription,
         # Attribute reads, except that a column a page did not fetch costs a statement.
-        config=StrawberryConfig(default_resolver=read_field, scalar_map={datetime: DATETIME}),
+        config=StrawberryConfig(
+            default_resolver=read_field, scalar_map={datetime: DATETIME, BigInt: BIG_INT}
+        ),
         extensions=[
             # First: refuse before anything else starts (schema/limits/,
             # schema/execution/pipeline.py).

@@ -104,8 +104,10 @@ async def _seed(session: AsyncSession) -> None:
     messages in both, opted-out contacts, categories (one empty), a draft with nothing."""
     contacts = await factories.contacts(session, 12)
     await factories.contacts(session, 2, start=100, opted_out_at=_at(1))
+    # A key past Int's 32 bits, in a category and with a message: `databaseId` is a BigInt.
+    big = await factories.contacts(session, 1, start=200, id=2**31 + 7)
     vip = await factories.category(session, "vip", contacts[:6])
-    every = await factories.category(session, "all", contacts)
+    every = await factories.category(session, "all", [*contacts, *big])
     empty = await factories.category(session, "empty")
     spring = await factories.campaign(
         session, "spring", status=CampaignStatus.COMPLETED, targets=[vip]
@@ -153,7 +155,7 @@ async def _seed(session: AsyncSession) -> None:
         read_at=_at(9),
     )
     await factories.messages(session, summer, contacts[6:10], MessageStatus.SENT, sent_at=_at(7))
-    await factories.messages(session, summer, contacts[10:], MessageStatus.PENDING)
+    await factories.messages(session, summer, [*contacts[10:], *big], MessageStatus.PENDING)
     await factories.interactions(session, delivered[:2])
     await factories.interactions(session, read[:1], InteractionKind.CLICK)
     await session.commit()

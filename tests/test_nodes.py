@@ -401,3 +401,37 @@ async def test_a_cursor_still_names_the_numeric_key(session: AsyncSession, gql: 
 
     # then: cursors are positions, not ids: unchanged by global ids
     assert data["campaigns"]["edges"] == [{"cursor": base64.urlsafe_b64encode(b"id:1").decode()}]
+
+
+BIG = 3_000_000_000  # a key past Int's 2^31 - 1, as a 64-bit sequence reaches one
+BIG_KEYS = """
+query { contacts(first: 2) { nodes { id databaseId categories { databaseId } } } }
+"""
+RENAME_BIG = """
+mutation ($id: ID!) {
+  updateContact(id: $id, input: { name: "Big" }) {
+    ... on UpdateContactSuccess { contact { databaseId name } }
+  }
+}
+"""
+
+
+async def test_a_key_past_32_bits_is_answered_by_queries_and_mutations(
+    session: AsyncSession, gql: GqlClient
+) -> None:
+    # given a contact whose key is past Int's range, beside one that is not
+    small = (await factories.contacts(session, 1))[0]
+    (big,) = await factories.contacts(session, 1, start=1, id=BIG)
+    await factories.category(session, "VIP", [big])
+    await session.commit()
+
+    # when: a page (the planned path) and a mutation's payload (the standard path)
+    page = await gql.ok(BIG_KEYS)
+    renamed = await gql.ok(RENAME_BIG, {"id": str(BIG)})
+
+    # then: the key itself, where an Int would have nulled the whole page
+    assert page["contacts"]["nodes"] == [
+        {"id": encoded(f"Contact:{BIG}"), "databaseId": BIG, "categories": [{"databaseId": 1}]},
+        {"id": encoded(f"Contact:{small}"), "databaseId": small, "categories": []},
+    ]
+    assert renamed["updateContact"]["contact"] == {"databaseId": BIG, "name": "Big"}

@@ -9,7 +9,7 @@ import strawberry
 
 from app.models import ApiKeyRole
 from schema.common.ids import encoder
-from schema.common.node import DATABASE_ID, Node
+from schema.common.node import Node, database_id_field
 
 strawberry.enum(ApiKeyRole, name="ApiKeyRole")  # registered in place, as in schema/common/enums.py
 
@@ -18,7 +18,7 @@ strawberry.enum(ApiKeyRole, name="ApiKeyRole")  # registered in place, as in sch
 class ApiKeyType(Node):
     node_id = encoder("ApiKey")
 
-    database_id: int = strawberry.field(description=DATABASE_ID)
+    database_id: int = database_id_field()
     name: str
     role: ApiKeyRole
     prefix: str = strawberry.field(description="The key's first characters, to recognize it.")

@@ -15,7 +15,7 @@ from loaders.base import projected
 from schema.cache import Cached
 from schema.common.enums import CampaignStatus, MessageStatus, ParameterSource, PauseCode
 from schema.common.ids import encoder, reported
-from schema.common.node import DATABASE_ID, Node
+from schema.common.node import Node, database_id_field
 from schema.common.pagination import Connection
 from schema.common.selection import Projected
 from schema.context import Info
@@ -95,7 +95,7 @@ class MessageStats:
 class CampaignType(Node, Projected):
     node_id = encoder("Campaign")
 
-    database_id: int = strawberry.field(description=DATABASE_ID)
+    database_id: int = database_id_field()
     name: str
     status: CampaignStatus
     pause_reason: PauseReason | None = strawberry.field(

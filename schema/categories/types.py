@@ -9,7 +9,7 @@ import strawberry
 
 from schema.cache import Cached
 from schema.common.ids import encoder
-from schema.common.node import DATABASE_ID, Node
+from schema.common.node import Node, database_id_field
 from schema.common.pagination import Connection, page_args
 from schema.context import Info
 
@@ -21,7 +21,7 @@ if TYPE_CHECKING:
 class CategoryType(Node):
     node_id = encoder("Category")
 
-    database_id: int = strawberry.field(description=DATABASE_ID)
+    database_id: int = database_id_field()
     name: str
     description: str | None
     created_at: datetime

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import strawberry
 from graphql import GraphQLObjectType
 from strawberry.types.base import StrawberryObjectDefinition
 
 from schema.common.ids import Encoder
+from schema.common.scalars import BigInt
 
 DEFINITION = "strawberry-definition"  # Strawberry's back-reference on a GraphQL type
 
@@ -28,7 +29,12 @@ class Node:
     )
 
 
-DATABASE_ID = "The numeric key, what `id` was before global ids; id arguments take it too."
+def database_id_field() -> Any:
+    """A node's `databaseId`: its 64-bit key, a `BigInt` (schema/common/scalars.py)."""
+    return strawberry.field(
+        description="The numeric key, what `id` was before global ids; id arguments take it too.",
+        graphql_type=BigInt,
+    )
 
 
 def checked_class(type_: GraphQLObjectType) -> type | None:

@@ -10,7 +10,7 @@ from strawberry.scalars import JSON
 
 from schema.common.enums import MessageStatus, WhatsAppStatus
 from schema.common.ids import encoder
-from schema.common.node import DATABASE_ID, Node
+from schema.common.node import Node, database_id_field
 from schema.common.pagination import Connection
 from schema.common.selection import Projected
 from schema.context import Info
@@ -26,7 +26,7 @@ if TYPE_CHECKING:
 class ContactType(Node, Projected):
     node_id = encoder("Contact")
 
-    database_id: int = strawberry.field(description=DATABASE_ID)
+    database_id: int = database_id_field()
     phone: str = strawberry.field(description="E.164, e.g. +33612345678.")
     name: str | None
     attributes: JSON = strawberry.field(description="Template variables, e.g. first_name.")

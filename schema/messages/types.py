@@ -10,7 +10,7 @@ from strawberry.scalars import JSON
 
 from schema.common.enums import InteractionKind, MessageStatus
 from schema.common.ids import encoder
-from schema.common.node import DATABASE_ID, Node
+from schema.common.node import Node, database_id_field
 from schema.common.selection import Projected
 from schema.contacts.types import ContactType
 from schema.context import Info
@@ -24,7 +24,7 @@ if TYPE_CHECKING:
 class InteractionType(Node):
     node_id = encoder("Interaction")
 
-    database_id: int = strawberry.field(description=DATABASE_ID)
+    database_id: int = database_id_field()
     kind: InteractionKind
     payload: JSON
     created_at: datetime
@@ -52,7 +52,7 @@ class MessageType(Node, Projected):
 
     node_id = encoder("Message")
 
-    database_id: int = strawberry.field(description=DATABASE_ID)
+    database_id: int = database_id_field()
     status: MessageStatus
     provider_message_id: str | None
     error: str | None

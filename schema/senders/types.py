@@ -11,7 +11,7 @@ from app.senders.outlook import Outlook, Window
 from app.senders.service import LimitSource
 from schema.common.enums import QualityRating, SenderStatus
 from schema.common.ids import encoder
-from schema.common.node import DATABASE_ID, Node
+from schema.common.node import Node, database_id_field
 
 strawberry.enum(
     LimitSource,
@@ -24,7 +24,7 @@ strawberry.enum(
 class SenderNumberType(Node):
     node_id = encoder("SenderNumber")
 
-    database_id: int = strawberry.field(description=DATABASE_ID)
+    database_id: int = database_id_field()
     phone_number_id: str = strawberry.field(description="The Cloud API's phone number id.")
     display_number: str = strawberry.field(description="The number as WhatsApp shows it.")
     throughput: int = strawberry.field(description="Messages per second it may send.")

@@ -25,6 +25,7 @@ from graphql.pyutils import Path
 
 from app.codegen import define
 from schema.common.node import checked_class
+from schema.common.scalars import BIG_INT_MAX
 from schema.execution.fields import plain_attribute
 from schema.execution.plans.calls import (
     Bail,
@@ -36,7 +37,8 @@ from schema.execution.plans.calls import (
 )
 from schema.execution.plans.leaves import enum_leaf, scalar_leaf
 
-_INT_MIN, _INT_MAX = -(2**31), 2**31 - 1
+# The whole-number scalars a value passes through unchanged within: (least, greatest).
+_WHOLE = {"Int": (-(2**31), 2**31 - 1), "BigInt": (-BIG_INT_MAX, BIG_INT_MAX)}
 
 
 class Unsupported(Exception):
@@ -330,9 +332,10 @@ class Generator:
         name = type_.name
         if name in ("String", "ID"):
             return f"({var} if {first}.__class__ is str else {slow}({var}))"
-        if name == "Int":
+        if name in _WHOLE:
+            least, greatest = _WHOLE[name]
             return (
-                f"({var} if {first}.__class__ is int and {_INT_MIN} <= {var} <= {_INT_MAX} "
+                f"({var} if {first}.__class__ is int and {least} <= {var} <= {greatest} "
                 f"else {slow}({var}))"
             )
         if name == "Boolean":
