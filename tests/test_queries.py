@@ -8,7 +8,7 @@ from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import update
+from sqlalchemy import text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.models import CampaignStatus, Contact, InteractionKind, MessageStatus, WhatsAppStatus
@@ -269,6 +269,28 @@ async def test_message_stats_and_dashboard(session: AsyncSession, gql: GqlClient
     assert dashboard["campaignCount"] == 3
     assert dashboard["messageStats"] == {"total": 4, "delivered": 3, "interactionCount": 2}
     assert dashboard["recentCampaigns"] == [{"name": "third"}, {"name": "second"}]
+
+
+async def test_message_stats_past_ints_range_are_exact(
+    session: AsyncSession, gql: GqlClient
+) -> None:
+    # given totals past Int's 2^31 - 1, as every campaign's messages together reach them
+    delivered, read = 3_000_000_000, 2**31
+    row = text("INSERT INTO total_counters (shard, delivered, read) VALUES (900, :d, :r)")
+    await session.execute(row, {"d": delivered, "r": read})
+    await session.commit()
+    try:
+        # when
+        stats = (await gql.ok(MESSAGE_STATS))["messageStats"]
+        dashboard = (await gql.ok(DASHBOARD))["dashboard"]
+    finally:
+        await session.execute(text("DELETE FROM total_counters WHERE shard = 900"))
+        await session.commit()
+
+    # then: BigInts, where Ints would have nulled the dashboard
+    assert stats["total"] == delivered + read
+    assert (stats["delivered"], stats["read"]) == (delivered, read)
+    assert dashboard["messageStats"]["total"] == delivered + read
 
 
 @pytest.mark.parametrize(

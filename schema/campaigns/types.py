@@ -17,6 +17,7 @@ from schema.common.enums import CampaignStatus, MessageStatus, ParameterSource, 
 from schema.common.ids import encoder, reported
 from schema.common.node import Node, database_id_field
 from schema.common.pagination import Connection
+from schema.common.scalars import BigInt
 from schema.common.selection import Projected
 from schema.context import Info
 from schema.execution.plans import batched
@@ -58,16 +59,18 @@ class PauseReason:
 
 @strawberry.type
 class MessageStats:
-    """Counts per status; a message is counted once, in its current status."""
+    """Counts per status; a message is counted once, in its current status. BigInts: summed
+    over every campaign (`messageStats`, the dashboard's), they pass Int's 2^31 - 1 when the
+    messages' keys do."""
 
-    total: int
-    pending: int
-    sending: int
-    sent: int
-    delivered: int
-    read: int
-    failed: int
-    interaction_count: int
+    total: int = strawberry.field(graphql_type=BigInt)
+    pending: int = strawberry.field(graphql_type=BigInt)
+    sending: int = strawberry.field(graphql_type=BigInt)
+    sent: int = strawberry.field(graphql_type=BigInt)
+    delivered: int = strawberry.field(graphql_type=BigInt)
+    read: int = strawberry.field(graphql_type=BigInt)
+    failed: int = strawberry.field(graphql_type=BigInt)
+    interaction_count: int = strawberry.field(graphql_type=BigInt)
 
     @strawberry.field(description="(delivered + read) / (sent + delivered + read); 0 when none.")
     def delivery_rate(self) -> float:
