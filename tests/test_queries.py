@@ -293,6 +293,28 @@ async def test_message_stats_past_ints_range_are_exact(
     assert dashboard["messageStats"]["total"] == delivered + read
 
 
+async def test_a_value_of_the_servers_own_past_its_type_is_an_internal_error(
+    session: AsyncSession, gql: GqlClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    # given a total no BigInt represents exactly (past 2^53 - 1)
+    row = text("INSERT INTO total_counters (shard, delivered) VALUES (900, :d)")
+    await session.execute(row, {"d": 2**53})
+    await session.commit()
+    try:
+        # when
+        result = await gql(MESSAGE_STATS)
+    finally:
+        await session.execute(text("DELETE FROM total_counters WHERE shard = 900"))
+        await session.commit()
+
+    # then: the server's fault, logged under an id; not the client's input
+    assert result.data is None
+    (error,) = result.errors or []
+    assert error["path"] == ["messageStats", "total"]
+    assert error["extensions"]["code"] == "INTERNAL_SERVER_ERROR"
+    assert error["extensions"]["errorId"] in caplog.text
+
+
 @pytest.mark.parametrize(
     ("document", "variables", "argument"),
     [

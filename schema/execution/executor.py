@@ -35,6 +35,8 @@ from collections.abc import Awaitable
 from typing import Any
 
 from graphql import (
+    GraphQLError,
+    GraphQLLeafType,
     GraphQLObjectType,
     GraphQLOutputType,
     GraphQLResolveInfoHelpers,
@@ -66,6 +68,13 @@ class _Unplanned(Exception):
     answers it, errors and all."""
 
 
+class UnrepresentableValue(Exception):
+    """A value of the server's own that its field's scalar or enum refuses (a count past
+    BigInt's range, a status the enum lacks): graphql-core raises the scalar's GraphQLError,
+    which would read as the client's mistake (BAD_USER_INPUT) and never reach the log. As
+    this, it is unexpected (schema/masking.py): logged with an id, masked in prod."""
+
+
 class PlannedExecutor(StrawberryGraphQLCoreExecutionContext):
     """Strawberry's standard executor with plain fields answered from a per-selection plan."""
 
@@ -91,6 +100,13 @@ class PlannedExecutor(StrawberryGraphQLCoreExecutionContext):
         )
         # id(grouped field set) → (the set, kept alive so its id stays unique; its plan)
         self._plans: dict[int, tuple[GroupedFieldSet, list[_Step]]] = {}
+
+    @staticmethod
+    def complete_leaf_value(return_type: GraphQLLeafType, result: Any) -> Any:
+        try:
+            return StrawberryGraphQLCoreExecutionContext.complete_leaf_value(return_type, result)
+        except GraphQLError as error:
+            raise UnrepresentableValue(error.message) from error
 
     def execute_operation(self, serially: bool | None = None) -> Any:
         """graphql-core's, ending once the work it left behind has settled.
