@@ -13,6 +13,7 @@ from graphql import GraphQLError
 from app.config import Settings
 from app.db.pagination import Page
 from app.ids import parse_key
+from schema.common.scalars import BigInt
 
 NodeT = TypeVar("NodeT")
 
@@ -97,7 +98,8 @@ class Connection(Generic[NodeT]):
         nodes = self.nodes
         return [Edge(cursor=encode_cursor(node.database_id), node=node) for node in nodes]  # type: ignore[attr-defined]
 
-    @strawberry.field
+    # A BigInt: all messages, counted from the counters, pass Int's 2^31 - 1 with their keys.
+    @strawberry.field(graphql_type=BigInt)
     async def total_count(self) -> int:
         return await self._count()
 
