@@ -55,6 +55,13 @@ from schema.websocket import (
 
 # Request parameters that name a document without its text (app/http/persisted.py).
 _DOCUMENT_IDS = ("documentId", "doc_id", "id", "extensions")
+# graphql-sse's single connection mode reserves a stream with PUT and stops an operation
+# with DELETE; its client, told only "GET and POST", would not know what to change.
+_SINGLE_CONNECTION = (
+    "GraphQL is served over GET and POST. graphql-sse's single connection mode (PUT to "
+    "reserve a stream, DELETE to stop an operation) is not served: create its client "
+    "without `singleConnection`, in distinct connections mode"
+)
 
 
 @dataclass
@@ -119,7 +126,10 @@ class HeraldGraphQL(GraphQL[Context, None]):
         except Answered as answered:
             response = answered.response
         except HTTPException as exc:
-            response = Refusal.of_status(exc.status_code, exc.reason).response(_accept(request))
+            reason = exc.reason
+            if exc.status_code == 405 and request.method in ("PUT", "DELETE"):
+                reason = _SINGLE_CONNECTION
+            response = Refusal.of_status(exc.status_code, reason).response(_accept(request))
         except Refusal as refusal:
             response = refusal.response(_accept(request))
         await response(scope, receive, send)

@@ -267,6 +267,23 @@ async def test_refusals_of_https_own_kind_keep_their_status(
     assert [e["extensions"]["code"] for e in limited_response.json()["errors"]] == ["RATE_LIMITED"]
 
 
+@pytest.mark.parametrize("method", ["PUT", "DELETE"])
+async def test_single_connection_modes_requests_are_refused_naming_the_mode_to_use(
+    server: Server, admin_key: str, method: str
+) -> None:
+    # given graphql-sse's client in single connection mode: PUT reserves, DELETE stops
+    headers = {"Authorization": f"Bearer {admin_key}", "Accept": "text/plain"}
+    # when
+    async with httpx.AsyncClient(base_url=server.url) as http:
+        response = await http.request(method, "/graphql", headers=headers)
+    # then
+    assert response.status_code == 405
+    assert response.headers["allow"] == "GET, POST"
+    [error] = response.json()["errors"]
+    assert error["extensions"]["code"] == "METHOD_NOT_ALLOWED"
+    assert "without `singleConnection`" in error["message"]
+
+
 # -- Caps, disconnects, shared streams, revocation -------------------------------------------------
 
 

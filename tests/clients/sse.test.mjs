@@ -1,5 +1,6 @@
 // graphql-sse's own client (distinct connections mode): a campaign's progress over
-// Server-Sent Events, a query over the same transport, and a document that does not validate.
+// Server-Sent Events, a query over the same transport, and a document that does not validate;
+// in single connection mode, which is not served, a refusal that names the mode to use.
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { sent } from "./recorded-fetch.mjs";
@@ -71,4 +72,33 @@ test("a document that does not validate: its errors as the stream's one result",
     results[0].errors.map((e) => e.extensions.code),
     ["VALIDATION_FAILED"],
   );
+});
+
+test("single connection mode: its reservation is refused, naming the mode to use", async () => {
+  const answers = []; // read before the client aborts its connection
+  const single = createClient({
+    url,
+    headers: { authorization: `Bearer ${key}` },
+    singleConnection: true,
+    retryAttempts: 0,
+    fetchFn: async (input, init) => {
+      const response = await fetch(input, init);
+      answers.push({ method: init.method, body: await response.clone().json() });
+      return response;
+    },
+  });
+  let refused;
+  try {
+    for await (const result of single.iterate({ query: "{ version }" })) {
+      assert.fail(`no result expected, got ${JSON.stringify(result)}`);
+    }
+  } catch (error) {
+    refused = error;
+  }
+  assert.equal(refused?.name, "NetworkError");
+  assert.equal(refused.response.status, 405);
+  const [{ method, body }] = answers;
+  assert.equal(method, "PUT");
+  assert.equal(body.errors[0].extensions.code, "METHOD_NOT_ALLOWED");
+  assert.match(body.errors[0].message, /without `singleConnection`/);
 });
