@@ -72,10 +72,7 @@ class CategoryRepository:
         self.session = session
 
     async def page(self, page: Page) -> Sequence[Any]:
-        values: dict[str, object] = {"limit": page.limit + 1}
-        if page.before_id is not None:
-            values["before_id"] = page.before_id
-        return (await rows(self.session, _PAGE[page.before_id is not None], values)).named()
+        return (await rows(self.session, _PAGE[page.before_id is not None], page.values())).named()
 
     async def by_ids(self, ids: Sequence[int]) -> Sequence[Any]:
         return (await rows(self.session, _BY_IDS, {"ids": list(ids)})).named()

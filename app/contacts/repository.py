@@ -131,9 +131,7 @@ class ContactRepository:
     ) -> Rows:
         """A page, newest first: of the named `columns` (others ignored; `id` always), or
         of every column."""
-        values = {**where.values(), "limit": page.limit + 1}
-        if page.before_id is not None:
-            values["before_id"] = page.before_id
+        values = page.values(**where.values())
         wanted = None if columns is None else frozenset(columns) & _COLUMNS | {"id"}
         return await rows(
             self.session, _page(where.shape(), page.before_id is not None, wanted), values

@@ -15,6 +15,13 @@ class Page:
     limit: int
     before_id: int | None = None
 
+    def values(self, **more: object) -> dict[str, object]:
+        """The values of a statement that pages by `:limit` and, below a cursor, `:before_id`."""
+        values: dict[str, object] = {"limit": self.limit + 1, **more}
+        if self.before_id is not None:
+            values["before_id"] = self.before_id
+        return values
+
 
 def page_per_parent(
     child: Select,
@@ -41,7 +48,4 @@ def page_per_parent(
 
 def page_parameters(owner_ids: Sequence[int], page: Page, **more: object) -> dict[str, object]:
     """The values of a `page_per_parent` statement."""
-    values: dict[str, object] = {"owner_ids": list(owner_ids), "limit": page.limit + 1, **more}
-    if page.before_id is not None:
-        values["before_id"] = page.before_id
-    return values
+    return page.values(owner_ids=list(owner_ids), **more)

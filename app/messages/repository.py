@@ -102,11 +102,9 @@ class MessageRepository:
         stmt = page_select(
             columns, status is not None, campaign_id is not None, page.before_id is not None
         )
-        values: dict[str, object] = {"limit": page.limit + 1, **_status(status)}
+        values = page.values(**_status(status))
         if campaign_id is not None:
             values["campaign_id"] = campaign_id
-        if page.before_id is not None:
-            values["before_id"] = page.before_id
         return await rows(self.session, stmt, values)
 
     async def by_ids(self, ids: Sequence[int]) -> Rows:

@@ -84,10 +84,7 @@ class TemplateRepository:
         return (await self.session.execute(select(templates))).all()
 
     async def page(self, status: TemplateStatus | None, page: Page) -> Rows:
-        values: dict[str, object] = {"limit": page.limit + 1}
-        if page.before_id is not None:
-            values["before_id"] = page.before_id
-        return await rows(self.session, _page(status, page.before_id is not None), values)
+        return await rows(self.session, _page(status, page.before_id is not None), page.values())
 
     async def count(self, status: TemplateStatus | None) -> int:
         return int((await rows(self.session, _count(status))).records[0][0])
