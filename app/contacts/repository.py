@@ -140,7 +140,7 @@ class ContactRepository:
     async def count(self, where: ContactFilter) -> int:
         """count(*); count_contacts (app/contacts/service.py) asks the counters first."""
         found = await rows(self.session, _count(where.shape()), where.values())
-        return int(found.records[0][0])
+        return int(found.scalar())
 
     async def by_ids(self, ids: Sequence[int]) -> Sequence[Any]:
         return (await rows(self.session, _BY_IDS, {"ids": list(ids)})).named()

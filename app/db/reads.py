@@ -55,6 +55,10 @@ class Rows:
     def __len__(self) -> int:
         return len(self.records)
 
+    def scalar(self) -> Any:
+        """The first column of the first row: a `count(*)`'s answer."""
+        return self.records[0][0]
+
     def named(self) -> Sequence[Any]:
         """The rows with attribute access (`row.id`), as SQLAlchemy's `Row` has it."""
         if not self.from_driver:

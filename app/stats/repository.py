@@ -283,7 +283,7 @@ class StatsRepository:
         }
 
     async def _count(self, statement: TextClause) -> int:
-        return int((await rows(self.session, statement)).records[0][0])
+        return int((await rows(self.session, statement)).scalar())
 
     # -- folding --------------------------------------------------------------------------
 

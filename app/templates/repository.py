@@ -87,7 +87,7 @@ class TemplateRepository:
         return await rows(self.session, _page(status, page.before_id is not None), page.values())
 
     async def count(self, status: TemplateStatus | None) -> int:
-        return int((await rows(self.session, _count(status))).records[0][0])
+        return int((await rows(self.session, _count(status))).scalar())
 
     # -- writes ---------------------------------------------------------------------------
 
