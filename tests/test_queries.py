@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from typing import Any
 
@@ -271,22 +273,32 @@ async def test_message_stats_and_dashboard(session: AsyncSession, gql: GqlClient
     assert dashboard["recentCampaigns"] == [{"name": "third"}, {"name": "second"}]
 
 
+@asynccontextmanager
+async def extra_totals(session: AsyncSession, **counts: int) -> AsyncIterator[None]:
+    """A shard of the totals' counters holding `counts`, removed afterwards (the tables the
+    suite truncates between tests do not include the counters)."""
+    columns = ", ".join(counts)
+    values = ", ".join(f":{name}" for name in counts)
+    insert = text(f"INSERT INTO total_counters (shard, {columns}) VALUES (900, {values})")
+    await session.execute(insert, counts)
+    await session.commit()
+    try:
+        yield
+    finally:
+        await session.execute(text("DELETE FROM total_counters WHERE shard = 900"))
+        await session.commit()
+
+
 async def test_message_stats_past_ints_range_are_exact(
     session: AsyncSession, gql: GqlClient
 ) -> None:
     # given totals past Int's 2^31 - 1, as every campaign's messages together reach them
     delivered, read = 3_000_000_000, 2**31
-    row = text("INSERT INTO total_counters (shard, delivered, read) VALUES (900, :d, :r)")
-    await session.execute(row, {"d": delivered, "r": read})
-    await session.commit()
-    try:
+    async with extra_totals(session, delivered=delivered, read=read):
         # when
         stats = (await gql.ok(MESSAGE_STATS))["messageStats"]
         dashboard = (await gql.ok(DASHBOARD))["dashboard"]
         page = await gql.ok("{ messages(first: 1) { totalCount } }")
-    finally:
-        await session.execute(text("DELETE FROM total_counters WHERE shard = 900"))
-        await session.commit()
 
     # then: BigInts, where Ints would have nulled the dashboard and the page
     assert stats["total"] == delivered + read
@@ -299,15 +311,9 @@ async def test_a_value_of_the_servers_own_past_its_type_is_an_internal_error(
     session: AsyncSession, gql: GqlClient, caplog: pytest.LogCaptureFixture
 ) -> None:
     # given a total no BigInt represents exactly (past 2^53 - 1)
-    row = text("INSERT INTO total_counters (shard, delivered) VALUES (900, :d)")
-    await session.execute(row, {"d": 2**53})
-    await session.commit()
-    try:
+    async with extra_totals(session, delivered=2**53):
         # when
         result = await gql(MESSAGE_STATS)
-    finally:
-        await session.execute(text("DELETE FROM total_counters WHERE shard = 900"))
-        await session.commit()
 
     # then: the server's fault, logged under an id; not the client's input
     assert result.data is None
